@@ -1,0 +1,1 @@
+"""The patron consent and privacy-preferences portal."""

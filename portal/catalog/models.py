@@ -1,0 +1,57 @@
+"""Published services and their immutable notice versions (one row per locale per revision)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Service(Model):
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=40, unique=True)
+    store = fields.CharField(max_length=40, null=True)
+    # `revision` grows with every published change; `terms_revision` only with a material one.
+    revision = fields.IntField()
+    terms_revision = fields.IntField()
+    terms = fields.JSONField()
+    position = fields.IntField()
+    published_at = fields.DatetimeField()
+
+    class Meta:
+        table = "service"
+        ordering = ("position",)
+
+
+class NoticeVersion(Model):
+    """Never updated or deleted: a consent points at the exact text the patron saw."""
+
+    id = fields.IntField(primary_key=True)
+    service: fields.ForeignKeyRelation[Service] = fields.ForeignKeyField(
+        "models.Service", related_name="notice_versions", on_delete=fields.RESTRICT, db_index=True
+    )
+    locale = fields.CharField(max_length=10)
+    revision = fields.IntField()
+    terms_revision = fields.IntField()
+    terms = fields.JSONField()
+    texts = fields.JSONField()
+    content_hash = fields.CharField(max_length=64)
+    published_at = fields.DatetimeField()
+
+    service_id: int
+
+    class Meta:
+        table = "notice_version"
+        unique_together = (("service", "locale", "revision"),)
+
+
+class Publication(Model):
+    """One row per successful publish of the catalog."""
+
+    id = fields.IntField(primary_key=True)
+    library_name = fields.CharField(max_length=200)
+    source_hash = fields.CharField(max_length=64)
+    published_at = fields.DatetimeField()
+    changed_services = fields.JSONField()
+
+    class Meta:
+        table = "publication"

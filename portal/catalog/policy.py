@@ -1,0 +1,227 @@
+"""The library's catalog of services, as the privacy officer writes it, and the rules for
+publishing it: every notice complete in every enabled locale, and what makes a change
+material (new data, new recipient, new purpose, longer retention — PRODUCT.md, "Notice version").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+# Portal-native stores of retained data. A service names at most one; its rows are erased
+# when the patron withdraws.
+STORES = ("reading_history", "saved_lists")
+
+NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
+SERVICE_KEYS = {
+    "key",
+    "store",
+    "purposes",
+    "data_categories",
+    "recipients",
+    "retention_days",
+    "notice",
+}
+LIBRARY_KEYS = {"name"}
+TOP_KEYS = {"library", "service"}
+_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+class CatalogError(ValueError):
+    """The catalog cannot be published; `problems` names each thing to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a consent actually agrees to. A notice's wording may change; these may not,
+    without a fresh opt-in."""
+
+    purposes: tuple[str, ...]
+    data_categories: tuple[str, ...]
+    recipients: tuple[str, ...]
+    retention_days: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "purposes": list(self.purposes),
+            "data_categories": list(self.data_categories),
+            "recipients": list(self.recipients),
+            "retention_days": self.retention_days,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Terms:
+        return cls(
+            purposes=tuple(raw["purposes"]),
+            data_categories=tuple(raw["data_categories"]),
+            recipients=tuple(raw["recipients"]),
+            retention_days=int(raw["retention_days"]),
+        )
+
+
+@dataclass(frozen=True)
+class NoticeText:
+    title: str
+    summary: str
+    data: str
+    purpose: str
+    recipients: str
+    retention: str
+    withdraw: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in NOTICE_FIELDS}
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    key: str
+    store: str | None
+    terms: Terms
+    notices: dict[str, NoticeText]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    library_name: str
+    services: tuple[ServiceSpec, ...]
+
+
+def is_material_change(old: Terms, new: Terms) -> bool:
+    """Anything the patron did not agree to before needs their fresh consent."""
+    return (
+        not set(new.purposes) <= set(old.purposes)
+        or not set(new.data_categories) <= set(old.data_categories)
+        or not set(new.recipients) <= set(old.recipients)
+        or new.retention_days > old.retention_days
+    )
+
+
+def content_hash(locale: str, terms: Terms, notice: NoticeText) -> str:
+    canonical = json.dumps(
+        {"locale": locale, "terms": terms.as_dict(), "notice": notice.as_dict()},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def parse_catalog(text: str, enabled_locales: tuple[str, ...]) -> Catalog:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError([f"the catalog is not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    for unknown in sorted(set(raw) - TOP_KEYS):
+        problems.append(f"unknown top-level key '{unknown}'")
+    library = raw.get("library", {})
+    if not isinstance(library, dict) or not isinstance(library.get("name"), str):
+        problems.append("[library] needs a name")
+        library_name = ""
+    else:
+        library_name = library["name"].strip()
+        for unknown in sorted(set(library) - LIBRARY_KEYS):
+            problems.append(f"[library]: unknown key '{unknown}'")
+    raw_services = raw.get("service", [])
+    if not isinstance(raw_services, list) or not raw_services:
+        problems.append("the catalog defines no [[service]]")
+        raw_services = []
+    services: list[ServiceSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw_services, start=1):
+        spec = _parse_service(entry, index, enabled_locales, problems)
+        if spec is None:
+            continue
+        if spec.key in seen:
+            problems.append(f"service '{spec.key}' is defined twice")
+        seen.add(spec.key)
+        services.append(spec)
+    stores = [spec.store for spec in services if spec.store]
+    for store in sorted({s for s in stores if stores.count(s) > 1}):
+        problems.append(f"store '{store}' belongs to more than one service")
+    if problems:
+        raise CatalogError(problems)
+    return Catalog(library_name=library_name, services=tuple(services))
+
+
+def _parse_service(
+    entry: Any, index: int, enabled_locales: tuple[str, ...], problems: list[str]
+) -> ServiceSpec | None:
+    if not isinstance(entry, dict):
+        problems.append(f"service #{index} is not a table")
+        return None
+    key = entry.get("key")
+    if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+        problems.append(f"service #{index} needs a key of lowercase letters, digits and _")
+        return None
+    where = f"service '{key}'"
+    before = len(problems)
+    for unknown in sorted(set(entry) - SERVICE_KEYS):
+        problems.append(f"{where}: unknown key '{unknown}'")
+    store = entry.get("store")
+    if store is not None and store not in STORES:
+        problems.append(f"{where}: unknown store '{store}' (known: {', '.join(STORES)})")
+    lists = {}
+    for name in ("purposes", "data_categories", "recipients"):
+        value = entry.get(name)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) and item.strip() for item in value)
+        ):
+            problems.append(f"{where}: '{name}' must be a non-empty list of names")
+            value = []
+        lists[name] = tuple(item.strip() for item in value)
+    retention = entry.get("retention_days")
+    if isinstance(retention, bool) or not isinstance(retention, int) or retention <= 0:
+        problems.append(f"{where}: 'retention_days' must be a positive number of days")
+        retention = 0
+    notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
+    if len(problems) > before:
+        return None
+    terms = Terms(
+        purposes=lists["purposes"],
+        data_categories=lists["data_categories"],
+        recipients=lists["recipients"],
+        retention_days=retention,
+    )
+    return ServiceSpec(key=key, store=store, terms=terms, notices=notices)
+
+
+def _parse_notices(
+    raw: Any, where: str, enabled_locales: tuple[str, ...], problems: list[str]
+) -> dict[str, NoticeText]:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: no notice texts ([service.notice.<locale>])")
+        return {}
+    notices: dict[str, NoticeText] = {}
+    missing = [code for code in enabled_locales if code not in raw]
+    if missing:
+        problems.append(f"{where}: notice missing in locale(s) {', '.join(missing)}")
+    for code, texts in raw.items():
+        if code not in enabled_locales:
+            continue  # texts for a locale the library has not enabled are kept out of publishing
+        if not isinstance(texts, dict):
+            problems.append(f"{where}: notice.{code} is not a table")
+            continue
+        for unknown in sorted(set(texts) - set(NOTICE_FIELDS)):
+            problems.append(f"{where}: notice.{code} has unknown field '{unknown}'")
+        empty = [
+            name
+            for name in NOTICE_FIELDS
+            if not isinstance(texts.get(name), str) or not texts[name].strip()
+        ]
+        if empty:
+            problems.append(f"{where}: notice.{code} is missing {', '.join(empty)}")
+            continue
+        notices[code] = NoticeText(**{name: texts[name].strip() for name in NOTICE_FIELDS})
+    return notices

@@ -1,0 +1,247 @@
+"""The `portal` command for operators: serve, migrate, publish the catalog, onboard patrons,
+issue API clients, and the scheduled jobs. Card numbers are read from a prompt or stdin,
+never from arguments, so they stay out of shell history and process lists."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tortoise import Tortoise
+
+from portal.db import apply_migrations, tortoise_config
+from portal.settings import Settings
+
+DEMO_CARD = "2000 0000 0001"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_card(prompt: str = "Card number: ") -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().strip()
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    await Tortoise.init(config=tortoise_config(settings.database_url))
+    try:
+        return await work()
+    finally:
+        await Tortoise.close_connections()
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url.startswith("sqlite://"):
+        Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    asyncio.run(apply_migrations(settings.database_url))
+    print("Database is up to date.")
+    return 0
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.catalog.policy import CatalogError, parse_catalog
+    from portal.catalog.services import publish_catalog
+
+    text = Path(args.catalog).read_text(encoding="utf-8")
+
+    async def work() -> int:
+        try:
+            catalog = parse_catalog(text, settings.locales)
+            report = await publish_catalog(catalog, text, now=_now())
+        except CatalogError as error:
+            print("Nothing was published. Please fix:", file=sys.stderr)
+            for problem in error.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 2
+        for key, change in report.changes.items():
+            print(f"  {key}: {change.value}")
+        if report.consents_suspended:
+            print(
+                f"{report.consents_suspended} consent(s) paused until patrons accept the "
+                "changed notices."
+            )
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def _print_setup(code: str, expires_at: datetime) -> None:
+    print(f"One-time PIN setup code: {code}")
+    print(f"Valid until {expires_at:%Y-%m-%d %H:%M} UTC. Give it to the patron only;")
+    print("they set their own PIN at /setup-pin.")
+
+
+def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.patrons.services import PatronError, create_patron
+
+    card = _read_card()
+
+    async def work() -> int:
+        try:
+            new = await create_patron(
+                settings.secret_key, card, now=_now(), setup_code_hours=settings.setup_code_hours
+            )
+        except PatronError as error:
+            print(f"Not created: {error.code}", file=sys.stderr)
+            return 2
+        print("Patron created. Every optional service is off.")
+        _print_setup(new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.patrons.services import PatronError, issue_setup_code
+
+    card = _read_card()
+
+    async def work() -> int:
+        try:
+            new = await issue_setup_code(
+                settings.secret_key, card, now=_now(), setup_code_hours=settings.setup_code_hours
+            )
+        except PatronError as error:
+            print(f"No code issued: {error.code}", file=sys.stderr)
+            return 2
+        _print_setup(new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.patrons.models import Patron
+    from portal.patrons.services import card_lookup, create_patron, issue_setup_code
+
+    if not settings.dev_mode:
+        print("The demo patron exists only in development mode.", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        existing = await Patron.get_or_none(card_lookup=card_lookup(settings.secret_key, DEMO_CARD))
+        print(f"Demo library card: {DEMO_CARD}")
+        if existing is not None and existing.pin_hash:
+            print("Sign in with the PIN you chose (run `portal reset-pin` to choose another).")
+            return 0
+        make = issue_setup_code if existing else create_patron
+        new = await make(
+            settings.secret_key, DEMO_CARD, now=_now(), setup_code_hours=settings.setup_code_hours
+        )
+        _print_setup(new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.api.services import ApiError, issue_client
+
+    async def work() -> int:
+        try:
+            token = await issue_client(settings.secret_key, args.name, now=_now())
+        except ApiError as error:
+            print(f"Not created: {error.code}", file=sys.stderr)
+            return 2
+        print(f"Bearer token for {args.name} (shown once, store it in that system):")
+        print(token)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.consent.services import expire_unanswered
+
+    async def work() -> int:
+        count = await expire_unanswered(now=_now(), grace_days=settings.reconsent_grace_days)
+        print(f"{count} unanswered consent(s) ended and their retained data erased.")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
+    from portal.patrons.services import purge_expired_sessions
+
+    async def work() -> int:
+        count = await purge_expired_sessions(_now())
+        print(f"{count} expired session(s) and setup code(s) deleted.")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from portal.access_log import LOGGING_CONFIG
+    from portal.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=LOGGING_CONFIG,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web portal")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    publish = commands.add_parser("publish", help="validate and publish the service catalog")
+    publish.add_argument("catalog", help="path to the catalog TOML file")
+    publish.set_defaults(run=cmd_publish)
+    commands.add_parser(
+        "create-patron", help="create a card (number on stdin); prints a one-time PIN setup code"
+    ).set_defaults(run=cmd_create_patron)
+    commands.add_parser(
+        "reset-pin", help="issue a new one-time PIN setup code (card number on stdin)"
+    ).set_defaults(run=cmd_reset_pin)
+    commands.add_parser(
+        "demo-patron", help="development mode: create the demo patron"
+    ).set_defaults(run=cmd_demo_patron)
+    client = commands.add_parser("api-client", help="issue a token for a library system")
+    client.add_argument("name")
+    client.set_defaults(run=cmd_api_client)
+    commands.add_parser(
+        "expire-consents", help="scheduled: end consents unanswered after a material change"
+    ).set_defaults(run=cmd_expire_consents)
+    commands.add_parser(
+        "purge-sessions", help="scheduled: delete expired sessions and setup codes"
+    ).set_defaults(run=cmd_purge_sessions)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_environment()
+    except ValueError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    result: int = args.run(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

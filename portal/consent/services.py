@@ -1,0 +1,268 @@
+"""Consent decisions. Each one writes its ledger event, and on withdrawal erases the
+service's retained data, in one transaction (PRODUCT.md promises 4 and 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from portal.catalog.models import NoticeVersion, Service
+from portal.catalog.services import current_notices
+from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
+from portal.consent.policy import (
+    Decision,
+    Status,
+    already_decided,
+    grace_period_over,
+    holds_retained_data,
+)
+from portal.consent.state import status_for
+from portal.erasure.services import erase_store
+from portal.patrons.models import Patron
+
+
+class ConsentError(Exception):
+    """Stable codes the views translate: unknown_service, stale_notice, stale_form,
+    notice_required, notice_locale."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ActingParty:
+    method: Method
+    actor: Actor
+    channel: Channel
+
+
+PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
+SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
+
+
+@dataclass(frozen=True)
+class ServiceOverview:
+    service: Service
+    notice: NoticeVersion
+    status: Status
+    since: datetime | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    changed: bool
+    erased: int
+
+
+async def overview(patron_id: int, locale: str) -> list[ServiceOverview]:
+    """Every published service with this patron's status, notices in `locale`."""
+    notices = await current_notices(locale)
+    states = {s.service_id: s for s in await ConsentState.filter(patron_id=patron_id)}
+    result = []
+    for service_id, notice in sorted(notices.items(), key=lambda kv: kv[1].service.position):
+        state = states.get(service_id)
+        result.append(
+            ServiceOverview(
+                service=notice.service,
+                notice=notice,
+                status=status_for(state, notice.service),
+                since=state.updated_at if state else None,
+                revision=state.revision if state else 0,
+            )
+        )
+    return result
+
+
+async def service_view(patron_id: int, key: str, locale: str) -> ServiceOverview:
+    service = await Service.get_or_none(key=key)
+    if service is None:
+        raise ConsentError("unknown_service")
+    notice = await NoticeVersion.get_or_none(
+        service_id=service.id, revision=service.revision, locale=locale
+    )
+    if notice is None:
+        raise ConsentError("notice_locale")
+    state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
+    return ServiceOverview(
+        service=service,
+        notice=notice,
+        status=status_for(state, service),
+        since=state.updated_at if state else None,
+        revision=state.revision if state else 0,
+    )
+
+
+async def decide(
+    patron_id: int,
+    key: str,
+    decision: Decision,
+    *,
+    notice_version_id: int | None,
+    expected_revision: int,
+    now: datetime,
+    party: ActingParty = PATRON_ONLINE,
+) -> Outcome:
+    """Record a yes or no to a service's notice; a no to a consent in force withdraws it.
+
+    `expected_revision` is the state revision the form was rendered with: a replayed or
+    concurrent form that no longer matches is refused unless its outcome is already in place.
+    """
+    async with in_transaction():
+        await Patron.filter(id=patron_id).select_for_update().first()
+        service = await Service.get_or_none(key=key)
+        if service is None:
+            raise ConsentError("unknown_service")
+        notice = await _notice_for_decision(service, decision, notice_version_id)
+        state = (
+            await ConsentState.filter(patron_id=patron_id, service_id=service.id)
+            .select_for_update()
+            .first()
+        )
+        status = status_for(state, service)
+        current_revision = state.revision if state else 0
+        if already_decided(status, decision) and (
+            expected_revision != current_revision or decision is Decision.YES
+        ):
+            return Outcome(status=status, changed=False, erased=0)
+        if expected_revision != current_revision:
+            raise ConsentError("stale_form")
+        if decision is Decision.YES:
+            assert notice is not None  # checked by _notice_for_decision
+            kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
+            await _apply(patron_id, service, state, kind, notice, now, party, granted=True)
+            return Outcome(status=Status.ON, changed=True, erased=0)
+        if holds_retained_data(status):
+            erased = await _withdraw(patron_id, service, state, notice, now, party)
+            return Outcome(status=Status.WITHDRAWN, changed=True, erased=erased)
+        await _apply(patron_id, service, state, EventKind.REFUSED, notice, now, party, granted=False)
+        return Outcome(status=Status.REFUSED, changed=True, erased=0)
+
+
+async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingParty) -> int:
+    """Withdraw every consent in force at once; returns how many services were turned off."""
+    turned_off = 0
+    async with in_transaction():
+        await Patron.filter(id=patron_id).select_for_update().first()
+        states = await ConsentState.filter(patron_id=patron_id, granted=True).select_for_update()
+        services = {s.id: s for s in await Service.filter(id__in=[s.service_id for s in states])}
+        for state in states:
+            await _withdraw(patron_id, services[state.service_id], state, None, now, party)
+            turned_off += 1
+    return turned_off
+
+
+async def expire_unanswered(*, now: datetime, grace_days: int) -> int:
+    """Consents suspended by a material change and not renewed within the grace period end,
+    and what they covered is erased: a patron who does not answer has said no."""
+    expired = 0
+    candidates = await ConsentState.filter(granted=True, suspended_at__isnull=False)
+    for candidate in candidates:
+        assert candidate.suspended_at is not None
+        if not grace_period_over(candidate.suspended_at, now, grace_days):
+            continue
+        async with in_transaction():
+            await Patron.filter(id=candidate.patron_id).select_for_update().first()
+            state = await ConsentState.filter(id=candidate.id).select_for_update().first()
+            if state is None or not state.granted or state.suspended_at is None:
+                continue  # the patron answered meanwhile
+            service = await Service.get(id=state.service_id)
+            await _withdraw(
+                state.patron_id, service, state, None, now, SYSTEM_JOB, kind=EventKind.EXPIRED
+            )
+            expired += 1
+    return expired
+
+
+async def ledger(patron_id: int) -> list[ConsentEvent]:
+    return await ConsentEvent.filter(patron_id=patron_id).select_related("service")
+
+
+async def _notice_for_decision(
+    service: Service, decision: Decision, notice_version_id: int | None
+) -> NoticeVersion | None:
+    if notice_version_id is None:
+        if decision is Decision.YES:
+            raise ConsentError("notice_required")  # nobody can agree to a notice unseen
+        return None
+    notice = await NoticeVersion.get_or_none(id=notice_version_id, service_id=service.id)
+    if notice is None:
+        raise ConsentError("unknown_service")
+    if notice.revision != service.revision:
+        raise ConsentError("stale_notice")
+    return notice
+
+
+async def _apply(
+    patron_id: int,
+    service: Service,
+    state: ConsentState | None,
+    kind: EventKind,
+    notice: NoticeVersion | None,
+    now: datetime,
+    party: ActingParty,
+    *,
+    granted: bool,
+) -> None:
+    terms_revision = notice.terms_revision if notice else service.terms_revision
+    if state is None:
+        state = ConsentState(patron_id=patron_id, service_id=service.id, revision=0)
+    state.granted = granted
+    state.last_kind = kind
+    state.notice_version_id = notice.id if notice else state.notice_version_id
+    state.terms_revision = terms_revision if granted else state.terms_revision or terms_revision
+    state.suspended_at = None
+    state.revision += 1
+    state.updated_at = now
+    await state.save()
+    await _record(patron_id, service, kind, notice, now, party)
+
+
+async def _withdraw(
+    patron_id: int,
+    service: Service,
+    state: ConsentState | None,
+    notice: NoticeVersion | None,
+    now: datetime,
+    party: ActingParty,
+    *,
+    kind: EventKind = EventKind.WITHDRAWN,
+) -> int:
+    await _apply(patron_id, service, state, kind, notice, now, party, granted=False)
+    if service.store is None:
+        return 0
+    erased = await erase_store(patron_id, service.store)
+    await _record(
+        patron_id, service, EventKind.ERASED, None, now, party, detail={"rows_deleted": erased}
+    )
+    return erased
+
+
+async def _record(
+    patron_id: int,
+    service: Service,
+    kind: EventKind,
+    notice: NoticeVersion | None,
+    now: datetime,
+    party: ActingParty,
+    *,
+    detail: dict[str, object] | None = None,
+) -> None:
+    await ConsentEvent.create(
+        patron_id=patron_id,
+        service_id=service.id,
+        kind=kind,
+        notice_version_id=notice.id if notice else None,
+        notice_hash=notice.content_hash if notice else None,
+        locale=notice.locale if notice else None,
+        purposes=(notice.terms if notice else service.terms)["purposes"],
+        occurred_at=now,
+        method=party.method,
+        actor=party.actor,
+        channel=party.channel,
+        detail=detail or {},
+    )

@@ -1,0 +1,126 @@
+"""My privacy, the notice gate in front of every service, decisions and the patron's record."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.catalog.services import current_notices
+from portal.consent import services
+from portal.consent.forms import parse_decision
+from portal.consent.policy import Status
+from portal.http import (
+    is_htmx,
+    redirect_to,
+    require_patron,
+    signed_in_patron,
+    utcnow,
+)
+from portal.i18n import current_locale
+from portal.messages import message_for
+from portal.templating import render
+
+# Where a service that holds portal-native data is used, once it is on.
+STORE_PAGES = {"reading_history": "erasure.history", "saved_lists": "erasure.lists"}
+
+
+async def home(request: Request) -> Response:
+    if signed_in_patron(request):
+        return redirect_to(request, "consent.privacy")
+    return redirect_to(request, "patrons.signin_form")
+
+
+async def privacy(request: Request) -> Response:
+    patron = require_patron(request)
+    overview = await services.overview(patron.id, current_locale())
+    return render(
+        request,
+        "consent/privacy.html",
+        {"services": overview, "store_pages": STORE_PAGES, "flash": request.query_params.get("done")},
+    )
+
+
+async def gate(
+    request: Request, key: str, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    """The notice and two equal choices; shown before any service is used."""
+    patron = require_patron(request)
+    try:
+        view = await services.service_view(patron.id, key, current_locale())
+    except services.ConsentError as failure:
+        raise HTTPException(status_code=404, detail=failure.code) from None
+    return render(
+        request,
+        "consent/notice.html",
+        {
+            "view": view,
+            "error": message_for(error) if error else None,
+            "store_page": STORE_PAGES.get(view.service.store or ""),
+            "Status": Status,
+        },
+        status_code=status_code,
+    )
+
+
+async def notice(request: Request) -> Response:
+    return await gate(request, request.path_params["key"])
+
+
+async def decide(request: Request) -> Response:
+    patron = require_patron(request)
+    key = request.path_params["key"]
+    form = parse_decision(await request.form())
+    if form is None:
+        return await gate(request, key, error="notice_required", status_code=400)
+    try:
+        outcome = await services.decide(
+            patron.id,
+            key,
+            form.decision,
+            notice_version_id=form.notice_version_id,
+            expected_revision=form.expected_revision,
+            now=utcnow(),
+        )
+    except services.ConsentError as failure:
+        if failure.code == "unknown_service":
+            raise HTTPException(status_code=404, detail=failure.code) from None
+        return await gate(request, key, error=failure.code, status_code=409)
+    view = await services.service_view(patron.id, key, current_locale())
+    return render(
+        request,
+        "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
+        {
+            "view": view,
+            "outcome": outcome,
+            "store_page": STORE_PAGES.get(view.service.store or ""),
+            "Status": Status,
+        },
+    )
+
+
+async def everything_off(request: Request) -> Response:
+    patron = require_patron(request)
+    await services.turn_everything_off(patron.id, now=utcnow(), party=services.PATRON_ONLINE)
+    response = redirect_to(request, "consent.privacy")
+    response.headers["location"] += "?done=all_off"
+    return response
+
+
+async def record(request: Request) -> Response:
+    patron = require_patron(request)
+    events = await services.ledger(patron.id)
+    notices = await current_notices(current_locale())
+    titles = {service_id: notice.texts["title"] for service_id, notice in notices.items()}
+    return render(request, "consent/record.html", {"events": events, "titles": titles})
+
+
+routes = [
+    Route("/", home, methods=["GET"], name="consent.home"),
+    Route("/privacy", privacy, methods=["GET"], name="consent.privacy"),
+    Route("/privacy/everything-off", everything_off, methods=["POST"], name="consent.all_off"),
+    Route("/privacy/record", record, methods=["GET"], name="consent.record"),
+    Route("/services/{key:str}", notice, methods=["GET"], name="consent.notice"),
+    Route("/services/{key:str}/decision", decide, methods=["POST"], name="consent.decide"),
+]

@@ -1,0 +1,196 @@
+"""Everything about language: known locales, negotiation, catalogs and formatting.
+
+Translations are chosen per request (or per explicit `use_locale` block outside a request)
+through a ContextVar, so one shared Jinja2 environment serves every language at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from gettext import GNUTranslations, NullTranslations
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.core import UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from markupsafe import Markup, escape
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+
+@dataclass(frozen=True)
+class LocaleInfo:
+    code: str  # folder name under locales/ and the value patrons choose
+    babel_id: str  # CLDR identifier used for formatting
+    html_lang: str  # BCP 47 tag for <html lang>
+    native_name: str  # shown in the language switcher, in the language itself
+
+
+KNOWN_LOCALES: dict[str, LocaleInfo] = {
+    info.code: info
+    for info in (
+        LocaleInfo("en", "en_US", "en", "English"),
+        LocaleInfo("es", "es", "es", "Español"),
+        LocaleInfo("fr", "fr", "fr", "Français"),
+        LocaleInfo("zh_Hans", "zh_Hans_CN", "zh-Hans", "简体中文"),
+        LocaleInfo("zh_Hant", "zh_Hant_TW", "zh-Hant", "繁體中文"),
+        LocaleInfo("vi", "vi", "vi", "Tiếng Việt"),
+        LocaleInfo("tl", "fil", "tl", "Tagalog"),
+        LocaleInfo("ko", "ko", "ko", "한국어"),
+        LocaleInfo("ru", "ru", "ru", "Русский"),
+        LocaleInfo("ar", "ar", "ar", "العربية"),
+    )
+}
+SOURCE_LOCALE = "en"
+
+
+@functools.cache
+def text_direction(code: str) -> str:
+    return Locale.parse(KNOWN_LOCALES[code].babel_id).text_direction
+
+
+def negotiate(
+    enabled: tuple[str, ...],
+    default: str,
+    *,
+    chosen: str | None = None,
+    accept_language: str | None = None,
+) -> str:
+    """Explicit choice first, then the browser's Accept-Language, then the library default."""
+    if chosen in enabled:
+        return chosen  # type: ignore[return-value]
+    for tag in _parse_accept_language(accept_language or ""):
+        match = _match_tag(tag, enabled)
+        if match:
+            return match
+    return default
+
+
+def _parse_accept_language(header: str) -> list[str]:
+    weighted: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip()
+        if not tag or tag == "*":
+            continue
+        quality = 1.0
+        for param in pieces[1:]:
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            weighted.append((-quality, position, tag))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
+    try:
+        wanted = Locale.parse(tag, sep="-")
+    except (ValueError, UnknownLocaleError):
+        return None
+    language = "tl" if wanted.language == "fil" else wanted.language
+    if language == "zh":
+        traditional = wanted.script == "Hant" or (
+            wanted.script is None and wanted.territory in {"TW", "HK", "MO"}
+        )
+        code = "zh_Hant" if traditional else "zh_Hans"
+        return code if code in enabled else None
+    return language if language in enabled else None
+
+
+@functools.cache
+def translations(code: str) -> NullTranslations:
+    """Compile locales/<code>/LC_MESSAGES/messages.po in memory (no build step, no .mo files)."""
+    if code == SOURCE_LOCALE:
+        return NullTranslations()
+    po_path = LOCALES_DIR / code / "LC_MESSAGES" / "messages.po"
+    with po_path.open("rb") as handle:
+        catalog = read_po(handle, locale=KNOWN_LOCALES[code].babel_id)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return GNUTranslations(buffer)
+
+
+_current_locale: ContextVar[str] = ContextVar("portal_locale", default=SOURCE_LOCALE)
+
+
+def current_locale() -> str:
+    return _current_locale.get()
+
+
+@contextlib.contextmanager
+def use_locale(code: str) -> Iterator[None]:
+    """Render texts in `code` — for requests and for anything written outside one."""
+    token = _current_locale.set(code)
+    try:
+        yield
+    finally:
+        _current_locale.reset(token)
+
+
+def _interpolate(translated: str, source: str, variables: Mapping[str, Any]) -> str:
+    # A translation that lost or renamed a placeholder falls back to the source text
+    # rather than breaking the page.
+    try:
+        return translated % variables if variables else translated
+    except (KeyError, ValueError, TypeError):
+        return source % variables if variables else source
+
+
+def gettext(message: str, **variables: Any) -> str:
+    translated = translations(current_locale()).gettext(message)
+    return _interpolate(translated, message, variables)
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    variables.setdefault("num", num)
+    translated = translations(current_locale()).ngettext(singular, plural, num)
+    source = singular if num == 1 else plural
+    return _interpolate(translated, source, variables)
+
+
+def markup_gettext(message: str, **variables: Any) -> Markup:
+    """Jinja flavour: the message is trusted template text, the variables are escaped."""
+    escaped = {name: escape(value) for name, value in variables.items()}
+    return Markup(gettext(message, **escaped))
+
+
+def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
+    escaped = {name: escape(value) for name, value in variables.items()}
+    return Markup(ngettext(singular, plural, num, **escaped))
+
+
+def _babel_locale() -> str:
+    return KNOWN_LOCALES[current_locale()].babel_id
+
+
+def format_day(value: datetime, timezone: str) -> str:
+    return format_date(value.astimezone(_zone(timezone)), format="long", locale=_babel_locale())
+
+
+def format_moment(value: datetime, timezone: str) -> str:
+    return format_datetime(value, format="medium", tzinfo=_zone(timezone), locale=_babel_locale())
+
+
+def format_count(value: int) -> str:
+    return format_decimal(value, locale=_babel_locale())
+
+
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)

@@ -1,0 +1,54 @@
+"""Patron accounts. The portal keeps no name and no card number: the card is stored only
+as a keyed hash, enough to sign in and to match what library systems send."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Patron(Model):
+    id = fields.IntField(primary_key=True)
+    # HMAC-SHA256 of the normalised card number (purpose: sign-in and matching; kept while
+    # the account exists).
+    card_lookup = fields.CharField(max_length=64, unique=True)
+    # Argon2 hash, set by the patron through a one-time setup code; null until then.
+    pin_hash = fields.CharField(max_length=200, null=True)
+    # Purpose: show the portal in the patron's language; kept while the account exists.
+    locale = fields.CharField(max_length=10, null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "patron"
+
+
+class PinSetupCode(Model):
+    """A one-time code a new cardholder uses to set their own PIN, deleted once used."""
+
+    id = fields.IntField(primary_key=True)
+    patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name="setup_codes", on_delete=fields.CASCADE, db_index=True
+    )
+    code_lookup = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField()
+
+    patron_id: int
+
+    class Meta:
+        table = "pin_setup_code"
+
+
+class PortalSession(Model):
+    """A signed-in visit. Purpose: keep the patron signed in, deleted at sign-out or expiry."""
+
+    id = fields.IntField(primary_key=True)
+    token_lookup = fields.CharField(max_length=64, unique=True)
+    patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name="sessions", on_delete=fields.CASCADE, db_index=True
+    )
+    expires_at = fields.DatetimeField()
+
+    patron_id: int
+
+    class Meta:
+        table = "portal_session"

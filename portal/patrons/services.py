@@ -1,0 +1,160 @@
+"""Accounts, PINs and sign-in sessions. Staff create a card; only the patron sets its PIN."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from portal.patrons.models import Patron, PinSetupCode, PortalSession
+from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
+
+_hasher = PasswordHasher()
+# Verified against when the card is unknown, so a wrong card costs as long as a wrong PIN.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
+
+
+class PatronError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class NewPatron:
+    patron_id: int
+    setup_code: str
+    expires_at: datetime
+
+
+def card_lookup(secret: str, card_number: str) -> str:
+    card = normalise_card(card_number)
+    if card is None:
+        raise PatronError("card_format")
+    return keyed_hash(secret, "card", card)
+
+
+async def create_patron(
+    secret: str, card_number: str, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    lookup = card_lookup(secret, card_number)
+    try:
+        async with in_transaction():
+            patron = await Patron.create(card_lookup=lookup, created_at=now)
+            code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+    except IntegrityError:
+        raise PatronError("card_exists") from None
+    return NewPatron(patron.id, code, expires_at)
+
+
+async def issue_setup_code(
+    secret: str, card_number: str, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    """A fresh code for a patron who forgot their PIN or never used the first code."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
+    if patron is None:
+        raise PatronError("card_unknown")
+    async with in_transaction():
+        await PinSetupCode.filter(patron_id=patron.id).delete()
+        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+    return NewPatron(patron.id, code, expires_at)
+
+
+async def _issue_setup_code(
+    secret: str, patron: Patron, now: datetime, hours: int
+) -> tuple[str, datetime]:
+    # Grouped digits are easy to read aloud and to type on a phone.
+    code = "-".join(f"{secrets.randbelow(10_000):04d}" for _ in range(3))
+    expires_at = now + timedelta(hours=hours)
+    await PinSetupCode.create(
+        patron=patron, code_lookup=keyed_hash(secret, "setup", code), expires_at=expires_at
+    )
+    return code, expires_at
+
+
+async def set_pin_with_code(
+    secret: str, card_number: str, code: str, pin: str, *, now: datetime
+) -> int:
+    check_new_pin(pin)
+    lookup = card_lookup(secret, card_number)
+    pin_hash = await asyncio.to_thread(_hasher.hash, pin)
+    async with in_transaction():
+        setup = (
+            await PinSetupCode.filter(
+                code_lookup=keyed_hash(secret, "setup", code.strip()),
+                patron__card_lookup=lookup,
+            )
+            .select_for_update()
+            .first()
+        )
+        if setup is None or setup.expires_at <= now:
+            raise PatronError("setup_code_invalid")
+        await Patron.filter(id=setup.patron_id).update(pin_hash=pin_hash)
+        # One-time: the code is gone as soon as it has been used.
+        await PinSetupCode.filter(patron_id=setup.patron_id).delete()
+        await PortalSession.filter(patron_id=setup.patron_id).delete()
+    return setup.patron_id
+
+
+async def authenticate(secret: str, card_number: str, pin: str) -> int:
+    """The patron's id, or PatronError('signin_failed') whatever was wrong."""
+    try:
+        lookup = card_lookup(secret, card_number)
+    except PatronError:
+        lookup = None
+    patron = await Patron.get_or_none(card_lookup=lookup) if lookup else None
+    stored = patron.pin_hash if patron and patron.pin_hash else _DUMMY_HASH
+    try:
+        await asyncio.to_thread(_hasher.verify, stored, pin)
+    except (VerificationError, InvalidHashError):
+        raise PatronError("signin_failed") from None
+    if patron is None or patron.pin_hash is None:
+        raise PatronError("signin_failed")
+    return patron.id
+
+
+async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: int) -> str:
+    token = secrets.token_urlsafe(32)
+    await PortalSession.create(
+        token_lookup=keyed_hash(secret, "session", token),
+        patron_id=patron_id,
+        expires_at=now + timedelta(minutes=minutes),
+    )
+    return token
+
+
+async def session_patron(secret: str, token: str, *, now: datetime, minutes: int) -> Patron | None:
+    """The signed-in patron, sliding the idle timeout forward; one indexed query when fresh."""
+    session = await PortalSession.filter(
+        token_lookup=keyed_hash(secret, "session", token)
+    ).select_related("patron").first()
+    if session is None:
+        return None
+    if session.expires_at <= now:
+        await session.delete()
+        return None
+    renewed = now + timedelta(minutes=minutes)
+    # Only write when a noticeable part of the timeout has passed, keeping reads cheap.
+    if renewed - session.expires_at > timedelta(minutes=1):
+        await PortalSession.filter(id=session.id).update(expires_at=renewed)
+    return session.patron
+
+
+async def end_session(secret: str, token: str) -> None:
+    await PortalSession.filter(token_lookup=keyed_hash(secret, "session", token)).delete()
+
+
+async def purge_expired_sessions(now: datetime) -> int:
+    deleted: int = await PortalSession.filter(expires_at__lte=now).delete()
+    expired_codes: int = await PinSetupCode.filter(expires_at__lte=now).delete()
+    return deleted + expired_codes
+
+
+async def set_locale(patron_id: int, locale: str) -> None:
+    await Patron.filter(id=patron_id).update(locale=locale)

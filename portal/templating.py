@@ -1,0 +1,62 @@
+"""The one Jinja2 environment: autoescaping, i18n through portal.i18n, Babel formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from portal import i18n
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def build_environment(timezone: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.newstyle_gettext = True  # type: ignore[attr-defined]
+    # Our own callables: they format with fallback to the source text (portal.i18n).
+    env.globals.update(
+        gettext=i18n.markup_gettext,
+        _=i18n.markup_gettext,
+        ngettext=i18n.markup_ngettext,
+    )
+    env.filters["day"] = lambda value: i18n.format_day(value, timezone)
+    env.filters["moment"] = lambda value: i18n.format_moment(value, timezone)
+    env.filters["count"] = i18n.format_count
+    return env
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    background: BackgroundTask | None = None,
+) -> HTMLResponse:
+    env: Environment = request.app.state.templates
+    locale = i18n.current_locale()
+    page_context = {
+        "request": request,
+        # Paths, not absolute URLs: correct behind any proxy, and nothing to leak.
+        "url_for": lambda name, **params: request.url_for(name, **params).path,
+        "locale": locale,
+        "direction": i18n.text_direction(locale),
+        "known_locales": i18n.KNOWN_LOCALES,
+        "enabled_locales": request.app.state.settings.locales,
+        "library_name": request.state.library_name,
+        **(context or {}),
+    }
+    html = env.get_template(template).render(page_context)
+    return HTMLResponse(html, status_code=status_code, background=background)

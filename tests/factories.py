@@ -1,0 +1,91 @@
+"""Factories for tests: catalogs, patrons with a PIN, consents. Built through the real
+services, so a factory never creates a state the portal itself could not reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from portal.catalog.policy import parse_catalog
+from portal.catalog.services import PublishReport, publish_catalog
+from portal.patrons.services import create_patron, set_pin_with_code
+
+SECRET = "test-secret-key-that-is-long-enough"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def notice_table(key: str, locale: str, *, wording: str = "") -> str:
+    return f"""
+[service.notice.{locale}]
+title = "{key} title {locale}"
+summary = "{key} summary {locale}{wording}"
+data = "{key} data {locale}"
+purpose = "{key} purpose {locale}"
+recipients = "{key} recipients {locale}"
+retention = "{key} retention {locale}"
+withdraw = "{key} withdraw {locale}"
+"""
+
+
+def service_table(
+    key: str,
+    *,
+    store: str | None = None,
+    locales: tuple[str, ...] = ("en",),
+    purposes: tuple[str, ...] = ("own_use",),
+    data_categories: tuple[str, ...] = ("titles",),
+    recipients: tuple[str, ...] = ("library",),
+    retention_days: int = 365,
+    wording: str = "",
+) -> str:
+    def toml_list(items: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+    lines = [
+        "[[service]]",
+        f'key = "{key}"',
+        *([f'store = "{store}"'] if store else []),
+        f"purposes = {toml_list(purposes)}",
+        f"data_categories = {toml_list(data_categories)}",
+        f"recipients = {toml_list(recipients)}",
+        f"retention_days = {retention_days}",
+    ]
+    return "\n".join(lines) + "".join(notice_table(key, loc, wording=wording) for loc in locales)
+
+
+def catalog_text(*services: str, library: str = "Test Library") -> str:
+    return f'[library]\nname = "{library}"\n\n' + "\n".join(services)
+
+
+def standard_catalog(locales: tuple[str, ...] = ("en",), **overrides: object) -> str:
+    history: dict[str, object] = {"store": "reading_history", "locales": locales}
+    history.update(overrides)
+    return catalog_text(
+        service_table("reading_history", **history),  # type: ignore[arg-type]
+        service_table("saved_lists", store="saved_lists", locales=locales),
+        service_table("newsletter", locales=locales, data_categories=("email",)),
+    )
+
+
+async def publish(text: str, locales: tuple[str, ...] = ("en",)) -> PublishReport:
+    return await publish_catalog(parse_catalog(text, locales), text, now=now())
+
+
+@dataclass(frozen=True)
+class TestPatron:
+    id: int
+    card: str
+    pin: str
+
+
+_counter = iter(range(10_000_000, 99_999_999))
+
+
+async def make_patron(pin: str = "2580") -> TestPatron:
+    card = f"2{next(_counter):011d}"
+    new = await create_patron(SECRET, card, now=now(), setup_code_hours=1)
+    await set_pin_with_code(SECRET, card, new.setup_code, pin, now=now())
+    return TestPatron(new.patron_id, card, pin)

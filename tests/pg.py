@@ -1,0 +1,77 @@
+"""A throwaway PostgreSQL cluster for the test run: initdb + pg_ctl on 127.0.0.1, a spare
+port, fsync off. Started once per run, stopped at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    on_path = shutil.which(name)
+    if on_path is None:
+        raise RuntimeError(
+            f"PostgreSQL's {name} was not found: install the postgresql package (make setup-test)"
+        )
+    return on_path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _as_cluster_owner(command: list[str]) -> list[str]:
+    # initdb refuses to run as root; CI machines run as root, developers usually do not.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextlib.contextmanager
+def throwaway_cluster() -> Iterator[str]:
+    """Yields a server URL without a database name: postgres://postgres@127.0.0.1:PORT"""
+    root = Path(tempfile.mkdtemp(prefix="portal-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+    subprocess.run(
+        _as_cluster_owner(
+            [_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off " \
+        f"-c synchronous_commit=off -c full_page_writes=off -k {root} -c max_connections=200"
+    subprocess.run(
+        _as_cluster_owner(
+            [_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgres://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_cluster_owner([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
