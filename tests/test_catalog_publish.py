@@ -1,0 +1,156 @@
+"""Publishing the catalog: immutable notice versions, material changes pause consents,
+bad input publishes nothing."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from portal.catalog.models import NoticeVersion, Publication, Service
+from portal.catalog.policy import CatalogError
+from portal.catalog.services import Change
+from portal.consent import services as consent
+from portal.consent.models import ConsentEvent, EventKind
+from portal.consent.policy import Decision, Status
+from portal.erasure import services as erasure
+from portal.erasure.models import HistoryEntry
+from tests.factories import catalog_text, make_patron, now, publish, service_table, standard_catalog
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+def history_catalog(**changes: object) -> str:
+    return catalog_text(
+        service_table("reading_history", store="reading_history", **changes),  # type: ignore[arg-type]
+        service_table("newsletter"),
+    )
+
+
+async def opt_in_with_history(entries: int = 2) -> int:
+    patron = await make_patron()
+    view = await consent.service_view(patron.id, "reading_history", "en")
+    await consent.decide(
+        patron.id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
+        expected_revision=0, now=now(),
+    )
+    await erasure.record_loans(
+        patron.id, [erasure.Loan("Dune", "Herbert", date(2026, 3, 1))] * entries, now=now()
+    )
+    return patron.id
+
+
+async def status(patron_id: int) -> Status:
+    return (await consent.service_view(patron_id, "reading_history", "en")).status
+
+
+async def test_first_publish_creates_one_notice_version_per_locale() -> None:
+    report = await publish(standard_catalog(("en", "es")), ("en", "es"))
+    assert set(report.changes.values()) == {Change.NEW}
+    assert await NoticeVersion.filter(service__key="newsletter").count() == 2
+    assert await Publication.all().count() == 1
+
+
+async def test_republishing_the_same_catalog_changes_nothing() -> None:
+    await publish(standard_catalog())
+    report = await publish(standard_catalog())
+    assert set(report.changes.values()) == {Change.UNCHANGED}
+    assert await NoticeVersion.all().count() == 3
+
+
+async def test_rewording_keeps_consents_and_adds_a_version() -> None:
+    await publish(history_catalog())
+    patron_id = await opt_in_with_history()
+    report = await publish(history_catalog(wording=" Now clearer."))
+    assert report.changes["reading_history"] is Change.WORDING
+    assert report.consents_suspended == 0
+    assert await status(patron_id) is Status.ON
+    assert await NoticeVersion.filter(service__key="reading_history").count() == 2
+
+
+async def test_material_change_pauses_the_service_and_refuses_new_data() -> None:
+    await publish(history_catalog())
+    patron_id = await opt_in_with_history()
+    report = await publish(history_catalog(recipients=("library", "Analytics Co.")))
+    assert report.changes["reading_history"] is Change.MATERIAL
+    assert report.consents_suspended == 1
+    assert await status(patron_id) is Status.NEEDS_RENEWAL
+    with pytest.raises(erasure.NoCurrentConsent):
+        await erasure.record_loans(
+            patron_id, [erasure.Loan("New", "", date(2026, 4, 1))], now=now()
+        )
+    suspended = await ConsentEvent.get(patron_id=patron_id, kind=EventKind.SUSPENDED)
+    assert suspended.detail["reason"] == "material_change"
+
+
+async def test_saying_no_to_a_materially_changed_notice_erases_what_was_kept() -> None:
+    await publish(history_catalog())
+    patron_id = await opt_in_with_history(3)
+    await publish(history_catalog(retention_days=3650))
+    view = await consent.service_view(patron_id, "reading_history", "en")
+    outcome = await consent.decide(
+        patron_id, "reading_history", Decision.NO, notice_version_id=view.notice.id,
+        expected_revision=view.revision, now=now(),
+    )
+    assert outcome.erased == 3
+    assert await HistoryEntry.filter(patron_id=patron_id).count() == 0
+
+
+async def test_saying_yes_to_the_new_notice_renews() -> None:
+    await publish(history_catalog())
+    patron_id = await opt_in_with_history()
+    await publish(history_catalog(purposes=("own_use", "recommendations")))
+    view = await consent.service_view(patron_id, "reading_history", "en")
+    await consent.decide(
+        patron_id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
+        expected_revision=view.revision, now=now(),
+    )
+    assert await status(patron_id) is Status.ON
+    renewed = await ConsentEvent.filter(patron_id=patron_id).order_by("-id").first()
+    assert renewed is not None and renewed.kind == EventKind.RENEWED
+    assert renewed.purposes == ["own_use", "recommendations"]
+    assert await HistoryEntry.filter(patron_id=patron_id).count() == 2
+
+
+async def test_unanswered_material_change_expires_after_the_grace_period() -> None:
+    await publish(history_catalog())
+    patron_id = await opt_in_with_history(2)
+    await publish(history_catalog(data_categories=("titles", "ratings")))
+    assert await consent.expire_unanswered(now=now(), grace_days=30) == 0
+    expired = await consent.expire_unanswered(now=now() + timedelta(days=31), grace_days=30)
+    assert expired == 1
+    assert await status(patron_id) is Status.WITHDRAWN
+    assert await HistoryEntry.filter(patron_id=patron_id).count() == 0
+    kinds = [e.kind for e in await ConsentEvent.filter(patron_id=patron_id)]
+    assert kinds[-2:] == [EventKind.EXPIRED, EventKind.ERASED]
+
+
+async def test_bad_catalog_publishes_nothing() -> None:
+    await publish(history_catalog())
+    broken = history_catalog(recipients=("library", "Analytics Co.")) + "\n[[service]]\nkey = 'x'"
+    with pytest.raises(CatalogError):
+        await publish(broken)
+    assert await NoticeVersion.all().count() == 2
+    assert (await Service.get(key="reading_history")).terms_revision == 1
+
+
+async def test_removing_a_published_service_is_refused_and_nothing_changes() -> None:
+    await publish(history_catalog())
+    only_history = catalog_text(
+        service_table("reading_history", store="reading_history", wording=" New.")
+    )
+    with pytest.raises(CatalogError) as raised:
+        await publish(only_history)
+    assert "service 'newsletter' is published" in raised.value.problems[0]
+    assert await NoticeVersion.all().count() == 2
+
+
+async def test_demo_catalog_publishes_in_every_enabled_locale() -> None:
+    from pathlib import Path
+
+    from portal.i18n import KNOWN_LOCALES
+
+    text = (Path(__file__).parent.parent / "deploy" / "catalog.toml").read_text(encoding="utf-8")
+    report = await publish(text, tuple(KNOWN_LOCALES))
+    assert len(report.changes) == 8
+    assert await NoticeVersion.all().count() == 8 * len(KNOWN_LOCALES)
