@@ -34,7 +34,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise exc
     if exc.status_code == 401:
         return redirect_to(request, "patrons.signin_form")
     if "locale" not in request.scope.get("state", {}):

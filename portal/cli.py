@@ -12,9 +12,24 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import uvicorn
 from tortoise import Tortoise
 
+from portal.access_log import LOGGING_CONFIG
+from portal.api.services import ApiError, issue_client
+from portal.app import create_app
+from portal.catalog.policy import CatalogError, parse_catalog
+from portal.catalog.services import publish_catalog
+from portal.consent.services import expire_unanswered
 from portal.db import apply_migrations, tortoise_config
+from portal.patrons.models import Patron
+from portal.patrons.services import (
+    PatronError,
+    card_lookup,
+    create_patron,
+    issue_setup_code,
+    purge_expired_sessions,
+)
 from portal.settings import Settings
 
 DEMO_CARD = "2000 0000 0001"
@@ -49,8 +64,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.catalog.policy import CatalogError, parse_catalog
-    from portal.catalog.services import publish_catalog
 
     text = Path(args.catalog).read_text(encoding="utf-8")
 
@@ -82,7 +95,6 @@ def _print_setup(code: str, expires_at: datetime) -> None:
 
 
 def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.patrons.services import PatronError, create_patron
 
     card = _read_card()
 
@@ -102,7 +114,6 @@ def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.patrons.services import PatronError, issue_setup_code
 
     card = _read_card()
 
@@ -121,8 +132,6 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.patrons.models import Patron
-    from portal.patrons.services import card_lookup, create_patron, issue_setup_code
 
     if not settings.dev_mode:
         print("The demo patron exists only in development mode.", file=sys.stderr)
@@ -145,7 +154,6 @@ def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.api.services import ApiError, issue_client
 
     async def work() -> int:
         try:
@@ -161,7 +169,6 @@ def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.consent.services import expire_unanswered
 
     async def work() -> int:
         count = await expire_unanswered(now=_now(), grace_days=settings.reconsent_grace_days)
@@ -172,7 +179,6 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
-    from portal.patrons.services import purge_expired_sessions
 
     async def work() -> int:
         count = await purge_expired_sessions(_now())
@@ -183,10 +189,6 @@ def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from portal.access_log import LOGGING_CONFIG
-    from portal.app import create_app
 
     uvicorn.run(
         create_app(settings),

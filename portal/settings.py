@@ -17,12 +17,14 @@ from portal.i18n import KNOWN_LOCALES
 SETTINGS_DOC: dict[str, str] = {
     "PORTAL_DATABASE_URL": "Database URL: sqlite://PATH or postgres://user:pass@host:port/db. "
     "Default: SQLite under the data folder.",
-    "PORTAL_DATA_DIR": "Folder for the embedded database and the development secret. Default: ./data.",
+    "PORTAL_DATA_DIR": "Folder for the embedded database and the development secret. "
+    "Default: ./data.",
     "PORTAL_SECRET_KEY": "Secret for keyed hashes of card numbers and session tokens. Required "
     "outside development mode; in development it is generated once into the data folder.",
     "PORTAL_DEV_MODE": "true enables the demo patron and demo helpers. Never in production.",
     "PORTAL_HTTPS": "true marks cookies Secure (set whenever the portal is served over HTTPS).",
-    "PORTAL_LOCALES": "Comma-separated enabled locales; notices must exist in each. Default: all ten.",
+    "PORTAL_LOCALES": "Comma-separated enabled locales; notices must exist in each. "
+    "Default: all ten.",
     "PORTAL_DEFAULT_LOCALE": "Locale used when neither the patron nor the browser chooses one.",
     "PORTAL_TIMEZONE": "The library's time zone for dates shown to patrons (IANA name).",
     "PORTAL_SESSION_MINUTES": "Idle minutes before a sign-in session ends. Default: 30.",

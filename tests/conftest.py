@@ -41,6 +41,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     with throwaway_cluster() as url:
+
         async def make_template() -> None:
             connection = await asyncpg.connect(f"{url}/postgres")
             await connection.execute("CREATE DATABASE portal_template")

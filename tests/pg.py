@@ -57,8 +57,10 @@ def throwaway_cluster() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off " \
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off "
         f"-c synchronous_commit=off -c full_page_writes=off -k {root} -c max_connections=200"
+    )
     subprocess.run(
         _as_cluster_owner(
             [_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]

@@ -34,7 +34,9 @@ def test_service_without_retention_is_refused() -> None:
 
 
 def test_missing_notice_field_is_named() -> None:
-    text = catalog_text(service_table("newsletter")).replace('withdraw = "newsletter withdraw en"', "")
+    text = catalog_text(service_table("newsletter")).replace(
+        'withdraw = "newsletter withdraw en"', ""
+    )
     assert "service 'newsletter': notice.en is missing withdraw" in problems_of(text)
 
 

@@ -4,6 +4,7 @@ bad input publishes nothing."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from portal.consent.models import ConsentEvent, EventKind
 from portal.consent.policy import Decision, Status
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry
+from portal.i18n import KNOWN_LOCALES
 from tests.factories import catalog_text, make_patron, now, publish, service_table, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -31,8 +33,12 @@ async def opt_in_with_history(entries: int = 2) -> int:
     patron = await make_patron()
     view = await consent.service_view(patron.id, "reading_history", "en")
     await consent.decide(
-        patron.id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
-        expected_revision=0, now=now(),
+        patron.id,
+        "reading_history",
+        Decision.YES,
+        notice_version_id=view.notice.id,
+        expected_revision=0,
+        now=now(),
     )
     await erasure.record_loans(
         patron.id, [erasure.Loan("Dune", "Herbert", date(2026, 3, 1))] * entries, now=now()
@@ -89,8 +95,12 @@ async def test_saying_no_to_a_materially_changed_notice_erases_what_was_kept() -
     await publish(history_catalog(retention_days=3650))
     view = await consent.service_view(patron_id, "reading_history", "en")
     outcome = await consent.decide(
-        patron_id, "reading_history", Decision.NO, notice_version_id=view.notice.id,
-        expected_revision=view.revision, now=now(),
+        patron_id,
+        "reading_history",
+        Decision.NO,
+        notice_version_id=view.notice.id,
+        expected_revision=view.revision,
+        now=now(),
     )
     assert outcome.erased == 3
     assert await HistoryEntry.filter(patron_id=patron_id).count() == 0
@@ -102,12 +112,17 @@ async def test_saying_yes_to_the_new_notice_renews() -> None:
     await publish(history_catalog(purposes=("own_use", "recommendations")))
     view = await consent.service_view(patron_id, "reading_history", "en")
     await consent.decide(
-        patron_id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
-        expected_revision=view.revision, now=now(),
+        patron_id,
+        "reading_history",
+        Decision.YES,
+        notice_version_id=view.notice.id,
+        expected_revision=view.revision,
+        now=now(),
     )
     assert await status(patron_id) is Status.ON
     renewed = await ConsentEvent.filter(patron_id=patron_id).order_by("-id").first()
-    assert renewed is not None and renewed.kind == EventKind.RENEWED
+    assert renewed is not None
+    assert renewed.kind == EventKind.RENEWED
     assert renewed.purposes == ["own_use", "recommendations"]
     assert await HistoryEntry.filter(patron_id=patron_id).count() == 2
 
@@ -146,10 +161,6 @@ async def test_removing_a_published_service_is_refused_and_nothing_changes() -> 
 
 
 async def test_demo_catalog_publishes_in_every_enabled_locale() -> None:
-    from pathlib import Path
-
-    from portal.i18n import KNOWN_LOCALES
-
     text = (Path(__file__).parent.parent / "deploy" / "catalog.toml").read_text(encoding="utf-8")
     report = await publish(text, tuple(KNOWN_LOCALES))
     assert len(report.changes) == 8

@@ -34,22 +34,38 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
     patron = await make_patron()
     view = await consent.service_view(patron.id, "reading_history", "en")
     await consent.decide(
-        patron.id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
-        expected_revision=0, now=now(),
+        patron.id,
+        "reading_history",
+        Decision.YES,
+        notice_version_id=view.notice.id,
+        expected_revision=0,
+        now=now(),
     )
     loan = [erasure.Loan("Kindred", "Octavia E. Butler", date(2026, 5, 5))]
 
     for _ in range(10):
         view = await consent.service_view(patron.id, "reading_history", "en")
         results = await asyncio.gather(
-            attempt(consent.decide(
-                patron.id, "reading_history", Decision.NO, notice_version_id=view.notice.id,
-                expected_revision=view.revision, now=now(),
-            )),
-            attempt(consent.decide(
-                patron.id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
-                expected_revision=view.revision, now=now(),
-            )),
+            attempt(
+                consent.decide(
+                    patron.id,
+                    "reading_history",
+                    Decision.NO,
+                    notice_version_id=view.notice.id,
+                    expected_revision=view.revision,
+                    now=now(),
+                )
+            ),
+            attempt(
+                consent.decide(
+                    patron.id,
+                    "reading_history",
+                    Decision.YES,
+                    notice_version_id=view.notice.id,
+                    expected_revision=view.revision,
+                    now=now(),
+                )
+            ),
             *(attempt(erasure.record_loans(patron.id, loan, now=now())) for _ in range(3)),
         )
         state = await ConsentState.get(patron_id=patron.id)
@@ -63,8 +79,12 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
             # re-enable for the next round
             fresh = await consent.service_view(patron.id, "reading_history", "en")
             await consent.decide(
-                patron.id, "reading_history", Decision.YES, notice_version_id=fresh.notice.id,
-                expected_revision=fresh.revision, now=now(),
+                patron.id,
+                "reading_history",
+                Decision.YES,
+                notice_version_id=fresh.notice.id,
+                expected_revision=fresh.revision,
+                now=now(),
             )
 
     events = await ConsentEvent.filter(patron_id=patron.id)

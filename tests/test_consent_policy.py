@@ -17,7 +17,9 @@ from portal.consent.policy import (
 
 
 def choice(granted: bool, terms: int = 1, suspended: bool = False, ever: bool = False):
-    return StoredChoice(granted=granted, terms_revision=terms, suspended=suspended, ever_granted=ever)
+    return StoredChoice(
+        granted=granted, terms_revision=terms, suspended=suspended, ever_granted=ever
+    )
 
 
 def test_no_stored_choice_is_off() -> None:

@@ -27,7 +27,9 @@ pytestmark = pytest.mark.usefixtures("db")
 
 async def notice_id(key: str, locale: str = "en") -> int:
     service = await Service.get(key=key)
-    notice = await NoticeVersion.get(service_id=service.id, revision=service.revision, locale=locale)
+    notice = await NoticeVersion.get(
+        service_id=service.id, revision=service.revision, locale=locale
+    )
     return notice.id
 
 
@@ -74,7 +76,9 @@ async def test_yes_records_the_notice_version_locale_purposes_and_actor() -> Non
     assert event.notice_hash == notice.content_hash
     assert event.locale == "en"
     assert event.purposes == ["own_use"]
-    assert event.method == "online" and event.actor == "patron" and event.channel == "web"
+    assert event.method == "online"
+    assert event.actor == "patron"
+    assert event.channel == "web"
     assert event.occurred_at.utcoffset().total_seconds() == 0
 
 
@@ -119,7 +123,11 @@ async def test_yes_needs_the_notice_that_was_shown() -> None:
     patron = await make_patron()
     with pytest.raises(services.ConsentError) as raised:
         await services.decide(
-            patron.id, "newsletter", Decision.YES, notice_version_id=None, expected_revision=0,
+            patron.id,
+            "newsletter",
+            Decision.YES,
+            notice_version_id=None,
+            expected_revision=0,
             now=now(),
         )
     assert raised.value.code == "notice_required"
@@ -139,8 +147,12 @@ async def test_form_against_a_superseded_notice_is_refused() -> None:
     await publish(reworded)
     with pytest.raises(services.ConsentError) as raised:
         await services.decide(
-            patron.id, "newsletter", Decision.YES, notice_version_id=old_notice,
-            expected_revision=0, now=now(),
+            patron.id,
+            "newsletter",
+            Decision.YES,
+            notice_version_id=old_notice,
+            expected_revision=0,
+            now=now(),
         )
     assert raised.value.code == "stale_notice"
     assert await ConsentEvent.all().count() == 0
@@ -151,7 +163,11 @@ async def test_unknown_service_is_refused() -> None:
     patron = await make_patron()
     with pytest.raises(services.ConsentError) as raised:
         await services.decide(
-            patron.id, "telepathy", Decision.NO, notice_version_id=None, expected_revision=0,
+            patron.id,
+            "telepathy",
+            Decision.NO,
+            notice_version_id=None,
+            expected_revision=0,
             now=now(),
         )
     assert raised.value.code == "unknown_service"
@@ -162,7 +178,8 @@ async def test_double_submit_of_yes_records_one_event() -> None:
     patron = await make_patron()
     first = await say(patron.id, "newsletter", Decision.YES, revision=0)
     second = await say(patron.id, "newsletter", Decision.YES, revision=0)
-    assert first.changed and not second.changed
+    assert first.changed
+    assert not second.changed
     assert await ConsentEvent.filter(patron_id=patron.id).count() == 1
 
 

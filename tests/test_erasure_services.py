@@ -20,8 +20,12 @@ LOAN = erasure.Loan("Parable of the Sower", "Octavia E. Butler", date(2026, 2, 2
 async def opt(patron_id: int, key: str, decision: Decision) -> None:
     view = await consent.service_view(patron_id, key, "en")
     await consent.decide(
-        patron_id, key, decision, notice_version_id=view.notice.id,
-        expected_revision=view.revision, now=now(),
+        patron_id,
+        key,
+        decision,
+        notice_version_id=view.notice.id,
+        expected_revision=view.revision,
+        now=now(),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -13,7 +15,7 @@ class Service(Model):
     # `revision` grows with every published change; `terms_revision` only with a material one.
     revision = fields.IntField()
     terms_revision = fields.IntField()
-    terms = fields.JSONField()
+    terms: dict[str, Any] = fields.JSONField()
     position = fields.IntField()
     published_at = fields.DatetimeField()
 
@@ -32,8 +34,8 @@ class NoticeVersion(Model):
     locale = fields.CharField(max_length=10)
     revision = fields.IntField()
     terms_revision = fields.IntField()
-    terms = fields.JSONField()
-    texts = fields.JSONField()
+    terms: dict[str, Any] = fields.JSONField()
+    texts: dict[str, str] = fields.JSONField()
     content_hash = fields.CharField(max_length=64)
     published_at = fields.DatetimeField()
 
@@ -51,7 +53,7 @@ class Publication(Model):
     library_name = fields.CharField(max_length=200)
     source_hash = fields.CharField(max_length=64)
     published_at = fields.DatetimeField()
-    changed_services = fields.JSONField()
+    changed_services: dict[str, str] = fields.JSONField()
 
     class Meta:
         table = "publication"

@@ -88,12 +88,12 @@ class ConsentEvent(Model):
     )
     notice_hash = fields.CharField(max_length=64, null=True)
     locale = fields.CharField(max_length=10, null=True)
-    purposes = fields.JSONField()
+    purposes: list[str] = fields.JSONField()
     occurred_at = fields.DatetimeField()
     method = fields.CharEnumField(Method, max_length=20)
     actor = fields.CharEnumField(Actor, max_length=20)
     channel = fields.CharEnumField(Channel, max_length=10)
-    detail = fields.JSONField()
+    detail: dict[str, Any] = fields.JSONField()
 
     patron_id: int
     service_id: int

@@ -131,15 +131,15 @@ async def decide(
             return Outcome(status=status, changed=False, erased=0)
         if expected_revision != current_revision:
             raise ConsentError("stale_form")
+        step = _Step(patron_id, service, now, party)
         if decision is Decision.YES:
-            assert notice is not None  # checked by _notice_for_decision
             kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
-            await _apply(patron_id, service, state, kind, notice, now, party, granted=True)
+            await _apply(step, state, kind, notice, granted=True)
             return Outcome(status=Status.ON, changed=True, erased=0)
         if holds_retained_data(status):
-            erased = await _withdraw(patron_id, service, state, notice, now, party)
+            erased = await _withdraw(step, state, notice)
             return Outcome(status=Status.WITHDRAWN, changed=True, erased=erased)
-        await _apply(patron_id, service, state, EventKind.REFUSED, notice, now, party, granted=False)
+        await _apply(step, state, EventKind.REFUSED, notice, granted=False)
         return Outcome(status=Status.REFUSED, changed=True, erased=0)
 
 
@@ -151,7 +151,7 @@ async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingPar
         states = await ConsentState.filter(patron_id=patron_id, granted=True).select_for_update()
         services = {s.id: s for s in await Service.filter(id__in=[s.service_id for s in states])}
         for state in states:
-            await _withdraw(patron_id, services[state.service_id], state, None, now, party)
+            await _withdraw(_Step(patron_id, services[state.service_id], now, party), state, None)
             turned_off += 1
     return turned_off
 
@@ -162,8 +162,8 @@ async def expire_unanswered(*, now: datetime, grace_days: int) -> int:
     expired = 0
     candidates = await ConsentState.filter(granted=True, suspended_at__isnull=False)
     for candidate in candidates:
-        assert candidate.suspended_at is not None
-        if not grace_period_over(candidate.suspended_at, now, grace_days):
+        suspended_at = candidate.suspended_at
+        if suspended_at is None or not grace_period_over(suspended_at, now, grace_days):
             continue
         async with in_transaction():
             await Patron.filter(id=candidate.patron_id).select_for_update().first()
@@ -171,9 +171,8 @@ async def expire_unanswered(*, now: datetime, grace_days: int) -> int:
             if state is None or not state.granted or state.suspended_at is None:
                 continue  # the patron answered meanwhile
             service = await Service.get(id=state.service_id)
-            await _withdraw(
-                state.patron_id, service, state, None, now, SYSTEM_JOB, kind=EventKind.EXPIRED
-            )
+            step = _Step(state.patron_id, service, now, SYSTEM_JOB)
+            await _withdraw(step, state, None, kind=EventKind.EXPIRED)
             expired += 1
     return expired
 
@@ -197,72 +196,73 @@ async def _notice_for_decision(
     return notice
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One patron's change to one service, at one moment, by one party."""
+
+    patron_id: int
+    service: Service
+    now: datetime
+    party: ActingParty
+
+
 async def _apply(
-    patron_id: int,
-    service: Service,
+    step: _Step,
     state: ConsentState | None,
     kind: EventKind,
     notice: NoticeVersion | None,
-    now: datetime,
-    party: ActingParty,
     *,
     granted: bool,
 ) -> None:
+    service = step.service
     terms_revision = notice.terms_revision if notice else service.terms_revision
     if state is None:
-        state = ConsentState(patron_id=patron_id, service_id=service.id, revision=0)
+        state = ConsentState(patron_id=step.patron_id, service_id=service.id, revision=0)
     state.granted = granted
     state.last_kind = kind
     state.notice_version_id = notice.id if notice else state.notice_version_id
     state.terms_revision = terms_revision if granted else state.terms_revision or terms_revision
     state.suspended_at = None
     state.revision += 1
-    state.updated_at = now
+    state.updated_at = step.now
     await state.save()
-    await _record(patron_id, service, kind, notice, now, party)
+    await _record(step, kind, notice)
 
 
 async def _withdraw(
-    patron_id: int,
-    service: Service,
+    step: _Step,
     state: ConsentState | None,
     notice: NoticeVersion | None,
-    now: datetime,
-    party: ActingParty,
     *,
     kind: EventKind = EventKind.WITHDRAWN,
 ) -> int:
-    await _apply(patron_id, service, state, kind, notice, now, party, granted=False)
-    if service.store is None:
+    await _apply(step, state, kind, notice, granted=False)
+    store = step.service.store
+    if store is None:
         return 0
-    erased = await erase_store(patron_id, service.store)
-    await _record(
-        patron_id, service, EventKind.ERASED, None, now, party, detail={"rows_deleted": erased}
-    )
+    erased = await erase_store(step.patron_id, store)
+    await _record(step, EventKind.ERASED, None, detail={"rows_deleted": erased})
     return erased
 
 
 async def _record(
-    patron_id: int,
-    service: Service,
+    step: _Step,
     kind: EventKind,
     notice: NoticeVersion | None,
-    now: datetime,
-    party: ActingParty,
     *,
     detail: dict[str, object] | None = None,
 ) -> None:
     await ConsentEvent.create(
-        patron_id=patron_id,
-        service_id=service.id,
+        patron_id=step.patron_id,
+        service_id=step.service.id,
         kind=kind,
         notice_version_id=notice.id if notice else None,
         notice_hash=notice.content_hash if notice else None,
         locale=notice.locale if notice else None,
-        purposes=(notice.terms if notice else service.terms)["purposes"],
-        occurred_at=now,
-        method=party.method,
-        actor=party.actor,
-        channel=party.channel,
+        purposes=(notice.terms if notice else step.service.terms)["purposes"],
+        occurred_at=step.now,
+        method=step.party.method,
+        actor=step.party.actor,
+        channel=step.party.channel,
         detail=detail or {},
     )

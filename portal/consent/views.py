@@ -38,7 +38,11 @@ async def privacy(request: Request) -> Response:
     return render(
         request,
         "consent/privacy.html",
-        {"services": overview, "store_pages": STORE_PAGES, "flash": request.query_params.get("done")},
+        {
+            "services": overview,
+            "store_pages": STORE_PAGES,
+            "flash": request.query_params.get("done"),
+        },
     )
 
 

@@ -131,9 +131,11 @@ async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: 
 
 async def session_patron(secret: str, token: str, *, now: datetime, minutes: int) -> Patron | None:
     """The signed-in patron, sliding the idle timeout forward; one indexed query when fresh."""
-    session = await PortalSession.filter(
-        token_lookup=keyed_hash(secret, "session", token)
-    ).select_related("patron").first()
+    session = (
+        await PortalSession.filter(token_lookup=keyed_hash(secret, "session", token))
+        .select_related("patron")
+        .first()
+    )
     if session is None:
         return None
     if session.expires_at <= now:

@@ -41,7 +41,9 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     parsed = parse_signin(await request.form())
     if not isinstance(parsed, SignIn):
-        return render(request, "patrons/signin.html", {"error": message_for(parsed)}, status_code=400)
+        return render(
+            request, "patrons/signin.html", {"error": message_for(parsed)}, status_code=400
+        )
     settings = settings_of(request)
     throttle = request.app.state.signin_throttle
     keys = _throttle_keys(request, parsed.card)
@@ -86,13 +88,18 @@ async def setup_form(request: Request) -> Response:
 async def setup(request: Request) -> Response:
     parsed = parse_pin_setup(await request.form())
     if not isinstance(parsed, PinSetup):
-        return render(request, "patrons/setup.html", {"error": message_for(parsed)}, status_code=400)
+        return render(
+            request, "patrons/setup.html", {"error": message_for(parsed)}, status_code=400
+        )
     settings = settings_of(request)
     throttle = request.app.state.signin_throttle
     keys = _throttle_keys(request, parsed.card)
     if throttle.blocked(*keys):
         return render(
-            request, "patrons/setup.html", {"error": message_for("signin_throttled")}, status_code=429
+            request,
+            "patrons/setup.html",
+            {"error": message_for("signin_throttled")},
+            status_code=429,
         )
     try:
         await services.set_pin_with_code(

@@ -1,0 +1,83 @@
+# Every command a developer or CI needs. `make run` and `make test` set everything up first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HTMX_VERSION := 2.0.11
+SYSTEM_PACKAGES := postgresql chromium fonts-noto-core
+export PORTAL_DATA_DIR ?= data
+
+help:
+	@echo "make run     set up and run the portal on SQLite with the demo catalog (development mode)"
+	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
+	@echo "make bench   run the benchmarks and print figures"
+	@echo "make messages  regenerate locales/messages.pot and update every catalog"
+
+$(BIN)/portal: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/portal
+
+# PostgreSQL for the second test run, Chromium for the browser tests (Debian packages).
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -d /usr/share/fonts/truetype/noto || missing="$$missing fonts-noto-core"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: setup
+	PORTAL_DEV_MODE=true $(BIN)/portal migrate
+	PORTAL_DEV_MODE=true $(BIN)/portal publish deploy/catalog.toml
+	@echo
+	@PORTAL_DEV_MODE=true $(BIN)/portal demo-patron </dev/null
+	@echo "Open http://127.0.0.1:8000/setup-pin to choose the demo patron's PIN, then sign in."
+	@echo
+	PORTAL_DEV_MODE=true $(BIN)/portal serve --host 127.0.0.1 --port 8000
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: setup
+	$(BIN)/mypy
+
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -o locales/messages.pot . >/dev/null
+	$(BIN)/pybabel update -i locales/messages.pot -d locales --omit-header --no-wrap --ignore-obsolete --no-fuzzy-matching
+
+# The build fails when a template or message changed without `make messages`.
+messages-check: setup
+	@tmp=$$(mktemp); \
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -o $$tmp . >/dev/null 2>&1; \
+	if ! diff -q $$tmp locales/messages.pot >/dev/null; then \
+	  echo "locales/messages.pot is stale: run 'make messages' and translate the new entries"; \
+	  diff -u locales/messages.pot $$tmp | head -40; rm -f $$tmp; exit 1; fi; \
+	rm -f $$tmp; echo "locales/messages.pot is up to date"
+
+migration: setup
+	$(BIN)/tortoise makemigrations
+
+test: setup system-packages lint types messages-check
+	$(BIN)/pytest --db sqlite
+	$(BIN)/pytest --db postgres -m "not browser"
+
+bench: setup system-packages
+	$(BIN)/python -m tests.benchmarks
+
+vendor-htmx:
+	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && tar xzf htmx.org-$(HTMX_VERSION).tgz && \
+	  cp package/dist/htmx.min.js $(CURDIR)/portal/static/htmx.min.js
+	@echo "Vendored htmx.org $(HTMX_VERSION); record it in portal/static/VENDORED.md"
+
+.PHONY: help setup system-packages run lint types messages messages-check migration test bench vendor-htmx

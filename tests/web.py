@@ -1,0 +1,34 @@
+"""Helpers for functional tests: act as a person would, through forms."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2 as httpx
+
+from tests.factories import TestPatron
+
+
+async def sign_in(client: httpx.AsyncClient, patron: TestPatron) -> None:
+    response = await client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+    assert response.status_code == 303, response.text
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no hidden field {name}"
+    return match.group(1)
+
+
+async def choose(client: httpx.AsyncClient, key: str, decision: str) -> httpx.Response:
+    """Open the service's notice, then press one of its buttons."""
+    page = await client.get(f"/services/{key}")
+    assert page.status_code == 200
+    return await client.post(
+        f"/services/{key}/decision",
+        data={
+            "decision": decision,
+            "notice_version": hidden(page.text, "notice_version"),
+            "revision": hidden(page.text, "revision"),
+        },
+    )
