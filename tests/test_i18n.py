@@ -1,0 +1,87 @@
+"""Language negotiation, translation fallbacks and locale formatting."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from portal import i18n
+
+ENABLED = tuple(i18n.KNOWN_LOCALES)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("vi-VN,vi;q=0.9,en;q=0.5", "vi"),
+        ("en;q=0.4, ar;q=0.9", "ar"),
+        ("zh-TW", "zh_Hant"),
+        ("zh-Hant-HK", "zh_Hant"),
+        ("zh-CN,zh;q=0.9", "zh_Hans"),
+        ("zh", "zh_Hans"),
+        ("fil-PH", "tl"),
+        ("tl", "tl"),
+        ("de-DE, *;q=0.1", "en"),
+        ("ar;q=0", "en"),
+        ("garbage;;;q=abc", "en"),
+        ("", "en"),
+    ],
+)
+def test_accept_language(header: str, expected: str) -> None:
+    assert i18n.negotiate(ENABLED, "en", accept_language=header) == expected
+
+
+def test_explicit_choice_beats_the_browser() -> None:
+    assert i18n.negotiate(ENABLED, "en", chosen="ko", accept_language="ru") == "ko"
+
+
+def test_choice_of_a_disabled_locale_is_ignored() -> None:
+    assert i18n.negotiate(("en", "es"), "es", chosen="ar", accept_language="fr") == "es"
+
+
+def test_arabic_is_right_to_left_and_the_rest_left_to_right() -> None:
+    assert {code for code in ENABLED if i18n.text_direction(code) == "rtl"} == {"ar"}
+
+
+def test_translation_missing_a_placeholder_falls_back_to_the_source(monkeypatch) -> None:
+    class Broken:
+        def gettext(self, message: str) -> str:
+            return "Bonjour %(nom)s"  # the translator renamed the placeholder
+
+    monkeypatch.setattr(i18n, "translations", lambda code: Broken())
+    with i18n.use_locale("fr"):
+        assert i18n.gettext("Hello %(name)s", name="Ana") == "Hello Ana"
+
+
+def test_texts_outside_a_request_take_an_explicit_locale() -> None:
+    with i18n.use_locale("es"):
+        spanish = i18n.gettext("My privacy")
+    with i18n.use_locale("ko"):
+        korean = i18n.gettext("My privacy")
+    assert spanish != "My privacy"
+    assert korean not in (spanish, "My privacy")
+    assert i18n.current_locale() == "en"
+
+
+def test_variables_are_escaped_in_templates() -> None:
+    with i18n.use_locale("en"):
+        rendered = i18n.markup_gettext("%(title)s is on.", title="<b>x</b>")
+    assert "&lt;b&gt;" in rendered
+
+
+def test_dates_are_formatted_for_the_locale_in_the_library_time_zone() -> None:
+    late_evening_utc = datetime(2026, 3, 1, 2, 30, tzinfo=UTC)  # still 28 Feb in New York
+    with i18n.use_locale("fr"):
+        assert i18n.format_day(late_evening_utc, "America/New_York") == "28 février 2026"
+    with i18n.use_locale("ko"):
+        assert i18n.format_day(date(2026, 3, 1), "UTC") == "2026년 3월 1일"
+    with i18n.use_locale("ar"):
+        assert "مارس" in i18n.format_day(date(2026, 3, 1), "UTC")
+
+
+def test_numbers_are_formatted_for_the_locale() -> None:
+    with i18n.use_locale("fr"):
+        assert i18n.format_count(12345) == "12\u202f345"
+    with i18n.use_locale("en"):
+        assert i18n.format_count(12345) == "12,345"
