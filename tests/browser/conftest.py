@@ -1,0 +1,98 @@
+"""A real portal process (started with the operator's own commands) and real Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass(frozen=True)
+class LivePortal:
+    url: str
+    card: str
+    setup_code: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
+    data = tmp_path_factory.mktemp("live")
+    env = {
+        **os.environ,
+        "PORTAL_DATA_DIR": str(data),
+        "PORTAL_SECRET_KEY": "browser-test-secret-0123456789",
+        "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
+    }
+    portal = [sys.executable, "-m", "portal.cli"]
+
+    def run(*args: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            [*portal, *args], env=env, input=stdin, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    run("migrate")
+    run("publish", str(ROOT / "deploy" / "catalog.toml"))
+    card = "2000 7777 8888"
+    created = run("create-patron", stdin=card + "\n")
+    code = re.search(r"setup code: (\S+)", created)
+    assert code, created
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "server.log").open("w", encoding="utf-8")
+    server = subprocess.Popen(
+        [*portal, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310 - loopback
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield LivePortal(url, card, code.group(1))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+        )
+        yield launched
+        launched.close()

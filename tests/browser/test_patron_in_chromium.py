@@ -1,0 +1,129 @@
+"""What a person sees, in real Chromium against a real portal process: the patron sets
+their own PIN, the notice mirrors in Arabic, htmx works under the CSP, and every page works
+without JavaScript. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from tests.browser.conftest import ARTIFACTS, LivePortal
+
+pytestmark = pytest.mark.browser
+PIN = "4826"
+
+
+def signed_in_page(browser: Browser, live: LivePortal, *, javascript: bool = True) -> Page:
+    context = browser.new_context(java_script_enabled=javascript, locale="en-US")
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text))
+    page.on(
+        "request",
+        lambda request: (
+            violations.append(f"request {request.url}")
+            if not request.url.startswith(live.url)
+            else None
+        ),
+    )
+    page.violations = violations  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/signin")
+    page.fill("#card", live.card)
+    page.fill("#pin", PIN)
+    page.click("button.primary")
+    return page
+
+
+@pytest.fixture(scope="module")
+def patron_with_pin(browser: Browser, live_portal: LivePortal) -> LivePortal:
+    page = browser.new_page()
+    page.goto(f"{live_portal.url}/setup-pin")
+    page.fill("#card", live_portal.card)
+    page.fill("#code", live_portal.setup_code)
+    page.fill("#pin", PIN)
+    page.fill("#pin_again", PIN)
+    page.click("button.primary")
+    assert page.locator("h1").inner_text() == "Your PIN is set"
+    page.close()
+    return live_portal
+
+
+def choose_language(page: Page, code: str) -> None:
+    page.select_option("#locale-choice", code)
+    page.click(".language button")
+
+
+def geometry(page: Page) -> dict[str, float]:
+    yes = page.locator("button[value=yes]").bounding_box()
+    no = page.locator("button[value=no]").bounding_box()
+    assert yes
+    assert no
+    # Where the heading's text actually sits (the h1 box itself spans the whole column).
+    left_gap, right_gap = page.evaluate(
+        """() => {
+            const range = document.createRange();
+            range.selectNodeContents(document.querySelector("h1"));
+            const box = range.getBoundingClientRect();
+            return [box.left, document.documentElement.clientWidth - box.right];
+        }"""
+    )
+    return {
+        "yes_x": yes["x"],
+        "no_x": no["x"],
+        "yes_width": yes["width"],
+        "no_width": no["width"],
+        "yes_height": yes["height"],
+        "no_height": no["height"],
+        "heading_left_gap": left_gap,
+        "heading_right_gap": right_gap,
+    }
+
+
+def test_notice_layout_mirrors_in_arabic(browser: Browser, patron_with_pin: LivePortal) -> None:
+    page = signed_in_page(browser, patron_with_pin)
+    page.goto(f"{patron_with_pin.url}/services/reading_history")
+    english = geometry(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "notice-en.png"), full_page=True)
+    choose_language(page, "ar")
+    page.goto(f"{patron_with_pin.url}/services/reading_history")
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    arabic = geometry(page)
+    page.screenshot(path=str(ARTIFACTS / "notice-ar.png"), full_page=True)
+    # Left to right: "yes" comes first on the left. Right to left: first on the right.
+    assert english["yes_x"] < english["no_x"]
+    assert arabic["yes_x"] > arabic["no_x"]
+    # The text column hugs the start edge: left in English, right in Arabic.
+    assert english["heading_left_gap"] < english["heading_right_gap"]
+    assert arabic["heading_right_gap"] < arabic["heading_left_gap"]
+    # The two choices are equal in size in both directions.
+    for layout in (english, arabic):
+        assert layout["yes_width"] == pytest.approx(layout["no_width"], abs=1)
+        assert layout["yes_height"] == pytest.approx(layout["no_height"], abs=1)
+    choose_language(page, "en")
+    assert page.violations == []  # type: ignore[attr-defined]
+
+
+def test_htmx_swaps_the_decision_in_place_under_the_csp(
+    browser: Browser, patron_with_pin: LivePortal
+) -> None:
+    page = signed_in_page(browser, patron_with_pin)
+    page.goto(f"{patron_with_pin.url}/services/newsletter")
+    before = page.url
+    page.click("button[value=yes]")
+    page.locator("#choice[role=status]").wait_for()
+    assert page.url == before  # swapped in place, no navigation
+    assert "is on." in page.locator("#choice").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "decision-htmx.png"), full_page=True)
+    assert page.violations == []  # type: ignore[attr-defined]
+
+
+def test_every_step_works_without_javascript(browser: Browser, patron_with_pin: LivePortal) -> None:
+    page = signed_in_page(browser, patron_with_pin, javascript=False)
+    page.goto(f"{patron_with_pin.url}/reading-history")
+    assert page.locator("button[value=yes]").is_visible()  # the gate comes first
+    page.click("button[value=yes]")
+    assert "is on." in page.locator("main").inner_text()
+    page.goto(f"{patron_with_pin.url}/privacy")
+    page.click(".all-off button")
+    assert "Every optional service is now off" in page.locator("main").inner_text()
