@@ -73,7 +73,8 @@ test: setup system-packages lint types messages-check
 	$(BIN)/pytest --db postgres -m "not browser"
 
 bench: setup system-packages
-	$(BIN)/python -m tests.benchmarks
+	$(BIN)/python -m tests.benchmarks sqlite
+	$(BIN)/python -m tests.benchmarks postgres
 
 vendor-htmx:
 	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && tar xzf htmx.org-$(HTMX_VERSION).tgz && \

@@ -74,7 +74,8 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.templates = build_environment(settings.timezone)
+    app.state.templates = build_environment(settings.timezone, reload=settings.dev_mode)
+    app.state.url_paths = {}
     app.state.signin_throttle = FailureThrottle(
         settings.signin_attempts, settings.signin_window_seconds
     )

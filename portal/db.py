@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
+from datetime import datetime
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.connection import connections
 from tortoise.migrations.api import migrate
 
 MODEL_MODULES = [
@@ -36,6 +40,31 @@ async def apply_migrations(database_url: str) -> None:
         await migrate(config=tortoise_config(database_url))
     finally:
         await Tortoise.close_connections()
+
+
+async def fetch_rows(sql: str, *values: Any) -> list[dict[str, Any]]:
+    """Raw SQL for the few hot read paths (a page view), where building the query through the
+    ORM costs more than running it. `sql` uses ? placeholders; PostgreSQL gets $1, $2, …"""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        sql = _numbered_placeholders(sql)
+    rows: list[dict[str, Any]] = await connection.execute_query_dict(sql, list(values))
+    return rows
+
+
+@functools.cache
+def _numbered_placeholders(sql: str) -> str:
+    numbers = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    """SQLite hands raw timestamps back as ISO text; PostgreSQL as datetimes."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def as_optional_datetime(value: datetime | str | None) -> datetime | None:
+    return None if value is None else as_datetime(value)
 
 
 # For Tortoise's own CLI (`tortoise makemigrations`), which compares models with migrations

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.patrons.models import Patron
+from portal.patrons.services import SignedIn
 from portal.settings import Settings
 
 
@@ -23,12 +23,12 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def signed_in_patron(request: Request) -> Patron | None:
-    patron: Patron | None = request.state.patron
+def signed_in_patron(request: Request) -> SignedIn | None:
+    patron: SignedIn | None = request.state.patron
     return patron
 
 
-def require_patron(request: Request) -> Patron:
+def require_patron(request: Request) -> SignedIn:
     patron = signed_in_patron(request)
     if patron is None:
         raise HTTPException(status_code=401)

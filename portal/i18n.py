@@ -55,9 +55,8 @@ KNOWN_LOCALES: dict[str, LocaleInfo] = {
 SOURCE_LOCALE = "en"
 
 
-@functools.cache
 def text_direction(code: str) -> str:
-    return Locale.parse(KNOWN_LOCALES[code].babel_id).text_direction
+    return _parsed_locale(code).text_direction
 
 
 def negotiate(
@@ -77,7 +76,8 @@ def negotiate(
     return default
 
 
-def _parse_accept_language(header: str) -> list[str]:
+@functools.lru_cache(maxsize=512)
+def _parse_accept_language(header: str) -> tuple[str, ...]:
     weighted: list[tuple[float, int, str]] = []
     for position, part in enumerate(header.split(",")):
         pieces = part.strip().split(";")
@@ -94,9 +94,10 @@ def _parse_accept_language(header: str) -> list[str]:
                     quality = 0.0
         if quality > 0:
             weighted.append((-quality, position, tag))
-    return [tag for _, _, tag in sorted(weighted)]
+    return tuple(tag for _, _, tag in sorted(weighted))
 
 
+@functools.lru_cache(maxsize=512)
 def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
     try:
         wanted = Locale.parse(tag, sep="-")
@@ -175,8 +176,13 @@ def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> M
     return Markup(ngettext(singular, plural, num, **escaped))  # noqa: S704 - as above
 
 
-def _babel_locale() -> str:
-    return KNOWN_LOCALES[current_locale()].babel_id
+@functools.cache
+def _parsed_locale(code: str) -> Locale:
+    return Locale.parse(KNOWN_LOCALES[code].babel_id)
+
+
+def _babel_locale() -> Locale:
+    return _parsed_locale(current_locale())
 
 
 def format_day(value: date | datetime, timezone: str) -> str:

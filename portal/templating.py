@@ -15,9 +15,10 @@ from portal import i18n
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
-def build_environment(timezone: str) -> Environment:
+def build_environment(timezone: str, *, reload: bool = False) -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
+        auto_reload=reload,
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
@@ -47,10 +48,21 @@ def render(
 ) -> HTMLResponse:
     env: Environment = request.app.state.templates
     locale = i18n.current_locale()
+    paths: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = request.app.state.url_paths
+    root = request.scope.get("root_path", "")
+
+    def url_for(name: str, **params: Any) -> str:
+        # Paths, not absolute URLs: right behind any proxy. Routes never change while the
+        # app runs, so each path is worked out once.
+        key = (name, tuple(sorted(params.items())))
+        path = paths.get(key)
+        if path is None:
+            path = paths[key] = root + str(request.app.url_path_for(name, **params))
+        return path
+
     page_context = {
         "request": request,
-        # Paths, not absolute URLs: correct behind any proxy, and nothing to leak.
-        "url_for": lambda name, **params: request.url_for(name, **params).path,
+        "url_for": url_for,
         "locale": locale,
         "direction": i18n.text_direction(locale),
         "known_locales": i18n.KNOWN_LOCALES,

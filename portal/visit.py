@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import i18n
-from portal.catalog.services import library_name
+from portal.catalog.services import published_catalog
 from portal.patrons.services import session_patron
 from portal.settings import Settings
 
@@ -49,6 +49,6 @@ class VisitMiddleware:
         scope.setdefault("state", {})
         scope["state"]["patron"] = patron
         scope["state"]["locale"] = locale
-        scope["state"]["library_name"] = await library_name()
+        scope["state"]["library_name"] = (await published_catalog()).library_name
         with i18n.use_locale(locale):
             await self.app(scope, receive, send)

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from tortoise import Tortoise
 
 from portal.app import create_app
-from portal.catalog.services import forget_library_name
+from portal.catalog.services import forget_published_catalog
 from portal.db import apply_migrations, tortoise_config
 from portal.settings import Settings
 from tests.factories import SECRET
@@ -90,7 +90,7 @@ def database_url(request: pytest.FixtureRequest, engine: str, tmp_path: Path) ->
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[str]:
     """Tortoise initialised on a fresh, migrated database (service-tier tests)."""
-    forget_library_name()
+    forget_published_catalog()
     await Tortoise.init(config=tortoise_config(database_url))
     try:
         yield database_url
@@ -124,7 +124,7 @@ def portal_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def portal(portal_settings: Settings) -> AsyncIterator[Portal]:
-    forget_library_name()
+    forget_published_catalog()
     app = create_app(portal_settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

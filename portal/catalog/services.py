@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -81,7 +82,7 @@ async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) 
             published_at=now,
             changed_services={key: change.value for key, change in changes.items()},
         )
-    forget_library_name()
+    forget_published_catalog()
     return PublishReport(changes=changes, consents_suspended=suspended)
 
 
@@ -152,37 +153,86 @@ async def _suspend_consents(service: Service, now: datetime) -> int:
     return len(affected)
 
 
-async def published_services() -> list[Service]:
-    return await Service.all()
+@dataclass(frozen=True)
+class PublishedService:
+    id: int
+    key: str
+    store: str | None
+    position: int
+    revision: int
+    terms_revision: int
+    terms: dict[str, Any]
 
 
-async def current_notice(service: Service, locale: str) -> NoticeVersion | None:
-    return await NoticeVersion.get_or_none(
-        service_id=service.id, revision=service.revision, locale=locale
-    )
+@dataclass(frozen=True)
+class PublishedNotice:
+    id: int
+    service: PublishedService
+    locale: str
+    revision: int
+    terms_revision: int
+    texts: dict[str, str]
+    content_hash: str
+    published_at: datetime
 
 
-async def current_notices(locale: str) -> dict[int, NoticeVersion]:
-    """The current notice of every service in one locale, keyed by service id (one query)."""
-    notices = await NoticeVersion.filter(locale=locale).select_related("service")
-    return {n.service_id: n for n in notices if n.revision == n.service.revision}
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """What is published now, held in memory: read on every page, changed only by publishing."""
+
+    library_name: str
+    services: tuple[PublishedService, ...]
+    notices: dict[tuple[int, str], PublishedNotice]
+
+    def notice(self, service_id: int, locale: str) -> PublishedNotice | None:
+        return self.notices.get((service_id, locale))
 
 
-_name_cache: dict[str, tuple[float, str]] = {}
-_NAME_TTL_SECONDS = 30.0
+# Publishing happens in another process (the CLI), so the snapshot is re-read after a few
+# seconds. Decisions never rely on it: they check the notice version against the database.
+_SNAPSHOT_TTL_SECONDS = 5.0
+_snapshot: list[tuple[float, CatalogSnapshot]] = []
 
 
-async def library_name() -> str:
-    """The name from the latest publication, cached briefly: it is on every page."""
-    now = time.monotonic()
-    cached = _name_cache.get("name")
-    if cached and now - cached[0] < _NAME_TTL_SECONDS:
-        return cached[1]
+async def published_catalog() -> CatalogSnapshot:
+    clock = time.monotonic()
+    if _snapshot and clock - _snapshot[0][0] < _SNAPSHOT_TTL_SECONDS:
+        return _snapshot[0][1]
     latest = await Publication.all().order_by("-id").first()
-    name = latest.library_name if latest else ""
-    _name_cache["name"] = (now, name)
-    return name
+    services = {
+        service.id: PublishedService(
+            id=service.id,
+            key=service.key,
+            store=service.store,
+            position=service.position,
+            revision=service.revision,
+            terms_revision=service.terms_revision,
+            terms=service.terms,
+        )
+        for service in await Service.all()
+    }
+    notices = {}
+    for notice in await NoticeVersion.filter(service_id__in=list(services)):
+        service = services[notice.service_id]
+        if notice.revision == service.revision:
+            notices[(service.id, notice.locale)] = PublishedNotice(
+                id=notice.id,
+                service=service,
+                locale=notice.locale,
+                revision=notice.revision,
+                terms_revision=notice.terms_revision,
+                texts=notice.texts,
+                content_hash=notice.content_hash,
+                published_at=notice.published_at,
+            )
+    snapshot = CatalogSnapshot(
+        library_name=latest.library_name if latest else "",
+        services=tuple(sorted(services.values(), key=lambda service: service.position)),
+        notices=notices,
+    )
+    _snapshot[:] = [(clock, snapshot)]
+    return snapshot
 
 
-def forget_library_name() -> None:
-    _name_cache.clear()
+def forget_published_catalog() -> None:
+    _snapshot.clear()

@@ -9,7 +9,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from portal.catalog.models import NoticeVersion, Service
-from portal.catalog.services import current_notices
+from portal.catalog.services import PublishedNotice, PublishedService, published_catalog
 from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
 from portal.consent.policy import (
     Decision,
@@ -18,7 +18,7 @@ from portal.consent.policy import (
     grace_period_over,
     holds_retained_data,
 )
-from portal.consent.state import status_for
+from portal.consent.state import StateRow, state_rows, status_for
 from portal.erasure.services import erase_store
 from portal.patrons.models import Patron
 
@@ -45,8 +45,8 @@ SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
 
 @dataclass(frozen=True)
 class ServiceOverview:
-    service: Service
-    notice: NoticeVersion
+    service: Service | PublishedService
+    notice: NoticeVersion | PublishedNotice
     status: Status
     since: datetime | None
     revision: int
@@ -59,18 +59,25 @@ class Outcome:
     erased: int
 
 
-async def overview(patron_id: int, locale: str) -> list[ServiceOverview]:
-    """Every published service with this patron's status, notices in `locale`."""
-    notices = await current_notices(locale)
-    states = {s.service_id: s for s in await ConsentState.filter(patron_id=patron_id)}
+async def overview(
+    patron_id: int, locale: str, *, states: dict[int, StateRow] | None = None
+) -> list[ServiceOverview]:
+    """Every published service with this patron's status, notices in `locale`. The published
+    catalog comes from memory; `states`, when the caller has already read them, save a query."""
+    catalog = await published_catalog()
+    if states is None:
+        states = await state_rows(patron_id)
     result = []
-    for service_id, notice in sorted(notices.items(), key=lambda kv: kv[1].service.position):
-        state = states.get(service_id)
+    for service in catalog.services:
+        notice = catalog.notice(service.id, locale)
+        if notice is None:
+            continue  # publishing guarantees every enabled locale; a disabled one shows nothing
+        state = states.get(service.id)
         result.append(
             ServiceOverview(
-                service=notice.service,
+                service=service,
                 notice=notice,
-                status=status_for(state, notice.service),
+                status=status_for(state, service),
                 since=state.updated_at if state else None,
                 revision=state.revision if state else 0,
             )

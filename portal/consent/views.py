@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.services import current_notices
+from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent import services
 from portal.consent.forms import parse_decision
 from portal.consent.policy import Status
@@ -34,7 +34,9 @@ async def home(request: Request) -> Response:
 
 async def privacy(request: Request) -> Response:
     patron = require_patron(request)
-    overview = await services.overview(patron.id, current_locale())
+    overview = await services.overview(
+        patron.patron_id, current_locale(), states=patron.consent_states
+    )
     return render(
         request,
         "consent/privacy.html",
@@ -52,7 +54,7 @@ async def gate(
     """The notice and two equal choices; shown before any service is used."""
     patron = require_patron(request)
     try:
-        view = await services.service_view(patron.id, key, current_locale())
+        view = await services.service_view(patron.patron_id, key, current_locale())
     except services.ConsentError as failure:
         raise HTTPException(status_code=404, detail=failure.code) from None
     return render(
@@ -80,7 +82,7 @@ async def decide(request: Request) -> Response:
         return await gate(request, key, error="notice_required", status_code=400)
     try:
         outcome = await services.decide(
-            patron.id,
+            patron.patron_id,
             key,
             form.decision,
             notice_version_id=form.notice_version_id,
@@ -90,8 +92,10 @@ async def decide(request: Request) -> Response:
     except services.ConsentError as failure:
         if failure.code == "unknown_service":
             raise HTTPException(status_code=404, detail=failure.code) from None
+        if failure.code == "stale_notice":
+            forget_published_catalog()  # a publish happened: show the new notice everywhere
         return await gate(request, key, error=failure.code, status_code=409)
-    view = await services.service_view(patron.id, key, current_locale())
+    view = await services.service_view(patron.patron_id, key, current_locale())
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
@@ -106,7 +110,7 @@ async def decide(request: Request) -> Response:
 
 async def everything_off(request: Request) -> Response:
     patron = require_patron(request)
-    await services.turn_everything_off(patron.id, now=utcnow(), party=services.PATRON_ONLINE)
+    await services.turn_everything_off(patron.patron_id, now=utcnow(), party=services.PATRON_ONLINE)
     response = redirect_to(request, "consent.privacy")
     response.headers["location"] += "?done=all_off"
     return response
@@ -114,9 +118,14 @@ async def everything_off(request: Request) -> Response:
 
 async def record(request: Request) -> Response:
     patron = require_patron(request)
-    events = await services.ledger(patron.id)
-    notices = await current_notices(current_locale())
-    titles = {service_id: notice.texts["title"] for service_id, notice in notices.items()}
+    events = await services.ledger(patron.patron_id)
+    catalog = await published_catalog()
+    locale = current_locale()
+    titles = {
+        service.id: notice.texts["title"]
+        for service in catalog.services
+        if (notice := catalog.notice(service.id, locale))
+    }
     return render(request, "consent/record.html", {"events": events, "titles": titles})
 
 

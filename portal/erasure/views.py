@@ -22,12 +22,12 @@ from portal.templating import render
 
 async def _gated(request: Request, store: str) -> tuple[int, Response | None]:
     patron = require_patron(request)
-    service, status = await status_of_store(patron.id, store)
+    service, status = await status_of_store(patron.patron_id, store)
     if service is None:
         raise HTTPException(status_code=404)
     if status is not Status.ON:
-        return patron.id, await gate(request, service.key)
-    return patron.id, None
+        return patron.patron_id, await gate(request, service.key)
+    return patron.patron_id, None
 
 
 async def history(request: Request) -> Response:
@@ -50,7 +50,7 @@ async def demo_loan(request: Request) -> Response:
     title = field(await request.form(), "title") or "The Left Hand of Darkness"
     try:
         await services.record_loans(
-            patron.id,
+            patron.patron_id,
             [services.Loan(title=title, author="", borrowed_on=date.today())],  # noqa: DTZ011
             now=utcnow(),
         )
@@ -78,7 +78,7 @@ async def create_list(request: Request) -> Response:
     if not name:
         return await lists(request, error="list_name_missing", status_code=400)
     try:
-        await services.create_list(patron.id, name, now=utcnow())
+        await services.create_list(patron.patron_id, name, now=utcnow())
     except services.NoCurrentConsent:
         return await lists(request)  # shows the notice: the service is off
     return redirect_to(request, "erasure.lists")
@@ -92,7 +92,7 @@ async def add_item(request: Request) -> Response:
         return await lists(request, error="title_missing", status_code=400)
     try:
         await services.add_to_list(
-            patron.id, int(list_id) if list_id.isdigit() else 0, title, now=utcnow()
+            patron.patron_id, int(list_id) if list_id.isdigit() else 0, title, now=utcnow()
         )
     except services.NoCurrentConsent:
         return await lists(request)
@@ -105,7 +105,7 @@ async def delete_list(request: Request) -> Response:
     patron = require_patron(request)
     list_id = field(await request.form(), "list_id")
     try:
-        await services.delete_list(patron.id, int(list_id) if list_id.isdigit() else 0)
+        await services.delete_list(patron.patron_id, int(list_id) if list_id.isdigit() else 0)
     except services.NotFound:
         return await lists(request, error="not_found", status_code=404)
     return redirect_to(request, "erasure.lists")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -12,6 +12,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from portal.consent.state import STATE_COLUMNS, StateRow, state_from_row
+from portal.db import as_datetime, fetch_rows
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
 
@@ -129,23 +131,44 @@ async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: 
     return token
 
 
-async def session_patron(secret: str, token: str, *, now: datetime, minutes: int) -> Patron | None:
+# Every page reads the session; the patron's consent states come along in the same query.
+_SESSION_QUERY = (
+    f"SELECT s.id, s.expires_at, s.patron_id, p.locale, {STATE_COLUMNS} "  # noqa: S608 - constants
+    "FROM portal_session s JOIN patron p ON p.id = s.patron_id "
+    "LEFT JOIN consent_state c ON c.patron_id = s.patron_id WHERE s.token_lookup = ?"
+)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who a request comes from: all a page needs to know about the patron, including their
+    consent states (read with the session, so "My privacy" costs one query in all)."""
+
+    patron_id: int
+    locale: str | None
+    consent_states: dict[int, StateRow] = field(default_factory=dict)
+
+
+async def session_patron(
+    secret: str, token: str, *, now: datetime, minutes: int
+) -> SignedIn | None:
     """The signed-in patron, sliding the idle timeout forward; one indexed query when fresh."""
-    session = (
-        await PortalSession.filter(token_lookup=keyed_hash(secret, "session", token))
-        .select_related("patron")
-        .first()
-    )
-    if session is None:
+    rows = await fetch_rows(_SESSION_QUERY, keyed_hash(secret, "session", token))
+    if not rows:
         return None
-    if session.expires_at <= now:
-        await session.delete()
+    session = rows[0]
+    expires_at = as_datetime(session["expires_at"])
+    if expires_at <= now:
+        await PortalSession.filter(id=session["id"]).delete()
         return None
     renewed = now + timedelta(minutes=minutes)
     # Only write when a noticeable part of the timeout has passed, keeping reads cheap.
-    if renewed - session.expires_at > timedelta(minutes=1):
-        await PortalSession.filter(id=session.id).update(expires_at=renewed)
-    return session.patron
+    if renewed - expires_at > timedelta(minutes=1):
+        await PortalSession.filter(id=session["id"]).update(expires_at=renewed)
+    states = {
+        row["service_id"]: state_from_row(row) for row in rows if row["service_id"] is not None
+    }
+    return SignedIn(session["patron_id"], session["locale"], states)
 
 
 async def end_session(secret: str, token: str) -> None:

@@ -128,7 +128,7 @@ async def choose_language(request: Request) -> Response:
         set_cookie(request, response, LANGUAGE_COOKIE, chosen, max_age=365 * 86_400)
         patron = signed_in_patron(request)
         if patron is not None:
-            await services.set_locale(patron.id, chosen)
+            await services.set_locale(patron.patron_id, chosen)
     return response
 
 

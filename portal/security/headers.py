@@ -3,7 +3,6 @@ the CSP starts from default-src 'none' and allows only the portal's own files.""
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = {
@@ -31,9 +30,12 @@ SECURITY_HEADERS = {
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        self.headers = dict(SECURITY_HEADERS)
+        headers = dict(SECURITY_HEADERS)
         if https:
-            self.headers["strict-transport-security"] = "max-age=63072000"
+            headers["strict-transport-security"] = "max-age=63072000"
+        # Personal pages must never sit in a shared cache.
+        headers["cache-control"] = "no-store"
+        self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,11 +44,9 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    headers.setdefault(name, value)
-                # Personal pages must never sit in a shared cache.
-                headers.setdefault("cache-control", "no-store")
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [pair for pair in self.raw_headers if pair[0] not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,199 @@
+"""Benchmarks, printed as figures (not pass/fail tests): `make bench`.
+
+1. "My privacy" pages per second, next to a bare Starlette endpoint rendering the same
+   template with the same data (tests/benchmarks/bare_app.py), in the same run (target: at
+   least 50 %), on SQLite and on PostgreSQL. Each server is one uvicorn worker pinned to
+   the first core; wrk, on the second core, keeps 32 connections busy.
+2. Withdrawal-with-erasure latency for a patron with 10,000 history entries on PostgreSQL
+   (target: p99 under 100 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+import httpx2 as httpx
+from tortoise import Tortoise
+
+from portal.consent import services as consent
+from portal.consent.policy import Decision
+from portal.db import apply_migrations, tortoise_config
+from portal.erasure.models import HistoryEntry
+from tests.factories import SECRET, TestPatron, make_patron, now, publish
+from tests.pg import throwaway_cluster
+
+CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
+LOCALES = ("en", "es", "fr", "zh_Hans", "zh_Hant", "vi", "tl", "ko", "ru", "ar")
+WRK_SECONDS = 10
+WITHDRAWALS = 50
+HISTORY = 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """A uvicorn process pinned to the first core (wrk gets the second)."""
+    port = _free_port()
+    process = subprocess.Popen(
+        ["taskset", "-c", "0", *command, "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/privacy", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def requests_per_second(url: str, cookie: str = "") -> float:
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c32", f"-d{WRK_SECONDS}s", url]
+    if cookie:
+        command[4:4] = ["-H", f"Cookie: {cookie}"]
+    subprocess.run([*command[:-2], "-d2s", url], check=True, capture_output=True)  # warm up
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if match is None:
+        raise RuntimeError(output)
+    return float(match.group(1))
+
+
+async def prepare(database_url: str) -> TestPatron:
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        await publish(CATALOG, LOCALES)
+        return await make_patron()
+    finally:
+        await Tortoise.close_connections()
+
+
+def bench_render(database_url: str, label: str) -> None:
+    patron = asyncio.run(prepare(database_url))
+    env = {
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_DEV_MODE": "false",
+    }
+    with server([sys.executable, "-m", "portal.cli", "serve"], env) as url:
+        with httpx.Client(base_url=url, headers={"origin": url}) as client:
+            client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+            cookie = f"portal_session={client.cookies['portal_session']}"
+            page = client.get("/privacy", headers={"cookie": cookie}).text
+        portal_rate = requests_per_second(f"{url}/privacy", cookie)
+    bare = [sys.executable, "-m", "uvicorn", "tests.benchmarks.bare_app:app", "--no-access-log"]
+    with server(bare, {**env, "BENCH_PATRON_ID": str(patron.id)}) as url:
+        bare_page = httpx.get(f"{url}/privacy").text
+        bare_rate = requests_per_second(f"{url}/privacy")
+    if bare_page != page:
+        raise RuntimeError("the baseline must render the very same page")
+    print(
+        f"[{label}] My privacy: {portal_rate:,.0f} req/s | bare Starlette template endpoint: "
+        f"{bare_rate:,.0f} req/s | ratio {portal_rate / bare_rate:.0%} (target >= 50%) "
+        f"| page {len(page.encode()):,} bytes, one uvicorn worker on one core, wrk -c32"
+    )
+
+
+async def bench_withdrawal(database_url: str) -> None:
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        await publish(CATALOG, LOCALES)
+        patron = await make_patron()
+        latencies = []
+        for _ in range(WITHDRAWALS):
+            view = await consent.service_view(patron.id, "reading_history", "en")
+            await consent.decide(
+                patron.id,
+                "reading_history",
+                Decision.YES,
+                notice_version_id=view.notice.id,
+                expected_revision=view.revision,
+                now=now(),
+            )
+            await HistoryEntry.bulk_create(
+                [
+                    HistoryEntry(
+                        patron_id=patron.id,
+                        title=f"Title {n}",
+                        author="Author",
+                        borrowed_on=date(2026, 1, 1),
+                        recorded_at=now(),
+                    )
+                    for n in range(HISTORY)
+                ],
+                batch_size=2000,
+            )
+            view = await consent.service_view(patron.id, "reading_history", "en")
+            started = time.perf_counter()
+            outcome = await consent.decide(
+                patron.id,
+                "reading_history",
+                Decision.NO,
+                notice_version_id=view.notice.id,
+                expected_revision=view.revision,
+                now=now(),
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert outcome.erased == HISTORY
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+        print(
+            f"[postgres] withdrawal erasing {HISTORY:,} history entries: p50 {p50:.1f} ms, "
+            f"p99 {p99:.1f} ms over {WITHDRAWALS} runs (target p99 < 100 ms)"
+        )
+    finally:
+        await Tortoise.close_connections()
+
+
+async def create_database(server: str, name: str) -> str:
+    connection = await asyncpg.connect(f"{server}/postgres")
+    await connection.execute(f"CREATE DATABASE {name}")
+    await connection.close()
+    await apply_migrations(f"{server}/{name}")
+    return f"{server}/{name}"
+
+
+def main(engine: str) -> None:
+    # One engine per process: Tortoise caches dialect-specific queries per process.
+    if engine == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            sqlite_url = f"sqlite://{folder}/bench.sqlite3"
+            asyncio.run(apply_migrations(sqlite_url))
+            bench_render(sqlite_url, "sqlite")
+        return
+    with throwaway_cluster() as cluster:
+        bench_render(asyncio.run(create_database(cluster, "bench_render")), "postgres")
+        asyncio.run(bench_withdrawal(asyncio.run(create_database(cluster, "bench_erasure"))))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "sqlite")
