@@ -54,7 +54,7 @@ types: setup
 
 messages: setup
 	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -o locales/messages.pot . >/dev/null
-	$(BIN)/pybabel update -i locales/messages.pot -d locales --omit-header --no-wrap --ignore-obsolete --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-wrap --ignore-obsolete --no-fuzzy-matching
 
 # The build fails when a template or message changed without `make messages`.
 messages-check: setup

@@ -41,12 +41,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if "locale" not in request.scope.get("state", {}):
         return Response(status_code=exc.status_code)  # outside the patron-facing pages
     return render(
-        request, "errors/error.html", {"status": exc.status_code}, status_code=exc.status_code
+        request,
+        "errors/error.html",
+        {"status": exc.status_code, "message": None},
+        status_code=exc.status_code,
     )
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return render(request, "errors/error.html", {"status": 500}, status_code=500)
+    return render(request, "errors/error.html", {"status": 500, "message": None}, status_code=500)
 
 
 def create_app(settings: Settings) -> Starlette:

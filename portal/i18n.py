@@ -24,7 +24,7 @@ from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
@@ -165,14 +165,20 @@ def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     return _interpolate(translated, source, variables)
 
 
+def _isolated(variables: dict[str, Any]) -> dict[str, Markup]:
+    # Each value is escaped and isolated with <bdi>, so a Latin title, a date or a number
+    # keeps its own direction inside an Arabic sentence (and the reverse).
+    return {name: Markup("<bdi>%s</bdi>") % value for name, value in variables.items()}
+
+
 def markup_gettext(message: str, **variables: Any) -> Markup:
     """Jinja flavour: the message is trusted template text, the variables are escaped."""
-    escaped = {name: escape(value) for name, value in variables.items()}
+    escaped = _isolated(variables)
     return Markup(gettext(message, **escaped))  # noqa: S704 - msgids are template text, variables escaped
 
 
 def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
-    escaped = {name: escape(value) for name, value in variables.items()}
+    escaped = _isolated(variables)
     return Markup(ngettext(singular, plural, num, **escaped))  # noqa: S704 - as above
 
 

@@ -64,10 +64,11 @@ def test_texts_outside_a_request_take_an_explicit_locale() -> None:
     assert i18n.current_locale() == "en"
 
 
-def test_variables_are_escaped_in_templates() -> None:
-    with i18n.use_locale("en"):
-        rendered = i18n.markup_gettext("%(title)s is on.", title="<b>x</b>")
-    assert "&lt;b&gt;" in rendered
+def test_variables_are_escaped_and_direction_isolated_in_templates() -> None:
+    with i18n.use_locale("ar"):
+        rendered = i18n.markup_gettext("%(title)s is on.", title="<b>Kindred</b>")
+    assert "<bdi>&lt;b&gt;Kindred&lt;/b&gt;</bdi>" in rendered
+    assert "<b>" not in rendered
 
 
 def test_dates_are_formatted_for_the_locale_in_the_library_time_zone() -> None:

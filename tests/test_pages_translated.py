@@ -3,7 +3,6 @@ the patron's language, and the consent recorded with the language actually shown
 
 from __future__ import annotations
 
-import html
 import re
 import tomllib
 from dataclasses import replace
@@ -15,9 +14,9 @@ from babel.messages.pofile import read_po
 
 from portal.consent.models import ConsentEvent
 from portal.erasure import services as erasure
-from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, text_direction
-from tests.factories import make_patron, now, publish
-from tests.web import choose, hidden, sign_in
+from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
+from tests.factories import make_patron, now, publish, standard_catalog
+from tests.web import choose, hidden, sign_in, visible_text
 
 CATALOG = (Path(__file__).resolve().parent.parent / "deploy" / "catalog.toml").read_text("utf-8")
 ALL = tuple(KNOWN_LOCALES)
@@ -42,11 +41,6 @@ def english_phrases(code: str) -> set[str]:
     for service in tomllib.loads(CATALOG)["service"]:
         phrases.update(service["notice"]["en"].values())
     return phrases
-
-
-def visible_text(page: str) -> str:
-    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
-    return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
 async def pages_of_a_patron_using_everything(client) -> dict[str, str]:
@@ -134,3 +128,16 @@ async def test_language_switcher_names_each_language_in_itself(portal) -> None:
     for info in KNOWN_LOCALES.values():
         assert f'lang="{info.html_lang}"' in page
         assert info.native_name in page
+
+
+async def test_notice_missing_in_the_patrons_language_is_never_shown_in_another(portal) -> None:
+    # Published while the library had only English enabled; Vietnamese was enabled later.
+    await publish(standard_catalog(("en",)), ("en",))
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await portal.client.post("/language", data={"locale": "vi", "next": "/privacy"})
+    page = await portal.client.get("/services/reading_history")
+    assert page.status_code == 503
+    assert "reading_history data en" not in page.text
+    with use_locale("vi"):
+        assert gettext("This notice is not available in your language yet.") in page.text

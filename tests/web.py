@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import httpx2 as httpx
@@ -32,3 +33,9 @@ async def choose(client: httpx.AsyncClient, key: str, decision: str) -> httpx.Re
             "revision": hidden(page.text, "revision"),
         },
     )
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees: tags dropped, entities decoded, white space folded."""
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())

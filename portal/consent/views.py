@@ -56,6 +56,14 @@ async def gate(
     try:
         view = await services.service_view(patron.patron_id, key, current_locale())
     except services.ConsentError as failure:
+        if failure.code == "notice_locale":
+            # Never show a notice in a language the patron did not choose.
+            return render(
+                request,
+                "errors/error.html",
+                {"status": 503, "message": message_for(failure.code)},
+                status_code=503,
+            )
         raise HTTPException(status_code=404, detail=failure.code) from None
     return render(
         request,
