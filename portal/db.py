@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "portal.consent.models",
     "portal.erasure.models",
     "portal.api.models",
+    "portal.minors.models",
 ]
 
 

@@ -38,6 +38,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"database engine: {config.getoption('--db')}"
 
 
+async def _admin(server: str, sql: str) -> None:
+    connection = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     with throwaway_cluster() as url:
@@ -75,16 +83,25 @@ def database_url(request: pytest.FixtureRequest, engine: str, tmp_path: Path) ->
     server: str = request.getfixturevalue("postgres_server")
     name = f"portal_test_{next(_database_numbers)}"
 
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(f"{server}/postgres")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE portal_template"))
+    asyncio.run(_admin(server, f"CREATE DATABASE {name} TEMPLATE portal_template"))
     yield f"{server}/{name}"
-    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    asyncio.run(_admin(server, f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def empty_database_url(
+    request: pytest.FixtureRequest, engine: str, tmp_path: Path
+) -> Iterator[str]:
+    """A database with no schema at all, for testing the migrations themselves."""
+    if engine == "sqlite":
+        yield f"sqlite://{tmp_path / 'empty.sqlite3'}"
+        return
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"portal_empty_{next(_database_numbers)}"
+
+    asyncio.run(_admin(server, f"CREATE DATABASE {name}"))
+    yield f"{server}/{name}"
+    asyncio.run(_admin(server, f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ class Service(Model):
     revision = fields.IntField()
     terms_revision = fields.IntField()
     terms: dict[str, Any] = fields.JSONField()
+    # Not offered to patrons younger than this (e.g. 18 for fundraising mail).
+    minimum_age = fields.IntField(null=True)
     position = fields.IntField()
     published_at = fields.DatetimeField()
 
@@ -51,6 +53,8 @@ class Publication(Model):
 
     id = fields.IntField(primary_key=True)
     library_name = fields.CharField(max_length=200)
+    # The library's jurisdiction policy: {"code", "guardian_consent_below", "age_of_majority"}.
+    jurisdiction: dict[str, Any] = fields.JSONField(null=True)
     source_hash = fields.CharField(max_length=64)
     published_at = fields.DatetimeField()
     changed_services: dict[str, str] = fields.JSONField()

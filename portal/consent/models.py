@@ -21,6 +21,8 @@ class EventKind(StrEnum):
     EXPIRED = "expired"
     ERASED = "erased"
     SUSPENDED = "suspended"
+    GUARDIAN_LINKED = "guardian_linked"
+    GUARDIAN_LINK_ENDED = "guardian_link_ended"
 
 
 class Method(StrEnum):
@@ -59,9 +61,13 @@ class ConsentState(Model):
     )
     # Copied from the notice version so "is this consent current?" needs no join.
     terms_revision = fields.IntField()
-    # Set when a granted consent stops covering the service (a material change of its
-    # notice); the service is off until the patron decides again.
+    # Who gave the consent in force: a guardian's consent needs the patron's own confirmation
+    # once they come of age.
+    granted_by = fields.CharEnumField(Actor, max_length=20, null=True)
+    # Set when a granted consent stops covering the service (a material change of its notice,
+    # or a guardian's consent when the patron comes of age); off until the patron decides.
     suspended_at = fields.DatetimeField(null=True)
+    suspension_reason = fields.CharField(max_length=30, null=True)
     revision = fields.IntField()
     updated_at = fields.DatetimeField()
 
@@ -79,8 +85,9 @@ class ConsentEvent(Model):
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="consent_events", on_delete=fields.RESTRICT, db_index=True
     )
-    service: fields.ForeignKeyRelation[Service] = fields.ForeignKeyField(
-        "models.Service", related_name="events", on_delete=fields.RESTRICT
+    # None for events about the account rather than one service (a guardian link ending).
+    service: fields.ForeignKeyNullableRelation[Service] = fields.ForeignKeyField(
+        "models.Service", related_name="events", on_delete=fields.RESTRICT, null=True
     )
     kind = fields.CharEnumField(EventKind, max_length=20)
     notice_version: fields.ForeignKeyNullableRelation[NoticeVersion] = fields.ForeignKeyField(
@@ -93,11 +100,16 @@ class ConsentEvent(Model):
     method = fields.CharEnumField(Method, max_length=20)
     actor = fields.CharEnumField(Actor, max_length=20)
     channel = fields.CharEnumField(Channel, max_length=10)
+    # The guardian who acted, when the actor is a guardian (staff never act, PRODUCT.md).
+    acting_guardian: fields.ForeignKeyNullableRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
+    )
     detail: dict[str, Any] = fields.JSONField()
 
     patron_id: int
-    service_id: int
+    service_id: int | None
     notice_version_id: int | None
+    acting_guardian_id: int | None
 
     class Meta:
         table = "consent_event"

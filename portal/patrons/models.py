@@ -16,6 +16,14 @@ class Patron(Model):
     pin_hash = fields.CharField(max_length=200, null=True)
     # Purpose: show the portal in the patron's language; kept while the account exists.
     locale = fields.CharField(max_length=10, null=True)
+    # Purpose: apply the age rules for minors (guardian consent, age of majority); kept while
+    # the account exists. Unknown for a patron the library holds no birth date for.
+    born_on = fields.DateField(null=True)
+    # A jurisdiction preset (e.g. "GDPR-DE") when it differs from the library's.
+    jurisdiction = fields.CharField(max_length=20, null=True)
+    # A teenager may let their guardians see their own choices (never their library use).
+    shares_with_guardians = fields.BooleanField(default=False, db_default=False)
+    came_of_age_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
 
     class Meta:
