@@ -2,7 +2,7 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from portal.consent.models import Actor, EventKind
+from portal.consent.models import EventKind
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 
@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='ConsentState',
             name='granted_by',
-            field=fields.CharEnumField(null=True, description='PATRON: patron\nGUARDIAN: guardian\nSYSTEM: system', enum_type=Actor, max_length=20),
+            field=fields.CharField(null=True, max_length=20),
         ),
         ops.AddField(
             model_name='ConsentState',

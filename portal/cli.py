@@ -171,7 +171,11 @@ def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        count = await expire_unanswered(now=_now(), grace_days=settings.reconsent_grace_days)
+        count = await expire_unanswered(
+            now=_now(),
+            material_grace_days=settings.reconsent_grace_days,
+            majority_grace_days=settings.majority_grace_days,
+        )
         print(f"{count} unanswered consent(s) ended and their retained data erased.")
         return 0
 

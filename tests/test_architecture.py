@@ -16,7 +16,12 @@ FORBIDDEN = {
     "state.py": HTTP,
 }
 # A policy module may import another pure policy module.
-ALLOWED_IN_POLICY = ("portal.catalog.policy", "portal.consent.policy", "portal.patrons.policy")
+ALLOWED_IN_POLICY = (
+    "portal.catalog.policy",
+    "portal.consent.policy",
+    "portal.patrons.policy",
+    "portal.minors.policy",
+)
 
 
 def imported_modules(path: Path) -> list[str]:

@@ -39,6 +39,7 @@ async def opt_in_with_history(entries: int = 2) -> int:
         notice_version_id=view.notice.id,
         expected_revision=0,
         now=now(),
+        timezone="UTC",
     )
     await erasure.record_loans(
         patron.id, [erasure.Loan("Dune", "Herbert", date(2026, 3, 1))] * entries, now=now()
@@ -101,6 +102,7 @@ async def test_saying_no_to_a_materially_changed_notice_erases_what_was_kept() -
         notice_version_id=view.notice.id,
         expected_revision=view.revision,
         now=now(),
+        timezone="UTC",
     )
     assert outcome.erased == 3
     assert await HistoryEntry.filter(patron_id=patron_id).count() == 0
@@ -118,6 +120,7 @@ async def test_saying_yes_to_the_new_notice_renews() -> None:
         notice_version_id=view.notice.id,
         expected_revision=view.revision,
         now=now(),
+        timezone="UTC",
     )
     assert await status(patron_id) is Status.ON
     renewed = await ConsentEvent.filter(patron_id=patron_id).order_by("-id").first()
@@ -131,8 +134,13 @@ async def test_unanswered_material_change_expires_after_the_grace_period() -> No
     await publish(history_catalog())
     patron_id = await opt_in_with_history(2)
     await publish(history_catalog(data_categories=("titles", "ratings")))
-    assert await consent.expire_unanswered(now=now(), grace_days=30) == 0
-    expired = await consent.expire_unanswered(now=now() + timedelta(days=31), grace_days=30)
+    assert (
+        await consent.expire_unanswered(now=now(), material_grace_days=30, majority_grace_days=30)
+        == 0
+    )
+    expired = await consent.expire_unanswered(
+        now=now() + timedelta(days=31), material_grace_days=30, majority_grace_days=1
+    )
     assert expired == 1
     assert await status(patron_id) is Status.WITHDRAWN
     assert await HistoryEntry.filter(patron_id=patron_id).count() == 0

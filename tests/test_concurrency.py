@@ -40,6 +40,7 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
         notice_version_id=view.notice.id,
         expected_revision=0,
         now=now(),
+        timezone="UTC",
     )
     loan = [erasure.Loan("Kindred", "Octavia E. Butler", date(2026, 5, 5))]
 
@@ -54,6 +55,7 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
                     notice_version_id=view.notice.id,
                     expected_revision=view.revision,
                     now=now(),
+                    timezone="UTC",
                 )
             ),
             attempt(
@@ -64,6 +66,7 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
                     notice_version_id=view.notice.id,
                     expected_revision=view.revision,
                     now=now(),
+                    timezone="UTC",
                 )
             ),
             *(attempt(erasure.record_loans(patron.id, loan, now=now())) for _ in range(3)),
@@ -85,6 +88,7 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
                 notice_version_id=fresh.notice.id,
                 expected_revision=fresh.revision,
                 now=now(),
+                timezone="UTC",
             )
 
     events = await ConsentEvent.filter(patron_id=patron.id)

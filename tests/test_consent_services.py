@@ -44,6 +44,7 @@ async def say(patron_id: int, key: str, decision: Decision, revision: int | None
         notice_version_id=await notice_id(key),
         expected_revision=revision,
         now=now(),
+        timezone="UTC",
     )
 
 
@@ -129,6 +130,7 @@ async def test_yes_needs_the_notice_that_was_shown() -> None:
             notice_version_id=None,
             expected_revision=0,
             now=now(),
+            timezone="UTC",
         )
     assert raised.value.code == "notice_required"
     assert await ConsentEvent.all().count() == 0
@@ -153,6 +155,7 @@ async def test_form_against_a_superseded_notice_is_refused() -> None:
             notice_version_id=old_notice,
             expected_revision=0,
             now=now(),
+            timezone="UTC",
         )
     assert raised.value.code == "stale_notice"
     assert await ConsentEvent.all().count() == 0
@@ -169,6 +172,7 @@ async def test_unknown_service_is_refused() -> None:
             notice_version_id=None,
             expected_revision=0,
             now=now(),
+            timezone="UTC",
         )
     assert raised.value.code == "unknown_service"
 

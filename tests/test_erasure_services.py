@@ -26,6 +26,7 @@ async def opt(patron_id: int, key: str, decision: Decision) -> None:
         notice_version_id=view.notice.id,
         expected_revision=view.revision,
         now=now(),
+        timezone="UTC",
     )
 
 

@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from portal.minors.policy import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
+
 # Portal-native stores of retained data. A service names at most one; its rows are erased
 # when the patron withdraws.
 STORES = ("reading_history", "saved_lists")
@@ -19,6 +21,7 @@ STORES = ("reading_history", "saved_lists")
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 SERVICE_KEYS = {
     "key",
+    "minimum_age",
     "store",
     "purposes",
     "data_categories",
@@ -27,7 +30,8 @@ SERVICE_KEYS = {
     "notice",
 }
 LIBRARY_KEYS = {"name"}
-TOP_KEYS = {"library", "service"}
+JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
+TOP_KEYS = {"library", "jurisdiction", "service"}
 _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -87,12 +91,14 @@ class ServiceSpec:
     store: str | None
     terms: Terms
     notices: dict[str, NoticeText]
+    minimum_age: int | None = None
 
 
 @dataclass(frozen=True)
 class Catalog:
     library_name: str
     services: tuple[ServiceSpec, ...]
+    jurisdiction: JurisdictionPolicy = PRESETS[DEFAULT_PRESET]
 
 
 def is_material_change(old: Terms, new: Terms) -> bool:
@@ -131,6 +137,7 @@ def parse_catalog(text: str, enabled_locales: tuple[str, ...]) -> Catalog:
         library_name = library["name"].strip()
         for unknown in sorted(set(library) - LIBRARY_KEYS):
             problems.append(f"[library]: unknown key '{unknown}'")
+    jurisdiction = _parse_jurisdiction(raw.get("jurisdiction", {}), problems)
     raw_services = raw.get("service", [])
     if not isinstance(raw_services, list) or not raw_services:
         problems.append("the catalog defines no [[service]]")
@@ -150,7 +157,37 @@ def parse_catalog(text: str, enabled_locales: tuple[str, ...]) -> Catalog:
         problems.append(f"store '{store}' belongs to more than one service")
     if problems:
         raise CatalogError(problems)
-    return Catalog(library_name=library_name, services=tuple(services))
+    return Catalog(library_name=library_name, services=tuple(services), jurisdiction=jurisdiction)
+
+
+def _is_age(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 25
+
+
+def _parse_jurisdiction(raw: Any, problems: list[str]) -> JurisdictionPolicy:
+    default = PRESETS[DEFAULT_PRESET]
+    if not isinstance(raw, dict):
+        problems.append("[jurisdiction] is not a table")
+        return default
+    for unknown in sorted(set(raw) - JURISDICTION_KEYS):
+        problems.append(f"[jurisdiction]: unknown key '{unknown}'")
+    preset = raw.get("preset", DEFAULT_PRESET)
+    if preset not in PRESETS:
+        problems.append(f"[jurisdiction]: unknown preset '{preset}' (e.g. US, GDPR-DE)")
+        return default
+    base = PRESETS[preset]
+    ages = {}
+    for name in ("guardian_consent_below", "age_of_majority"):
+        value = raw.get(name, getattr(base, name))
+        if not _is_age(value):
+            problems.append(f"[jurisdiction]: '{name}' must be an age in years")
+            return default
+        ages[name] = value
+    try:
+        return JurisdictionPolicy(code=preset, **ages)
+    except ValueError as error:
+        problems.append(f"[jurisdiction]: {error}")
+        return default
 
 
 def _parse_service(
@@ -185,6 +222,13 @@ def _parse_service(
     if isinstance(retention, bool) or not isinstance(retention, int) or retention <= 0:
         problems.append(f"{where}: 'retention_days' must be a positive number of days")
         retention = 0
+    minimum_age = entry.get("minimum_age")
+    if minimum_age is not None and (
+        isinstance(minimum_age, bool)
+        or not isinstance(minimum_age, int)
+        or not 0 < minimum_age <= 25
+    ):
+        problems.append(f"{where}: 'minimum_age' must be an age in years")
     notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
     if len(problems) > before:
         return None
@@ -194,7 +238,7 @@ def _parse_service(
         recipients=lists["recipients"],
         retention_days=retention,
     )
-    return ServiceSpec(key=key, store=store, terms=terms, notices=notices)
+    return ServiceSpec(key=key, store=store, terms=terms, notices=notices, minimum_age=minimum_age)
 
 
 def _parse_notices(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -15,6 +15,7 @@ from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import Catalog, CatalogError, ServiceSpec, Terms, content_hash
 from portal.catalog.policy import is_material_change as _is_material
 from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
+from portal.minors.policy import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 
 
 class Change(StrEnum):
@@ -55,6 +56,7 @@ async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) 
                     revision=1,
                     terms_revision=1,
                     terms=spec.terms.as_dict(),
+                    minimum_age=spec.minimum_age,
                     position=position,
                     published_at=now,
                 )
@@ -64,8 +66,10 @@ async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) 
             change = await _classify(service, spec)
             changes[spec.key] = change
             service.position = position
+            # Who the service is offered to is not part of the notice: it changes in place.
+            service.minimum_age = spec.minimum_age
             if change is Change.UNCHANGED:
-                await service.save(update_fields=["position"])
+                await service.save(update_fields=["position", "minimum_age"])
                 continue
             service.revision += 1
             if change is Change.MATERIAL:
@@ -78,6 +82,7 @@ async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) 
                 suspended += await _suspend_consents(service, now)
         await Publication.create(
             library_name=catalog.library_name,
+            jurisdiction=asdict(catalog.jurisdiction),
             source_hash=hashlib.sha256(source_text.encode()).hexdigest(),
             published_at=now,
             changed_services={key: change.value for key, change in changes.items()},
@@ -128,9 +133,12 @@ async def _suspend_consents(service: Service, now: datetime) -> int:
     ).select_for_update()
     for state in affected:
         state.suspended_at = now
+        state.suspension_reason = "material_change"
         state.revision += 1
         state.updated_at = now
-        await state.save(update_fields=["suspended_at", "revision", "updated_at"])
+        await state.save(
+            update_fields=["suspended_at", "suspension_reason", "revision", "updated_at"]
+        )
     await ConsentEvent.bulk_create(
         [
             ConsentEvent(
@@ -158,6 +166,7 @@ class PublishedService:
     id: int
     key: str
     store: str | None
+    minimum_age: int | None
     position: int
     revision: int
     terms_revision: int
@@ -181,6 +190,7 @@ class CatalogSnapshot:
     """What is published now, held in memory: read on every page, changed only by publishing."""
 
     library_name: str
+    jurisdiction: JurisdictionPolicy
     services: tuple[PublishedService, ...]
     notices: dict[tuple[int, str], PublishedNotice]
 
@@ -204,6 +214,7 @@ async def published_catalog() -> CatalogSnapshot:
             id=service.id,
             key=service.key,
             store=service.store,
+            minimum_age=service.minimum_age,
             position=service.position,
             revision=service.revision,
             terms_revision=service.terms_revision,
@@ -227,11 +238,23 @@ async def published_catalog() -> CatalogSnapshot:
             )
     snapshot = CatalogSnapshot(
         library_name=latest.library_name if latest else "",
+        jurisdiction=jurisdiction_of(latest),
         services=tuple(sorted(services.values(), key=lambda service: service.position)),
         notices=notices,
     )
     _snapshot[:] = [(clock, snapshot)]
     return snapshot
+
+
+def jurisdiction_of(publication: Publication | None) -> JurisdictionPolicy:
+    if publication is None or not publication.jurisdiction:
+        return PRESETS[DEFAULT_PRESET]
+    return JurisdictionPolicy(**publication.jurisdiction)
+
+
+async def library_jurisdiction() -> JurisdictionPolicy:
+    """Read from the database: for decisions, which must not rely on the cached snapshot."""
+    return jurisdiction_of(await Publication.all().order_by("-id").first())
 
 
 def forget_published_catalog() -> None:

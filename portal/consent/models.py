@@ -63,7 +63,7 @@ class ConsentState(Model):
     terms_revision = fields.IntField()
     # Who gave the consent in force: a guardian's consent needs the patron's own confirmation
     # once they come of age.
-    granted_by = fields.CharEnumField(Actor, max_length=20, null=True)
+    granted_by = fields.CharField(max_length=20, null=True)  # an Actor value
     # Set when a granted consent stops covering the service (a material change of its notice,
     # or a guardian's consent when the patron comes of age); off until the patron decides.
     suspended_at = fields.DatetimeField(null=True)

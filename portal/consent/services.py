@@ -9,7 +9,12 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from portal.catalog.models import NoticeVersion, Service
-from portal.catalog.services import PublishedNotice, PublishedService, published_catalog
+from portal.catalog.services import (
+    PublishedNotice,
+    PublishedService,
+    library_jurisdiction,
+    published_catalog,
+)
 from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
 from portal.consent.policy import (
     Decision,
@@ -20,6 +25,14 @@ from portal.consent.policy import (
 )
 from portal.consent.state import StateRow, state_rows, status_for
 from portal.erasure.services import erase_store
+from portal.minors.policy import (
+    Party,
+    band_of,
+    is_offered,
+    local_date,
+    refusal_reason,
+    resolve_jurisdiction,
+)
 from portal.patrons.models import Patron
 
 
@@ -37,10 +50,20 @@ class ActingParty:
     method: Method
     actor: Actor
     channel: Channel
+    guardian_id: int | None = None
 
 
 PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
 SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
+
+
+def guardian_online(guardian_id: int) -> ActingParty:
+    return ActingParty(Method.GUARDIAN, Actor.GUARDIAN, Channel.WEB, guardian_id=guardian_id)
+
+
+# Why a consent in force was suspended; each has its own grace period before it expires.
+MATERIAL_CHANGE = "material_change"
+CAME_OF_AGE = "came_of_age"
 
 
 @dataclass(frozen=True)
@@ -112,19 +135,22 @@ async def decide(
     notice_version_id: int | None,
     expected_revision: int,
     now: datetime,
+    timezone: str,
     party: ActingParty = PATRON_ONLINE,
 ) -> Outcome:
     """Record a yes or no to a service's notice; a no to a consent in force withdraws it.
 
     `expected_revision` is the state revision the form was rendered with: a replayed or
     concurrent form that no longer matches is refused unless its outcome is already in place.
+    The age rules for minors apply (minors.policy); `timezone` says where birthdays happen.
     """
     async with in_transaction():
-        await Patron.filter(id=patron_id).select_for_update().first()
+        patron = await Patron.filter(id=patron_id).select_for_update().first()
         service = await Service.get_or_none(key=key)
-        if service is None:
+        if patron is None or service is None:
             raise ConsentError("unknown_service")
         notice = await _notice_for_decision(service, decision, notice_version_id)
+        await _check_age_rules(patron, service, decision, party, now=now, timezone=timezone)
         state = (
             await ConsentState.filter(patron_id=patron_id, service_id=service.id)
             .select_for_update()
@@ -163,14 +189,18 @@ async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingPar
     return turned_off
 
 
-async def expire_unanswered(*, now: datetime, grace_days: int) -> int:
-    """Consents suspended by a material change and not renewed within the grace period end,
-    and what they covered is erased: a patron who does not answer has said no."""
+async def expire_unanswered(
+    *, now: datetime, material_grace_days: int, majority_grace_days: int
+) -> int:
+    """Suspended consents not confirmed within their grace period end, and what they covered
+    is erased: a patron who does not answer has said no."""
+    grace = {MATERIAL_CHANGE: material_grace_days, CAME_OF_AGE: majority_grace_days}
     expired = 0
     candidates = await ConsentState.filter(granted=True, suspended_at__isnull=False)
     for candidate in candidates:
         suspended_at = candidate.suspended_at
-        if suspended_at is None or not grace_period_over(suspended_at, now, grace_days):
+        days = grace.get(candidate.suspension_reason or MATERIAL_CHANGE, material_grace_days)
+        if suspended_at is None or not grace_period_over(suspended_at, now, days):
             continue
         async with in_transaction():
             await Patron.filter(id=candidate.patron_id).select_for_update().first()
@@ -186,6 +216,27 @@ async def expire_unanswered(*, now: datetime, grace_days: int) -> int:
 
 async def ledger(patron_id: int) -> list[ConsentEvent]:
     return await ConsentEvent.filter(patron_id=patron_id).select_related("service")
+
+
+async def _check_age_rules(
+    patron: Patron,
+    service: Service,
+    decision: Decision,
+    party: ActingParty,
+    *,
+    now: datetime,
+    timezone: str,
+) -> None:
+    today = local_date(now, timezone)
+    policy = resolve_jurisdiction(patron.jurisdiction, await library_jurisdiction())
+    reason = refusal_reason(
+        band=band_of(patron.born_on, today, policy),
+        party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
+        saying_yes=decision is Decision.YES,
+        offered=is_offered(service.minimum_age, patron.born_on, today),
+    )
+    if reason is not None:
+        raise ConsentError(reason)
 
 
 async def _notice_for_decision(
@@ -226,10 +277,12 @@ async def _apply(
     if state is None:
         state = ConsentState(patron_id=step.patron_id, service_id=service.id, revision=0)
     state.granted = granted
+    state.granted_by = step.party.actor.value if granted else None
     state.last_kind = kind
     state.notice_version_id = notice.id if notice else state.notice_version_id
     state.terms_revision = terms_revision if granted else state.terms_revision or terms_revision
     state.suspended_at = None
+    state.suspension_reason = None
     state.revision += 1
     state.updated_at = step.now
     await state.save()
@@ -271,5 +324,6 @@ async def _record(
         method=step.party.method,
         actor=step.party.actor,
         channel=step.party.channel,
+        acting_guardian_id=step.party.guardian_id,
         detail=detail or {},
     )

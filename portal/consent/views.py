@@ -15,6 +15,7 @@ from portal.http import (
     is_htmx,
     redirect_to,
     require_patron,
+    settings_of,
     signed_in_patron,
     utcnow,
 )
@@ -96,6 +97,7 @@ async def decide(request: Request) -> Response:
             notice_version_id=form.notice_version_id,
             expected_revision=form.expected_revision,
             now=utcnow(),
+            timezone=settings_of(request).timezone,
         )
     except services.ConsentError as failure:
         if failure.code == "unknown_service":

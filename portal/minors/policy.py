@@ -43,6 +43,11 @@ PRESETS: dict[str, JurisdictionPolicy] = {
 DEFAULT_PRESET = "US"
 
 
+def resolve_jurisdiction(code: str | None, library: JurisdictionPolicy) -> JurisdictionPolicy:
+    """A patron's own jurisdiction preset when the library recorded one, else the library's."""
+    return PRESETS.get(code, library) if code else library
+
+
 class AgeBand(StrEnum):
     CHILD = "child"  # below the guardian-consent age: a guardian consents
     TEEN = "teen"  # from that age until majority: decides alone

@@ -137,6 +137,7 @@ async def bench_withdrawal(database_url: str) -> None:
                 notice_version_id=view.notice.id,
                 expected_revision=view.revision,
                 now=now(),
+                timezone="UTC",
             )
             await HistoryEntry.bulk_create(
                 [
@@ -160,6 +161,7 @@ async def bench_withdrawal(database_url: str) -> None:
                 notice_version_id=view.notice.id,
                 expected_revision=view.revision,
                 now=now(),
+                timezone="UTC",
             )
             latencies.append((time.perf_counter() - started) * 1000)
             assert outcome.erased == HISTORY
