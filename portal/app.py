@@ -22,6 +22,7 @@ from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.erasure import views as erasure_views
 from portal.http import redirect_to
+from portal.minors import views as minors_views
 from portal.patrons import views as patron_views
 from portal.security.headers import SecurityHeadersMiddleware
 from portal.security.origin import CrossOriginGuard
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Starlette:
             *consent_views.routes,
             *patron_views.routes,
             *erasure_views.routes,
+            *minors_views.routes,
             *api_views.routes,
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],

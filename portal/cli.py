@@ -9,7 +9,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import uvicorn
@@ -22,6 +22,8 @@ from portal.catalog.policy import CatalogError, parse_catalog
 from portal.catalog.services import publish_catalog
 from portal.consent.services import expire_unanswered
 from portal.db import apply_migrations, tortoise_config
+from portal.minors.policy import PRESETS
+from portal.minors.services import MinorsError, coming_of_age, link_at_desk
 from portal.patrons.models import Patron
 from portal.patrons.services import (
     PatronError,
@@ -192,6 +194,41 @@ def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
+    guardian_card = _read_card("Guardian's card number: ")
+    child_card = _read_card("Child's card number: ")
+
+    async def work() -> int:
+        try:
+            await link_at_desk(
+                settings.secret_key,
+                guardian_card,
+                child_card,
+                args.label,
+                now=_now(),
+                timezone=settings.timezone,
+            )
+        except (MinorsError, PatronError) as error:
+            print(f"Not linked: {error.code}", file=sys.stderr)
+            return 2
+        print("Linked. The guardian can now review the child's notices under My children.")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        report = await coming_of_age(now=_now(), timezone=settings.timezone)
+        print(
+            f"{report.patrons} patron(s) came of age: {report.links_ended} guardian link(s) "
+            f"ended, {report.consents_suspended} guardian consent(s) paused for confirmation."
+        )
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     uvicorn.run(
@@ -217,9 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser("publish", help="validate and publish the service catalog")
     publish.add_argument("catalog", help="path to the catalog TOML file")
     publish.set_defaults(run=cmd_publish)
-    commands.add_parser(
+    create = commands.add_parser(
         "create-patron", help="create a card (number on stdin); prints a one-time PIN setup code"
-    ).set_defaults(run=cmd_create_patron)
+    )
+    create.add_argument("--born", type=date.fromisoformat, help="date of birth, YYYY-MM-DD")
+    create.add_argument(
+        "--jurisdiction", choices=sorted(PRESETS), help="when it differs from the library's"
+    )
+    create.set_defaults(run=cmd_create_patron)
+    link = commands.add_parser(
+        "link-guardian",
+        help="desk: link a guardian to a child, checked in person (two card numbers on stdin)",
+    )
+    link.add_argument("--label", required=True, help="a name the guardian will recognise")
+    link.set_defaults(run=cmd_link_guardian)
+    commands.add_parser(
+        "coming-of-age", help="scheduled daily: hand over accounts of patrons who came of age"
+    ).set_defaults(run=cmd_coming_of_age)
     commands.add_parser(
         "reset-pin", help="issue a new one-time PIN setup code (card number on stdin)"
     ).set_defaults(run=cmd_reset_pin)

@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal.catalog.services import published_catalog
+from portal.minors.policy import AgeContext, age_context, local_date
 from portal.patrons.services import SignedIn
 from portal.settings import Settings
 
@@ -33,6 +35,13 @@ def require_patron(request: Request) -> SignedIn:
     if patron is None:
         raise HTTPException(status_code=401)
     return patron
+
+
+async def visitor_age(request: Request, patron: SignedIn) -> AgeContext:
+    """Where the signed-in patron stands in the age rules today, in the library's time zone."""
+    library = (await published_catalog()).jurisdiction
+    today = local_date(utcnow(), settings_of(request).timezone)
+    return age_context(patron.born_on, patron.jurisdiction, library, today)
 
 
 def redirect_to(request: Request, name: str, **path_params: Any) -> RedirectResponse:

@@ -35,6 +35,21 @@ MESSAGES = {
     "list_name_missing": lambda: _("Please give your list a name."),
     "title_missing": lambda: _("Please enter a title."),
     "not_found": lambda: _("We could not find that."),
+    "guardian_required": lambda: _(
+        "A parent or guardian needs to read this notice and agree before this service can be "
+        "turned on."
+    ),
+    "not_offered": lambda: _("The library does not offer this service at your age."),
+    "not_guardians_choice": lambda: _(
+        "This choice belongs to your child. Between their age and adulthood they decide alone."
+    ),
+    "not_linked": lambda: _("You are not linked to that child."),
+    "not_a_minor": lambda: _("Guardian links are only for patrons under the age of majority."),
+    "guardian_not_adult": lambda: _("A guardian must be an adult."),
+    "already_linked": lambda: _("You are already linked to this child."),
+    "link_code_invalid": lambda: _(
+        "That link code is not valid or has expired. Ask your child to make a new one."
+    ),
 }
 
 

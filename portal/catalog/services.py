@@ -14,7 +14,8 @@ from tortoise.transactions import in_transaction
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import Catalog, CatalogError, ServiceSpec, Terms, content_hash
 from portal.catalog.policy import is_material_change as _is_material
-from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
+from portal.consent.models import ConsentState
+from portal.consent.suspension import MATERIAL_CHANGE, suspend
 from portal.minors.policy import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 
 
@@ -132,32 +133,7 @@ async def _suspend_consents(service: Service, now: datetime) -> int:
         service_id=service.id, granted=True, suspended_at__isnull=True
     ).select_for_update()
     for state in affected:
-        state.suspended_at = now
-        state.suspension_reason = "material_change"
-        state.revision += 1
-        state.updated_at = now
-        await state.save(
-            update_fields=["suspended_at", "suspension_reason", "revision", "updated_at"]
-        )
-    await ConsentEvent.bulk_create(
-        [
-            ConsentEvent(
-                patron_id=state.patron_id,
-                service_id=service.id,
-                kind=EventKind.SUSPENDED,
-                notice_version_id=state.notice_version_id,
-                notice_hash=None,
-                locale=None,
-                purposes=service.terms["purposes"],
-                occurred_at=now,
-                method=Method.SYSTEM,
-                actor=Actor.SYSTEM,
-                channel=Channel.CLI,
-                detail={"reason": "material_change", "terms_revision": service.terms_revision},
-            )
-            for state in affected
-        ]
-    )
+        await suspend(state, service, MATERIAL_CHANGE, now)
     return len(affected)
 
 

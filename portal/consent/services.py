@@ -24,8 +24,11 @@ from portal.consent.policy import (
     holds_retained_data,
 )
 from portal.consent.state import StateRow, state_rows, status_for
+from portal.consent.suspension import CAME_OF_AGE, MATERIAL_CHANGE
 from portal.erasure.services import erase_store
 from portal.minors.policy import (
+    AgeBand,
+    AgeContext,
     Party,
     band_of,
     is_offered,
@@ -61,11 +64,6 @@ def guardian_online(guardian_id: int) -> ActingParty:
     return ActingParty(Method.GUARDIAN, Actor.GUARDIAN, Channel.WEB, guardian_id=guardian_id)
 
 
-# Why a consent in force was suspended; each has its own grace period before it expires.
-MATERIAL_CHANGE = "material_change"
-CAME_OF_AGE = "came_of_age"
-
-
 @dataclass(frozen=True)
 class ServiceOverview:
     service: Service | PublishedService
@@ -73,6 +71,8 @@ class ServiceOverview:
     status: Status
     since: datetime | None
     revision: int
+    offered: bool = True  # False: not offered at the patron's age
+    needs_guardian: bool = False  # only a guardian can turn it on
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,11 @@ class Outcome:
 
 
 async def overview(
-    patron_id: int, locale: str, *, states: dict[int, StateRow] | None = None
+    patron_id: int,
+    locale: str,
+    *,
+    age: AgeContext | None = None,
+    states: dict[int, StateRow] | None = None,
 ) -> list[ServiceOverview]:
     """Every published service with this patron's status, notices in `locale`. The published
     catalog comes from memory; `states`, when the caller has already read them, save a query."""
@@ -103,12 +107,16 @@ async def overview(
                 status=status_for(state, service),
                 since=state.updated_at if state else None,
                 revision=state.revision if state else 0,
+                offered=age.offers(service.minimum_age) if age else True,
+                needs_guardian=age is not None and age.band is AgeBand.CHILD,
             )
         )
     return result
 
 
-async def service_view(patron_id: int, key: str, locale: str) -> ServiceOverview:
+async def service_view(
+    patron_id: int, key: str, locale: str, *, age: AgeContext | None = None
+) -> ServiceOverview:
     service = await Service.get_or_none(key=key)
     if service is None:
         raise ConsentError("unknown_service")
@@ -124,6 +132,8 @@ async def service_view(patron_id: int, key: str, locale: str) -> ServiceOverview
         status=status_for(state, service),
         since=state.updated_at if state else None,
         revision=state.revision if state else 0,
+        offered=age.offers(service.minimum_age) if age else True,
+        needs_guardian=age is not None and age.band is AgeBand.CHILD,
     )
 
 
@@ -326,4 +336,22 @@ async def _record(
         channel=step.party.channel,
         acting_guardian_id=step.party.guardian_id,
         detail=detail or {},
+    )
+
+
+async def record_account_event(
+    patron_id: int, kind: EventKind, party: ActingParty, *, now: datetime, detail: dict[str, object]
+) -> None:
+    """A ledger event about the account rather than one service (guardian links)."""
+    await ConsentEvent.create(
+        patron_id=patron_id,
+        service_id=None,
+        kind=kind,
+        purposes=[],
+        occurred_at=now,
+        method=party.method,
+        actor=party.actor,
+        channel=party.channel,
+        acting_guardian_id=party.guardian_id,
+        detail=detail,
     )

@@ -23,13 +23,14 @@ class StateRow:
     last_kind: str
     terms_revision: int
     suspended_at: datetime | None
+    suspension_reason: str | None
     revision: int
     updated_at: datetime
 
 
 STATE_COLUMNS = (
-    "c.service_id, c.granted, c.last_kind, c.terms_revision, c.suspended_at, c.revision, "
-    "c.updated_at"
+    "c.service_id, c.granted, c.last_kind, c.terms_revision, c.suspended_at, "
+    "c.suspension_reason, c.revision, c.updated_at"
 )
 
 
@@ -40,6 +41,7 @@ def state_from_row(row: dict[str, Any]) -> StateRow:
         last_kind=row["last_kind"],
         terms_revision=row["terms_revision"],
         suspended_at=as_optional_datetime(row["suspended_at"]),
+        suspension_reason=row["suspension_reason"],
         revision=row["revision"],
         updated_at=as_datetime(row["updated_at"]),
     )

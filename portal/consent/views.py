@@ -11,6 +11,7 @@ from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent import services
 from portal.consent.forms import parse_decision
 from portal.consent.policy import Status
+from portal.consent.suspension import CAME_OF_AGE
 from portal.http import (
     is_htmx,
     redirect_to,
@@ -18,9 +19,12 @@ from portal.http import (
     settings_of,
     signed_in_patron,
     utcnow,
+    visitor_age,
 )
 from portal.i18n import current_locale
 from portal.messages import message_for
+from portal.minors import services as minors
+from portal.minors.policy import AgeBand
 from portal.templating import render
 
 # Where a service that holds portal-native data is used, once it is on.
@@ -35,9 +39,11 @@ async def home(request: Request) -> Response:
 
 async def privacy(request: Request) -> Response:
     patron = require_patron(request)
+    age = await visitor_age(request, patron)
     overview = await services.overview(
-        patron.patron_id, current_locale(), states=patron.consent_states
+        patron.patron_id, current_locale(), age=age, states=patron.consent_states
     )
+    minor = age.band is not AgeBand.ADULT
     return render(
         request,
         "consent/privacy.html",
@@ -45,6 +51,13 @@ async def privacy(request: Request) -> Response:
             "services": overview,
             "store_pages": STORE_PAGES,
             "flash": request.query_params.get("done"),
+            "band": age.band.value,
+            "guardians": await minors.guardian_count(patron.patron_id) if minor else 0,
+            "shares": patron.shares_with_guardians,
+            "now_in_charge": any(
+                state.granted and state.suspension_reason == CAME_OF_AGE
+                for state in patron.consent_states.values()
+            ),
         },
     )
 
@@ -55,7 +68,9 @@ async def gate(
     """The notice and two equal choices; shown before any service is used."""
     patron = require_patron(request)
     try:
-        view = await services.service_view(patron.patron_id, key, current_locale())
+        view = await services.service_view(
+            patron.patron_id, key, current_locale(), age=await visitor_age(request, patron)
+        )
     except services.ConsentError as failure:
         if failure.code == "notice_locale":
             # Never show a notice in a language the patron did not choose.
@@ -104,8 +119,11 @@ async def decide(request: Request) -> Response:
             raise HTTPException(status_code=404, detail=failure.code) from None
         if failure.code == "stale_notice":
             forget_published_catalog()  # a publish happened: show the new notice everywhere
-        return await gate(request, key, error=failure.code, status_code=409)
-    view = await services.service_view(patron.patron_id, key, current_locale())
+        refused = failure.code in ("guardian_required", "not_offered")
+        return await gate(request, key, error=failure.code, status_code=403 if refused else 409)
+    view = await services.service_view(
+        patron.patron_id, key, current_locale(), age=await visitor_age(request, patron)
+    )
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",

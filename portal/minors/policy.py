@@ -107,3 +107,22 @@ def guardian_sees_choices(band: AgeBand, shares_with_guardians: bool) -> bool:
     if band is AgeBand.CHILD:
         return True
     return band is AgeBand.TEEN and shares_with_guardians
+
+
+@dataclass(frozen=True)
+class AgeContext:
+    """A patron's place in the age rules today."""
+
+    born_on: date | None
+    today: date
+    band: AgeBand
+
+    def offers(self, minimum_age: int | None) -> bool:
+        return is_offered(minimum_age, self.born_on, self.today)
+
+
+def age_context(
+    born_on: date | None, jurisdiction: str | None, library: JurisdictionPolicy, today: date
+) -> AgeContext:
+    policy = resolve_jurisdiction(jurisdiction, library)
+    return AgeContext(born_on=born_on, today=today, band=band_of(born_on, today, policy))

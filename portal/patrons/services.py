@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -43,12 +43,20 @@ def card_lookup(secret: str, card_number: str) -> str:
 
 
 async def create_patron(
-    secret: str, card_number: str, *, now: datetime, setup_code_hours: int
+    secret: str,
+    card_number: str,
+    *,
+    now: datetime,
+    setup_code_hours: int,
+    born_on: date | None = None,
+    jurisdiction: str | None = None,
 ) -> NewPatron:
     lookup = card_lookup(secret, card_number)
     try:
         async with in_transaction():
-            patron = await Patron.create(card_lookup=lookup, created_at=now)
+            patron = await Patron.create(
+                card_lookup=lookup, born_on=born_on, jurisdiction=jurisdiction, created_at=now
+            )
             code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
     except IntegrityError:
         raise PatronError("card_exists") from None
@@ -133,7 +141,10 @@ async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: 
 
 # Every page reads the session; the patron's consent states come along in the same query.
 _SESSION_QUERY = (
-    f"SELECT s.id, s.expires_at, s.patron_id, p.locale, {STATE_COLUMNS} "  # noqa: S608 - constants
+    "SELECT s.id, s.expires_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "  # noqa: S608 - constants only
+    "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
+    "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian, "
+    f"{STATE_COLUMNS} "
     "FROM portal_session s JOIN patron p ON p.id = s.patron_id "
     "LEFT JOIN consent_state c ON c.patron_id = s.patron_id WHERE s.token_lookup = ?"
 )
@@ -146,6 +157,10 @@ class SignedIn:
 
     patron_id: int
     locale: str | None
+    born_on: date | None = None
+    jurisdiction: str | None = None
+    shares_with_guardians: bool = False
+    is_guardian: bool = False
     consent_states: dict[int, StateRow] = field(default_factory=dict)
 
 
@@ -168,7 +183,16 @@ async def session_patron(
     states = {
         row["service_id"]: state_from_row(row) for row in rows if row["service_id"] is not None
     }
-    return SignedIn(session["patron_id"], session["locale"], states)
+    born_on = session["born_on"]
+    return SignedIn(
+        patron_id=session["patron_id"],
+        locale=session["locale"],
+        born_on=date.fromisoformat(born_on) if isinstance(born_on, str) else born_on,
+        jurisdiction=session["jurisdiction"],
+        shares_with_guardians=bool(session["shares_with_guardians"]),
+        is_guardian=bool(session["is_guardian"]),
+        consent_states=states,
+    )
 
 
 async def end_session(secret: str, token: str) -> None:

@@ -1,0 +1,168 @@
+"""Guardian pages (children's notices, statuses and consent) and the minor's own controls
+(a link code for a guardian, sharing their choices). Nothing here reads library use."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.consent.forms import parse_decision
+from portal.consent.policy import Status
+from portal.consent.services import ConsentError
+from portal.http import (
+    is_htmx,
+    redirect_to,
+    require_patron,
+    settings_of,
+    utcnow,
+    visitor_age,
+)
+from portal.i18n import current_locale
+from portal.messages import message_for
+from portal.minors import services
+from portal.minors.policy import AgeBand
+from portal.patrons.forms import field
+from portal.templating import render
+
+
+async def _require_adult(request: Request) -> int:
+    patron = require_patron(request)
+    if (await visitor_age(request, patron)).band is not AgeBand.ADULT:
+        raise HTTPException(status_code=403)
+    return patron.patron_id
+
+
+async def guardian_home(
+    request: Request, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    guardian_id = await _require_adult(request)
+    children = await services.children(
+        guardian_id, current_locale(), now=utcnow(), timezone=settings_of(request).timezone
+    )
+    return render(
+        request,
+        "guardian/home.html",
+        {"children": children, "error": message_for(error) if error else None},
+        status_code=status_code,
+    )
+
+
+async def redeem_code(request: Request) -> Response:
+    guardian_id = await _require_adult(request)
+    form = await request.form()
+    try:
+        await services.redeem_link_code(
+            settings_of(request).secret_key,
+            guardian_id,
+            field(form, "code"),
+            field(form, "label"),
+            now=utcnow(),
+            timezone=settings_of(request).timezone,
+        )
+    except services.MinorsError as failure:
+        return await guardian_home(request, error=failure.code, status_code=400)
+    return redirect_to(request, "minors.guardian_home")
+
+
+async def guardian_notice(
+    request: Request, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    """A service's notice in the guardian's language, and each child's choice below it."""
+    guardian_id = await _require_adult(request)
+    key = request.path_params["key"]
+    notice = await services.notice_for_guardian(key, current_locale())
+    if notice is None:
+        raise HTTPException(status_code=404)
+    children = await services.children(
+        guardian_id,
+        current_locale(),
+        now=utcnow(),
+        timezone=settings_of(request).timezone,
+        only_service=key,
+    )
+    return render(
+        request,
+        "guardian/notice.html",
+        {
+            "notice": notice,
+            "key": key,
+            "children": children,
+            "error": message_for(error) if error else None,
+            "Status": Status,
+        },
+        status_code=status_code,
+    )
+
+
+async def guardian_decide(request: Request) -> Response:
+    guardian_id = await _require_adult(request)
+    key = request.path_params["key"]
+    form = await request.form()
+    decision = parse_decision(form)
+    link_id = field(form, "link")
+    if decision is None or not link_id.isdigit():
+        return await guardian_notice(request, error="notice_required", status_code=400)
+    try:
+        await services.guardian_decide(
+            guardian_id,
+            int(link_id),
+            key,
+            decision.decision,
+            notice_version_id=decision.notice_version_id,
+            expected_revision=decision.expected_revision,
+            now=utcnow(),
+            timezone=settings_of(request).timezone,
+        )
+    except (ConsentError, services.MinorsError) as failure:
+        if failure.code == "unknown_service":
+            raise HTTPException(status_code=404) from None
+        return await guardian_notice(request, error=failure.code, status_code=409)
+    if is_htmx(request):
+        return await guardian_notice(request)
+    return redirect_to(request, "minors.guardian_notice", key=key)
+
+
+async def link_code(request: Request) -> Response:
+    """The minor makes a one-time code to give to a parent or guardian."""
+    patron = require_patron(request)
+    try:
+        code, expires_at = await services.issue_link_code(
+            settings_of(request).secret_key,
+            patron.patron_id,
+            now=utcnow(),
+            timezone=settings_of(request).timezone,
+        )
+    except services.MinorsError:
+        raise HTTPException(status_code=403) from None
+    return render(request, "guardian/link_code.html", {"code": code, "expires_at": expires_at})
+
+
+async def sharing(request: Request) -> Response:
+    patron = require_patron(request)
+    if (await visitor_age(request, patron)).band is not AgeBand.TEEN:
+        raise HTTPException(status_code=403)
+    share = field(await request.form(), "share") == "yes"
+    await services.set_sharing(patron.patron_id, shares=share)
+    return redirect_to(request, "consent.privacy")
+
+
+routes = [
+    Route("/guardian", guardian_home, methods=["GET"], name="minors.guardian_home"),
+    Route("/guardian/link", redeem_code, methods=["POST"], name="minors.redeem_code"),
+    Route(
+        "/guardian/services/{key:str}",
+        guardian_notice,
+        methods=["GET"],
+        name="minors.guardian_notice",
+    ),
+    Route(
+        "/guardian/services/{key:str}/decision",
+        guardian_decide,
+        methods=["POST"],
+        name="minors.guardian_decide",
+    ),
+    Route("/privacy/guardian-code", link_code, methods=["POST"], name="minors.link_code"),
+    Route("/privacy/sharing", sharing, methods=["POST"], name="minors.sharing"),
+]
