@@ -4,7 +4,7 @@ services, so a factory never creates a state the portal itself could not reach."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from portal.catalog.policy import parse_catalog
 from portal.catalog.services import PublishReport, publish_catalog
@@ -40,6 +40,7 @@ def service_table(
     recipients: tuple[str, ...] = ("library",),
     retention_days: int = 365,
     wording: str = "",
+    minimum_age: int | None = None,
 ) -> str:
     def toml_list(items: tuple[str, ...]) -> str:
         return "[" + ", ".join(f'"{item}"' for item in items) + "]"
@@ -52,12 +53,14 @@ def service_table(
         f"data_categories = {toml_list(data_categories)}",
         f"recipients = {toml_list(recipients)}",
         f"retention_days = {retention_days}",
+        *([f"minimum_age = {minimum_age}"] if minimum_age else []),
     ]
     return "\n".join(lines) + "".join(notice_table(key, loc, wording=wording) for loc in locales)
 
 
-def catalog_text(*services: str, library: str = "Test Library") -> str:
-    return f'[library]\nname = "{library}"\n\n' + "\n".join(services)
+def catalog_text(*services: str, library: str = "Test Library", preset: str = "US") -> str:
+    header = f'[library]\nname = "{library}"\n\n[jurisdiction]\npreset = "{preset}"\n\n'
+    return header + "\n".join(services)
 
 
 def standard_catalog(locales: tuple[str, ...] = ("en",), **overrides: object) -> str:
@@ -84,8 +87,22 @@ class TestPatron:
 _counter = iter(range(10_000_000, 99_999_999))
 
 
-async def make_patron(pin: str = "2580") -> TestPatron:
+async def make_patron(
+    pin: str = "2580", *, born_on: date | None = None, jurisdiction: str | None = None
+) -> TestPatron:
     card = f"2{next(_counter):011d}"
-    new = await create_patron(SECRET, card, now=now(), setup_code_hours=1)
+    new = await create_patron(
+        SECRET,
+        card,
+        now=now(),
+        setup_code_hours=1,
+        born_on=born_on,
+        jurisdiction=jurisdiction,
+    )
     await set_pin_with_code(SECRET, card, new.setup_code, pin, now=now())
     return TestPatron(new.patron_id, card, pin)
+
+
+def aged(years: int) -> date:
+    """A birth date making a patron `years` old all through the current year (1 January)."""
+    return date(now().year - years, 1, 1)

@@ -76,7 +76,7 @@ class ChildOverview:
 
 @dataclass(frozen=True)
 class ComingOfAge:
-    patrons: int
+    patrons: int  # those who had guardian links or guardian-given consents to hand over
     links_ended: int
     consents_suspended: int
 
@@ -274,6 +274,7 @@ async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
             patron = await Patron.filter(id=candidate.id).select_for_update().first()
             if patron is None or patron.came_of_age_at is not None:
                 continue  # another run got here first
+            ended_before, suspended_before = links_ended, suspended
             for link in await GuardianLink.filter(child_id=patron.id, ended_at=None):
                 link.ended_at, link.end_reason = now, CAME_OF_AGE
                 await link.save(update_fields=["ended_at", "end_reason"])
@@ -286,9 +287,11 @@ async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
                 )
                 links_ended += 1
             suspended += await _suspend_guardian_consents(patron.id, now)
+            # Marked even when there was nothing to hand over, so no run looks at them again.
             patron.came_of_age_at = now
             await patron.save(update_fields=["came_of_age_at"])
-            patrons += 1
+            if (links_ended, suspended) != (ended_before, suspended_before):
+                patrons += 1
     return ComingOfAge(patrons, links_ended, suspended)
 
 
