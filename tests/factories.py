@@ -78,7 +78,7 @@ async def publish(text: str, locales: tuple[str, ...] = ("en",)) -> PublishRepor
 
 
 @dataclass(frozen=True)
-class TestPatron:
+class FactoryPatron:
     id: int
     card: str
     pin: str
@@ -89,7 +89,7 @@ _counter = iter(range(10_000_000, 99_999_999))
 
 async def make_patron(
     pin: str = "2580", *, born_on: date | None = None, jurisdiction: str | None = None
-) -> TestPatron:
+) -> FactoryPatron:
     card = f"2{next(_counter):011d}"
     new = await create_patron(
         SECRET,
@@ -100,7 +100,7 @@ async def make_patron(
         jurisdiction=jurisdiction,
     )
     await set_pin_with_code(SECRET, card, new.setup_code, pin, now=now())
-    return TestPatron(new.patron_id, card, pin)
+    return FactoryPatron(new.patron_id, card, pin)
 
 
 def aged(years: int) -> date:

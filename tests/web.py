@@ -7,10 +7,10 @@ import re
 
 import httpx2 as httpx
 
-from tests.factories import TestPatron
+from tests.factories import FactoryPatron
 
 
-async def sign_in(client: httpx.AsyncClient, patron: TestPatron) -> None:
+async def sign_in(client: httpx.AsyncClient, patron: FactoryPatron) -> None:
     response = await client.post("/signin", data={"card": patron.card, "pin": patron.pin})
     assert response.status_code == 303, response.text
 

@@ -32,7 +32,7 @@ from portal.consent import services as consent
 from portal.consent.policy import Decision
 from portal.db import apply_migrations, tortoise_config
 from portal.erasure.models import HistoryEntry
-from tests.factories import SECRET, TestPatron, make_patron, now, publish
+from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
 
 CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
@@ -87,7 +87,7 @@ def requests_per_second(url: str, cookie: str = "") -> float:
     return float(match.group(1))
 
 
-async def prepare(database_url: str) -> TestPatron:
+async def prepare(database_url: str) -> FactoryPatron:
     await Tortoise.init(config=tortoise_config(database_url))
     try:
         await publish(CATALOG, LOCALES)
