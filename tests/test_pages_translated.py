@@ -9,13 +9,15 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from babel.messages.pofile import read_po
 
 from portal.consent.models import ConsentEvent
 from portal.erasure import services as erasure
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
-from tests.factories import make_patron, now, publish, standard_catalog
+from portal.minors import services as minors
+from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
 from tests.web import choose, hidden, sign_in, visible_text
 
 CATALOG = (Path(__file__).resolve().parent.parent / "deploy" / "catalog.toml").read_text("utf-8")
@@ -60,6 +62,37 @@ async def pages_of_a_patron_using_everything(client) -> dict[str, str]:
     return pages
 
 
+async def pages_of_minors_and_their_guardian(portal, code: str) -> dict[str, str]:
+    guardian = await make_patron(born_on=date(1980, 1, 1))
+    child = await make_patron(born_on=aged(10))
+    teen = await make_patron(born_on=aged(15))
+    for minor, label in ((child, "Ana"), (teen, "Ben")):
+        await minors.link_at_desk(
+            SECRET, guardian.card, minor.card, label, now=now(), timezone="America/New_York"
+        )
+    pages = {}
+    for name, person in (("guardian", guardian), ("child", child), ("teen", teen)):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=portal.app),
+            base_url="http://portal.test",
+            headers={"origin": "http://portal.test"},
+        ) as client:
+            await client.post("/language", data={"locale": code, "next": "/signin"})
+            await sign_in(client, person)
+            if name == "guardian":
+                pages["guardian home"] = (await client.get("/guardian")).text
+                pages["guardian notice"] = (
+                    await client.get("/guardian/services/ebook_vendor")
+                ).text
+                pages["guardian record"] = (await client.get("/privacy/record")).text
+            else:
+                pages[f"{name} privacy"] = (await client.get("/privacy")).text
+                pages[f"{name} notice"] = (await client.get("/services/ebook_vendor")).text
+                pages[f"{name} code"] = (await client.post("/privacy/guardian-code")).text
+                pages[f"{name} record"] = (await client.get("/privacy/record")).text
+    return pages
+
+
 @pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
 async def test_every_page_is_fully_translated(portal, code: str) -> None:
     await publish(CATALOG, ALL)
@@ -69,6 +102,7 @@ async def test_every_page_is_fully_translated(portal, code: str) -> None:
     pages = {path: (await client.get(path)).text for path in ("/signin", "/setup-pin")}
     await sign_in(client, patron)
     pages.update(await pages_of_a_patron_using_everything(client))
+    pages.update(await pages_of_minors_and_their_guardian(portal, code))
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
     for name, page in pages.items():

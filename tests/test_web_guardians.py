@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import httpx2 as httpx
 import pytest
 from starlette.routing import Route
 
+from portal.consent import services as consent
 from portal.consent.models import ConsentEvent, EventKind
+from portal.consent.policy import Decision
 from portal.erasure import services as erasure
+from portal.erasure.models import HistoryEntry
 from portal.minors import services as minors
 from tests.factories import (
     SECRET,
@@ -171,3 +174,37 @@ async def test_no_guardian_reachable_response_contains_the_childs_library_use(po
                     assert SECRET_LIST not in body, f"{method} {path}"
         assert len(seen) > 20  # every route was really tried
     assert SECRET_TITLE in (await child_client.get("/reading-history")).text  # still the child's
+
+
+async def test_a_new_adult_is_told_they_are_in_charge_and_decides(portal) -> None:
+    await publish(catalog(), LOCALES)
+    teen = await make_patron(born_on=aged(18))  # turned 18 this year
+    parent = await make_patron(born_on=date(1975, 1, 1))
+    years_ago = now() - timedelta(days=8 * 365)  # when they were about 10
+    link_id = await minors.link_at_desk(
+        SECRET, parent.card, teen.card, "Kim", now=years_ago, timezone="UTC"
+    )
+    view = await consent.service_view(teen.id, "reading_history", "en")
+    await minors.guardian_decide(
+        parent.id, link_id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
+        expected_revision=0, now=years_ago, timezone="UTC",
+    )  # fmt: skip
+    await erasure.record_loans(teen.id, [erasure.Loan("Coraline", "", date(2020, 1, 1))], now=now())
+    report = await minors.coming_of_age(now=now(), timezone="UTC")
+    assert report.patrons == 1
+
+    client = await client_for(portal, teen, "en")
+    privacy = visible_text((await client.get("/privacy")).text)
+    assert "You are in charge of your privacy now" in privacy
+    assert "Paused" in privacy
+    parent_client = await client_for(portal, parent, "en")
+    assert "My children" not in visible_text((await parent_client.get("/privacy")).text)
+    page = await client.get("/services/reading_history")
+    await client.post(
+        "/services/reading_history/decision",
+        data={"decision": "no", "notice_version": hidden(page.text, "notice_version"),
+              "revision": hidden(page.text, "revision")},
+    )  # fmt: skip
+    assert await HistoryEntry.filter(patron_id=teen.id).count() == 0
+    privacy = visible_text((await client.get("/privacy")).text)
+    assert "You are in charge of your privacy now" not in privacy

@@ -13,15 +13,14 @@ from portal.catalog.models import Service
 from portal.consent.models import ConsentState
 from portal.consent.policy import Status
 from portal.consent.state import status_for
+from portal.errors import DomainError
 from portal.patrons.models import Patron
 from portal.patrons.policy import keyed_hash
 from portal.patrons.services import PatronError, card_lookup
 
 
-class ApiError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class ApiError(DomainError):
+    """client_exists, card_format, card_unknown, unknown_service."""
 
 
 async def issue_client(secret: str, name: str, *, now: datetime) -> str:

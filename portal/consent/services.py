@@ -26,6 +26,7 @@ from portal.consent.policy import (
 from portal.consent.state import StateRow, state_rows, status_for
 from portal.consent.suspension import CAME_OF_AGE, MATERIAL_CHANGE
 from portal.erasure.services import erase_store
+from portal.errors import DomainError
 from portal.minors.policy import (
     AgeBand,
     AgeContext,
@@ -39,13 +40,9 @@ from portal.minors.policy import (
 from portal.patrons.models import Patron
 
 
-class ConsentError(Exception):
-    """Stable codes the views translate: unknown_service, stale_notice, stale_form,
-    notice_required, notice_locale."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class ConsentError(DomainError):
+    """unknown_service, stale_notice, stale_form, notice_required, notice_locale, and the age
+    rules' guardian_required, not_offered, not_guardians_choice."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from portal.consent.services import (
 )
 from portal.consent.state import status_for
 from portal.consent.suspension import CAME_OF_AGE, suspend
+from portal.errors import DomainError
 from portal.minors.models import GuardianLink, LinkCode
 from portal.minors.policy import (
     AgeBand,
@@ -47,13 +48,9 @@ from portal.patrons.services import card_lookup
 LINK_CODE_HOURS = 72
 
 
-class MinorsError(Exception):
-    """Stable codes: card_unknown, not_a_minor, guardian_not_adult, already_linked,
-    link_code_invalid, not_linked."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class MinorsError(DomainError):
+    """card_unknown, not_a_minor, guardian_not_adult, already_linked, link_code_invalid,
+    not_linked."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ _CARD = re.compile(r"^[0-9A-Z]{5,20}$")
 
 
 class PinRejected(ValueError):
+    """pin_format or pin_guessable (policy stays free of other portal imports)."""
+
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code

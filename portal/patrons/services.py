@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from portal.consent.state import STATE_COLUMNS, StateRow, state_from_row
 from portal.db import as_datetime, fetch_rows
+from portal.errors import DomainError
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
 
@@ -22,10 +23,8 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 
-class PatronError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class PatronError(DomainError):
+    """card_format, card_exists, card_unknown, setup_code_invalid, signin_failed."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ def _throttle_keys(request: Request, card: str) -> tuple[str, str]:
     )
 
 
+def _form_error(request: Request, template: str, code: str, status_code: int) -> Response:
+    return render(request, template, {"error": message_for(code)}, status_code=status_code)
+
+
 async def signin_form(request: Request) -> Response:
     if signed_in_patron(request):
         return redirect_to(request, "consent.privacy")
@@ -41,26 +45,17 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     parsed = parse_signin(await request.form())
     if not isinstance(parsed, SignIn):
-        return render(
-            request, "patrons/signin.html", {"error": message_for(parsed)}, status_code=400
-        )
+        return _form_error(request, "patrons/signin.html", parsed, 400)
     settings = settings_of(request)
     throttle = request.app.state.signin_throttle
     keys = _throttle_keys(request, parsed.card)
     if throttle.blocked(*keys):
-        return render(
-            request,
-            "patrons/signin.html",
-            {"error": message_for("signin_throttled")},
-            status_code=429,
-        )
+        return _form_error(request, "patrons/signin.html", "signin_throttled", 429)
     try:
         patron_id = await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
     except services.PatronError:
         throttle.record_failure(*keys)
-        return render(
-            request, "patrons/signin.html", {"error": message_for("signin_failed")}, status_code=400
-        )
+        return _form_error(request, "patrons/signin.html", "signin_failed", 400)
     token = await services.start_session(
         settings.secret_key, patron_id, now=utcnow(), minutes=settings.session_minutes
     )
@@ -88,32 +83,21 @@ async def setup_form(request: Request) -> Response:
 async def setup(request: Request) -> Response:
     parsed = parse_pin_setup(await request.form())
     if not isinstance(parsed, PinSetup):
-        return render(
-            request, "patrons/setup.html", {"error": message_for(parsed)}, status_code=400
-        )
+        return _form_error(request, "patrons/setup.html", parsed, 400)
     settings = settings_of(request)
     throttle = request.app.state.signin_throttle
     keys = _throttle_keys(request, parsed.card)
     if throttle.blocked(*keys):
-        return render(
-            request,
-            "patrons/setup.html",
-            {"error": message_for("signin_throttled")},
-            status_code=429,
-        )
+        return _form_error(request, "patrons/setup.html", "signin_throttled", 429)
     try:
         await services.set_pin_with_code(
             settings.secret_key, parsed.card, parsed.code, parsed.pin, now=utcnow()
         )
     except PinRejected as rejected:
-        return render(
-            request, "patrons/setup.html", {"error": message_for(rejected.code)}, status_code=400
-        )
+        return _form_error(request, "patrons/setup.html", rejected.code, 400)
     except services.PatronError as failure:
         throttle.record_failure(*keys)
-        return render(
-            request, "patrons/setup.html", {"error": message_for(failure.code)}, status_code=400
-        )
+        return _form_error(request, "patrons/setup.html", failure.code, 400)
     return render(request, "patrons/setup_done.html")
 
 
