@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HTMX_VERSION := 2.0.11
-SYSTEM_PACKAGES := postgresql chromium fonts-noto-core
 export PORTAL_DATA_DIR ?= data
 
 help:
@@ -73,6 +72,8 @@ test: setup system-packages lint types messages-check
 	$(BIN)/pytest --db postgres -m "not browser"
 
 bench: setup system-packages
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m tests.benchmarks sqlite
 	$(BIN)/python -m tests.benchmarks postgres
 

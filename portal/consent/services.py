@@ -96,18 +96,7 @@ async def overview(
         notice = catalog.notice(service.id, locale)
         if notice is None:
             continue  # publishing guarantees every enabled locale; a disabled one shows nothing
-        state = states.get(service.id)
-        result.append(
-            ServiceOverview(
-                service=service,
-                notice=notice,
-                status=status_for(state, service),
-                since=state.updated_at if state else None,
-                revision=state.revision if state else 0,
-                offered=age.offers(service.minimum_age) if age else True,
-                needs_guardian=age is not None and age.band is AgeBand.CHILD,
-            )
-        )
+        result.append(_overview_of(service, notice, states.get(service.id), age))
     return result
 
 
@@ -123,6 +112,15 @@ async def service_view(
     if notice is None:
         raise ConsentError("notice_locale")
     state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
+    return _overview_of(service, notice, state, age)
+
+
+def _overview_of(
+    service: Service | PublishedService,
+    notice: NoticeVersion | PublishedNotice,
+    state: ConsentState | StateRow | None,
+    age: AgeContext | None,
+) -> ServiceOverview:
     return ServiceOverview(
         service=service,
         notice=notice,
