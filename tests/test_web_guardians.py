@@ -16,6 +16,7 @@ from portal.consent.models import ConsentEvent, EventKind
 from portal.consent.policy import Decision
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry
+from portal.i18n import gettext, use_locale
 from portal.minors import services as minors
 from tests.factories import (
     SECRET,
@@ -90,7 +91,9 @@ async def ten_year_old_with_two_guardians(portal):
 
 async def test_child_waits_for_a_guardian_who_consents_in_their_own_language(portal) -> None:
     await publish(catalog(), LOCALES)
-    child, child_client, mother_client, _ = await ten_year_old_with_two_guardians(portal)
+    child, child_client, mother_client, father_client = await ten_year_old_with_two_guardians(
+        portal
+    )
     privacy = visible_text((await child_client.get("/privacy")).text)
     assert "Waiting for a parent or guardian to agree." in privacy
     assert "You have 2 parents or guardians linked." in privacy
@@ -106,6 +109,10 @@ async def test_child_waits_for_a_guardian_who_consents_in_their_own_language(por
     event = await ConsentEvent.get(patron_id=child.id, kind=EventKind.GIVEN)
     assert (event.actor, event.locale) == ("guardian", "es")
     assert "My reading history" in (await child_client.get("/reading-history")).text
+    father_view = visible_text((await father_client.get("/guardian")).text)
+    with use_locale("ar"):  # the father reads Arabic
+        agreed = gettext("On — a parent or guardian agreed")
+    assert f"reading_history title ar : {agreed}" in father_view
 
 
 async def test_services_not_offered_to_minors_show_no_choice(portal) -> None:

@@ -61,6 +61,7 @@ class ChildService:
     status: Status | None  # None: the choice is the teenager's own and not shared
     guardian_may_decide: bool
     revision: int
+    by_guardian: bool  # on because a parent or guardian agreed
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,9 @@ async def children(
                     status=status_for(state, service) if visible else None,
                     guardian_may_decide=age.band is AgeBand.CHILD,
                     revision=state.revision if state else 0,
+                    by_guardian=bool(
+                        visible and state and state.granted and state.granted_by == Actor.GUARDIAN
+                    ),
                 )
             )
         result.append(ChildOverview(link.id, link.label, age.band, services))
