@@ -25,6 +25,7 @@ from portal.i18n import current_locale
 from portal.messages import message_for
 from portal.minors import services as minors
 from portal.minors.policy import AgeBand
+from portal.patrons.services import SignedIn
 from portal.templating import render
 
 # Where a service that holds portal-native data is used, once it is on.
@@ -39,27 +40,27 @@ async def home(request: Request) -> Response:
 
 async def privacy(request: Request) -> Response:
     patron = require_patron(request)
+    return render(request, "consent/privacy.html", await privacy_context(request, patron))
+
+
+async def privacy_context(request: Request, patron: SignedIn) -> dict[str, object]:
     age = await visitor_age(request, patron)
     overview = await services.overview(
         patron.patron_id, current_locale(), age=age, states=patron.consent_states
     )
     minor = age.band is not AgeBand.ADULT
-    return render(
-        request,
-        "consent/privacy.html",
-        {
-            "services": overview,
-            "store_pages": STORE_PAGES,
-            "flash": request.query_params.get("done"),
-            "band": age.band.value,
-            "guardians": await minors.guardian_count(patron.patron_id) if minor else 0,
-            "shares": patron.shares_with_guardians,
-            "now_in_charge": any(
-                state.granted and state.suspension_reason == CAME_OF_AGE
-                for state in patron.consent_states.values()
-            ),
-        },
-    )
+    return {
+        "services": overview,
+        "store_pages": STORE_PAGES,
+        "flash": request.query_params.get("done"),
+        "band": age.band.value,
+        "guardians": await minors.guardian_count(patron.patron_id) if minor else 0,
+        "shares": patron.shares_with_guardians,
+        "now_in_charge": any(
+            state.granted and state.suspension_reason == CAME_OF_AGE
+            for state in patron.consent_states.values()
+        ),
+    }
 
 
 async def gate(
