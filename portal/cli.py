@@ -23,7 +23,12 @@ from portal.catalog.services import publish_catalog
 from portal.consent.services import expire_unanswered
 from portal.db import apply_migrations, tortoise_config
 from portal.minors.policy import PRESETS
-from portal.minors.services import MinorsError, coming_of_age, link_at_desk
+from portal.minors.services import (
+    MinorsError,
+    coming_of_age,
+    link_at_desk,
+    purge_expired_link_codes,
+)
 from portal.patrons.models import Patron
 from portal.patrons.services import (
     PatronError,
@@ -97,13 +102,17 @@ def _print_setup(code: str, expires_at: datetime) -> None:
 
 
 def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
-
     card = _read_card()
 
     async def work() -> int:
         try:
             new = await create_patron(
-                settings.secret_key, card, now=_now(), setup_code_hours=settings.setup_code_hours
+                settings.secret_key,
+                card,
+                now=_now(),
+                setup_code_hours=settings.setup_code_hours,
+                born_on=args.born,
+                jurisdiction=args.jurisdiction,
             )
         except PatronError as error:
             print(f"Not created: {error.code}", file=sys.stderr)
@@ -187,8 +196,8 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        count = await purge_expired_sessions(_now())
-        print(f"{count} expired session(s) and setup code(s) deleted.")
+        count = await purge_expired_sessions(_now()) + await purge_expired_link_codes(_now())
+        print(f"{count} expired session(s), setup code(s) and link code(s) deleted.")
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -237,7 +246,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         access_log=False,
         log_config=LOGGING_CONFIG,
-        proxy_headers=False,
+        # Behind a reverse proxy the client address comes from it, for throttling only.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         server_header=False,
     )
     return 0

@@ -33,6 +33,8 @@ SETTINGS_DOC: dict[str, str] = {
     "PORTAL_SETUP_CODE_HOURS": "How long a one-time PIN setup code stays valid. Default: 72.",
     "PORTAL_RECONSENT_GRACE_DAYS": "Days a patron has to answer a materially changed notice before "
     "the old consent expires and its retained data is erased. Default: 90.",
+    "PORTAL_FORWARDED_ALLOW_IPS": "Comma-separated addresses of reverse proxies whose "
+    "X-Forwarded-For is trusted (for per-client sign-in throttling). Default: none.",
     "PORTAL_MAJORITY_GRACE_DAYS": "Days a patron who came of age has to confirm the consents a "
     "guardian gave before they expire and their retained data is erased. Default: 30.",
 }
@@ -58,6 +60,7 @@ class Settings:
     setup_code_hours: int = 72
     reconsent_grace_days: int = 90
     majority_grace_days: int = 30
+    forwarded_allow_ips: str = ""
 
     def __post_init__(self) -> None:
         unknown = [code for code in self.locales if code not in KNOWN_LOCALES]
@@ -96,6 +99,7 @@ class Settings:
             setup_code_hours=config("PORTAL_SETUP_CODE_HOURS", cast=int, default=72),
             reconsent_grace_days=config("PORTAL_RECONSENT_GRACE_DAYS", cast=int, default=90),
             majority_grace_days=config("PORTAL_MAJORITY_GRACE_DAYS", cast=int, default=30),
+            forwarded_allow_ips=config("PORTAL_FORWARDED_ALLOW_IPS", default=""),
         )
 
 

@@ -161,6 +161,11 @@ async def redeem_link_code(
         )
 
 
+async def purge_expired_link_codes(now: datetime) -> int:
+    deleted: int = await LinkCode.filter(expires_at__lte=now).delete()
+    return deleted
+
+
 async def is_guardian(patron_id: int) -> bool:
     return await GuardianLink.exists(guardian_id=patron_id, ended_at=None)
 
