@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HTMX_VERSION := 2.0.11
+AXE_VERSION := 4.14.1
+AXE := .cache/axe-core-$(AXE_VERSION)/axe.min.js
 export PORTAL_DATA_DIR ?= data
 
 help:
@@ -34,6 +36,12 @@ system-packages:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# axe-core checks pages against WCAG in the browser tests; fetched from npm, never served.
+$(AXE):
+	mkdir -p $(dir $@)
+	cd $(dir $@) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && \
+	  tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js && mv package/axe.min.js . && rm -rf package *.tgz
 
 run: setup
 	PORTAL_DEV_MODE=true $(BIN)/portal migrate
@@ -67,8 +75,8 @@ messages-check: setup
 migration: setup
 	$(BIN)/tortoise makemigrations
 
-test: setup system-packages lint types messages-check
-	$(BIN)/pytest --db sqlite
+test: setup system-packages $(AXE) lint types messages-check
+	PORTAL_TEST_AXE=$(AXE) $(BIN)/pytest --db sqlite
 	$(BIN)/pytest --db postgres -m "not browser"
 
 bench: setup system-packages

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
+PIN = "4826"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -98,3 +99,43 @@ def browser() -> Iterator[Browser]:
         )
         yield launched
         launched.close()
+
+
+def signed_in_page(browser: Browser, live: LivePortal, *, javascript: bool = True) -> Page:
+    context = browser.new_context(java_script_enabled=javascript, locale="en-US")
+    page = context.new_page()
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text))
+    page.on(
+        "request",
+        lambda request: (
+            violations.append(f"request {request.url}")
+            if not request.url.startswith(live.url)
+            else None
+        ),
+    )
+    page.violations = violations  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/signin")
+    page.fill("#card", live.card)
+    page.fill("#pin", PIN)
+    page.click("button.primary")
+    return page
+
+
+@pytest.fixture(scope="module")
+def patron_with_pin(browser: Browser, live_portal: LivePortal) -> LivePortal:
+    page = browser.new_page()
+    page.goto(f"{live_portal.url}/setup-pin")
+    page.fill("#card", live_portal.card)
+    page.fill("#code", live_portal.setup_code)
+    page.fill("#pin", PIN)
+    page.fill("#pin_again", PIN)
+    page.click("button.primary")
+    assert page.locator("h1").inner_text() == "Your PIN is set"
+    page.close()
+    return live_portal
+
+
+def choose_language(page: Page, code: str) -> None:
+    page.select_option("#locale-choice", code)
+    page.click(".language button")
