@@ -3,8 +3,6 @@ Both sit behind the consent gate: without a current consent the patron meets the
 
 from __future__ import annotations
 
-from datetime import date
-
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +14,7 @@ from portal.consent.views import gate
 from portal.erasure import services
 from portal.http import redirect_to, require_patron, settings_of, utcnow
 from portal.messages import message_for
+from portal.minors.policy import local_date
 from portal.patrons.forms import field
 from portal.templating import render
 
@@ -47,11 +46,12 @@ async def demo_loan(request: Request) -> Response:
     if not settings_of(request).dev_mode:
         raise HTTPException(status_code=404)
     patron = require_patron(request)
+    tz = settings_of(request).timezone
     title = field(await request.form(), "title") or "The Left Hand of Darkness"
     try:
         await services.record_loans(
             patron.patron_id,
-            [services.Loan(title=title, author="", borrowed_on=date.today())],  # noqa: DTZ011
+            [services.Loan(title=title, author="", borrowed_on=local_date(utcnow(), tz))],
             now=utcnow(),
         )
     except services.NoCurrentConsent:
