@@ -8,6 +8,9 @@ from datetime import UTC, date, datetime
 
 from portal.catalog.policy import parse_catalog
 from portal.catalog.services import PublishReport, publish_catalog
+from portal.consent import services as consent
+from portal.consent.policy import Decision
+from portal.consent.services import Outcome
 from portal.patrons.services import create_patron, set_pin_with_code
 
 SECRET = "test-secret-key-that-is-long-enough"
@@ -106,3 +109,24 @@ async def make_patron(
 def aged(years: int) -> date:
     """A birth date making a patron `years` old all through the current year (1 January)."""
     return date(now().year - years, 1, 1)
+
+
+async def decides(
+    patron_id: int,
+    key: str,
+    decision: Decision,
+    *,
+    at: datetime | None = None,
+    timezone: str = "UTC",
+) -> Outcome:
+    """The patron reads the service's current notice and answers it, as the web form does."""
+    view = await consent.service_view(patron_id, key, "en")
+    return await consent.decide(
+        patron_id,
+        key,
+        decision,
+        notice_version_id=view.notice.id,
+        expected_revision=view.revision,
+        now=at or now(),
+        timezone=timezone,
+    )

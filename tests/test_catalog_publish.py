@@ -17,7 +17,15 @@ from portal.consent.policy import Decision, Status
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry
 from portal.i18n import KNOWN_LOCALES
-from tests.factories import catalog_text, make_patron, now, publish, service_table, standard_catalog
+from tests.factories import (
+    catalog_text,
+    decides,
+    make_patron,
+    now,
+    publish,
+    service_table,
+    standard_catalog,
+)
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -31,16 +39,7 @@ def history_catalog(**changes: object) -> str:
 
 async def opt_in_with_history(entries: int = 2) -> int:
     patron = await make_patron()
-    view = await consent.service_view(patron.id, "reading_history", "en")
-    await consent.decide(
-        patron.id,
-        "reading_history",
-        Decision.YES,
-        notice_version_id=view.notice.id,
-        expected_revision=0,
-        now=now(),
-        timezone="UTC",
-    )
+    await decides(patron.id, "reading_history", Decision.YES)
     await erasure.record_loans(
         patron.id, [erasure.Loan("Dune", "Herbert", date(2026, 3, 1))] * entries, now=now()
     )
@@ -94,16 +93,7 @@ async def test_saying_no_to_a_materially_changed_notice_erases_what_was_kept() -
     await publish(history_catalog())
     patron_id = await opt_in_with_history(3)
     await publish(history_catalog(retention_days=3650))
-    view = await consent.service_view(patron_id, "reading_history", "en")
-    outcome = await consent.decide(
-        patron_id,
-        "reading_history",
-        Decision.NO,
-        notice_version_id=view.notice.id,
-        expected_revision=view.revision,
-        now=now(),
-        timezone="UTC",
-    )
+    outcome = await decides(patron_id, "reading_history", Decision.NO)
     assert outcome.erased == 3
     assert await HistoryEntry.filter(patron_id=patron_id).count() == 0
 
@@ -112,16 +102,7 @@ async def test_saying_yes_to_the_new_notice_renews() -> None:
     await publish(history_catalog())
     patron_id = await opt_in_with_history()
     await publish(history_catalog(purposes=("own_use", "recommendations")))
-    view = await consent.service_view(patron_id, "reading_history", "en")
-    await consent.decide(
-        patron_id,
-        "reading_history",
-        Decision.YES,
-        notice_version_id=view.notice.id,
-        expected_revision=view.revision,
-        now=now(),
-        timezone="UTC",
-    )
+    await decides(patron_id, "reading_history", Decision.YES)
     assert await status(patron_id) is Status.ON
     renewed = await ConsentEvent.filter(patron_id=patron_id).order_by("-id").first()
     assert renewed is not None

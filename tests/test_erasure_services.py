@@ -6,28 +6,14 @@ from datetime import date
 
 import pytest
 
-from portal.consent import services as consent
 from portal.consent.policy import Decision
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry, SavedList
-from tests.factories import make_patron, now, publish, standard_catalog
+from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")
 
 LOAN = erasure.Loan("Parable of the Sower", "Octavia E. Butler", date(2026, 2, 2))
-
-
-async def opt(patron_id: int, key: str, decision: Decision) -> None:
-    view = await consent.service_view(patron_id, key, "en")
-    await consent.decide(
-        patron_id,
-        key,
-        decision,
-        notice_version_id=view.notice.id,
-        expected_revision=view.revision,
-        now=now(),
-        timezone="UTC",
-    )
 
 
 async def test_history_is_refused_and_nothing_stored_without_consent() -> None:
@@ -41,7 +27,7 @@ async def test_history_is_refused_and_nothing_stored_without_consent() -> None:
 async def test_history_is_refused_after_a_refusal() -> None:
     await publish(standard_catalog())
     patron = await make_patron()
-    await opt(patron.id, "reading_history", Decision.NO)
+    await decides(patron.id, "reading_history", Decision.NO)
     with pytest.raises(erasure.NoCurrentConsent):
         await erasure.record_loans(patron.id, [LOAN], now=now())
     assert await HistoryEntry.all().count() == 0
@@ -50,7 +36,7 @@ async def test_history_is_refused_after_a_refusal() -> None:
 async def test_history_is_kept_with_consent_and_shown_newest_first() -> None:
     await publish(standard_catalog())
     patron = await make_patron()
-    await opt(patron.id, "reading_history", Decision.YES)
+    await decides(patron.id, "reading_history", Decision.YES)
     older = erasure.Loan("Older", "", date(2025, 1, 1))
     await erasure.record_loans(patron.id, [older, LOAN], now=now())
     assert [e.title for e in await erasure.reading_history(patron.id)] == [LOAN.title, "Older"]
@@ -68,7 +54,7 @@ async def test_a_patron_cannot_add_to_someone_elses_list() -> None:
     await publish(standard_catalog())
     owner, intruder = await make_patron(), await make_patron()
     for person in (owner, intruder):
-        await opt(person.id, "saved_lists", Decision.YES)
+        await decides(person.id, "saved_lists", Decision.YES)
     saved = await erasure.create_list(owner.id, "Mine", now=now())
     with pytest.raises(erasure.NotFound):
         await erasure.add_to_list(intruder.id, saved.id, "Graffiti", now=now())

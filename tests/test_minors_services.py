@@ -18,6 +18,7 @@ from portal.minors.policy import AgeBand
 from tests.factories import (
     SECRET,
     catalog_text,
+    decides,
     make_patron,
     publish,
     service_table,
@@ -45,11 +46,7 @@ async def notice_id(key: str, locale: str = "en") -> int:
 
 
 async def patron_says(patron_id: int, key: str, decision: Decision, *, now: datetime = NOW):
-    view = await consent.service_view(patron_id, key, "en")
-    return await consent.decide(
-        patron_id, key, decision, notice_version_id=view.notice.id,
-        expected_revision=view.revision, now=now, timezone=TZ,
-    )  # fmt: skip
+    return await decides(patron_id, key, decision, at=now, timezone=TZ)
 
 
 async def guardian_says(
