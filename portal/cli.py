@@ -22,7 +22,8 @@ from portal.catalog.policy import CatalogError, parse_catalog
 from portal.catalog.services import publish_catalog
 from portal.consent.services import expire_unanswered
 from portal.db import apply_migrations, tortoise_config
-from portal.minors.policy import PRESETS
+from portal.erasure.services import apply_retention
+from portal.minors.policy import PRESETS, local_date
 from portal.minors.services import (
     MinorsError,
     coming_of_age,
@@ -193,6 +194,16 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        now = _now()
+        rows = await apply_retention(now=now, today=local_date(now, settings.timezone))
+        print(f"{rows} retained row(s) past their service's retention period deleted.")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
@@ -294,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "expire-consents", help="scheduled: end consents unanswered after a material change"
     ).set_defaults(run=cmd_expire_consents)
+    commands.add_parser(
+        "apply-retention", help="scheduled: delete retained data older than its retention period"
+    ).set_defaults(run=cmd_apply_retention)
     commands.add_parser(
         "purge-sessions", help="scheduled: delete expired sessions and setup codes"
     ).set_defaults(run=cmd_purge_sessions)

@@ -51,6 +51,7 @@ def test_operator_workflow(portal_command) -> None:
     assert "0 patron(s) came of age" in portal_command("coming-of-age")
     assert "0 unanswered consent(s)" in portal_command("expire-consents")
     assert "deleted" in portal_command("purge-sessions")
+    assert "0 retained row(s)" in portal_command("apply-retention")
     assert re.search(r"\n[\w-]{40,}\n", portal_command("api-client", "ils"))
     assert "client_exists" in portal_command("api-client", "ils", expect=2)
     assert re.search(r"setup code: ", portal_command("reset-pin", stdin="2000 1000 2000\n"))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
+from portal.consent.models import ConsentEvent, EventKind
 from portal.consent.policy import Decision
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry, SavedList
@@ -60,3 +61,31 @@ async def test_a_patron_cannot_add_to_someone_elses_list() -> None:
         await erasure.add_to_list(intruder.id, saved.id, "Graffiti", now=now())
     with pytest.raises(erasure.NotFound):
         await erasure.delete_list(intruder.id, saved.id)
+
+
+async def test_retention_deletes_only_what_is_older_than_the_notice_promises() -> None:
+    await publish(standard_catalog())  # reading history: retention_days = 365
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    today = date(2026, 7, 1)
+    old = erasure.Loan("Old", "", date(2025, 6, 30))  # 366 days before
+    kept = erasure.Loan("Kept", "", date(2025, 7, 1))  # exactly 365 days before
+    await erasure.record_loans(patron.id, [old, kept], now=now())
+    assert await erasure.apply_retention(now=now(), today=today) == 1
+    assert [e.title for e in await erasure.reading_history(patron.id)] == ["Kept"]
+    event = await ConsentEvent.get(patron_id=patron.id, kind=EventKind.ERASED)
+    assert event.detail == {"rows_deleted": 1, "reason": "retention"}
+    assert await erasure.apply_retention(now=now(), today=today) == 0  # idempotent
+
+
+async def test_retention_keeps_saved_lists_still_in_use() -> None:
+    await publish(standard_catalog())  # saved lists: retention_days = 365
+    patron = await make_patron()
+    await decides(patron.id, "saved_lists", Decision.YES)
+    long_ago = now() - timedelta(days=400)
+    unused = await erasure.create_list(patron.id, "Unused", now=long_ago)
+    await erasure.add_to_list(patron.id, unused.id, "Old title", now=long_ago)
+    in_use = await erasure.create_list(patron.id, "In use", now=long_ago)
+    await erasure.add_to_list(patron.id, in_use.id, "New title", now=now())
+    assert await erasure.apply_retention(now=now(), today=now().date()) == 2
+    assert [saved.name for saved in await erasure.saved_lists(patron.id)] == ["In use"]

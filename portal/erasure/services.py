@@ -6,11 +6,14 @@ in between a withdrawal's erasure and its commit (PRODUCT.md promises 2 and 4).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from portal.catalog.models import Service
+from portal.consent.models import Actor, Channel, ConsentEvent, EventKind, Method
 from portal.consent.policy import Status
 from portal.consent.state import status_of_store
 from portal.erasure.models import HistoryEntry, SavedList, SavedListItem
@@ -45,6 +48,47 @@ async def erase_store(patron_id: int, store: str) -> int:
         lists: int = await SavedList.filter(id__in=list_ids).delete()
         return items + lists
     raise ValueError(f"unknown store {store!r}")
+
+
+async def apply_retention(*, now: datetime, today: date) -> int:
+    """Scheduled: delete retained rows older than their service's retention period, as each
+    notice promises, and record each patron's erasure. Returns the rows deleted."""
+    deleted = 0
+    for service in await Service.filter(store__not_isnull=True):
+        cutoff_day = today - timedelta(days=int(service.terms["retention_days"]))
+        cutoff = now - timedelta(days=int(service.terms["retention_days"]))
+        async with in_transaction():
+            if service.store == "reading_history":
+                expired = HistoryEntry.filter(borrowed_on__lt=cutoff_day)
+                counts: Counter[int] = Counter(
+                    row["patron_id"] for row in await expired.values("patron_id")
+                )
+                await expired.delete()
+            else:
+                # A list lives while it is used: its newest change counts, not its creation.
+                lists = await SavedList.filter(created_at__lt=cutoff).prefetch_related("items")
+                stale = [
+                    saved for saved in lists if all(item.added_at < cutoff for item in saved.items)
+                ]
+                counts = Counter()
+                for saved in stale:
+                    counts[saved.patron_id] += 1 + len(saved.items)
+                    await SavedListItem.filter(saved_list_id=saved.id).delete()
+                    await saved.delete()
+            for patron_id, rows in counts.items():
+                await ConsentEvent.create(
+                    patron_id=patron_id,
+                    service_id=service.id,
+                    kind=EventKind.ERASED,
+                    purposes=service.terms["purposes"],
+                    occurred_at=now,
+                    method=Method.SYSTEM,
+                    actor=Actor.SYSTEM,
+                    channel=Channel.CLI,
+                    detail={"rows_deleted": rows, "reason": "retention"},
+                )
+                deleted += rows
+    return deleted
 
 
 async def _require_consent(patron_id: int, store: str) -> None:
