@@ -14,7 +14,7 @@ from portal.consent.models import ConsentEvent, ConsentState, EventKind
 from portal.consent.policy import Decision
 from portal.erasure import services as erasure
 from portal.erasure.models import HistoryEntry
-from tests.factories import make_patron, now, publish, standard_catalog
+from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -32,43 +32,26 @@ async def attempt(coroutine) -> str:
 async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
     await publish(standard_catalog())
     patron = await make_patron()
-    view = await consent.service_view(patron.id, "reading_history", "en")
-    await consent.decide(
-        patron.id,
-        "reading_history",
-        Decision.YES,
-        notice_version_id=view.notice.id,
-        expected_revision=0,
-        now=now(),
-        timezone="UTC",
-    )
+    await decides(patron.id, "reading_history", Decision.YES)
     loan = [erasure.Loan("Kindred", "Octavia E. Butler", date(2026, 5, 5))]
+
+    def answer(decision: Decision, view: consent.ServiceOverview):
+        # Both answers come from forms rendered from the same view, as in two browser tabs.
+        return consent.decide(
+            patron.id,
+            "reading_history",
+            decision,
+            notice_version_id=view.notice.id,
+            expected_revision=view.revision,
+            now=now(),
+            timezone="UTC",
+        )
 
     for _ in range(10):
         view = await consent.service_view(patron.id, "reading_history", "en")
         results = await asyncio.gather(
-            attempt(
-                consent.decide(
-                    patron.id,
-                    "reading_history",
-                    Decision.NO,
-                    notice_version_id=view.notice.id,
-                    expected_revision=view.revision,
-                    now=now(),
-                    timezone="UTC",
-                )
-            ),
-            attempt(
-                consent.decide(
-                    patron.id,
-                    "reading_history",
-                    Decision.YES,
-                    notice_version_id=view.notice.id,
-                    expected_revision=view.revision,
-                    now=now(),
-                    timezone="UTC",
-                )
-            ),
+            attempt(answer(Decision.NO, view)),
+            attempt(answer(Decision.YES, view)),
             *(attempt(erasure.record_loans(patron.id, loan, now=now())) for _ in range(3)),
         )
         state = await ConsentState.get(patron_id=patron.id)
@@ -78,18 +61,7 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
         kept = await HistoryEntry.filter(patron_id=patron.id).count()
         if not state.granted:
             assert kept == 0, "withdrawn, yet history survived"
-        if state.granted is False:
-            # re-enable for the next round
-            fresh = await consent.service_view(patron.id, "reading_history", "en")
-            await consent.decide(
-                patron.id,
-                "reading_history",
-                Decision.YES,
-                notice_version_id=fresh.notice.id,
-                expected_revision=fresh.revision,
-                now=now(),
-                timezone="UTC",
-            )
+            await decides(patron.id, "reading_history", Decision.YES)  # on again, next round
 
     events = await ConsentEvent.filter(patron_id=patron.id)
     withdrawals = [e for e in events if e.kind == EventKind.WITHDRAWN]
