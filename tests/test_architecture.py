@@ -14,6 +14,8 @@ FORBIDDEN = {
     "services.py": HTTP,
     "models.py": HTTP,
     "state.py": HTTP,
+    "ledger.py": HTTP,
+    "suspension.py": HTTP,
 }
 # A policy module may import another pure policy module.
 ALLOWED_IN_POLICY = (

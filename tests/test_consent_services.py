@@ -9,6 +9,7 @@ import pytest
 
 from portal.catalog.models import NoticeVersion, Service
 from portal.consent import services
+from portal.consent.ledger import PATRON_ONLINE
 from portal.consent.models import ConsentEvent, ConsentState, EventKind
 from portal.consent.policy import Decision, Status
 from portal.erasure import services as erasure
@@ -206,9 +207,7 @@ async def test_turn_everything_off_withdraws_all_and_erases() -> None:
         await say(patron.id, key, Decision.YES)
     await loans(patron.id, 3)
     await erasure.create_list(patron.id, "Later", now=now())
-    turned_off = await services.turn_everything_off(
-        patron.id, now=now(), party=services.PATRON_ONLINE
-    )
+    turned_off = await services.turn_everything_off(patron.id, now=now(), party=PATRON_ONLINE)
     assert turned_off == 3
     assert {i.status for i in await services.overview(patron.id, "en")} == {Status.WITHDRAWN}
     assert await HistoryEntry.filter(patron_id=patron.id).count() == 0

@@ -15,7 +15,8 @@ from portal.catalog.services import (
     library_jurisdiction,
     published_catalog,
 )
-from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
+from portal.consent.ledger import PATRON_ONLINE, SYSTEM_JOB, ActingParty, record
+from portal.consent.models import Actor, ConsentEvent, ConsentState, EventKind
 from portal.consent.policy import (
     Decision,
     Status,
@@ -43,22 +44,6 @@ from portal.patrons.models import Patron
 class ConsentError(DomainError):
     """unknown_service, stale_notice, stale_form, notice_required, notice_locale, and the age
     rules' guardian_required, not_offered, not_guardians_choice."""
-
-
-@dataclass(frozen=True)
-class ActingParty:
-    method: Method
-    actor: Actor
-    channel: Channel
-    guardian_id: int | None = None
-
-
-PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
-SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
-
-
-def guardian_online(guardian_id: int) -> ActingParty:
-    return ActingParty(Method.GUARDIAN, Actor.GUARDIAN, Channel.WEB, guardian_id=guardian_id)
 
 
 @dataclass(frozen=True)
@@ -317,36 +302,12 @@ async def _record(
     *,
     detail: dict[str, object] | None = None,
 ) -> None:
-    await ConsentEvent.create(
-        patron_id=step.patron_id,
-        service_id=step.service.id,
-        kind=kind,
-        notice_version_id=notice.id if notice else None,
-        notice_hash=notice.content_hash if notice else None,
-        locale=notice.locale if notice else None,
-        purposes=(notice.terms if notice else step.service.terms)["purposes"],
-        occurred_at=step.now,
-        method=step.party.method,
-        actor=step.party.actor,
-        channel=step.party.channel,
-        acting_guardian_id=step.party.guardian_id,
-        detail=detail or {},
-    )
-
-
-async def record_account_event(
-    patron_id: int, kind: EventKind, party: ActingParty, *, now: datetime, detail: dict[str, object]
-) -> None:
-    """A ledger event about the account rather than one service (guardian links)."""
-    await ConsentEvent.create(
-        patron_id=patron_id,
-        service_id=None,
-        kind=kind,
-        purposes=[],
-        occurred_at=now,
-        method=party.method,
-        actor=party.actor,
-        channel=party.channel,
-        acting_guardian_id=party.guardian_id,
+    await record(
+        step.patron_id,
+        kind,
+        step.party,
+        now=step.now,
+        service=step.service,
+        notice=notice,
         detail=detail,
     )

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from portal.catalog.models import Service
-from portal.consent.models import Actor, Channel, ConsentEvent, ConsentState, EventKind, Method
+from portal.consent.ledger import SYSTEM_JOB, record
+from portal.consent.models import ConsentState, EventKind
 
 # Why a consent in force was suspended; each has its own grace period before it expires.
 MATERIAL_CHANGE = "material_change"
@@ -19,15 +20,12 @@ async def suspend(state: ConsentState, service: Service, reason: str, now: datet
     state.revision += 1
     state.updated_at = now
     await state.save(update_fields=["suspended_at", "suspension_reason", "revision", "updated_at"])
-    await ConsentEvent.create(
-        patron_id=state.patron_id,
-        service_id=service.id,
-        kind=EventKind.SUSPENDED,
+    await record(
+        state.patron_id,
+        EventKind.SUSPENDED,
+        SYSTEM_JOB,
+        now=now,
+        service=service,
         notice_version_id=state.notice_version_id,
-        purposes=service.terms["purposes"],
-        occurred_at=now,
-        method=Method.SYSTEM,
-        actor=Actor.SYSTEM,
-        channel=Channel.CLI,
         detail={"reason": reason, "terms_revision": service.terms_revision},
     )

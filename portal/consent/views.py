@@ -10,6 +10,7 @@ from starlette.routing import Route
 from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent import services
 from portal.consent.forms import parse_decision
+from portal.consent.ledger import PATRON_ONLINE
 from portal.consent.policy import Status
 from portal.consent.suspension import CAME_OF_AGE
 from portal.http import (
@@ -139,7 +140,7 @@ async def decide(request: Request) -> Response:
 
 async def everything_off(request: Request) -> Response:
     patron = require_patron(request)
-    await services.turn_everything_off(patron.patron_id, now=utcnow(), party=services.PATRON_ONLINE)
+    await services.turn_everything_off(patron.patron_id, now=utcnow(), party=PATRON_ONLINE)
     response = redirect_to(request, "consent.privacy")
     response.headers["location"] += "?done=all_off"
     return response

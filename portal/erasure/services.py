@@ -13,7 +13,8 @@ from datetime import date, datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from portal.catalog.models import Service
-from portal.consent.models import Actor, Channel, ConsentEvent, EventKind, Method
+from portal.consent.ledger import SYSTEM_JOB, record
+from portal.consent.models import EventKind
 from portal.consent.policy import Status
 from portal.consent.state import status_of_store
 from portal.erasure.models import HistoryEntry, SavedList, SavedListItem
@@ -76,15 +77,12 @@ async def apply_retention(*, now: datetime, today: date) -> int:
                     await SavedListItem.filter(saved_list_id=saved.id).delete()
                     await saved.delete()
             for patron_id, rows in counts.items():
-                await ConsentEvent.create(
-                    patron_id=patron_id,
-                    service_id=service.id,
-                    kind=EventKind.ERASED,
-                    purposes=service.terms["purposes"],
-                    occurred_at=now,
-                    method=Method.SYSTEM,
-                    actor=Actor.SYSTEM,
-                    channel=Channel.CLI,
+                await record(
+                    patron_id,
+                    EventKind.ERASED,
+                    SYSTEM_JOB,
+                    now=now,
+                    service=service,
                     detail={"rows_deleted": rows, "reason": "retention"},
                 )
                 deleted += rows

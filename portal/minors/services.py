@@ -20,16 +20,11 @@ from portal.catalog.services import (
     library_jurisdiction,
     published_catalog,
 )
+from portal.consent import ledger
+from portal.consent.ledger import SYSTEM_JOB, ActingParty, guardian_online
 from portal.consent.models import Actor, Channel, ConsentState, EventKind, Method
 from portal.consent.policy import Decision, Status
-from portal.consent.services import (
-    SYSTEM_JOB,
-    ActingParty,
-    Outcome,
-    decide,
-    guardian_online,
-    record_account_event,
-)
+from portal.consent.services import Outcome, decide
 from portal.consent.state import status_for
 from portal.consent.suspension import CAME_OF_AGE, suspend
 from portal.errors import DomainError
@@ -106,7 +101,7 @@ async def _link(
         method=party.method.value,
         linked_at=now,
     )
-    await record_account_event(
+    await ledger.record(
         child.id, EventKind.GUARDIAN_LINKED, party, now=now, detail={"link": link.id}
     )
     return link.id
@@ -255,14 +250,6 @@ async def set_sharing(patron_id: int, *, shares: bool) -> None:
     await Patron.filter(id=patron_id).update(shares_with_guardians=shares)
 
 
-async def suspended_at_majority(patron_id: int) -> list[int]:
-    """Services paused because a guardian had turned them on before the patron came of age."""
-    states = await ConsentState.filter(
-        patron_id=patron_id, granted=True, suspension_reason=CAME_OF_AGE
-    )
-    return [state.service_id for state in states]
-
-
 async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
     """Scheduled and idempotent: for each patron who has reached the age of majority, end
     guardian links and pause the consents a guardian gave until the patron confirms them."""
@@ -284,7 +271,7 @@ async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
             for link in await GuardianLink.filter(child_id=patron.id, ended_at=None):
                 link.ended_at, link.end_reason = now, CAME_OF_AGE
                 await link.save(update_fields=["ended_at", "end_reason"])
-                await record_account_event(
+                await ledger.record(
                     patron.id,
                     EventKind.GUARDIAN_LINK_ENDED,
                     SYSTEM_JOB,
