@@ -55,18 +55,19 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 types: setup
 	$(BIN)/mypy
 
 messages: setup
-	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -o locales/messages.pot . >/dev/null
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -o locales/messages.pot . >/dev/null
 	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-wrap --ignore-obsolete --no-fuzzy-matching
 
 # The build fails when a template or message changed without `make messages`.
 messages-check: setup
 	@tmp=$$(mktemp); \
-	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -o $$tmp . >/dev/null 2>&1; \
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -o $$tmp . >/dev/null 2>&1; \
 	if ! diff -q $$tmp locales/messages.pot >/dev/null; then \
 	  echo "locales/messages.pot is stale: run 'make messages' and translate the new entries"; \
 	  diff -u locales/messages.pot $$tmp | head -40; rm -f $$tmp; exit 1; fi; \
@@ -77,7 +78,7 @@ migration: setup
 
 test: setup system-packages $(AXE) lint types messages-check
 	PORTAL_TEST_AXE=$(AXE) $(BIN)/pytest --db sqlite
-	$(BIN)/pytest --db postgres -m "not browser"
+	$(BIN)/pytest --db postgres tests/integration tests/functional
 
 bench: setup system-packages
 	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -2,7 +2,7 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from portal.consent.models import Actor, Channel, EventKind, Method
+from portal.ledger.models import Actor, Channel, EventKind, Method
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 

@@ -2,7 +2,7 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
-from portal.consent.models import EventKind
+from portal.ledger.models import EventKind
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 

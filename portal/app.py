@@ -1,4 +1,5 @@
-"""Builds the application: routes, middleware and lifespan, all explicit."""
+"""Builds the application: routes, middleware and lifespan, all explicit. The one place
+that knows every part; nothing imports it but the command line and the tests."""
 
 from __future__ import annotations
 
@@ -15,23 +16,30 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
-from portal import health
-from portal.access_log import AccessLogMiddleware
 from portal.api import views as api_views
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
-from portal.erasure import views as erasure_views
-from portal.http import redirect_to
+from portal.decisions import views as decision_views
+from portal.errors import DomainError
 from portal.minors import views as minors_views
-from portal.patrons import views as patron_views
-from portal.security.headers import SecurityHeadersMiddleware
-from portal.security.origin import CrossOriginGuard
-from portal.security.ratelimit import FailureThrottle
 from portal.settings import Settings
-from portal.templating import build_environment, render
-from portal.visit import VisitMiddleware
+from portal.stores import registry as stores
+from portal.web import health, signin
+from portal.web.access_log import AccessLogMiddleware
+from portal.web.headers import SecurityHeadersMiddleware
+from portal.web.origin import CrossOriginGuard
+from portal.web.problems import status_for
+from portal.web.rendering import build_environment, error_message, render
+from portal.web.requests import redirect_to
+from portal.web.throttle import FailureThrottle
+from portal.web.visit import VisitMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def _is_page(request: Request) -> bool:
+    # Pages negotiated a language (portal.web.visit); the API and static files did not.
+    return "locale" in request.scope.get("state", {})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -39,13 +47,26 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         raise exc
     if exc.status_code == 401:
         return redirect_to(request, "patrons.signin_form")
-    if "locale" not in request.scope.get("state", {}):
-        return Response(status_code=exc.status_code)  # outside the patron-facing pages
+    if not _is_page(request):
+        return Response(status_code=exc.status_code)
     return render(
         request,
         "errors/error.html",
         {"status": exc.status_code, "message": None},
         status_code=exc.status_code,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    """A use case refused and no endpoint had a better page for it: its status and message."""
+    if not isinstance(exc, DomainError):
+        raise exc
+    status = status_for(exc.code)
+    if not _is_page(request):
+        return Response(status_code=status)
+    message = error_message(request, exc.code)
+    return render(
+        request, "errors/error.html", {"status": status, "message": message}, status_code=status
     )
 
 
@@ -62,9 +83,10 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             *health.routes,
+            *signin.routes,
             *consent_views.routes,
-            *patron_views.routes,
-            *erasure_views.routes,
+            *decision_views.routes,
+            *stores.routes,
             *minors_views.routes,
             *api_views.routes,
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
@@ -75,11 +97,17 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(CrossOriginGuard),
             Middleware(VisitMiddleware, settings=settings),
         ],
-        exception_handlers={HTTPException: _http_error, 500: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            DomainError: _domain_error,
+            500: _server_error,
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.templates = build_environment(settings.timezone, reload=settings.dev_mode)
+    # Each service's store links to the store's own page (My privacy, the notice).
+    app.state.templates.globals["store_pages"] = stores.PAGES
     app.state.url_paths = {}
     app.state.signin_throttle = FailureThrottle(
         settings.signin_attempts, settings.signin_window_seconds

@@ -9,42 +9,35 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import uvicorn
 from tortoise import Tortoise
 
-from portal.access_log import LOGGING_CONFIG
-from portal.api.services import ApiError, issue_client
+from portal.api.services import issue_client
 from portal.app import create_app
+from portal.catalog.jurisdiction import PRESETS
 from portal.catalog.policy import CatalogError, parse_catalog
-from portal.catalog.services import publish_catalog
-from portal.consent.services import expire_unanswered
+from portal.clock import local_date, utcnow
+from portal.consent.publishing import publish_catalog
 from portal.db import apply_migrations, tortoise_config
-from portal.erasure.services import apply_retention
-from portal.minors.policy import PRESETS, local_date
-from portal.minors.services import (
-    MinorsError,
-    coming_of_age,
-    link_at_desk,
-    purge_expired_link_codes,
-)
-from portal.patrons.models import Patron
+from portal.decisions.services import expire_unanswered
+from portal.errors import DomainError
+from portal.minors.services import coming_of_age, link_at_desk, purge_expired_link_codes
 from portal.patrons.services import (
     PatronError,
-    card_lookup,
     create_patron,
+    has_pin,
     issue_setup_code,
     purge_expired_sessions,
 )
 from portal.settings import Settings
+from portal.stores.registry import KEYS as STORE_KEYS
+from portal.stores.registry import apply_retention
+from portal.web.access_log import LOGGING_CONFIG
 
 DEMO_CARD = "2000 0000 0001"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _read_card(prompt: str = "Card number: ") -> str:
@@ -77,8 +70,8 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         try:
-            catalog = parse_catalog(text, settings.locales)
-            report = await publish_catalog(catalog, text, now=_now())
+            catalog = parse_catalog(text, settings.locales, STORE_KEYS)
+            report = await publish_catalog(catalog, text, now=utcnow())
         except CatalogError as error:
             print("Nothing was published. Please fix:", file=sys.stderr)
             for problem in error.problems:
@@ -110,7 +103,7 @@ def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
             new = await create_patron(
                 settings.secret_key,
                 card,
-                now=_now(),
+                now=utcnow(),
                 setup_code_hours=settings.setup_code_hours,
                 born_on=args.born,
                 jurisdiction=args.jurisdiction,
@@ -132,7 +125,7 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             new = await issue_setup_code(
-                settings.secret_key, card, now=_now(), setup_code_hours=settings.setup_code_hours
+                settings.secret_key, card, now=utcnow(), setup_code_hours=settings.setup_code_hours
             )
         except PatronError as error:
             print(f"No code issued: {error.code}", file=sys.stderr)
@@ -150,14 +143,14 @@ def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def work() -> int:
-        existing = await Patron.get_or_none(card_lookup=card_lookup(settings.secret_key, DEMO_CARD))
+        existing = await has_pin(settings.secret_key, DEMO_CARD)
         print(f"Demo library card: {DEMO_CARD}")
-        if existing is not None and existing.pin_hash:
+        if existing:
             print("Sign in with the PIN you chose (run `portal reset-pin` to choose another).")
             return 0
-        make = issue_setup_code if existing else create_patron
+        make = issue_setup_code if existing is False else create_patron
         new = await make(
-            settings.secret_key, DEMO_CARD, now=_now(), setup_code_hours=settings.setup_code_hours
+            settings.secret_key, DEMO_CARD, now=utcnow(), setup_code_hours=settings.setup_code_hours
         )
         _print_setup(new.setup_code, new.expires_at)
         return 0
@@ -169,8 +162,8 @@ def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         try:
-            token = await issue_client(settings.secret_key, args.name, now=_now())
-        except ApiError as error:
+            token = await issue_client(settings.secret_key, args.name, now=utcnow())
+        except DomainError as error:
             print(f"Not created: {error.code}", file=sys.stderr)
             return 2
         print(f"Bearer token for {args.name} (shown once, store it in that system):")
@@ -184,7 +177,7 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         count = await expire_unanswered(
-            now=_now(),
+            now=utcnow(),
             material_grace_days=settings.reconsent_grace_days,
             majority_grace_days=settings.majority_grace_days,
         )
@@ -196,7 +189,7 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        now = _now()
+        now = utcnow()
         rows = await apply_retention(now=now, today=local_date(now, settings.timezone))
         print(f"{rows} retained row(s) past their service's retention period deleted.")
         return 0
@@ -207,7 +200,7 @@ def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        count = await purge_expired_sessions(_now()) + await purge_expired_link_codes(_now())
+        count = await purge_expired_sessions(utcnow()) + await purge_expired_link_codes(utcnow())
         print(f"{count} expired session(s), setup code(s) and link code(s) deleted.")
         return 0
 
@@ -225,10 +218,10 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
                 guardian_card,
                 child_card,
                 args.label,
-                now=_now(),
+                now=utcnow(),
                 timezone=settings.timezone,
             )
-        except (MinorsError, PatronError) as error:
+        except DomainError as error:
             print(f"Not linked: {error.code}", file=sys.stderr)
             return 2
         print("Linked. The guardian can now review the child's notices under My children.")
@@ -239,7 +232,7 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        report = await coming_of_age(now=_now(), timezone=settings.timezone)
+        report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
         print(
             f"{report.patrons} patron(s) came of age: {report.links_ended} guardian link(s) "
             f"ended, {report.consents_suspended} guardian consent(s) paused for confirmation."

@@ -11,11 +11,14 @@ from tortoise import Tortoise
 from tortoise.connection import connections
 from tortoise.migrations.api import migrate
 
+# Named, not imported: the database layer depends on no domain. The stores' models are
+# listed by their registry (portal.stores.registry.__models__).
 MODEL_MODULES = [
     "portal.catalog.models",
     "portal.patrons.models",
+    "portal.ledger.models",
     "portal.consent.models",
-    "portal.erasure.models",
+    "portal.stores.registry",
     "portal.api.models",
     "portal.minors.models",
 ]

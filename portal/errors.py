@@ -1,10 +1,68 @@
-"""The one base for domain errors: each carries a stable code that views translate into a
-message (portal.messages) and services never put into words themselves."""
+"""Every stable error code, one enum per domain, and the one base of the errors that carry
+them. Services raise a `DomainError` and never put it into words (STYLE.md rule 3); what a
+code means to a person, its HTTP status and message, is one line in portal.web.problems.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class PatronCode(StrEnum):
+    SIGNIN_MISSING = "signin_missing"
+    SIGNIN_FAILED = "signin_failed"
+    SIGNIN_THROTTLED = "signin_throttled"
+    SETUP_MISSING = "setup_missing"
+    PIN_MISMATCH = "pin_mismatch"
+    PIN_FORMAT = "pin_format"
+    PIN_GUESSABLE = "pin_guessable"
+    CARD_FORMAT = "card_format"
+    CARD_EXISTS = "card_exists"
+    CARD_UNKNOWN = "card_unknown"
+    SETUP_CODE_INVALID = "setup_code_invalid"
+
+
+class ConsentCode(StrEnum):
+    UNKNOWN_SERVICE = "unknown_service"
+    STALE_NOTICE = "stale_notice"
+    STALE_FORM = "stale_form"
+    NOTICE_REQUIRED = "notice_required"
+    NOTICE_LOCALE = "notice_locale"
+    NO_CURRENT_CONSENT = "no_current_consent"
+    GUARDIAN_REQUIRED = "guardian_required"
+    NOT_OFFERED = "not_offered"
+    NOT_GUARDIANS_CHOICE = "not_guardians_choice"
+
+
+class StoreCode(StrEnum):
+    LIST_NAME_MISSING = "list_name_missing"
+    TITLE_MISSING = "title_missing"
+    NOT_FOUND = "not_found"
+
+
+class MinorsCode(StrEnum):
+    NOT_LINKED = "not_linked"
+    NOT_A_MINOR = "not_a_minor"
+    GUARDIAN_NOT_ADULT = "guardian_not_adult"
+    ALREADY_LINKED = "already_linked"
+    LINK_CODE_INVALID = "link_code_invalid"
+
+
+class ApiCode(StrEnum):
+    UNAUTHORISED = "unauthorised"
+    INVALID_JSON = "invalid_json"
+    CARD_NUMBER_REQUIRED = "card_number_required"
+    LOANS_INVALID = "loans_invalid"
+    CLIENT_EXISTS = "client_exists"
+
+
+ErrorCode = PatronCode | ConsentCode | StoreCode | MinorsCode | ApiCode
+ERROR_ENUMS: tuple[type[StrEnum], ...] = (PatronCode, ConsentCode, StoreCode, MinorsCode, ApiCode)
+
 
 class DomainError(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
+    """The one base of every error a use case raises on purpose."""
+
+    def __init__(self, code: ErrorCode) -> None:
+        super().__init__(code.value)
         self.code = code

@@ -1,66 +1,145 @@
 """One frozen settings object, read once from the environment.
 
-Every setting is documented in SETTINGS_DOC (the README table is generated from the same
-names and a test fails when one is undocumented).
+Each setting is written once, below: its default, its environment variable and what it
+means. `from_environment` reads them by that declaration, and the README's settings table is
+`settings_table()` (a test fails when the two differ).
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from starlette.config import Config
 
 from portal.i18n import KNOWN_LOCALES
-
-SETTINGS_DOC: dict[str, str] = {
-    "PORTAL_DATABASE_URL": "Database URL: sqlite://PATH or postgres://user:pass@host:port/db. "
-    "Default: SQLite under the data folder.",
-    "PORTAL_DATA_DIR": "Folder for the embedded database and the development secret. "
-    "Default: ./data.",
-    "PORTAL_SECRET_KEY": "Secret for keyed hashes of card numbers and session tokens. Required "
-    "outside development mode; in development it is generated once into the data folder.",
-    "PORTAL_DEV_MODE": "true enables the demo patron and demo helpers. Never in production.",
-    "PORTAL_HTTPS": "true marks cookies Secure (set whenever the portal is served over HTTPS).",
-    "PORTAL_LOCALES": "Comma-separated enabled locales; notices must exist in each. "
-    "Default: all ten.",
-    "PORTAL_DEFAULT_LOCALE": "Locale used when neither the patron nor the browser chooses one.",
-    "PORTAL_TIMEZONE": "The library's time zone for dates shown to patrons (IANA name).",
-    "PORTAL_SESSION_MINUTES": "Idle minutes before a sign-in session ends. Default: 30.",
-    "PORTAL_SIGNIN_ATTEMPTS": "Failed sign-ins allowed per card and per client in the window.",
-    "PORTAL_SIGNIN_WINDOW_SECONDS": "Length of the sign-in throttling window.",
-    "PORTAL_SETUP_CODE_HOURS": "How long a one-time PIN setup code stays valid. Default: 72.",
-    "PORTAL_RECONSENT_GRACE_DAYS": "Days a patron has to answer a materially changed notice before "
-    "the old consent expires and its retained data is erased. Default: 90.",
-    "PORTAL_FORWARDED_ALLOW_IPS": "Comma-separated addresses of reverse proxies whose "
-    "X-Forwarded-For is trusted (for per-client sign-in throttling). Default: none.",
-    "PORTAL_MAJORITY_GRACE_DAYS": "Days a patron who came of age has to confirm the consents a "
-    "guardian gave before they expire and their retained data is erased. Default: 30.",
-}
 
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _bool(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"not a true/false value: {value!r}")
+
+
+def _setting(
+    default: Any,
+    env: str,
+    doc: str,
+    *,
+    parse: Callable[[str], Any] = str,
+    shown: str | None = None,
+) -> Any:
+    """`shown` is how the default reads in the documentation, when not the value itself."""
+    return field(
+        default=default,
+        metadata={"env": env, "doc": doc, "parse": parse, "shown": shown},
+    )
+
+
+_LIBRARY_LOCALES = tuple(KNOWN_LOCALES)
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite://:memory:"
-    data_dir: Path = Path("data")
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    dev_mode: bool = False
-    https: bool = False
-    locales: tuple[str, ...] = tuple(KNOWN_LOCALES)
-    default_locale: str = "en"
-    timezone: str = "America/New_York"
-    session_minutes: int = 30
-    signin_attempts: int = 5
-    signin_window_seconds: int = 900
-    setup_code_hours: int = 72
-    reconsent_grace_days: int = 90
-    majority_grace_days: int = 30
-    forwarded_allow_ips: str = ""
+    data_dir: Path = _setting(
+        Path("data"),
+        "PORTAL_DATA_DIR",
+        "Folder for the embedded database and the development secret.",
+        parse=Path,
+        shown="./data",
+    )
+    database_url: str = _setting(
+        "sqlite://:memory:",
+        "PORTAL_DATABASE_URL",
+        "Database URL: `sqlite://PATH` or `postgres://user:pass@host:port/db`.",
+        shown="SQLite under the data folder",
+    )
+    secret_key: str = field(
+        default_factory=lambda: secrets.token_urlsafe(32),
+        repr=False,
+        metadata={
+            "env": "PORTAL_SECRET_KEY",
+            "doc": "Secret for keyed hashes of card numbers, tokens and sessions. Required "
+            "outside development mode; in development it is generated once into the data folder.",
+            "parse": str,
+            "shown": "none",
+        },
+    )
+    dev_mode: bool = _setting(
+        False,
+        "PORTAL_DEV_MODE",
+        "`true` enables the demo patron and demo helpers. Never in production.",
+        parse=_bool,
+    )
+    https: bool = _setting(
+        False,
+        "PORTAL_HTTPS",
+        "`true` marks cookies `Secure` and sends HSTS; set whenever served over HTTPS.",
+        parse=_bool,
+    )
+    locales: tuple[str, ...] = _setting(
+        _LIBRARY_LOCALES,
+        "PORTAL_LOCALES",
+        "Comma-separated enabled locales; notices must exist in each.",
+        parse=_csv,
+        shown="all ten",
+    )
+    default_locale: str = _setting(
+        "en",
+        "PORTAL_DEFAULT_LOCALE",
+        "Used when neither the patron nor the browser picks a language.",
+    )
+    timezone: str = _setting(
+        "America/New_York",
+        "PORTAL_TIMEZONE",
+        "The library's IANA time zone: dates shown, birthdays, daily jobs.",
+    )
+    session_minutes: int = _setting(
+        30, "PORTAL_SESSION_MINUTES", "Idle minutes before a session ends.", parse=int
+    )
+    signin_attempts: int = _setting(
+        5,
+        "PORTAL_SIGNIN_ATTEMPTS",
+        "Failed sign-ins allowed per card and per client in the window.",
+        parse=int,
+    )
+    signin_window_seconds: int = _setting(
+        900,
+        "PORTAL_SIGNIN_WINDOW_SECONDS",
+        "Length of that window; the throttled page tells the patron how long to wait.",
+        parse=int,
+    )
+    setup_code_hours: int = _setting(
+        72, "PORTAL_SETUP_CODE_HOURS", "Validity of a one-time PIN setup code.", parse=int
+    )
+    reconsent_grace_days: int = _setting(
+        90,
+        "PORTAL_RECONSENT_GRACE_DAYS",
+        "Days to answer a materially changed notice before the old consent ends and its "
+        "retained data is erased.",
+        parse=int,
+    )
+    majority_grace_days: int = _setting(
+        30,
+        "PORTAL_MAJORITY_GRACE_DAYS",
+        "Days a patron who came of age has to confirm the consents a guardian gave.",
+        parse=int,
+    )
+    forwarded_allow_ips: str = _setting(
+        "",
+        "PORTAL_FORWARDED_ALLOW_IPS",
+        "Reverse proxies whose `X-Forwarded-For` is trusted, for per-client throttling.",
+        shown="none",
+    )
 
     def __post_init__(self) -> None:
         unknown = [code for code in self.locales if code not in KNOWN_LOCALES]
@@ -74,33 +153,37 @@ class Settings:
     @classmethod
     def from_environment(cls, env_file: str | None = None) -> Settings:
         config = Config(env_file)
-        data_dir = Path(config("PORTAL_DATA_DIR", default="data"))
-        dev_mode = config("PORTAL_DEV_MODE", cast=bool, default=False)
-        secret = config("PORTAL_SECRET_KEY", default="")
-        if not secret:
-            if not dev_mode:
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            raw = config(setting.metadata["env"], default=None)
+            if raw is not None:
+                try:
+                    values[setting.name] = setting.metadata["parse"](raw)
+                except ValueError as error:
+                    raise ValueError(f"{setting.metadata['env']}: {error}") from None
+        data_dir: Path = values.setdefault("data_dir", Path("data"))
+        values.setdefault("database_url", f"sqlite://{data_dir / 'portal.sqlite3'}")
+        if not values.get("secret_key"):
+            if not values.get("dev_mode", False):
                 raise ValueError("PORTAL_SECRET_KEY is required outside development mode")
-            secret = _development_secret(data_dir)
-        locales = _csv(config("PORTAL_LOCALES", default=",".join(KNOWN_LOCALES)))
-        return cls(
-            database_url=config(
-                "PORTAL_DATABASE_URL", default=f"sqlite://{data_dir / 'portal.sqlite3'}"
-            ),
-            data_dir=data_dir,
-            secret_key=secret,
-            dev_mode=dev_mode,
-            https=config("PORTAL_HTTPS", cast=bool, default=False),
-            locales=locales,
-            default_locale=config("PORTAL_DEFAULT_LOCALE", default="en"),
-            timezone=config("PORTAL_TIMEZONE", default="America/New_York"),
-            session_minutes=config("PORTAL_SESSION_MINUTES", cast=int, default=30),
-            signin_attempts=config("PORTAL_SIGNIN_ATTEMPTS", cast=int, default=5),
-            signin_window_seconds=config("PORTAL_SIGNIN_WINDOW_SECONDS", cast=int, default=900),
-            setup_code_hours=config("PORTAL_SETUP_CODE_HOURS", cast=int, default=72),
-            reconsent_grace_days=config("PORTAL_RECONSENT_GRACE_DAYS", cast=int, default=90),
-            majority_grace_days=config("PORTAL_MAJORITY_GRACE_DAYS", cast=int, default=30),
-            forwarded_allow_ips=config("PORTAL_FORWARDED_ALLOW_IPS", default=""),
-        )
+            values["secret_key"] = _development_secret(data_dir)
+        return cls(**values)
+
+
+def documented() -> list[Field[Any]]:
+    return list(fields(Settings))
+
+
+def settings_table() -> str:
+    """The README's settings table, from the declarations above."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    for setting in documented():
+        shown = setting.metadata["shown"]
+        if shown is None:
+            default = setting.default
+            shown = f"`{str(default).lower() if isinstance(default, bool) else default}`"
+        rows.append(f"| `{setting.metadata['env']}` | {setting.metadata['doc']} | {shown} |")
+    return "\n".join(rows)
 
 
 def _development_secret(data_dir: Path) -> str:

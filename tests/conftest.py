@@ -24,6 +24,7 @@ from portal.db import apply_migrations, tortoise_config
 from portal.settings import Settings
 from tests.factories import SECRET
 from tests.pg import throwaway_cluster
+from tests.support import portal_client
 
 _database_numbers = itertools.count()
 
@@ -143,14 +144,8 @@ def portal_settings(settings: Settings) -> Settings:
 async def portal(portal_settings: Settings) -> AsyncIterator[Portal]:
     forget_published_catalog()
     app = create_app(portal_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://portal.test",
-            headers={"origin": "http://portal.test"},
-        ) as client:
-            yield Portal(app, client)
+    async with app.router.lifespan_context(app), portal_client(app) as client:
+        yield Portal(app, client)
 
 
 def with_locales(settings: Settings, locales: tuple[str, ...]) -> Settings:

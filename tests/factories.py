@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from portal.catalog.policy import parse_catalog
-from portal.catalog.services import PublishReport, publish_catalog
-from portal.consent import services as consent
+from portal.consent import reads
 from portal.consent.policy import Decision
-from portal.consent.services import Outcome
+from portal.consent.publishing import PublishReport, publish_catalog
+from portal.decisions import services as decisions
+from portal.decisions.services import Outcome
 from portal.patrons.services import create_patron, set_pin_with_code
+from portal.stores.registry import KEYS as STORE_KEYS
 
 SECRET = "test-secret-key-that-is-long-enough"
 
@@ -77,7 +79,7 @@ def standard_catalog(locales: tuple[str, ...] = ("en",), **overrides: object) ->
 
 
 async def publish(text: str, locales: tuple[str, ...] = ("en",)) -> PublishReport:
-    return await publish_catalog(parse_catalog(text, locales), text, now=now())
+    return await publish_catalog(parse_catalog(text, locales, STORE_KEYS), text, now=now())
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,14 @@ async def decides(
     timezone: str = "UTC",
 ) -> Outcome:
     """The patron reads the service's current notice and answers it, as the web form does."""
-    view = await consent.service_view(patron_id, key, "en")
-    return await consent.decide(
+    view = await reads.service_view(patron_id, key, "en")
+    return await decisions.decide(
         patron_id,
         key,
         decision,
         notice_version_id=view.notice.id,
         expected_revision=view.revision,
+        locale="en",
         now=at or now(),
         timezone=timezone,
     )

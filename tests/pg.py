@@ -8,11 +8,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support import free_port
 
 
 def _bin(name: str) -> str:
@@ -25,13 +26,6 @@ def _bin(name: str) -> str:
             f"PostgreSQL's {name} was not found: install the postgresql package (make setup-test)"
         )
     return on_path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _as_cluster_owner(command: list[str]) -> list[str]:
@@ -49,7 +43,7 @@ def throwaway_cluster() -> Iterator[str]:
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         _as_cluster_owner(
             [_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]

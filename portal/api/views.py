@@ -1,5 +1,6 @@
 """The integration API for library systems. Bearer-token authenticated, JSON in and out;
-card numbers travel only in request bodies, never in URLs."""
+card numbers travel only in request bodies, never in URLs. Errors are `{"error": code,
+"message": …}` with the status the one table gives (portal.web.problems)."""
 
 from __future__ import annotations
 
@@ -12,45 +13,51 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portal.api import services
-from portal.erasure.services import Loan, NoCurrentConsent, record_loans
-from portal.http import settings_of, utcnow
+from portal.clock import utcnow
+from portal.errors import ApiCode, DomainError, ErrorCode
+from portal.patrons.services import patron_for_card
+from portal.stores.reading_history import Loan, record_loans
+from portal.web.problems import message_for, status_for
+from portal.web.requests import settings_of
 
 MAX_LOANS = 500
 
 
-def _error(code: str, status_code: int) -> JSONResponse:
-    return JSONResponse({"error": code}, status_code=status_code)
+def error_response(code: ErrorCode) -> JSONResponse:
+    return JSONResponse(
+        {"error": code.value, "message": message_for(code)}, status_code=status_for(code)
+    )
 
 
-async def _authorised_body(request: Request) -> dict[str, Any] | JSONResponse:
+async def _authorised_body(request: Request) -> dict[str, Any]:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        return _error("unauthorised", 401)
-    if await services.client_for_token(settings_of(request).secret_key, token.strip()) is None:
-        return _error("unauthorised", 401)
+        raise services.ApiError(ApiCode.UNAUTHORISED)
+    if not await services.is_client_token(settings_of(request).secret_key, token.strip()):
+        raise services.ApiError(ApiCode.UNAUTHORISED)
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error("invalid_json", 400)
+        raise services.ApiError(ApiCode.INVALID_JSON) from None
     if not isinstance(body, dict) or not isinstance(body.get("card_number"), str):
-        return _error("card_number_required", 400)
+        raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
     return body
 
 
-def _parse_loans(raw: Any) -> list[Loan] | None:
+def _parse_loans(raw: Any) -> list[Loan]:
     if not isinstance(raw, list) or not 0 < len(raw) <= MAX_LOANS:
-        return None
+        raise services.ApiError(ApiCode.LOANS_INVALID)
     loans = []
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("title"), str):
-            return None
+            raise services.ApiError(ApiCode.LOANS_INVALID)
         try:
             borrowed_on = date.fromisoformat(str(item.get("borrowed_on", "")))
         except ValueError:
-            return None
+            raise services.ApiError(ApiCode.LOANS_INVALID) from None
         title = item["title"].strip()[:500]
         if not title:
-            return None
+            raise services.ApiError(ApiCode.LOANS_INVALID)
         author = item.get("author", "")
         loans.append(
             Loan(
@@ -63,36 +70,24 @@ def _parse_loans(raw: Any) -> list[Loan] | None:
 
 
 async def consent_check(request: Request) -> Response:
-    body = await _authorised_body(request)
-    if isinstance(body, JSONResponse):
-        return body
     try:
-        patron_id = await services.patron_for_card(
-            settings_of(request).secret_key, body["card_number"]
-        )
+        body = await _authorised_body(request)
+        patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
         status = await services.consent_status(patron_id, str(body.get("service", "")))
-    except services.ApiError as failure:
-        return _error(failure.code, 404 if failure.code != "card_format" else 400)
+    except DomainError as failure:
+        return error_response(failure.code)
     return JSONResponse({"service": body["service"], "status": status.value})
 
 
 async def hand_over_loans(request: Request) -> Response:
-    body = await _authorised_body(request)
-    if isinstance(body, JSONResponse):
-        return body
-    loans = _parse_loans(body.get("loans"))
-    if loans is None:
-        return _error("loans_invalid", 400)
     try:
-        patron_id = await services.patron_for_card(
-            settings_of(request).secret_key, body["card_number"]
-        )
+        body = await _authorised_body(request)
+        loans = _parse_loans(body.get("loans"))
+        patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
+        # Refused at the door without a current consent: nothing is stored (promise 2).
         recorded = await record_loans(patron_id, loans, now=utcnow())
-    except services.ApiError as failure:
-        return _error(failure.code, 404 if failure.code != "card_format" else 400)
-    except NoCurrentConsent:
-        # Refused at the door: nothing was stored (PRODUCT.md promise 2).
-        return _error("no_current_consent", 409)
+    except DomainError as failure:
+        return error_response(failure.code)
     return JSONResponse({"recorded": recorded}, status_code=201)
 
 

@@ -12,11 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from portal.minors.policy import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
-
-# Portal-native stores of retained data. A service names at most one; its rows are erased
-# when the patron withdraws.
-STORES = ("reading_history", "saved_lists")
+from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 SERVICE_KEYS = {
@@ -121,7 +117,11 @@ def content_hash(locale: str, terms: Terms, notice: NoticeText) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def parse_catalog(text: str, enabled_locales: tuple[str, ...]) -> Catalog:
+def parse_catalog(
+    text: str, enabled_locales: tuple[str, ...], known_stores: tuple[str, ...]
+) -> Catalog:
+    """`known_stores` are the portal's stores of retained data (portal.stores.registry): a
+    service names at most one, and its rows are erased when the patron withdraws."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -145,7 +145,7 @@ def parse_catalog(text: str, enabled_locales: tuple[str, ...]) -> Catalog:
     services: list[ServiceSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(raw_services, start=1):
-        spec = _parse_service(entry, index, enabled_locales, problems)
+        spec = _parse_service(entry, index, enabled_locales, known_stores, problems)
         if spec is None:
             continue
         if spec.key in seen:
@@ -191,7 +191,11 @@ def _parse_jurisdiction(raw: Any, problems: list[str]) -> JurisdictionPolicy:
 
 
 def _parse_service(
-    entry: Any, index: int, enabled_locales: tuple[str, ...], problems: list[str]
+    entry: Any,
+    index: int,
+    enabled_locales: tuple[str, ...],
+    known_stores: tuple[str, ...],
+    problems: list[str],
 ) -> ServiceSpec | None:
     if not isinstance(entry, dict):
         problems.append(f"service #{index} is not a table")
@@ -205,8 +209,8 @@ def _parse_service(
     for unknown in sorted(set(entry) - SERVICE_KEYS):
         problems.append(f"{where}: unknown key '{unknown}'")
     store = entry.get("store")
-    if store is not None and store not in STORES:
-        problems.append(f"{where}: unknown store '{store}' (known: {', '.join(STORES)})")
+    if store is not None and store not in known_stores:
+        problems.append(f"{where}: unknown store '{store}' (known: {', '.join(known_stores)})")
     lists = {}
     for name in ("purposes", "data_categories", "recipients"):
         value = entry.get(name)

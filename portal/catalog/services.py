@@ -1,22 +1,26 @@
-"""Publishing the catalog and reading what is published."""
+"""Publishing the catalog and reading what is published. What a publication does to consents
+in force is consent's business (consent.publishing), in the same transaction."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
+from portal.catalog.jurisdiction import (
+    DEFAULT_PRESET,
+    PRESETS,
+    AgeContext,
+    JurisdictionPolicy,
+    age_context,
+)
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import Catalog, CatalogError, ServiceSpec, Terms, content_hash
 from portal.catalog.policy import is_material_change as _is_material
-from portal.consent.models import ConsentState
-from portal.consent.suspension import MATERIAL_CHANGE, suspend
-from portal.minors.policy import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
+from portal.clock import local_date
 
 
 class Change(StrEnum):
@@ -27,69 +31,70 @@ class Change(StrEnum):
 
 
 @dataclass(frozen=True)
-class PublishReport:
+class PublishResult:
     changes: dict[str, Change]
-    consents_suspended: int
+    # Services whose terms changed materially: the consents given to the old terms no
+    # longer cover them.
+    materially_changed: tuple[int, ...]
 
 
-async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) -> PublishReport:
-    """All or nothing: either every service is published, or nothing is."""
-    async with in_transaction():
-        existing = {service.key: service for service in await Service.all().select_for_update()}
-        wanted = {spec.key for spec in catalog.services}
-        retired = sorted(set(existing) - wanted)
-        if retired:
-            raise CatalogError(
-                [
-                    f"service '{key}' is published but missing from the catalog; "
-                    "published services cannot be removed by publishing"
-                    for key in retired
-                ]
-            )
-        changes: dict[str, Change] = {}
-        suspended = 0
-        for position, spec in enumerate(catalog.services):
-            service = existing.get(spec.key)
-            if service is None:
-                service = await Service.create(
-                    key=spec.key,
-                    store=spec.store,
-                    revision=1,
-                    terms_revision=1,
-                    terms=spec.terms.as_dict(),
-                    minimum_age=spec.minimum_age,
-                    position=position,
-                    published_at=now,
-                )
-                await _write_notices(service, spec, now)
-                changes[spec.key] = Change.NEW
-                continue
-            change = await _classify(service, spec)
-            changes[spec.key] = change
-            service.position = position
-            # Who the service is offered to is not part of the notice: it changes in place.
-            service.minimum_age = spec.minimum_age
-            if change is Change.UNCHANGED:
-                await service.save(update_fields=["position", "minimum_age"])
-                continue
-            service.revision += 1
-            if change is Change.MATERIAL:
-                service.terms_revision += 1
-            service.terms = spec.terms.as_dict()
-            service.published_at = now
-            await service.save()
-            await _write_notices(service, spec, now)
-            if change is Change.MATERIAL:
-                suspended += await _suspend_consents(service, now)
-        await Publication.create(
-            library_name=catalog.library_name,
-            jurisdiction=asdict(catalog.jurisdiction),
-            source_hash=hashlib.sha256(source_text.encode()).hexdigest(),
-            published_at=now,
-            changed_services={key: change.value for key, change in changes.items()},
+async def write_publication(catalog: Catalog, source_text: str, *, now: datetime) -> PublishResult:
+    """All or nothing: either every service is published, or nothing is. Call inside the
+    caller's transaction (consent.publishing), then `forget_published_catalog()`."""
+    existing = {service.key: service for service in await Service.all().select_for_update()}
+    wanted = {spec.key for spec in catalog.services}
+    retired = sorted(set(existing) - wanted)
+    if retired:
+        raise CatalogError(
+            [
+                f"service '{key}' is published but missing from the catalog; "
+                "published services cannot be removed by publishing"
+                for key in retired
+            ]
         )
-    forget_published_catalog()
-    return PublishReport(changes=changes, consents_suspended=suspended)
+    changes: dict[str, Change] = {}
+    material: list[int] = []
+    for position, spec in enumerate(catalog.services):
+        service = existing.get(spec.key)
+        if service is None:
+            service = await Service.create(
+                key=spec.key,
+                store=spec.store,
+                revision=1,
+                terms_revision=1,
+                terms=spec.terms.as_dict(),
+                minimum_age=spec.minimum_age,
+                position=position,
+                published_at=now,
+            )
+            await _write_notices(service, spec, now)
+            changes[spec.key] = Change.NEW
+            continue
+        change = await _classify(service, spec)
+        changes[spec.key] = change
+        service.position = position
+        # Who the service is offered to is not part of the notice: it changes in place.
+        service.minimum_age = spec.minimum_age
+        if change is Change.UNCHANGED:
+            await service.save(update_fields=["position", "minimum_age"])
+            continue
+        service.revision += 1
+        if change is Change.MATERIAL:
+            service.terms_revision += 1
+        service.terms = spec.terms.as_dict()
+        service.published_at = now
+        await service.save()
+        await _write_notices(service, spec, now)
+        if change is Change.MATERIAL:
+            material.append(service.id)
+    await Publication.create(
+        library_name=catalog.library_name,
+        jurisdiction=asdict(catalog.jurisdiction),
+        source_hash=hashlib.sha256(source_text.encode()).hexdigest(),
+        published_at=now,
+        changed_services={key: change.value for key, change in changes.items()},
+    )
+    return PublishResult(changes=changes, materially_changed=tuple(material))
 
 
 async def _classify(service: Service, spec: ServiceSpec) -> Change:
@@ -125,16 +130,6 @@ async def _write_notices(service: Service, spec: ServiceSpec, now: datetime) -> 
             for locale, notice in spec.notices.items()
         ]
     )
-
-
-async def _suspend_consents(service: Service, now: datetime) -> int:
-    """The old consents no longer cover the service: off until each patron decides again."""
-    affected = await ConsentState.filter(
-        service_id=service.id, granted=True, suspended_at__isnull=True
-    ).select_for_update()
-    for state in affected:
-        await suspend(state, service, MATERIAL_CHANGE, now)
-    return len(affected)
 
 
 @dataclass(frozen=True)
@@ -185,33 +180,12 @@ async def published_catalog() -> CatalogSnapshot:
     if _snapshot and clock - _snapshot[0][0] < _SNAPSHOT_TTL_SECONDS:
         return _snapshot[0][1]
     latest = await Publication.all().order_by("-id").first()
-    services = {
-        service.id: PublishedService(
-            id=service.id,
-            key=service.key,
-            store=service.store,
-            minimum_age=service.minimum_age,
-            position=service.position,
-            revision=service.revision,
-            terms_revision=service.terms_revision,
-            terms=service.terms,
-        )
-        for service in await Service.all()
-    }
+    services = {service.id: _published_service(service) for service in await Service.all()}
     notices = {}
     for notice in await NoticeVersion.filter(service_id__in=list(services)):
         service = services[notice.service_id]
         if notice.revision == service.revision:
-            notices[(service.id, notice.locale)] = PublishedNotice(
-                id=notice.id,
-                service=service,
-                locale=notice.locale,
-                revision=notice.revision,
-                terms_revision=notice.terms_revision,
-                texts=notice.texts,
-                content_hash=notice.content_hash,
-                published_at=notice.published_at,
-            )
+            notices[(service.id, notice.locale)] = _published_notice(notice, service)
     snapshot = CatalogSnapshot(
         library_name=latest.library_name if latest else "",
         jurisdiction=jurisdiction_of(latest),
@@ -235,3 +209,83 @@ async def library_jurisdiction() -> JurisdictionPolicy:
 
 def forget_published_catalog() -> None:
     _snapshot.clear()
+
+
+def _published_service(service: Service) -> PublishedService:
+    return PublishedService(
+        id=service.id,
+        key=service.key,
+        store=service.store,
+        minimum_age=service.minimum_age,
+        position=service.position,
+        revision=service.revision,
+        terms_revision=service.terms_revision,
+        terms=service.terms,
+    )
+
+
+def _published_notice(notice: NoticeVersion, service: PublishedService) -> PublishedNotice:
+    return PublishedNotice(
+        id=notice.id,
+        service=service,
+        locale=notice.locale,
+        revision=notice.revision,
+        terms_revision=notice.terms_revision,
+        texts=notice.texts,
+        content_hash=notice.content_hash,
+        published_at=notice.published_at,
+    )
+
+
+async def current_service(key: str) -> PublishedService | None:
+    """Read from the database, not the snapshot: for decisions and the notice gate."""
+    service = await Service.get_or_none(key=key)
+    return _published_service(service) if service else None
+
+
+async def current_notice(service: PublishedService, locale: str) -> PublishedNotice | None:
+    """The service's current notice in `locale`, read from the database."""
+    notice = await NoticeVersion.get_or_none(
+        service_id=service.id, revision=service.revision, locale=locale
+    )
+    return _published_notice(notice, service) if notice else None
+
+
+async def notice_version(version_id: int, service: PublishedService) -> PublishedNotice | None:
+    """A notice version of this service, current or not (a form may carry an older one)."""
+    notice = await NoticeVersion.get_or_none(id=version_id, service_id=service.id)
+    return _published_notice(notice, service) if notice else None
+
+
+async def service_for_store(store: str) -> PublishedService | None:
+    service = await Service.get_or_none(store=store)
+    return _published_service(service) if service else None
+
+
+async def services_by_id(ids: list[int]) -> dict[int, PublishedService]:
+    return {service.id: _published_service(service) for service in await Service.filter(id__in=ids)}
+
+
+async def services_with_store() -> list[PublishedService]:
+    return [_published_service(service) for service in await Service.filter(store__not_isnull=True)]
+
+
+async def is_published() -> bool:
+    published: bool = await Service.exists()
+    return published
+
+
+async def age_today(
+    born_on: date | None, jurisdiction: str | None, *, now: datetime, timezone: str
+) -> AgeContext:
+    """Where a patron stands in the age rules today, by the published snapshot: for pages."""
+    library = (await published_catalog()).jurisdiction
+    return age_context(born_on, jurisdiction, library, local_date(now, timezone))
+
+
+async def age_for_decision(
+    born_on: date | None, jurisdiction: str | None, *, now: datetime, timezone: str
+) -> AgeContext:
+    """The same, by the jurisdiction in the database: decisions never rely on the snapshot."""
+    library = await library_jurisdiction()
+    return age_context(born_on, jurisdiction, library, local_date(now, timezone))

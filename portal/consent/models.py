@@ -1,47 +1,14 @@
-"""Each patron's current choice per service, and the append-only ledger of consent events
-(fields after ISO/IEC TS 27560: notice, language, purpose, time, method, actor, channel)."""
+"""Each patron's current choice per service. Every change to it is written to the ledger
+(portal.ledger) in the same transaction."""
 
 from __future__ import annotations
-
-from enum import StrEnum
-from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from portal.catalog.models import NoticeVersion, Service
+from portal.ledger.models import EventKind
 from portal.patrons.models import Patron
-
-
-class EventKind(StrEnum):
-    GIVEN = "given"
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
-    RENEWED = "renewed"
-    EXPIRED = "expired"
-    ERASED = "erased"
-    SUSPENDED = "suspended"
-    GUARDIAN_LINKED = "guardian_linked"
-    GUARDIAN_LINK_ENDED = "guardian_link_ended"
-
-
-class Method(StrEnum):
-    ONLINE = "online"
-    DESK_HANDOVER = "desk_handover"
-    GUARDIAN = "guardian"
-    SYSTEM = "system"
-
-
-class Actor(StrEnum):
-    PATRON = "patron"
-    GUARDIAN = "guardian"
-    SYSTEM = "system"
-
-
-class Channel(StrEnum):
-    WEB = "web"
-    API = "api"
-    CLI = "cli"
 
 
 class ConsentState(Model):
@@ -78,45 +45,3 @@ class ConsentState(Model):
     class Meta:
         table = "consent_state"
         unique_together = (("patron", "service"),)
-
-
-class ConsentEvent(Model):
-    id = fields.IntField(primary_key=True)
-    patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
-        "models.Patron", related_name="consent_events", on_delete=fields.RESTRICT, db_index=True
-    )
-    # None for events about the account rather than one service (a guardian link ending).
-    service: fields.ForeignKeyNullableRelation[Service] = fields.ForeignKeyField(
-        "models.Service", related_name="events", on_delete=fields.RESTRICT, null=True
-    )
-    kind = fields.CharEnumField(EventKind, max_length=20)
-    notice_version: fields.ForeignKeyNullableRelation[NoticeVersion] = fields.ForeignKeyField(
-        "models.NoticeVersion", related_name=False, on_delete=fields.RESTRICT, null=True
-    )
-    notice_hash = fields.CharField(max_length=64, null=True)
-    locale = fields.CharField(max_length=10, null=True)
-    purposes: list[str] = fields.JSONField()
-    occurred_at = fields.DatetimeField()
-    method = fields.CharEnumField(Method, max_length=20)
-    actor = fields.CharEnumField(Actor, max_length=20)
-    channel = fields.CharEnumField(Channel, max_length=10)
-    # The guardian who acted, when the actor is a guardian (staff never act, PRODUCT.md).
-    acting_guardian: fields.ForeignKeyNullableRelation[Patron] = fields.ForeignKeyField(
-        "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
-    )
-    detail: dict[str, Any] = fields.JSONField()
-
-    patron_id: int
-    service_id: int | None
-    notice_version_id: int | None
-    acting_guardian_id: int | None
-
-    class Meta:
-        table = "consent_event"
-        ordering = ("id",)
-
-    async def save(self, *args: Any, **kwargs: Any) -> None:
-        # The ledger is append-only: an event is written once and never changed.
-        if self._saved_in_db:
-            raise PermissionError("consent events are append-only")
-        await super().save(*args, **kwargs)

@@ -1,7 +1,9 @@
-"""Pure consent rules: what a patron's stored choice means today, and what a decision does.
+"""Pure consent rules: what a patron's stored choice means today, what a decision does, and
+who may take it at which age.
 
 Strictest by default (PRODUCT.md promise 1): no stored choice means off. A consent covers a
-service only while it was given to the service's current terms (promise 2).
+service only while it was given to the service's current terms (promise 2). Below the
+guardian-consent age only a guardian can turn a service on; anyone may always turn it off.
 """
 
 from __future__ import annotations
@@ -9,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from portal.catalog.jurisdiction import AgeBand
+from portal.errors import ConsentCode, DomainError
+
+
+class ConsentError(DomainError):
+    """A ConsentCode: unknown_service, stale_notice, no_current_consent, the age rules' …"""
 
 
 class Decision(StrEnum):
@@ -22,6 +31,18 @@ class Status(StrEnum):
     REFUSED = "refused"
     WITHDRAWN = "withdrawn"
     NEEDS_RENEWAL = "needs_renewal"
+
+
+class Party(StrEnum):
+    PATRON = "patron"
+    GUARDIAN = "guardian"
+
+
+class SuspensionReason(StrEnum):
+    """Why a consent in force was paused; each has its own grace period before it expires."""
+
+    MATERIAL_CHANGE = "material_change"
+    CAME_OF_AGE = "came_of_age"
 
 
 @dataclass(frozen=True)
@@ -42,15 +63,6 @@ def status_of(choice: StoredChoice | None, current_terms_revision: int) -> Statu
     return Status.WITHDRAWN if choice.ever_granted else Status.REFUSED
 
 
-def is_current(choice: StoredChoice | None, current_terms_revision: int) -> bool:
-    return status_of(choice, current_terms_revision) is Status.ON
-
-
-def holds_retained_data(status: Status) -> bool:
-    """A suspended consent keeps what it already covered until the patron answers."""
-    return status in (Status.ON, Status.NEEDS_RENEWAL)
-
-
 def already_decided(status: Status, decision: Decision) -> bool:
     """The outcome the patron asked for is already in place (e.g. a double submit)."""
     if decision is Decision.YES:
@@ -60,3 +72,23 @@ def already_decided(status: Status, decision: Decision) -> bool:
 
 def grace_period_over(suspended_at: datetime, now: datetime, grace_days: int) -> bool:
     return (now - suspended_at).total_seconds() >= grace_days * 86_400
+
+
+def refusal_reason(
+    *, band: AgeBand, party: Party, saying_yes: bool, offered: bool
+) -> ConsentCode | None:
+    """Why this decision may not be taken; None when it may."""
+    if party is Party.GUARDIAN and band is not AgeBand.CHILD:
+        return ConsentCode.NOT_GUARDIANS_CHOICE  # a teenager or adult decides alone
+    if not saying_yes:
+        return None  # turning a service off is always allowed, and always wins
+    if not offered:
+        return ConsentCode.NOT_OFFERED
+    if party is Party.GUARDIAN or band is not AgeBand.CHILD:
+        return None
+    return ConsentCode.GUARDIAN_REQUIRED
+
+
+def holds_retained_data(status: Status) -> bool:
+    """A suspended consent keeps what it already covered until the patron answers."""
+    return status in (Status.ON, Status.NEEDS_RENEWAL)

@@ -1,4 +1,5 @@
-"""My privacy, the notice gate in front of every service, decisions and the patron's record."""
+"""My privacy, the notice gate in front of every service, and the patron's consent record.
+The decisions themselves are portal.decisions'."""
 
 from __future__ import annotations
 
@@ -7,30 +8,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.services import forget_published_catalog, published_catalog
-from portal.consent import services
-from portal.consent.forms import parse_decision
-from portal.consent.ledger import PATRON_ONLINE
-from portal.consent.policy import Status
-from portal.consent.suspension import CAME_OF_AGE
-from portal.http import (
-    is_htmx,
-    redirect_to,
-    require_patron,
-    settings_of,
-    signed_in_patron,
-    utcnow,
-    visitor_age,
-)
+from portal.catalog.jurisdiction import AgeContext
+from portal.catalog.services import age_today, published_catalog
+from portal.clock import utcnow
+from portal.consent import reads
+from portal.consent.policy import ConsentError, Status
+from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
-from portal.messages import message_for
-from portal.minors import services as minors
-from portal.minors.policy import AgeBand
-from portal.patrons.services import SignedIn
-from portal.templating import render
+from portal.ledger.services import entries
+from portal.patrons.services import Identity
+from portal.web.problems import status_for
+from portal.web.rendering import error_message, render
+from portal.web.requests import redirect_to, require_patron, settings_of, signed_in_patron
 
-# Where a service that holds portal-native data is used, once it is on.
-STORE_PAGES = {"reading_history": "erasure.history", "saved_lists": "erasure.lists"}
+
+async def visitor_age(request: Request, patron: Identity) -> AgeContext:
+    """Where the signed-in patron stands in the age rules today, in the library's time zone."""
+    return await age_today(
+        patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
+    )
 
 
 async def home(request: Request) -> Response:
@@ -44,43 +40,35 @@ async def privacy(request: Request) -> Response:
     return render(request, "consent/privacy.html", await privacy_context(request, patron))
 
 
-async def privacy_context(request: Request, patron: SignedIn) -> dict[str, object]:
+async def privacy_context(request: Request, patron: Identity) -> dict[str, object]:
     age = await visitor_age(request, patron)
-    overview = await services.overview(
-        patron.patron_id, current_locale(), age=age, states=patron.consent_states
-    )
-    minor = age.band is not AgeBand.ADULT
+    overview = await reads.privacy_overview(patron.patron_id, current_locale(), age)
     return {
-        "services": overview,
-        "store_pages": STORE_PAGES,
+        "services": overview.services,
         "flash": request.query_params.get("done"),
         "band": age.band.value,
-        "guardians": await minors.guardian_count(patron.patron_id) if minor else 0,
+        "guardians": overview.guardians,
         "shares": patron.shares_with_guardians,
-        "now_in_charge": any(
-            state.granted and state.suspension_reason == CAME_OF_AGE
-            for state in patron.consent_states.values()
-        ),
+        "now_in_charge": overview.now_in_charge,
     }
 
 
-async def gate(
-    request: Request, key: str, *, error: str | None = None, status_code: int = 200
-) -> Response:
-    """The notice and two equal choices; shown before any service is used."""
+async def gate(request: Request, key: str, *, error: ErrorCode | None = None) -> Response:
+    """The notice and two equal choices; shown before any service is used, and again with
+    the reason when a decision or a use of the service was refused."""
     patron = require_patron(request)
     try:
-        view = await services.service_view(
-            patron.patron_id, key, current_locale(), age=await visitor_age(request, patron)
+        view = await reads.service_view(
+            patron.patron_id, key, current_locale(), await visitor_age(request, patron)
         )
-    except services.ConsentError as failure:
-        if failure.code == "notice_locale":
+    except ConsentError as failure:
+        if failure.code is ConsentCode.NOTICE_LOCALE:
             # Never show a notice in a language the patron did not choose.
             return render(
                 request,
                 "errors/error.html",
-                {"status": 503, "message": message_for(failure.code)},
-                status_code=503,
+                {"status": 503, "message": error_message(request, failure.code)},
+                status_code=status_for(failure.code),
             )
         raise HTTPException(status_code=404, detail=failure.code) from None
     return render(
@@ -88,11 +76,10 @@ async def gate(
         "consent/notice.html",
         {
             "view": view,
-            "error": message_for(error) if error else None,
-            "store_page": STORE_PAGES.get(view.service.store or ""),
+            "error": error_message(request, error) if error else None,
             "Status": Status,
         },
-        status_code=status_code,
+        status_code=status_for(error) if error else 200,
     )
 
 
@@ -100,55 +87,8 @@ async def notice(request: Request) -> Response:
     return await gate(request, request.path_params["key"])
 
 
-async def decide(request: Request) -> Response:
-    patron = require_patron(request)
-    key = request.path_params["key"]
-    form = parse_decision(await request.form())
-    if form is None:
-        return await gate(request, key, error="notice_required", status_code=400)
-    try:
-        outcome = await services.decide(
-            patron.patron_id,
-            key,
-            form.decision,
-            notice_version_id=form.notice_version_id,
-            expected_revision=form.expected_revision,
-            now=utcnow(),
-            timezone=settings_of(request).timezone,
-        )
-    except services.ConsentError as failure:
-        if failure.code == "unknown_service":
-            raise HTTPException(status_code=404, detail=failure.code) from None
-        if failure.code == "stale_notice":
-            forget_published_catalog()  # a publish happened: show the new notice everywhere
-        refused = failure.code in ("guardian_required", "not_offered")
-        return await gate(request, key, error=failure.code, status_code=403 if refused else 409)
-    view = await services.service_view(
-        patron.patron_id, key, current_locale(), age=await visitor_age(request, patron)
-    )
-    return render(
-        request,
-        "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
-        {
-            "view": view,
-            "outcome": outcome,
-            "store_page": STORE_PAGES.get(view.service.store or ""),
-            "Status": Status,
-        },
-    )
-
-
-async def everything_off(request: Request) -> Response:
-    patron = require_patron(request)
-    await services.turn_everything_off(patron.patron_id, now=utcnow(), party=PATRON_ONLINE)
-    response = redirect_to(request, "consent.privacy")
-    response.headers["location"] += "?done=all_off"
-    return response
-
-
 async def record(request: Request) -> Response:
     patron = require_patron(request)
-    events = await services.ledger(patron.patron_id)
     catalog = await published_catalog()
     locale = current_locale()
     titles = {
@@ -156,14 +96,16 @@ async def record(request: Request) -> Response:
         for service in catalog.services
         if (notice := catalog.notice(service.id, locale))
     }
-    return render(request, "consent/record.html", {"events": events, "titles": titles})
+    return render(
+        request,
+        "consent/record.html",
+        {"events": await entries(patron.patron_id), "titles": titles},
+    )
 
 
 routes = [
     Route("/", home, methods=["GET"], name="consent.home"),
     Route("/privacy", privacy, methods=["GET"], name="consent.privacy"),
-    Route("/privacy/everything-off", everything_off, methods=["POST"], name="consent.all_off"),
     Route("/privacy/record", record, methods=["GET"], name="consent.record"),
     Route("/services/{key:str}", notice, methods=["GET"], name="consent.notice"),
-    Route("/services/{key:str}/decision", decide, methods=["POST"], name="consent.decide"),
 ]

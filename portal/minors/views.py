@@ -8,23 +8,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.consent.forms import parse_decision
-from portal.consent.policy import Status
-from portal.consent.services import ConsentError
-from portal.http import (
-    is_htmx,
-    redirect_to,
-    require_patron,
-    settings_of,
-    utcnow,
-    visitor_age,
-)
+from portal.catalog.jurisdiction import AgeBand
+from portal.clock import utcnow
+from portal.consent.policy import ConsentError, Status
+from portal.consent.views import visitor_age
+from portal.decisions.forms import parse_decision
+from portal.errors import ConsentCode, ErrorCode, MinorsCode
 from portal.i18n import current_locale
-from portal.messages import message_for
 from portal.minors import services
-from portal.minors.policy import AgeBand
-from portal.patrons.forms import field
-from portal.templating import render
+from portal.patrons.services import set_sharing
+from portal.web.problems import status_for
+from portal.web.rendering import error_message, render
+from portal.web.requests import field, number_field, redirect_to, require_patron, settings_of
 
 
 async def _require_adult(request: Request) -> int:
@@ -34,9 +29,7 @@ async def _require_adult(request: Request) -> int:
     return patron.patron_id
 
 
-async def guardian_home(
-    request: Request, *, error: str | None = None, status_code: int = 200
-) -> Response:
+async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> Response:
     guardian_id = await _require_adult(request)
     children = await services.children(
         guardian_id, current_locale(), now=utcnow(), timezone=settings_of(request).timezone
@@ -44,8 +37,8 @@ async def guardian_home(
     return render(
         request,
         "guardian/home.html",
-        {"children": children, "error": message_for(error) if error else None},
-        status_code=status_code,
+        {"children": children, "error": error_message(request, error) if error else None},
+        status_code=status_for(error) if error else 200,
     )
 
 
@@ -62,13 +55,11 @@ async def redeem_code(request: Request) -> Response:
             timezone=settings_of(request).timezone,
         )
     except services.MinorsError as failure:
-        return await guardian_home(request, error=failure.code, status_code=400)
+        return await guardian_home(request, error=failure.code)
     return redirect_to(request, "minors.guardian_home")
 
 
-async def guardian_notice(
-    request: Request, *, error: str | None = None, status_code: int = 200
-) -> Response:
+async def guardian_notice(request: Request, *, error: ErrorCode | None = None) -> Response:
     """A service's notice in the guardian's language, and each child's choice below it."""
     guardian_id = await _require_adult(request)
     key = request.path_params["key"]
@@ -89,10 +80,10 @@ async def guardian_notice(
             "notice": notice,
             "key": key,
             "children": children,
-            "error": message_for(error) if error else None,
+            "error": error_message(request, error) if error else None,
             "Status": Status,
         },
-        status_code=status_code,
+        status_code=status_for(error) if error else 200,
     )
 
 
@@ -100,27 +91,26 @@ async def guardian_decide(request: Request) -> Response:
     guardian_id = await _require_adult(request)
     key = request.path_params["key"]
     form = await request.form()
-    decision = parse_decision(form)
-    link_id = field(form, "link")
-    if decision is None or not link_id.isdigit():
-        return await guardian_notice(request, error="notice_required", status_code=400)
     try:
+        decision = parse_decision(form)
+        link_id = number_field(form, "link")
+        if link_id is None:
+            raise services.MinorsError(MinorsCode.NOT_LINKED)
         await services.guardian_decide(
             guardian_id,
-            int(link_id),
+            link_id,
             key,
             decision.decision,
             notice_version_id=decision.notice_version_id,
             expected_revision=decision.expected_revision,
+            locale=current_locale(),
             now=utcnow(),
             timezone=settings_of(request).timezone,
         )
     except (ConsentError, services.MinorsError) as failure:
-        if failure.code == "unknown_service":
+        if failure.code is ConsentCode.UNKNOWN_SERVICE:
             raise HTTPException(status_code=404) from None
-        return await guardian_notice(request, error=failure.code, status_code=409)
-    if is_htmx(request):
-        return await guardian_notice(request)
+        return await guardian_notice(request, error=failure.code)
     return redirect_to(request, "minors.guardian_notice", key=key)
 
 
@@ -144,7 +134,7 @@ async def sharing(request: Request) -> Response:
     if (await visitor_age(request, patron)).band is not AgeBand.TEEN:
         raise HTTPException(status_code=403)
     share = field(await request.form(), "share") == "yes"
-    await services.set_sharing(patron.patron_id, shares=share)
+    await set_sharing(patron.patron_id, shares=share)
     return redirect_to(request, "consent.privacy")
 
 

@@ -1,5 +1,6 @@
-"""Patron accounts. The portal keeps no name and no card number: the card is stored only
-as a keyed hash, enough to sign in and to match what library systems send."""
+"""Patron accounts and the links between a guardian's account and a child's. The portal keeps
+no name and no card number: the card is stored only as a keyed hash, enough to sign in and to
+match what library systems send."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ class PortalSession(Model):
 
     class Meta:
         table = "portal_session"
+
+
+# Links are never deleted: ending one keeps the record of who could act for the child and
+# when. The rules for making and ending them are portal.minors'.
+class GuardianLink(Model):
+    id = fields.IntField(primary_key=True)
+    guardian: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name="children_links", on_delete=fields.RESTRICT, db_index=True
+    )
+    child: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name="guardian_links", on_delete=fields.RESTRICT, db_index=True
+    )
+    # Chosen by the guardian so they can tell their children apart; the portal keeps no names.
+    label = fields.CharField(max_length=60)
+    method = fields.CharField(max_length=20)  # "desk_handover" (in person) or "guardian" (code)
+    linked_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+    end_reason = fields.CharField(max_length=30, null=True)
+
+    guardian_id: int
+    child_id: int
+
+    class Meta:
+        table = "guardian_link"

@@ -6,16 +6,14 @@ import hashlib
 import hmac
 import re
 
+from portal.errors import DomainError, PatronCode
+
 PIN_MIN, PIN_MAX = 4, 12
 _CARD = re.compile(r"^[0-9A-Z]{5,20}$")
 
 
-class PinRejected(ValueError):
-    """pin_format or pin_guessable (policy stays free of other portal imports)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
+class PinRejected(DomainError):
+    """pin_format or pin_guessable."""
 
 
 def normalise_card(raw: str) -> str | None:
@@ -31,6 +29,6 @@ def keyed_hash(secret: str, purpose: str, value: str) -> str:
 
 def check_new_pin(pin: str) -> None:
     if not pin.isdigit() or not PIN_MIN <= len(pin) <= PIN_MAX:
-        raise PinRejected("pin_format")
+        raise PinRejected(PatronCode.PIN_FORMAT)
     if len(set(pin)) == 1 or pin in "01234567890123" or pin in "98765432109876":
-        raise PinRejected("pin_guessable")
+        raise PinRejected(PatronCode.PIN_GUESSABLE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -12,10 +12,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from portal.consent.state import STATE_COLUMNS, StateRow, state_from_row
 from portal.db import as_datetime, fetch_rows
-from portal.errors import DomainError
-from portal.patrons.models import Patron, PinSetupCode, PortalSession
+from portal.errors import DomainError, PatronCode
+from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
 
 _hasher = PasswordHasher()
@@ -24,7 +23,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 
 class PatronError(DomainError):
-    """card_format, card_exists, card_unknown, setup_code_invalid, signin_failed."""
+    """A PatronCode: card_format, card_exists, card_unknown, setup_code_invalid, …"""
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class NewPatron:
 def card_lookup(secret: str, card_number: str) -> str:
     card = normalise_card(card_number)
     if card is None:
-        raise PatronError("card_format")
+        raise PatronError(PatronCode.CARD_FORMAT)
     return keyed_hash(secret, "card", card)
 
 
@@ -58,7 +57,7 @@ async def create_patron(
             )
             code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
     except IntegrityError:
-        raise PatronError("card_exists") from None
+        raise PatronError(PatronCode.CARD_EXISTS) from None
     return NewPatron(patron.id, code, expires_at)
 
 
@@ -68,7 +67,7 @@ async def issue_setup_code(
     """A fresh code for a patron who forgot their PIN or never used the first code."""
     patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
     if patron is None:
-        raise PatronError("card_unknown")
+        raise PatronError(PatronCode.CARD_UNKNOWN)
     async with in_transaction():
         await PinSetupCode.filter(patron_id=patron.id).delete()
         code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
@@ -103,7 +102,7 @@ async def set_pin_with_code(
             .first()
         )
         if setup is None or setup.expires_at <= now:
-            raise PatronError("setup_code_invalid")
+            raise PatronError(PatronCode.SETUP_CODE_INVALID)
         await Patron.filter(id=setup.patron_id).update(pin_hash=pin_hash)
         # One-time: the code is gone as soon as it has been used.
         await PinSetupCode.filter(patron_id=setup.patron_id).delete()
@@ -122,9 +121,9 @@ async def authenticate(secret: str, card_number: str, pin: str) -> int:
     try:
         await asyncio.to_thread(_hasher.verify, stored, pin)
     except (VerificationError, InvalidHashError):
-        raise PatronError("signin_failed") from None
+        raise PatronError(PatronCode.SIGNIN_FAILED) from None
     if patron is None or patron.pin_hash is None:
-        raise PatronError("signin_failed")
+        raise PatronError(PatronCode.SIGNIN_FAILED)
     return patron.id
 
 
@@ -138,21 +137,18 @@ async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: 
     return token
 
 
-# Every page reads the session; the patron's consent states come along in the same query.
+# Every page reads the session: one indexed query, identity only.
 _SESSION_QUERY = (
-    "SELECT s.id, s.expires_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "  # noqa: S608 - constants only
+    "SELECT s.id, s.expires_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
     "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
-    "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian, "
-    f"{STATE_COLUMNS} "
-    "FROM portal_session s JOIN patron p ON p.id = s.patron_id "
-    "LEFT JOIN consent_state c ON c.patron_id = s.patron_id WHERE s.token_lookup = ?"
+    "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian "
+    "FROM portal_session s JOIN patron p ON p.id = s.patron_id WHERE s.token_lookup = ?"
 )
 
 
 @dataclass(frozen=True)
-class SignedIn:
-    """Who a request comes from: all a page needs to know about the patron, including their
-    consent states (read with the session, so "My privacy" costs one query in all)."""
+class Identity:
+    """Who a request comes from: the patron and what every page needs to know of them."""
 
     patron_id: int
     locale: str | None
@@ -160,13 +156,12 @@ class SignedIn:
     jurisdiction: str | None = None
     shares_with_guardians: bool = False
     is_guardian: bool = False
-    consent_states: dict[int, StateRow] = field(default_factory=dict)
 
 
-async def session_patron(
+async def session_identity(
     secret: str, token: str, *, now: datetime, minutes: int
-) -> SignedIn | None:
-    """The signed-in patron, sliding the idle timeout forward; one indexed query when fresh."""
+) -> Identity | None:
+    """The signed-in patron, sliding the idle timeout forward."""
     rows = await fetch_rows(_SESSION_QUERY, keyed_hash(secret, "session", token))
     if not rows:
         return None
@@ -179,18 +174,14 @@ async def session_patron(
     # Only write when a noticeable part of the timeout has passed, keeping reads cheap.
     if renewed - expires_at > timedelta(minutes=1):
         await PortalSession.filter(id=session["id"]).update(expires_at=renewed)
-    states = {
-        row["service_id"]: state_from_row(row) for row in rows if row["service_id"] is not None
-    }
     born_on = session["born_on"]
-    return SignedIn(
+    return Identity(
         patron_id=session["patron_id"],
         locale=session["locale"],
         born_on=date.fromisoformat(born_on) if isinstance(born_on, str) else born_on,
         jurisdiction=session["jurisdiction"],
         shares_with_guardians=bool(session["shares_with_guardians"]),
         is_guardian=bool(session["is_guardian"]),
-        consent_states=states,
     )
 
 
@@ -206,3 +197,32 @@ async def purge_expired_sessions(now: datetime) -> int:
 
 async def set_locale(patron_id: int, locale: str) -> None:
     await Patron.filter(id=patron_id).update(locale=locale)
+
+
+async def set_sharing(patron_id: int, *, shares: bool) -> None:
+    await Patron.filter(id=patron_id).update(shares_with_guardians=shares)
+
+
+async def guardian_count(child_id: int) -> int:
+    count: int = await GuardianLink.filter(child_id=child_id, ended_at=None).count()
+    return count
+
+
+async def lock_patron(patron_id: int) -> Patron | None:
+    """Take the patron's row lock: every change to what a patron consented to or what is
+    kept for them takes it first, so they never interleave. Call inside a transaction."""
+    patron: Patron | None = await Patron.filter(id=patron_id).select_for_update().first()
+    return patron
+
+
+async def patron_for_card(secret: str, card_number: str) -> int:
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
+    if patron is None:
+        raise PatronError(PatronCode.CARD_UNKNOWN)
+    return patron.id
+
+
+async def has_pin(secret: str, card_number: str) -> bool | None:
+    """Whether the card's patron has set a PIN; None when there is no such card."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
+    return None if patron is None else patron.pin_hash is not None

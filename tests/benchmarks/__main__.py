@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,12 +27,14 @@ import asyncpg
 import httpx2 as httpx
 from tortoise import Tortoise
 
-from portal.consent import services as consent
+from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.db import apply_migrations, tortoise_config
-from portal.erasure.models import HistoryEntry
+from portal.decisions import services as decisions
+from portal.stores.reading_history import HistoryEntry
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
+from tests.support import free_port
 
 CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
 LOCALES = ("en", "es", "fr", "zh_Hans", "zh_Hant", "vi", "tl", "ko", "ru", "ar")
@@ -42,17 +43,10 @@ WITHDRAWALS = 50
 HISTORY = 10_000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def server(command: list[str], env: dict[str, str]) -> Iterator[str]:
     """A uvicorn process pinned to the first core (wrk gets the second)."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         ["taskset", "-c", "0", *command, "--port", str(port)],
         env={**os.environ, **env},
@@ -129,13 +123,14 @@ async def bench_withdrawal(database_url: str) -> None:
         patron = await make_patron()
         latencies = []
         for _ in range(WITHDRAWALS):
-            view = await consent.service_view(patron.id, "reading_history", "en")
-            await consent.decide(
+            view = await reads.service_view(patron.id, "reading_history", "en")
+            await decisions.decide(
                 patron.id,
                 "reading_history",
                 Decision.YES,
                 notice_version_id=view.notice.id,
                 expected_revision=view.revision,
+                locale="en",
                 now=now(),
                 timezone="UTC",
             )
@@ -152,14 +147,15 @@ async def bench_withdrawal(database_url: str) -> None:
                 ],
                 batch_size=2000,
             )
-            view = await consent.service_view(patron.id, "reading_history", "en")
+            view = await reads.service_view(patron.id, "reading_history", "en")
             started = time.perf_counter()
-            outcome = await consent.decide(
+            outcome = await decisions.decide(
                 patron.id,
                 "reading_history",
                 Decision.NO,
                 notice_version_id=view.notice.id,
                 expected_revision=view.revision,
+                locale="en",
                 now=now(),
                 timezone="UTC",
             )

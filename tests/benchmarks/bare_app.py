@@ -18,12 +18,11 @@ from tortoise.contrib.starlette import RegisterTortoise
 from portal import i18n
 from portal.app import create_app
 from portal.catalog.services import published_catalog
-from portal.consent.state import state_rows
 from portal.consent.views import privacy_context
 from portal.db import tortoise_config
-from portal.patrons.services import SignedIn
+from portal.patrons.services import Identity
 from portal.settings import Settings
-from portal.templating import render
+from portal.web.rendering import render
 
 settings = Settings.from_environment()
 PATRON_ID = int(os.environ["BENCH_PATRON_ID"])
@@ -33,7 +32,7 @@ _computed: dict[str, object] = {}
 async def page(request: Request) -> Response:
     with i18n.use_locale("en"):
         if not _computed:
-            patron = SignedIn(PATRON_ID, None, consent_states=await state_rows(PATRON_ID))
+            patron = Identity(PATRON_ID, None)
             request.state.patron = patron
             _computed["patron"] = patron
             _computed["library_name"] = (await published_catalog()).library_name

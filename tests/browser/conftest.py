@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN = "4826"
@@ -36,13 +37,6 @@ class LivePortal:
     url: str
     card: str
     setup_code: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +62,7 @@ def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal
     created = run("create-patron", stdin=card + "\n")
     code = re.search(r"setup code: (\S+)", created)
     assert code, created
-    port = _free_port()
+    port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "server.log").open("w", encoding="utf-8")
     server = subprocess.Popen(

@@ -1,0 +1,199 @@
+"""Reading consent: the question every other domain asks ("may this service hold this
+patron's data right now?"), and the read models of the patron's pages. Every function
+returns plain values, never ORM rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from portal.catalog.jurisdiction import AgeBand, AgeContext
+from portal.catalog.services import (
+    PublishedNotice,
+    PublishedService,
+    current_notice,
+    current_service,
+    published_catalog,
+    service_for_store,
+)
+from portal.consent.models import ConsentState
+from portal.consent.policy import (
+    ConsentError,
+    Status,
+    StoredChoice,
+    SuspensionReason,
+    status_of,
+)
+from portal.db import as_datetime, as_optional_datetime, fetch_rows
+from portal.errors import ConsentCode
+from portal.ledger.models import Actor, EventKind
+from portal.patrons.services import guardian_count
+
+
+@dataclass(frozen=True)
+class StateRow:
+    """A consent state as read for a page; the same fields the status rules look at."""
+
+    service_id: int
+    granted: bool
+    granted_by: str | None
+    last_kind: str
+    terms_revision: int
+    suspended_at: datetime | None
+    suspension_reason: str | None
+    revision: int
+    updated_at: datetime
+
+
+_STATE_QUERY = (
+    "SELECT service_id, granted, granted_by, last_kind, terms_revision, suspended_at, "
+    "suspension_reason, revision, updated_at FROM consent_state WHERE patron_id = ?"
+)
+
+
+def _state_from_row(row: dict[str, Any]) -> StateRow:
+    return StateRow(
+        service_id=row["service_id"],
+        granted=bool(row["granted"]),
+        granted_by=row["granted_by"],
+        last_kind=row["last_kind"],
+        terms_revision=row["terms_revision"],
+        suspended_at=as_optional_datetime(row["suspended_at"]),
+        suspension_reason=row["suspension_reason"],
+        revision=row["revision"],
+        updated_at=as_datetime(row["updated_at"]),
+    )
+
+
+async def state_rows(patron_id: int) -> dict[int, StateRow]:
+    """Every consent state of a patron, keyed by service: one indexed query (the hot path of
+    My privacy, where building it through the ORM costs more than running it)."""
+    rows = await fetch_rows(_STATE_QUERY, patron_id)
+    return {row["service_id"]: _state_from_row(row) for row in rows}
+
+
+def stored_choice(state: ConsentState | StateRow | None) -> StoredChoice | None:
+    if state is None:
+        return None
+    return StoredChoice(
+        granted=state.granted,
+        terms_revision=state.terms_revision,
+        suspended=state.suspended_at is not None,
+        ever_granted=state.last_kind in (EventKind.WITHDRAWN, EventKind.EXPIRED),
+    )
+
+
+def status_for(state: ConsentState | StateRow | None, service: PublishedService) -> Status:
+    return status_of(stored_choice(state), service.terms_revision)
+
+
+def given_by_guardian(state: ConsentState | StateRow | None) -> bool:
+    return bool(state and state.granted and state.granted_by == Actor.GUARDIAN)
+
+
+@dataclass(frozen=True)
+class ServiceOverview:
+    service: PublishedService
+    notice: PublishedNotice
+    status: Status
+    since: datetime | None
+    revision: int
+    offered: bool = True  # False: not offered at the patron's age
+    needs_guardian: bool = False  # only a guardian can turn it on
+
+
+def overview_of(
+    service: PublishedService,
+    notice: PublishedNotice,
+    state: ConsentState | StateRow | None,
+    age: AgeContext | None,
+) -> ServiceOverview:
+    return ServiceOverview(
+        service=service,
+        notice=notice,
+        status=status_for(state, service),
+        since=state.updated_at if state else None,
+        revision=state.revision if state else 0,
+        offered=age.offers(service.minimum_age) if age else True,
+        needs_guardian=age is not None and age.band is AgeBand.CHILD,
+    )
+
+
+@dataclass(frozen=True)
+class PrivacyOverview:
+    """Everything My privacy shows: each service and its state, and for a minor how many
+    guardians are linked."""
+
+    services: list[ServiceOverview]
+    guardians: int
+    # Consents a guardian gave, paused since the patron came of age: now theirs to decide.
+    now_in_charge: bool
+
+
+async def privacy_overview(
+    patron_id: int, locale: str, age: AgeContext | None = None
+) -> PrivacyOverview:
+    """The published catalog comes from memory, the states in one query; a minor's guardian
+    count costs one more. Without `age`, no age rule is applied (a patron of unknown age)."""
+    catalog = await published_catalog()
+    states = await state_rows(patron_id)
+    services = []
+    for service in catalog.services:
+        notice = catalog.notice(service.id, locale)
+        if notice is None:
+            continue  # publishing guarantees every enabled locale; a disabled one shows nothing
+        services.append(overview_of(service, notice, states.get(service.id), age))
+    return PrivacyOverview(
+        services=services,
+        guardians=await guardian_count(patron_id) if age and age.band is not AgeBand.ADULT else 0,
+        now_in_charge=any(
+            state.granted and state.suspension_reason == SuspensionReason.CAME_OF_AGE
+            for state in states.values()
+        ),
+    )
+
+
+async def service_view(
+    patron_id: int, key: str, locale: str, age: AgeContext | None = None
+) -> ServiceOverview:
+    """One service with its current notice, read from the database (never a stale notice)."""
+    service = await current_service(key)
+    if service is None:
+        raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+    notice = await current_notice(service, locale)
+    if notice is None:
+        raise ConsentError(ConsentCode.NOTICE_LOCALE)
+    state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
+    return overview_of(service, notice, state, age)
+
+
+async def status_of_service(patron_id: int, service: PublishedService) -> Status:
+    state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
+    return status_for(state, service)
+
+
+async def status_of_store(patron_id: int, store: str) -> tuple[PublishedService | None, Status]:
+    """The consent status of the service that owns a store of retained data."""
+    service = await service_for_store(store)
+    if service is None:
+        return None, Status.NEVER_ASKED
+    return service, await status_of_service(patron_id, service)
+
+
+async def states_of(patron_ids: list[int]) -> dict[tuple[int, int], StateRow]:
+    """Consent states of several patrons, keyed by (patron, service): a guardian's overview."""
+    return {
+        (state.patron_id, state.service_id): StateRow(
+            service_id=state.service_id,
+            granted=state.granted,
+            granted_by=state.granted_by,
+            last_kind=state.last_kind,
+            terms_revision=state.terms_revision,
+            suspended_at=state.suspended_at,
+            suspension_reason=state.suspension_reason,
+            revision=state.revision,
+            updated_at=state.updated_at,
+        )
+        for state in await ConsentState.filter(patron_id__in=patron_ids)
+    }

@@ -1,0 +1,189 @@
+"""Decisions: a patron's, a guardian's or a job's yes and no. Each writes its ledger event,
+and a withdrawal erases every row the service kept, in one transaction (PRODUCT.md promises
+4 and 5). The age rules for minors apply to every decision (consent.policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from portal.catalog.services import (
+    PublishedNotice,
+    PublishedService,
+    age_for_decision,
+    current_notice,
+    current_service,
+    notice_version,
+    services_by_id,
+)
+from portal.consent.models import ConsentState
+from portal.consent.policy import (
+    ConsentError,
+    Decision,
+    Party,
+    Status,
+    SuspensionReason,
+    already_decided,
+    grace_period_over,
+    holds_retained_data,
+    refusal_reason,
+)
+from portal.consent.reads import ServiceOverview, overview_of, status_for
+from portal.consent.services import (
+    Step,
+    locked_granted_states,
+    locked_state,
+    record_step,
+    relock,
+    set_choice,
+    suspended_states,
+)
+from portal.errors import ConsentCode
+from portal.ledger.models import Actor, EventKind
+from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
+from portal.patrons.services import lock_patron
+from portal.stores.registry import erase
+
+
+@dataclass(frozen=True)
+class Outcome:
+    changed: bool
+    erased: int
+    view: ServiceOverview  # the service as it stands after the decision, for the page
+
+    @property
+    def status(self) -> Status:
+        return self.view.status
+
+
+async def decide(
+    patron_id: int,
+    key: str,
+    decision: Decision,
+    *,
+    notice_version_id: int | None,
+    expected_revision: int,
+    locale: str,
+    now: datetime,
+    timezone: str,
+    party: ActingParty = PATRON_ONLINE,
+) -> Outcome:
+    """Record a yes or no to a service's notice; a no to a consent in force withdraws it.
+
+    `expected_revision` is the state revision the form was rendered with: a replayed or
+    concurrent form that no longer matches is refused unless its outcome is already in place.
+    `timezone` says where birthdays happen; `locale` is the language of the page that follows.
+    """
+    async with in_transaction():
+        patron = await lock_patron(patron_id)
+        service = await current_service(key)
+        if patron is None or service is None:
+            raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+        notice = await _notice_for_decision(service, decision, notice_version_id)
+        age = await age_for_decision(
+            patron.born_on, patron.jurisdiction, now=now, timezone=timezone
+        )
+        reason = refusal_reason(
+            band=age.band,
+            party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
+            saying_yes=decision is Decision.YES,
+            offered=age.offers(service.minimum_age),
+        )
+        if reason is not None:
+            raise ConsentError(reason)
+        state = await locked_state(patron_id, service.id)
+        status = status_for(state, service)
+        current_revision = state.revision if state else 0
+        changed, erased = True, 0
+        if already_decided(status, decision) and (
+            expected_revision != current_revision or decision is Decision.YES
+        ):
+            changed = False
+        elif expected_revision != current_revision:
+            raise ConsentError(ConsentCode.STALE_FORM)
+        else:
+            step = Step(patron_id, service, now, party)
+            if decision is Decision.YES:
+                kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
+                state = await set_choice(step, state, kind, notice, granted=True)
+            elif holds_retained_data(status):
+                state, erased = await _withdraw(step, state, notice)
+            else:
+                state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
+        shown = await current_notice(service, locale)
+        if shown is None:
+            raise ConsentError(ConsentCode.NOTICE_LOCALE)
+        return Outcome(changed=changed, erased=erased, view=overview_of(service, shown, state, age))
+
+
+async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingParty) -> int:
+    """Withdraw every consent in force at once; returns how many services were turned off."""
+    async with in_transaction():
+        await lock_patron(patron_id)
+        states = await locked_granted_states(patron_id)
+        services = await services_by_id([state.service_id for state in states])
+        for state in states:
+            await _withdraw(Step(patron_id, services[state.service_id], now, party), state, None)
+    return len(states)
+
+
+async def expire_unanswered(
+    *, now: datetime, material_grace_days: int, majority_grace_days: int
+) -> int:
+    """Suspended consents not confirmed within their grace period end, and what they covered
+    is erased: a patron who does not answer has said no."""
+    grace = {
+        SuspensionReason.MATERIAL_CHANGE: material_grace_days,
+        SuspensionReason.CAME_OF_AGE: majority_grace_days,
+    }
+    expired = 0
+    for candidate in await suspended_states():
+        reason = SuspensionReason(candidate.suspension_reason or SuspensionReason.MATERIAL_CHANGE)
+        suspended_at = candidate.suspended_at
+        if suspended_at is None or not grace_period_over(suspended_at, now, grace[reason]):
+            continue
+        async with in_transaction():
+            await lock_patron(candidate.patron_id)
+            state = await relock(candidate)
+            if state is None or not state.granted or state.suspended_at is None:
+                continue  # the patron answered meanwhile
+            service = (await services_by_id([state.service_id]))[state.service_id]
+            step = Step(state.patron_id, service, now, SYSTEM_JOB)
+            await _withdraw(step, state, None, kind=EventKind.EXPIRED)
+            expired += 1
+    return expired
+
+
+async def _notice_for_decision(
+    service: PublishedService, decision: Decision, notice_version_id: int | None
+) -> PublishedNotice | None:
+    if notice_version_id is None:
+        if decision is Decision.YES:
+            raise ConsentError(ConsentCode.NOTICE_REQUIRED)  # nobody can agree to a notice unseen
+        return None
+    notice = await notice_version(notice_version_id, service)
+    if notice is None:
+        raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+    if notice.revision != service.revision:
+        raise ConsentError(ConsentCode.STALE_NOTICE)
+    return notice
+
+
+async def _withdraw(
+    step: Step,
+    state: ConsentState | None,
+    notice: PublishedNotice | None,
+    *,
+    kind: EventKind = EventKind.WITHDRAWN,
+) -> tuple[ConsentState, int]:
+    """End the consent and erase what it kept, in the caller's transaction; returns the new
+    state and the rows erased."""
+    ended = await set_choice(step, state, kind, notice, granted=False)
+    store = step.service.store
+    if store is None:
+        return ended, 0
+    erased = await erase(step.patron_id, store)
+    await record_step(step, EventKind.ERASED, None, detail={"rows_deleted": erased})
+    return ended, erased

@@ -1,0 +1,62 @@
+"""Saying yes or no to a notice, and turning everything off."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.catalog.services import forget_published_catalog
+from portal.clock import utcnow
+from portal.consent.policy import ConsentError, Status
+from portal.consent.views import gate
+from portal.decisions import services
+from portal.decisions.forms import parse_decision
+from portal.errors import ConsentCode
+from portal.i18n import current_locale
+from portal.ledger.services import PATRON_ONLINE
+from portal.web.rendering import render
+from portal.web.requests import is_htmx, redirect_to, require_patron, settings_of
+
+
+async def decide(request: Request) -> Response:
+    patron = require_patron(request)
+    key = request.path_params["key"]
+    try:
+        form = parse_decision(await request.form())
+        outcome = await services.decide(
+            patron.patron_id,
+            key,
+            form.decision,
+            notice_version_id=form.notice_version_id,
+            expected_revision=form.expected_revision,
+            locale=current_locale(),
+            now=utcnow(),
+            timezone=settings_of(request).timezone,
+        )
+    except ConsentError as failure:
+        if failure.code is ConsentCode.UNKNOWN_SERVICE:
+            raise HTTPException(status_code=404, detail=failure.code) from None
+        if failure.code is ConsentCode.STALE_NOTICE:
+            forget_published_catalog()  # a publish happened: show the new notice everywhere
+        return await gate(request, key, error=failure.code)
+    return render(
+        request,
+        "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
+        {"view": outcome.view, "outcome": outcome, "Status": Status},
+    )
+
+
+async def everything_off(request: Request) -> Response:
+    patron = require_patron(request)
+    await services.turn_everything_off(patron.patron_id, now=utcnow(), party=PATRON_ONLINE)
+    response = redirect_to(request, "consent.privacy")
+    response.headers["location"] += "?done=all_off"
+    return response
+
+
+routes = [
+    Route("/services/{key:str}/decision", decide, methods=["POST"], name="decisions.decide"),
+    Route("/privacy/everything-off", everything_off, methods=["POST"], name="decisions.all_off"),
+]

@@ -1,0 +1,80 @@
+"""The consent ledger: one row per event, append-only, and its vocabulary (fields after
+ISO/IEC TS 27560: notice, language shown, purposes, time, method, actor, channel).
+
+Relations are declared by name ("models.Patron"), so the ledger imports no domain: every
+domain may write it, and it depends on none of them. The database itself refuses UPDATE and
+DELETE on the table (migration 0003)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class EventKind(StrEnum):
+    GIVEN = "given"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    RENEWED = "renewed"
+    EXPIRED = "expired"
+    ERASED = "erased"
+    SUSPENDED = "suspended"
+    GUARDIAN_LINKED = "guardian_linked"
+    GUARDIAN_LINK_ENDED = "guardian_link_ended"
+
+
+class Method(StrEnum):
+    ONLINE = "online"
+    DESK_HANDOVER = "desk_handover"
+    GUARDIAN = "guardian"
+    SYSTEM = "system"
+
+
+class Actor(StrEnum):
+    PATRON = "patron"
+    GUARDIAN = "guardian"
+    SYSTEM = "system"
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    CLI = "cli"
+
+
+class ConsentEvent(Model):
+    id = fields.IntField(primary_key=True)
+    patron: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.Patron", related_name="consent_events", on_delete=fields.RESTRICT, db_index=True
+    )
+    # None for events about the account rather than one service (a guardian link ending).
+    service: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.Service", related_name="events", on_delete=fields.RESTRICT, null=True
+    )
+    kind = fields.CharEnumField(EventKind, max_length=20)
+    notice_version: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.NoticeVersion", related_name=False, on_delete=fields.RESTRICT, null=True
+    )
+    notice_hash = fields.CharField(max_length=64, null=True)
+    locale = fields.CharField(max_length=10, null=True)
+    purposes: list[str] = fields.JSONField()
+    occurred_at = fields.DatetimeField()
+    method = fields.CharEnumField(Method, max_length=20)
+    actor = fields.CharEnumField(Actor, max_length=20)
+    channel = fields.CharEnumField(Channel, max_length=10)
+    # The guardian who acted, when the actor is a guardian (staff never act, PRODUCT.md).
+    acting_guardian: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
+    )
+    detail: dict[str, Any] = fields.JSONField()
+
+    patron_id: int
+    service_id: int | None
+    notice_version_id: int | None
+    acting_guardian_id: int | None
+
+    class Meta:
+        table = "consent_event"
+        ordering = ("id",)

@@ -1,0 +1,102 @@
+"""Writing and reading the consent ledger: the one place an event is recorded, whoever acts
+(patron, guardian, or a scheduled job) and whatever it is about (a service, or the account)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
+
+
+@dataclass(frozen=True)
+class ActingParty:
+    method: Method
+    actor: Actor
+    channel: Channel
+    guardian_id: int | None = None
+
+
+PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
+SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
+
+
+def guardian_online(guardian_id: int) -> ActingParty:
+    return ActingParty(Method.GUARDIAN, Actor.GUARDIAN, Channel.WEB, guardian_id=guardian_id)
+
+
+def guardian_at_desk(guardian_id: int) -> ActingParty:
+    """Staff checked the relationship in person; the guardian is the one who acts."""
+    return ActingParty(Method.DESK_HANDOVER, Actor.GUARDIAN, Channel.CLI, guardian_id)
+
+
+@dataclass(frozen=True)
+class NoticeShown:
+    """The exact notice version an event is about, as the patron saw it."""
+
+    version_id: int
+    content_hash: str
+    locale: str
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One event as the patron's record shows it."""
+
+    occurred_at: datetime
+    kind: EventKind
+    actor: Actor
+    service_id: int | None
+    service_key: str | None
+    notice_version_id: int | None
+    notice_hash: str | None
+    locale: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def record(
+    patron_id: int,
+    kind: EventKind,
+    party: ActingParty,
+    *,
+    now: datetime,
+    service_id: int | None = None,
+    purposes: list[str] | tuple[str, ...] = (),
+    notice: NoticeShown | None = None,
+    notice_version_id: int | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    """Call inside the transaction of the change the event records (PRODUCT.md promise 5)."""
+    await ConsentEvent.create(
+        patron_id=patron_id,
+        service_id=service_id,
+        kind=kind,
+        notice_version_id=notice.version_id if notice else notice_version_id,
+        notice_hash=notice.content_hash if notice else None,
+        locale=notice.locale if notice else None,
+        purposes=list(purposes),
+        occurred_at=now,
+        method=party.method,
+        actor=party.actor,
+        channel=party.channel,
+        acting_guardian_id=party.guardian_id,
+        detail=detail or {},
+    )
+
+
+async def entries(patron_id: int) -> list[LedgerEntry]:
+    return [
+        LedgerEntry(
+            occurred_at=event.occurred_at,
+            kind=event.kind,
+            actor=event.actor,
+            service_id=event.service_id,
+            service_key=event.service.key if event.service else None,  # type: ignore[attr-defined]
+            notice_version_id=event.notice_version_id,
+            notice_hash=event.notice_hash,
+            locale=event.locale,
+            detail=event.detail,
+        )
+        for event in await ConsentEvent.filter(patron_id=patron_id).select_related("service")
+    ]

@@ -1,0 +1,153 @@
+"""Store `reading_history`: what the library system reported the patron borrowed, kept only
+while the patron has consented (ALA: borrowing history is opt-in and off by default).
+
+Rows arrive from the library system (the integration API) or, in development mode, from a
+demo button; they are erased in the withdrawal's transaction and past `retention_days`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from tortoise import fields
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from portal.clock import local_date, utcnow
+from portal.consent.policy import ConsentError
+from portal.consent.services import require_current_consent
+from portal.patrons.models import Patron
+from portal.stores.base import Cutoff, Store, Visit, refused, visit
+from portal.web.rendering import render
+from portal.web.requests import field, redirect_to, require_patron, settings_of
+
+KEY = "reading_history"
+
+
+class HistoryEntry(Model):
+    """Store `reading_history`: what the library system reported the patron borrowed."""
+
+    id = fields.IntField(primary_key=True)
+    patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
+        "models.Patron", related_name="history", on_delete=fields.RESTRICT, db_index=True
+    )
+    title = fields.CharField(max_length=500)
+    author = fields.CharField(max_length=300, default="")
+    borrowed_on = fields.DateField()
+    recorded_at = fields.DatetimeField()
+
+    patron_id: int
+
+    class Meta:
+        table = "history_entry"
+        ordering = ("-borrowed_on", "-id")
+
+
+@dataclass(frozen=True)
+class Loan:
+    title: str
+    author: str
+    borrowed_on: date
+
+
+# --- use cases ---------------------------------------------------------------------------
+
+
+async def record_loans(patron_id: int, loans: list[Loan], *, now: datetime) -> int:
+    """What the library system hands over; refused whole without a current consent."""
+    async with in_transaction():
+        await require_current_consent(patron_id, KEY)
+        await HistoryEntry.bulk_create(
+            [
+                HistoryEntry(
+                    patron_id=patron_id,
+                    title=loan.title,
+                    author=loan.author,
+                    borrowed_on=loan.borrowed_on,
+                    recorded_at=now,
+                )
+                for loan in loans
+            ]
+        )
+    return len(loans)
+
+
+async def history(patron_id: int) -> list[Loan]:
+    return [
+        Loan(title=entry.title, author=entry.author, borrowed_on=entry.borrowed_on)
+        for entry in await HistoryEntry.filter(patron_id=patron_id)
+    ]
+
+
+async def erase(patron_id: int) -> int:
+    deleted: int = await HistoryEntry.filter(patron_id=patron_id).delete()
+    return deleted
+
+
+async def expire(cutoff: Cutoff) -> Counter[int]:
+    # A loan's age counts from the day it was borrowed.
+    expired = HistoryEntry.filter(borrowed_on__lt=cutoff.day)
+    counts = Counter(row["patron_id"] for row in await expired.values("patron_id"))
+    await expired.delete()
+    return counts
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+async def page(request: Request) -> Response:
+    visited = await visit(request, KEY)
+    if not isinstance(visited, Visit):
+        return visited
+    return render(
+        request,
+        "stores/history.html",
+        {
+            "entries": await history(visited.patron.patron_id),
+            "service_key": visited.service.key,
+            "demo": settings_of(request).dev_mode,
+        },
+    )
+
+
+async def demo_loan(request: Request) -> Response:
+    """Development mode only: stands in for the library system handing over a checkout."""
+    settings = settings_of(request)
+    if not settings.dev_mode:
+        raise HTTPException(status_code=404)
+    patron = require_patron(request)
+    title = field(await request.form(), "title") or "The Left Hand of Darkness"
+    now = utcnow()
+    try:
+        await record_loans(
+            patron.patron_id,
+            [Loan(title=title, author="", borrowed_on=local_date(now, settings.timezone))],
+            now=now,
+        )
+    except ConsentError as failure:
+        return await refused(request, KEY, failure)
+    return redirect_to(request, "stores.reading_history")
+
+
+STORE = Store(
+    key=KEY,
+    models=(HistoryEntry,),
+    erase=erase,
+    expire=expire,
+    page="stores.reading_history",
+    routes=(
+        Route("/reading-history", page, methods=["GET"], name="stores.reading_history"),
+        Route(
+            "/reading-history/demo-loan",
+            demo_loan,
+            methods=["POST"],
+            name="stores.reading_history.demo_loan",
+        ),
+    ),
+)

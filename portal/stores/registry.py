@@ -1,0 +1,58 @@
+"""The registry of stores of retained data. A new store is one module declaring a `Store`
+(its models, erasure, retention and pages) and one line here; the catalog accepts
+`store = "…"` only for a key listed here."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from starlette.routing import BaseRoute
+from tortoise.transactions import in_transaction
+
+from portal.catalog.services import services_with_store
+from portal.ledger.models import EventKind
+from portal.ledger.services import SYSTEM_JOB, record
+from portal.stores import reading_history, saved_lists
+from portal.stores.base import Cutoff, Store
+
+STORES: dict[str, Store] = {
+    store.key: store
+    for store in (
+        reading_history.STORE,
+        saved_lists.STORE,
+    )
+}
+
+KEYS = tuple(STORES)
+PAGES = {key: store.page for key, store in STORES.items()}
+routes: list[BaseRoute] = [route for store in STORES.values() for route in store.routes]
+# Read by Tortoise (portal.db lists this module among the model modules).
+__models__ = [model for store in STORES.values() for model in store.models]
+
+
+async def erase(patron_id: int, store: str) -> int:
+    """Delete every row of a store for one patron; call inside the withdrawal's transaction."""
+    return await STORES[store].erase(patron_id)
+
+
+async def apply_retention(*, now: datetime, today: date) -> int:
+    """Scheduled: delete retained rows older than their service's retention period, as each
+    notice promises, and record each patron's erasure. Returns the rows deleted."""
+    deleted = 0
+    for service in await services_with_store():
+        days = int(service.terms["retention_days"])
+        cutoff = Cutoff(day=today - timedelta(days=days), moment=now - timedelta(days=days))
+        async with in_transaction():
+            counts = await STORES[service.store or ""].expire(cutoff)
+            for patron_id, rows in counts.items():
+                await record(
+                    patron_id,
+                    EventKind.ERASED,
+                    SYSTEM_JOB,
+                    now=now,
+                    service_id=service.id,
+                    purposes=service.terms["purposes"],
+                    detail={"rows_deleted": rows, "reason": "retention"},
+                )
+                deleted += rows
+    return deleted

@@ -1,0 +1,126 @@
+"""What each error code means to a person: its HTTP status and its message, for pages and
+the integration API alike. One line per code; a test fails when a code has none, or when its
+message is not translated in every locale."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portal.errors import ApiCode, ConsentCode, ErrorCode, MinorsCode, PatronCode, StoreCode
+from portal.i18n import gettext as _
+from portal.i18n import ngettext
+
+
+def N_(message: str) -> str:
+    """Marks a msgid for extraction (pybabel -k N_); it is translated when shown."""
+    return message
+
+
+def Np_(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a singular/plural msgid pair (pybabel -k Np_:1,2)."""
+    return singular, plural
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    message: str | tuple[str, str]  # a msgid, or a singular/plural pair counted by `num`
+
+
+PROBLEMS: dict[ErrorCode, Problem] = {
+    PatronCode.SIGNIN_MISSING: Problem(400, N_("Please enter your card number and your PIN.")),
+    PatronCode.SIGNIN_FAILED: Problem(
+        400, N_("That card number and PIN do not match. Please try again.")
+    ),
+    PatronCode.SIGNIN_THROTTLED: Problem(
+        429,
+        Np_(
+            "Too many tries. Please wait %(num)s minute, or ask library staff for help.",
+            "Too many tries. Please wait %(num)s minutes, or ask library staff for help.",
+        ),
+    ),
+    PatronCode.SETUP_MISSING: Problem(400, N_("Please fill in every field.")),
+    PatronCode.PIN_MISMATCH: Problem(
+        400, N_("The two PINs are not the same. Please type them again.")
+    ),
+    PatronCode.PIN_FORMAT: Problem(400, N_("Your PIN must be 4 to 12 digits.")),
+    PatronCode.PIN_GUESSABLE: Problem(
+        400, N_("That PIN is too easy to guess. Please avoid repeated or consecutive digits.")
+    ),
+    PatronCode.CARD_FORMAT: Problem(400, N_("That does not look like a library card number.")),
+    PatronCode.CARD_EXISTS: Problem(409, N_("A patron with that library card already exists.")),
+    PatronCode.CARD_UNKNOWN: Problem(404, N_("We could not find that library card.")),
+    PatronCode.SETUP_CODE_INVALID: Problem(
+        400,
+        N_("That setup code is not valid or has expired. Library staff can give you a new one."),
+    ),
+    ConsentCode.UNKNOWN_SERVICE: Problem(404, N_("We could not find that service.")),
+    ConsentCode.STALE_NOTICE: Problem(
+        409,
+        N_(
+            "The library updated this notice while you were reading. Please read the new version "
+            "and choose again."
+        ),
+    ),
+    ConsentCode.STALE_FORM: Problem(
+        409,
+        N_(
+            "Your choices changed in another window. Nothing was changed here; please check the "
+            "current state below."
+        ),
+    ),
+    ConsentCode.NOTICE_REQUIRED: Problem(400, N_("Please read the notice and choose from it.")),
+    ConsentCode.NOTICE_LOCALE: Problem(
+        503, N_("This notice is not available in your language yet.")
+    ),
+    ConsentCode.NO_CURRENT_CONSENT: Problem(
+        409, N_("This service is off. Turn it on first to use it.")
+    ),
+    ConsentCode.GUARDIAN_REQUIRED: Problem(
+        403,
+        N_(
+            "A parent or guardian needs to read this notice and agree before this service can be "
+            "turned on."
+        ),
+    ),
+    ConsentCode.NOT_OFFERED: Problem(
+        403, N_("The library does not offer this service at your age.")
+    ),
+    ConsentCode.NOT_GUARDIANS_CHOICE: Problem(
+        403,
+        N_("This choice belongs to your child. Between their age and adulthood they decide alone."),
+    ),
+    StoreCode.LIST_NAME_MISSING: Problem(400, N_("Please give your list a name.")),
+    StoreCode.TITLE_MISSING: Problem(400, N_("Please enter a title.")),
+    StoreCode.NOT_FOUND: Problem(404, N_("We could not find that.")),
+    MinorsCode.NOT_LINKED: Problem(404, N_("You are not linked to that child.")),
+    MinorsCode.NOT_A_MINOR: Problem(
+        400, N_("Guardian links are only for patrons under the age of majority.")
+    ),
+    MinorsCode.GUARDIAN_NOT_ADULT: Problem(400, N_("A guardian must be an adult.")),
+    MinorsCode.ALREADY_LINKED: Problem(409, N_("You are already linked to this child.")),
+    MinorsCode.LINK_CODE_INVALID: Problem(
+        400, N_("That link code is not valid or has expired. Ask your child to make a new one.")
+    ),
+    ApiCode.UNAUTHORISED: Problem(401, N_("A valid access token is required.")),
+    ApiCode.INVALID_JSON: Problem(400, N_("The request body is not valid JSON.")),
+    ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),
+    ApiCode.LOANS_INVALID: Problem(400, N_("The loans are missing or not valid.")),
+    ApiCode.CLIENT_EXISTS: Problem(409, N_("A client with that name already exists.")),
+}
+
+
+def problem_for(code: ErrorCode) -> Problem:
+    return PROBLEMS[code]
+
+
+def status_for(code: ErrorCode) -> int:
+    return PROBLEMS[code].status
+
+
+def message_for(code: ErrorCode, *, num: int = 1) -> str:
+    """The message in the current language; `num` counts what a plural message counts."""
+    message = PROBLEMS[code].message
+    if isinstance(message, tuple):
+        return ngettext(*message, num)
+    return _(message)

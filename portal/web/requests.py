@@ -1,0 +1,74 @@
+"""What every endpoint needs from a request: the settings, who is signed in, cookies set one
+safe way, redirects by route name, and form fields read one way. No database access here:
+endpoints reach data only through the domains' use cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from portal.patrons.services import Identity
+from portal.settings import Settings
+
+MAX_FIELD = 200
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def signed_in_patron(request: Request) -> Identity | None:
+    patron: Identity | None = request.state.patron
+    return patron
+
+
+def require_patron(request: Request) -> Identity:
+    patron = signed_in_patron(request)
+    if patron is None:
+        raise HTTPException(status_code=401)
+    return patron
+
+
+def redirect_to(request: Request, name: str, **path_params: Any) -> RedirectResponse:
+    return RedirectResponse(request.url_for(name, **path_params).path, status_code=303)
+
+
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request).https,
+        path="/",
+    )
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """Only a path on this site: never an open redirect."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def field(form: FormData, name: str) -> str:
+    """A text field, trimmed and bounded; absent or a file upload reads as empty."""
+    value = form.get(name)
+    return value.strip()[:MAX_FIELD] if isinstance(value, str) else ""
+
+
+def number_field(form: FormData, name: str) -> int | None:
+    value = field(form, name)
+    return int(value) if value.isdigit() and len(value) < 12 else None

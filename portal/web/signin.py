@@ -1,0 +1,164 @@
+"""Who is signed in: sign-in, sign-out, the patron setting their own PIN with a one-time
+code, and the language switcher. Failures are throttled per card and per client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from portal.clock import utcnow
+from portal.errors import DomainError, PatronCode
+from portal.patrons import services
+from portal.patrons.policy import keyed_hash, normalise_card
+from portal.web.rendering import render, render_error
+from portal.web.requests import (
+    field,
+    redirect_to,
+    safe_next,
+    set_cookie,
+    settings_of,
+    signed_in_patron,
+)
+from portal.web.throttle import FailureThrottle
+from portal.web.visit import LANGUAGE_COOKIE, SESSION_COOKIE
+
+
+@dataclass(frozen=True)
+class SignIn:
+    card: str
+    pin: str
+
+
+@dataclass(frozen=True)
+class PinSetup:
+    card: str
+    code: str
+    pin: str
+
+
+def parse_signin(form: FormData) -> SignIn:
+    card, pin = field(form, "card"), field(form, "pin")
+    if not card or not pin:
+        raise DomainError(PatronCode.SIGNIN_MISSING)
+    return SignIn(card, pin)
+
+
+def parse_pin_setup(form: FormData) -> PinSetup:
+    card, code = field(form, "card"), field(form, "code")
+    pin, again = field(form, "pin"), field(form, "pin_again")
+    if not card or not code or not pin:
+        raise DomainError(PatronCode.SETUP_MISSING)
+    if pin != again:
+        raise DomainError(PatronCode.PIN_MISMATCH)
+    return PinSetup(card, code, pin)
+
+
+def _throttle_keys(request: Request, card: str) -> tuple[str, str]:
+    secret = settings_of(request).secret_key
+    client = request.client.host if request.client else "unknown"
+    # Hashed, held in memory only: neither the card nor the address is ever stored.
+    return (
+        keyed_hash(secret, "throttle-card", normalise_card(card) or card),
+        keyed_hash(secret, "throttle-client", client),
+    )
+
+
+def _throttle(request: Request) -> FailureThrottle:
+    throttle: FailureThrottle = request.app.state.signin_throttle
+    return throttle
+
+
+async def signin_form(request: Request) -> Response:
+    if signed_in_patron(request):
+        return redirect_to(request, "consent.privacy")
+    return render(request, "patrons/signin.html", {"error": None})
+
+
+async def signin(request: Request) -> Response:
+    try:
+        parsed = parse_signin(await request.form())
+    except DomainError as failure:
+        return render_error(request, "patrons/signin.html", failure.code)
+    settings = settings_of(request)
+    throttle = _throttle(request)
+    keys = _throttle_keys(request, parsed.card)
+    if throttle.blocked(*keys):
+        return render_error(request, "patrons/signin.html", PatronCode.SIGNIN_THROTTLED)
+    try:
+        patron_id = await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
+    except services.PatronError:
+        throttle.record_failure(*keys)
+        return render_error(request, "patrons/signin.html", PatronCode.SIGNIN_FAILED)
+    token = await services.start_session(
+        settings.secret_key, patron_id, now=utcnow(), minutes=settings.session_minutes
+    )
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in settings.locales:
+        await services.set_locale(patron_id, chosen)  # the latest explicit choice wins
+    response = redirect_to(request, "consent.privacy")
+    set_cookie(request, response, SESSION_COOKIE, token, max_age=None)
+    return response
+
+
+async def signout(request: Request) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await services.end_session(settings_of(request).secret_key, token)
+    response = redirect_to(request, "patrons.signin_form")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def setup_form(request: Request) -> Response:
+    return render(request, "patrons/setup.html", {"error": None})
+
+
+async def setup(request: Request) -> Response:
+    try:
+        parsed = parse_pin_setup(await request.form())
+    except DomainError as failure:
+        return render_error(request, "patrons/setup.html", failure.code)
+    settings = settings_of(request)
+    throttle = _throttle(request)
+    keys = _throttle_keys(request, parsed.card)
+    if throttle.blocked(*keys):
+        return render_error(request, "patrons/setup.html", PatronCode.SIGNIN_THROTTLED)
+    try:
+        await services.set_pin_with_code(
+            settings.secret_key, parsed.card, parsed.code, parsed.pin, now=utcnow()
+        )
+    except services.PatronError as failure:
+        throttle.record_failure(*keys)
+        return render_error(request, "patrons/setup.html", failure.code)
+    except DomainError as rejected:  # the new PIN itself: nothing was guessed
+        return render_error(request, "patrons/setup.html", rejected.code)
+    return render(request, "patrons/setup_done.html")
+
+
+async def choose_language(request: Request) -> Response:
+    form = await request.form()
+    settings = settings_of(request)
+    chosen = field(form, "locale")
+    target = safe_next(field(form, "next"), request.url_for("consent.home").path)
+    response = RedirectResponse(target, status_code=303)
+    if chosen in settings.locales:
+        # Purpose: show the portal in the chosen language; kept for one year at most.
+        set_cookie(request, response, LANGUAGE_COOKIE, chosen, max_age=365 * 86_400)
+        patron = signed_in_patron(request)
+        if patron is not None:
+            await services.set_locale(patron.patron_id, chosen)
+    return response
+
+
+routes = [
+    Route("/signin", signin_form, methods=["GET"], name="patrons.signin_form"),
+    Route("/signin", signin, methods=["POST"], name="patrons.signin"),
+    Route("/signout", signout, methods=["POST"], name="patrons.signout"),
+    Route("/setup-pin", setup_form, methods=["GET"], name="patrons.setup_form"),
+    Route("/setup-pin", setup, methods=["POST"], name="patrons.setup"),
+    Route("/language", choose_language, methods=["POST"], name="patrons.language"),
+]

@@ -1,0 +1,53 @@
+"""Per request: who is signed in and which language they read.
+
+Language order (issue #3): the visitor's explicit choice (cookie), the signed-in patron's
+profile, the browser's Accept-Language, then the library's default.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from portal import i18n
+from portal.catalog.services import published_catalog
+from portal.clock import utcnow
+from portal.patrons.services import session_identity
+from portal.settings import Settings
+
+SESSION_COOKIE = "portal_session"
+LANGUAGE_COOKIE = "portal_lang"
+
+
+class VisitMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/api/", "/healthz")):
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        patron = None
+        token = connection.cookies.get(SESSION_COOKIE)
+        if token:
+            patron = await session_identity(
+                self.settings.secret_key,
+                token,
+                now=utcnow(),
+                minutes=self.settings.session_minutes,
+            )
+        locale = i18n.negotiate(
+            self.settings.locales,
+            self.settings.default_locale,
+            chosen=connection.cookies.get(LANGUAGE_COOKIE) or (patron.locale if patron else None),
+            accept_language=Headers(scope=scope).get("accept-language"),
+        )
+        scope.setdefault("state", {})
+        scope["state"]["patron"] = patron
+        scope["state"]["locale"] = locale
+        scope["state"]["library_name"] = (await published_catalog()).library_name
+        with i18n.use_locale(locale):
+            await self.app(scope, receive, send)

@@ -1,0 +1,173 @@
+"""Every page in every language: no English left on a non-English page, the notice shown in
+the patron's language, and the consent recorded with the language actually shown."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
+from portal.ledger.models import ConsentEvent
+from portal.minors import services as minors
+from portal.stores import reading_history
+from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
+from tests.support import portal_client
+from tests.web import choose, hidden, sign_in, visible_text
+
+CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
+ALL = tuple(KNOWN_LOCALES)
+
+
+@pytest.fixture
+def portal_settings(settings):
+    return replace(settings, locales=ALL)
+
+
+def english_phrases(code: str) -> set[str]:
+    """Source texts that must not appear untranslated on a page in `code`."""
+    with (LOCALES_DIR / code / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle)
+    phrases = set()
+    for message in catalog:
+        source = message.id if isinstance(message.id, str) else message.id[0]
+        target = message.string if isinstance(message.string, str) else message.string[0]
+        plain = re.sub(r"%\(\w+\)s", "", source).strip(" .")
+        if plain and target != source and len(plain.split()) >= 2:
+            phrases.add(plain)
+    for service in tomllib.loads(CATALOG)["service"]:
+        phrases.update(service["notice"]["en"].values())
+    return phrases
+
+
+async def pages_of_a_patron_using_everything(client) -> dict[str, str]:
+    pages = {}
+    for path in ("/privacy", "/services/newsletter", "/reading-history", "/saved-lists"):
+        pages[path] = (await client.get(path)).text
+    pages["decision"] = (await choose(client, "newsletter", "yes")).text
+    pages["withdrawal"] = (await choose(client, "newsletter", "no")).text
+    await choose(client, "reading_history", "yes")
+    await choose(client, "saved_lists", "yes")
+    await client.post("/saved-lists", data={"name": "Lista"})
+    for path in ("/reading-history", "/saved-lists", "/privacy/record", "/services/telepathy"):
+        pages[path] = (await client.get(path)).text
+    pages["all off"] = (
+        await client.get((await client.post("/privacy/everything-off")).headers["location"])
+    ).text
+    return pages
+
+
+async def pages_of_minors_and_their_guardian(portal, code: str) -> dict[str, str]:
+    guardian = await make_patron(born_on=date(1980, 1, 1))
+    child = await make_patron(born_on=aged(10))
+    teen = await make_patron(born_on=aged(15))
+    for minor, label in ((child, "Ana"), (teen, "Ben")):
+        await minors.link_at_desk(
+            SECRET, guardian.card, minor.card, label, now=now(), timezone="America/New_York"
+        )
+    pages = {}
+    for name, person in (("guardian", guardian), ("child", child), ("teen", teen)):
+        async with portal_client(portal.app) as client:
+            await client.post("/language", data={"locale": code, "next": "/signin"})
+            await sign_in(client, person)
+            if name == "guardian":
+                pages["guardian home"] = (await client.get("/guardian")).text
+                pages["guardian notice"] = (
+                    await client.get("/guardian/services/ebook_vendor")
+                ).text
+                pages["guardian record"] = (await client.get("/privacy/record")).text
+            else:
+                pages[f"{name} privacy"] = (await client.get("/privacy")).text
+                pages[f"{name} notice"] = (await client.get("/services/ebook_vendor")).text
+                pages[f"{name} code"] = (await client.post("/privacy/guardian-code")).text
+                pages[f"{name} record"] = (await client.get("/privacy/record")).text
+    return pages
+
+
+@pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
+async def test_every_page_is_fully_translated(portal, code: str) -> None:
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    client = portal.client
+    await client.post("/language", data={"locale": code, "next": "/signin"})
+    pages = {path: (await client.get(path)).text for path in ("/signin", "/setup-pin")}
+    await sign_in(client, patron)
+    pages.update(await pages_of_a_patron_using_everything(client))
+    pages.update(await pages_of_minors_and_their_guardian(portal, code))
+    phrases = english_phrases(code)
+    info = KNOWN_LOCALES[code]
+    for name, page in pages.items():
+        assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        text = visible_text(page)
+        left = sorted(phrase for phrase in phrases if phrase in text)
+        assert left == [], f"English left on {name} in {code}: {left}"
+
+
+async def test_consent_given_in_vietnamese_is_recorded_as_shown_in_vietnamese(portal) -> None:
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await portal.client.post("/language", data={"locale": "vi", "next": "/privacy"})
+    notice = await portal.client.get("/services/reading_history")
+    assert "Lịch sử đọc sách" in notice.text
+    await portal.client.post(
+        "/services/reading_history/decision",
+        data={
+            "decision": "yes",
+            "notice_version": hidden(notice.text, "notice_version"),
+            "revision": hidden(notice.text, "revision"),
+        },
+    )
+    event = await ConsentEvent.get(patron_id=patron.id)
+    assert event.locale == "vi"
+    await reading_history.record_loans(
+        patron.id, [reading_history.Loan("Truyện Kiều", "Nguyễn Du", date(2026, 1, 15))], now=now()
+    )
+    history = await portal.client.get("/reading-history")
+    assert "15 tháng 1, 2026" in history.text
+
+
+async def test_language_follows_the_browser_until_the_patron_chooses(portal) -> None:
+    await publish(CATALOG, ALL)
+    page = await portal.client.get("/signin", headers={"accept-language": "ru-RU,ru;q=0.9"})
+    assert '<html lang="ru"' in page.text
+    await portal.client.post("/language", data={"locale": "ar", "next": "/signin"})
+    page = await portal.client.get("/signin", headers={"accept-language": "ru-RU,ru;q=0.9"})
+    assert '<html lang="ar" dir="rtl">' in page.text
+
+
+async def test_chosen_language_is_remembered_in_the_profile(portal) -> None:
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await portal.client.post("/language", data={"locale": "ko", "next": "/privacy"})
+    portal.client.cookies.clear()
+    await sign_in(portal.client, patron)  # a new visit, on another device
+    page = await portal.client.get("/privacy")
+    assert '<html lang="ko"' in page.text
+
+
+async def test_language_switcher_names_each_language_in_itself(portal) -> None:
+    await publish(CATALOG, ALL)
+    page = (await portal.client.get("/signin")).text
+    for info in KNOWN_LOCALES.values():
+        assert f'lang="{info.html_lang}"' in page
+        assert info.native_name in page
+
+
+async def test_notice_missing_in_the_patrons_language_is_never_shown_in_another(portal) -> None:
+    # Published while the library had only English enabled; Vietnamese was enabled later.
+    await publish(standard_catalog(("en",)), ("en",))
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await portal.client.post("/language", data={"locale": "vi", "next": "/privacy"})
+    page = await portal.client.get("/services/reading_history")
+    assert page.status_code == 503
+    assert "reading_history data en" not in page.text
+    with use_locale("vi"):
+        assert gettext("This notice is not available in your language yet.") in page.text

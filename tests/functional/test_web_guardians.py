@@ -1,0 +1,216 @@
+"""Guardians and minors through HTTP: the notice review in the guardian's language, consent
+on the child's behalf, and proof that no guardian-reachable response shows library use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, timedelta
+
+import httpx2 as httpx
+import pytest
+from starlette.routing import Route
+
+from portal.consent import reads
+from portal.consent.policy import Decision
+from portal.i18n import gettext, use_locale
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.minors import services as minors
+from portal.stores import reading_history
+from portal.stores.reading_history import HistoryEntry
+from tests.factories import (
+    SECRET,
+    FactoryPatron,
+    aged,
+    catalog_text,
+    make_patron,
+    now,
+    publish,
+    service_table,
+)
+from tests.support import portal_client
+from tests.web import hidden, sign_in, visible_text
+
+LOCALES = ("en", "es", "ar")
+SECRET_TITLE = "Private Diary Of A Very Secret Reader"
+SECRET_LIST = "Books I hide from everyone"
+
+
+@pytest.fixture
+def portal_settings(settings):
+    return replace(settings, locales=LOCALES, timezone="UTC")
+
+
+def catalog() -> str:
+    return catalog_text(
+        service_table("reading_history", store="reading_history", locales=LOCALES),
+        service_table("saved_lists", store="saved_lists", locales=LOCALES),
+        service_table("fundraising", locales=LOCALES, minimum_age=18),
+    )
+
+
+async def client_for(portal, patron: FactoryPatron, locale: str) -> httpx.AsyncClient:
+    client = portal_client(portal.app)
+    await client.post("/language", data={"locale": locale, "next": "/signin"})
+    await sign_in(client, patron)
+    return client
+
+
+async def guardian_agrees(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    page = await client.get(f"/guardian/services/{key}")
+    return await client.post(
+        f"/guardian/services/{key}/decision",
+        data={
+            "decision": "yes",
+            "link": hidden(page.text, "link"),
+            "notice_version": hidden(page.text, "notice_version"),
+            "revision": hidden(page.text, "revision"),
+        },
+    )
+
+
+async def ten_year_old_with_two_guardians(portal):
+    child = await make_patron(born_on=aged(10))
+    mother = await make_patron(born_on=date(1984, 4, 4))
+    father = await make_patron(born_on=date(1983, 3, 3))
+    await minors.link_at_desk(SECRET, mother.card, child.card, "Maya", now=now(), timezone="UTC")
+    child_client = await client_for(portal, child, "en")
+    code_page = await child_client.post("/privacy/guardian-code")
+    code = re.search(r"<strong>([\d-]+)</strong>", code_page.text)
+    assert code, code_page.text
+    father_client = await client_for(portal, father, "ar")
+    linked = await father_client.post(
+        "/guardian/link", data={"code": code.group(1), "label": "مايا"}
+    )
+    assert linked.status_code == 303
+    return child, child_client, await client_for(portal, mother, "es"), father_client
+
+
+async def test_child_waits_for_a_guardian_who_consents_in_their_own_language(portal) -> None:
+    await publish(catalog(), LOCALES)
+    child, child_client, mother_client, father_client = await ten_year_old_with_two_guardians(
+        portal
+    )
+    privacy = visible_text((await child_client.get("/privacy")).text)
+    assert "Waiting for a parent or guardian to agree." in privacy
+    assert "You have 2 parents or guardians linked." in privacy
+    gate = await child_client.get("/reading-history")
+    assert 'value="yes"' not in gate.text
+    assert 'value="no"' in gate.text
+
+    review = await mother_client.get("/guardian/services/reading_history")
+    assert '<html lang="es"' in review.text
+    assert "reading_history data es" in review.text  # the Spanish notice
+    decided = await guardian_agrees(mother_client, "reading_history")
+    assert decided.status_code == 303
+    event = await ConsentEvent.get(patron_id=child.id, kind=EventKind.GIVEN)
+    assert (event.actor, event.locale) == ("guardian", "es")
+    assert "My reading history" in (await child_client.get("/reading-history")).text
+    father_view = visible_text((await father_client.get("/guardian")).text)
+    with use_locale("ar"):  # the father reads Arabic
+        agreed = gettext("On — a parent or guardian agreed")
+    assert f"reading_history title ar : {agreed}" in father_view
+
+
+async def test_services_not_offered_to_minors_show_no_choice(portal) -> None:
+    await publish(catalog(), LOCALES)
+    _, child_client, mother_client, _ = await ten_year_old_with_two_guardians(portal)
+    assert "Not offered at your age" in visible_text((await child_client.get("/privacy")).text)
+    review = await mother_client.get("/guardian/services/fundraising")
+    assert 'name="decision"' not in review.text
+
+
+async def test_teenager_decides_alone_and_chooses_what_guardians_see(portal) -> None:
+    await publish(catalog(), LOCALES)
+    teen = await make_patron(born_on=aged(15))
+    parent = await make_patron(born_on=date(1980, 1, 1))
+    await minors.link_at_desk(SECRET, parent.card, teen.card, "Sam", now=now(), timezone="UTC")
+    teen_client = await client_for(portal, teen, "en")
+    page = await teen_client.get("/services/reading_history")
+    await teen_client.post(
+        "/services/reading_history/decision",
+        data={"decision": "yes", "notice_version": hidden(page.text, "notice_version"),
+              "revision": hidden(page.text, "revision")},
+    )  # fmt: skip
+    parent_client = await client_for(portal, parent, "en")
+    home = visible_text((await parent_client.get("/guardian")).text)
+    assert "Their own choice, not shared with you" in home
+    assert "On" not in home.split("Sam", 1)[1].split("Link a child")[0].split()
+    await teen_client.post("/privacy/sharing", data={"share": "yes"})
+    home = visible_text((await parent_client.get("/guardian")).text)
+    assert "reading_history title en : On" in home, home
+
+
+async def test_no_guardian_reachable_response_contains_the_childs_library_use(portal) -> None:
+    await publish(catalog(), LOCALES)
+    child, child_client, mother_client, father_client = await ten_year_old_with_two_guardians(
+        portal
+    )
+    await guardian_agrees(mother_client, "reading_history")
+    await guardian_agrees(mother_client, "saved_lists")
+    await reading_history.record_loans(
+        child.id, [reading_history.Loan(SECRET_TITLE, "Anonymous", date(2026, 1, 2))], now=now()
+    )
+    await child_client.post("/saved-lists", data={"name": SECRET_LIST})
+    assert SECRET_TITLE in (await child_client.get("/reading-history")).text  # it is there
+
+    keys = ["reading_history", "saved_lists", "fundraising"]
+    for guardian in (mother_client, father_client):
+        seen: list[str] = []
+        for route in portal.app.routes:
+            if not isinstance(route, Route) or route.path.startswith("/static"):
+                continue
+            paths = (
+                [route.path.replace("{key:str}", key) for key in keys]
+                if "{" in route.path
+                else [route.path]
+            )
+            for path in paths:
+                for method in sorted(route.methods or ()):
+                    if method == "HEAD" or path == "/signout":
+                        continue
+                    response = await guardian.request(
+                        method, path, data={"link": "1", "list_id": "1", "decision": "no"}
+                    )
+                    seen.append(f"{method} {path} {response.status_code}")
+                    body = response.text + str(response.headers)
+                    assert SECRET_TITLE not in body, f"{method} {path}"
+                    assert SECRET_LIST not in body, f"{method} {path}"
+        assert len(seen) > 20  # every route was really tried
+    assert SECRET_TITLE in (await child_client.get("/reading-history")).text  # still the child's
+
+
+async def test_a_new_adult_is_told_they_are_in_charge_and_decides(portal) -> None:
+    await publish(catalog(), LOCALES)
+    teen = await make_patron(born_on=aged(18))  # turned 18 this year
+    parent = await make_patron(born_on=date(1975, 1, 1))
+    years_ago = now() - timedelta(days=8 * 365)  # when they were about 10
+    link_id = await minors.link_at_desk(
+        SECRET, parent.card, teen.card, "Kim", now=years_ago, timezone="UTC"
+    )
+    view = await reads.service_view(teen.id, "reading_history", "en")
+    await minors.guardian_decide(
+        parent.id, link_id, "reading_history", Decision.YES, notice_version_id=view.notice.id,
+        expected_revision=0, locale="en", now=years_ago, timezone="UTC",
+    )  # fmt: skip
+    await reading_history.record_loans(
+        teen.id, [reading_history.Loan("Coraline", "", date(2020, 1, 1))], now=now()
+    )
+    report = await minors.coming_of_age(now=now(), timezone="UTC")
+    assert report.patrons == 1
+
+    client = await client_for(portal, teen, "en")
+    privacy = visible_text((await client.get("/privacy")).text)
+    assert "You are in charge of your privacy now" in privacy
+    assert "Paused" in privacy
+    parent_client = await client_for(portal, parent, "en")
+    assert "My children" not in visible_text((await parent_client.get("/privacy")).text)
+    page = await client.get("/services/reading_history")
+    await client.post(
+        "/services/reading_history/decision",
+        data={"decision": "no", "notice_version": hidden(page.text, "notice_version"),
+              "revision": hidden(page.text, "revision")},
+    )  # fmt: skip
+    assert await HistoryEntry.filter(patron_id=teen.id).count() == 0
+    privacy = visible_text((await client.get("/privacy")).text)
+    assert "You are in charge of your privacy now" not in privacy

@@ -1,0 +1,77 @@
+"""The operator's `portal` command, run as a real process against a real database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = ROOT / "deploy" / "catalog.toml"
+
+
+@pytest.fixture
+def portal_command(database_url: str, tmp_path: Path):
+    env = {
+        **os.environ,
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_DATA_DIR": str(tmp_path),
+        "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
+        "PORTAL_DEV_MODE": "false",
+    }
+
+    def run(*args: str, stdin: str = "", expect: int = 0) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "portal.cli", *args],
+            env=env, input=stdin, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == expect, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    return run
+
+
+def test_operator_workflow(portal_command) -> None:
+    assert "up to date" in portal_command("migrate")
+    assert "reading_history: new" in portal_command("publish", str(CATALOG))
+    assert "reading_history: unchanged" in portal_command("publish", str(CATALOG))
+    created = portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
+    assert re.search(r"setup code: \d{4}-\d{4}-\d{4}", created)
+    portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
+    duplicate = portal_command("create-patron", stdin="2000-1000-2000\n", expect=2)
+    assert "card_exists" in duplicate
+    linked = portal_command(
+        "link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n"
+    )
+    assert "Linked" in linked
+    assert "0 patron(s) came of age" in portal_command("coming-of-age")
+    assert "0 unanswered consent(s)" in portal_command("expire-consents")
+    assert "deleted" in portal_command("purge-sessions")
+    assert "0 retained row(s)" in portal_command("apply-retention")
+    assert re.search(r"\n[\w-]{40,}\n", portal_command("api-client", "ils"))
+    assert "client_exists" in portal_command("api-client", "ils", expect=2)
+    assert re.search(r"setup code: ", portal_command("reset-pin", stdin="2000 1000 2000\n"))
+
+
+def test_bad_catalog_is_refused_with_named_problems(portal_command, tmp_path: Path) -> None:
+    broken = tmp_path / "catalog.toml"
+    broken.write_text(
+        CATALOG.read_text(encoding="utf-8").replace("retention_days = 30\n", "", 1),
+        encoding="utf-8",
+    )
+    output = portal_command("publish", str(broken), expect=2)
+    assert "Nothing was published" in output
+    assert "service 'sms_notices': 'retention_days' must be a positive number of days" in output
+
+
+def test_card_numbers_are_never_taken_as_arguments(portal_command) -> None:
+    output = portal_command("create-patron", "2000 1000 2000", expect=2)
+    assert "unrecognized arguments" in output
+
+
+def test_demo_patron_only_in_development_mode(portal_command) -> None:
+    assert "only in development mode" in portal_command("demo-patron", expect=2)

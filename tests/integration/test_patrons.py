@@ -1,0 +1,99 @@
+"""Accounts and sign-in: the patron alone sets the PIN; failures say nothing specific."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from portal.patrons import services
+from portal.patrons.models import Patron, PinSetupCode
+from portal.patrons.policy import PinRejected, check_new_pin, normalise_card
+from tests.factories import SECRET, make_patron, now
+
+CARD = "2000 1111 2222"
+
+
+def test_card_numbers_are_normalised() -> None:
+    assert normalise_card(" 2000-1111 2222 ") == "200011112222"
+    assert normalise_card("abc") is None
+
+
+@pytest.mark.parametrize("pin", ["12", "1111", "1234", "9876", "12a4", "1" * 13])
+def test_weak_or_malformed_pins_are_rejected(pin: str) -> None:
+    with pytest.raises(PinRejected):
+        check_new_pin(pin)
+
+
+@pytest.mark.usefixtures("db")
+async def test_a_reasonable_pin_becomes_the_patrons_pin() -> None:
+    new = await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    patron_id = await services.set_pin_with_code(SECRET, CARD, new.setup_code, "2580", now=now())
+    assert patron_id == new.patron_id
+    assert await services.authenticate(SECRET, CARD, "2580") == new.patron_id
+
+
+@pytest.mark.usefixtures("db")
+async def test_card_number_is_not_stored() -> None:
+    new = await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    patron = await Patron.get(id=new.patron_id)
+    assert "200011112222" not in patron.card_lookup
+    assert patron.pin_hash is None  # nobody but the patron sets it
+
+
+@pytest.mark.usefixtures("db")
+async def test_setup_code_sets_pin_once() -> None:
+    new = await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    await services.set_pin_with_code(SECRET, CARD, new.setup_code, "2580", now=now())
+    assert await services.authenticate(SECRET, CARD, "2580") == new.patron_id
+    with pytest.raises(services.PatronError) as raised:
+        await services.set_pin_with_code(SECRET, CARD, new.setup_code, "3691", now=now())
+    assert raised.value.code == "setup_code_invalid"
+    assert await PinSetupCode.all().count() == 0
+
+
+@pytest.mark.usefixtures("db")
+async def test_expired_setup_code_is_refused() -> None:
+    new = await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    with pytest.raises(services.PatronError):
+        await services.set_pin_with_code(
+            SECRET, CARD, new.setup_code, "2580", now=now() + timedelta(hours=2)
+        )
+
+
+@pytest.mark.usefixtures("db")
+async def test_setup_code_only_works_with_its_own_card() -> None:
+    new = await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    await services.create_patron(SECRET, "2000 3333 4444", now=now(), setup_code_hours=1)
+    with pytest.raises(services.PatronError):
+        await services.set_pin_with_code(
+            SECRET, "2000 3333 4444", new.setup_code, "2580", now=now()
+        )
+
+
+@pytest.mark.usefixtures("db")
+async def test_wrong_pin_and_unknown_card_fail_alike() -> None:
+    patron = await make_patron()
+    codes = set()
+    for card, pin in ((patron.card, "9999"), ("2999 9999 9999", patron.pin), ("x", "1")):
+        with pytest.raises(services.PatronError) as raised:
+            await services.authenticate(SECRET, card, pin)
+        codes.add(raised.value.code)
+    assert codes == {"signin_failed"}
+
+
+@pytest.mark.usefixtures("db")
+async def test_duplicate_card_is_refused() -> None:
+    await services.create_patron(SECRET, CARD, now=now(), setup_code_hours=1)
+    with pytest.raises(services.PatronError) as raised:
+        await services.create_patron(SECRET, "2000-1111-2222", now=now(), setup_code_hours=1)
+    assert raised.value.code == "card_exists"
+
+
+@pytest.mark.usefixtures("db")
+async def test_session_expires_when_idle() -> None:
+    patron = await make_patron()
+    token = await services.start_session(SECRET, patron.id, now=now(), minutes=30)
+    assert await services.session_identity(SECRET, token, now=now(), minutes=30) is not None
+    later = now() + timedelta(minutes=31)
+    assert await services.session_identity(SECRET, token, now=later, minutes=30) is None

@@ -1,0 +1,97 @@
+"""Pure rules of the catalog: what is refused, and what counts as a material change."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.catalog.policy import CatalogError, Terms, is_material_change, parse_catalog
+from tests.factories import catalog_text, service_table, standard_catalog
+
+# The registry is a parameter of the pure parser; these stand for it.
+STORE_KEYS = ("reading_history", "saved_lists")
+
+BASE = Terms(("own_use",), ("titles",), ("library",), 365)
+
+
+def problems_of(text: str, locales: tuple[str, ...] = ("en",)) -> list[str]:
+    with pytest.raises(CatalogError) as raised:
+        parse_catalog(text, locales, STORE_KEYS)
+    return raised.value.problems
+
+
+def test_valid_catalog_parses_every_service_and_notice() -> None:
+    catalog = parse_catalog(standard_catalog(("en", "ar")), ("en", "ar"), STORE_KEYS)
+    assert [s.key for s in catalog.services] == ["reading_history", "saved_lists", "newsletter"]
+    assert set(catalog.services[0].notices) == {"en", "ar"}
+    assert catalog.library_name == "Test Library"
+
+
+def test_unknown_key_is_named() -> None:
+    text = standard_catalog().replace('key = "newsletter"', 'key = "newsletter"\ncolour = "red"')
+    assert "service 'newsletter': unknown key 'colour'" in problems_of(text)
+
+
+def test_service_without_retention_is_refused() -> None:
+    text = catalog_text(service_table("newsletter").replace("retention_days = 365\n", ""))
+    assert any("'retention_days'" in p for p in problems_of(text))
+
+
+def test_missing_notice_field_is_named() -> None:
+    text = catalog_text(service_table("newsletter")).replace(
+        'withdraw = "newsletter withdraw en"', ""
+    )
+    assert "service 'newsletter': notice.en is missing withdraw" in problems_of(text)
+
+
+def test_notice_missing_in_an_enabled_locale_is_named() -> None:
+    problems = problems_of(standard_catalog(("en", "es")), ("en", "es", "vi"))
+    assert "service 'newsletter': notice missing in locale(s) vi" in problems
+
+
+def test_unknown_store_is_refused() -> None:
+    text = catalog_text(service_table("newsletter", store="everything"))
+    assert any("unknown store 'everything'" in p for p in problems_of(text))
+
+
+def test_two_services_cannot_share_a_store() -> None:
+    text = catalog_text(
+        service_table("a_history", store="reading_history"),
+        service_table("b_history", store="reading_history"),
+    )
+    assert "store 'reading_history' belongs to more than one service" in problems_of(text)
+
+
+def test_invalid_toml_is_reported_not_raised_raw() -> None:
+    assert problems_of("[library\nname=")[0].startswith("the catalog is not valid TOML")
+
+
+def test_empty_recipients_are_refused() -> None:
+    text = catalog_text(service_table("newsletter", recipients=()))
+    assert any("'recipients'" in p for p in problems_of(text))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        Terms(("own_use", "marketing"), ("titles",), ("library",), 365),
+        Terms(("own_use",), ("titles", "phone"), ("library",), 365),
+        Terms(("own_use",), ("titles",), ("library", "Vendor Inc."), 365),
+        Terms(("own_use",), ("titles",), ("library",), 366),
+    ],
+    ids=["new purpose", "new data", "new recipient", "longer retention"],
+)
+def test_material_changes(changed: Terms) -> None:
+    assert is_material_change(BASE, changed)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        BASE,
+        Terms(("own_use",), ("titles",), ("library",), 30),
+        Terms(("own_use",), ("titles",), (), 365),
+    ],
+    ids=["same", "shorter retention", "fewer recipients"],
+)
+def test_changes_that_ask_less_are_not_material(changed: Terms) -> None:
+    assert not is_material_change(BASE, changed)

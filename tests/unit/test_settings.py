@@ -1,0 +1,83 @@
+"""Settings: one frozen object, each setting declared once (default, variable, meaning), and
+the README's table generated from those declarations."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from portal.settings import Settings, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+VARIABLES = [setting.metadata["env"] for setting in fields(Settings)]
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_readme_table_is_the_declared_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert settings_table() in readme, "README settings table is stale: paste settings_table()"
+
+
+def test_every_setting_is_read_from_its_variable(clean_environment: pytest.MonkeyPatch) -> None:
+    changed = {
+        "PORTAL_DATA_DIR": "elsewhere",
+        "PORTAL_DATABASE_URL": "postgres://portal@db/portal",
+        "PORTAL_SECRET_KEY": "a-secret-that-is-long-enough",
+        "PORTAL_DEV_MODE": "true",
+        "PORTAL_HTTPS": "true",
+        "PORTAL_LOCALES": "en, ar",
+        "PORTAL_DEFAULT_LOCALE": "ar",
+        "PORTAL_TIMEZONE": "Europe/Berlin",
+        "PORTAL_SESSION_MINUTES": "11",
+        "PORTAL_SIGNIN_ATTEMPTS": "12",
+        "PORTAL_SIGNIN_WINDOW_SECONDS": "13",
+        "PORTAL_SETUP_CODE_HOURS": "14",
+        "PORTAL_RECONSENT_GRACE_DAYS": "15",
+        "PORTAL_MAJORITY_GRACE_DAYS": "16",
+        "PORTAL_FORWARDED_ALLOW_IPS": "10.0.0.1",
+    }
+    assert set(changed) == set(VARIABLES), "a new setting needs a line here"
+    for name, value in changed.items():
+        clean_environment.setenv(name, value)
+    settings = Settings.from_environment()
+    defaults = Settings()
+    for setting in fields(Settings):
+        assert getattr(settings, setting.name) != getattr(defaults, setting.name), setting.name
+    assert settings.locales == ("en", "ar")
+    assert settings.session_minutes == 11
+
+
+def test_unset_variables_give_the_declared_defaults(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("PORTAL_SECRET_KEY", "a-secret-that-is-long-enough")
+    settings = Settings.from_environment()
+    defaults = Settings()
+    for setting in fields(Settings):
+        if setting.name not in ("secret_key", "database_url"):
+            assert getattr(settings, setting.name) == getattr(defaults, setting.name)
+    assert settings.database_url == "sqlite://data/portal.sqlite3"
+
+
+def test_a_malformed_value_names_its_variable(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("PORTAL_SECRET_KEY", "a-secret-that-is-long-enough")
+    clean_environment.setenv("PORTAL_SESSION_MINUTES", "half an hour")
+    with pytest.raises(ValueError, match="PORTAL_SESSION_MINUTES"):
+        Settings.from_environment()
+
+
+def test_unknown_locale_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown locale"):
+        Settings(locales=("en", "xx"))
+
+
+def test_secret_is_required_outside_development(clean_environment: pytest.MonkeyPatch) -> None:
+    clean_environment.setenv("PORTAL_DEV_MODE", "false")
+    with pytest.raises(ValueError, match="PORTAL_SECRET_KEY"):
+        Settings.from_environment()
