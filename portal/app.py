@@ -28,7 +28,7 @@ from portal.web import health, signin
 from portal.web.access_log import AccessLogMiddleware
 from portal.web.headers import SecurityHeadersMiddleware
 from portal.web.origin import CrossOriginGuard
-from portal.web.problems import status_for
+from portal.web.problems import http_status, json_error
 from portal.web.rendering import build_environment, error_message, render
 from portal.web.requests import redirect_to
 from portal.web.throttle import FailureThrottle
@@ -61,9 +61,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     """A use case refused and no endpoint had a better page for it: its status and message."""
     if not isinstance(exc, DomainError):
         raise exc
-    status = status_for(exc.code)
     if not _is_page(request):
-        return Response(status_code=status)
+        return json_error(exc.code)
+    status = http_status(exc.code)
     message = error_message(request, exc.code)
     return render(
         request, "errors/error.html", {"status": status, "message": message}, status_code=status

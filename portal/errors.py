@@ -48,6 +48,10 @@ class MinorsCode(StrEnum):
     LINK_CODE_INVALID = "link_code_invalid"
 
 
+class CatalogCode(StrEnum):
+    INVALID = "catalog_invalid"
+
+
 class ApiCode(StrEnum):
     UNAUTHORISED = "unauthorised"
     INVALID_JSON = "invalid_json"
@@ -56,8 +60,16 @@ class ApiCode(StrEnum):
     CLIENT_EXISTS = "client_exists"
 
 
-ErrorCode = PatronCode | ConsentCode | StoreCode | MinorsCode | ApiCode
-ERROR_ENUMS: tuple[type[StrEnum], ...] = (PatronCode, ConsentCode, StoreCode, MinorsCode, ApiCode)
+# The type and the tuple name the same enums: mypy needs the union, the tests the tuple.
+ErrorCode = PatronCode | ConsentCode | StoreCode | MinorsCode | CatalogCode | ApiCode
+ERROR_ENUMS: tuple[type[StrEnum], ...] = (
+    PatronCode,
+    ConsentCode,
+    StoreCode,
+    MinorsCode,
+    CatalogCode,
+    ApiCode,
+)
 
 
 class DomainError(Exception):

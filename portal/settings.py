@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,12 @@ class Settings:
         parse=Path,
         shown="./data",
     )
+    # Empty means the embedded default, worked out from data_dir in __post_init__.
     database_url: str = _setting(
-        "sqlite://:memory:",
+        "",
         "PORTAL_DATABASE_URL",
         "Database URL: `sqlite://PATH` or `postgres://user:pass@host:port/db`.",
-        shown="SQLite under the data folder",
+        shown="`sqlite://` + the data folder + `/portal.sqlite3`",
     )
     secret_key: str = field(
         default_factory=lambda: secrets.token_urlsafe(32),
@@ -142,6 +143,9 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not self.database_url:
+            # Frozen: the one derived default is set the way dataclasses allow.
+            object.__setattr__(self, "database_url", f"sqlite://{self.data_dir / 'portal.sqlite3'}")
         unknown = [code for code in self.locales if code not in KNOWN_LOCALES]
         if unknown:
             raise ValueError(f"unknown locale(s) in PORTAL_LOCALES: {', '.join(unknown)}")
@@ -161,23 +165,18 @@ class Settings:
                     values[setting.name] = setting.metadata["parse"](raw)
                 except ValueError as error:
                     raise ValueError(f"{setting.metadata['env']}: {error}") from None
-        data_dir: Path = values.setdefault("data_dir", Path("data"))
-        values.setdefault("database_url", f"sqlite://{data_dir / 'portal.sqlite3'}")
         if not values.get("secret_key"):
-            if not values.get("dev_mode", False):
+            settings = cls(**values)  # the declared defaults, to know dev mode and the folder
+            if not settings.dev_mode:
                 raise ValueError("PORTAL_SECRET_KEY is required outside development mode")
-            values["secret_key"] = _development_secret(data_dir)
+            values["secret_key"] = _development_secret(settings.data_dir)
         return cls(**values)
-
-
-def documented() -> list[Field[Any]]:
-    return list(fields(Settings))
 
 
 def settings_table() -> str:
     """The README's settings table, from the declarations above."""
     rows = ["| variable | meaning | default |", "|---|---|---|"]
-    for setting in documented():
+    for setting in fields(Settings):
         shown = setting.metadata["shown"]
         if shown is None:
             default = setting.default

@@ -23,7 +23,8 @@ def _bin(name: str) -> str:
     on_path = shutil.which(name)
     if on_path is None:
         raise RuntimeError(
-            f"PostgreSQL's {name} was not found: install the postgresql package (make setup-test)"
+            f"PostgreSQL's {name} was not found: install the postgresql package "
+            "(make system-packages)"
         )
     return on_path
 

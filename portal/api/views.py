@@ -14,19 +14,13 @@ from starlette.routing import Route
 
 from portal.api import services
 from portal.clock import utcnow
-from portal.errors import ApiCode, DomainError, ErrorCode
+from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
 from portal.stores.reading_history import Loan, record_loans
-from portal.web.problems import message_for, status_for
+from portal.web.problems import json_error
 from portal.web.requests import settings_of
 
 MAX_LOANS = 500
-
-
-def error_response(code: ErrorCode) -> JSONResponse:
-    return JSONResponse(
-        {"error": code.value, "message": message_for(code)}, status_code=status_for(code)
-    )
 
 
 async def _authorised_body(request: Request) -> dict[str, Any]:
@@ -75,7 +69,7 @@ async def consent_check(request: Request) -> Response:
         patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
         status = await services.consent_status(patron_id, str(body.get("service", "")))
     except DomainError as failure:
-        return error_response(failure.code)
+        return json_error(failure.code)
     return JSONResponse({"service": body["service"], "status": status.value})
 
 
@@ -87,7 +81,7 @@ async def hand_over_loans(request: Request) -> Response:
         # Refused at the door without a current consent: nothing is stored (promise 2).
         recorded = await record_loans(patron_id, loans, now=utcnow())
     except DomainError as failure:
-        return error_response(failure.code)
+        return json_error(failure.code)
     return JSONResponse({"recorded": recorded}, status_code=201)
 
 

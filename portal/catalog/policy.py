@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
+from portal.errors import CatalogCode, DomainError
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 SERVICE_KEYS = {
@@ -31,12 +32,16 @@ TOP_KEYS = {"library", "jurisdiction", "service"}
 _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
-class CatalogError(ValueError):
-    """The catalog cannot be published; `problems` names each thing to fix."""
+class CatalogError(DomainError):
+    """The catalog cannot be published; `problems` names each thing to fix (for the privacy
+    officer, in the catalog's own terms)."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+        super().__init__(CatalogCode.INVALID)
         self.problems = problems
+
+    def __str__(self) -> str:
+        return "; ".join(self.problems)
 
 
 @dataclass(frozen=True)

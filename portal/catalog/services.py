@@ -10,6 +10,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from tortoise.exceptions import BaseORMException
+
 from portal.catalog.jurisdiction import (
     DEFAULT_PRESET,
     PRESETS,
@@ -151,6 +153,7 @@ class PublishedNotice:
     locale: str
     revision: int
     terms_revision: int
+    terms: dict[str, Any]  # what this version told the patron (purposes, data, retention …)
     texts: dict[str, str]
     content_hash: str
     published_at: datetime
@@ -231,6 +234,7 @@ def _published_notice(notice: NoticeVersion, service: PublishedService) -> Publi
         locale=notice.locale,
         revision=notice.revision,
         terms_revision=notice.terms_revision,
+        terms=notice.terms,
         texts=notice.texts,
         content_hash=notice.content_hash,
         published_at=notice.published_at,
@@ -270,9 +274,19 @@ async def services_with_store() -> list[PublishedService]:
     return [_published_service(service) for service in await Service.filter(store__not_isnull=True)]
 
 
-async def is_published() -> bool:
-    published: bool = await Service.exists()
-    return published
+class Readiness(StrEnum):
+    READY = "ready"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    CATALOG_NOT_PUBLISHED = "catalog_not_published"
+
+
+async def readiness() -> Readiness:
+    """Whether the portal can serve patrons: the database answers and a catalog is published."""
+    try:
+        published = await Service.exists()
+    except (BaseORMException, OSError):
+        return Readiness.DATABASE_UNAVAILABLE
+    return Readiness.READY if published else Readiness.CATALOG_NOT_PUBLISHED
 
 
 async def age_today(

@@ -1,7 +1,7 @@
 """Changing consent state: the building blocks every decision, job and store uses, each
-writing its ledger event in the caller's transaction (PRODUCT.md promise 5). Whoever changes
-a patron's consents or retained data takes the patron's row lock first (`lock_patron`), so a
-withdrawal and a write of new data never interleave (promises 2 and 4)."""
+writing its ledger event in the caller's transaction (PRODUCT.md promise 5). A decision and
+a write of new retained data take the patron's row lock first (`lock_patron`), so they never
+interleave (promises 2 and 4); jobs that only pause or delete lock the rows they change."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ async def record_step(
     *,
     detail: dict[str, object] | None = None,
 ) -> None:
-    terms = notice.service.terms if notice else step.service.terms
+    terms = notice.terms if notice else step.service.terms
     await record(
         step.patron_id,
         kind,

@@ -8,25 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.jurisdiction import AgeContext
-from portal.catalog.services import age_today, published_catalog
-from portal.clock import utcnow
+from portal.catalog.services import published_catalog
 from portal.consent import reads
 from portal.consent.policy import ConsentError, Status
 from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import entries
 from portal.patrons.services import Identity
-from portal.web.problems import status_for
+from portal.web.problems import http_status
 from portal.web.rendering import error_message, render
-from portal.web.requests import redirect_to, require_patron, settings_of, signed_in_patron
-
-
-async def visitor_age(request: Request, patron: Identity) -> AgeContext:
-    """Where the signed-in patron stands in the age rules today, in the library's time zone."""
-    return await age_today(
-        patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
-    )
+from portal.web.requests import redirect_to, require_patron, signed_in_patron, visitor_age
 
 
 async def home(request: Request) -> Response:
@@ -64,11 +55,13 @@ async def gate(request: Request, key: str, *, error: ErrorCode | None = None) ->
     except ConsentError as failure:
         if failure.code is ConsentCode.NOTICE_LOCALE:
             # Never show a notice in a language the patron did not choose.
+            status = http_status(failure.code)
+            message = error_message(request, failure.code)
             return render(
                 request,
                 "errors/error.html",
-                {"status": 503, "message": error_message(request, failure.code)},
-                status_code=status_for(failure.code),
+                {"status": status, "message": message},
+                status_code=status,
             )
         raise HTTPException(status_code=404, detail=failure.code) from None
     return render(
@@ -76,10 +69,9 @@ async def gate(request: Request, key: str, *, error: ErrorCode | None = None) ->
         "consent/notice.html",
         {
             "view": view,
-            "error": error_message(request, error) if error else None,
             "Status": Status,
         },
-        status_code=status_for(error) if error else 200,
+        error=error,
     )
 
 

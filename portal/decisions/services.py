@@ -49,13 +49,12 @@ from portal.stores.registry import erase
 
 @dataclass(frozen=True)
 class Outcome:
+    status: Status
     changed: bool
     erased: int
-    view: ServiceOverview  # the service as it stands after the decision, for the page
-
-    @property
-    def status(self) -> Status:
-        return self.view.status
+    # The service as it stands after the decision, for the page that follows; None when its
+    # notice is not published in the page's language (the decision stands all the same).
+    view: ServiceOverview | None
 
 
 async def decide(
@@ -112,10 +111,14 @@ async def decide(
                 state, erased = await _withdraw(step, state, notice)
             else:
                 state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
-        shown = await current_notice(service, locale)
-        if shown is None:
-            raise ConsentError(ConsentCode.NOTICE_LOCALE)
-        return Outcome(changed=changed, erased=erased, view=overview_of(service, shown, state, age))
+    # Read after the commit: a page that cannot be shown never undoes a decision.
+    shown = await current_notice(service, locale)
+    return Outcome(
+        status=status_for(state, service),
+        changed=changed,
+        erased=erased,
+        view=overview_of(service, shown, state, age) if shown else None,
+    )
 
 
 async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingParty) -> int:
@@ -134,15 +137,16 @@ async def expire_unanswered(
 ) -> int:
     """Suspended consents not confirmed within their grace period end, and what they covered
     is erased: a patron who does not answer has said no."""
-    grace = {
+    grace: dict[str, int] = {
         SuspensionReason.MATERIAL_CHANGE: material_grace_days,
         SuspensionReason.CAME_OF_AGE: majority_grace_days,
     }
     expired = 0
     for candidate in await suspended_states():
-        reason = SuspensionReason(candidate.suspension_reason or SuspensionReason.MATERIAL_CHANGE)
+        # An unknown reason gets the material-change grace rather than stopping the job.
+        days = grace.get(candidate.suspension_reason or "", material_grace_days)
         suspended_at = candidate.suspended_at
-        if suspended_at is None or not grace_period_over(suspended_at, now, grace[reason]):
+        if suspended_at is None or not grace_period_over(suspended_at, now, days):
             continue
         async with in_transaction():
             await lock_patron(candidate.patron_id)

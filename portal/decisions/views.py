@@ -41,6 +41,8 @@ async def decide(request: Request) -> Response:
         if failure.code is ConsentCode.STALE_NOTICE:
             forget_published_catalog()  # a publish happened: show the new notice everywhere
         return await gate(request, key, error=failure.code)
+    if outcome.view is None:
+        return redirect_to(request, "consent.privacy")
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",

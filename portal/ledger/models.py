@@ -3,7 +3,7 @@ ISO/IEC TS 27560: notice, language shown, purposes, time, method, actor, channel
 
 Relations are declared by name ("models.Patron"), so the ledger imports no domain: every
 domain may write it, and it depends on none of them. The database itself refuses UPDATE and
-DELETE on the table (migration 0003)."""
+DELETE on the table (migration 0004)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
     age_for_decision,
-    age_today,
     current_notice,
     current_service,
     library_jurisdiction,
@@ -166,10 +165,13 @@ async def children(
     links = await GuardianLink.filter(guardian_id=guardian_id, ended_at=None).order_by("id")
     child_rows = {p.id: p for p in await Patron.filter(id__in=[link.child_id for link in links])}
     states = await states_of(list(child_rows))
+    # What a guardian may see depends on the age rules: read them from the database.
+    library = await library_jurisdiction()
+    today = local_date(now, timezone)
     result = []
     for link in links:
         child = child_rows[link.child_id]
-        age = await age_today(child.born_on, child.jurisdiction, now=now, timezone=timezone)
+        age = age_context(child.born_on, child.jurisdiction, library, today)
         visible = guardian_sees_choices(age.band, child.shares_with_guardians)
         services = []
         for service in catalog.services:
@@ -232,8 +234,8 @@ async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
     library = await library_jurisdiction()
     today = local_date(now, timezone)
     # Nobody younger than the lowest possible age of majority needs looking at.
-    oldest_birthday = born_on_or_before(today, min(library.age_of_majority, 16))
-    candidates = await Patron.filter(came_of_age_at=None, born_on__lte=oldest_birthday)
+    latest_birth_date = born_on_or_before(today, min(library.age_of_majority, 16))
+    candidates = await Patron.filter(came_of_age_at=None, born_on__lte=latest_birth_date)
     patrons = links_ended = suspended = 0
     for candidate in candidates:
         age = age_context(candidate.born_on, candidate.jurisdiction, library, today)

@@ -11,15 +11,20 @@ from starlette.routing import Route
 from portal.catalog.jurisdiction import AgeBand
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError, Status
-from portal.consent.views import visitor_age
 from portal.decisions.forms import parse_decision
 from portal.errors import ConsentCode, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
 from portal.patrons.services import set_sharing
-from portal.web.problems import status_for
-from portal.web.rendering import error_message, render
-from portal.web.requests import field, number_field, redirect_to, require_patron, settings_of
+from portal.web.rendering import render
+from portal.web.requests import (
+    field,
+    number_field,
+    redirect_to,
+    require_patron,
+    settings_of,
+    visitor_age,
+)
 
 
 async def _require_adult(request: Request) -> int:
@@ -37,8 +42,8 @@ async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> 
     return render(
         request,
         "guardian/home.html",
-        {"children": children, "error": error_message(request, error) if error else None},
-        status_code=status_for(error) if error else 200,
+        {"children": children},
+        error=error,
     )
 
 
@@ -80,10 +85,9 @@ async def guardian_notice(request: Request, *, error: ErrorCode | None = None) -
             "notice": notice,
             "key": key,
             "children": children,
-            "error": error_message(request, error) if error else None,
             "Status": Status,
         },
-        status_code=status_for(error) if error else 200,
+        error=error,
     )
 
 

@@ -47,14 +47,14 @@ class Store:
 
 
 @dataclass(frozen=True)
-class Visit:
+class StorePage:
     """A signed-in patron on a store's page, with the service that owns the store."""
 
     patron: Identity
     service: PublishedService
 
 
-async def visit(request: Request, store: str) -> Visit | Response:
+async def open_store(request: Request, store: str) -> StorePage | Response:
     """The patron and the store's service when its consent is current; otherwise the notice
     with its two equal choices (nothing of the store is shown or kept)."""
     patron = require_patron(request)
@@ -63,7 +63,7 @@ async def visit(request: Request, store: str) -> Visit | Response:
         raise StoreError(StoreCode.NOT_FOUND)
     if status is not Status.ON:
         return await gate(request, service.key)
-    return Visit(patron, service)
+    return StorePage(patron, service)
 
 
 async def refused(request: Request, store: str, failure: DomainError) -> Response:

@@ -23,7 +23,7 @@ from portal.clock import local_date, utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
 from portal.patrons.models import Patron
-from portal.stores.base import Cutoff, Store, Visit, refused, visit
+from portal.stores.base import Cutoff, Store, StorePage, open_store, refused
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, require_patron, settings_of
 
@@ -102,8 +102,8 @@ async def expire(cutoff: Cutoff) -> Counter[int]:
 
 
 async def page(request: Request) -> Response:
-    visited = await visit(request, KEY)
-    if not isinstance(visited, Visit):
+    visited = await open_store(request, KEY)
+    if not isinstance(visited, StorePage):
         return visited
     return render(
         request,

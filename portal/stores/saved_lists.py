@@ -20,8 +20,8 @@ from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
 from portal.errors import ErrorCode, StoreCode
 from portal.patrons.models import Patron
-from portal.stores.base import Cutoff, Store, StoreError, Visit, refused, visit
-from portal.web.rendering import render, render_error
+from portal.stores.base import Cutoff, Store, StoreError, StorePage, open_store, refused
+from portal.web.rendering import render
 from portal.web.requests import field, number_field, redirect_to, require_patron
 
 KEY = "saved_lists"
@@ -126,16 +126,14 @@ async def expire(cutoff: Cutoff) -> Counter[int]:
 
 
 async def page(request: Request, *, error: ErrorCode | None = None) -> Response:
-    visited = await visit(request, KEY)
-    if not isinstance(visited, Visit):
+    visited = await open_store(request, KEY)
+    if not isinstance(visited, StorePage):
         return visited
     context = {
         "lists": await saved_lists(visited.patron.patron_id),
         "service_key": visited.service.key,
     }
-    if error is not None:
-        return render_error(request, "stores/lists.html", error, context)
-    return render(request, "stores/lists.html", {**context, "error": None})
+    return render(request, "stores/lists.html", context, error=error)
 
 
 async def create(request: Request) -> Response:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from tortoise.exceptions import BaseORMException
 
-from portal.catalog.services import is_published
+from portal.catalog.services import Readiness, readiness
 
 
 async def healthz(request: Request) -> Response:
@@ -16,13 +15,10 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready when the database answers and a catalog has been published."""
-    try:
-        published = await is_published()
-    except (BaseORMException, OSError):
-        return JSONResponse({"status": "database_unavailable"}, status_code=503)
-    if not published:
-        return JSONResponse({"status": "catalog_not_published"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    state = await readiness()
+    return JSONResponse(
+        {"status": state.value}, status_code=200 if state is Readiness.READY else 503
+    )
 
 
 routes = [

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from portal.errors import ApiCode, ConsentCode, ErrorCode, MinorsCode, PatronCode, StoreCode
+from starlette.responses import JSONResponse
+
+from portal.errors import (
+    ApiCode,
+    CatalogCode,
+    ConsentCode,
+    ErrorCode,
+    MinorsCode,
+    PatronCode,
+    StoreCode,
+)
 from portal.i18n import gettext as _
 from portal.i18n import ngettext
 
@@ -102,6 +112,7 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     MinorsCode.LINK_CODE_INVALID: Problem(
         400, N_("That link code is not valid or has expired. Ask your child to make a new one.")
     ),
+    CatalogCode.INVALID: Problem(400, N_("The service catalog cannot be published as it is.")),
     ApiCode.UNAUTHORISED: Problem(401, N_("A valid access token is required.")),
     ApiCode.INVALID_JSON: Problem(400, N_("The request body is not valid JSON.")),
     ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),
@@ -110,11 +121,7 @@ PROBLEMS: dict[ErrorCode, Problem] = {
 }
 
 
-def problem_for(code: ErrorCode) -> Problem:
-    return PROBLEMS[code]
-
-
-def status_for(code: ErrorCode) -> int:
+def http_status(code: ErrorCode) -> int:
     return PROBLEMS[code].status
 
 
@@ -124,3 +131,10 @@ def message_for(code: ErrorCode, *, num: int = 1) -> str:
     if isinstance(message, tuple):
         return ngettext(*message, num)
     return _(message)
+
+
+def json_error(code: ErrorCode) -> JSONResponse:
+    """The integration API's error body: the stable code and what it means."""
+    return JSONResponse(
+        {"error": code.value, "message": message_for(code)}, status_code=http_status(code)
+    )

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse
 from portal import i18n
 from portal.errors import ErrorCode
 from portal.settings import Settings
-from portal.web.problems import message_for, status_for
+from portal.web.problems import http_status, message_for
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -49,8 +49,10 @@ def render(
     context: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
+    error: ErrorCode | None = None,
     background: BackgroundTask | None = None,
 ) -> HTMLResponse:
+    """`error`: the page again with that code's message in `error` and its status."""
     env: Environment = request.app.state.templates
     locale = i18n.current_locale()
     paths: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = request.app.state.url_paths
@@ -73,8 +75,12 @@ def render(
         "known_locales": i18n.KNOWN_LOCALES,
         "enabled_locales": request.app.state.settings.locales,
         "library_name": request.state.library_name,
+        "error": None,
         **(context or {}),
     }
+    if error is not None:
+        page_context["error"] = error_message(request, error)
+        status_code = http_status(error)
     html = env.get_template(template).render(page_context)
     return HTMLResponse(html, status_code=status_code, background=background)
 
@@ -83,18 +89,3 @@ def error_message(request: Request, code: ErrorCode) -> str:
     """The code's message in the reader's language, with the settings it mentions."""
     settings: Settings = request.app.state.settings
     return message_for(code, num=math.ceil(settings.signin_window_seconds / 60))
-
-
-def render_error(
-    request: Request,
-    template: str,
-    code: ErrorCode,
-    context: dict[str, Any] | None = None,
-) -> HTMLResponse:
-    """`template` again, with the error's message in `error` and the error's status."""
-    return render(
-        request,
-        template,
-        {**(context or {}), "error": error_message(request, code)},
-        status_code=status_for(code),
-    )

@@ -1,5 +1,6 @@
-"""What every endpoint needs from a request: the settings, who is signed in, cookies set one
-safe way, redirects by route name, and form fields read one way. No database access here:
+"""What every endpoint needs from a request: the settings, who is signed in and where they
+stand in the age rules, cookies set one safe way, redirects by route name, and form fields
+read one way. No database access here:
 endpoints reach data only through the domains' use cases."""
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal.catalog.jurisdiction import AgeContext
+from portal.catalog.services import age_today
+from portal.clock import utcnow
 from portal.patrons.services import Identity
 from portal.settings import Settings
 
@@ -32,6 +36,13 @@ def require_patron(request: Request) -> Identity:
     if patron is None:
         raise HTTPException(status_code=401)
     return patron
+
+
+async def visitor_age(request: Request, patron: Identity) -> AgeContext:
+    """Where the signed-in patron stands in the age rules today, in the library's time zone."""
+    return await age_today(
+        patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
+    )
 
 
 def redirect_to(request: Request, name: str, **path_params: Any) -> RedirectResponse:

@@ -14,7 +14,7 @@ from portal.clock import utcnow
 from portal.errors import DomainError, PatronCode
 from portal.patrons import services
 from portal.patrons.policy import keyed_hash, normalise_card
-from portal.web.rendering import render, render_error
+from portal.web.rendering import render
 from portal.web.requests import (
     field,
     redirect_to,
@@ -75,24 +75,24 @@ def _throttle(request: Request) -> FailureThrottle:
 async def signin_form(request: Request) -> Response:
     if signed_in_patron(request):
         return redirect_to(request, "consent.privacy")
-    return render(request, "patrons/signin.html", {"error": None})
+    return render(request, "patrons/signin.html")
 
 
 async def signin(request: Request) -> Response:
     try:
         parsed = parse_signin(await request.form())
     except DomainError as failure:
-        return render_error(request, "patrons/signin.html", failure.code)
+        return render(request, "patrons/signin.html", error=failure.code)
     settings = settings_of(request)
     throttle = _throttle(request)
     keys = _throttle_keys(request, parsed.card)
     if throttle.blocked(*keys):
-        return render_error(request, "patrons/signin.html", PatronCode.SIGNIN_THROTTLED)
+        return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
         patron_id = await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
     except services.PatronError:
         throttle.record_failure(*keys)
-        return render_error(request, "patrons/signin.html", PatronCode.SIGNIN_FAILED)
+        return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
     token = await services.start_session(
         settings.secret_key, patron_id, now=utcnow(), minutes=settings.session_minutes
     )
@@ -114,28 +114,28 @@ async def signout(request: Request) -> Response:
 
 
 async def setup_form(request: Request) -> Response:
-    return render(request, "patrons/setup.html", {"error": None})
+    return render(request, "patrons/setup.html")
 
 
 async def setup(request: Request) -> Response:
     try:
         parsed = parse_pin_setup(await request.form())
     except DomainError as failure:
-        return render_error(request, "patrons/setup.html", failure.code)
+        return render(request, "patrons/setup.html", error=failure.code)
     settings = settings_of(request)
     throttle = _throttle(request)
     keys = _throttle_keys(request, parsed.card)
     if throttle.blocked(*keys):
-        return render_error(request, "patrons/setup.html", PatronCode.SIGNIN_THROTTLED)
+        return render(request, "patrons/setup.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
         await services.set_pin_with_code(
             settings.secret_key, parsed.card, parsed.code, parsed.pin, now=utcnow()
         )
     except services.PatronError as failure:
         throttle.record_failure(*keys)
-        return render_error(request, "patrons/setup.html", failure.code)
+        return render(request, "patrons/setup.html", error=failure.code)
     except DomainError as rejected:  # the new PIN itself: nothing was guessed
-        return render_error(request, "patrons/setup.html", rejected.code)
+        return render(request, "patrons/setup.html", error=rejected.code)
     return render(request, "patrons/setup_done.html")
 
 

@@ -3,16 +3,12 @@ address in logs or URLs, only necessary cookies with safe flags, nothing from el
 
 from __future__ import annotations
 
-import ast
 import logging
 import re
-from pathlib import Path
 
-from portal.app import create_app
 from tests.factories import make_patron, publish, standard_catalog
 from tests.web import choose, sign_in
 
-PORTAL = Path(__file__).resolve().parents[2] / "portal"
 PAGES = [
     "/privacy",
     "/services/reading_history",
@@ -107,23 +103,3 @@ async def test_cross_site_posts_are_refused(portal) -> None:
     assert fetch_meta.status_code == 403
     no_headers = await portal.client.post("/privacy/everything-off", headers={"origin": ""})
     assert no_headers.status_code == 403
-
-
-def test_create_app_is_the_only_constructor() -> None:
-    builders = []
-    for path in PORTAL.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Starlette":
-                builders.append(str(path.relative_to(PORTAL)))
-    assert builders == ["app.py"]
-    cli = (PORTAL / "cli.py").read_text(encoding="utf-8")
-    assert "uvicorn.run(\n        create_app(settings)," in cli
-
-
-def test_the_app_is_built_from_the_settings_it_is_given(settings) -> None:
-    app = create_app(settings)
-    assert app.state.settings is settings
-    names = [route.name for route in app.routes]
-    assert len(names) == len(set(names)), "route names are unique"
-    for name in names:
-        assert re.fullmatch(r"(static|[a-z]+\.[a-z_.]+)", name), f"undotted route name {name}"

@@ -214,3 +214,27 @@ async def test_a_new_adult_is_told_they_are_in_charge_and_decides(portal) -> Non
     assert await HistoryEntry.filter(patron_id=teen.id).count() == 0
     privacy = visible_text((await client.get("/privacy")).text)
     assert "You are in charge of your privacy now" not in privacy
+
+
+async def test_guardian_refusals_answer_with_the_status_of_their_code(portal) -> None:
+    await publish(catalog(), LOCALES)
+    _, _, mother_client, _ = await ten_year_old_with_two_guardians(portal)
+    page = await mother_client.get("/guardian/services/reading_history")
+    link = hidden(page.text, "link")
+    fundraising = await reads.service_view(0, "fundraising", "es")
+    shown = hidden(page.text, "notice_version")
+    cases = [  # (service, form, status, message)
+        ("reading_history", {"link": "99999", "notice_version": shown}, 404,
+         "You are not linked to that child."),
+        ("reading_history", {"link": link}, 400, "Please read the notice and choose from it."),
+        ("fundraising", {"link": link, "notice_version": str(fundraising.notice.id)}, 403,
+         "The library does not offer this service at your age."),
+    ]  # fmt: skip
+    for key, fields, status, message in cases:
+        answer = await mother_client.post(
+            f"/guardian/services/{key}/decision",
+            data={"decision": "yes", "revision": "0", **fields},
+        )
+        assert answer.status_code == status, (key, fields)
+        with use_locale("es"):
+            assert gettext(message) in visible_text(answer.text)

@@ -264,3 +264,23 @@ async def test_the_database_refuses_to_change_or_delete_a_ledger_event(statement
     with pytest.raises(IntegrityError, match="append-only"):
         await ConsentEvent.filter(patron_id=patron.id).delete()
     assert [e.kind for e in await ConsentEvent.filter(patron_id=patron.id)] == [EventKind.GIVEN]
+
+
+async def test_a_decision_stands_when_its_page_cannot_be_shown_in_the_readers_language() -> None:
+    await publish(standard_catalog(("en",)))
+    patron = await make_patron()
+    await say(patron.id, "reading_history", Decision.YES)
+    await loans(patron.id, 2)
+    state = await ConsentState.get(patron_id=patron.id)
+    outcome = await services.decide(
+        patron.id,
+        "reading_history",
+        Decision.NO,
+        notice_version_id=await notice_id("reading_history"),
+        expected_revision=state.revision,
+        locale="es",  # enabled after the catalog was published: no Spanish notice yet
+        now=now(),
+        timezone="UTC",
+    )
+    assert (outcome.status, outcome.erased, outcome.view) == (Status.WITHDRAWN, 2, None)
+    assert await HistoryEntry.filter(patron_id=patron.id).count() == 0

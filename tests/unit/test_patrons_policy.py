@@ -1,0 +1,18 @@
+"""Card and PIN rules, pure: how a card number is read and which PINs are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.patrons.policy import PinRejected, check_new_pin, normalise_card
+
+
+def test_card_numbers_are_normalised() -> None:
+    assert normalise_card(" 2000-1111 2222 ") == "200011112222"
+    assert normalise_card("abc") is None
+
+
+@pytest.mark.parametrize("pin", ["12", "1111", "1234", "9876", "12a4", "1" * 13])
+def test_weak_or_malformed_pins_are_rejected(pin: str) -> None:
+    with pytest.raises(PinRejected):
+        check_new_pin(pin)
