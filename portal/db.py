@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import connections
 from tortoise.migrations.api import migrate
 
@@ -24,9 +25,24 @@ MODEL_MODULES = [
 ]
 
 
+async def _keep_session(connection: Any) -> None:
+    """Releasing a pooled PostgreSQL connection skips asyncpg's default reset query (advisory
+    unlocks, CLOSE ALL, UNLISTEN, RESET ALL): a round trip on every query, and the portal
+    never sets session state (no SET, LISTEN, cursors or advisory locks; transactions always
+    end in COMMIT or ROLLBACK, and asyncpg still rolls back one left open)."""
+
+
+def _connection(database_url: str) -> str | dict[str, Any]:
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        return database_url
+    connection: dict[str, Any] = expand_db_url(database_url)
+    connection["credentials"]["reset"] = _keep_session
+    return connection
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": _connection(database_url)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
