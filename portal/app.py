@@ -31,7 +31,6 @@ from portal.web.origin import CrossOriginGuard
 from portal.web.problems import http_status, json_error
 from portal.web.rendering import build_environment, error_message, render
 from portal.web.requests import redirect_to
-from portal.web.throttle import FailureThrottle
 from portal.web.visit import VisitMiddleware
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -109,7 +108,4 @@ def create_app(settings: Settings) -> Starlette:
     # Each service's store links to the store's own page (My privacy, the notice).
     app.state.templates.globals["store_pages"] = stores.PAGES
     app.state.url_paths = {}
-    app.state.signin_throttle = FailureThrottle(
-        settings.signin_attempts, settings.signin_window_seconds
-    )
     return app

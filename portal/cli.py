@@ -25,6 +25,7 @@ from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
 from portal.errors import DomainError
 from portal.minors.services import coming_of_age, link_at_desk, purge_expired_link_codes
+from portal.patrons import throttle
 from portal.patrons.services import (
     PatronError,
     create_patron,
@@ -200,8 +201,15 @@ def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        count = await purge_expired_sessions(utcnow()) + await purge_expired_link_codes(utcnow())
-        print(f"{count} expired session(s), setup code(s) and link code(s) deleted.")
+        now = utcnow()
+        count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
+        count += await throttle.purge_expired(
+            now=now, window_seconds=settings.signin_window_seconds
+        )
+        print(
+            f"{count} expired session(s), setup code(s), link code(s) and sign-in attempt(s) "
+            "deleted."
+        )
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -302,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         "apply-retention", help="scheduled: delete retained data older than its retention period"
     ).set_defaults(run=cmd_apply_retention)
     commands.add_parser(
-        "purge-sessions", help="scheduled: delete expired sessions and setup codes"
+        "purge-sessions",
+        help="scheduled: delete expired sessions, setup and link codes, sign-in attempts",
     ).set_defaults(run=cmd_purge_sessions)
     return parser
 

@@ -85,3 +85,15 @@ class GuardianLink(Model):
 
     class Meta:
         table = "guardian_link"
+
+
+class SignInAttempt(Model):
+    """One sign-in or PIN-setup attempt against a throttle key (a keyed hash of the card, or
+    of the client's network). Purpose: limit guessing; kept for the throttle's window."""
+
+    id = fields.IntField(primary_key=True)
+    key_lookup = fields.CharField(max_length=64, db_index=True)
+    attempted_at = fields.DatetimeField()
+
+    class Meta:
+        table = "signin_attempt"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,7 +20,23 @@ from portal.errors import DomainError, PatronCode
 from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
 
+T = TypeVar("T")
 _hasher = PasswordHasher()
+# Each Argon2 hash takes 64 MiB and a core's worth of time: a burst of sign-ins waits its
+# turn rather than exhausting the server's memory. Per process, one set per event loop.
+ARGON2_AT_ONCE = 2
+_argon2_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _argon2(work: Callable[..., T], *args: str) -> T:
+    loop = asyncio.get_running_loop()
+    slots = _argon2_slots.setdefault(loop, asyncio.Semaphore(ARGON2_AT_ONCE))
+    async with slots:
+        return await asyncio.to_thread(work, *args)
+
+
 # Verified against when the card is unknown, so a wrong card costs as long as a wrong PIN.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
@@ -91,7 +110,7 @@ async def set_pin_with_code(
 ) -> int:
     check_new_pin(pin)
     lookup = card_lookup(secret, card_number)
-    pin_hash = await asyncio.to_thread(_hasher.hash, pin)
+    pin_hash = await _argon2(_hasher.hash, pin)
     async with in_transaction():
         setup = (
             await PinSetupCode.filter(
@@ -119,7 +138,7 @@ async def authenticate(secret: str, card_number: str, pin: str) -> int:
     patron = await Patron.get_or_none(card_lookup=lookup) if lookup else None
     stored = patron.pin_hash if patron and patron.pin_hash else _DUMMY_HASH
     try:
-        await asyncio.to_thread(_hasher.verify, stored, pin)
+        await _argon2(_hasher.verify, stored, pin)
     except (VerificationError, InvalidHashError):
         raise PatronError(PatronCode.SIGNIN_FAILED) from None
     if patron is None or patron.pin_hash is None:

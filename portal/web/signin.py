@@ -1,8 +1,10 @@
 """Who is signed in: sign-in, sign-out, the patron setting their own PIN with a one-time
-code, and the language switcher. Failures are throttled per card and per client."""
+code, and the language switcher. Guesses are counted per card and per client network before
+they are checked (portal.patrons.throttle)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData
@@ -12,8 +14,7 @@ from starlette.routing import Route
 
 from portal.clock import utcnow
 from portal.errors import DomainError, PatronCode
-from portal.patrons import services
-from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons import services, throttle
 from portal.web.rendering import render
 from portal.web.requests import (
     field,
@@ -23,7 +24,6 @@ from portal.web.requests import (
     settings_of,
     signed_in_patron,
 )
-from portal.web.throttle import FailureThrottle
 from portal.web.visit import LANGUAGE_COOKIE, SESSION_COOKIE
 
 
@@ -57,19 +57,22 @@ def parse_pin_setup(form: FormData) -> PinSetup:
     return PinSetup(card, code, pin)
 
 
-def _throttle_keys(request: Request, card: str) -> tuple[str, str]:
-    secret = settings_of(request).secret_key
-    client = request.client.host if request.client else "unknown"
-    # Hashed, held in memory only: neither the card nor the address is ever stored.
-    return (
-        keyed_hash(secret, "throttle-card", normalise_card(card) or card),
-        keyed_hash(secret, "throttle-client", client),
+async def _count_attempt(request: Request, card: str) -> throttle.Reservation | None:
+    """Count this guess before it is checked; None when the card or the client is over the
+    limit. Earlier failures slow the check down a little more each time."""
+    settings = settings_of(request)
+    keys = throttle.throttle_keys(
+        settings.secret_key, card, request.client.host if request.client else None
     )
-
-
-def _throttle(request: Request) -> FailureThrottle:
-    throttle: FailureThrottle = request.app.state.signin_throttle
-    return throttle
+    reservation = await throttle.reserve(
+        keys,
+        limit=settings.signin_attempts,
+        window_seconds=settings.signin_window_seconds,
+        now=utcnow(),
+    )
+    if reservation is not None:
+        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
+    return reservation
 
 
 async def signin_form(request: Request) -> Response:
@@ -84,15 +87,14 @@ async def signin(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/signin.html", error=failure.code)
     settings = settings_of(request)
-    throttle = _throttle(request)
-    keys = _throttle_keys(request, parsed.card)
-    if throttle.blocked(*keys):
+    reservation = await _count_attempt(request, parsed.card)
+    if reservation is None:
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
         patron_id = await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
     except services.PatronError:
-        throttle.record_failure(*keys)
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
+    await throttle.refund(reservation)
     token = await services.start_session(
         settings.secret_key, patron_id, now=utcnow(), minutes=settings.session_minutes
     )
@@ -123,19 +125,19 @@ async def setup(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/setup.html", error=failure.code)
     settings = settings_of(request)
-    throttle = _throttle(request)
-    keys = _throttle_keys(request, parsed.card)
-    if throttle.blocked(*keys):
+    reservation = await _count_attempt(request, parsed.card)
+    if reservation is None:
         return render(request, "patrons/setup.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
         await services.set_pin_with_code(
             settings.secret_key, parsed.card, parsed.code, parsed.pin, now=utcnow()
         )
     except services.PatronError as failure:
-        throttle.record_failure(*keys)
         return render(request, "patrons/setup.html", error=failure.code)
     except DomainError as rejected:  # the new PIN itself: nothing was guessed
+        await throttle.refund(reservation)
         return render(request, "patrons/setup.html", error=rejected.code)
+    await throttle.refund(reservation)
     return render(request, "patrons/setup_done.html")
 
 

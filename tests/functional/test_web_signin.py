@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
+from portal.patrons.models import SignInAttempt
 from portal.patrons.services import create_patron
+from portal.patrons.throttle import throttle_keys
 from tests.factories import SECRET, make_patron, now, publish, standard_catalog
 
 
@@ -60,3 +65,44 @@ async def test_health_and_readiness(portal) -> None:
     assert not_ready.status_code == 503
     await publish(standard_catalog())
     assert (await portal.client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_fifty_parallel_guesses_get_no_more_checks_than_the_limit(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron(pin="4826")
+    guesses = [f"{n:04d}" for n in range(1000, 1049)] + [patron.pin]  # the right PIN last
+    answers = await asyncio.gather(
+        *(portal.client.post("/signin", data={"card": patron.card, "pin": pin}) for pin in guesses)
+    )
+    statuses = Counter(answer.status_code for answer in answers)
+    checked = statuses[400] + statuses[303]
+    assert checked <= 5, statuses  # PORTAL_SIGNIN_ATTEMPTS
+    assert statuses[429] == len(guesses) - checked
+
+
+async def test_a_successful_sign_in_is_not_counted_as_a_guess(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    for _ in range(4):
+        await portal.client.post("/signin", data={"card": patron.card, "pin": "0000"})
+    for _ in range(3):
+        ok = await portal.client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+        assert ok.status_code == 303
+    assert await SignInAttempt.all().count() == 4 * 2  # four failures, card and client keys
+
+
+async def test_the_throttle_message_gives_the_configured_wait(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    for _ in range(5):
+        await portal.client.post("/signin", data={"card": patron.card, "pin": "0000"})
+    blocked = await portal.client.post("/signin", data={"card": patron.card, "pin": "0000"})
+    assert "Please wait 15 minutes" in blocked.text  # PORTAL_SIGNIN_WINDOW_SECONDS = 900
+
+
+def test_ipv6_clients_are_counted_by_their_64_network() -> None:
+    one = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:2::aaaa")
+    other = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:2:ffff::1")
+    elsewhere = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:3::1")
+    assert one[1] == other[1] != elsewhere[1]
+    assert throttle_keys(SECRET, "2000-1111-2222", "10.0.0.1")[0] == one[0]
