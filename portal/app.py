@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
@@ -26,7 +26,8 @@ from portal.settings import Settings
 from portal.stores import registry as stores
 from portal.web import health, signin
 from portal.web.access_log import AccessLogMiddleware
-from portal.web.headers import SecurityHeadersMiddleware
+from portal.web.headers import SecurityHeadersMiddleware, security_headers
+from portal.web.limits import BodyLimitMiddleware
 from portal.web.origin import CrossOriginGuard
 from portal.web.problems import http_status, json_error
 from portal.web.rendering import build_environment, error_message, render
@@ -70,7 +71,16 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return render(request, "errors/error.html", {"status": 500, "message": None}, status_code=500)
+    # Answered outside the middleware stack (Starlette's outermost layer): the security
+    # headers are added here, and the API gets JSON rather than a page.
+    if _is_page(request):
+        response: Response = render(
+            request, "errors/error.html", {"status": 500, "message": None}, status_code=500
+        )
+    else:
+        response = JSONResponse({"error": "server_error"}, status_code=500)
+    response.headers.update(security_headers(https=request.app.state.settings.https))
+    return response
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -94,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CrossOriginGuard),
+            Middleware(BodyLimitMiddleware),
             Middleware(VisitMiddleware, settings=settings),
         ],
         exception_handlers={

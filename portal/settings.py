@@ -107,6 +107,12 @@ class Settings:
     session_minutes: int = _setting(
         30, "PORTAL_SESSION_MINUTES", "Idle minutes before a session ends.", parse=int
     )
+    session_hours: int = _setting(
+        12,
+        "PORTAL_SESSION_HOURS",
+        "Hours after which a session ends however active (shared computers).",
+        parse=int,
+    )
     signin_attempts: int = _setting(
         5,
         "PORTAL_SIGNIN_ATTEMPTS",
@@ -153,6 +159,8 @@ class Settings:
             raise ValueError("PORTAL_DEFAULT_LOCALE must be one of PORTAL_LOCALES")
         if len(self.secret_key) < 16:
             raise ValueError("PORTAL_SECRET_KEY must be at least 16 characters")
+        if "CHANGE-ME" in self.secret_key.upper():
+            raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
 
     @classmethod
     def from_environment(cls, env_file: str | None = None) -> Settings:

@@ -18,7 +18,7 @@ from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
 from portal.stores.reading_history import Loan, record_loans
 from portal.web.problems import json_error
-from portal.web.requests import settings_of
+from portal.web.requests import plain_text, settings_of
 
 MAX_LOANS = 500
 
@@ -31,7 +31,8 @@ async def _authorised_body(request: Request) -> dict[str, Any]:
         raise services.ApiError(ApiCode.UNAUTHORISED)
     try:
         body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a body nested thousands of levels deep.
         raise services.ApiError(ApiCode.INVALID_JSON) from None
     if not isinstance(body, dict) or not isinstance(body.get("card_number"), str):
         raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
@@ -49,14 +50,14 @@ def _parse_loans(raw: Any) -> list[Loan]:
             borrowed_on = date.fromisoformat(str(item.get("borrowed_on", "")))
         except ValueError:
             raise services.ApiError(ApiCode.LOANS_INVALID) from None
-        title = item["title"].strip()[:500]
+        title = plain_text(item["title"])[:500]
         if not title:
             raise services.ApiError(ApiCode.LOANS_INVALID)
         author = item.get("author", "")
         loans.append(
             Loan(
                 title=title,
-                author=author.strip()[:300] if isinstance(author, str) else "",
+                author=plain_text(author)[:300] if isinstance(author, str) else "",
                 borrowed_on=borrowed_on,
             )
         )

@@ -80,7 +80,7 @@ async def decide(
         service = await current_service(key)
         if patron is None or service is None:
             raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
-        notice = await _notice_for_decision(service, decision, notice_version_id)
+        notice = await _notice_for_decision(service, decision, notice_version_id, locale)
         age = await age_for_decision(
             patron.born_on, patron.jurisdiction, now=now, timezone=timezone
         )
@@ -161,8 +161,10 @@ async def expire_unanswered(
 
 
 async def _notice_for_decision(
-    service: PublishedService, decision: Decision, notice_version_id: int | None
+    service: PublishedService, decision: Decision, notice_version_id: int | None, locale: str
 ) -> PublishedNotice | None:
+    """The notice the form says was shown. It must be the current version, and in the
+    language of the page it was posted from: the ledger records the language shown."""
     if notice_version_id is None:
         if decision is Decision.YES:
             raise ConsentError(ConsentCode.NOTICE_REQUIRED)  # nobody can agree to a notice unseen
@@ -172,6 +174,8 @@ async def _notice_for_decision(
         raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
     if notice.revision != service.revision:
         raise ConsentError(ConsentCode.STALE_NOTICE)
+    if notice.locale != locale:
+        raise ConsentError(ConsentCode.NOTICE_REQUIRED)
     return notice
 
 

@@ -55,7 +55,8 @@ class PortalSession(Model):
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="sessions", on_delete=fields.CASCADE, db_index=True
     )
-    expires_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()  # slides forward while the patron is active
+    ends_at = fields.DatetimeField(null=True)  # however active: the absolute lifetime
 
     patron_id: int
 

@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from portal.db import as_datetime, fetch_rows
+from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import DomainError, PatronCode
 from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
@@ -146,19 +146,23 @@ async def authenticate(secret: str, card_number: str, pin: str) -> int:
     return patron.id
 
 
-async def start_session(secret: str, patron_id: int, *, now: datetime, minutes: int) -> str:
+async def start_session(
+    secret: str, patron_id: int, *, now: datetime, minutes: int, hours: int
+) -> str:
+    """A session that ends after `minutes` idle, and after `hours` however active."""
     token = secrets.token_urlsafe(32)
     await PortalSession.create(
         token_lookup=keyed_hash(secret, "session", token),
         patron_id=patron_id,
         expires_at=now + timedelta(minutes=minutes),
+        ends_at=now + timedelta(hours=hours),
     )
     return token
 
 
 # Every page reads the session: one indexed query, identity only.
 _SESSION_QUERY = (
-    "SELECT s.id, s.expires_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
+    "SELECT s.id, s.expires_at, s.ends_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
     "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
     "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian "
     "FROM portal_session s JOIN patron p ON p.id = s.patron_id WHERE s.token_lookup = ?"
@@ -186,10 +190,11 @@ async def session_identity(
         return None
     session = rows[0]
     expires_at = as_datetime(session["expires_at"])
-    if expires_at <= now:
+    ends_at = as_optional_datetime(session["ends_at"]) or expires_at
+    if expires_at <= now or ends_at <= now:
         await PortalSession.filter(id=session["id"]).delete()
         return None
-    renewed = now + timedelta(minutes=minutes)
+    renewed = min(now + timedelta(minutes=minutes), ends_at)
     # Only write when a noticeable part of the timeout has passed, keeping reads cheap.
     if renewed - expires_at > timedelta(minutes=1):
         await PortalSession.filter(id=session["id"]).update(expires_at=renewed)

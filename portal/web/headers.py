@@ -27,14 +27,19 @@ SECURITY_HEADERS = {
 }
 
 
+def security_headers(*, https: bool) -> dict[str, str]:
+    headers = dict(SECURITY_HEADERS)
+    if https:
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+    # Personal pages must never sit in a shared cache.
+    headers["cache-control"] = "no-store"
+    return headers
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        headers = dict(SECURITY_HEADERS)
-        if https:
-            headers["strict-transport-security"] = "max-age=63072000"
-        # Personal pages must never sit in a shared cache.
-        headers["cache-control"] = "no-store"
+        headers = security_headers(https=https)
         self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,10 +1,11 @@
 """What every endpoint needs from a request: the settings, who is signed in and where they
 stand in the age rules, cookies set one safe way, redirects by route name, and form fields
-read one way. No database access here:
-endpoints reach data only through the domains' use cases."""
+read one way. No database access here: endpoints reach data only through the domains' use
+cases."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -19,6 +20,7 @@ from portal.patrons.services import Identity
 from portal.settings import Settings
 
 MAX_FIELD = 200
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
 
 
 def settings_of(request: Request) -> Settings:
@@ -75,11 +77,24 @@ def safe_next(value: str | None, default: str) -> str:
 
 
 def field(form: FormData, name: str) -> str:
-    """A text field, trimmed and bounded; absent or a file upload reads as empty."""
+    """A text field, trimmed and bounded, without control characters (a NUL or a lone
+    surrogate is never stored); absent or a file upload reads as empty."""
     value = form.get(name)
-    return value.strip()[:MAX_FIELD] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    return plain_text(value)[:MAX_FIELD]
+
+
+def plain_text(value: str) -> str:
+    """Without control characters and lone surrogates (which cannot be stored or encoded);
+    format characters such as the zero-width joiners some scripts need are kept."""
+    return "".join(char for char in value if unicodedata.category(char) not in ("Cc", "Cs")).strip()
 
 
 def number_field(form: FormData, name: str) -> int | None:
+    """A database id: digits only, within the range of the id columns."""
     value = field(form, name)
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    if not value.isascii() or not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if number <= MAX_ID else None

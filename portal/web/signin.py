@@ -24,7 +24,7 @@ from portal.web.requests import (
     settings_of,
     signed_in_patron,
 )
-from portal.web.visit import LANGUAGE_COOKIE, SESSION_COOKIE
+from portal.web.visit import LANGUAGE_COOKIE, session_cookie
 
 
 @dataclass(frozen=True)
@@ -96,22 +96,27 @@ async def signin(request: Request) -> Response:
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
     await throttle.refund(reservation)
     token = await services.start_session(
-        settings.secret_key, patron_id, now=utcnow(), minutes=settings.session_minutes
+        settings.secret_key,
+        patron_id,
+        now=utcnow(),
+        minutes=settings.session_minutes,
+        hours=settings.session_hours,
     )
     chosen = request.cookies.get(LANGUAGE_COOKIE)
     if chosen in settings.locales:
         await services.set_locale(patron_id, chosen)  # the latest explicit choice wins
     response = redirect_to(request, "consent.privacy")
-    set_cookie(request, response, SESSION_COOKIE, token, max_age=None)
+    set_cookie(request, response, session_cookie(settings), token, max_age=None)
     return response
 
 
 async def signout(request: Request) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
+    settings = settings_of(request)
+    token = request.cookies.get(session_cookie(settings))
     if token:
-        await services.end_session(settings_of(request).secret_key, token)
+        await services.end_session(settings.secret_key, token)
     response = redirect_to(request, "patrons.signin_form")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(session_cookie(settings), path="/", secure=settings.https)
     return response
 
 

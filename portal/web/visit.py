@@ -17,6 +17,14 @@ from portal.patrons.services import session_identity
 from portal.settings import Settings
 
 SESSION_COOKIE = "portal_session"
+
+
+def session_cookie(settings: Settings) -> str:
+    """Behind HTTPS the name carries the __Host- prefix: browsers then accept the cookie only
+    from this host, over HTTPS, for every path, so no subdomain can plant or read it."""
+    return f"__Host-{SESSION_COOKIE}" if settings.https else SESSION_COOKIE
+
+
 LANGUAGE_COOKIE = "portal_lang"
 
 
@@ -24,6 +32,7 @@ class VisitMiddleware:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.session_cookie = session_cookie(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(("/static/", "/api/", "/healthz")):
@@ -31,7 +40,7 @@ class VisitMiddleware:
             return
         connection = HTTPConnection(scope)
         patron = None
-        token = connection.cookies.get(SESSION_COOKIE)
+        token = connection.cookies.get(self.session_cookie)
         if token:
             patron = await session_identity(
                 self.settings.secret_key,

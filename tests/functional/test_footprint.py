@@ -103,3 +103,11 @@ async def test_cross_site_posts_are_refused(portal) -> None:
     assert fetch_meta.status_code == 403
     no_headers = await portal.client.post("/privacy/everything-off", headers={"origin": ""})
     assert no_headers.status_code == 403
+
+
+async def test_shared_terminals_never_remember_a_card_number(portal) -> None:
+    for path in ("/signin", "/setup-pin"):
+        page = (await portal.client.get(path)).text
+        card = re.search(r'<input id="card"[^>]*>', page)
+        assert card, path
+        assert 'autocomplete="off"' in card.group(0)

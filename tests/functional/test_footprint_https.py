@@ -18,5 +18,13 @@ async def test_cookies_are_secure_behind_https(portal) -> None:
     await publish(standard_catalog())
     patron = await make_patron()
     signin = await portal.client.post("/signin", data={"card": patron.card, "pin": patron.pin})
-    assert "secure" in signin.headers["set-cookie"].lower()
-    assert "strict-transport-security" in signin.headers
+    cookie = signin.headers["set-cookie"]
+    assert cookie.startswith("__Host-portal_session=")
+    assert "secure" in cookie.lower()
+    assert "path=/" in cookie.lower()
+    assert "domain" not in cookie.lower()
+    assert signin.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
+    token = cookie.split(";", 1)[0].split("=", 1)[1]
+    portal.client.cookies.clear()  # an http:// test client would not send a Secure cookie
+    page = await portal.client.get("/privacy", headers={"cookie": f"__Host-portal_session={token}"})
+    assert page.status_code == 200

@@ -74,7 +74,18 @@ async def test_duplicate_card_is_refused() -> None:
 
 async def test_session_expires_when_idle() -> None:
     patron = await make_patron()
-    token = await services.start_session(SECRET, patron.id, now=now(), minutes=30)
+    token = await services.start_session(SECRET, patron.id, now=now(), minutes=30, hours=12)
     assert await services.session_identity(SECRET, token, now=now(), minutes=30) is not None
     later = now() + timedelta(minutes=31)
     assert await services.session_identity(SECRET, token, now=later, minutes=30) is None
+
+
+async def test_a_session_ends_after_its_absolute_lifetime_however_active() -> None:
+    patron = await make_patron()
+    started = now()
+    token = await services.start_session(SECRET, patron.id, now=started, minutes=30, hours=2)
+    moment = started
+    for _ in range(7):  # active every 20 minutes for 2 hours 20 minutes
+        moment += timedelta(minutes=20)
+        alive = await services.session_identity(SECRET, token, now=moment, minutes=30)
+        assert (alive is not None) == (moment < started + timedelta(hours=2))

@@ -37,6 +37,7 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_DEFAULT_LOCALE": "ar",
         "PORTAL_TIMEZONE": "Europe/Berlin",
         "PORTAL_SESSION_MINUTES": "11",
+        "PORTAL_SESSION_HOURS": "3",
         "PORTAL_SIGNIN_ATTEMPTS": "12",
         "PORTAL_SIGNIN_WINDOW_SECONDS": "13",
         "PORTAL_SETUP_CODE_HOURS": "14",
@@ -81,3 +82,8 @@ def test_secret_is_required_outside_development(clean_environment: pytest.Monkey
     clean_environment.setenv("PORTAL_DEV_MODE", "false")
     with pytest.raises(ValueError, match="PORTAL_SECRET_KEY"):
         Settings.from_environment()
+
+
+def test_the_example_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="example value"):
+        Settings(secret_key="CHANGE-ME-TO-A-LONG-RANDOM-STRING")

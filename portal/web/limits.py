@@ -1,0 +1,42 @@
+"""Request bodies are bounded in the app, not only at the proxy: a form is a few fields and
+the API's largest request is a batch of loans, so a 50 MB body is refused before it is read
+(413), whether it announces its length or streams it."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FORM_BYTES = 64 * 1024
+API_BYTES = 1024 * 1024
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = API_BYTES if scope["path"].startswith("/api/") else FORM_BYTES
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response = PlainTextResponse("Request too large.", status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Inside the app: the endpoint's error handling answers 413.
+                    raise HTTPException(status_code=413)
+            return message
+
+        await self.app(scope, bounded_receive, send)
