@@ -32,11 +32,14 @@ async def _keep_session(connection: Any) -> None:
     end in COMMIT or ROLLBACK, and asyncpg still rolls back one left open)."""
 
 
-def _connection(database_url: str) -> str | dict[str, Any]:
-    if not database_url.startswith(("postgres://", "postgresql://")):
-        return database_url
+def _connection(database_url: str) -> dict[str, Any]:
     connection: dict[str, Any] = expand_db_url(database_url)
-    connection["credentials"]["reset"] = _keep_session
+    if connection["engine"].endswith("asyncpg"):
+        connection["credentials"]["reset"] = _keep_session
+    else:
+        # Deleted rows are overwritten with zeros in the database file, not just unlinked
+        # (PRODUCT.md promise 4: erased means unrecoverable from what the portal controls).
+        connection["credentials"]["secure_delete"] = "ON"
     return connection
 
 
@@ -60,6 +63,27 @@ async def apply_migrations(database_url: str) -> None:
         await migrate(config=tortoise_config(database_url))
     finally:
         await Tortoise.close_connections()
+
+
+async def scrub_after_erasure() -> None:
+    """After an erasure has committed: on SQLite, copy the write-ahead log into the (securely
+    deleting) database file and truncate it, so no copy of an erased row lingers in the
+    -wal file. PostgreSQL's dead tuples are removed by `compact_tables` (a scheduled job)."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "sqlite":
+        await connection.execute_script("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+async def compact_tables(tables: list[str]) -> None:
+    """Rewrite tables that held erased rows. PostgreSQL keeps a deleted row's bytes in its
+    page until the page is reused; VACUUM FULL writes the live rows to new files and drops
+    the old ones (it locks each table while it runs: schedule it at a quiet hour)."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        for table in tables:
+            await connection.execute_script(f'VACUUM FULL "{table}"')
+    else:
+        await scrub_after_erasure()
 
 
 async def fetch_rows(sql: str, *values: Any) -> list[dict[str, Any]]:

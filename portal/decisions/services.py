@@ -40,6 +40,7 @@ from portal.consent.services import (
     set_choice,
     suspended_states,
 )
+from portal.db import scrub_after_erasure
 from portal.errors import ConsentCode
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
@@ -111,6 +112,8 @@ async def decide(
                 state, erased = await _withdraw(step, state, notice)
             else:
                 state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
+    if erased:
+        await scrub_after_erasure()
     # Read after the commit: a page that cannot be shown never undoes a decision.
     shown = await current_notice(service, locale)
     return Outcome(
@@ -129,6 +132,7 @@ async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingPar
         services = await services_by_id([state.service_id for state in states])
         for state in states:
             await _withdraw(Step(patron_id, services[state.service_id], now, party), state, None)
+    await scrub_after_erasure()
     return len(states)
 
 
@@ -157,6 +161,8 @@ async def expire_unanswered(
             step = Step(state.patron_id, service, now, SYSTEM_JOB)
             await _withdraw(step, state, None, kind=EventKind.EXPIRED)
             expired += 1
+    if expired:
+        await scrub_after_erasure()
     return expired
 
 

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 from tortoise.transactions import in_transaction
 
 from portal.catalog.services import services_with_store
+from portal.db import compact_tables, scrub_after_erasure
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, record
 from portal.stores import reading_history, saved_lists
@@ -25,6 +26,7 @@ STORES: dict[str, Store] = {
 
 KEYS = tuple(STORES)
 PAGES = {key: store.page for key, store in STORES.items()}
+TABLES = [model._meta.db_table for store in STORES.values() for model in store.models]
 routes: list[BaseRoute] = [route for store in STORES.values() for route in store.routes]
 # Read by Tortoise (portal.db lists this module among the model modules).
 __models__ = [model for store in STORES.values() for model in store.models]
@@ -55,4 +57,11 @@ async def apply_retention(*, now: datetime, today: date) -> int:
                     detail={"rows_deleted": rows, "reason": "retention"},
                 )
                 deleted += rows
+    if deleted:
+        await scrub_after_erasure()
     return deleted
+
+
+async def compact() -> None:
+    """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
+    await compact_tables(TABLES)
