@@ -24,7 +24,12 @@ from portal.consent.publishing import publish_catalog
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
 from portal.errors import DomainError
-from portal.minors.services import coming_of_age, link_at_desk, purge_expired_link_codes
+from portal.minors.services import (
+    coming_of_age,
+    end_link_at_desk,
+    link_at_desk,
+    purge_expired_link_codes,
+)
 from portal.patrons import throttle
 from portal.patrons.services import (
     PatronError,
@@ -248,6 +253,24 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_unlink_guardian(settings: Settings, args: argparse.Namespace) -> int:
+    guardian_card = _read_card("Guardian's card number: ")
+    child_card = _read_card("Child's card number: ")
+
+    async def work() -> int:
+        try:
+            await end_link_at_desk(
+                settings.secret_key, guardian_card, child_card, args.reason, now=utcnow()
+            )
+        except DomainError as error:
+            print(f"Not unlinked: {error.code}", file=sys.stderr)
+            return 2
+        print("Link ended. The guardian and the child are told on their next visit.")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
@@ -301,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     link.add_argument("--label", required=True, help="a name the guardian will recognise")
     link.set_defaults(run=cmd_link_guardian)
+    unlink = commands.add_parser(
+        "unlink-guardian",
+        help="desk: end a guardian's link to a child (two card numbers on stdin)",
+    )
+    unlink.add_argument("--reason", required=True, help="why, as the patron told staff")
+    unlink.set_defaults(run=cmd_unlink_guardian)
     commands.add_parser(
         "coming-of-age", help="scheduled daily: hand over accounts of patrons who came of age"
     ).set_defaults(run=cmd_coming_of_age)

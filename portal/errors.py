@@ -46,6 +46,9 @@ class MinorsCode(StrEnum):
     GUARDIAN_NOT_ADULT = "guardian_not_adult"
     ALREADY_LINKED = "already_linked"
     LINK_CODE_INVALID = "link_code_invalid"
+    LINK_CODE_THROTTLED = "link_code_throttled"
+    NOT_VERIFIED = "guardian_not_verified"
+    TOO_MANY_GUARDIANS = "too_many_guardians"
 
 
 class CatalogCode(StrEnum):

@@ -28,7 +28,7 @@ from portal.consent.policy import (
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
 from portal.ledger.models import Actor, EventKind
-from portal.patrons.services import guardian_count
+from portal.patrons.services import LinkInfo, links_of
 
 
 @dataclass(frozen=True)
@@ -126,16 +126,18 @@ class PrivacyOverview:
     guardians are linked."""
 
     services: list[ServiceOverview]
-    guardians: int
+    guardians: int  # linked now
+    # A minor's guardian links, in force or recently ended: the child is told of each.
+    guardian_links: list[LinkInfo]
     # Consents a guardian gave, paused since the patron came of age: now theirs to decide.
     now_in_charge: bool
 
 
 async def privacy_overview(
-    patron_id: int, locale: str, age: AgeContext | None = None
+    patron_id: int, locale: str, age: AgeContext | None = None, *, now: datetime | None = None
 ) -> PrivacyOverview:
     """The published catalog comes from memory, the states in one query; a minor's guardian
-    count costs one more. Without `age`, no age rule is applied (a patron of unknown age)."""
+    links cost one more. Without `age`, no age rule is applied (a patron of unknown age)."""
     catalog = await published_catalog()
     states = await state_rows(patron_id)
     services = []
@@ -144,9 +146,12 @@ async def privacy_overview(
         if notice is None:
             continue  # publishing guarantees every enabled locale; a disabled one shows nothing
         services.append(overview_of(service, notice, states.get(service.id), age))
+    minor = age is not None and age.band is not AgeBand.ADULT and now is not None
+    links = await links_of(patron_id, now=now) if minor and now else []
     return PrivacyOverview(
         services=services,
-        guardians=await guardian_count(patron_id) if age and age.band is not AgeBand.ADULT else 0,
+        guardians=sum(1 for link in links if link.ended_at is None),
+        guardian_links=links,
         now_in_charge=any(
             state.granted and state.suspension_reason == SuspensionReason.CAME_OF_AGE
             for state in states.values()

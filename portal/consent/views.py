@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.catalog.services import published_catalog
+from portal.clock import utcnow
 from portal.consent import reads
 from portal.consent.policy import ConsentError, Status
 from portal.errors import ConsentCode, ErrorCode
@@ -33,12 +34,13 @@ async def privacy(request: Request) -> Response:
 
 async def privacy_context(request: Request, patron: Identity) -> dict[str, object]:
     age = await visitor_age(request, patron)
-    overview = await reads.privacy_overview(patron.patron_id, current_locale(), age)
+    overview = await reads.privacy_overview(patron.patron_id, current_locale(), age, now=utcnow())
     return {
         "services": overview.services,
         "flash": request.query_params.get("done"),
         "band": age.band.value,
         "guardians": overview.guardians,
+        "guardian_links": overview.guardian_links,
         "shares": patron.shares_with_guardians,
         "now_in_charge": overview.now_in_charge,
     }

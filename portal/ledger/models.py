@@ -1,5 +1,5 @@
-"""The consent ledger: one row per event, append-only, and its vocabulary (fields after
-ISO/IEC TS 27560: notice, language shown, purposes, time, method, actor, channel).
+"""The consent ledger: one row per event, append-only (fields after ISO/IEC TS 27560: notice,
+language shown, purposes, time, method, actor, channel; the vocabulary is ledger.vocabulary).
 
 Relations are declared by name ("models.Patron"), so the ledger imports no domain: every
 domain may write it, and it depends on none of them. The database itself refuses UPDATE and
@@ -7,41 +7,14 @@ DELETE on the table (migration 0004)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
+from portal.ledger.vocabulary import Actor, Channel, EventKind, Method
 
-class EventKind(StrEnum):
-    GIVEN = "given"
-    REFUSED = "refused"
-    WITHDRAWN = "withdrawn"
-    RENEWED = "renewed"
-    EXPIRED = "expired"
-    ERASED = "erased"
-    SUSPENDED = "suspended"
-    GUARDIAN_LINKED = "guardian_linked"
-    GUARDIAN_LINK_ENDED = "guardian_link_ended"
-
-
-class Method(StrEnum):
-    ONLINE = "online"
-    DESK_HANDOVER = "desk_handover"
-    GUARDIAN = "guardian"
-    SYSTEM = "system"
-
-
-class Actor(StrEnum):
-    PATRON = "patron"
-    GUARDIAN = "guardian"
-    SYSTEM = "system"
-
-
-class Channel(StrEnum):
-    WEB = "web"
-    CLI = "cli"
+__all__ = ["Actor", "Channel", "ConsentEvent", "EventKind", "Method"]
 
 
 class ConsentEvent(Model):

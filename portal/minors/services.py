@@ -38,10 +38,15 @@ from portal.ledger.services import (
     record,
 )
 from portal.minors.models import LinkCode
-from portal.minors.policy import LINK_CODE_HOURS, guardian_sees_choices
+from portal.minors.policy import (
+    LINK_CODE_HOURS,
+    MAX_GUARDIANS,
+    guardian_sees_choices,
+    may_decide_for_child,
+)
 from portal.patrons.models import GuardianLink, Patron
 from portal.patrons.policy import keyed_hash
-from portal.patrons.services import PatronError, card_lookup, lock_patron
+from portal.patrons.services import LinkInfo, PatronError, card_lookup, links_of, lock_patron
 
 
 class MinorsError(DomainError):
@@ -65,6 +70,8 @@ class ChildOverview:
     label: str
     band: AgeBand
     services: list[ChildService]
+    may_decide: bool  # this guardian's link was verified in person
+    other_guardians: list[LinkInfo]
 
 
 @dataclass(frozen=True)
@@ -87,8 +94,11 @@ async def _link(
         raise MinorsError(MinorsCode.NOT_A_MINOR)
     if (await _age_of(guardian, now, tz)).band is not AgeBand.ADULT:
         raise MinorsError(MinorsCode.GUARDIAN_NOT_ADULT)
+    await lock_patron(child.id)  # links to one child are counted one at a time
     if await GuardianLink.exists(guardian_id=guardian.id, child_id=child.id, ended_at=None):
         raise MinorsError(MinorsCode.ALREADY_LINKED)
+    if await GuardianLink.filter(child_id=child.id, ended_at=None).count() >= MAX_GUARDIANS:
+        raise MinorsError(MinorsCode.TOO_MANY_GUARDIANS)
     link = await GuardianLink.create(
         guardian_id=guardian.id,
         child_id=child.id,
@@ -190,8 +200,60 @@ async def children(
                     by_guardian=visible and given_by_guardian(state),
                 )
             )
-        result.append(ChildOverview(link.id, link.label, age.band, services))
+        result.append(
+            ChildOverview(
+                link.id,
+                link.label,
+                age.band,
+                services,
+                may_decide=may_decide_for_child(link.method),
+                other_guardians=await links_of(child.id, now=now, except_link=link.id),
+            )
+        )
     return result
+
+
+async def end_own_link(guardian_id: int, link_id: int, *, now: datetime) -> None:
+    """A guardian ends their own link; the child and the other guardians are told."""
+    async with in_transaction():
+        link = (
+            await GuardianLink.filter(id=link_id, guardian_id=guardian_id, ended_at=None)
+            .select_for_update()
+            .first()
+        )
+        if link is None:
+            raise MinorsError(MinorsCode.NOT_LINKED)
+        await _end_link(link, "guardian_ended", guardian_online(guardian_id), now=now)
+
+
+async def end_link_at_desk(
+    secret: str, guardian_card: str, child_card: str, reason: str, *, now: datetime
+) -> None:
+    """Library staff end a link, with the reason they were given."""
+    async with in_transaction():
+        guardian = await Patron.get_or_none(card_lookup=card_lookup(secret, guardian_card))
+        child = await Patron.get_or_none(card_lookup=card_lookup(secret, child_card))
+        if guardian is None or child is None:
+            raise PatronError(PatronCode.CARD_UNKNOWN)
+        link = (
+            await GuardianLink.filter(guardian_id=guardian.id, child_id=child.id, ended_at=None)
+            .select_for_update()
+            .first()
+        )
+        if link is None:
+            raise MinorsError(MinorsCode.NOT_LINKED)
+        await _end_link(link, "ended_by_library", SYSTEM_JOB, now=now, note=reason.strip()[:200])
+
+
+async def _end_link(
+    link: GuardianLink, reason: str, party: ActingParty, *, now: datetime, note: str = ""
+) -> None:
+    link.ended_at, link.end_reason = now, reason
+    await link.save(update_fields=["ended_at", "end_reason"])
+    detail: dict[str, object] = {"link": link.id, "reason": reason}
+    if note:
+        detail["note"] = note
+    await record(link.child_id, EventKind.GUARDIAN_LINK_ENDED, party, now=now, detail=detail)
 
 
 async def notice_for_guardian(key: str, locale: str) -> PublishedNotice | None:
@@ -215,6 +277,8 @@ async def guardian_decide(
     link = await GuardianLink.get_or_none(id=link_id, guardian_id=guardian_id, ended_at=None)
     if link is None:
         raise MinorsError(MinorsCode.NOT_LINKED)
+    if not may_decide_for_child(link.method):
+        raise MinorsError(MinorsCode.NOT_VERIFIED)
     return await decide(
         link.child_id,
         key,
@@ -247,15 +311,7 @@ async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
                 continue  # another run got here first
             ended_before, suspended_before = links_ended, suspended
             for link in await GuardianLink.filter(child_id=patron.id, ended_at=None):
-                link.ended_at, link.end_reason = now, SuspensionReason.CAME_OF_AGE.value
-                await link.save(update_fields=["ended_at", "end_reason"])
-                await record(
-                    patron.id,
-                    EventKind.GUARDIAN_LINK_ENDED,
-                    SYSTEM_JOB,
-                    now=now,
-                    detail={"link": link.id, "reason": SuspensionReason.CAME_OF_AGE.value},
-                )
+                await _end_link(link, SuspensionReason.CAME_OF_AGE.value, SYSTEM_JOB, now=now)
                 links_ended += 1
             suspended += await suspend_guardian_given(patron.id, now)
             # Marked even when there was nothing to hand over, so no run looks at them again.

@@ -15,6 +15,7 @@ from portal.decisions.forms import parse_decision
 from portal.errors import ConsentCode, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
+from portal.patrons import throttle
 from portal.patrons.services import set_sharing
 from portal.web.rendering import render
 from portal.web.requests import (
@@ -50,6 +51,19 @@ async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> 
 async def redeem_code(request: Request) -> Response:
     guardian_id = await _require_adult(request)
     form = await request.form()
+    settings = settings_of(request)
+    # Codes are guessed like PINs: counted per guardian account and per client network.
+    card_key, client_key = throttle.throttle_keys(
+        settings.secret_key, f"link-{guardian_id}", request.client.host if request.client else None
+    )
+    reservation = await throttle.reserve(
+        (card_key, client_key),
+        limit=settings.signin_attempts,
+        window_seconds=settings.signin_window_seconds,
+        now=utcnow(),
+    )
+    if reservation is None:
+        return await guardian_home(request, error=MinorsCode.LINK_CODE_THROTTLED)
     try:
         await services.redeem_link_code(
             settings_of(request).secret_key,
@@ -59,6 +73,20 @@ async def redeem_code(request: Request) -> Response:
             now=utcnow(),
             timezone=settings_of(request).timezone,
         )
+    except services.MinorsError as failure:
+        return await guardian_home(request, error=failure.code)
+    await throttle.refund(reservation)
+    return redirect_to(request, "minors.guardian_home")
+
+
+async def end_link(request: Request) -> Response:
+    """A guardian ends their own link to a child."""
+    guardian_id = await _require_adult(request)
+    link_id = number_field(await request.form(), "link")
+    try:
+        if link_id is None:
+            raise services.MinorsError(MinorsCode.NOT_LINKED)
+        await services.end_own_link(guardian_id, link_id, now=utcnow())
     except services.MinorsError as failure:
         return await guardian_home(request, error=failure.code)
     return redirect_to(request, "minors.guardian_home")
@@ -145,6 +173,7 @@ async def sharing(request: Request) -> Response:
 routes = [
     Route("/guardian", guardian_home, methods=["GET"], name="minors.guardian_home"),
     Route("/guardian/link", redeem_code, methods=["POST"], name="minors.redeem_code"),
+    Route("/guardian/unlink", end_link, methods=["POST"], name="minors.end_link"),
     Route(
         "/guardian/services/{key:str}",
         guardian_notice,

@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import DomainError, PatronCode
+from portal.ledger.vocabulary import Method
 from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
 
@@ -227,11 +228,6 @@ async def set_sharing(patron_id: int, *, shares: bool) -> None:
     await Patron.filter(id=patron_id).update(shares_with_guardians=shares)
 
 
-async def guardian_count(child_id: int) -> int:
-    count: int = await GuardianLink.filter(child_id=child_id, ended_at=None).count()
-    return count
-
-
 async def lock_patron(patron_id: int) -> Patron | None:
     """Take the patron's row lock: every change to what a patron consented to or what is
     kept for them takes it first, so they never interleave. Call inside a transaction."""
@@ -250,3 +246,31 @@ async def has_pin(secret: str, card_number: str) -> bool | None:
     """Whether the card's patron has set a PIN; None when there is no such card."""
     patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
     return None if patron is None else patron.pin_hash is not None
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """A guardian link as the child and the other guardians see it: how and when it was
+    made, and when it ended (never the other guardian's label or identity)."""
+
+    linked_at: datetime
+    in_person: bool
+    ended_at: datetime | None
+
+
+# Links ended this recently are still shown to the child and the other guardians.
+RECENT_LINK_DAYS = 30
+
+
+async def links_of(
+    child_id: int, *, now: datetime, except_link: int | None = None
+) -> list[LinkInfo]:
+    """The child's guardian links in force, and those ended in the last RECENT_LINK_DAYS:
+    what the child and each guardian are told about who can act for the child."""
+    since = now - timedelta(days=RECENT_LINK_DAYS)
+    links = await GuardianLink.filter(child_id=child_id).order_by("linked_at")
+    return [
+        LinkInfo(link.linked_at, link.method == Method.DESK_HANDOVER, link.ended_at)
+        for link in links
+        if link.id != except_link and (link.ended_at is None or link.ended_at >= since)
+    ]

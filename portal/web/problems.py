@@ -113,6 +113,27 @@ PROBLEMS: dict[ErrorCode, Problem] = {
         400, N_("That link code is not valid or has expired. Ask your child to make a new one.")
     ),
     CatalogCode.INVALID: Problem(400, N_("The service catalog cannot be published as it is.")),
+    MinorsCode.LINK_CODE_THROTTLED: Problem(
+        429,
+        Np_(
+            "Too many tries. Please wait %(num)s minute, or ask library staff for help.",
+            "Too many tries. Please wait %(num)s minutes, or ask library staff for help.",
+        ),
+    ),
+    MinorsCode.NOT_VERIFIED: Problem(
+        403,
+        N_(
+            "Only a parent or guardian whose link was checked in person at the library can "
+            "decide for this child. You can read the notices and see which services are on."
+        ),
+    ),
+    MinorsCode.TOO_MANY_GUARDIANS: Problem(
+        409,
+        N_(
+            "This child already has as many parents or guardians linked as the library allows. "
+            "Library staff can help."
+        ),
+    ),
     ApiCode.UNAUTHORISED: Problem(401, N_("A valid access token is required.")),
     ApiCode.INVALID_JSON: Problem(400, N_("The request body is not valid JSON.")),
     ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),

@@ -238,3 +238,29 @@ async def test_guardian_refusals_answer_with_the_status_of_their_code(portal) ->
         assert answer.status_code == status, (key, fields)
         with use_locale("es"):
             assert gettext(message) in visible_text(answer.text)
+
+
+async def test_a_code_link_shows_notices_but_no_choice_and_the_child_is_told(portal) -> None:
+    await publish(catalog(), LOCALES)
+    _, child_client, _, father_client = await ten_year_old_with_two_guardians(portal)
+    review = await father_client.get("/guardian/services/reading_history")
+    assert 'name="decision"' not in review.text
+    with use_locale("ar"):
+        assert gettext("Other parents or guardians") in visible_text(
+            (await father_client.get("/guardian")).text
+        )
+    told = visible_text((await child_client.get("/privacy")).text)
+    assert "checked in person at the library" in told
+    assert "with a code from the child" in told
+
+
+async def test_guessing_link_codes_is_throttled(portal) -> None:
+    await publish(catalog(), LOCALES)
+    adult = await make_patron(born_on=date(1980, 1, 1))
+    client = await client_for(portal, adult, "en")
+    answers = [
+        (await client.post("/guardian/link", data={"code": f"0000-0000-{n:04d}", "label": "x"}))
+        for n in range(6)
+    ]
+    assert [answer.status_code for answer in answers] == [400] * 5 + [429]
+    assert "Too many tries" in answers[-1].text

@@ -317,3 +317,46 @@ async def test_coming_of_age_follows_the_library_time_zone() -> None:
     evening_in_new_york = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)  # still 28 February there
     assert (await minors.coming_of_age(now=evening_in_new_york, timezone=TZ)).patrons == 0
     assert (await minors.coming_of_age(now=evening_in_new_york, timezone="UTC")).patrons == 1
+
+
+async def test_a_guardian_linked_by_code_reads_but_cannot_decide() -> None:
+    await publish(catalog(), LOCALES)
+    child = await make_patron(born_on=date(2016, 3, 3))
+    stranger = await make_patron(born_on=date(1970, 1, 1))
+    code, _ = await minors.issue_link_code(SECRET, child.id, now=NOW, timezone=TZ)
+    link_id = await minors.redeem_link_code(SECRET, stranger.id, code, "Kid", now=NOW, timezone=TZ)
+    [view] = await minors.children(stranger.id, "en", now=NOW, timezone=TZ)
+    assert not view.may_decide
+    assert {item.status for item in view.services} <= {Status.NEVER_ASKED}  # sees the states
+    for decision in (Decision.YES, Decision.NO):
+        with pytest.raises(minors.MinorsError, match="guardian_not_verified"):
+            await guardian_says(stranger.id, link_id, child.id, "reading_history", decision)
+    assert await ConsentState.filter(patron_id=child.id).count() == 0
+
+
+async def test_no_child_gets_more_than_four_guardians() -> None:
+    await publish(catalog(), LOCALES)
+    child, links = await family(date(2016, 1, 1), guardians=4)
+    fifth = await make_patron(born_on=date(1975, 1, 1))
+    with pytest.raises(minors.MinorsError, match="too_many_guardians"):
+        await minors.link_at_desk(SECRET, fifth.card, child.card, "x", now=NOW, timezone=TZ)
+    assert len(links) == 4
+
+
+async def test_ending_a_link_is_recorded_and_told_to_the_others() -> None:
+    await publish(catalog(), LOCALES)
+    child, [(mother, mother_link), (father, father_link)] = await family(
+        date(2016, 1, 1), guardians=2
+    )
+    await minors.end_own_link(father.id, father_link, now=NOW)
+    with pytest.raises(minors.MinorsError, match="not_linked"):
+        await minors.end_own_link(father.id, father_link, now=NOW)  # once is enough
+    [mother_view] = await minors.children(mother.id, "en", now=NOW, timezone=TZ)
+    assert [link.ended_at for link in mother_view.other_guardians] == [NOW]
+    assert await minors.children(father.id, "en", now=NOW, timezone=TZ) == []
+    await minors.end_link_at_desk(SECRET, mother.card, child.card, "court order", now=NOW)
+    ended = await ConsentEvent.filter(patron_id=child.id, kind=EventKind.GUARDIAN_LINK_ENDED)
+    assert [event.detail["reason"] for event in ended] == ["guardian_ended", "ended_by_library"]
+    assert ended[0].acting_guardian_id == father.id
+    assert ended[1].detail["note"] == "court order"
+    assert mother_link != father_link

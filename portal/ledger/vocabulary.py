@@ -1,0 +1,36 @@
+"""The ledger's vocabulary: what happened, how, by whom, through which channel. Pure: every
+domain and every pure rule may use it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    GIVEN = "given"
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    RENEWED = "renewed"
+    EXPIRED = "expired"
+    ERASED = "erased"
+    SUSPENDED = "suspended"
+    GUARDIAN_LINKED = "guardian_linked"
+    GUARDIAN_LINK_ENDED = "guardian_link_ended"
+
+
+class Method(StrEnum):
+    ONLINE = "online"
+    DESK_HANDOVER = "desk_handover"
+    GUARDIAN = "guardian"
+    SYSTEM = "system"
+
+
+class Actor(StrEnum):
+    PATRON = "patron"
+    GUARDIAN = "guardian"
+    SYSTEM = "system"
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    CLI = "cli"
