@@ -83,6 +83,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def from_environment() -> Starlette:
+    """For several worker processes (`portal serve --workers N`): each builds its own app
+    from the environment. Nothing they must agree on lives in memory: sessions, the sign-in
+    throttle and the catalog are in the database, the catalog snapshot is a short cache."""
+    return create_app(Settings.from_environment())
+
+
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -271,6 +271,17 @@ def cmd_unlink_guardian(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_unlock_signin(settings: Settings, args: argparse.Namespace) -> int:
+    card = _read_card()
+
+    async def work() -> int:
+        cleared = await throttle.unlock_card(settings.secret_key, card)
+        print(f"Sign-in unlocked for this card ({cleared} counted attempt(s) cleared).")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
@@ -284,9 +295,11 @@ def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-
+    several = args.workers > 1
     uvicorn.run(
-        create_app(settings),
+        "portal.app:from_environment" if several else create_app(settings),
+        factory=several,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         access_log=False,
@@ -305,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web portal")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.set_defaults(run=cmd_serve)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
     publish = commands.add_parser("publish", help="validate and publish the service catalog")
@@ -330,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     unlink.add_argument("--reason", required=True, help="why, as the patron told staff")
     unlink.set_defaults(run=cmd_unlink_guardian)
+    commands.add_parser(
+        "unlock-signin", help="desk: clear a card's failed sign-ins (card number on stdin)"
+    ).set_defaults(run=cmd_unlock_signin)
     commands.add_parser(
         "coming-of-age", help="scheduled daily: hand over accounts of patrons who came of age"
     ).set_defaults(run=cmd_coming_of_age)

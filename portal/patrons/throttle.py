@@ -75,6 +75,14 @@ def delay_seconds(earlier_failures: int) -> float:
     return float(min(0.25 * 2 ** (earlier_failures - 2), 4.0))
 
 
+async def unlock_card(secret: str, card: str) -> int:
+    """Staff, after checking who the patron is: the card's counted attempts are cleared (the
+    client network's count stays, so this is no way around the per-client limit)."""
+    card_key, _ = throttle_keys(secret, card, None)
+    cleared: int = await SignInAttempt.filter(key_lookup=card_key).delete()
+    return cleared
+
+
 async def purge_expired(*, now: datetime, window_seconds: int) -> int:
     deleted: int = await SignInAttempt.filter(
         attempted_at__lte=now - timedelta(seconds=window_seconds)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from portal.patrons import services
+from portal.patrons import services, throttle
 from portal.patrons.models import Patron, PinSetupCode
 from tests.factories import SECRET, make_patron, now
 
@@ -89,3 +89,14 @@ async def test_a_session_ends_after_its_absolute_lifetime_however_active() -> No
         moment += timedelta(minutes=20)
         alive = await services.session_identity(SECRET, token, now=moment, minutes=30)
         assert (alive is not None) == (moment < started + timedelta(hours=2))
+
+
+async def test_staff_unlock_clears_the_cards_count_but_not_the_clients() -> None:
+    keys = throttle.throttle_keys(SECRET, CARD, "10.1.2.3")
+    for _ in range(5):
+        assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now())
+    assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now()) is None
+    assert await throttle.unlock_card(SECRET, CARD) == 5
+    elsewhere = throttle.throttle_keys(SECRET, CARD, "10.9.9.9")
+    assert await throttle.reserve(elsewhere, limit=5, window_seconds=900, now=now())
+    assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now()) is None

@@ -21,7 +21,7 @@ def test_create_app_is_the_only_constructor() -> None:
                 builders.append(str(path.relative_to(PORTAL)))
     assert builders == ["app.py"]
     cli = (PORTAL / "cli.py").read_text(encoding="utf-8")
-    assert "uvicorn.run(\n        create_app(settings)," in cli
+    assert '"portal.app:from_environment" if several else create_app(settings),' in cli
 
 
 def test_the_app_is_built_from_the_settings_it_is_given() -> None:
