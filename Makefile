@@ -14,6 +14,7 @@ help:
 	@echo "make run     set up and run the portal on SQLite with the demo catalog (development mode)"
 	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
 	@echo "make bench   run the benchmarks and print figures"
+	@echo "make crash   kill the server at random during 1,000 operations on PostgreSQL; check every promise"
 	@echo "make messages  regenerate locales/messages.pot and update every catalog"
 
 $(BIN)/portal: pyproject.toml
@@ -86,9 +87,13 @@ bench: setup system-packages
 	$(BIN)/python -m tests.benchmarks sqlite
 	$(BIN)/python -m tests.benchmarks postgres
 
+# The long crash test on PostgreSQL: 1,000 operations from 8 clients, 10 SIGKILLs, figures.
+crash: setup system-packages
+	$(BIN)/python -m tests.crash 1000 10
+
 vendor-htmx:
 	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && tar xzf htmx.org-$(HTMX_VERSION).tgz && \
 	  cp package/dist/htmx.min.js $(CURDIR)/portal/static/htmx.min.js
 	@echo "Vendored htmx.org $(HTMX_VERSION); record it in portal/static/VENDORED.md"
 
-.PHONY: help setup system-packages run lint types messages messages-check migration test bench vendor-htmx
+.PHONY: help setup system-packages run lint types messages messages-check migration test bench crash vendor-htmx
