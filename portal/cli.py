@@ -137,6 +137,7 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
         except PatronError as error:
             print(f"No code issued: {error.code}", file=sys.stderr)
             return 2
+        await throttle.unlock_card(settings.secret_key, card)  # staff checked who they are
         _print_setup(new.setup_code, new.expires_at)
         return 0
 

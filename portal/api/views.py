@@ -31,8 +31,9 @@ async def _authorised_body(request: Request) -> dict[str, Any]:
         raise services.ApiError(ApiCode.UNAUTHORISED)
     try:
         body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a body nested thousands of levels deep.
+    except (ValueError, RecursionError):
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is an integer of
+        # thousands of digits; RecursionError: a body nested thousands of levels deep.
         raise services.ApiError(ApiCode.INVALID_JSON) from None
     if not isinstance(body, dict) or not isinstance(body.get("card_number"), str):
         raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)

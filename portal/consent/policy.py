@@ -43,6 +43,7 @@ class SuspensionReason(StrEnum):
 
     MATERIAL_CHANGE = "material_change"
     CAME_OF_AGE = "came_of_age"
+    GUARDIAN_UNLINKED = "guardian_unlinked"  # the guardian who consented is no longer linked
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Status, SuspensionReason
 from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
-from portal.ledger.models import Actor, EventKind
+from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
 from portal.patrons.services import lock_patron
 
@@ -145,6 +145,32 @@ async def suspend_service(service_id: int, reason: SuspensionReason, now: dateti
     for state in affected:
         await suspend(state, service, reason, now)
     return len(affected)
+
+
+async def suspend_given_by(guardian_id: int, patron_id: int, now: datetime) -> int:
+    """The consents this guardian gave for the patron, once their link ends: paused until a
+    guardian still linked (or the patron, when old enough) answers again."""
+    states = await ConsentState.filter(
+        patron_id=patron_id, granted=True, granted_by=Actor.GUARDIAN.value
+    ).select_for_update()
+    services = await services_by_id([state.service_id for state in states])
+    paused = 0
+    for state in states:
+        given = (
+            await ConsentEvent.filter(
+                patron_id=patron_id,
+                service_id=state.service_id,
+                kind__in=(EventKind.GIVEN, EventKind.RENEWED),
+            )
+            .order_by("-id")
+            .first()
+        )
+        if given is not None and given.acting_guardian_id == guardian_id:
+            await suspend(
+                state, services[state.service_id], SuspensionReason.GUARDIAN_UNLINKED, now
+            )
+            paused += 1
+    return paused
 
 
 async def suspend_guardian_given(patron_id: int, now: datetime) -> int:

@@ -41,10 +41,10 @@ from portal.consent.services import (
     suspended_states,
 )
 from portal.db import scrub_after_erasure
-from portal.errors import ConsentCode
+from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
-from portal.patrons.services import lock_patron
+from portal.patrons.services import has_verified_link, lock_patron
 from portal.stores.registry import erase
 
 
@@ -81,6 +81,10 @@ async def decide(
         service = await current_service(key)
         if patron is None or service is None:
             raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+        if party.guardian_id is not None and not await has_verified_link(
+            party.guardian_id, patron_id
+        ):
+            raise DomainError(MinorsCode.NOT_VERIFIED)  # ended or never checked in person
         notice = await _notice_for_decision(service, decision, notice_version_id, locale)
         age = await age_for_decision(
             patron.born_on, patron.jurisdiction, now=now, timezone=timezone
@@ -181,6 +185,8 @@ async def _notice_for_decision(
     if notice.revision != service.revision:
         raise ConsentError(ConsentCode.STALE_NOTICE)
     if notice.locale != locale:
+        if decision is Decision.NO:
+            return None  # turning off never depends on which notice was on screen
         raise ConsentError(ConsentCode.NOTICE_REQUIRED)
     return notice
 

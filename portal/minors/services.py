@@ -26,7 +26,7 @@ from portal.catalog.services import (
 from portal.clock import local_date
 from portal.consent.policy import Decision, Status, SuspensionReason
 from portal.consent.reads import given_by_guardian, states_of, status_for
-from portal.consent.services import suspend_guardian_given
+from portal.consent.services import suspend_given_by, suspend_guardian_given
 from portal.decisions.services import Outcome, decide
 from portal.errors import DomainError, MinorsCode, PatronCode
 from portal.ledger.models import EventKind
@@ -248,6 +248,11 @@ async def end_link_at_desk(
 async def _end_link(
     link: GuardianLink, reason: str, party: ActingParty, *, now: datetime, note: str = ""
 ) -> None:
+    """Call inside a transaction. The child's row lock orders this after (or before) any
+    decision the guardian is making for the child; what they consented to is paused."""
+    await lock_patron(link.child_id)
+    if reason != SuspensionReason.CAME_OF_AGE:  # coming of age pauses all guardian consents
+        await suspend_given_by(link.guardian_id, link.child_id, now)
     link.ended_at, link.end_reason = now, reason
     await link.save(update_fields=["ended_at", "end_reason"])
     detail: dict[str, object] = {"link": link.id, "reason": reason}

@@ -53,12 +53,14 @@ async def redeem_code(request: Request) -> Response:
     form = await request.form()
     settings = settings_of(request)
     # Codes are guessed like PINs: counted per guardian account and per client network.
-    card_key, client_key = throttle.throttle_keys(
-        settings.secret_key, f"link-{guardian_id}", request.client.host if request.client else None
+    keys = throttle.throttle_keys(
+        settings.secret_key,
+        str(guardian_id),
+        request.client.host if request.client else None,
+        purpose="link-code",
     )
     reservation = await throttle.reserve(
-        (card_key, client_key),
-        limit=settings.signin_attempts,
+        throttle.limits(keys, settings.signin_attempts),
         window_seconds=settings.signin_window_seconds,
         now=utcnow(),
     )

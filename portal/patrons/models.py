@@ -88,13 +88,15 @@ class GuardianLink(Model):
         table = "guardian_link"
 
 
-class SignInAttempt(Model):
-    """One sign-in or PIN-setup attempt against a throttle key (a keyed hash of the card, or
-    of the client's network). Purpose: limit guessing; kept for the throttle's window."""
+class SignInCounter(Model):
+    """Guesses counted against one throttle key (a keyed hash of a card, or of a client's
+    network) in the current window. Purpose: limit guessing; purged when the window ends."""
 
     id = fields.IntField(primary_key=True)
-    key_lookup = fields.CharField(max_length=64, db_index=True)
-    attempted_at = fields.DatetimeField()
+    key_lookup = fields.CharField(max_length=64, unique=True)
+    # Milliseconds since the epoch: compared in SQL the same way on every engine.
+    window_started_ms = fields.BigIntField(db_index=True)
+    attempts = fields.IntField()
 
     class Meta:
-        table = "signin_attempt"
+        table = "signin_counter"

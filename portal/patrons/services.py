@@ -274,3 +274,11 @@ async def links_of(
         for link in links
         if link.id != except_link and (link.ended_at is None or link.ended_at >= since)
     ]
+
+
+async def has_verified_link(guardian_id: int, child_id: int) -> bool:
+    """A link in force that staff checked in person: the only kind that may decide."""
+    verified: bool = await GuardianLink.exists(
+        guardian_id=guardian_id, child_id=child_id, ended_at=None, method=Method.DESK_HANDOVER
+    )
+    return verified

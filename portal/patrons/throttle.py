@@ -1,71 +1,116 @@
 """Throttling sign-in and PIN-setup guesses, in the database so every process and host
 shares one count (two workers, two hosts behind a load balancer).
 
-An attempt is counted *before* its PIN is checked: it inserts its row, then counts the rows
-in the window, its own included. Whatever the interleaving, at most `limit` attempts per key
-see a count within the limit, so parallel guesses cannot outrun the check. A successful
-attempt is refunded; a refused one leaves no row. Keys are keyed hashes: no card number or
+An attempt is counted *before* its PIN is checked, by one conditional UPDATE per key
+("add one, unless the window's limit is reached"), which the database applies atomically:
+however many guesses arrive at once, exactly `limit` of them are let through, never more
+and never fewer. A successful attempt is refunded. Keys are keyed hashes: no card number or
 address is stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.patrons.models import SignInAttempt
+from tortoise.exceptions import IntegrityError
+
+from portal.db import fetch_rows
+from portal.patrons.models import SignInCounter
 from portal.patrons.policy import keyed_hash, normalise_card
 
 
 @dataclass(frozen=True)
 class Reservation:
-    attempt_ids: tuple[int, ...]
-    # Failures already counted against the busiest key before this attempt (for delays).
+    keys: tuple[str, ...]
+    # Attempts already counted against the card in this window (for the growing delay).
     earlier: int
 
 
-def throttle_keys(secret: str, card: str, client_host: str | None) -> tuple[str, str]:
-    """One key for the card, one for the client's network: an IPv6 client is counted by its
-    /64, which one household or device can rotate freely within."""
-    network = client_host or "unknown"
+# A network (a branch's Wi-Fi, a carrier's NAT) is shared by many patrons: it gets this many
+# times the attempts of one card before it is held back.
+NETWORK_FACTOR = 20
+
+
+def client_network(client_host: str | None) -> str:
+    """An IPv6 client counts by its /64, which one household or device rotates freely
+    within; an IPv4-mapped IPv6 address counts as the IPv4 address it is."""
     try:
-        address = ipaddress.ip_address(network)
+        address = ipaddress.ip_address(client_host or "")
     except ValueError:
-        pass
-    else:
-        if address.version == 6:
-            network = str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return client_host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def throttle_keys(
+    secret: str, card: str, client_host: str | None, *, purpose: str = "signin"
+) -> tuple[str, str]:
+    """One key for the card (or what else is guessed at), one for the client's network.
+    Each purpose counts apart: link-code guesses never lock anyone out of signing in."""
     return (
-        keyed_hash(secret, "throttle-card", normalise_card(card) or card),
-        keyed_hash(secret, "throttle-client", network),
+        keyed_hash(secret, f"throttle-{purpose}-card", normalise_card(card) or card),
+        keyed_hash(secret, f"throttle-{purpose}-client", client_network(client_host)),
     )
 
 
+def limits(keys: tuple[str, str], attempts: int) -> tuple[tuple[str, int], ...]:
+    card_key, client_key = keys
+    return ((card_key, attempts), (client_key, attempts * NETWORK_FACTOR))
+
+
+_COUNT = (
+    "UPDATE signin_counter SET "
+    "attempts = CASE WHEN window_started_ms <= ? THEN 1 ELSE attempts + 1 END, "
+    "window_started_ms = CASE WHEN window_started_ms <= ? THEN ? ELSE window_started_ms END "
+    "WHERE key_lookup = ? AND (window_started_ms <= ? OR attempts < ?) RETURNING attempts"
+)
+_REFUND = "UPDATE signin_counter SET attempts = attempts - 1 WHERE key_lookup = ? AND attempts > 0"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+async def _count(key: str, limit: int, *, since: datetime, now: datetime) -> int | None:
+    """This attempt's number in the key's window, or None when the limit is reached."""
+    with contextlib.suppress(IntegrityError):  # created meanwhile by a concurrent attempt
+        await SignInCounter.get_or_create(
+            key_lookup=key, defaults={"window_started_ms": _ms(now), "attempts": 0}
+        )
+    cut = _ms(since)
+    rows = await fetch_rows(_COUNT, cut, cut, _ms(now), key, cut, limit)
+    return int(rows[0]["attempts"]) if rows else None
+
+
 async def reserve(
-    keys: tuple[str, ...], *, limit: int, window_seconds: int, now: datetime
+    limited: tuple[tuple[str, int], ...], *, window_seconds: int, now: datetime
 ) -> Reservation | None:
-    """Count this attempt against each key; None when any key is over its limit."""
+    """Count this attempt against each (key, limit); None when any key is at its limit.
+    The first key's count sets the delay (the card's failures, not the network's)."""
     since = now - timedelta(seconds=window_seconds)
-    await SignInAttempt.filter(key_lookup__in=keys, attempted_at__lte=since).delete()
-    ids: list[int] = []
-    busiest = 0
-    for key in keys:
-        attempt = await SignInAttempt.create(key_lookup=key, attempted_at=now)
-        ids.append(attempt.id)
-        # Counted after this attempt's own row is committed: every attempt committed before
-        # it is counted too, so the (limit + 1)-th and later can never see a small number.
-        counted: int = await SignInAttempt.filter(key_lookup=key, attempted_at__gt=since).count()
-        busiest = max(busiest, counted)
-        if counted > limit:
-            await SignInAttempt.filter(id__in=ids).delete()  # refused: never evaluated
+    counted: list[str] = []
+    earlier = 0
+    for key, limit in limited:
+        number = await _count(key, limit, since=since, now=now)
+        if number is None:
+            await refund(Reservation(tuple(counted), earlier=0))  # refused: never evaluated
             return None
-    return Reservation(tuple(ids), earlier=busiest - 1)
+        if not counted:
+            earlier = number - 1
+        counted.append(key)
+    return Reservation(tuple(counted), earlier=earlier)
 
 
 async def refund(reservation: Reservation) -> None:
-    """The attempt succeeded: it does not count as a guess."""
-    await SignInAttempt.filter(id__in=reservation.attempt_ids).delete()
+    """The attempt succeeded (or was never evaluated): it does not count as a guess."""
+    for key in reservation.keys:
+        await fetch_rows(_REFUND + " RETURNING attempts", key)
 
 
 def delay_seconds(earlier_failures: int) -> float:
@@ -78,13 +123,16 @@ def delay_seconds(earlier_failures: int) -> float:
 async def unlock_card(secret: str, card: str) -> int:
     """Staff, after checking who the patron is: the card's counted attempts are cleared (the
     client network's count stays, so this is no way around the per-client limit)."""
-    card_key, _ = throttle_keys(secret, card, None)
-    cleared: int = await SignInAttempt.filter(key_lookup=card_key).delete()
-    return cleared
+    card_key, _ = throttle_keys(secret, card, None)  # the sign-in purpose
+    counter = await SignInCounter.get_or_none(key_lookup=card_key)
+    if counter is None:
+        return 0
+    await SignInCounter.filter(id=counter.id).delete()
+    return counter.attempts
 
 
 async def purge_expired(*, now: datetime, window_seconds: int) -> int:
-    deleted: int = await SignInAttempt.filter(
-        attempted_at__lte=now - timedelta(seconds=window_seconds)
+    deleted: int = await SignInCounter.filter(
+        window_started_ms__lte=_ms(now - timedelta(seconds=window_seconds))
     ).delete()
     return deleted

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
+from portal.db import scrub_after_erasure
 from portal.errors import ErrorCode, StoreCode
 from portal.patrons.models import Patron
 from portal.stores.base import Cutoff, Store, StoreError, StorePage, open_store, refused
@@ -101,6 +102,7 @@ async def delete_list(patron_id: int, list_id: int) -> None:
             raise StoreError(StoreCode.NOT_FOUND)
         await SavedListItem.filter(saved_list_id=saved.id).delete()
         await saved.delete()
+    await scrub_after_erasure()
 
 
 async def erase(patron_id: int) -> int:

@@ -65,8 +65,7 @@ async def _count_attempt(request: Request, card: str) -> throttle.Reservation | 
         settings.secret_key, card, request.client.host if request.client else None
     )
     reservation = await throttle.reserve(
-        keys,
-        limit=settings.signin_attempts,
+        throttle.limits(keys, settings.signin_attempts),
         window_seconds=settings.signin_window_seconds,
         now=utcnow(),
     )
@@ -117,6 +116,8 @@ async def signout(request: Request) -> Response:
         await services.end_session(settings.secret_key, token)
     response = redirect_to(request, "patrons.signin_form")
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.https)
+    # A shared terminal forgets the language too: the next patron's choice is their own.
+    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
     return response
 
 

@@ -360,3 +360,32 @@ async def test_ending_a_link_is_recorded_and_told_to_the_others() -> None:
     assert ended[0].acting_guardian_id == father.id
     assert ended[1].detail["note"] == "court order"
     assert mother_link != father_link
+
+
+async def test_ending_a_link_pauses_what_that_guardian_agreed_to() -> None:
+    await publish(catalog(), LOCALES)
+    child, [(mother, mother_link), (father, father_link)] = await family(
+        date(2016, 1, 1), guardians=2
+    )
+    await guardian_says(mother.id, mother_link, child.id, "reading_history", Decision.YES)
+    await minors.end_own_link(mother.id, mother_link, now=NOW)
+    state = await ConsentState.get(patron_id=child.id)
+    assert (state.granted, state.suspension_reason) == (True, "guardian_unlinked")
+    view = await reads.service_view(child.id, "reading_history", "en")
+    assert view.status is Status.NEEDS_RENEWAL  # off until a linked guardian answers
+    with pytest.raises(minors.MinorsError, match="not_linked"):
+        await guardian_says(mother.id, mother_link, child.id, "reading_history", Decision.YES)
+    await guardian_says(father.id, father_link, child.id, "reading_history", Decision.YES)
+    assert (await reads.service_view(child.id, "reading_history", "en")).status is Status.ON
+
+
+async def test_turning_off_never_depends_on_the_language_of_the_notice_shown() -> None:
+    await publish(catalog(), LOCALES)
+    adult = await make_patron(born_on=date(1990, 1, 1))
+    await patron_says(adult.id, "reading_history", Decision.YES)
+    spanish = await reads.service_view(adult.id, "reading_history", "es")
+    outcome = await decisions.decide(
+        adult.id, "reading_history", Decision.NO, notice_version_id=spanish.notice.id,
+        expected_revision=spanish.revision, locale="en", now=NOW, timezone=TZ,
+    )  # fmt: skip
+    assert outcome.status is Status.WITHDRAWN

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from portal.patrons import services, throttle
-from portal.patrons.models import Patron, PinSetupCode
+from portal.patrons.models import Patron, PinSetupCode, SignInCounter
 from tests.factories import SECRET, make_patron, now
 
 CARD = "2000 1111 2222"
@@ -91,12 +91,34 @@ async def test_a_session_ends_after_its_absolute_lifetime_however_active() -> No
         assert (alive is not None) == (moment < started + timedelta(hours=2))
 
 
-async def test_staff_unlock_clears_the_cards_count_but_not_the_clients() -> None:
-    keys = throttle.throttle_keys(SECRET, CARD, "10.1.2.3")
+async def test_staff_unlock_clears_the_cards_count_but_not_the_networks() -> None:
+    keys = throttle.limits(throttle.throttle_keys(SECRET, CARD, "10.1.2.3"), 5)
     for _ in range(5):
-        assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now())
-    assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now()) is None
+        assert await throttle.reserve(keys, window_seconds=900, now=now())
+    assert await throttle.reserve(keys, window_seconds=900, now=now()) is None
     assert await throttle.unlock_card(SECRET, CARD) == 5
-    elsewhere = throttle.throttle_keys(SECRET, CARD, "10.9.9.9")
-    assert await throttle.reserve(elsewhere, limit=5, window_seconds=900, now=now())
-    assert await throttle.reserve(keys, limit=5, window_seconds=900, now=now()) is None
+    assert await throttle.reserve(keys, window_seconds=900, now=now())
+    network = throttle.throttle_keys(SECRET, CARD, "10.1.2.3")[1]
+    assert (await SignInCounter.get(key_lookup=network)).attempts == 6
+
+
+async def test_a_shared_network_holds_back_only_after_many_cards_failed() -> None:
+    allowed = []
+    for n in range(5 * throttle.NETWORK_FACTOR + 1):  # a busy branch, one typo per patron
+        keys = throttle.throttle_keys(SECRET, f"2000 0000 {n:04d}", "192.0.2.7")
+        reservation = await throttle.reserve(
+            throttle.limits(keys, 5), window_seconds=900, now=now()
+        )
+        allowed.append(reservation is not None)
+    assert allowed == [True] * (5 * throttle.NETWORK_FACTOR) + [False]
+
+
+async def test_link_code_guesses_never_lock_anyone_out_of_signing_in() -> None:
+    guesses = throttle.limits(
+        throttle.throttle_keys(SECRET, "17", "10.1.2.3", purpose="link-code"), 5
+    )
+    for _ in range(5):
+        assert await throttle.reserve(guesses, window_seconds=900, now=now())
+    assert await throttle.reserve(guesses, window_seconds=900, now=now()) is None
+    signin = throttle.limits(throttle.throttle_keys(SECRET, CARD, "10.1.2.3"), 5)
+    assert await throttle.reserve(signin, window_seconds=900, now=now())

@@ -59,6 +59,8 @@ def serving(env: dict[str, str], workers: int) -> Iterator[str]:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the portal with {workers} worker(s) never became ready")
         yield url
     finally:
         process.terminate()

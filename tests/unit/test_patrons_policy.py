@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from portal.patrons import throttle
 from portal.patrons.policy import PinRejected, check_new_pin, normalise_card
 
 
@@ -16,3 +17,10 @@ def test_card_numbers_are_normalised() -> None:
 def test_weak_or_malformed_pins_are_rejected(pin: str) -> None:
     with pytest.raises(PinRejected):
         check_new_pin(pin)
+
+
+def test_ipv4_clients_seen_through_ipv6_count_as_themselves() -> None:
+    assert throttle.client_network("::ffff:192.0.2.7") == "192.0.2.7"
+    assert throttle.client_network("::ffff:192.0.2.8") != throttle.client_network(
+        "::ffff:192.0.2.7"
+    )
