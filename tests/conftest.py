@@ -20,6 +20,7 @@ from tortoise import Tortoise
 
 from portal.app import create_app
 from portal.catalog.services import forget_published_catalog
+from portal.consent.reads import forget_read_states
 from portal.db import apply_migrations, tortoise_config
 from portal.settings import Settings
 from tests.factories import SECRET
@@ -109,6 +110,7 @@ def empty_database_url(
 async def db(database_url: str) -> AsyncIterator[str]:
     """Tortoise initialised on a fresh, migrated database (service-tier tests)."""
     forget_published_catalog()
+    forget_read_states()
     await Tortoise.init(config=tortoise_config(database_url))
     try:
         yield database_url
@@ -143,6 +145,7 @@ def portal_settings(settings: Settings) -> Settings:
 @pytest.fixture
 async def portal(portal_settings: Settings) -> AsyncIterator[Portal]:
     forget_published_catalog()
+    forget_read_states()
     app = create_app(portal_settings)
     async with app.router.lifespan_context(app), portal_client(app) as client:
         yield Portal(app, client)

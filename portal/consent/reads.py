@@ -4,6 +4,7 @@ returns plain values, never ORM rows."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,11 +67,33 @@ def _state_from_row(row: dict[str, Any]) -> StateRow:
     )
 
 
-async def state_rows(patron_id: int) -> dict[int, StateRow]:
+# What pages read of patrons' consent states, keyed by (patron, consent version). A cache
+# that may be stale, never the truth: the version comes from the database with the session
+# on every request, and every change to a patron's consents increments it.
+_STATES_CACHE: OrderedDict[tuple[int, int], dict[int, StateRow]] = OrderedDict()
+_STATES_CACHE_SIZE = 4096
+
+
+def forget_read_states() -> None:
+    """For a process that switches databases (the tests): ids and versions start over."""
+    _STATES_CACHE.clear()
+
+
+async def state_rows(patron_id: int, version: int | None = None) -> dict[int, StateRow]:
     """Every consent state of a patron, keyed by service: one indexed query (the hot path of
-    My privacy, where building it through the ORM costs more than running it)."""
+    My privacy), or none when `version`, the patron's consent version read in this request,
+    is the one the states were last read at."""
+    key = (patron_id, version if version is not None else -1)
+    if version is not None and (cached := _STATES_CACHE.get(key)) is not None:
+        _STATES_CACHE.move_to_end(key)
+        return cached
     rows = await fetch_rows(_STATE_QUERY, patron_id)
-    return {row["service_id"]: _state_from_row(row) for row in rows}
+    states = {row["service_id"]: _state_from_row(row) for row in rows}
+    if version is not None:
+        _STATES_CACHE[key] = states
+        while len(_STATES_CACHE) > _STATES_CACHE_SIZE:
+            _STATES_CACHE.popitem(last=False)
+    return states
 
 
 def stored_choice(state: ConsentState | StateRow | None) -> StoredChoice | None:
@@ -134,12 +157,17 @@ class PrivacyOverview:
 
 
 async def privacy_overview(
-    patron_id: int, locale: str, age: AgeContext | None = None, *, now: datetime | None = None
+    patron_id: int,
+    locale: str,
+    age: AgeContext | None = None,
+    *,
+    now: datetime | None = None,
+    version: int | None = None,
 ) -> PrivacyOverview:
     """The published catalog comes from memory, the states in one query; a minor's guardian
     links cost one more. Without `age`, no age rule is applied (a patron of unknown age)."""
     catalog = await published_catalog()
-    states = await state_rows(patron_id)
+    states = await state_rows(patron_id, version)
     services = []
     for service in catalog.services:
         notice = catalog.notice(service.id, locale)

@@ -15,7 +15,7 @@ from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
-from portal.patrons.services import lock_patron
+from portal.patrons.services import consent_changed, lock_patron
 
 
 async def require_current_consent(patron_id: int, store: str) -> None:
@@ -90,6 +90,7 @@ async def set_choice(
     state.revision += 1
     state.updated_at = step.now
     await state.save()
+    await consent_changed(step.patron_id)
     await record_step(step, kind, notice)
     return state
 
@@ -124,6 +125,7 @@ async def suspend(
     state.revision += 1
     state.updated_at = now
     await state.save(update_fields=["suspended_at", "suspension_reason", "revision", "updated_at"])
+    await consent_changed(state.patron_id)
     await record(
         state.patron_id,
         EventKind.SUSPENDED,

@@ -34,7 +34,13 @@ async def privacy(request: Request) -> Response:
 
 async def privacy_context(request: Request, patron: Identity) -> dict[str, object]:
     age = await visitor_age(request, patron)
-    overview = await reads.privacy_overview(patron.patron_id, current_locale(), age, now=utcnow())
+    overview = await reads.privacy_overview(
+        patron.patron_id,
+        current_locale(),
+        age,
+        now=utcnow(),
+        version=patron.consent_version,
+    )
     return {
         "services": overview.services,
         "flash": request.query_params.get("done"),

@@ -25,6 +25,9 @@ class Patron(Model):
     # A teenager may let their guardians see their own choices (never their library use).
     shares_with_guardians = fields.BooleanField(default=False, db_default=False)
     came_of_age_at = fields.DatetimeField(null=True)
+    # Grows with every change to the patron's consents (portal.consent), read with the
+    # session: a page may reuse what it read of them while it is unchanged.
+    consent_version = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField()
 
     class Meta:

@@ -13,6 +13,7 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
@@ -164,6 +165,7 @@ async def start_session(
 # Every page reads the session: one indexed query, identity only.
 _SESSION_QUERY = (
     "SELECT s.id, s.expires_at, s.ends_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
+    "p.consent_version, "
     "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
     "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian "
     "FROM portal_session s JOIN patron p ON p.id = s.patron_id WHERE s.token_lookup = ?"
@@ -180,6 +182,7 @@ class Identity:
     jurisdiction: str | None = None
     shares_with_guardians: bool = False
     is_guardian: bool = False
+    consent_version: int = 0
 
 
 async def session_identity(
@@ -207,6 +210,7 @@ async def session_identity(
         jurisdiction=session["jurisdiction"],
         shares_with_guardians=bool(session["shares_with_guardians"]),
         is_guardian=bool(session["is_guardian"]),
+        consent_version=session["consent_version"],
     )
 
 
@@ -226,6 +230,11 @@ async def set_locale(patron_id: int, locale: str) -> None:
 
 async def set_sharing(patron_id: int, *, shares: bool) -> None:
     await Patron.filter(id=patron_id).update(shares_with_guardians=shares)
+
+
+async def consent_changed(patron_id: int) -> None:
+    """Call in the transaction that changes a consent state of the patron."""
+    await Patron.filter(id=patron_id).update(consent_version=F("consent_version") + 1)
 
 
 async def lock_patron(patron_id: int) -> Patron | None:

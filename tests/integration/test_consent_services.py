@@ -16,6 +16,7 @@ from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import PATRON_ONLINE
+from portal.patrons.models import Patron
 from portal.stores import reading_history, saved_lists
 from portal.stores.reading_history import HistoryEntry
 from portal.stores.saved_lists import SavedList, SavedListItem
@@ -282,3 +283,15 @@ async def test_a_notice_is_answered_only_from_a_page_in_its_own_language() -> No
         )
     assert raised.value.code == "notice_required"
     assert await ConsentEvent.filter(patron_id=patron.id).count() == 0
+
+
+async def test_my_privacy_never_shows_a_choice_older_than_the_patrons_consent_version() -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    version = (await Patron.get(id=patron.id)).consent_version
+    before = await reads.privacy_overview(patron.id, "en", version=version)
+    assert {item.status for item in before.services} == {Status.NEVER_ASKED}
+    await say(patron.id, "newsletter", Decision.YES)  # in this process or another
+    version = (await Patron.get(id=patron.id)).consent_version
+    after = await reads.privacy_overview(patron.id, "en", version=version)
+    assert {item.service.key: item.status for item in after.services}["newsletter"] is Status.ON

@@ -20,6 +20,11 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.AddField(
+            model_name='Patron',
+            name='consent_version',
+            field=fields.IntField(default=0, db_default=0),
+        ),
+        ops.AddField(
             model_name='PortalSession',
             name='ends_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
