@@ -19,6 +19,7 @@ from portal.patrons import throttle
 from portal.patrons.services import set_sharing
 from portal.web.rendering import render
 from portal.web.requests import (
+    count_guess,
     field,
     number_field,
     redirect_to,
@@ -51,19 +52,8 @@ async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> 
 async def redeem_code(request: Request) -> Response:
     guardian_id = await _require_adult(request)
     form = await request.form()
-    settings = settings_of(request)
     # Codes are guessed like PINs: counted per guardian account and per client network.
-    keys = throttle.throttle_keys(
-        settings.secret_key,
-        str(guardian_id),
-        request.client.host if request.client else None,
-        purpose="link-code",
-    )
-    reservation = await throttle.reserve(
-        throttle.limits(keys, settings.signin_attempts),
-        window_seconds=settings.signin_window_seconds,
-        now=utcnow(),
-    )
+    reservation = await count_guess(request, str(guardian_id), purpose="link-code")
     if reservation is None:
         return await guardian_home(request, error=MinorsCode.LINK_CODE_THROTTLED)
     try:

@@ -5,6 +5,7 @@ cases."""
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from portal.catalog.jurisdiction import AgeContext
 from portal.catalog.services import age_today
 from portal.clock import utcnow
+from portal.patrons import throttle
 from portal.patrons.services import Identity
 from portal.settings import Settings
 
@@ -45,6 +47,29 @@ async def visitor_age(request: Request, patron: Identity) -> AgeContext:
     return await age_today(
         patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
     )
+
+
+async def count_guess(
+    request: Request, subject: str, *, purpose: str = "signin"
+) -> throttle.Reservation | None:
+    """Count a guess at `subject` (a card, a link code's guardian) before it is checked;
+    None when the subject or the client's network is over the limit. Earlier failures slow
+    the check down a little more each time."""
+    settings = settings_of(request)
+    keys = throttle.throttle_keys(
+        settings.secret_key,
+        subject,
+        request.client.host if request.client else None,
+        purpose=purpose,
+    )
+    reservation = await throttle.reserve(
+        throttle.limits(keys, settings.signin_attempts),
+        window_seconds=settings.signin_window_seconds,
+        now=utcnow(),
+    )
+    if reservation is not None:
+        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
+    return reservation
 
 
 def redirect_to(request: Request, name: str, **path_params: Any) -> RedirectResponse:

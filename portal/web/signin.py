@@ -4,7 +4,6 @@ they are checked (portal.patrons.throttle)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData
@@ -17,6 +16,7 @@ from portal.errors import DomainError, PatronCode
 from portal.patrons import services, throttle
 from portal.web.rendering import render
 from portal.web.requests import (
+    count_guess,
     field,
     redirect_to,
     safe_next,
@@ -57,23 +57,6 @@ def parse_pin_setup(form: FormData) -> PinSetup:
     return PinSetup(card, code, pin)
 
 
-async def _count_attempt(request: Request, card: str) -> throttle.Reservation | None:
-    """Count this guess before it is checked; None when the card or the client is over the
-    limit. Earlier failures slow the check down a little more each time."""
-    settings = settings_of(request)
-    keys = throttle.throttle_keys(
-        settings.secret_key, card, request.client.host if request.client else None
-    )
-    reservation = await throttle.reserve(
-        throttle.limits(keys, settings.signin_attempts),
-        window_seconds=settings.signin_window_seconds,
-        now=utcnow(),
-    )
-    if reservation is not None:
-        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
-    return reservation
-
-
 async def signin_form(request: Request) -> Response:
     if signed_in_patron(request):
         return redirect_to(request, "consent.privacy")
@@ -86,7 +69,7 @@ async def signin(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/signin.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await _count_attempt(request, parsed.card)
+    reservation = await count_guess(request, parsed.card)
     if reservation is None:
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
@@ -131,7 +114,7 @@ async def setup(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/setup.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await _count_attempt(request, parsed.card)
+    reservation = await count_guess(request, parsed.card)
     if reservation is None:
         return render(request, "patrons/setup.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
