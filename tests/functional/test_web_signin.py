@@ -75,8 +75,12 @@ async def test_fifty_parallel_guesses_get_no_more_checks_than_the_limit(portal) 
         *(portal.client.post("/signin", data={"card": patron.card, "pin": pin}) for pin in guesses)
     )
     statuses = Counter(answer.status_code for answer in answers)
-    assert statuses[400] == 5, statuses  # PORTAL_SIGNIN_ATTEMPTS wrong PINs checked, no more
-    assert statuses[429] == len(guesses) - 5 - statuses[303]
+    # The requests race, so the right PIN may win one of the PORTAL_SIGNIN_ATTEMPTS reservations
+    # (its success is refunded, and one more wrong PIN may then be checked). Either way no more
+    # than five wrong PINs are ever checked, and every other guess is turned away unchecked.
+    assert statuses[303] <= 1, statuses
+    assert statuses[400] == 5 or (statuses[400] == 4 and statuses[303] == 1), statuses
+    assert statuses[429] == len(guesses) - statuses[400] - statuses[303], statuses
 
 
 async def test_a_successful_sign_in_is_not_counted_as_a_guess(portal) -> None:
