@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 HTMX_VERSION := 2.0.11
 AXE_VERSION := 4.14.1
 AXE := .cache/axe-core-$(AXE_VERSION)/axe.min.js
+OIDC_VERSION := 9.13.3
+OIDC_PROVIDER := .cache/oidc-provider-$(OIDC_VERSION)/node_modules/oidc-provider/lib/index.js
 export PORTAL_DATA_DIR ?= data
 
 help:
@@ -26,9 +28,11 @@ $(BIN)/portal: pyproject.toml
 
 setup: $(BIN)/portal
 
-# PostgreSQL for the second test run, Chromium for the browser tests (Debian packages).
+# PostgreSQL for the second test run, Chromium for the browser tests, Node and npm for the
+# tools fetched from npm (Debian packages).
 system-packages:
 	@missing=""; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -d /usr/share/fonts/truetype/noto || missing="$$missing fonts-noto-core"; \
@@ -43,6 +47,14 @@ $(AXE):
 	mkdir -p $(dir $@)
 	cd $(dir $@) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && \
 	  tar xzf axe-core-$(AXE_VERSION).tgz package/axe.min.js && mv package/axe.min.js . && rm -rf package *.tgz
+
+# node-oidc-provider, a certified OpenID Connect provider, runs on loopback in the staff
+# sign-in tests (tests/oidc/provider.mjs); fetched from npm, never served.
+$(OIDC_PROVIDER):
+	mkdir -p .cache/oidc-provider-$(OIDC_VERSION)
+	cd .cache/oidc-provider-$(OIDC_VERSION) && echo '{"private": true}' >package.json && \
+	  npm install --silent --no-audit --no-fund --save-exact oidc-provider@$(OIDC_VERSION)
+	test -f $@
 
 run: setup
 	PORTAL_DEV_MODE=true $(BIN)/portal migrate
@@ -77,9 +89,9 @@ messages-check: setup
 migration: setup
 	$(BIN)/tortoise makemigrations
 
-test: setup system-packages $(AXE) lint types messages-check
-	PORTAL_TEST_AXE=$(AXE) $(BIN)/pytest --db sqlite
-	$(BIN)/pytest --db postgres tests/integration tests/functional
+test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
+	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite
+	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional
 
 bench: setup system-packages
 	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
