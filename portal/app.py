@@ -20,6 +20,10 @@ from portal.api import views as api_views
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
+from portal.desk import handover as handover_views
+from portal.desk import oidc
+from portal.desk import signin as staff_signin
+from portal.desk import views as desk_views
 from portal.errors import DomainError
 from portal.minors import views as minors_views
 from portal.settings import Settings
@@ -46,7 +50,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):
         raise exc
     if exc.status_code == 401:
-        return redirect_to(request, "patrons.signin_form")
+        staff_page = request.url.path.startswith(("/desk", "/staff"))
+        return redirect_to(request, "staff.signin_form" if staff_page else "patrons.signin_form")
     if not _is_page(request):
         return Response(status_code=exc.status_code)
     return render(
@@ -105,6 +110,9 @@ def create_app(settings: Settings) -> Starlette:
             *stores.routes,
             *minors_views.routes,
             *api_views.routes,
+            *staff_signin.routes,
+            *desk_views.routes,
+            *handover_views.routes,
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
@@ -126,4 +134,5 @@ def create_app(settings: Settings) -> Starlette:
     # Each service's store links to the store's own page (My privacy, the notice).
     app.state.templates.globals["store_pages"] = stores.PAGES
     app.state.url_paths = {}
+    app.state.oidc_client = oidc.build_client(settings)
     return app

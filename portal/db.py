@@ -22,6 +22,8 @@ MODEL_MODULES = [
     "portal.stores.registry",
     "portal.api.models",
     "portal.minors.models",
+    "portal.staff.models",
+    "portal.desk.models",
 ]
 
 

@@ -63,8 +63,32 @@ class ApiCode(StrEnum):
     CLIENT_EXISTS = "client_exists"
 
 
+class StaffCode(StrEnum):
+    SIGNIN_MISSING = "staff_signin_missing"
+    SIGNIN_FAILED = "staff_signin_failed"
+    SIGNIN_THROTTLED = "staff_signin_throttled"
+    SETUP_CODE_INVALID = "staff_setup_code_invalid"
+    PASSWORD_TOO_SHORT = "staff_password_too_short"  # noqa: S105 (an error code)
+    PASSWORD_MISMATCH = "staff_password_mismatch"  # noqa: S105 (an error code)
+    NOT_STAFF = "not_staff"
+    PROVIDER_FAILED = "identity_provider_failed"
+    ROLE_REQUIRED = "staff_role_required"
+    USERNAME_TAKEN = "staff_username_taken"
+
+
+class DeskCode(StrEnum):
+    IDENTITY_NOT_CONFIRMED = "identity_not_confirmed"
+    GUARDIAN_CARD_REQUIRED = "guardian_card_required"
+    REASON_REQUIRED = "reason_required"
+    BIRTH_DATE_INVALID = "birth_date_invalid"
+    HANDOVER_ENDED = "handover_ended"
+    SAME_CARD = "same_card"
+
+
 # The type and the tuple name the same enums: mypy needs the union, the tests the tuple.
-ErrorCode = PatronCode | ConsentCode | StoreCode | MinorsCode | CatalogCode | ApiCode
+ErrorCode = (
+    PatronCode | ConsentCode | StoreCode | MinorsCode | CatalogCode | ApiCode | StaffCode | DeskCode
+)
 ERROR_ENUMS: tuple[type[StrEnum], ...] = (
     PatronCode,
     ConsentCode,
@@ -72,6 +96,8 @@ ERROR_ENUMS: tuple[type[StrEnum], ...] = (
     MinorsCode,
     CatalogCode,
     ApiCode,
+    StaffCode,
+    DeskCode,
 )
 
 

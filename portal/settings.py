@@ -141,12 +141,73 @@ class Settings:
         "Days a patron who came of age has to confirm the consents a guardian gave.",
         parse=int,
     )
+    staff_session_minutes: int = _setting(
+        10,
+        "PORTAL_STAFF_SESSION_MINUTES",
+        "Idle minutes before a staff session at the desk ends.",
+        parse=int,
+    )
+    staff_session_hours: int = _setting(
+        9,
+        "PORTAL_STAFF_SESSION_HOURS",
+        "Hours after which a staff session ends however active (one shift).",
+        parse=int,
+    )
+    handover_idle_minutes: int = _setting(
+        5,
+        "PORTAL_HANDOVER_IDLE_MINUTES",
+        "Idle minutes after which a screen handed over to a patron clears itself.",
+        parse=int,
+    )
+    oidc_issuer: str = _setting(
+        "",
+        "PORTAL_OIDC_ISSUER",
+        "The library's OpenID Connect provider for staff sign-in (its issuer URL; discovery "
+        "is read from it). Empty: staff use local accounts (`portal staff add`).",
+        shown="none",
+    )
+    oidc_client_id: str = _setting(
+        "", "PORTAL_OIDC_CLIENT_ID", "The portal's client id at that provider.", shown="none"
+    )
+    oidc_client_secret: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "PORTAL_OIDC_CLIENT_SECRET",
+            "doc": "The portal's client secret at that provider.",
+            "parse": str,
+            "shown": "none",
+        },
+    )
+    oidc_groups_claim: str = _setting(
+        "groups",
+        "PORTAL_OIDC_GROUPS_CLAIM",
+        "The ID-token claim that lists the staff member's groups.",
+    )
+    oidc_desk_groups: tuple[str, ...] = _setting(
+        ("library-desk",),
+        "PORTAL_OIDC_DESK_GROUPS",
+        "Comma-separated groups whose members get the desk role.",
+        parse=_csv,
+        shown="`library-desk`",
+    )
+    oidc_officer_groups: tuple[str, ...] = _setting(
+        ("library-privacy",),
+        "PORTAL_OIDC_OFFICER_GROUPS",
+        "Comma-separated groups whose members get the privacy-officer role.",
+        parse=_csv,
+        shown="`library-privacy`",
+    )
     forwarded_allow_ips: str = _setting(
         "",
         "PORTAL_FORWARDED_ALLOW_IPS",
         "Reverse proxies whose `X-Forwarded-For` is trusted, for per-client throttling.",
         shown="none",
     )
+
+    @property
+    def uses_identity_provider(self) -> bool:
+        return bool(self.oidc_issuer)
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -159,6 +220,8 @@ class Settings:
             raise ValueError("PORTAL_DEFAULT_LOCALE must be one of PORTAL_LOCALES")
         if len(self.secret_key) < 16:
             raise ValueError("PORTAL_SECRET_KEY must be at least 16 characters")
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("PORTAL_OIDC_ISSUER needs PORTAL_OIDC_CLIENT_ID and _SECRET")
         if "CHANGE-ME" in self.secret_key.upper():
             raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
 

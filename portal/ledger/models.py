@@ -42,6 +42,8 @@ class ConsentEvent(Model):
         "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
     )
     detail: dict[str, Any] = fields.JSONField()
+    # At the desk: the pseudonym of the staff member who witnessed the event (never acted).
+    witnessed_by = fields.CharField(max_length=20, null=True)
 
     patron_id: int
     service_id: int | None

@@ -16,6 +16,7 @@ class ActingParty:
     actor: Actor
     channel: Channel
     guardian_id: int | None = None
+    witness: str | None = None  # the staff pseudonym, at the desk
 
 
 PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
@@ -26,9 +27,21 @@ def guardian_online(guardian_id: int) -> ActingParty:
     return ActingParty(Method.GUARDIAN, Actor.GUARDIAN, Channel.WEB, guardian_id=guardian_id)
 
 
-def guardian_at_desk(guardian_id: int) -> ActingParty:
+def guardian_at_desk(guardian_id: int, witness: str | None = None) -> ActingParty:
     """Staff checked the relationship in person; the guardian is the one who acts."""
-    return ActingParty(Method.DESK_HANDOVER, Actor.GUARDIAN, Channel.CLI, guardian_id)
+    channel = Channel.DESK if witness else Channel.CLI
+    return ActingParty(Method.DESK_HANDOVER, Actor.GUARDIAN, channel, guardian_id, witness)
+
+
+def patron_at_desk(witness: str) -> ActingParty:
+    """The patron decides on the library's screen, handed over to them."""
+    return ActingParty(Method.DESK_HANDOVER, Actor.PATRON, Channel.DESK, witness=witness)
+
+
+def library_staff(witness: str | None) -> ActingParty:
+    """Staff acting on an account (ending a guardian link), not on anyone's consent."""
+    channel = Channel.DESK if witness else Channel.CLI
+    return ActingParty(Method.SYSTEM, Actor.SYSTEM, channel, witness=witness)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class LedgerEntry:
     notice_hash: str | None
     locale: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+    channel: Channel = Channel.WEB
+    method: Method = Method.ONLINE
+    witnessed_by: str | None = None
 
 
 async def record(
@@ -82,6 +98,7 @@ async def record(
         channel=party.channel,
         acting_guardian_id=party.guardian_id,
         detail=detail or {},
+        witnessed_by=party.witness,
     )
 
 
@@ -97,6 +114,9 @@ async def entries(patron_id: int) -> list[LedgerEntry]:
             notice_hash=event.notice_hash,
             locale=event.locale,
             detail=event.detail,
+            channel=event.channel,
+            method=event.method,
+            witnessed_by=event.witnessed_by,
         )
         for event in await ConsentEvent.filter(patron_id=patron_id).select_related("service")
     ]

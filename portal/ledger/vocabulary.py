@@ -34,3 +34,4 @@ class Actor(StrEnum):
 class Channel(StrEnum):
     WEB = "web"
     CLI = "cli"
+    DESK = "desk"  # on the library's screen, handed over to the patron, staff witnessing

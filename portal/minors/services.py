@@ -35,6 +35,7 @@ from portal.ledger.services import (
     ActingParty,
     guardian_at_desk,
     guardian_online,
+    library_staff,
     record,
 )
 from portal.minors.models import LinkCode
@@ -75,6 +76,13 @@ class ChildOverview:
 
 
 @dataclass(frozen=True)
+class LinkMade:
+    link_id: int
+    guardian_id: int
+    child_id: int
+
+
+@dataclass(frozen=True)
 class ComingOfAge:
     patrons: int  # those who had guardian links or guardian-given consents to hand over
     links_ended: int
@@ -111,16 +119,25 @@ async def _link(
 
 
 async def link_at_desk(
-    secret: str, guardian_card: str, child_card: str, label: str, *, now: datetime, timezone: str
-) -> int:
-    """Staff verified the relationship in person; the guardian is the one who acts."""
+    secret: str,
+    guardian_card: str,
+    child_card: str,
+    label: str,
+    *,
+    now: datetime,
+    timezone: str,
+    witness: str | None = None,
+) -> LinkMade:
+    """Staff verified the relationship in person; the guardian is the one who acts.
+    `witness`: the pseudonym of the staff member at the desk (None from the command line)."""
     async with in_transaction():
         guardian = await Patron.get_or_none(card_lookup=card_lookup(secret, guardian_card))
         child = await Patron.get_or_none(card_lookup=card_lookup(secret, child_card))
         if guardian is None or child is None:
             raise PatronError(PatronCode.CARD_UNKNOWN)
-        party = guardian_at_desk(guardian.id)
-        return await _link(guardian, child, label, party, now=now, tz=timezone)
+        party = guardian_at_desk(guardian.id, witness)
+        link_id = await _link(guardian, child, label, party, now=now, tz=timezone)
+        return LinkMade(link_id, guardian.id, child.id)
 
 
 async def issue_link_code(
@@ -227,8 +244,14 @@ async def end_own_link(guardian_id: int, link_id: int, *, now: datetime) -> None
 
 
 async def end_link_at_desk(
-    secret: str, guardian_card: str, child_card: str, reason: str, *, now: datetime
-) -> None:
+    secret: str,
+    guardian_card: str,
+    child_card: str,
+    reason: str,
+    *,
+    now: datetime,
+    witness: str | None = None,
+) -> LinkMade:
     """Library staff end a link, with the reason they were given."""
     async with in_transaction():
         guardian = await Patron.get_or_none(card_lookup=card_lookup(secret, guardian_card))
@@ -242,7 +265,9 @@ async def end_link_at_desk(
         )
         if link is None:
             raise MinorsError(MinorsCode.NOT_LINKED)
-        await _end_link(link, "ended_by_library", SYSTEM_JOB, now=now, note=reason.strip()[:200])
+        party = library_staff(witness)
+        await _end_link(link, "ended_by_library", party, now=now, note=reason.strip()[:200])
+        return LinkMade(link.id, guardian.id, child.id)
 
 
 async def _end_link(

@@ -43,6 +43,20 @@ async def _argon2(work: Callable[..., T], *args: str) -> T:
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 
+async def hash_secret(value: str) -> str:
+    """An Argon2 hash of a PIN or a staff password, within the process's Argon2 slots."""
+    return await _argon2(_hasher.hash, value)
+
+
+async def verify_secret(stored: str | None, value: str) -> bool:
+    """Whether `value` matches; an absent hash costs as long as a wrong one."""
+    try:
+        await _argon2(_hasher.verify, stored or _DUMMY_HASH, value)
+    except (VerificationError, InvalidHashError):
+        return False
+    return stored is not None
+
+
 class PatronError(DomainError):
     """A PatronCode: card_format, card_exists, card_unknown, setup_code_invalid, …"""
 
@@ -70,16 +84,92 @@ async def create_patron(
     born_on: date | None = None,
     jurisdiction: str | None = None,
 ) -> NewPatron:
+    async with in_transaction():
+        patron_id = await register_card(
+            secret, card_number, now=now, born_on=born_on, jurisdiction=jurisdiction
+        )
+        patron = await Patron.get(id=patron_id)
+        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+    return NewPatron(patron.id, code, expires_at)
+
+
+async def register_card(
+    secret: str,
+    card_number: str,
+    *,
+    now: datetime,
+    born_on: date | None = None,
+    locale: str | None = None,
+    jurisdiction: str | None = None,
+) -> int:
+    """A new account with every optional service off (no consent exists until the patron
+    gives one) and no PIN; CARD_EXISTS, and nothing created, when the card is known."""
     lookup = card_lookup(secret, card_number)
     try:
         async with in_transaction():
             patron = await Patron.create(
-                card_lookup=lookup, born_on=born_on, jurisdiction=jurisdiction, created_at=now
+                card_lookup=lookup,
+                born_on=born_on,
+                locale=locale,
+                jurisdiction=jurisdiction,
+                created_at=now,
             )
-            code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
     except IntegrityError:
         raise PatronError(PatronCode.CARD_EXISTS) from None
-    return NewPatron(patron.id, code, expires_at)
+    return patron.id
+
+
+async def issue_setup_code_for(
+    secret: str, patron_id: int, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    """A fresh one-time code for the patron (a printed setup slip); earlier codes stop
+    working."""
+    async with in_transaction():
+        patron = await Patron.get(id=patron_id)
+        await PinSetupCode.filter(patron_id=patron_id).delete()
+        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+    return NewPatron(patron_id, code, expires_at)
+
+
+async def set_pin(patron_id: int, pin: str) -> None:
+    """The patron chose a PIN on the desk's handed-over screen: earlier codes and sessions
+    end."""
+    check_new_pin(pin)
+    pin_hash = await _argon2(_hasher.hash, pin)
+    async with in_transaction():
+        await Patron.filter(id=patron_id).update(pin_hash=pin_hash)
+        await PinSetupCode.filter(patron_id=patron_id).delete()
+        await PortalSession.filter(patron_id=patron_id).delete()
+
+
+async def clear_pin(patron_id: int) -> None:
+    """Staff reset a forgotten or exposed PIN: it stops working, every session of the patron
+    ends, and so do unused setup codes. The patron chooses the next one."""
+    async with in_transaction():
+        await Patron.filter(id=patron_id).update(pin_hash=None)
+        await PinSetupCode.filter(patron_id=patron_id).delete()
+        await PortalSession.filter(patron_id=patron_id).delete()
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What desk staff may learn about a card: never a choice, a record or library use."""
+
+    patron_id: int
+    has_pin: bool
+    guardians: int
+    born_on: date | None
+    locale: str | None
+
+
+async def card_facts(secret: str, card_number: str) -> CardFacts | None:
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
+    if patron is None:
+        return None
+    guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
+    return CardFacts(
+        patron.id, patron.pin_hash is not None, guardians, patron.born_on, patron.locale
+    )
 
 
 async def issue_setup_code(

@@ -120,15 +120,35 @@ def delay_seconds(earlier_failures: int) -> float:
     return float(min(0.25 * 2 ** (earlier_failures - 2), 4.0))
 
 
+def card_key(secret: str, card: str) -> str:
+    """The key sign-in guesses at a card are counted under."""
+    return throttle_keys(secret, card, None)[0]
+
+
 async def unlock_card(secret: str, card: str) -> int:
     """Staff, after checking who the patron is: the card's counted attempts are cleared (the
     client network's count stays, so this is no way around the per-client limit)."""
-    card_key, _ = throttle_keys(secret, card, None)  # the sign-in purpose
-    counter = await SignInCounter.get_or_none(key_lookup=card_key)
+    return await clear_key(card_key(secret, card))
+
+
+async def clear_key(key: str) -> int:
+    counter = await SignInCounter.get_or_none(key_lookup=key)
     if counter is None:
         return 0
     await SignInCounter.filter(id=counter.id).delete()
     return counter.attempts
+
+
+async def card_locked(
+    secret: str, card: str, *, attempts: int, window_seconds: int, now: datetime
+) -> bool:
+    """Whether sign-in with the card is held back by its failures in the current window."""
+    card_key, _ = throttle_keys(secret, card, None)
+    counter = await SignInCounter.get_or_none(key_lookup=card_key)
+    if counter is None:
+        return False
+    in_window = counter.window_started_ms > _ms(now - timedelta(seconds=window_seconds))
+    return in_window and counter.attempts >= attempts
 
 
 async def purge_expired(*, now: datetime, window_seconds: int) -> int:

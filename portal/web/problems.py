@@ -12,9 +12,11 @@ from portal.errors import (
     ApiCode,
     CatalogCode,
     ConsentCode,
+    DeskCode,
     ErrorCode,
     MinorsCode,
     PatronCode,
+    StaffCode,
     StoreCode,
 )
 from portal.i18n import gettext as _
@@ -139,6 +141,60 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),
     ApiCode.LOANS_INVALID: Problem(400, N_("The loans are missing or not valid.")),
     ApiCode.CLIENT_EXISTS: Problem(409, N_("A client with that name already exists.")),
+    StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
+    StaffCode.SIGNIN_FAILED: Problem(
+        400, N_("That username and password do not match. Please try again.")
+    ),
+    StaffCode.SIGNIN_THROTTLED: Problem(
+        429,
+        Np_(
+            "Too many tries. Please wait %(num)s minute, or ask library staff for help.",
+            "Too many tries. Please wait %(num)s minutes, or ask library staff for help.",
+        ),
+    ),
+    StaffCode.SETUP_CODE_INVALID: Problem(
+        400, N_("That setup code is not valid or has expired. Ask for a new one.")
+    ),
+    StaffCode.PASSWORD_TOO_SHORT: Problem(
+        400, N_("Please choose a password of at least 12 characters that is not repetitive.")
+    ),
+    StaffCode.PASSWORD_MISMATCH: Problem(
+        400, N_("The two passwords are not the same. Please type them again.")
+    ),
+    StaffCode.NOT_STAFF: Problem(
+        403,
+        N_(
+            "You signed in, but your account is in no library staff group that may use the "
+            "desk. Ask your library's administrator to add you."
+        ),
+    ),
+    StaffCode.PROVIDER_FAILED: Problem(
+        400,
+        N_("Sign-in with the library's account service did not complete. Please try again."),
+    ),
+    StaffCode.ROLE_REQUIRED: Problem(403, N_("Your staff role does not include this page.")),
+    StaffCode.USERNAME_TAKEN: Problem(409, N_("A staff account with that username exists.")),
+    DeskCode.IDENTITY_NOT_CONFIRMED: Problem(
+        400,
+        N_("Please confirm that you checked the identity of both people and their relationship."),
+    ),
+    DeskCode.GUARDIAN_CARD_REQUIRED: Problem(
+        400,
+        N_(
+            "This child is below the age at which they can agree alone: scan the card of the "
+            "parent or guardian who is here, or make one now."
+        ),
+    ),
+    DeskCode.REASON_REQUIRED: Problem(400, N_("Please say why, as the patron told you.")),
+    DeskCode.BIRTH_DATE_INVALID: Problem(
+        400, N_("That date of birth is not valid. Please use the form YYYY-MM-DD.")
+    ),
+    DeskCode.HANDOVER_ENDED: Problem(
+        409, N_("This page is out of date. Please start again from the desk.")
+    ),
+    DeskCode.SAME_CARD: Problem(
+        400, N_("The guardian's card must be a different card from the child's.")
+    ),
 }
 
 

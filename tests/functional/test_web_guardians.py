@@ -187,9 +187,11 @@ async def test_a_new_adult_is_told_they_are_in_charge_and_decides(portal) -> Non
     teen = await make_patron(born_on=aged(18))  # turned 18 this year
     parent = await make_patron(born_on=date(1975, 1, 1))
     years_ago = now() - timedelta(days=8 * 365)  # when they were about 10
-    link_id = await minors.link_at_desk(
-        SECRET, parent.card, teen.card, "Kim", now=years_ago, timezone="UTC"
-    )
+    link_id = (
+        await minors.link_at_desk(
+            SECRET, parent.card, teen.card, "Kim", now=years_ago, timezone="UTC"
+        )
+    ).link_id
     view = await reads.service_view(teen.id, "reading_history", "en")
     await minors.guardian_decide(
         parent.id, link_id, "reading_history", Decision.YES, notice_version_id=view.notice.id,

@@ -70,9 +70,10 @@ async def family(
     links = []
     for n in range(guardians):
         guardian = await make_patron(born_on=date(1985, 5, 5))
-        link_id = await minors.link_at_desk(
+        made = await minors.link_at_desk(
             SECRET, guardian.card, child.card, f"Child {n}", now=at, timezone=TZ
         )
+        link_id = made.link_id
         links.append((guardian, link_id))
     return child, links
 

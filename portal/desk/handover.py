@@ -1,0 +1,131 @@
+"""The screen handed over to the patron at the desk: in the patron's language, with the
+language switcher; the patron sets their own PIN (twice, never shown again), then meets each
+notice in turn with Yes and No side by side, or decides later (everything stays off). For a
+child below the guardian-consent age, the guardian who is present decides. Nothing of the
+desk is reachable from here; the screen clears itself when idle and when handed back."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.catalog.services import current_notice
+from portal.clock import utcnow
+from portal.consent.policy import ConsentError
+from portal.consent.reads import service_view
+from portal.decisions.forms import parse_decision
+from portal.desk import services
+from portal.desk.access import HANDOVER_COOKIE, cookie_name
+from portal.errors import DomainError, PatronCode
+from portal.i18n import current_locale
+from portal.web.rendering import render
+from portal.web.requests import field, redirect_to, settings_of
+from portal.web.visit import LANGUAGE_COOKIE
+
+
+async def _current(request: Request) -> services.HandoverView | None:
+    settings = settings_of(request)
+    token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
+    if not token:
+        return None
+    return await services.current_handover(
+        settings.secret_key,
+        token,
+        now=utcnow(),
+        idle_minutes=settings.handover_idle_minutes,
+        timezone=settings.timezone,
+    )
+
+
+def _cleared(request: Request) -> Response:
+    response = render(request, "handover/cleared.html", status_code=410)
+    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings_of(request).https)
+    return response
+
+
+async def screen(request: Request, *, error: DomainError | None = None) -> Response:
+    view = await _current(request)
+    if view is None:
+        return _cleared(request)
+    context: dict[str, object] = {"view": view, "notice": None}
+    if view.step == services.Step.NOTICE and view.service is not None:
+        notice = await current_notice(view.service, current_locale())
+        if notice is None:
+            await services.decide_later(view)  # no notice in this language: nothing to ask
+            return redirect_to(request, "handover.screen")
+        state = await service_view(view.patron_id, view.service.key, current_locale())
+        context["notice"] = notice
+        context["revision"] = state.revision
+    return render(request, "handover/screen.html", context, error=error.code if error else None)
+
+
+async def choose_pin(request: Request) -> Response:
+    view = await _current(request)
+    if view is None:
+        return _cleared(request)
+    form = await request.form()
+    pin, again = field(form, "pin"), field(form, "pin_again")
+    try:
+        if not pin:
+            raise DomainError(PatronCode.SETUP_MISSING)
+        if pin != again:
+            raise DomainError(PatronCode.PIN_MISMATCH)
+        await services.choose_pin(view, pin)
+    except DomainError as failure:
+        return await screen(request, error=failure)
+    return redirect_to(request, "handover.screen")
+
+
+async def decide(request: Request) -> Response:
+    view = await _current(request)
+    if view is None:
+        return _cleared(request)
+    try:
+        form = parse_decision(await request.form())
+        await services.decide_at_desk(
+            view,
+            form.decision,
+            notice_version_id=form.notice_version_id,
+            expected_revision=form.expected_revision,
+            locale=current_locale(),
+            now=utcnow(),
+            timezone=settings_of(request).timezone,
+        )
+    except (ConsentError, DomainError) as failure:
+        return await screen(request, error=failure)
+    return redirect_to(request, "handover.screen")
+
+
+async def later(request: Request) -> Response:
+    view = await _current(request)
+    if view is None:
+        return _cleared(request)
+    await services.decide_later(view)
+    return redirect_to(request, "handover.screen")
+
+
+async def hand_back(request: Request) -> Response:
+    """Back to staff, who sign in again to see that the card is ready."""
+    settings = settings_of(request)
+    token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
+    if token:
+        await services.hand_back(settings.secret_key, token, now=utcnow())
+    response = redirect_to(request, "staff.signin_form")
+    # The next person at this screen starts in their own language.
+    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
+    return response
+
+
+async def cleared(request: Request) -> Response:
+    return _cleared(request)
+
+
+routes = [
+    Route("/handover", screen, methods=["GET"], name="handover.screen"),
+    Route("/handover/pin", choose_pin, methods=["POST"], name="handover.pin"),
+    Route("/handover/decision", decide, methods=["POST"], name="handover.decide"),
+    Route("/handover/later", later, methods=["POST"], name="handover.later"),
+    Route("/handover/back", hand_back, methods=["POST"], name="handover.back"),
+    Route("/handover/cleared", cleared, methods=["GET"], name="handover.cleared"),
+]

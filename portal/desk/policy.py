@@ -1,0 +1,47 @@
+"""Pure rules of the desk: a reference to the card staff are working on, carried between
+desk pages in a form field (never in the URL) and bound to the staff member, so a page can
+only act on the card that staff member typed or scanned."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from portal.patrons.policy import keyed_hash
+
+REF_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class CardRef:
+    patron_id: int
+    guardian_id: int | None = None
+    guardian_is_new: bool = False
+    # The card's sign-in throttle key (a keyed hash), so staff can unlock it without the
+    # card number travelling in the page.
+    throttle_key: str = ""
+
+
+def make_ref(secret: str, staff_id: int, card: CardRef, *, now: datetime) -> str:
+    until = int((now + timedelta(minutes=REF_MINUTES)).timestamp())
+    body = (
+        f"{card.patron_id}.{card.guardian_id or 0}.{int(card.guardian_is_new)}."
+        f"{card.throttle_key or '-'}.{until}"
+    )
+    return f"{body}.{keyed_hash(secret, 'desk-ref', f'{staff_id}:{body}')}"
+
+
+def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef | None:
+    """The card a reference names, if this staff member made it and it has not expired."""
+    parts = ref.split(".")
+    if len(parts) != 6:
+        return None
+    patron, guardian, is_new, key, until, mac = parts
+    if not (patron.isdigit() and guardian.isdigit() and is_new in ("0", "1") and until.isdigit()):
+        return None
+    body = ".".join(parts[:5])
+    expected = keyed_hash(secret, "desk-ref", f"{staff_id}:{body}")
+    if not hmac.compare_digest(mac, expected) or int(until) < now.timestamp():
+        return None
+    return CardRef(int(patron), int(guardian) or None, is_new == "1", "" if key == "-" else key)

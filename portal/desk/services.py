@@ -1,0 +1,469 @@
+"""The registration desk's use cases: a new cardholder (with a guardian when the law needs
+one), the screen handed over to the patron, PIN resets, guardian links, looking up a card.
+
+Staff never set a PIN and never make a choice: on the handed-over screen the patron (or,
+for a child below the guardian-consent age, the guardian checked in person) does, and the
+ledger records it as made at the desk, with the staff member as witness. Every staff action
+is appended to the staff audit trail in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from portal.catalog.jurisdiction import AgeBand
+from portal.catalog.services import PublishedService, age_for_decision, published_catalog
+from portal.consent.policy import Decision
+from portal.decisions.services import Outcome, decide
+from portal.desk.models import Handover
+from portal.errors import DeskCode, DomainError, PatronCode
+from portal.ledger.services import guardian_at_desk, patron_at_desk
+from portal.minors.services import end_link_at_desk, link_at_desk
+from portal.patrons import throttle
+from portal.patrons.models import Patron
+from portal.patrons.policy import keyed_hash
+from portal.patrons.services import (
+    NewPatron,
+    PatronError,
+    card_facts,
+    clear_pin,
+    issue_setup_code_for,
+    register_card,
+    set_pin,
+)
+from portal.staff import audit
+from portal.staff.policy import AuditAction
+from portal.staff.services import StaffIdentity, identity_of
+
+
+class DeskError(DomainError):
+    """A DeskCode: identity_not_confirmed, guardian_card_required, reason_required, …"""
+
+
+class Purpose:
+    NEW_CARD = "new_card"
+    PIN_RESET = "pin_reset"
+
+
+@dataclass(frozen=True)
+class GuardianAtDesk:
+    card: str
+    new_card: bool  # the guardian gets a card in the same visit
+    label: str  # how the guardian will recognise the child in their account
+    identity_checked: bool  # staff confirm they checked identity and relationship
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    patron_id: int
+    guardian_id: int | None
+    guardian_is_new: bool
+    band: AgeBand
+
+
+async def onboard(
+    secret: str,
+    staff: StaffIdentity,
+    card: str,
+    *,
+    born_on: date | None,
+    locale: str | None,
+    guardian: GuardianAtDesk | None,
+    now: datetime,
+    timezone: str,
+) -> Onboarded:
+    """A new card with every optional service off and no PIN. Below the guardian-consent
+    age a guardian checked in person is linked in the same transaction; if anything is
+    refused, nothing is created."""
+    age = await age_for_decision(born_on, None, now=now, timezone=timezone)
+    if age.band is AgeBand.CHILD and guardian is None:
+        raise DeskError(DeskCode.GUARDIAN_CARD_REQUIRED)
+    if guardian is not None and not guardian.identity_checked:
+        raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
+    async with in_transaction():
+        patron_id = await register_card(secret, card, now=now, born_on=born_on, locale=locale)
+        await _audit_patron(secret, staff, AuditAction.CARD_CREATED, patron_id, now)
+        guardian_id = None
+        if guardian is not None:
+            if guardian.new_card:
+                new_guardian = await register_card(secret, guardian.card, now=now, locale=locale)
+                await _audit_patron(secret, staff, AuditAction.CARD_CREATED, new_guardian, now)
+            made = await link_at_desk(
+                secret,
+                guardian.card,
+                card,
+                guardian.label,
+                now=now,
+                timezone=timezone,
+                witness=staff.pseudonym,
+            )
+            guardian_id = made.guardian_id
+            for party in (made.child_id, made.guardian_id):
+                await _audit_patron(secret, staff, AuditAction.GUARDIAN_LINKED, party, now)
+    return Onboarded(patron_id, guardian_id, guardian is not None and guardian.new_card, age.band)
+
+
+async def _audit_patron(
+    secret: str,
+    staff: StaffIdentity,
+    action: AuditAction,
+    patron_id: int,
+    now: datetime,
+    *,
+    reason: str | None = None,
+) -> None:
+    await audit.append(
+        staff, action, now=now, patron_key=audit.patron_key(secret, patron_id), reason=reason
+    )
+
+
+# Looking up a card and acting on it ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardLookup:
+    """All staff learn about a card: never a choice, a consent record or library use."""
+
+    patron_id: int
+    has_pin: bool
+    guardians: int
+    locked: bool
+    is_child: bool
+    throttle_key: str
+
+
+async def look_up(
+    secret: str,
+    staff: StaffIdentity,
+    card: str,
+    *,
+    attempts: int,
+    window_seconds: int,
+    now: datetime,
+    timezone: str,
+) -> CardLookup:
+    facts = await card_facts(secret, card)
+    if facts is None:
+        raise PatronError(PatronCode.CARD_UNKNOWN)
+    locked = await throttle.card_locked(
+        secret, card, attempts=attempts, window_seconds=window_seconds, now=now
+    )
+    age = await age_for_decision(facts.born_on, None, now=now, timezone=timezone)
+    await _audit_patron(secret, staff, AuditAction.CARD_LOOKED_UP, facts.patron_id, now)
+    return CardLookup(
+        facts.patron_id,
+        facts.has_pin,
+        facts.guardians,
+        locked,
+        age.band is AgeBand.CHILD,
+        throttle.card_key(secret, card),
+    )
+
+
+async def unlock(
+    secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
+) -> None:
+    await throttle.clear_key(throttle_key)
+    await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
+
+
+async def reset_pin(
+    secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
+) -> None:
+    """The old PIN stops working and every session of the patron ends; the patron then sets
+    a new one on the handed-over screen or with a printed slip. Sign-in is unlocked: staff
+    have checked who the patron is."""
+    async with in_transaction():
+        await clear_pin(patron_id)
+        await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
+    await throttle.clear_key(throttle_key)
+
+
+async def setup_slip(
+    secret: str, staff: StaffIdentity, patron_id: int, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    """A one-time code for the patron to take home; stored only as a keyed hash."""
+    async with in_transaction():
+        new = await issue_setup_code_for(
+            secret, patron_id, now=now, setup_code_hours=setup_code_hours
+        )
+        await _audit_patron(secret, staff, AuditAction.SETUP_SLIP_PRINTED, patron_id, now)
+    return new
+
+
+async def link_guardian(
+    secret: str,
+    staff: StaffIdentity,
+    guardian_card: str,
+    child_card: str,
+    label: str,
+    *,
+    identity_checked: bool,
+    now: datetime,
+    timezone: str,
+) -> None:
+    if not identity_checked:
+        raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
+    async with in_transaction():
+        made = await link_at_desk(
+            secret,
+            guardian_card,
+            child_card,
+            label,
+            now=now,
+            timezone=timezone,
+            witness=staff.pseudonym,
+        )
+        for party in (made.child_id, made.guardian_id):
+            await _audit_patron(secret, staff, AuditAction.GUARDIAN_LINKED, party, now)
+
+
+async def unlink_guardian(
+    secret: str,
+    staff: StaffIdentity,
+    guardian_card: str,
+    child_card: str,
+    reason: str,
+    *,
+    identity_checked: bool,
+    now: datetime,
+) -> None:
+    """Ending a link is recorded, never deleted; the guardian and the child see it."""
+    if not reason.strip():
+        raise DeskError(DeskCode.REASON_REQUIRED)
+    if not identity_checked:
+        raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
+    async with in_transaction():
+        made = await end_link_at_desk(
+            secret, guardian_card, child_card, reason, now=now, witness=staff.pseudonym
+        )
+        for party in (made.child_id, made.guardian_id):
+            await _audit_patron(
+                secret, staff, AuditAction.GUARDIAN_UNLINKED, party, now, reason=reason.strip()
+            )
+
+
+# The handed-over screen ---------------------------------------------------------------
+
+
+class Step:
+    PIN = "pin"
+    GUARDIAN_PIN = "guardian_pin"
+    NOTICE = "notice"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class HandoverView:
+    id: int
+    staff_id: int
+    patron_id: int
+    guardian_id: int | None
+    purpose: str
+    step: str
+    service: PublishedService | None  # the notice to show, at the NOTICE step
+    number: int  # which notice of how many
+    total: int
+    idle_minutes: int
+
+
+async def begin_handover(
+    secret: str,
+    staff: StaffIdentity,
+    patron_id: int,
+    *,
+    guardian_id: int | None,
+    guardian_needs_pin: bool,
+    purpose: str,
+    now: datetime,
+    idle_minutes: int,
+) -> str:
+    """The token for the hand-over cookie. The caller ends the staff session: until staff
+    sign in again, nothing of the desk is reachable from this screen."""
+    token = secrets.token_urlsafe(32)
+    async with in_transaction():
+        await Handover.filter(patron_id=patron_id, finished_at=None).update(finished_at=now)
+        await Handover.create(
+            token_lookup=keyed_hash(secret, "handover", token),
+            staff_id=staff.staff_id,
+            patron_id=patron_id,
+            guardian_id=guardian_id,
+            purpose=purpose,
+            guardian_needs_pin=guardian_needs_pin,
+            started_at=now,
+            expires_at=now + timedelta(minutes=idle_minutes),
+        )
+        await _audit_patron(secret, staff, AuditAction.HANDOVER_STARTED, patron_id, now)
+    return token
+
+
+async def _services_for(
+    handover: Handover, *, now: datetime, timezone: str
+) -> list[PublishedService]:
+    if handover.purpose != Purpose.NEW_CARD:
+        return []
+    patron = await Patron.get(id=handover.patron_id)
+    age = await age_for_decision(patron.born_on, patron.jurisdiction, now=now, timezone=timezone)
+    if age.band is AgeBand.CHILD and handover.guardian_id is None:
+        return []  # only a guardian could say yes: the child decides nothing here
+    catalog = await published_catalog()
+    return [service for service in catalog.services if age.offers(service.minimum_age)]
+
+
+async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
+    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
+    if handover is None or handover.finished_at is not None:
+        return None
+    if handover.expires_at <= now:
+        await Handover.filter(id=handover.id, finished_at=None).update(finished_at=now)
+        return None
+    return handover
+
+
+async def current_handover(
+    secret: str, token: str, *, now: datetime, idle_minutes: int, timezone: str
+) -> HandoverView | None:
+    """Where the handed-over screen stands; None once it was handed back or sat idle."""
+    handover = await _open_handover(secret, token, now)
+    if handover is None:
+        return None
+    await Handover.filter(id=handover.id).update(expires_at=now + timedelta(minutes=idle_minutes))
+    services = await _services_for(handover, now=now, timezone=timezone)
+    service = None
+    if not handover.pin_set:
+        step = Step.PIN
+    elif handover.guardian_needs_pin:
+        step = Step.GUARDIAN_PIN
+    elif handover.position < len(services):
+        step, service = Step.NOTICE, services[handover.position]
+    else:
+        step = Step.DONE
+    return HandoverView(
+        handover.id,
+        handover.staff_id,
+        handover.patron_id,
+        handover.guardian_id,
+        handover.purpose,
+        step,
+        service,
+        handover.position + 1,
+        len(services),
+        idle_minutes,
+    )
+
+
+async def choose_pin(view: HandoverView, pin: str) -> None:
+    """The patron's own PIN (or, at the GUARDIAN_PIN step, the new guardian's)."""
+    if view.step == Step.GUARDIAN_PIN and view.guardian_id is not None:
+        await set_pin(view.guardian_id, pin)
+        await Handover.filter(id=view.id).update(guardian_needs_pin=False)
+    elif view.step == Step.PIN:
+        await set_pin(view.patron_id, pin)
+        await Handover.filter(id=view.id).update(pin_set=True)
+
+
+async def decide_at_desk(
+    view: HandoverView,
+    decision: Decision,
+    *,
+    notice_version_id: int | None,
+    expected_revision: int,
+    locale: str,
+    now: datetime,
+    timezone: str,
+) -> Outcome:
+    """The patron's (or the present guardian's) answer to the notice on screen; the
+    screen then moves to the next notice."""
+    if view.step != Step.NOTICE or view.service is None:
+        raise DeskError(DeskCode.HANDOVER_ENDED)
+    witness = (await identity_of(view.staff_id)).pseudonym
+    party = (
+        guardian_at_desk(view.guardian_id, witness)
+        if view.guardian_id is not None
+        else patron_at_desk(witness)
+    )
+    outcome = await decide(
+        view.patron_id,
+        view.service.key,
+        decision,
+        notice_version_id=notice_version_id,
+        expected_revision=expected_revision,
+        locale=locale,
+        now=now,
+        timezone=timezone,
+        party=party,
+    )
+    # Moves on only from the notice it answered: a repeated form does not skip the next.
+    await Handover.filter(id=view.id, position=view.number - 1).update(position=view.number)
+    return outcome
+
+
+async def decide_later(view: HandoverView) -> None:
+    """Everything not yet answered stays off; the patron can choose online at any time."""
+    await Handover.filter(id=view.id).update(position=view.total)
+
+
+@dataclass(frozen=True)
+class HandoverResult:
+    """What staff see when the screen comes back: whether the card is ready. Never which
+    services were chosen."""
+
+    purpose: str
+    patron_id: int
+    guardian_id: int | None
+    pin_set: bool
+    guardian_pin_missing: bool
+    handed_back: bool  # False: the screen sat idle and cleared itself
+    locale: str | None  # for the welcome sheet
+
+
+async def hand_back(secret: str, token: str, *, now: datetime) -> None:
+    handover = await _open_handover(secret, token, now)
+    if handover is None:
+        return
+    async with in_transaction():
+        ended = await Handover.filter(id=handover.id, finished_at=None).update(finished_at=now)
+        if ended:
+            staff = await identity_of(handover.staff_id)
+            await _audit_patron(
+                secret, staff, AuditAction.HANDOVER_FINISHED, handover.patron_id, now
+            )
+
+
+async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
+    """For staff signed in again at the same screen: the outcome, once. The hand-over's row
+    has served its purpose and is deleted."""
+    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
+    if handover is None:
+        return None
+    finished = handover.finished_at or now
+    handed_back = finished < handover.expires_at
+    taken = await Handover.filter(id=handover.id).delete()
+    if not taken:
+        return None  # another tab collected it
+    patron = await Patron.get(id=handover.patron_id)
+    return HandoverResult(
+        handover.purpose,
+        handover.patron_id,
+        handover.guardian_id,
+        handover.pin_set,
+        handover.guardian_needs_pin,
+        handed_back,
+        patron.locale,
+    )
+
+
+async def patron_locale(patron_id: int) -> str | None:
+    patron = await Patron.get_or_none(id=patron_id)
+    return patron.locale if patron else None
+
+
+async def purge_handovers(now: datetime) -> int:
+    """Hand-overs nobody came back for, a day on."""
+    deleted: int = await Handover.filter(started_at__lte=now - timedelta(days=1)).delete()
+    return deleted

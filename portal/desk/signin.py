@@ -1,0 +1,193 @@
+"""Staff sign-in and sign-out: through the library's identity provider when one is
+configured, otherwise with a local account whose holder chose their own password. Guesses
+count under the same throttle as patrons' (per account and per client network)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.clock import utcnow
+from portal.desk import oidc
+from portal.desk.access import (
+    HANDOVER_COOKIE,
+    SIGNIN_STATE_COOKIE,
+    STAFF_COOKIE,
+    cookie_name,
+    delete_desk_cookie,
+    set_desk_cookie,
+    signed_in_staff,
+)
+from portal.errors import DomainError, StaffCode
+from portal.patrons import throttle
+from portal.staff import audit
+from portal.staff import services as staff_services
+from portal.staff.policy import AuditAction, Role, StaffError
+from portal.web.rendering import render
+from portal.web.requests import count_guess, field, redirect_to, settings_of
+
+
+def _provider(request: Request) -> object:
+    return request.app.state.oidc_client
+
+
+async def signin_form(request: Request) -> Response:
+    if await signed_in_staff(request):
+        return redirect_to(request, "desk.home")
+    return _signin_page(request)
+
+
+def _signin_page(request: Request, error: StaffCode | None = None) -> Response:
+    handed = bool(request.cookies.get(cookie_name(settings_of(request), HANDOVER_COOKIE)))
+    return render(
+        request,
+        "staff/signin.html",
+        {"provider": _provider(request) is not None, "after_handover": handed},
+        error=error,
+    )
+
+
+async def _signed_in(request: Request, staff_id: int, roles: frozenset[Role]) -> Response:
+    settings = settings_of(request)
+    now = utcnow()
+    token = await staff_services.start_session(
+        settings.secret_key,
+        staff_id,
+        roles,
+        now=now,
+        minutes=settings.staff_session_minutes,
+        hours=settings.staff_session_hours,
+    )
+    staff = await staff_services.identity_of(staff_id)
+    await audit.append(staff, AuditAction.SIGNED_IN, now=now)
+    target = "desk.home" if Role.DESK in roles else "staff.trail"
+    response = redirect_to(request, target)
+    set_desk_cookie(request, response, STAFF_COOKIE, token)
+    return response
+
+
+async def signin(request: Request) -> Response:
+    """A local account's username and password."""
+    if _provider(request) is not None:
+        return _signin_page(request, StaffCode.SIGNIN_FAILED)  # the provider signs staff in
+    form = await request.form()
+    username, password = field(form, "username"), field(form, "password")
+    if not username or not password:
+        return _signin_page(request, StaffCode.SIGNIN_MISSING)
+    reservation = await count_guess(request, username.lower(), purpose="staff")
+    if reservation is None:
+        return _signin_page(request, StaffCode.SIGNIN_THROTTLED)
+    try:
+        staff_id, roles = await staff_services.authenticate_local(username, password)
+    except StaffError as failure:
+        return _signin_page(request, failure.code)  # type: ignore[arg-type]
+    await throttle.refund(reservation)
+    if not roles:
+        return _signin_page(request, StaffCode.NOT_STAFF)
+    return await _signed_in(request, staff_id, roles)
+
+
+async def provider_start(request: Request) -> Response:
+    client = _provider(request)
+    if client is None:
+        return redirect_to(request, "staff.signin_form")
+    settings = settings_of(request)
+    redirect_uri = str(request.url_for("staff.provider_callback"))
+    try:
+        response, state = await oidc.start(client, request, redirect_uri)
+    except oidc.ProviderSignInFailed:
+        return _signin_page(request, StaffCode.PROVIDER_FAILED)
+    token = await staff_services.save_signin_state(settings.secret_key, state, now=utcnow())
+    set_desk_cookie(request, response, SIGNIN_STATE_COOKIE, token)
+    return response
+
+
+async def provider_callback(request: Request) -> Response:
+    client = _provider(request)
+    settings = settings_of(request)
+    token = request.cookies.get(cookie_name(settings, SIGNIN_STATE_COOKIE))
+    state = (
+        await staff_services.take_signin_state(settings.secret_key, token, now=utcnow())
+        if token and client is not None
+        else None
+    )
+    if state is None:  # replayed, expired, or never started here
+        response = _signin_page(request, StaffCode.PROVIDER_FAILED)
+    else:
+        try:
+            identity = await oidc.finish(client, request, state, settings)
+        except oidc.ProviderSignInFailed:
+            response = _signin_page(request, StaffCode.PROVIDER_FAILED)
+        else:
+            if not identity.roles:
+                response = _signin_page(request, StaffCode.NOT_STAFF)
+                response.status_code = 403
+            else:
+                staff_id = await staff_services.staff_from_provider(
+                    settings.secret_key,
+                    identity.issuer,
+                    identity.subject,
+                    identity.display_name,
+                    now=utcnow(),
+                )
+                response = await _signed_in(request, staff_id, identity.roles)
+    delete_desk_cookie(request, response, SIGNIN_STATE_COOKIE)
+    return response
+
+
+async def signout(request: Request) -> Response:
+    settings = settings_of(request)
+    token = request.cookies.get(cookie_name(settings, STAFF_COOKIE))
+    if token:
+        staff_id = await staff_services.end_session(settings.secret_key, token)
+        if staff_id is not None:
+            staff = await staff_services.identity_of(staff_id)
+            await audit.append(staff, AuditAction.SIGNED_OUT, now=utcnow())
+    response = redirect_to(request, "staff.signin_form")
+    delete_desk_cookie(request, response, STAFF_COOKIE)
+    return response
+
+
+async def setup_form(request: Request) -> Response:
+    return render(request, "staff/setup.html")
+
+
+async def setup(request: Request) -> Response:
+    """A local staff member chooses their own password with the one-time code."""
+    form = await request.form()
+    username, code = field(form, "username"), field(form, "code")
+    password, again = field(form, "password"), field(form, "password_again")
+    if not username or not code or not password:
+        return render(request, "staff/setup.html", error=StaffCode.SIGNIN_MISSING)
+    if password != again:
+        return render(request, "staff/setup.html", error=StaffCode.PASSWORD_MISMATCH)
+    reservation = await count_guess(request, username.lower(), purpose="staff")
+    if reservation is None:
+        return render(request, "staff/setup.html", error=StaffCode.SIGNIN_THROTTLED)
+    try:
+        await staff_services.set_password_with_code(
+            settings_of(request).secret_key, username, code, password, now=utcnow()
+        )
+    except DomainError as failure:
+        if failure.code is not StaffCode.SETUP_CODE_INVALID:
+            await throttle.refund(reservation)  # the password itself: nothing was guessed
+        return render(request, "staff/setup.html", error=failure.code)
+    await throttle.refund(reservation)
+    return render(request, "staff/setup_done.html")
+
+
+routes = [
+    Route("/staff/signin", signin_form, methods=["GET"], name="staff.signin_form"),
+    Route("/staff/signin", signin, methods=["POST"], name="staff.signin"),
+    Route("/staff/provider", provider_start, methods=["GET"], name="staff.provider_start"),
+    Route(
+        "/staff/provider/callback",
+        provider_callback,
+        methods=["GET"],
+        name="staff.provider_callback",
+    ),
+    Route("/staff/signout", signout, methods=["POST"], name="staff.signout"),
+    Route("/staff/setup", setup_form, methods=["GET"], name="staff.setup_form"),
+    Route("/staff/setup", setup, methods=["POST"], name="staff.setup"),
+]

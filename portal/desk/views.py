@@ -1,0 +1,312 @@
+"""The desk's screens for staff: a new card, handing the screen over, setup slips, looking
+up a card (whether it exists, has a PIN, how many guardians, whether sign-in is locked;
+never a choice or a record), PIN resets, guardian links; and the audit trail for the
+privacy officer. Card numbers arrive only in form bodies, never in URLs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal import i18n
+from portal.clock import local_date, utcnow
+from portal.desk import services
+from portal.desk.access import (
+    HANDOVER_COOKIE,
+    STAFF_COOKIE,
+    cookie_name,
+    delete_desk_cookie,
+    require_staff,
+    set_desk_cookie,
+)
+from portal.desk.forms import checked, parse_new_card
+from portal.desk.policy import CardRef, make_ref, read_ref
+from portal.errors import DeskCode, DomainError
+from portal.staff import audit
+from portal.staff.policy import AuditAction, Role
+from portal.staff.services import StaffIdentity, end_session
+from portal.web.rendering import render
+from portal.web.requests import field, redirect_to, set_cookie, settings_of
+from portal.web.visit import LANGUAGE_COOKIE
+
+
+def _ref(request: Request, staff: StaffIdentity, card: CardRef) -> str:
+    return make_ref(settings_of(request).secret_key, staff.staff_id, card, now=utcnow())
+
+
+async def _card_from_form(request: Request, staff: StaffIdentity) -> CardRef:
+    form = await request.form()
+    card = read_ref(
+        settings_of(request).secret_key, staff.staff_id, field(form, "ref"), now=utcnow()
+    )
+    if card is None:
+        raise DomainError(DeskCode.HANDOVER_ENDED)  # stale or someone else's page
+    return card
+
+
+async def home(request: Request) -> Response:
+    staff = await require_staff(request)
+    settings = settings_of(request)
+    result = None
+    handover_token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
+    if handover_token:
+        now = utcnow()
+        await services.hand_back(settings.secret_key, handover_token, now=now)
+        result = await services.collect_result(settings.secret_key, handover_token, now=now)
+    context = {
+        "staff": staff,
+        "result": result,
+        "result_ref": _ref(request, staff, CardRef(result.patron_id)) if result else None,
+    }
+    response = render(request, "desk/home.html", context)
+    if handover_token:
+        delete_desk_cookie(request, response, HANDOVER_COOKIE)
+    return response
+
+
+async def new_card(request: Request) -> Response:
+    staff = await require_staff(request)
+    settings = settings_of(request)
+    now = utcnow()
+    try:
+        parsed = parse_new_card(
+            await request.form(), locales=settings.locales, today=local_date(now, settings.timezone)
+        )
+        made = await services.onboard(
+            settings.secret_key,
+            staff,
+            parsed.card,
+            born_on=parsed.born_on,
+            locale=parsed.locale,
+            guardian=parsed.guardian,
+            now=now,
+            timezone=settings.timezone,
+        )
+    except DomainError as failure:
+        return render(
+            request, "desk/home.html", {"staff": staff, "result": None}, error=failure.code
+        )
+    card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new)
+    return render(
+        request,
+        "desk/card_created.html",
+        {"staff": staff, "ref": _ref(request, staff, card), "made": made},
+    )
+
+
+async def handover(request: Request) -> Response:
+    """The screen goes to the patron: the staff session ends here, and the desk is reachable
+    again only by signing in again."""
+    staff = await require_staff(request)
+    card = await _card_from_form(request, staff)
+    settings = settings_of(request)
+    form = await request.form()
+    purpose = (
+        services.Purpose.PIN_RESET
+        if field(form, "purpose") == "pin_reset"
+        else services.Purpose.NEW_CARD
+    )
+    token = await services.begin_handover(
+        settings.secret_key,
+        staff,
+        card.patron_id,
+        guardian_id=card.guardian_id,
+        guardian_needs_pin=card.guardian_is_new,
+        purpose=purpose,
+        now=utcnow(),
+        idle_minutes=settings.handover_idle_minutes,
+    )
+    staff_token = request.cookies.get(cookie_name(settings, STAFF_COOKIE))
+    if staff_token:
+        await end_session(settings.secret_key, staff_token)
+    response = redirect_to(request, "handover.screen")
+    delete_desk_cookie(request, response, STAFF_COOKIE)
+    set_desk_cookie(request, response, HANDOVER_COOKIE, token)
+    locale = None
+    if card.guardian_id is not None:  # the guardian reads the notices in their language
+        locale = await services.patron_locale(card.guardian_id)
+    locale = locale or await services.patron_locale(card.patron_id)
+    if locale in settings.locales:
+        # The handed-over screen opens in the patron's language (the switcher stays).
+        set_cookie(request, response, LANGUAGE_COOKIE, locale, max_age=None)
+    return response
+
+
+async def setup_slip(request: Request) -> Response:
+    staff = await require_staff(request)
+    card = await _card_from_form(request, staff)
+    settings = settings_of(request)
+    form = await request.form()
+    patron_id = (
+        card.guardian_id
+        if field(form, "for") == "guardian" and card.guardian_id
+        else card.patron_id
+    )
+    new = await services.setup_slip(
+        settings.secret_key,
+        staff,
+        patron_id,
+        now=utcnow(),
+        setup_code_hours=settings.setup_code_hours,
+    )
+    locale = await services.patron_locale(patron_id)
+    with i18n.use_locale(locale if locale in settings.locales else i18n.current_locale()):
+        return render(request, "desk/setup_slip.html", {"new": new})
+
+
+async def lookup_form(request: Request) -> Response:
+    staff = await require_staff(request)
+    return render(request, "desk/lookup.html", {"staff": staff, "found": None})
+
+
+async def lookup(request: Request) -> Response:
+    staff = await require_staff(request)
+    settings = settings_of(request)
+    card = field(await request.form(), "card")
+    try:
+        found = await services.look_up(
+            settings.secret_key,
+            staff,
+            card,
+            attempts=settings.signin_attempts,
+            window_seconds=settings.signin_window_seconds,
+            now=utcnow(),
+            timezone=settings.timezone,
+        )
+    except DomainError as failure:
+        return render(
+            request, "desk/lookup.html", {"staff": staff, "found": None}, error=failure.code
+        )
+    ref = _ref(request, staff, CardRef(found.patron_id, throttle_key=found.throttle_key))
+    return render(request, "desk/lookup.html", {"staff": staff, "found": found, "ref": ref})
+
+
+async def unlock(request: Request) -> Response:
+    staff = await require_staff(request)
+    card = await _card_from_form(request, staff)
+    await services.unlock(
+        settings_of(request).secret_key, staff, card.patron_id, card.throttle_key, now=utcnow()
+    )
+    return render(request, "desk/done.html", {"staff": staff, "done": "unlocked"})
+
+
+async def reset_pin(request: Request) -> Response:
+    staff = await require_staff(request)
+    card = await _card_from_form(request, staff)
+    await services.reset_pin(
+        settings_of(request).secret_key, staff, card.patron_id, card.throttle_key, now=utcnow()
+    )
+    return render(
+        request,
+        "desk/pin_reset.html",
+        {"staff": staff, "ref": _ref(request, staff, CardRef(card.patron_id))},
+    )
+
+
+async def links_form(request: Request) -> Response:
+    staff = await require_staff(request)
+    return render(request, "desk/links.html", {"staff": staff, "done": None})
+
+
+async def link(request: Request) -> Response:
+    staff = await require_staff(request)
+    settings = settings_of(request)
+    form = await request.form()
+    try:
+        await services.link_guardian(
+            settings.secret_key,
+            staff,
+            field(form, "guardian_card"),
+            field(form, "child_card"),
+            field(form, "label"),
+            identity_checked=checked(form, "identity_checked"),
+            now=utcnow(),
+            timezone=settings.timezone,
+        )
+    except DomainError as failure:
+        return render(
+            request, "desk/links.html", {"staff": staff, "done": None}, error=failure.code
+        )
+    return render(request, "desk/links.html", {"staff": staff, "done": "linked"})
+
+
+async def unlink(request: Request) -> Response:
+    staff = await require_staff(request)
+    settings = settings_of(request)
+    form = await request.form()
+    try:
+        await services.unlink_guardian(
+            settings.secret_key,
+            staff,
+            field(form, "guardian_card"),
+            field(form, "child_card"),
+            field(form, "reason"),
+            identity_checked=checked(form, "identity_checked"),
+            now=utcnow(),
+        )
+    except DomainError as failure:
+        return render(
+            request, "desk/links.html", {"staff": staff, "done": None}, error=failure.code
+        )
+    return render(request, "desk/links.html", {"staff": staff, "done": "unlinked"})
+
+
+async def welcome_sheet(request: Request) -> Response:
+    """How to sign in online and where to change choices, in the patron's language. Holds
+    nothing about the patron: no card, no PIN, no choice."""
+    await require_staff(request)
+    locale = request.path_params["locale"]
+    if locale not in settings_of(request).locales:
+        raise HTTPException(status_code=404)
+    with i18n.use_locale(locale):
+        return render(request, "desk/welcome_sheet.html")
+
+
+def _day(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+async def trail(request: Request) -> Response:
+    """The staff audit trail, for the privacy officer: newest first, filtered."""
+    staff = await require_staff(request, Role.PRIVACY_OFFICER)
+    params = request.query_params
+    action = params.get("action") or None
+    known_actions = [item.value for item in AuditAction]
+    since, until = _day(params.get("since", "")), _day(params.get("until", ""))
+    filters = audit.TrailFilter(
+        action=action if action in known_actions else None,
+        since=since,
+        until=until + timedelta(days=1) if until else None,
+    )
+    before = params.get("before", "")
+    entries = await audit.trail(filters, before_id=int(before) if before.isdigit() else None)
+    await audit.append(staff, AuditAction.TRAIL_READ, now=utcnow())
+    return render(
+        request,
+        "staff/trail.html",
+        {"staff": staff, "entries": entries, "actions": known_actions, "filters": filters},
+    )
+
+
+routes = [
+    Route("/desk", home, methods=["GET"], name="desk.home"),
+    Route("/desk/cards", new_card, methods=["POST"], name="desk.new_card"),
+    Route("/desk/handover", handover, methods=["POST"], name="desk.handover"),
+    Route("/desk/setup-slip", setup_slip, methods=["POST"], name="desk.setup_slip"),
+    Route("/desk/lookup", lookup_form, methods=["GET"], name="desk.lookup_form"),
+    Route("/desk/lookup", lookup, methods=["POST"], name="desk.lookup"),
+    Route("/desk/unlock", unlock, methods=["POST"], name="desk.unlock"),
+    Route("/desk/reset-pin", reset_pin, methods=["POST"], name="desk.reset_pin"),
+    Route("/desk/links", links_form, methods=["GET"], name="desk.links_form"),
+    Route("/desk/links", link, methods=["POST"], name="desk.link"),
+    Route("/desk/links/end", unlink, methods=["POST"], name="desk.unlink"),
+    Route("/desk/welcome/{locale:str}", welcome_sheet, methods=["GET"], name="desk.welcome"),
+    Route("/staff/trail", trail, methods=["GET"], name="staff.trail"),
+]
