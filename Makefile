@@ -63,6 +63,9 @@ run: setup
 	@PORTAL_DEV_MODE=true $(BIN)/portal demo-patron </dev/null
 	@echo "Open http://127.0.0.1:8000/setup-pin to choose the demo patron's PIN, then sign in."
 	@echo
+	@PORTAL_DEV_MODE=true $(BIN)/portal demo-desk
+	@echo "Desk: choose the password at http://127.0.0.1:8000/staff/setup, then open http://127.0.0.1:8000/desk"
+	@echo
 	PORTAL_DEV_MODE=true $(BIN)/portal serve --host 127.0.0.1 --port 8000
 
 lint: setup

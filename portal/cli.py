@@ -23,6 +23,7 @@ from portal.clock import local_date, utcnow
 from portal.consent.publishing import publish_catalog
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
+from portal.desk.services import purge_handovers
 from portal.errors import DomainError
 from portal.minors.services import (
     coming_of_age,
@@ -39,12 +40,16 @@ from portal.patrons.services import (
     purge_expired_sessions,
 )
 from portal.settings import Settings
+from portal.staff import audit
+from portal.staff import services as staff_services
+from portal.staff.policy import AuditAction, Role, StaffError
 from portal.stores.registry import KEYS as STORE_KEYS
 from portal.stores.registry import apply_retention
 from portal.stores.registry import compact as compact_stores
 from portal.web.access_log import LOGGING_CONFIG
 
 DEMO_CARD = "2000 0000 0001"
+DEMO_DESK_USERNAME = "demo-desk"
 
 
 def _read_card(prompt: str = "Card number: ") -> str:
@@ -166,6 +171,87 @@ def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def _print_staff_setup(username: str, code: str, expires_at: datetime) -> None:
+    print(f"Staff username: {username}")
+    print(f"One-time password setup code: {code}")
+    print(f"Valid until {expires_at:%Y-%m-%d %H:%M} UTC. Give it to the staff member only;")
+    print("they choose their own password at /staff/setup, then sign in at /staff/signin.")
+
+
+def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    roles = frozenset(Role(role) for role in args.role)
+
+    async def work() -> int:
+        try:
+            new = await staff_services.add_local_staff(
+                settings.secret_key,
+                args.username,
+                args.name or args.username,
+                roles,
+                now=utcnow(),
+                setup_code_hours=settings.setup_code_hours,
+            )
+        except StaffError as error:
+            print(f"Not created: {error.code}", file=sys.stderr)
+            return 2
+        staff = await staff_services.identity_of(new.staff_id)
+        await audit.append(staff, AuditAction.STAFF_ADDED, now=utcnow(), detail={"via": "cli"})
+        _print_staff_setup(args.username, new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_staff_reset(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        try:
+            new = await staff_services.reissue_setup_code(
+                settings.secret_key,
+                args.username,
+                now=utcnow(),
+                setup_code_hours=settings.setup_code_hours,
+            )
+        except StaffError:
+            print("No local staff account with that username.", file=sys.stderr)
+            return 2
+        _print_staff_setup(args.username, new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_demo_desk(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.dev_mode:
+        print("The demo desk account exists only in development mode.", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        now = utcnow()
+        try:
+            new = await staff_services.add_local_staff(
+                settings.secret_key,
+                DEMO_DESK_USERNAME,
+                "Demo desk",
+                frozenset({Role.DESK, Role.PRIVACY_OFFICER}),
+                now=now,
+                setup_code_hours=settings.setup_code_hours,
+            )
+        except StaffError:
+            if await staff_services.has_password(DEMO_DESK_USERNAME):
+                print(f"Demo desk username: {DEMO_DESK_USERNAME} (sign in at /staff/signin)")
+                return 0
+            new = await staff_services.reissue_setup_code(
+                settings.secret_key,
+                DEMO_DESK_USERNAME,
+                now=now,
+                setup_code_hours=settings.setup_code_hours,
+            )
+        _print_staff_setup(DEMO_DESK_USERNAME, new.setup_code, new.expires_at)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_api_client(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
@@ -219,12 +305,13 @@ def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         now = utcnow()
         count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
+        count += await staff_services.purge_expired(now) + await purge_handovers(now)
         count += await throttle.purge_expired(
             now=now, window_seconds=settings.signin_window_seconds
         )
         print(
-            f"{count} expired session(s), setup code(s), link code(s) and sign-in attempt(s) "
-            "deleted."
+            f"{count} expired session(s), setup code(s), link code(s), hand-over(s) and "
+            "sign-in attempt(s) deleted."
         )
         return 0
 
@@ -357,6 +444,25 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "demo-patron", help="development mode: create the demo patron"
     ).set_defaults(run=cmd_demo_patron)
+    staff = commands.add_parser("staff", help="local staff accounts (without an identity provider)")
+    staff_verbs = staff.add_subparsers(dest="staff_command", required=True)
+    staff_add = staff_verbs.add_parser(
+        "add", help="add a staff member; prints a one-time code to choose their password"
+    )
+    staff_add.add_argument("username")
+    staff_add.add_argument("--name", help="shown in the staff audit trail")
+    staff_add.add_argument(
+        "--role", action="append", required=True, choices=[role.value for role in Role]
+    )
+    staff_add.set_defaults(run=cmd_staff_add)
+    staff_reset = staff_verbs.add_parser(
+        "reset-password", help="a new one-time setup code; the staff member's sessions end"
+    )
+    staff_reset.add_argument("username")
+    staff_reset.set_defaults(run=cmd_staff_reset)
+    commands.add_parser(
+        "demo-desk", help="development mode: create the demo desk account"
+    ).set_defaults(run=cmd_demo_desk)
     client = commands.add_parser("api-client", help="issue a token for a library system")
     client.add_argument("name")
     client.set_defaults(run=cmd_api_client)

@@ -16,9 +16,16 @@ from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import entries
 from portal.patrons.services import Identity
+from portal.staff.audit import actions_on
 from portal.web.problems import http_status
 from portal.web.rendering import error_message, render
-from portal.web.requests import redirect_to, require_patron, signed_in_patron, visitor_age
+from portal.web.requests import (
+    redirect_to,
+    require_patron,
+    settings_of,
+    signed_in_patron,
+    visitor_age,
+)
 
 
 async def home(request: Request) -> Response:
@@ -99,7 +106,11 @@ async def record(request: Request) -> Response:
     return render(
         request,
         "consent/record.html",
-        {"events": await entries(patron.patron_id), "titles": titles},
+        {
+            "events": await entries(patron.patron_id),
+            "titles": titles,
+            "staff_actions": await actions_on(settings_of(request).secret_key, patron.patron_id),
+        },
     )
 
 

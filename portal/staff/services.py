@@ -132,6 +132,11 @@ async def set_password_with_code(
     return setup.staff_id
 
 
+async def has_password(username: str) -> bool:
+    member = await StaffMember.get_or_none(username=_normalise_username(username), source="local")
+    return member is not None and member.password_hash is not None
+
+
 async def authenticate_local(username: str, password: str) -> tuple[int, frozenset[Role]]:
     """The staff member's id and roles, or StaffError(signin_failed) whatever was wrong."""
     member = await StaffMember.get_or_none(username=_normalise_username(username), source="local")

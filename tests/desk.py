@@ -1,0 +1,78 @@
+"""Helpers for the desk's tests: staff accounts made as `portal staff add` makes them, and a
+staff member signing in and handing the screen over through the pages."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import httpx2 as httpx
+
+from portal.staff.policy import Role
+from portal.staff.services import add_local_staff, set_password_with_code
+from tests.factories import SECRET, now
+from tests.web import hidden
+
+_numbers = itertools.count(1)
+_cards = itertools.count(30_000_000)
+
+
+@dataclass(frozen=True)
+class FactoryStaff:
+    staff_id: int
+    username: str
+    password: str
+
+
+async def make_staff(*roles: Role) -> FactoryStaff:
+    username = f"staff{next(_numbers)}"
+    password = "correct horse battery"
+    new = await add_local_staff(
+        SECRET,
+        username,
+        f"Staff {username}",
+        frozenset(roles or (Role.DESK,)),
+        now=now(),
+        setup_code_hours=1,
+    )
+    await set_password_with_code(SECRET, username, new.setup_code, password, now=now())
+    return FactoryStaff(new.staff_id, username, password)
+
+
+def new_card_number() -> str:
+    return f"3{next(_cards):011d}"
+
+
+async def staff_sign_in(client: httpx.AsyncClient, staff: FactoryStaff) -> httpx.Response:
+    response = await client.post(
+        "/staff/signin", data={"username": staff.username, "password": staff.password}
+    )
+    assert response.status_code == 303, response.text
+    return response
+
+
+async def create_card(client: httpx.AsyncClient, **fields: str) -> httpx.Response:
+    return await client.post("/desk/cards", data=fields)
+
+
+async def hand_over(client: httpx.AsyncClient, page: httpx.Response) -> httpx.Response:
+    """Press "Hand the screen to the patron" on a desk page that offers it."""
+    response = await client.post(
+        "/desk/handover",
+        data={"ref": hidden(page.text, "ref"), "purpose": hidden(page.text, "purpose")},
+    )
+    assert response.status_code == 303, response.text
+    return response
+
+
+async def answer_notice(client: httpx.AsyncClient, decision: str) -> httpx.Response:
+    screen = await client.get("/handover")
+    assert screen.status_code == 200, screen.text
+    return await client.post(
+        "/handover/decision",
+        data={
+            "decision": decision,
+            "notice_version": hidden(screen.text, "notice_version"),
+            "revision": hidden(screen.text, "revision"),
+        },
+    )

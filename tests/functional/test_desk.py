@@ -1,0 +1,332 @@
+"""The registration desk through its pages: onboarding with the screen handed over, minors
+with a guardian present, look-up, unlock and PIN reset, guardian links, and the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from portal.ledger.models import ConsentEvent
+from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
+from portal.settings import Settings
+from portal.staff.models import StaffAuditEvent, StaffSession
+from portal.staff.policy import Role
+from tests.desk import (
+    answer_notice,
+    create_card,
+    hand_over,
+    make_staff,
+    new_card_number,
+    staff_sign_in,
+)
+from tests.factories import aged, make_patron, publish, standard_catalog
+from tests.web import hidden, visible_text
+
+LOCALES = ("en", "es", "ar")
+
+
+@pytest.fixture
+def portal_settings(settings: Settings) -> Settings:
+    return replace(settings, locales=LOCALES)
+
+
+async def _onboard_and_hand_over(portal, **fields: str):  # type: ignore[no-untyped-def]
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    card = new_card_number()
+    created = await create_card(portal.client, card=card, **fields)
+    assert created.status_code == 200, created.text
+    await hand_over(portal.client, created)
+    return staff, card
+
+
+async def test_a_new_cardholder_sets_their_pin_and_chooses_on_the_handed_over_screen(
+    portal,
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff, card = await _onboard_and_hand_over(portal, locale="es")
+
+    pin_step = await portal.client.get("/handover")
+    assert pin_step.status_code == 200
+    assert 'lang="es"' in pin_step.text  # the patron's language
+    assert "/desk" not in pin_step.text  # nothing of the desk on the patron's screen
+    mismatch = await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4862"})
+    assert mismatch.status_code == 400
+    assert "4826" not in mismatch.text  # never echoed
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+
+    assert (await answer_notice(portal.client, "yes")).status_code == 303
+    assert (await answer_notice(portal.client, "no")).status_code == 303
+    assert (await answer_notice(portal.client, "no")).status_code == 303
+    done = await portal.client.get("/handover")
+    assert "4826" not in done.text
+    back = await portal.client.post("/handover/back")
+    assert back.headers["location"] == "/staff/signin"
+
+    await staff_sign_in(portal.client, staff)
+    desk = await portal.client.get("/desk")
+    text = visible_text(desk.text)
+    assert "Card ready" in text
+    assert "reading_history" not in desk.text
+    assert "saved_lists" not in desk.text
+
+    events = await ConsentEvent.filter(patron__card_lookup__isnull=False).order_by("id")
+    decisions = [event for event in events if event.kind in ("given", "refused")]
+    assert [(e.kind, e.channel, e.method, e.locale) for e in decisions] == [
+        ("given", "desk", "desk_handover", "es"),
+        ("refused", "desk", "desk_handover", "es"),
+        ("refused", "desk", "desk_handover", "es"),
+    ]
+    assert all(e.witnessed_by and e.witnessed_by.startswith("staff-") for e in decisions)
+
+    # The patron later signs in online and finds exactly those choices.
+    portal.client.cookies.clear()
+    signed_in = await portal.client.post("/signin", data={"card": card, "pin": "4826"})
+    assert signed_in.status_code == 303
+    overview = await portal.client.get("/privacy", headers={"accept-language": "en"})
+    assert overview.text.count('class="status on"') == 1
+    record = visible_text((await portal.client.get("/privacy/record")).text)
+    assert "at the library desk" in record
+    assert "Library staff created your card" in record
+
+
+async def test_handing_over_ends_the_staff_session_so_no_desk_page_is_reachable(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    staff_cookie = portal.client.cookies.get("portal_staff")
+    created = await create_card(portal.client, card=new_card_number())
+    await hand_over(portal.client, created)
+    assert await StaffSession.filter(staff_id=staff.staff_id).count() == 0
+    for path in ("/desk", "/desk/lookup", "/desk/links", "/staff/trail"):
+        response = await portal.client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/staff/signin"
+    # Back button or a new tab with the old cookie: the session no longer exists.
+    portal.client.cookies.set("portal_staff", staff_cookie or "")
+    typed = await portal.client.post("/desk/cards", data={"card": new_card_number()})
+    assert typed.headers["location"] == "/staff/signin"
+    assert await Patron.all().count() == 1
+
+
+async def test_a_handed_over_screen_clears_itself_when_idle(portal, portal_settings) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    portal.app.state.settings = replace(portal_settings, handover_idle_minutes=0)
+    await _onboard_and_hand_over(portal)
+    cleared = await portal.client.get("/handover")
+    assert cleared.status_code == 410
+    assert "This screen was cleared" in cleared.text
+    refused = await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    assert refused.status_code == 410
+    assert (await Patron.first()).pin_hash is None  # type: ignore[union-attr]
+
+
+async def test_decide_later_leaves_everything_off(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    later = await portal.client.post("/handover/later")
+    assert later.status_code == 303
+    assert "All done" in (await portal.client.get("/handover")).text
+    assert await ConsentEvent.filter(kind__in=("given", "refused")).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("card", "code"),
+    [("12", "That does not look like a library card number."), (None, "already exists")],
+)
+async def test_a_bad_or_existing_card_is_refused_and_nothing_is_created(
+    portal, card: str | None, code: str
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    existing = await make_patron()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    refused = await create_card(portal.client, card=card or existing.card)
+    assert refused.status_code in (400, 409)
+    assert code in visible_text(refused.text)
+    assert await Patron.all().count() == 1
+
+
+async def test_a_child_needs_the_guardian_who_is_present_and_nothing_is_made_without(
+    portal,
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    born = aged(9).isoformat()
+    alone = await create_card(portal.client, card=new_card_number(), born_on=born)
+    assert alone.status_code == 400
+    unchecked = await create_card(
+        portal.client,
+        card=new_card_number(),
+        born_on=born,
+        guardian_card=new_card_number(),
+        guardian_new="yes",
+    )
+    assert unchecked.status_code == 400
+    assert await Patron.all().count() == 0
+
+
+async def test_a_nine_year_old_chooses_a_pin_and_the_guardian_decides(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(
+        portal,
+        born_on=aged(9).isoformat(),
+        locale="es",
+        guardian_card=new_card_number(),
+        guardian_new="yes",
+        guardian_label="Lucía",
+        identity_checked="yes",
+    )
+    link = await GuardianLink.get()
+    assert link.method == "desk_handover"
+    assert link.ended_at is None
+    await portal.client.post("/handover/pin", data={"pin": "1397", "pin_again": "1397"})
+    guardian_step = await portal.client.get("/handover")
+    assert 'name="pin"' in guardian_step.text  # the new guardian's own PIN
+    await portal.client.post("/handover/pin", data={"pin": "8642", "pin_again": "8642"})
+    await answer_notice(portal.client, "yes")
+    given = await ConsentEvent.get(kind="given")
+    assert (given.actor, given.channel, given.acting_guardian_id) == (
+        "guardian",
+        "desk",
+        link.guardian_id,
+    )
+    child = await Patron.get(id=link.child_id)
+    guardian = await Patron.get(id=link.guardian_id)
+    assert child.pin_hash is not None
+    assert guardian.pin_hash is not None
+    assert child.pin_hash != guardian.pin_hash
+
+
+async def test_lookup_shows_only_existence_pin_guardians_and_lock_and_unlock_works(
+    portal,
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    for _ in range(5):
+        await portal.client.post("/signin", data={"card": patron.card, "pin": "0000"})
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    found = await portal.client.post("/desk/lookup", data={"card": patron.card})
+    text = visible_text(found.text)
+    assert "Exists" in text
+    assert "PIN Set" in text
+    assert "Locked after too many wrong PINs" in text
+    assert patron.card not in found.text  # the number is not echoed into the page
+    assert "reading_history" not in found.text
+    unlocked = await portal.client.post("/desk/unlock", data={"ref": hidden(found.text, "ref")})
+    assert unlocked.status_code == 200
+    portal.client.cookies.delete("portal_staff")
+    again = await portal.client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+    assert again.status_code == 303
+
+
+async def test_a_pin_reset_ends_every_session_and_the_patron_is_told(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    await portal.client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+    assert await PortalSession.filter(patron_id=patron.id).count() == 1
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    found = await portal.client.post("/desk/lookup", data={"card": patron.card})
+    reset = await portal.client.post("/desk/reset-pin", data={"ref": hidden(found.text, "ref")})
+    assert reset.status_code == 200
+    assert await PortalSession.filter(patron_id=patron.id).count() == 0
+    old = await portal.client.post("/signin", data={"card": patron.card, "pin": patron.pin})
+    assert old.status_code == 400
+    await hand_over(portal.client, reset)
+    await portal.client.post("/handover/pin", data={"pin": "7391", "pin_again": "7391"})
+    assert "All done" in (await portal.client.get("/handover")).text  # no notices on a reset
+    await portal.client.post("/handover/back")
+    portal.client.cookies.clear()
+    await portal.client.post("/signin", data={"card": patron.card, "pin": "7391"})
+    record = visible_text((await portal.client.get("/privacy/record")).text)
+    assert "Library staff reset your PIN" in record
+
+
+async def test_a_setup_slip_holds_a_one_time_code_stored_only_hashed(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    card = new_card_number()
+    created = await create_card(portal.client, card=card, locale="ar")
+    slip = await portal.client.post("/desk/setup-slip", data={"ref": hidden(created.text, "ref")})
+    assert 'lang="ar"' in slip.text
+    assert 'dir="rtl"' in slip.text
+    code = slip.text.split('class="code" dir="ltr">')[1].split("<")[0]
+    stored = await PinSetupCode.get()
+    assert code not in stored.code_lookup
+    portal.client.cookies.clear()
+    done = await portal.client.post(
+        "/setup-pin", data={"card": card, "code": code, "pin": "5820", "pin_again": "5820"}
+    )
+    assert done.status_code == 200
+
+
+async def test_linking_needs_the_identity_check_and_ending_needs_a_reason(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    child = await make_patron(born_on=aged(8))
+    parent = await make_patron()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    form = {"guardian_card": parent.card, "child_card": child.card, "label": "Ana"}
+    assert (await portal.client.post("/desk/links", data=form)).status_code == 400
+    linked = await portal.client.post("/desk/links", data={**form, "identity_checked": "yes"})
+    assert linked.status_code == 200
+    assert (await GuardianLink.get()).method == "desk_handover"
+    ending = {"guardian_card": parent.card, "child_card": child.card, "identity_checked": "yes"}
+    assert (await portal.client.post("/desk/links/end", data=ending)).status_code == 400
+    ended = await portal.client.post("/desk/links/end", data={**ending, "reason": "court order"})
+    assert ended.status_code == 200
+    link = await GuardianLink.get()
+    assert link.ended_at is not None  # recorded, never deleted
+    reasons = await StaffAuditEvent.filter(action="guardian_unlinked").values_list(
+        "reason", flat=True
+    )
+    assert reasons == ["court order", "court order"]  # one entry for each of the two patrons
+
+
+async def test_the_privacy_officer_reads_the_trail_and_desk_staff_cannot(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    desk = await make_staff(Role.DESK)
+    officer = await make_staff(Role.PRIVACY_OFFICER)
+    await staff_sign_in(portal.client, desk)
+    await create_card(portal.client, card=new_card_number())
+    assert (await portal.client.get("/staff/trail")).status_code == 403
+    portal.client.cookies.clear()
+    await staff_sign_in(portal.client, officer)
+    assert (await portal.client.get("/desk")).status_code == 403
+    trail = await portal.client.get("/staff/trail", params={"action": "card_created"})
+    assert trail.status_code == 200
+    assert f"Staff {desk.username}" in trail.text
+    assert "signed_in" not in visible_text(trail.text).split("Patron reference")[1]
+
+
+async def test_a_staff_session_grants_nothing_on_patron_pages(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK, Role.PRIVACY_OFFICER)
+    await staff_sign_in(portal.client, staff)
+    for path in ("/privacy", "/privacy/record", "/guardian", "/saved-lists", "/reading-history"):
+        response = await portal.client.get(path)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/signin"
+
+
+async def test_staff_sign_in_guesses_are_throttled_when_raced(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    answers = await asyncio.gather(
+        *(
+            portal.client.post(
+                "/staff/signin", data={"username": staff.username, "password": f"wrong {n}"}
+            )
+            for n in range(20)
+        )
+    )
+    statuses = Counter(answer.status_code for answer in answers)
+    assert statuses == {400: 5, 429: 15}
