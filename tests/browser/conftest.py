@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,14 +40,18 @@ class LivePortal:
     setup_code: str
 
 
-@pytest.fixture(scope="module")
-def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
-    data = tmp_path_factory.mktemp("live")
+@contextlib.contextmanager
+def portal_process(
+    data: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Callable[..., str]]]:
+    """A migrated portal with the demo catalog, served by `portal serve` on loopback: its
+    URL, and a way to run the operator's other commands against it."""
     env = {
         **os.environ,
         "PORTAL_DATA_DIR": str(data),
         "PORTAL_SECRET_KEY": "browser-test-secret-0123456789",
         "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
+        **(extra_env or {}),
     }
     portal = [sys.executable, "-m", "portal.cli"]
 
@@ -58,13 +63,9 @@ def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal
 
     run("migrate")
     run("publish", str(ROOT / "deploy" / "catalog.toml"))
-    card = "2000 7777 8888"
-    created = run("create-patron", stdin=card + "\n")
-    code = re.search(r"setup code: (\S+)", created)
-    assert code, created
-    port = free_port()
+    port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "server.log").open("w", encoding="utf-8")
+    log = (ARTIFACTS / f"server-{data.name}.log").open("w", encoding="utf-8")
     server = subprocess.Popen(
         [*portal, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
@@ -76,11 +77,21 @@ def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal
                 break
             except OSError:
                 time.sleep(0.1)
-        yield LivePortal(url, card, code.group(1))
+        yield url, run
     finally:
         server.terminate()
         server.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def live_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
+    with portal_process(tmp_path_factory.mktemp("live")) as (url, run):
+        card = "2000 7777 8888"
+        created = run("create-patron", stdin=card + "\n")
+        code = re.search(r"setup code: (\S+)", created)
+        assert code, created
+        yield LivePortal(url, card, code.group(1))
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +144,26 @@ def patron_with_pin(browser: Browser, live_portal: LivePortal) -> LivePortal:
 def choose_language(page: Page, code: str) -> None:
     page.select_option("#locale-choice", code)
     page.click(".language button")
+
+
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    path = os.environ.get("PORTAL_TEST_AXE")
+    if not path or not Path(path).exists():
+        pytest.fail("axe-core is missing: run the tests with `make test`")
+    return Path(path).read_text(encoding="utf-8")
+
+
+def wcag_violations(page: Page, axe_source: str) -> list[str]:
+    """axe-core's WCAG 2.2 A/AA findings on the page as it stands."""
+    # Evaluated through the DevTools protocol, so the page's CSP stays as strict as ever.
+    page.evaluate(axe_source)
+    found: list[str] = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(result => result.violations.map(v => v.id + ': ' + v.help))",
+        WCAG_TAGS,
+    )
+    return found

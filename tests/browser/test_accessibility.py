@@ -3,25 +3,13 @@ right and right to left. axe-core is fetched from npm by `make test` (never serv
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Browser
 
-from tests.browser.conftest import LivePortal, choose_language, signed_in_page
+from tests.browser.conftest import LivePortal, choose_language, signed_in_page, wcag_violations
 
 pytestmark = pytest.mark.browser
 PAGES = ["/privacy", "/services/reading_history", "/privacy/record", "/guardian", "/signin"]
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-
-
-@pytest.fixture(scope="module")
-def axe_source() -> str:
-    path = os.environ.get("PORTAL_TEST_AXE")
-    if not path or not Path(path).exists():
-        pytest.fail("axe-core is missing: run the tests with `make test`")
-    return Path(path).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("locale", ["en", "ar"])
@@ -33,13 +21,7 @@ def test_pages_have_no_wcag_violations(
     found = {}
     for path in PAGES:
         page.goto(f"{patron_with_pin.url}{path}")
-        # Evaluated through the DevTools protocol, so the page's CSP stays as strict as ever.
-        page.evaluate(axe_source)
-        violations = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
-            ".then(result => result.violations.map(v => v.id + ': ' + v.help))",
-            WCAG_TAGS,
-        )
+        violations = wcag_violations(page, axe_source)
         if violations:
             found[path] = violations
     choose_language(page, "en")
