@@ -291,7 +291,14 @@ async def trail(request: Request) -> Response:
     return render(
         request,
         "staff/trail.html",
-        {"staff": staff, "entries": entries, "actions": known_actions, "filters": filters},
+        {
+            "staff": staff,
+            "entries": entries,
+            "actions": known_actions,
+            "filters": filters,
+            "older": entries[-1].id if len(entries) == audit.TRAIL_PAGE else None,
+            "query": {key: value for key, value in params.items() if key != "before"},
+        },
     )
 
 

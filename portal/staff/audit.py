@@ -42,6 +42,7 @@ async def append(
 
 @dataclass(frozen=True)
 class TrailEntry:
+    id: int
     occurred_at: datetime
     staff_id: int
     staff_name: str
@@ -78,6 +79,7 @@ async def trail(filters: TrailFilter, *, before_id: int | None = None) -> list[T
     events = await query.order_by("-id").limit(TRAIL_PAGE)
     return [
         TrailEntry(
+            event.id,
             event.occurred_at,
             event.staff_id,
             event.staff_name,

@@ -44,6 +44,15 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_RECONSENT_GRACE_DAYS": "15",
         "PORTAL_MAJORITY_GRACE_DAYS": "16",
         "PORTAL_FORWARDED_ALLOW_IPS": "10.0.0.1",
+        "PORTAL_STAFF_SESSION_MINUTES": "17",
+        "PORTAL_STAFF_SESSION_HOURS": "18",
+        "PORTAL_HANDOVER_IDLE_MINUTES": "19",
+        "PORTAL_OIDC_ISSUER": "https://id.library.example",
+        "PORTAL_OIDC_CLIENT_ID": "portal",
+        "PORTAL_OIDC_CLIENT_SECRET": "a-client-secret",
+        "PORTAL_OIDC_GROUPS_CLAIM": "roles",
+        "PORTAL_OIDC_DESK_GROUPS": "circulation, registration",
+        "PORTAL_OIDC_OFFICER_GROUPS": "privacy",
     }
     assert set(changed) == set(VARIABLES), "a new setting needs a line here"
     for name, value in changed.items():
@@ -54,6 +63,12 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         assert getattr(settings, setting.name) != getattr(defaults, setting.name), setting.name
     assert settings.locales == ("en", "ar")
     assert settings.session_minutes == 11
+    assert settings.oidc_desk_groups == ("circulation", "registration")
+
+
+def test_an_identity_provider_needs_its_client_credentials() -> None:
+    with pytest.raises(ValueError, match="PORTAL_OIDC_CLIENT_ID"):
+        Settings(oidc_issuer="https://id.library.example")
 
 
 def test_unset_variables_give_the_declared_defaults(clean_environment: pytest.MonkeyPatch) -> None:
