@@ -171,6 +171,14 @@ def test_a_whole_desk_visit(browser: Browser, live_desk: LiveDesk, axe_source: s
     visit.staff_sign_in()
     assert "Card ready" in page.inner_text("main")
 
+    page.goto(f"{live_desk.url}/desk/lookup")
+    visit.scan("#card", card)
+    page.press("#card", "Enter")
+    assert "Not locked" in page.inner_text("main")
+    visit.check("lookup")
+    page.goto(f"{live_desk.url}/desk/links")
+    visit.check("links")
+
     assert visit.violations == {}
     assert visit.outside == []
     context.close()

@@ -75,3 +75,17 @@ def test_card_numbers_are_never_taken_as_arguments(portal_command) -> None:
 
 def test_demo_patron_only_in_development_mode(portal_command) -> None:
     assert "only in development mode" in portal_command("demo-patron", expect=2)
+
+
+def test_staff_accounts_from_the_command_line(portal_command) -> None:
+    portal_command("migrate")
+    added = portal_command("staff", "add", "dana", "--name", "Dana", "--role", "desk")
+    assert re.search(r"password setup code: \d{4}-\d{4}-\d{4}-\d{4}", added)
+    assert "staff_username_taken" in portal_command(
+        "staff", "add", "Dana", "--role", "desk", expect=2
+    )
+    assert "setup code" in portal_command("staff", "reset-password", "dana")
+    assert "No local staff account" in portal_command(
+        "staff", "reset-password", "nobody", expect=2
+    )
+    assert "development mode" in portal_command("demo-desk", expect=2)
