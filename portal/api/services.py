@@ -31,9 +31,11 @@ async def issue_client(secret: str, name: str, *, now: datetime) -> str:
     return token
 
 
-async def is_client_token(secret: str, token: str) -> bool:
-    known: bool = await ApiClient.exists(token_lookup=keyed_hash(secret, "api", token))
-    return known
+async def client_for_token(secret: str, token: str) -> ApiClient | None:
+    client: ApiClient | None = await ApiClient.get_or_none(
+        token_lookup=keyed_hash(secret, "api", token)
+    )
+    return client
 
 
 async def consent_status(patron_id: int, service_key: str) -> Status:

@@ -4,7 +4,6 @@ card numbers travel only in request bodies, never in URLs. Errors are `{"error":
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portal.api import services
+from portal.api.access import Scope, json_body, require_scope
 from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
@@ -23,18 +23,9 @@ from portal.web.requests import plain_text, settings_of
 MAX_LOANS = 500
 
 
-async def _authorised_body(request: Request) -> dict[str, Any]:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise services.ApiError(ApiCode.UNAUTHORISED)
-    if not await services.is_client_token(settings_of(request).secret_key, token.strip()):
-        raise services.ApiError(ApiCode.UNAUTHORISED)
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, RecursionError):
-        # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is an integer of
-        # thousands of digits; RecursionError: a body nested thousands of levels deep.
-        raise services.ApiError(ApiCode.INVALID_JSON) from None
+async def _authorised_body(request: Request, scope: Scope) -> dict[str, Any]:
+    await require_scope(request, scope)
+    body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("card_number"), str):
         raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
     return body
@@ -67,7 +58,7 @@ def _parse_loans(raw: Any) -> list[Loan]:
 
 async def consent_check(request: Request) -> Response:
     try:
-        body = await _authorised_body(request)
+        body = await _authorised_body(request, Scope.CONSENT_READ)
         patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
         status = await services.consent_status(patron_id, str(body.get("service", "")))
     except DomainError as failure:
@@ -77,7 +68,7 @@ async def consent_check(request: Request) -> Response:
 
 async def hand_over_loans(request: Request) -> Response:
     try:
-        body = await _authorised_body(request)
+        body = await _authorised_body(request, Scope.LOANS_WRITE)
         loans = _parse_loans(body.get("loans"))
         patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
         # Refused at the door without a current consent: nothing is stored (promise 2).
