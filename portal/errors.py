@@ -61,6 +61,7 @@ class ApiCode(StrEnum):
     CARD_NUMBER_REQUIRED = "card_number_required"
     LOANS_INVALID = "loans_invalid"
     CLIENT_EXISTS = "client_exists"
+    CHECKS_INVALID = "checks_invalid"
 
 
 class StaffCode(StrEnum):

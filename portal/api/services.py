@@ -4,16 +4,19 @@ here is retained data to keep (refused without a current consent)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 
 from portal.api.models import ApiClient
-from portal.catalog.services import current_service
-from portal.consent.policy import ConsentError, Status
-from portal.consent.reads import status_of_service
-from portal.errors import ApiCode, ConsentCode, DomainError
+from portal.catalog.services import PublishedService, published_catalog
+from portal.clock import local_date
+from portal.consent import reads
+from portal.consent.policy import CheckAnswer
+from portal.errors import ApiCode, ConsentCode, DomainError, ErrorCode, PatronCode
 from portal.patrons.policy import keyed_hash
+from portal.patrons.services import PatronError, card_lookup
 
 
 class ApiError(DomainError):
@@ -38,8 +41,44 @@ async def client_for_token(secret: str, token: str) -> ApiClient | None:
     return client
 
 
-async def consent_status(patron_id: int, service_key: str) -> Status:
-    service = await current_service(service_key)
-    if service is None:
-        raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
-    return await status_of_service(patron_id, service)
+MAX_CHECKS = 100
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    service: str
+    answer: CheckAnswer | None
+    error: ErrorCode | None = None
+
+
+async def check_consents(
+    secret: str, pairs: list[tuple[str, str]], *, now: datetime, timezone: str
+) -> list[CheckResult]:
+    """One answer per (card number, service key) pair, in order, from one database query:
+    the services come from the published catalog held in memory, the cards are hashed here."""
+    catalog = await published_catalog()
+    services = {service.key: service for service in catalog.services}
+    results: list[CheckResult | None] = []
+    asked: list[tuple[str, PublishedService]] = []
+    for card, key in pairs:
+        service = services.get(key)
+        if service is None:
+            results.append(CheckResult(key, None, ConsentCode.UNKNOWN_SERVICE))
+            continue
+        try:
+            asked.append((card_lookup(secret, card), service))
+        except PatronError as failure:
+            results.append(CheckResult(key, None, failure.code))
+            continue
+        results.append(None)
+    answers = iter(await reads.check_consents(asked, today=local_date(now, timezone)))
+    return [
+        result or _answered(key, next(answers))
+        for result, (_, key) in zip(results, pairs, strict=True)
+    ]
+
+
+def _answered(key: str, answer: CheckAnswer | None) -> CheckResult:
+    if answer is None:
+        return CheckResult(key, None, PatronCode.CARD_UNKNOWN)
+    return CheckResult(key, answer)

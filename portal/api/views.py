@@ -56,14 +56,49 @@ def _parse_loans(raw: Any) -> list[Loan]:
     return loans
 
 
+def _check_pairs(body: Any) -> tuple[list[tuple[str, str]], bool]:
+    """The pairs asked, and whether it is the batch form (`{"checks": [...]}`)."""
+    if isinstance(body, dict) and "checks" in body:
+        checks = body["checks"]
+        if not isinstance(checks, list) or not 0 < len(checks) <= services.MAX_CHECKS:
+            raise services.ApiError(ApiCode.CHECKS_INVALID)
+        pairs = [_check_pair(check) for check in checks]
+        return pairs, True
+    return [_check_pair(body)], False
+
+
+def _check_pair(item: Any) -> tuple[str, str]:
+    if not isinstance(item, dict) or not isinstance(item.get("card_number"), str):
+        raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
+    service = item.get("service")
+    if not isinstance(service, str):
+        raise services.ApiError(ApiCode.CHECKS_INVALID)
+    return item["card_number"], service[:100]
+
+
+def _result(result: services.CheckResult) -> dict[str, str]:
+    if result.answer is not None:
+        return {"service": result.service, "status": result.answer.value}
+    return {"service": result.service, "error": result.error.value if result.error else ""}
+
+
 async def consent_check(request: Request) -> Response:
+    """One (card, service) pair, or a batch of up to 100: one database query either way,
+    and none for the token."""
     try:
-        body = await _authorised_body(request, Scope.CONSENT_READ)
-        patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
-        status = await services.consent_status(patron_id, str(body.get("service", "")))
+        await require_scope(request, Scope.CONSENT_READ)
+        pairs, batch = _check_pairs(await json_body(request))
+        settings = settings_of(request)
+        results = await services.check_consents(
+            settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
+        )
     except DomainError as failure:
         return json_error(failure.code)
-    return JSONResponse({"service": body["service"], "status": status.value})
+    if batch:
+        return JSONResponse({"results": [_result(result) for result in results]})
+    if results[0].error is not None:  # a single check's refusal is the response's status
+        return json_error(results[0].error)
+    return JSONResponse(_result(results[0]))
 
 
 async def hand_over_loans(request: Request) -> Response:

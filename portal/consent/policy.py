@@ -64,6 +64,30 @@ def status_of(choice: StoredChoice | None, current_terms_revision: int) -> Statu
     return Status.WITHDRAWN if choice.ever_granted else Status.REFUSED
 
 
+class CheckAnswer(StrEnum):
+    """What a library system is told about one patron and one service: only whether it may
+    use the service now, never why or since when."""
+
+    ON = "on"
+    OFF = "off"
+    NEVER_ASKED = "never_asked"
+    PAUSED = "paused"  # on, but waiting for the patron to confirm a changed notice
+    NOT_OFFERED = "not_offered"  # not offered at the patron's age
+
+
+def check_answer(
+    *, granted: bool | None, suspended: bool, current_terms: bool, offered: bool
+) -> CheckAnswer:
+    """`granted` is None when the patron has never answered."""
+    if not offered:
+        return CheckAnswer.NOT_OFFERED
+    if granted is None:
+        return CheckAnswer.NEVER_ASKED
+    if not granted:
+        return CheckAnswer.OFF
+    return CheckAnswer.PAUSED if suspended or not current_terms else CheckAnswer.ON
+
+
 def already_decided(status: Status, decision: Decision) -> bool:
     """The outcome the patron asked for is already in place (e.g. a double submit)."""
     if decision is Decision.YES:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from portal.catalog.jurisdiction import AgeBand, AgeContext
+from portal.catalog.jurisdiction import AgeBand, AgeContext, is_offered
 from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
@@ -20,10 +20,12 @@ from portal.catalog.services import (
 )
 from portal.consent.models import ConsentState
 from portal.consent.policy import (
+    CheckAnswer,
     ConsentError,
     Status,
     StoredChoice,
     SuspensionReason,
+    check_answer,
     status_of,
 )
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
@@ -230,3 +232,48 @@ async def states_of(patron_ids: list[int]) -> dict[tuple[int, int], StateRow]:
         )
         for state in await ConsentState.filter(patron_id__in=patron_ids)
     }
+
+
+# A consent check by library systems: every (card, service) pair asked in one round trip.
+_CHECK_QUERY = (
+    "SELECT p.card_lookup, p.born_on, s.service_id, s.granted, s.terms_revision, "
+    "s.suspended_at FROM patron p LEFT JOIN consent_state s ON s.patron_id = p.id "
+    "AND s.service_id IN ({services}) WHERE p.card_lookup IN ({cards})"
+)
+
+
+async def check_consents(
+    pairs: list[tuple[str, PublishedService]], *, today: date
+) -> list[CheckAnswer | None]:
+    """The answer for each (card lookup, service) pair, None for a card the portal does not
+    know: one query, whatever the number of pairs."""
+    if not pairs:
+        return []
+    cards = sorted({lookup for lookup, _ in pairs})
+    service_ids = sorted({service.id for _, service in pairs})
+    sql = _CHECK_QUERY.format(
+        services=", ".join("?" * len(service_ids)), cards=", ".join("?" * len(cards))
+    )
+    rows = await fetch_rows(sql, *service_ids, *cards)
+    born: dict[str, date | None] = {}
+    states: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        value = row["born_on"]
+        born[row["card_lookup"]] = date.fromisoformat(value) if isinstance(value, str) else value
+        if row["service_id"] is not None:
+            states[(row["card_lookup"], row["service_id"])] = row
+    answers: list[CheckAnswer | None] = []
+    for lookup, service in pairs:
+        if lookup not in born:
+            answers.append(None)
+            continue
+        state = states.get((lookup, service.id))
+        answers.append(
+            check_answer(
+                granted=bool(state["granted"]) if state else None,
+                suspended=bool(state and state["suspended_at"] is not None),
+                current_terms=bool(state and state["terms_revision"] == service.terms_revision),
+                offered=is_offered(service.minimum_age, born[lookup], today),
+            )
+        )
+    return answers

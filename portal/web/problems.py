@@ -141,6 +141,9 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),
     ApiCode.LOANS_INVALID: Problem(400, N_("The loans are missing or not valid.")),
     ApiCode.CLIENT_EXISTS: Problem(409, N_("A client with that name already exists.")),
+    ApiCode.CHECKS_INVALID: Problem(
+        400, N_("Each check needs a card number and a service, and at most 100 at once.")
+    ),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")
