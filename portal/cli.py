@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import csv
 import getpass
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -32,6 +35,7 @@ from portal.minors.services import (
     purge_expired_link_codes,
 )
 from portal.patrons import throttle
+from portal.patrons.importing import BadRow, IssuedCode, import_patrons
 from portal.patrons.services import (
     PatronError,
     create_patron,
@@ -128,6 +132,98 @@ def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+IMPORT_HELP = """\
+Create a patron, every optional service off, for each card in FILE.csv: one row per card,
+card number first, then optionally the date of birth (YYYY-MM-DD) and the language (an
+enabled locale, e.g. es). A header row is allowed. UTF-8, with or without a byte-order mark.
+
+Cards already known (an earlier run, the desk, or an earlier row of the file) are skipped,
+so an import that stopped can simply be run again. A bad row is skipped whole and reported
+on stderr by line number and reason, never its content; the other rows are imported.
+
+With --codes-file, each new patron gets a one-time PIN setup code, written to PATH as
+"card number,setup code,valid until" (card numbers without spaces or dashes) for the
+library's own mailing. PATH must not exist yet; it is created readable by you alone.
+Patrons whose code went missing get a new one from `portal reset-pin`.
+
+Exit status: 0 when every row was imported or already known, 1 when some rows were bad
+(the others were imported), 2 when nothing could be read or the codes file exists."""
+
+
+class _CodesFile:
+    """The new patrons' setup codes, for the library's mailing: a file created for this run,
+    readable by its owner alone. An existing file is never reused (another run's codes may
+    not have been mailed yet)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        self.out = os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        self.rows = csv.writer(self.out)
+        self.rows.writerow(["card number", "setup code", "valid until"])
+        self.written = 0
+
+    def write(self, issued: list[IssuedCode]) -> None:
+        for code in issued:
+            valid_until = f"{code.expires_at:%Y-%m-%d %H:%M} UTC"
+            self.rows.writerow([code.card_number, code.setup_code, valid_until])
+        self.written += len(issued)
+        # Their batch has committed: the codes must outlive the process.
+        self.out.flush()
+        os.fsync(self.out.fileno())
+
+    def close(self) -> None:
+        self.out.close()
+        if not self.written:
+            os.unlink(self.path)  # nothing to mail: the next run may use the same name
+
+
+def _report_bad_row(bad: BadRow) -> None:
+    print(f"line {bad.line}: {bad.problem}", file=sys.stderr)
+
+
+def cmd_import_patrons(settings: Settings, args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as files:
+        try:
+            source = files.enter_context(
+                open(args.file, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            )
+        except OSError as error:
+            print(f"Cannot read {args.file}: {error.strerror}", file=sys.stderr)
+            return 2
+        codes = None
+        if args.codes_file:
+            try:
+                codes = _CodesFile(args.codes_file)
+            except FileExistsError:
+                print(f"{args.codes_file} already exists: name a new file.", file=sys.stderr)
+                return 2
+            except OSError as error:
+                print(f"Cannot create {args.codes_file}: {error.strerror}", file=sys.stderr)
+                return 2
+            files.callback(codes.close)
+
+        async def work() -> int:
+            now = utcnow()
+            summary = await import_patrons(
+                source,
+                settings.secret_key,
+                now=now,
+                today=local_date(now, settings.timezone),
+                locales=settings.locales,
+                setup_code_hours=settings.setup_code_hours,
+                on_bad_row=_report_bad_row,
+                on_codes=codes.write if codes else None,
+            )
+            bad = f"{summary.bad_rows} bad row(s)" + (" (see above)" if summary.bad_rows else "")
+            print(f"{summary.created} created, {summary.skipped_existing} already known, {bad}.")
+            if codes and codes.written:
+                print(f"Their one-time PIN setup codes are in {codes.path}.")
+            return 1 if summary.bad_rows else 0
+
+        return asyncio.run(_with_db(settings, work))
 
 
 def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
@@ -438,6 +534,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "coming-of-age", help="scheduled daily: hand over accounts of patrons who came of age"
     ).set_defaults(run=cmd_coming_of_age)
+    imports = commands.add_parser(
+        "import-patrons",
+        help="create patrons from a CSV of cards (every service off); see its --help",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imports.add_argument("file", metavar="FILE.csv", help="the cards to import")
+    imports.add_argument(
+        "--codes-file",
+        metavar="PATH",
+        help="write each new patron's one-time PIN setup code here (a new file, mode 600)",
+    )
+    imports.set_defaults(run=cmd_import_patrons)
     commands.add_parser(
         "reset-pin", help="issue a new one-time PIN setup code (card number on stdin)"
     ).set_defaults(run=cmd_reset_pin)

@@ -104,8 +104,9 @@ async def compact_tables(tables: list[str]) -> None:
 
 
 async def fetch_rows(sql: str, *values: Any) -> list[dict[str, Any]]:
-    """Raw SQL for the few hot read paths (a page view), where building the query through the
-    ORM costs more than running it. `sql` uses ? placeholders; PostgreSQL gets $1, $2, …"""
+    """Raw SQL for the few hot paths (a page view, a bulk import's batch), where building the
+    query through the ORM costs more than running it, or the ORM cannot say it (INSERT … ON
+    CONFLICT DO NOTHING RETURNING). `sql` uses ? placeholders; PostgreSQL gets $1, $2, …"""
     connection = connections.get("default")
     if connection.capabilities.dialect == "postgres":
         sql = _numbered_placeholders(sql)

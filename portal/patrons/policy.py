@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 
 from portal.errors import DomainError, PatronCode
 
@@ -25,6 +26,13 @@ def normalise_card(raw: str) -> str | None:
 def keyed_hash(secret: str, purpose: str, value: str) -> str:
     # The purpose separates hashes of the same value used for different things.
     return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_setup_code() -> str:
+    """A one-time PIN setup code: twelve random digits, grouped in fours because grouped
+    digits are easy to read aloud and to type on a phone."""
+    digits = f"{secrets.randbelow(10**12):012d}"
+    return f"{digits[:4]}-{digits[4:8]}-{digits[8:]}"
 
 
 def check_new_pin(pin: str) -> None:

@@ -20,7 +20,7 @@ from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import DomainError, PatronCode
 from portal.ledger.vocabulary import Method
 from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
-from portal.patrons.policy import check_new_pin, keyed_hash, normalise_card
+from portal.patrons.policy import check_new_pin, keyed_hash, new_setup_code, normalise_card
 
 T = TypeVar("T")
 _hasher = PasswordHasher()
@@ -188,8 +188,7 @@ async def issue_setup_code(
 async def _issue_setup_code(
     secret: str, patron: Patron, now: datetime, hours: int
 ) -> tuple[str, datetime]:
-    # Grouped digits are easy to read aloud and to type on a phone.
-    code = "-".join(f"{secrets.randbelow(10_000):04d}" for _ in range(3))
+    code = new_setup_code()
     expires_at = now + timedelta(hours=hours)
     await PinSetupCode.create(
         patron=patron, code_lookup=keyed_hash(secret, "setup", code), expires_at=expires_at

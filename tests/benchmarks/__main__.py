@@ -6,6 +6,11 @@
    the first core; wrk, on the second core, keeps 32 connections busy.
 2. Withdrawal-with-erasure latency for a patron with 10,000 history entries on PostgreSQL
    (target: p99 under 100 ms).
+3. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
+   on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
+
+`python -m tests.benchmarks sqlite|postgres [import]`: `import` runs only the third;
+BENCH_IMPORT_ROWS=10000 makes it quick.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from portal.consent.policy import Decision
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions import services as decisions
 from portal.stores.reading_history import HistoryEntry
+from tests.benchmarks.import_patrons import bench_import
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
 from tests.support import free_port
@@ -180,18 +186,24 @@ async def create_database(server: str, name: str) -> str:
     return f"{server}/{name}"
 
 
-def main(engine: str) -> None:
+def main(engine: str, only: str = "") -> None:
     # One engine per process: Tortoise caches dialect-specific queries per process.
     if engine == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
-            sqlite_url = f"sqlite://{folder}/bench.sqlite3"
-            asyncio.run(apply_migrations(sqlite_url))
-            bench_render(sqlite_url, "sqlite")
+            urls = [f"sqlite://{folder}/{name}.sqlite3" for name in ("bench", "import", "codes")]
+            for url in urls:
+                asyncio.run(apply_migrations(url))
+            if only != "import":
+                bench_render(urls[0], "sqlite")
+            bench_import(urls[1:], "sqlite", Path(folder))
         return
-    with throwaway_cluster() as cluster:
-        bench_render(asyncio.run(create_database(cluster, "bench_render")), "postgres")
-        asyncio.run(bench_withdrawal(asyncio.run(create_database(cluster, "bench_erasure"))))
+    with throwaway_cluster() as cluster, tempfile.TemporaryDirectory() as folder:
+        if only != "import":
+            bench_render(asyncio.run(create_database(cluster, "bench_render")), "postgres")
+            asyncio.run(bench_withdrawal(asyncio.run(create_database(cluster, "bench_erasure"))))
+        imports = [asyncio.run(create_database(cluster, name)) for name in ("import", "codes")]
+        bench_import(imports, "postgres", Path(folder))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "sqlite")
+    main(*(sys.argv[1:3] or ["sqlite"]))

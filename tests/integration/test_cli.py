@@ -87,3 +87,37 @@ def test_staff_accounts_from_the_command_line(portal_command) -> None:
     assert "setup code" in portal_command("staff", "reset-password", "dana")
     assert "No local staff account" in portal_command("staff", "reset-password", "nobody", expect=2)
     assert "development mode" in portal_command("demo-desk", expect=2)
+
+def test_import_patrons_from_a_csv_file(portal_command, tmp_path: Path) -> None:
+    portal_command("migrate")
+    cards = tmp_path / "cards.csv"
+    cards.write_bytes(
+        "\ufeffCard number,Date of birth,Language\n"
+        "2000 1000 2000,2016-04-04,en\n"
+        "2000 1000 3000\n"
+        "2000 1000 4000,2999-01-01\n"
+        "2000-1000-2000\n".encode()
+    )
+    codes = tmp_path / "codes.csv"
+    output = portal_command("import-patrons", str(cards), "--codes-file", str(codes), expect=1)
+    assert "line 4: born_on_future" in output
+    assert "2 created, 1 already known, 1 bad row(s) (see above)." in output
+    assert "2000" not in output.replace(str(tmp_path), ""), "no card number on the terminal"
+    assert codes.stat().st_mode & 0o777 == 0o600
+    lines = codes.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "card number,setup code,valid until"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == ["200010002000", "200010003000"]
+    _, code, valid_until = lines[1].split(",")
+    assert re.fullmatch(r"\d{4}-\d{4}-\d{4}", code)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", valid_until)
+
+    refused = portal_command("import-patrons", str(cards), "--codes-file", str(codes), expect=2)
+    assert "already exists" in refused
+    assert len(codes.read_text(encoding="utf-8").splitlines()) == 3, "left as it was"
+
+    cards.write_text("2000 1000 2000\n2000 1000 5000\n", encoding="utf-8")
+    again = portal_command("import-patrons", str(cards))
+    assert "1 created, 1 already known, 0 bad row(s)." in again
+    assert not (tmp_path / "none.csv").exists()
+    portal_command("import-patrons", str(cards), "--codes-file", str(tmp_path / "none.csv"))
+    assert not (tmp_path / "none.csv").exists(), "no codes issued, no file left behind"

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from portal.patrons import throttle
-from portal.patrons.policy import PinRejected, check_new_pin, normalise_card
+from portal.patrons.policy import PinRejected, check_new_pin, new_setup_code, normalise_card
 
 
 def test_card_numbers_are_normalised() -> None:
     assert normalise_card(" 2000-1111 2222 ") == "200011112222"
     assert normalise_card("abc") is None
+
+
+def test_setup_codes_are_twelve_grouped_random_digits() -> None:
+    codes = {new_setup_code() for _ in range(1000)}
+    assert all(re.fullmatch(r"\d{4}-\d{4}-\d{4}", code) for code in codes)
+    assert len(codes) == 1000
 
 
 @pytest.mark.parametrize("pin", ["12", "1111", "1234", "9876", "12a4", "1" * 13])
