@@ -41,6 +41,7 @@ from portal.patrons.services import (
     create_patron,
     has_pin,
     issue_setup_code,
+    patron_for_card,
     purge_expired_sessions,
 )
 from portal.settings import Settings
@@ -60,6 +61,23 @@ def _read_card(prompt: str = "Card number: ") -> str:
     if sys.stdin.isatty():
         return getpass.getpass(prompt)
     return sys.stdin.readline().strip()
+
+
+async def _audit(
+    settings: Settings,
+    action: AuditAction,
+    *,
+    patron_id: int | None = None,
+    reason: str | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    """The staff audit trail records command-line actions, by the server login running them."""
+    now = utcnow()
+    operator = await staff_services.command_line_operator(
+        settings.secret_key, getpass.getuser(), now=now
+    )
+    key = audit.patron_key(settings.secret_key, patron_id) if patron_id is not None else None
+    await audit.append(operator, action, now=now, patron_key=key, reason=reason, detail=detail)
 
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
@@ -127,6 +145,7 @@ def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
         except PatronError as error:
             print(f"Not created: {error.code}", file=sys.stderr)
             return 2
+        await _audit(settings, AuditAction.CARD_CREATED, patron_id=new.patron_id)
         print("Patron created. Every optional service is off.")
         _print_setup(new.setup_code, new.expires_at)
         return 0
@@ -213,9 +232,19 @@ def cmd_import_patrons(settings: Settings, args: argparse.Namespace) -> int:
                 now=now,
                 today=local_date(now, settings.timezone),
                 locales=settings.locales,
-                setup_code_hours=settings.setup_code_hours,
+                setup_code_hours=args.codes_valid_days * 24,
                 on_bad_row=_report_bad_row,
                 on_codes=codes.write if codes else None,
+            )
+            await _audit(
+                settings,
+                AuditAction.PATRONS_IMPORTED,
+                detail={
+                    "rows": summary.created,
+                    "known": summary.skipped_existing,
+                    "bad": summary.bad_rows,
+                    "codes": bool(codes),
+                },
             )
             bad = f"{summary.bad_rows} bad row(s)" + (" (see above)" if summary.bad_rows else "")
             print(f"{summary.created} created, {summary.skipped_existing} already known, {bad}.")
@@ -239,6 +268,7 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
             print(f"No code issued: {error.code}", file=sys.stderr)
             return 2
         await throttle.unlock_card(settings.secret_key, card)  # staff checked who they are
+        await _audit(settings, AuditAction.SETUP_SLIP_PRINTED, patron_id=new.patron_id)
         _print_setup(new.setup_code, new.expires_at)
         return 0
 
@@ -290,8 +320,8 @@ def cmd_staff_add(settings: Settings, args: argparse.Namespace) -> int:
         except StaffError as error:
             print(f"Not created: {error.code}", file=sys.stderr)
             return 2
-        staff = await staff_services.identity_of(new.staff_id)
-        await audit.append(staff, AuditAction.STAFF_ADDED, now=utcnow(), detail={"via": "cli"})
+        member = await staff_services.identity_of(new.staff_id)
+        await _audit(settings, AuditAction.STAFF_ADDED, detail={"staff": member.pseudonym})
         _print_staff_setup(args.username, new.setup_code, new.expires_at)
         return 0
 
@@ -420,7 +450,7 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         try:
-            await link_at_desk(
+            made = await link_at_desk(
                 settings.secret_key,
                 guardian_card,
                 child_card,
@@ -431,6 +461,8 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
         except DomainError as error:
             print(f"Not linked: {error.code}", file=sys.stderr)
             return 2
+        for patron_id in (made.child_id, made.guardian_id):
+            await _audit(settings, AuditAction.GUARDIAN_LINKED, patron_id=patron_id)
         print("Linked. The guardian can now review the child's notices under My children.")
         return 0
 
@@ -443,16 +475,27 @@ def cmd_unlink_guardian(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         try:
-            await end_link_at_desk(
+            made = await end_link_at_desk(
                 settings.secret_key, guardian_card, child_card, args.reason, now=utcnow()
             )
         except DomainError as error:
             print(f"Not unlinked: {error.code}", file=sys.stderr)
             return 2
+        for patron_id in (made.child_id, made.guardian_id):
+            await _audit(
+                settings, AuditAction.GUARDIAN_UNLINKED, patron_id=patron_id, reason=args.reason
+            )
         print("Link ended. The guardian and the child are told on their next visit.")
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+async def patron_for_card_or_none(secret: str, card: str) -> int | None:
+    try:
+        return await patron_for_card(secret, card)
+    except PatronError:
+        return None
 
 
 def cmd_unlock_signin(settings: Settings, args: argparse.Namespace) -> int:
@@ -460,6 +503,9 @@ def cmd_unlock_signin(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         cleared = await throttle.unlock_card(settings.secret_key, card)
+        patron_id = await patron_for_card_or_none(settings.secret_key, card)
+        if patron_id is not None:
+            await _audit(settings, AuditAction.SIGNIN_UNLOCKED, patron_id=patron_id)
         print(f"Sign-in unlocked for this card ({cleared} counted attempt(s) cleared).")
         return 0
 
@@ -545,6 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--codes-file",
         metavar="PATH",
         help="write each new patron's one-time PIN setup code here (a new file, mode 600)",
+    )
+    imports.add_argument(
+        "--codes-valid-days",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="how long those codes work (default 30: long enough for a postal mailing)",
     )
     imports.set_defaults(run=cmd_import_patrons)
     commands.add_parser(

@@ -171,6 +171,26 @@ async def staff_from_provider(
     return member.id
 
 
+async def command_line_operator(secret: str, login: str, *, now: datetime) -> StaffIdentity:
+    """Whoever runs a `portal` command, named by their login on the server, so the audit
+    trail holds command-line actions too. Such an account has no role: it cannot sign in."""
+    lookup = keyed_hash(secret, "staff", f"cli:{login}")
+    member = await StaffMember.get_or_none(subject_lookup=lookup)
+    if member is None:
+        try:
+            member = await StaffMember.create(
+                subject_lookup=lookup,
+                display_name=f"{login[:80]} (command line)",
+                pseudonym=_pseudonym(),
+                roles="",
+                source="cli",
+                created_at=now,
+            )
+        except IntegrityError:
+            member = await StaffMember.get(subject_lookup=lookup)
+    return StaffIdentity(member.id, member.display_name, member.pseudonym, frozenset())
+
+
 async def start_session(
     secret: str, staff_id: int, roles: frozenset[Role], *, now: datetime, minutes: int, hours: int
 ) -> str:

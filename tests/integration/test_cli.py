@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -9,6 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tortoise import Tortoise
+
+from portal.db import tortoise_config
+from portal.staff.models import StaffAuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "catalog.toml"
@@ -88,6 +93,7 @@ def test_staff_accounts_from_the_command_line(portal_command) -> None:
     assert "No local staff account" in portal_command("staff", "reset-password", "nobody", expect=2)
     assert "development mode" in portal_command("demo-desk", expect=2)
 
+
 def test_import_patrons_from_a_csv_file(portal_command, tmp_path: Path) -> None:
     portal_command("migrate")
     cards = tmp_path / "cards.csv"
@@ -121,3 +127,21 @@ def test_import_patrons_from_a_csv_file(portal_command, tmp_path: Path) -> None:
     assert not (tmp_path / "none.csv").exists()
     portal_command("import-patrons", str(cards), "--codes-file", str(tmp_path / "none.csv"))
     assert not (tmp_path / "none.csv").exists(), "no codes issued, no file left behind"
+
+
+def test_command_line_actions_are_in_the_staff_audit_trail(portal_command, database_url) -> None:
+    portal_command("migrate")
+    portal_command("publish", str(CATALOG))
+    portal_command("create-patron", stdin="2000 1000 4000\n")
+    portal_command("unlock-signin", stdin="2000 1000 4000\n")
+
+    async def trail() -> list[tuple[str, str]]:
+        await Tortoise.init(config=tortoise_config(database_url))
+        try:
+            return [(event.action, event.staff_name) for event in await StaffAuditEvent.all()]
+        finally:
+            await Tortoise.close_connections()
+
+    actions = asyncio.run(trail())
+    assert [action for action, _ in actions] == ["card_created", "signin_unlocked"]
+    assert all(name.endswith("(command line)") for _, name in actions)
