@@ -39,6 +39,8 @@ class Migration(migrations.Migration):
                 ('purpose', fields.CharField(max_length=20)),
                 ('pin_set', fields.BooleanField(default=False)),
                 ('guardian_needs_pin', fields.BooleanField(default=False)),
+                ('guardian_decides', fields.BooleanField(default=False)),
+                ('service_keys', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('position', fields.IntField(default=0)),
                 ('started_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),

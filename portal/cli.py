@@ -476,7 +476,7 @@ def cmd_unlink_guardian(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             made = await end_link_at_desk(
-                settings.secret_key, guardian_card, child_card, args.reason, now=utcnow()
+                settings.secret_key, guardian_card, child_card, now=utcnow()
             )
         except DomainError as error:
             print(f"Not unlinked: {error.code}", file=sys.stderr)

@@ -84,6 +84,7 @@ class DeskCode(StrEnum):
     BIRTH_DATE_INVALID = "birth_date_invalid"
     HANDOVER_ENDED = "handover_ended"
     SAME_CARD = "same_card"
+    PIN_EXISTS = "pin_exists"
 
 
 # The type and the tuple name the same enums: mypy needs the union, the tests the tuple.

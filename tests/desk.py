@@ -72,6 +72,7 @@ async def answer_notice(client: httpx.AsyncClient, decision: str) -> httpx.Respo
         "/handover/decision",
         data={
             "decision": decision,
+            "service": hidden(screen.text, "service"),
             "notice_version": hidden(screen.text, "notice_version"),
             "revision": hidden(screen.text, "revision"),
         },

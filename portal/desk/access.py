@@ -10,19 +10,21 @@ from starlette.responses import Response
 
 from portal.clock import utcnow
 from portal.errors import DomainError, StaffCode
+from portal.patrons.services import end_session
 from portal.settings import Settings
 from portal.staff.policy import Role
 from portal.staff.services import StaffIdentity, session_staff
 from portal.web.requests import settings_of
+from portal.web.visit import HANDOVER_COOKIE, STAFF_COOKIE, host_cookie, session_cookie
 
-STAFF_COOKIE = "portal_staff"
-HANDOVER_COOKIE = "portal_handover"
+__all__ = ["HANDOVER_COOKIE", "SIGNIN_STATE_COOKIE", "STAFF_COOKIE"]
+
 SIGNIN_STATE_COOKIE = "portal_staff_signin"
 
 
 def cookie_name(settings: Settings, base: str) -> str:
     # As the patron's session cookie (portal.web.visit): host-only under HTTPS.
-    return f"__Host-{base}" if settings.https else base
+    return host_cookie(settings, base)
 
 
 async def signed_in_staff(request: Request) -> StaffIdentity | None:
@@ -69,3 +71,12 @@ def set_desk_cookie(
 def delete_desk_cookie(request: Request, response: Response, base: str, *, path: str = "/") -> None:
     settings = settings_of(request)
     response.delete_cookie(cookie_name(settings, base), path=path, secure=settings.https)
+
+
+async def end_patron_session(request: Request, response: Response) -> None:
+    """The library's screen forgets any patron signed in on it: server-side and cookie."""
+    settings = settings_of(request)
+    token = request.cookies.get(session_cookie(settings))
+    if token:
+        await end_session(settings.secret_key, token)
+    response.delete_cookie(session_cookie(settings), path="/", secure=settings.https)

@@ -16,7 +16,7 @@ from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
 from portal.decisions.forms import parse_decision
 from portal.desk import services
-from portal.desk.access import HANDOVER_COOKIE, cookie_name
+from portal.desk.access import HANDOVER_COOKIE, cookie_name, end_patron_session
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
 from portal.web.rendering import render
@@ -34,7 +34,6 @@ async def _current(request: Request) -> services.HandoverView | None:
         token,
         now=utcnow(),
         idle_minutes=settings.handover_idle_minutes,
-        timezone=settings.timezone,
     )
 
 
@@ -49,10 +48,13 @@ async def screen(request: Request, *, error: DomainError | None = None) -> Respo
     if view is None:
         return _cleared(request)
     context: dict[str, object] = {"view": view, "notice": None}
+    if view.step == services.Step.NOTICE and view.service is None:  # since withdrawn
+        await services.skip_notice(view)
+        return redirect_to(request, "handover.screen")
     if view.step == services.Step.NOTICE and view.service is not None:
         notice = await current_notice(view.service, current_locale())
-        if notice is None:
-            await services.decide_later(view)  # no notice in this language: nothing to ask
+        if notice is None:  # not published in this language (an unusual set-up): skip it
+            await services.skip_notice(view)
             return redirect_to(request, "handover.screen")
         state = await service_view(view.patron_id, view.service.key, current_locale())
         context["notice"] = notice
@@ -71,7 +73,7 @@ async def choose_pin(request: Request) -> Response:
             raise DomainError(PatronCode.SETUP_MISSING)
         if pin != again:
             raise DomainError(PatronCode.PIN_MISMATCH)
-        await services.choose_pin(view, pin)
+        await services.choose_pin(view, pin, now=utcnow())
     except DomainError as failure:
         return await screen(request, error=failure)
     return redirect_to(request, "handover.screen")
@@ -82,9 +84,11 @@ async def decide(request: Request) -> Response:
     if view is None:
         return _cleared(request)
     try:
-        form = parse_decision(await request.form())
+        posted = await request.form()
+        form = parse_decision(posted)
         await services.decide_at_desk(
             view,
+            field(posted, "service"),
             form.decision,
             notice_version_id=form.notice_version_id,
             expected_revision=form.expected_revision,
@@ -112,6 +116,7 @@ async def hand_back(request: Request) -> Response:
     if token:
         await services.hand_back(settings.secret_key, token, now=utcnow())
     response = redirect_to(request, "staff.signin_form")
+    await end_patron_session(request, response)
     # The next person at this screen starts in their own language.
     response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
     return response

@@ -25,8 +25,12 @@ class Handover(Model):
     purpose = fields.CharField(max_length=20)  # "new_card" or "pin_reset"
     pin_set = fields.BooleanField(default=False)
     guardian_needs_pin = fields.BooleanField(default=False)  # a guardian card made today
-    # How far through the notices (an index into the services offered); past the end when
-    # the patron chose to decide later.
+    # For a child below the guardian-consent age, the guardian present decides.
+    guardian_decides = fields.BooleanField(default=False)
+    # The services to ask about, in order, fixed when the screen was handed over (a catalog
+    # published meanwhile does not shift the screen), and how far through them the patron
+    # is; past the end once they chose to decide later.
+    service_keys: list[str] = fields.JSONField(default=list)
     position = fields.IntField(default=0)
     started_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()  # slides forward while the patron is active

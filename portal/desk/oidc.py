@@ -24,8 +24,11 @@ from portal.settings import Settings
 from portal.staff.policy import Role, roles_from_groups
 
 # How recent the provider's login must be, and the clock skew allowed on the ID token.
-FRESH_LOGIN_SECONDS = 600
+FRESH_LOGIN_SECONDS = 600  # max_age asked of the provider (it makes auth_time required)
 LEEWAY_SECONDS = 60
+# The clocks of the provider and the portal may disagree this much about when a login was.
+AUTH_TIME_SKEW_SECONDS = 10
+STARTED_AT = "portal_started_at"
 
 
 class ProviderSignInFailed(Exception):
@@ -66,12 +69,13 @@ async def start(
         )
     except (AuthlibBaseError, JoseError, httpx2.HTTPError, ValueError) as error:
         raise ProviderSignInFailed(type(error).__name__) from error
-    return response, dict(request.scope["session"])
+    return response, {**request.scope["session"], STARTED_AT: time.time()}
 
 
 async def finish(
     client: Any, request: Request, state: dict[str, Any], settings: Settings
 ) -> ProviderIdentity:
+    started_at = state.pop(STARTED_AT, None)
     request.scope["session"] = state
     try:
         token = await client.authorize_access_token(request, leeway=LEEWAY_SECONDS)
@@ -80,9 +84,15 @@ async def finish(
     claims = token.get("userinfo")
     if not claims or "sub" not in claims:
         raise ProviderSignInFailed("no ID token")
+    # The login must have happened during this sign-in: not a session the provider kept
+    # from earlier (a staff member's, before the screen was handed to a patron).
     auth_time = claims.get("auth_time")
-    if not isinstance(auth_time, int | float) or time.time() - auth_time > (
-        FRESH_LOGIN_SECONDS + LEEWAY_SECONDS
+    if (
+        not isinstance(auth_time, int | float)
+        or not isinstance(started_at, int | float)
+        or not started_at - AUTH_TIME_SKEW_SECONDS
+        <= auth_time
+        <= time.time() + AUTH_TIME_SKEW_SECONDS
     ):
         raise ProviderSignInFailed("login not fresh")
     return ProviderIdentity(

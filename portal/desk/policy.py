@@ -13,11 +13,17 @@ from portal.patrons.policy import keyed_hash
 REF_MINUTES = 30
 
 
+PURPOSES = {"n": "new_card", "r": "pin_reset"}
+
+
 @dataclass(frozen=True)
 class CardRef:
     patron_id: int
     guardian_id: int | None = None
     guardian_is_new: bool = False
+    # What the page that made the reference lets staff do next: hand over a new card, hand
+    # over after a PIN reset, or neither (a look-up).
+    purpose: str = ""
     # The card's sign-in throttle key (a keyed hash), so staff can unlock it without the
     # card number travelling in the page.
     throttle_key: str = ""
@@ -25,9 +31,10 @@ class CardRef:
 
 def make_ref(secret: str, staff_id: int, card: CardRef, *, now: datetime) -> str:
     until = int((now + timedelta(minutes=REF_MINUTES)).timestamp())
+    purpose = next((code for code, name in PURPOSES.items() if name == card.purpose), "-")
     body = (
         f"{card.patron_id}.{card.guardian_id or 0}.{int(card.guardian_is_new)}."
-        f"{card.throttle_key or '-'}.{until}"
+        f"{card.throttle_key or '-'}.{purpose}.{until}"
     )
     return f"{body}.{keyed_hash(secret, 'desk-ref', f'{staff_id}:{body}')}"
 
@@ -35,13 +42,19 @@ def make_ref(secret: str, staff_id: int, card: CardRef, *, now: datetime) -> str
 def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef | None:
     """The card a reference names, if this staff member made it and it has not expired."""
     parts = ref.split(".")
-    if len(parts) != 6:
+    if len(parts) != 7:
         return None
-    patron, guardian, is_new, key, until, mac = parts
+    patron, guardian, is_new, key, purpose, until, mac = parts
     if not (patron.isdigit() and guardian.isdigit() and is_new in ("0", "1") and until.isdigit()):
         return None
-    body = ".".join(parts[:5])
+    body = ".".join(parts[:6])
     expected = keyed_hash(secret, "desk-ref", f"{staff_id}:{body}")
     if not hmac.compare_digest(mac, expected) or int(until) < now.timestamp():
         return None
-    return CardRef(int(patron), int(guardian) or None, is_new == "1", "" if key == "-" else key)
+    return CardRef(
+        int(patron),
+        int(guardian) or None,
+        guardian_is_new=is_new == "1",
+        purpose=PURPOSES.get(purpose, ""),
+        throttle_key="" if key == "-" else key,
+    )

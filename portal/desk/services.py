@@ -25,15 +25,17 @@ from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.minors.services import end_link_at_desk, link_at_desk
 from portal.patrons import throttle
 from portal.patrons.models import Patron
-from portal.patrons.policy import keyed_hash
+from portal.patrons.policy import check_new_pin, keyed_hash
 from portal.patrons.services import (
     NewPatron,
     PatronError,
     card_facts,
     clear_pin,
+    hash_secret,
     issue_setup_code_for,
+    lock_patron,
     register_card,
-    set_pin,
+    set_first_pin,
 )
 from portal.staff import audit
 from portal.staff.policy import AuditAction
@@ -168,8 +170,9 @@ async def look_up(
 async def unlock(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
-    await throttle.clear_key(throttle_key)
-    await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
+    async with in_transaction():
+        await throttle.clear_key(throttle_key)
+        await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
 
 
 async def reset_pin(
@@ -180,15 +183,19 @@ async def reset_pin(
     have checked who the patron is."""
     async with in_transaction():
         await clear_pin(patron_id)
+        await throttle.clear_key(throttle_key)
         await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
-    await throttle.clear_key(throttle_key)
 
 
 async def setup_slip(
     secret: str, staff: StaffIdentity, patron_id: int, *, now: datetime, setup_code_hours: int
 ) -> NewPatron:
-    """A one-time code for the patron to take home; stored only as a keyed hash."""
+    """A one-time code for the patron to take home; stored only as a keyed hash. Only for a
+    card without a PIN (new, or just reset), as a hand-over."""
     async with in_transaction():
+        patron = await lock_patron(patron_id)
+        if patron is None or patron.pin_hash is not None:
+            raise DeskError(DeskCode.PIN_EXISTS)
         new = await issue_setup_code_for(
             secret, patron_id, now=now, setup_code_hours=setup_code_hours
         )
@@ -240,7 +247,7 @@ async def unlink_guardian(
         raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
     async with in_transaction():
         made = await end_link_at_desk(
-            secret, guardian_card, child_card, reason, now=now, witness=staff.pseudonym
+            secret, guardian_card, child_card, now=now, witness=staff.pseudonym
         )
         for party in (made.child_id, made.guardian_id):
             await _audit_patron(
@@ -264,6 +271,7 @@ class HandoverView:
     staff_id: int
     patron_id: int
     guardian_id: int | None
+    guardian_decides: bool
     purpose: str
     step: str
     service: PublishedService | None  # the notice to show, at the NOTICE step
@@ -272,47 +280,63 @@ class HandoverView:
     idle_minutes: int
 
 
+@dataclass(frozen=True)
+class Handed:
+    token: str
+    locale: str | None
+
+
 async def begin_handover(
     secret: str,
     staff: StaffIdentity,
     patron_id: int,
     *,
     guardian_id: int | None,
-    guardian_needs_pin: bool,
+    guardian_is_new: bool,
     purpose: str,
     now: datetime,
     idle_minutes: int,
-) -> str:
-    """The token for the hand-over cookie. The caller ends the staff session: until staff
-    sign in again, nothing of the desk is reachable from this screen."""
+    timezone: str,
+) -> Handed:
+    """The token for the hand-over cookie, and the screen's language. Only a card without a
+    PIN (new, or just reset) is handed over: staff can never use the screen to give an
+    account a PIN of their own.
+    The caller ends the staff session: until staff sign in again, nothing of the desk is
+    reachable from this screen."""
+    if purpose not in (Purpose.NEW_CARD, Purpose.PIN_RESET):
+        raise DeskError(DeskCode.HANDOVER_ENDED)
     token = secrets.token_urlsafe(32)
     async with in_transaction():
+        patron = await lock_patron(patron_id)  # one hand-over per card at a time
+        if patron is None or patron.pin_hash is not None:
+            raise DeskError(DeskCode.PIN_EXISTS)
+        guardian = await Patron.get_or_none(id=guardian_id) if guardian_id else None
+        age = await age_for_decision(
+            patron.born_on, patron.jurisdiction, now=now, timezone=timezone
+        )
+        # Below the guardian-consent age the guardian present decides; from it, the minor.
+        guardian_decides = guardian is not None and age.band is AgeBand.CHILD
+        keys: list[str] = []
+        if purpose == Purpose.NEW_CARD and (guardian_decides or age.band is not AgeBand.CHILD):
+            catalog = await published_catalog()
+            keys = [s.key for s in catalog.services if age.offers(s.minimum_age)]
         await Handover.filter(patron_id=patron_id, finished_at=None).update(finished_at=now)
         await Handover.create(
             token_lookup=keyed_hash(secret, "handover", token),
             staff_id=staff.staff_id,
             patron_id=patron_id,
-            guardian_id=guardian_id,
+            guardian_id=guardian.id if guardian else None,
+            guardian_decides=guardian_decides,
             purpose=purpose,
-            guardian_needs_pin=guardian_needs_pin,
+            guardian_needs_pin=bool(guardian and guardian_is_new and guardian.pin_hash is None),
+            service_keys=keys,
             started_at=now,
             expires_at=now + timedelta(minutes=idle_minutes),
         )
         await _audit_patron(secret, staff, AuditAction.HANDOVER_STARTED, patron_id, now)
-    return token
-
-
-async def _services_for(
-    handover: Handover, *, now: datetime, timezone: str
-) -> list[PublishedService]:
-    if handover.purpose != Purpose.NEW_CARD:
-        return []
-    patron = await Patron.get(id=handover.patron_id)
-    age = await age_for_decision(patron.born_on, patron.jurisdiction, now=now, timezone=timezone)
-    if age.band is AgeBand.CHILD and handover.guardian_id is None:
-        return []  # only a guardian could say yes: the child decides nothing here
-    catalog = await published_catalog()
-    return [service for service in catalog.services if age.offers(service.minimum_age)]
+    # Whoever decides reads the notices in their own language.
+    reader = guardian if guardian_decides and guardian is not None else patron
+    return Handed(token, reader.locale or patron.locale)
 
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
@@ -326,21 +350,22 @@ async def _open_handover(secret: str, token: str, now: datetime) -> Handover | N
 
 
 async def current_handover(
-    secret: str, token: str, *, now: datetime, idle_minutes: int, timezone: str
+    secret: str, token: str, *, now: datetime, idle_minutes: int
 ) -> HandoverView | None:
     """Where the handed-over screen stands; None once it was handed back or sat idle."""
     handover = await _open_handover(secret, token, now)
     if handover is None:
         return None
     await Handover.filter(id=handover.id).update(expires_at=now + timedelta(minutes=idle_minutes))
-    services = await _services_for(handover, now=now, timezone=timezone)
+    catalog = {service.key: service for service in (await published_catalog()).services}
+    keys = handover.service_keys
     service = None
     if not handover.pin_set:
         step = Step.PIN
     elif handover.guardian_needs_pin:
         step = Step.GUARDIAN_PIN
-    elif handover.position < len(services):
-        step, service = Step.NOTICE, services[handover.position]
+    elif handover.position < len(keys):
+        step, service = Step.NOTICE, catalog.get(keys[handover.position])
     else:
         step = Step.DONE
     return HandoverView(
@@ -348,27 +373,40 @@ async def current_handover(
         handover.staff_id,
         handover.patron_id,
         handover.guardian_id,
+        handover.guardian_decides,
         handover.purpose,
         step,
         service,
         handover.position + 1,
-        len(services),
+        len(keys),
         idle_minutes,
     )
 
 
-async def choose_pin(view: HandoverView, pin: str) -> None:
-    """The patron's own PIN (or, at the GUARDIAN_PIN step, the new guardian's)."""
-    if view.step == Step.GUARDIAN_PIN and view.guardian_id is not None:
-        await set_pin(view.guardian_id, pin)
-        await Handover.filter(id=view.id).update(guardian_needs_pin=False)
-    elif view.step == Step.PIN:
-        await set_pin(view.patron_id, pin)
-        await Handover.filter(id=view.id).update(pin_set=True)
+async def choose_pin(view: HandoverView, pin: str, *, now: datetime) -> None:
+    """The patron's own PIN (or, at the GUARDIAN_PIN step, the new guardian's): set only on
+    a card that has none, and only while the screen is still handed over."""
+    check_new_pin(pin)
+    pin_hash = await hash_secret(pin)
+    open_now = Handover.filter(id=view.id, finished_at=None, expires_at__gt=now)
+    async with in_transaction():
+        if view.step == Step.GUARDIAN_PIN and view.guardian_id is not None:
+            moved = await open_now.filter(guardian_needs_pin=True).update(guardian_needs_pin=False)
+            target = view.guardian_id
+        elif view.step == Step.PIN:
+            moved = await open_now.filter(pin_set=False).update(pin_set=True)
+            target = view.patron_id
+        else:
+            moved, target = 0, 0
+        if not moved:
+            raise DeskError(DeskCode.HANDOVER_ENDED)
+        if not await set_first_pin(target, pin_hash):
+            raise DeskError(DeskCode.PIN_EXISTS)  # rolls the step back too
 
 
 async def decide_at_desk(
     view: HandoverView,
+    service_key: str,
     decision: Decision,
     *,
     notice_version_id: int | None,
@@ -376,15 +414,16 @@ async def decide_at_desk(
     locale: str,
     now: datetime,
     timezone: str,
-) -> Outcome:
-    """The patron's (or the present guardian's) answer to the notice on screen; the
-    screen then moves to the next notice."""
-    if view.step != Step.NOTICE or view.service is None:
-        raise DeskError(DeskCode.HANDOVER_ENDED)
+) -> Outcome | None:
+    """The patron's (or, for a child, the present guardian's) answer to the notice on
+    screen; the screen then moves to the next notice. None when the form answered another
+    notice than the one the screen is at (a repeated or stale form): nothing is decided."""
+    if view.step != Step.NOTICE or view.service is None or view.service.key != service_key:
+        return None
     witness = (await identity_of(view.staff_id)).pseudonym
     party = (
         guardian_at_desk(view.guardian_id, witness)
-        if view.guardian_id is not None
+        if view.guardian_decides and view.guardian_id is not None
         else patron_at_desk(witness)
     )
     outcome = await decide(
@@ -398,9 +437,13 @@ async def decide_at_desk(
         timezone=timezone,
         party=party,
     )
-    # Moves on only from the notice it answered: a repeated form does not skip the next.
-    await Handover.filter(id=view.id, position=view.number - 1).update(position=view.number)
+    await skip_notice(view)
     return outcome
+
+
+async def skip_notice(view: HandoverView) -> None:
+    """On to the next notice, from this one only: a repeated request does not skip two."""
+    await Handover.filter(id=view.id, position=view.number - 1).update(position=view.number)
 
 
 async def decide_later(view: HandoverView) -> None:

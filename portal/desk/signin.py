@@ -16,6 +16,7 @@ from portal.desk.access import (
     STAFF_COOKIE,
     cookie_name,
     delete_desk_cookie,
+    end_patron_session,
     set_desk_cookie,
     signed_in_staff,
 )
@@ -63,6 +64,7 @@ async def _signed_in(request: Request, staff_id: int, roles: frozenset[Role]) ->
     await audit.append(staff, AuditAction.SIGNED_IN, now=now)
     target = "desk.home" if Role.DESK in roles else "staff.trail"
     response = redirect_to(request, target)
+    await end_patron_session(request, response)
     set_desk_cookie(request, response, STAFF_COOKIE, token)
     return response
 
@@ -145,6 +147,7 @@ async def signout(request: Request) -> Response:
             staff = await staff_services.identity_of(staff_id)
             await audit.append(staff, AuditAction.SIGNED_OUT, now=utcnow())
     response = redirect_to(request, "staff.signin_form")
+    await end_patron_session(request, response)
     delete_desk_cookie(request, response, STAFF_COOKIE)
     return response
 

@@ -5,7 +5,7 @@ privacy officer. Card numbers arrive only in form bodies, never in URLs."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,6 +20,7 @@ from portal.desk.access import (
     STAFF_COOKIE,
     cookie_name,
     delete_desk_cookie,
+    end_patron_session,
     require_staff,
     set_desk_cookie,
 )
@@ -90,7 +91,7 @@ async def new_card(request: Request) -> Response:
         return render(
             request, "desk/home.html", {"staff": staff, "result": None}, error=failure.code
         )
-    card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new)
+    card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new, "new_card")
     return render(
         request,
         "desk/card_created.html",
@@ -104,32 +105,29 @@ async def handover(request: Request) -> Response:
     staff = await require_staff(request)
     card = await _card_from_form(request, staff)
     settings = settings_of(request)
-    form = await request.form()
-    purpose = (
-        services.Purpose.PIN_RESET
-        if field(form, "purpose") == "pin_reset"
-        else services.Purpose.NEW_CARD
-    )
-    token = await services.begin_handover(
-        settings.secret_key,
-        staff,
-        card.patron_id,
-        guardian_id=card.guardian_id,
-        guardian_needs_pin=card.guardian_is_new,
-        purpose=purpose,
-        now=utcnow(),
-        idle_minutes=settings.handover_idle_minutes,
-    )
+    try:
+        handed = await services.begin_handover(
+            settings.secret_key,
+            staff,
+            card.patron_id,
+            guardian_id=card.guardian_id,
+            guardian_is_new=card.guardian_is_new,
+            purpose=card.purpose,
+            now=utcnow(),
+            idle_minutes=settings.handover_idle_minutes,
+            timezone=settings.timezone,
+        )
+    except DomainError as failure:
+        context = {"staff": staff, "result": None}
+        return render(request, "desk/home.html", context, error=failure.code)
     staff_token = request.cookies.get(cookie_name(settings, STAFF_COOKIE))
     if staff_token:
         await end_session(settings.secret_key, staff_token)
     response = redirect_to(request, "handover.screen")
+    await end_patron_session(request, response)
     delete_desk_cookie(request, response, STAFF_COOKIE)
-    set_desk_cookie(request, response, HANDOVER_COOKIE, token)
-    locale = None
-    if card.guardian_id is not None:  # the guardian reads the notices in their language
-        locale = await services.patron_locale(card.guardian_id)
-    locale = locale or await services.patron_locale(card.patron_id)
+    set_desk_cookie(request, response, HANDOVER_COOKIE, handed.token)
+    locale = handed.locale
     if locale in settings.locales:
         # The handed-over screen opens in the patron's language (the switcher stays).
         set_cookie(request, response, LANGUAGE_COOKIE, locale, max_age=None)
@@ -141,18 +139,20 @@ async def setup_slip(request: Request) -> Response:
     card = await _card_from_form(request, staff)
     settings = settings_of(request)
     form = await request.form()
-    patron_id = (
-        card.guardian_id
-        if field(form, "for") == "guardian" and card.guardian_id
-        else card.patron_id
-    )
-    new = await services.setup_slip(
-        settings.secret_key,
-        staff,
-        patron_id,
-        now=utcnow(),
-        setup_code_hours=settings.setup_code_hours,
-    )
+    # The guardian's slip only for a guardian card made in this visit.
+    for_guardian = field(form, "for") == "guardian" and card.guardian_is_new
+    patron_id = card.guardian_id if for_guardian and card.guardian_id else card.patron_id
+    try:
+        new = await services.setup_slip(
+            settings.secret_key,
+            staff,
+            patron_id,
+            now=utcnow(),
+            setup_code_hours=settings.setup_code_hours,
+        )
+    except DomainError as failure:
+        context = {"staff": staff, "result": None}
+        return render(request, "desk/home.html", context, error=failure.code)
     locale = await services.patron_locale(patron_id)
     with i18n.use_locale(locale if locale in settings.locales else i18n.current_locale()):
         return render(request, "desk/setup_slip.html", {"new": new})
@@ -203,7 +203,7 @@ async def reset_pin(request: Request) -> Response:
     return render(
         request,
         "desk/pin_reset.html",
-        {"staff": staff, "ref": _ref(request, staff, CardRef(card.patron_id))},
+        {"staff": staff, "ref": _ref(request, staff, CardRef(card.patron_id, purpose="pin_reset"))},
     )
 
 
@@ -267,10 +267,14 @@ async def welcome_sheet(request: Request) -> Response:
 
 
 def _day(value: str) -> datetime | None:
+    """A day from the filter form, as the start of that day in UTC; nonsense reads as none."""
     try:
-        return datetime.fromisoformat(value) if value else None
+        day = date.fromisoformat(value) if value else None
     except ValueError:
         return None
+    if day is None or not date(1900, 1, 1) <= day <= date(9000, 1, 1):
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 async def trail(request: Request) -> Response:

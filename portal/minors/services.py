@@ -247,12 +247,12 @@ async def end_link_at_desk(
     secret: str,
     guardian_card: str,
     child_card: str,
-    reason: str,
     *,
     now: datetime,
     witness: str | None = None,
 ) -> LinkMade:
-    """Library staff end a link, with the reason they were given."""
+    """Library staff end a link. The reason they were given goes to the staff audit trail
+    (the caller's), not to the child's record."""
     async with in_transaction():
         guardian = await Patron.get_or_none(card_lookup=card_lookup(secret, guardian_card))
         child = await Patron.get_or_none(card_lookup=card_lookup(secret, child_card))
@@ -266,13 +266,11 @@ async def end_link_at_desk(
         if link is None:
             raise MinorsError(MinorsCode.NOT_LINKED)
         party = library_staff(witness)
-        await _end_link(link, "ended_by_library", party, now=now, note=reason.strip()[:200])
+        await _end_link(link, "ended_by_library", party, now=now)
         return LinkMade(link.id, guardian.id, child.id)
 
 
-async def _end_link(
-    link: GuardianLink, reason: str, party: ActingParty, *, now: datetime, note: str = ""
-) -> None:
+async def _end_link(link: GuardianLink, reason: str, party: ActingParty, *, now: datetime) -> None:
     """Call inside a transaction. The child's row lock orders this after (or before) any
     decision the guardian is making for the child; what they consented to is paused."""
     await lock_patron(link.child_id)
@@ -281,8 +279,6 @@ async def _end_link(
     link.ended_at, link.end_reason = now, reason
     await link.save(update_fields=["ended_at", "end_reason"])
     detail: dict[str, object] = {"link": link.id, "reason": reason}
-    if note:
-        detail["note"] = note
     await record(link.child_id, EventKind.GUARDIAN_LINK_ENDED, party, now=now, detail=detail)
 
 

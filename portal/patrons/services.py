@@ -131,15 +131,17 @@ async def issue_setup_code_for(
     return NewPatron(patron_id, code, expires_at)
 
 
-async def set_pin(patron_id: int, pin: str) -> None:
-    """The patron chose a PIN on the desk's handed-over screen: earlier codes and sessions
-    end."""
-    check_new_pin(pin)
-    pin_hash = await _argon2(_hasher.hash, pin)
-    async with in_transaction():
-        await Patron.filter(id=patron_id).update(pin_hash=pin_hash)
+async def set_first_pin(patron_id: int, pin_hash: str) -> bool:
+    """A PIN chosen on the desk's handed-over screen, for a card that has none (new, or just
+    reset); False, and nothing changed, when it has one. Setup codes and sessions end.
+    Call inside the caller's transaction."""
+    changed: int = await Patron.filter(id=patron_id, pin_hash__isnull=True).update(
+        pin_hash=pin_hash
+    )
+    if changed:
         await PinSetupCode.filter(patron_id=patron_id).delete()
         await PortalSession.filter(patron_id=patron_id).delete()
+    return bool(changed)
 
 
 async def clear_pin(patron_id: int) -> None:

@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
 SHOWN_TO_PATRON = frozenset(
     {
         AuditAction.CARD_CREATED,
+        AuditAction.HANDOVER_STARTED,
         AuditAction.PIN_RESET,
         AuditAction.SETUP_SLIP_PRINTED,
         AuditAction.GUARDIAN_LINKED,

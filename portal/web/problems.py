@@ -195,6 +195,10 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     DeskCode.HANDOVER_ENDED: Problem(
         409, N_("This page is out of date. Please start again from the desk.")
     ),
+    DeskCode.PIN_EXISTS: Problem(
+        409,
+        N_("This card already has a PIN. If the patron forgot it, reset the PIN first."),
+    ),
     DeskCode.SAME_CARD: Problem(
         400, N_("The guardian's card must be a different card from the child's.")
     ),

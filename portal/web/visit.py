@@ -26,6 +26,15 @@ def session_cookie(settings: Settings) -> str:
 
 
 LANGUAGE_COOKIE = "portal_lang"
+# The desk's cookies (portal.desk.access). A browser holding one is the library's screen:
+# it never acts as a patron, whatever patron cookie it may also hold.
+STAFF_COOKIE = "portal_staff"
+HANDOVER_COOKIE = "portal_handover"
+
+
+def host_cookie(settings: Settings, name: str) -> str:
+    """Behind HTTPS, the cookie's name with the __Host- prefix (see session_cookie)."""
+    return f"__Host-{name}" if settings.https else name
 
 
 class VisitMiddleware:
@@ -33,6 +42,10 @@ class VisitMiddleware:
         self.app = app
         self.settings = settings
         self.session_cookie = session_cookie(settings)
+        self.desk_cookies = (
+            host_cookie(settings, STAFF_COOKIE),
+            host_cookie(settings, HANDOVER_COOKIE),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(("/static/", "/api/", "/healthz")):
@@ -41,7 +54,8 @@ class VisitMiddleware:
         connection = HTTPConnection(scope)
         patron = None
         token = connection.cookies.get(self.session_cookie)
-        if token:
+        at_the_desk = any(name in connection.cookies for name in self.desk_cookies)
+        if token and not at_the_desk:
             patron = await session_identity(
                 self.settings.secret_key,
                 token,

@@ -6,11 +6,14 @@
    the first core; wrk, on the second core, keeps 32 connections busy.
 2. Withdrawal-with-erasure latency for a patron with 10,000 history entries on PostgreSQL
    (target: p99 under 100 ms).
-3. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
+3. The consent check for library systems (tests/benchmarks/consent_check.py): single
+   checks against a bare raw lookup, a batch of 100, worker memory, and at scale on
+   PostgreSQL (1,000,000 patrons, 20,000,000 ledger events).
+4. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
 
-`python -m tests.benchmarks sqlite|postgres [import]`: `import` runs only the third;
-BENCH_IMPORT_ROWS=10000 makes it quick.
+`python -m tests.benchmarks sqlite|postgres [import|check|scale]` runs only that part;
+BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from portal.consent.policy import Decision
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions import services as decisions
 from portal.stores.reading_history import HistoryEntry
+from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
@@ -188,21 +192,37 @@ async def create_database(server: str, name: str) -> str:
 
 def main(engine: str, only: str = "") -> None:
     # One engine per process: Tortoise caches dialect-specific queries per process.
+    def wanted(part: str) -> bool:
+        return only in ("", part)
+
     if engine == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
-            urls = [f"sqlite://{folder}/{name}.sqlite3" for name in ("bench", "import", "codes")]
+            urls = [
+                f"sqlite://{folder}/{name}.sqlite3"
+                for name in ("bench", "check", "import", "codes")
+            ]
             for url in urls:
                 asyncio.run(apply_migrations(url))
-            if only != "import":
+            if wanted("render"):
                 bench_render(urls[0], "sqlite")
-            bench_import(urls[1:], "sqlite", Path(folder))
+            if wanted("check"):
+                bench_check(urls[1], "sqlite", CATALOG, LOCALES)
+            if wanted("import"):
+                bench_import(urls[2:], "sqlite", Path(folder))
         return
     with throwaway_cluster() as cluster, tempfile.TemporaryDirectory() as folder:
-        if only != "import":
+        if wanted("render"):
             bench_render(asyncio.run(create_database(cluster, "bench_render")), "postgres")
             asyncio.run(bench_withdrawal(asyncio.run(create_database(cluster, "bench_erasure"))))
-        imports = [asyncio.run(create_database(cluster, name)) for name in ("import", "codes")]
-        bench_import(imports, "postgres", Path(folder))
+        if wanted("check"):
+            bench_check(
+                asyncio.run(create_database(cluster, "check")), "postgres", CATALOG, LOCALES
+            )
+        if wanted("scale"):
+            bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
+        if wanted("import"):
+            imports = [asyncio.run(create_database(cluster, name)) for name in ("import", "codes")]
+            bench_import(imports, "postgres", Path(folder))
 
 
 if __name__ == "__main__":

@@ -330,3 +330,106 @@ async def test_staff_sign_in_guesses_are_throttled_when_raced(portal) -> None:
     )
     statuses = Counter(answer.status_code for answer in answers)
     assert statuses == {400: 5, 429: 15}
+
+
+async def test_staff_cannot_hand_over_or_print_a_slip_for_a_card_that_has_a_pin(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    pin_before = (await Patron.get(id=patron.id)).pin_hash
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    found = await portal.client.post("/desk/lookup", data={"card": patron.card})
+    ref = hidden(found.text, "ref")
+    for purpose in ("new_card", "pin_reset"):
+        refused = await portal.client.post("/desk/handover", data={"ref": ref, "purpose": purpose})
+        assert refused.status_code == 409
+    slip = await portal.client.post("/desk/setup-slip", data={"ref": ref})
+    assert slip.status_code == 409
+    assert (await Patron.get(id=patron.id)).pin_hash == pin_before
+    assert await PinSetupCode.filter(patron_id=patron.id).count() == 0
+
+
+async def test_a_card_created_page_cannot_be_handed_over_again_once_the_pin_is_set(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    created = await create_card(portal.client, card=new_card_number())
+    await hand_over(portal.client, created)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    await portal.client.post("/handover/back")
+    await staff_sign_in(portal.client, staff)
+    again = await portal.client.post(
+        "/desk/handover", data={"ref": hidden(created.text, "ref"), "purpose": "new_card"}
+    )
+    assert again.status_code == 409
+    assert "already has a PIN" in visible_text(again.text)
+
+
+async def test_a_pin_posted_after_the_screen_came_back_is_not_set(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    handover_cookie = portal.client.cookies.get("portal_handover")
+    await portal.client.post("/handover/back")
+    portal.client.cookies.set("portal_handover", handover_cookie or "")
+    late = await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    assert late.status_code == 410
+    assert (await Patron.get()).pin_hash is None
+
+
+async def test_a_patron_signed_in_on_the_library_screen_is_forgotten(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    _, card = await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    # The patron types /signin on the handed-over screen and signs in.
+    await portal.client.post("/signin", data={"card": card, "pin": "4826"})
+    assert await PortalSession.all().count() == 1
+    mine = await portal.client.get("/privacy/record")
+    assert mine.headers["location"] == "/signin"  # the library's screen is never a patron
+    await portal.client.post("/handover/back")
+    assert await PortalSession.all().count() == 0
+
+
+async def test_a_teenager_decides_even_with_a_guardian_at_the_desk(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    parent = await make_patron()
+    await _onboard_and_hand_over(
+        portal,
+        born_on=aged(15).isoformat(),
+        guardian_card=parent.card,
+        guardian_label="Sam",
+        identity_checked="yes",
+    )
+    await portal.client.post("/handover/pin", data={"pin": "1397", "pin_again": "1397"})
+    screen = await portal.client.get("/handover")
+    assert "for-guardian" not in screen.text
+    await answer_notice(portal.client, "yes")
+    given = await ConsentEvent.get(kind="given")
+    assert (given.actor, given.acting_guardian_id) == ("patron", None)
+
+
+async def test_an_answer_to_another_notice_than_the_one_on_screen_decides_nothing(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    screen = await portal.client.get("/handover")
+    assert hidden(screen.text, "service") == "reading_history"
+    stale = await portal.client.post(
+        "/handover/decision",
+        data={
+            "decision": "no",
+            "service": "saved_lists",
+            "notice_version": hidden(screen.text, "notice_version"),
+            "revision": "0",
+        },
+    )
+    assert stale.status_code == 303
+    assert await ConsentEvent.filter(kind__in=("given", "refused")).count() == 0
+    assert hidden((await portal.client.get("/handover")).text, "service") == "reading_history"
+
+
+async def test_the_trail_takes_any_dates_without_failing(portal) -> None:
+    officer = await make_staff(Role.PRIVACY_OFFICER)
+    await staff_sign_in(portal.client, officer)
+    for until in ("9999-12-31", "0001-01-01", "yesterday"):
+        page = await portal.client.get("/staff/trail", params={"until": until, "since": until})
+        assert page.status_code == 200

@@ -1,0 +1,278 @@
+"""The consent check for library systems, measured (`make bench`):
+
+- single checks per second next to a bare Starlette endpoint doing one raw indexed lookup of
+  the card on the same database (tests/benchmarks/bare_check_app.py), same server setup:
+  one uvicorn worker pinned to the first core, wrk on the second (target: >= 90 %);
+- a batch of 100 pairs: p99 latency (target < 20 ms);
+- the worker's peak memory (target < 120 MB RSS);
+- at scale, on PostgreSQL: 1,000,000 patrons and 20,000,000 ledger events generated here;
+  check p99 (target < 10 ms) and My privacy p99 (target < 50 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2 as httpx
+from tortoise import Tortoise
+from tortoise.connection import connections
+
+from portal.api.services import issue_client
+from portal.consent.policy import Decision
+from portal.db import tortoise_config
+from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons.services import start_session
+from tests.factories import SECRET, decides, make_patron, now, publish
+from tests.support import free_port
+
+WRK_SECONDS = 10
+SERVICES = ("reading_history", "saved_lists", "newsletter")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def peak_rss_mb(self) -> float:
+        """The worker's high-water resident memory, from the kernel."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(match.group(1)) / 1024 if match else float("nan")
+
+
+@contextlib.contextmanager
+def serve(app: str, env: dict[str, str], *, factory: bool = False) -> Iterator[Server]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--no-access-log", "--port", str(port)]
+    if factory:
+        command.append("--factory")
+    process = subprocess.Popen(
+        ["taskset", "-c", "0", *command],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield Server(url, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _lua(requests: list[tuple[str, str, dict[str, str], str]]) -> str:
+    """A wrk script cycling through the given (method, path, headers, body) requests."""
+    items = ",\n".join(
+        "wrk.format({}, {}, {{{}}}, {})".format(
+            json.dumps(method),
+            json.dumps(path),
+            ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()),
+            json.dumps(body) if body else "nil",
+        )
+        for method, path, headers, body in requests
+    )
+    return (
+        f"local requests = {{\n{items}\n}}\nlocal i = 0\n"
+        "request = function()\n  i = i % #requests + 1\n  return requests[i]\nend\n"
+    )
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    per_second: float
+    p99_ms: float
+
+
+def wrk(
+    url: str, requests: list[tuple[str, str, dict[str, str], str]], *, connections: int = 32
+) -> WrkRun:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_lua(requests))
+    base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
+    try:
+        subprocess.run([*base, "-d2s", url], check=True, capture_output=True)  # warm up
+        output = subprocess.run(
+            [*base, f"-d{WRK_SECONDS}s", url], check=True, capture_output=True, text=True
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    if "Non-2xx" in output:
+        raise RuntimeError(f"wrk saw errors:\n{output}")
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
+    if rate is None or p99 is None:
+        raise RuntimeError(output)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return WrkRun(float(rate.group(1)), float(p99.group(1)) * scale)
+
+
+async def api_token(database_url: str, url: str) -> str:
+    """A token with the consent:read scope, the way a library system gets one."""
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        return await issue_client(SECRET, f"bench-{time.monotonic_ns()}", now=now())
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _small_library(database_url: str, catalog: str, locales: tuple[str, ...]) -> list[str]:
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        await publish(catalog, locales)
+        cards = []
+        for n in range(50):
+            patron = await make_patron()
+            if n % 2:
+                await decides(patron.id, "reading_history", Decision.YES)
+            cards.append(patron.card)
+        return cards
+    finally:
+        await Tortoise.close_connections()
+
+
+def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str, ...]) -> None:
+    cards = asyncio.run(_small_library(database_url, catalog, locales))
+    env = {"PORTAL_DATABASE_URL": database_url, "PORTAL_SECRET_KEY": SECRET}
+    singles = [
+        json.dumps({"card_number": card, "service": SERVICES[n % 3]})
+        for n, card in enumerate(cards)
+    ]
+    with serve("portal.app:from_environment", env, factory=True) as portal:
+        token = asyncio.run(api_token(database_url, portal.url))
+        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+        path = "/api/v1/consent-check"
+        single = wrk(portal.url, [("POST", path, headers, body) for body in singles])
+        batch_body = json.dumps(
+            {
+                "checks": [
+                    {"card_number": cards[n % 50], "service": SERVICES[n % 3]} for n in range(100)
+                ]
+            }
+        )
+        assert httpx.post(portal.url + path, content=batch_body, headers=headers).status_code == 200
+        batch = wrk(portal.url, [("POST", path, headers, batch_body)], connections=4)
+        rss = portal.peak_rss_mb()
+    with serve("tests.benchmarks.bare_check_app:app", env) as bare:
+        baseline = wrk(
+            bare.url,
+            [("POST", path, {"content-type": "application/json"}, body) for body in singles],
+        )
+    print(
+        f"[{label}] consent check: {single.per_second:,.0f} checks/s | bare Starlette with one "
+        f"raw indexed lookup: {baseline.per_second:,.0f} req/s | ratio "
+        f"{single.per_second / baseline.per_second:.0%} (target >= 90%)\n"
+        f"[{label}] batch of 100 pairs: p99 {batch.p99_ms:.1f} ms (target < 20 ms), "
+        f"{batch.per_second * 100:,.0f} pairs/s | worker peak RSS {rss:.0f} MB (target < 120 MB)"
+    )
+
+
+# At scale ---------------------------------------------------------------------------------
+
+PATRONS = int(os.environ.get("BENCH_SCALE_PATRONS", "1000000"))
+EVENTS_PER_PATRON = 20
+SAMPLE = 2_000
+
+
+async def _generate(database_url: str, catalog: str, locales: tuple[str, ...]) -> list[int]:
+    """1,000,000 patrons, three consent states and twenty ledger events each, in SQL. A
+    sample of them get real card lookups (the keyed hash of a known number)."""
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        await publish(catalog, locales)
+        db = connections.get("default")
+        services = [
+            row["id"] for row in await db.execute_query_dict("SELECT id FROM service ORDER BY id")
+        ]
+        started = time.monotonic()
+        await db.execute_script(
+            f"INSERT INTO patron (card_lookup, created_at, consent_version, shares_with_guardians) "
+            f"SELECT 'gen-' || n, now(), 0, false FROM generate_series(1, {PATRONS}) n"
+        )
+        first = (await db.execute_query_dict("SELECT min(id) AS id FROM patron"))[0]["id"]
+        for offset, service in enumerate(services[:3]):
+            await db.execute_script(
+                "INSERT INTO consent_state (patron_id, service_id, granted, granted_by, last_kind, "
+                "terms_revision, revision, updated_at) "
+                f"SELECT id, {service}, (id + {offset}) % 2 = 0, 'patron', 'given', 1, 1, now() "
+                "FROM patron"
+            )
+        kinds = "ARRAY['given','refused','withdrawn','erased','renewed']"
+        await db.execute_script(
+            "INSERT INTO consent_event (patron_id, service_id, kind, purposes, occurred_at, "
+            "method, actor, channel, detail) "
+            f"SELECT p.id, {services[0]}, ({kinds})[1 + (e % 5)], '[]', "
+            "now() - make_interval(days => e), 'online', 'patron', 'web', '{}' "
+            f"FROM patron p CROSS JOIN generate_series(1, {EVENTS_PER_PATRON}) e"
+        )
+        await db.execute_script("ANALYZE")
+        print(
+            f"[postgres] generated {PATRONS:,} patrons, {PATRONS * 3:,} consent states and "
+            f"{PATRONS * EVENTS_PER_PATRON:,} ledger events in {time.monotonic() - started:.0f} s"
+        )
+        sample = list(range(first, first + PATRONS, max(1, PATRONS // SAMPLE)))[:SAMPLE]
+        for patron_id in sample:
+            card = f"9{patron_id:011d}"
+            lookup = keyed_hash(SECRET, "card", normalise_card(card) or card)
+            await db.execute_query(
+                "UPDATE patron SET card_lookup = $1 WHERE id = $2", [lookup, patron_id]
+            )
+        return sample
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _sessions(database_url: str, patron_ids: list[int]) -> list[str]:
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        return [
+            await start_session(SECRET, patron_id, now=now(), minutes=600, hours=12)
+            for patron_id in patron_ids[:200]
+        ]
+    finally:
+        await Tortoise.close_connections()
+
+
+def bench_scale(database_url: str, catalog: str, locales: tuple[str, ...]) -> None:
+    sample = asyncio.run(_generate(database_url, catalog, locales))
+    tokens = asyncio.run(_sessions(database_url, sample))
+    env = {"PORTAL_DATABASE_URL": database_url, "PORTAL_SECRET_KEY": SECRET}
+    with serve("portal.app:from_environment", env, factory=True) as portal:
+        token = asyncio.run(api_token(database_url, portal.url))
+        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+        checks = [
+            (
+                "POST",
+                "/api/v1/consent-check",
+                headers,
+                json.dumps({"card_number": f"9{patron_id:011d}", "service": SERVICES[n % 3]}),
+            )
+            for n, patron_id in enumerate(sample)
+        ]
+        check = wrk(portal.url, checks, connections=8)
+        pages = [("GET", "/privacy", {"cookie": f"portal_session={t}"}, "") for t in tokens]
+        privacy = wrk(portal.url, pages, connections=8)
+        rss = portal.peak_rss_mb()
+    print(
+        f"[postgres, {PATRONS:,} patrons, {PATRONS * EVENTS_PER_PATRON:,} events] consent check "
+        f"p99 {check.p99_ms:.1f} ms (target < 10 ms), {check.per_second:,.0f}/s | My privacy "
+        f"p99 {privacy.p99_ms:.1f} ms (target < 50 ms), {privacy.per_second:,.0f}/s | worker "
+        f"peak RSS {rss:.0f} MB (target < 120 MB)"
+    )
