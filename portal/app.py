@@ -103,13 +103,14 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
+            # First: library systems call these the most, and routes are matched in order.
+            *api_views.routes,
             *health.routes,
             *signin.routes,
             *consent_views.routes,
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
-            *api_views.routes,
             *staff_signin.routes,
             *desk_views.routes,
             *handover_views.routes,
