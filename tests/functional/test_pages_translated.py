@@ -15,7 +15,9 @@ from babel.messages.pofile import read_po
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
 from portal.ledger.models import ConsentEvent
 from portal.minors import services as minors
+from portal.staff.policy import Role
 from portal.stores import reading_history
+from tests.desk import create_card, hand_over, make_staff, new_card_number, staff_sign_in
 from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
 from tests.support import portal_client
 from tests.web import choose, hidden, sign_in, visible_text
@@ -171,3 +173,34 @@ async def test_notice_missing_in_the_patrons_language_is_never_shown_in_another(
     assert "reading_history data en" not in page.text
     with use_locale("vi"):
         assert gettext("This notice is not available in your language yet.") in page.text
+
+
+@pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
+async def test_hand_over_slip_and_welcome_sheet_are_fully_translated(portal, code: str) -> None:
+    await publish(CATALOG, ALL)
+    staff = await make_staff(Role.DESK)
+    client = portal.client
+    await staff_sign_in(client, staff)
+    slip_card = await create_card(client, card=new_card_number(), locale=code)
+    pages = {
+        "setup slip": (
+            await client.post("/desk/setup-slip", data={"ref": hidden(slip_card.text, "ref")})
+        ).text,
+        "welcome sheet": (await client.get(f"/desk/welcome/{code}")).text,
+    }
+    await hand_over(client, await create_card(client, card=new_card_number(), locale=code))
+    pages["choose a PIN"] = (await client.get("/handover")).text
+    pages["PIN mismatch"] = (
+        await client.post("/handover/pin", data={"pin": "4826", "pin_again": "4862"})
+    ).text
+    await client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    pages["notice"] = (await client.get("/handover")).text
+    await client.post("/handover/later")
+    pages["all done"] = (await client.get("/handover")).text
+    pages["cleared"] = (await client.get("/handover/cleared")).text
+    phrases = english_phrases(code)
+    info = KNOWN_LOCALES[code]
+    for name, page in pages.items():
+        assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        left = sorted(phrase for phrase in phrases if phrase in visible_text(page))
+        assert left == [], f"English left on {name} in {code}: {left}"
