@@ -86,7 +86,8 @@ async def test_a_new_cardholder_sets_their_pin_and_chooses_on_the_handed_over_sc
     portal.client.cookies.clear()
     signed_in = await portal.client.post("/signin", data={"card": card, "pin": "4826"})
     assert signed_in.status_code == 303
-    overview = await portal.client.get("/privacy", headers={"accept-language": "en"})
+    await portal.client.post("/language", data={"locale": "en", "next": "/privacy"})
+    overview = await portal.client.get("/privacy")
     assert overview.text.count('class="status on"') == 1
     record = visible_text((await portal.client.get("/privacy/record")).text)
     assert "at the library desk" in record
