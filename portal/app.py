@@ -16,7 +16,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
+from portal.api import oauth
 from portal.api import views as api_views
+from portal.api.standings import ClientStandings
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
@@ -109,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
+            *oauth.routes,
             *api_views.routes,
             *staff_signin.routes,
             *desk_views.routes,
@@ -135,4 +138,6 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["store_pages"] = stores.PAGES
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
+    # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.
+    app.state.client_standings = ClientStandings()
     return app

@@ -3,7 +3,6 @@ database's range, control characters, deep JSON, forged languages and log lines.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from dataclasses import replace
@@ -11,27 +10,19 @@ from dataclasses import replace
 import pytest
 from starlette.routing import Route
 
-from portal.api.services import issue_client
 from portal.ledger.models import ConsentEvent
 from portal.stores.reading_history import HistoryEntry
 from portal.stores.saved_lists import SavedList
-from tests.factories import SECRET, make_patron, now, publish, standard_catalog
+from tests.api import bearer
+from tests.factories import make_patron, publish, standard_catalog
 from tests.web import choose, hidden, sign_in
 
 LOCALES = ("en", "ar")
 
 
-_clients = itertools.count()
-
-
 @pytest.fixture
 def portal_settings(settings):
     return replace(settings, locales=("en", "ar"))
-
-
-async def bearer() -> dict[str, str]:
-    token = await issue_client(SECRET, f"ils-{next(_clients)}", now=now())
-    return {"authorization": f"Bearer {token}"}
 
 
 async def test_oversized_bodies_are_refused_before_they_are_read(portal) -> None:
@@ -85,6 +76,12 @@ async def test_hostile_json_is_refused_clearly(portal) -> None:
         "/api/v1/loans", content=b"[" * 100_000 + b"]" * 100_000, headers=await bearer()
     )
     assert (deep.status_code, deep.json()["error"]) == (400, "invalid_json")
+    nul = await portal.client.post(
+        "/api/v1/consent-check",
+        json={"card_number": patron.card, "service": "reading\x00history"},
+        headers=await bearer(),
+    )
+    assert (nul.status_code, nul.json()["error"]) == (404, "unknown_service")
     surrogate = await portal.client.post(
         "/api/v1/loans",
         content=json.dumps(
