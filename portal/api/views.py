@@ -1,6 +1,7 @@
 """The integration API for library systems. OAuth 2 bearer tokens (portal.api.oauth), JSON
 in and out; card numbers travel only in request bodies, never in URLs. Errors are `{"error":
-code, "message": …}` with the status the one table gives (portal.web.problems)."""
+code, "message": …}` with the status the one table gives (portal.web.problems); the OpenAPI
+document (portal.api.openapi) describes every endpoint, body and error."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.routing import Route
 
 from portal.api import services
 from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
+from portal.api.openapi import document
 from portal.api.policy import MAX_LOANS
 from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
@@ -79,7 +81,13 @@ async def hand_over_loans(request: Request) -> Response:
     return JSONResponse({"recorded": recorded}, status_code=201)
 
 
+async def openapi(request: Request) -> Response:
+    """Public: it describes the API, and holds nothing about anyone."""
+    return JSONResponse(document())
+
+
 routes = [
+    Route("/api/v1/openapi.json", openapi, methods=["GET"], name="api.openapi"),
     Route("/api/v1/consent-check", consent_check, methods=["POST"], name="api.consent_check"),
     Route("/api/v1/loans", hand_over_loans, methods=["POST"], name="api.loans"),
 ]

@@ -30,20 +30,24 @@ async def test_oversized_bodies_are_refused_before_they_are_read(portal) -> None
     announced = await portal.client.post("/signin", data={"card": "1" * 70_000, "pin": "1"})
     assert announced.status_code == 413
 
-    async def stream():  # no Content-Length: counted as it arrives
-        for _ in range(100):
+    async def stream(kilobytes: int):  # no Content-Length: counted as it arrives
+        for _ in range(kilobytes):
             yield b"x" * 1024
 
     streamed = await portal.client.post(
         "/signin",
-        content=stream(),
+        content=stream(100),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert streamed.status_code == 413
     api = await portal.client.post(
         "/api/v1/loans", content=b"[" * 2_000_000, headers=await bearer()
     )
-    assert api.status_code == 413
+    assert (api.status_code, api.json()["error"]) == (413, "body_too_large")
+    api_streamed = await portal.client.post(
+        "/api/v1/loans", content=stream(1100), headers=await bearer()
+    )
+    assert (api_streamed.status_code, api_streamed.json()["error"]) == (413, "body_too_large")
 
 
 async def test_ids_past_the_database_range_are_not_found(portal) -> None:

@@ -70,9 +70,10 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.guardian_decide": PATRONS,
     "minors.sharing": NOBODY,
     # The integration API: a library system's OAuth access token, nothing else. The token
-    # endpoint checks client credentials itself.
+    # endpoint checks client credentials itself, and the API's description is public.
     "api.consent_check": frozenset({API_CLIENT}),
     "api.loans": frozenset({API_CLIENT}),
+    "api.openapi": EVERYONE,
     "oauth.token": EVERYONE,
     "desk.home": frozenset({DESK}),
     "desk.new_card": frozenset({DESK}),
