@@ -16,7 +16,9 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
+from portal.api import oauth
 from portal.api import views as api_views
+from portal.api.standings import ClientStandings
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
@@ -24,7 +26,7 @@ from portal.desk import handover as handover_views
 from portal.desk import oidc
 from portal.desk import signin as staff_signin
 from portal.desk import views as desk_views
-from portal.errors import DomainError
+from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
 from portal.settings import Settings
 from portal.stores import registry as stores
@@ -32,7 +34,7 @@ from portal.web import health, signin
 from portal.web.access_log import AccessLogMiddleware
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
-from portal.web.origin import CrossOriginGuard
+from portal.web.origin import MACHINE_PREFIXES, CrossOriginGuard
 from portal.web.problems import http_status, json_error
 from portal.web.rendering import build_environment, error_message, render
 from portal.web.requests import redirect_to
@@ -52,6 +54,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 401:
         staff_page = request.url.path.startswith(("/desk", "/staff"))
         return redirect_to(request, "staff.signin_form" if staff_page else "patrons.signin_form")
+    if exc.status_code == 413 and request.url.path.startswith(MACHINE_PREFIXES):
+        return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
     if not _is_page(request):
         return Response(status_code=exc.status_code)
     return render(
@@ -111,6 +115,7 @@ def create_app(settings: Settings) -> Starlette:
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
+            *oauth.routes,
             *staff_signin.routes,
             *desk_views.routes,
             *handover_views.routes,
@@ -136,4 +141,6 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["store_pages"] = stores.PAGES
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
+    # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.
+    app.state.client_standings = ClientStandings()
     return app

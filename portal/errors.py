@@ -62,6 +62,17 @@ class ApiCode(StrEnum):
     LOANS_INVALID = "loans_invalid"
     CLIENT_EXISTS = "client_exists"
     CHECKS_INVALID = "checks_invalid"
+    BODY_TOO_LARGE = "body_too_large"
+    CLIENT_UNKNOWN = "client_unknown"
+    CLIENT_NAME_INVALID = "client_name_invalid"
+    SCOPES_REQUIRED = "scopes_required"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    # The token endpoint's errors carry RFC 6749 §5.2's codes.
+    OAUTH_INVALID_REQUEST = "invalid_request"
+    OAUTH_INVALID_CLIENT = "invalid_client"
+    OAUTH_INVALID_SCOPE = "invalid_scope"
+    OAUTH_UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
+    OAUTH_THROTTLED = "too_many_requests"
 
 
 class StaffCode(StrEnum):

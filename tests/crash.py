@@ -55,6 +55,27 @@ class Report:
     settled: dict[tuple[int, str], str | None] = field(default_factory=dict)
 
 
+@dataclass
+class ApiCredentials:
+    """The library system's OAuth client, and its current access token (fetched again when
+    the API refuses it: tokens last five minutes, and a long run outlives them)."""
+
+    client_id: str
+    secret: str
+    token: str = ""
+
+    async def header(self, client: httpx.AsyncClient, base: str) -> dict[str, str]:
+        if not self.token:
+            answer = await client.post(
+                f"{base}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(self.client_id, self.secret),
+            )
+            answer.raise_for_status()
+            self.token = answer.json()["access_token"]
+        return {"authorization": f"Bearer {self.token}"}
+
+
 class Server:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
@@ -97,7 +118,7 @@ def _hidden(page: str, name: str) -> str | None:
 async def _client_loop(  # noqa: PLR0917 - one client's whole context
     server: Server,
     patron: FactoryPatron,
-    token: str,
+    credentials: ApiCredentials,
     budget: list[int],
     report: Report,
     rng: random.Random,
@@ -148,8 +169,10 @@ async def _client_loop(  # noqa: PLR0917 - one client's whole context
                                 {"title": f"Book {rng.random()}", "borrowed_on": "2026-05-05"}
                             ],
                         },
-                        headers={"authorization": f"Bearer {token}"},
+                        headers=await credentials.header(client, base),
                     )
+                    if answer.status_code == 401:
+                        credentials.token = ""
                     report.acknowledged += answer.status_code in (201, 409)
                 else:
                     answer = await client.post(
@@ -247,10 +270,12 @@ async def crash_run(
         "PORTAL_SIGNIN_ATTEMPTS": "1000",
     }
     issued = subprocess.run(  # noqa: ASYNC221 - once, before the run starts
-        [sys.executable, "-m", "portal.cli", "api-client", "crash-test-ils"],
+        [sys.executable, "-m", "portal.cli", "api-client", "add", "crash-test-ils",
+         "--scope", "loans:write"],
         env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    token = issued.stdout.strip().splitlines()[-1]
+    ).stdout  # fmt: skip
+    shown = dict(re.findall(r"^Client (id|secret): (\S+)$", issued, flags=re.M))
+    credentials = ApiCredentials(shown["id"], shown["secret"])
     server = Server(env)
     server.start()
     report = Report()
@@ -261,7 +286,7 @@ async def crash_run(
         killer = asyncio.create_task(_killer(server, kills, operations, report))
         await asyncio.gather(
             *(
-                _client_loop(server, p, token, budget, report, r)
+                _client_loop(server, p, credentials, budget, report, r)
                 for p, r in zip(patrons, rngs, strict=True)
             )
         )

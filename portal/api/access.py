@@ -1,26 +1,28 @@
 """Who calls the integration API, and what they may do: every endpoint names the one scope
-it needs, and reads its JSON body one way. Errors are ApiErrors with codes from the one
-table (portal.web.problems)."""
+it needs, and reads its JSON body one way. The caller shows a signed access token from
+POST /oauth/token (RFC 6750 bearer); checking it costs no database query (portal.api.policy,
+portal.api.standings). Errors are ApiErrors with codes from the one table
+(portal.web.problems), answered with RFC 6750's WWW-Authenticate challenge."""
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
-from portal.api import services
-from portal.errors import ApiCode
+from portal.api.policy import ApiError, Scope, ScopeMissing, read_access_token
+from portal.api.standings import ClientStandings
+from portal.errors import ApiCode, DomainError
+from portal.web.problems import json_error
 from portal.web.requests import settings_of
 
+__all__ = ["ApiCaller", "Scope", "api_error", "json_body", "require_scope"]
 
-class Scope(StrEnum):
-    CONSENT_READ = "consent:read"
-    LOANS_WRITE = "loans:write"
-    DELETIONS_READ = "deletions:read"
-    DELETIONS_ACK = "deletions:ack"
+REALM = "portal"
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,53 @@ class ApiCaller:
     scopes: frozenset[Scope]
 
 
+class _NoToken(ApiError):
+    """No credentials at all: RFC 6750 §3.1 asks for a challenge without an error code."""
+
+    def __init__(self) -> None:
+        super().__init__(ApiCode.UNAUTHORISED)
+
+
+def standings_of(request: Request) -> ClientStandings:
+    standings: ClientStandings = request.app.state.client_standings
+    return standings
+
+
 async def require_scope(request: Request, scope: Scope) -> ApiCaller:
-    """The calling system, if its token is valid and grants `scope`."""
+    """The calling system, if its token is valid, current, not revoked and grants `scope`."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise services.ApiError(ApiCode.UNAUTHORISED)
-    client = await services.client_for_token(settings_of(request).secret_key, token.strip())
-    if client is None:
-        raise services.ApiError(ApiCode.UNAUTHORISED)
-    # Static tokens predate scopes: they may do everything the API offered them.
-    return ApiCaller(client.id, client.name, frozenset(Scope))
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _NoToken()
+    statement = read_access_token(
+        settings_of(request).secret_key, token.strip(), now=int(time.time())
+    )
+    if statement is None or not await standings_of(request).admits(statement):
+        raise ApiError(ApiCode.UNAUTHORISED)
+    if scope not in statement.scopes:
+        raise ScopeMissing(scope)
+    return ApiCaller(statement.client, statement.name, statement.scopes)
+
+
+def api_error(failure: DomainError) -> Response:
+    """The error body from the one table; a refused token also gets its challenge, and a
+    missing scope is named (RFC 6750 §3)."""
+    if isinstance(failure, ScopeMissing):
+        return json_error(
+            failure.code,
+            extra={"scope": failure.scope.value},
+            headers={
+                "www-authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
+                f'scope="{failure.scope.value}"'
+            },
+        )
+    if isinstance(failure, _NoToken):
+        return json_error(failure.code, headers={"www-authenticate": f'Bearer realm="{REALM}"'})
+    if failure.code is ApiCode.UNAUTHORISED:
+        return json_error(
+            failure.code,
+            headers={"www-authenticate": f'Bearer realm="{REALM}", error="invalid_token"'},
+        )
+    return json_error(failure.code)
 
 
 async def json_body(request: Request) -> Any:
@@ -50,4 +89,4 @@ async def json_body(request: Request) -> Any:
     except (ValueError, RecursionError):
         # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is an integer of
         # thousands of digits; RecursionError: a body nested thousands of levels deep.
-        raise services.ApiError(ApiCode.INVALID_JSON) from None
+        raise ApiError(ApiCode.INVALID_JSON) from None

@@ -1,6 +1,7 @@
-"""The integration API for library systems. Bearer-token authenticated, JSON in and out;
-card numbers travel only in request bodies, never in URLs. Errors are `{"error": code,
-"message": …}` with the status the one table gives (portal.web.problems)."""
+"""The integration API for library systems. OAuth 2 bearer tokens (portal.api.oauth), JSON
+in and out; card numbers travel only in request bodies, never in URLs. Errors are `{"error":
+code, "message": …}` with the status the one table gives (portal.web.problems); the OpenAPI
+document (portal.api.openapi) describes every endpoint, body and error."""
 
 from __future__ import annotations
 
@@ -12,23 +13,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from portal.api import services
-from portal.api.access import Scope, json_body, require_scope
+from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
+from portal.api.openapi import document
+from portal.api.policy import MAX_LOANS
 from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
 from portal.stores.reading_history import Loan, record_loans
-from portal.web.problems import json_error
 from portal.web.requests import plain_text, settings_of
 
-MAX_LOANS = 500
 
-
-async def _authorised_body(request: Request, scope: Scope) -> dict[str, Any]:
-    await require_scope(request, scope)
+async def _authorised_body(request: Request, scope: Scope) -> tuple[ApiCaller, dict[str, Any]]:
+    """Scope first: a caller without it learns nothing from the body it sent."""
+    caller = await require_scope(request, scope)
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("card_number"), str):
         raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
-    return body
+    return caller, body
 
 
 def _parse_loans(raw: Any) -> list[Loan]:
@@ -93,27 +94,35 @@ async def consent_check(request: Request) -> Response:
             settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
         )
     except DomainError as failure:
-        return json_error(failure.code)
+        return api_error(failure)
     if batch:
         return JSONResponse({"results": [_result(result) for result in results]})
     if results[0].error is not None:  # a single check's refusal is the response's status
-        return json_error(results[0].error)
+        return api_error(DomainError(results[0].error))
     return JSONResponse(_result(results[0]))
 
 
 async def hand_over_loans(request: Request) -> Response:
     try:
-        body = await _authorised_body(request, Scope.LOANS_WRITE)
+        caller, body = await _authorised_body(request, Scope.LOANS_WRITE)
         loans = _parse_loans(body.get("loans"))
         patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
         # Refused at the door without a current consent: nothing is stored (promise 2).
-        recorded = await record_loans(patron_id, loans, now=utcnow())
+        recorded = await record_loans(
+            patron_id, loans, now=utcnow(), recorded_by_client=caller.client_id
+        )
     except DomainError as failure:
-        return json_error(failure.code)
+        return api_error(failure)
     return JSONResponse({"recorded": recorded}, status_code=201)
 
 
+async def openapi(request: Request) -> Response:
+    """Public: it describes the API, and holds nothing about anyone."""
+    return JSONResponse(document())
+
+
 routes = [
+    Route("/api/v1/openapi.json", openapi, methods=["GET"], name="api.openapi"),
     Route("/api/v1/consent-check", consent_check, methods=["POST"], name="api.consent_check"),
     Route("/api/v1/loans", hand_over_loans, methods=["POST"], name="api.loans"),
 ]

@@ -41,6 +41,9 @@ class HistoryEntry(Model):
     author = fields.CharField(max_length=300, default="")
     borrowed_on = fields.DateField()
     recorded_at = fields.DatetimeField()
+    # The integration API client that handed the loan over (its id in `api_client`, from its
+    # signed access token); none for the development-mode demo button.
+    recorded_by_client = fields.IntField(null=True)
 
     patron_id: int
 
@@ -59,8 +62,11 @@ class Loan:
 # --- use cases ---------------------------------------------------------------------------
 
 
-async def record_loans(patron_id: int, loans: list[Loan], *, now: datetime) -> int:
-    """What the library system hands over; refused whole without a current consent."""
+async def record_loans(
+    patron_id: int, loans: list[Loan], *, now: datetime, recorded_by_client: int | None = None
+) -> int:
+    """What the library system hands over (`recorded_by_client`: which one); refused whole
+    without a current consent."""
     async with in_transaction():
         await require_current_consent(patron_id, KEY)
         await HistoryEntry.bulk_create(
@@ -71,6 +77,7 @@ async def record_loans(patron_id: int, loans: list[Loan], *, now: datetime) -> i
                     author=loan.author,
                     borrowed_on=loan.borrowed_on,
                     recorded_at=now,
+                    recorded_by_client=recorded_by_client,
                 )
                 for loan in loans
             ]

@@ -9,6 +9,10 @@ from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.errors import ApiCode
+from portal.web.origin import MACHINE_PREFIXES
+from portal.web.problems import json_error
+
 FORM_BYTES = 64 * 1024
 API_BYTES = 1024 * 1024
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,7 +29,11 @@ class BodyLimitMiddleware:
         limit = API_BYTES if scope["path"].startswith("/api/") else FORM_BYTES
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            response = PlainTextResponse("Request too large.", status_code=413)
+            response = (
+                json_error(ApiCode.BODY_TOO_LARGE)
+                if scope["path"].startswith(MACHINE_PREFIXES)
+                else PlainTextResponse("Request too large.", status_code=413)
+            )
             await response(scope, receive, send)
             return
         received = 0

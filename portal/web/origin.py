@@ -1,8 +1,8 @@
 """Cross-site request forgery protection by origin headers (as Datasette and the Fetch
 Metadata spec suggest), on every unsafe method. No token cookie is needed, and it suits htmx.
 
-Exempt, explicitly: the integration API, which authenticates by bearer token and never
-reads a cookie.
+Exempt, explicitly: the integration API and its OAuth token endpoint, which authenticate by
+bearer token or client credentials and never read a cookie.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-EXEMPT_PREFIXES = ("/api/",)
+# Machine-to-machine: no cookie, no page, no language negotiated; errors are JSON.
+MACHINE_PREFIXES = ("/api/", "/oauth/")
+EXEMPT_PREFIXES = MACHINE_PREFIXES
 
 
 def is_same_origin(scope: Scope) -> bool:

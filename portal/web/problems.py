@@ -4,6 +4,7 @@ message is not translated in every locale."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
@@ -144,6 +145,32 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ApiCode.CHECKS_INVALID: Problem(
         400, N_("Each check needs a card number and a service, and at most 100 at once.")
     ),
+    ApiCode.BODY_TOO_LARGE: Problem(413, N_("The request body is too large.")),
+    ApiCode.CLIENT_UNKNOWN: Problem(404, N_("There is no client with that name.")),
+    ApiCode.CLIENT_NAME_INVALID: Problem(
+        400, N_("A client name uses only letters, digits, dots, dashes and underscores.")
+    ),
+    ApiCode.SCOPES_REQUIRED: Problem(400, N_("A client needs at least one scope.")),
+    ApiCode.INSUFFICIENT_SCOPE: Problem(
+        403, N_("The access token does not grant the scope this request needs.")
+    ),
+    ApiCode.OAUTH_INVALID_REQUEST: Problem(
+        400,
+        N_(
+            "The token request must be a form with grant_type, each parameter once, and one "
+            "way of client authentication."
+        ),
+    ),
+    ApiCode.OAUTH_INVALID_CLIENT: Problem(401, N_("The client id or secret is not valid.")),
+    ApiCode.OAUTH_INVALID_SCOPE: Problem(
+        400, N_("The scope asked for is unknown or not granted to this client.")
+    ),
+    ApiCode.OAUTH_UNSUPPORTED_GRANT_TYPE: Problem(
+        400, N_("Only the client_credentials grant type is supported.")
+    ),
+    ApiCode.OAUTH_THROTTLED: Problem(
+        429, N_("Too many failed client authentications. Please try again later.")
+    ),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")
@@ -217,8 +244,16 @@ def message_for(code: ErrorCode, *, num: int = 1) -> str:
     return _(message)
 
 
-def json_error(code: ErrorCode) -> JSONResponse:
-    """The integration API's error body: the stable code and what it means."""
+def json_error(
+    code: ErrorCode,
+    *,
+    extra: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The integration API's error body: the stable code and what it means, and what else
+    the code needs said (the scope a token lacks)."""
     return JSONResponse(
-        {"error": code.value, "message": message_for(code)}, status_code=http_status(code)
+        {"error": code.value, "message": message_for(code), **(extra or {})},
+        status_code=http_status(code),
+        headers=headers,
     )

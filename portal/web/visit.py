@@ -15,6 +15,7 @@ from portal.catalog.services import published_catalog
 from portal.clock import utcnow
 from portal.patrons.services import session_identity
 from portal.settings import Settings
+from portal.web.origin import MACHINE_PREFIXES
 
 SESSION_COOKIE = "portal_session"
 
@@ -48,7 +49,9 @@ class VisitMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(("/static/", "/api/", "/healthz")):
+        if scope["type"] != "http" or scope["path"].startswith(
+            ("/static/", "/healthz", *MACHINE_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

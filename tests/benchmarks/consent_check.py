@@ -28,7 +28,8 @@ import httpx2 as httpx
 from tortoise import Tortoise
 from tortoise.connection import connections
 
-from portal.api.services import issue_client
+from portal.api.access import Scope
+from portal.api.services import add_client
 from portal.consent.policy import Decision
 from portal.db import tortoise_config
 from portal.patrons.policy import keyed_hash, normalise_card
@@ -125,12 +126,23 @@ def wrk(
 
 
 async def api_token(database_url: str, url: str) -> str:
-    """A token with the consent:read scope, the way a library system gets one."""
+    """A token with the consent:read scope, the way a library system gets one: a client
+    made by the operator, then the client credentials grant at the token endpoint."""
     await Tortoise.init(config=tortoise_config(database_url))
     try:
-        return await issue_client(SECRET, f"bench-{time.monotonic_ns()}", now=now())
+        client = await add_client(
+            SECRET, f"bench-{time.monotonic_ns()}", frozenset({Scope.CONSENT_READ}), now=now()
+        )
     finally:
         await Tortoise.close_connections()
+    answer = httpx.post(
+        f"{url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client.client_id, client.secret),
+    )
+    answer.raise_for_status()
+    token: str = answer.json()["access_token"]
+    return token
 
 
 async def _small_library(database_url: str, catalog: str, locales: tuple[str, ...]) -> list[str]:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support import free_port
+from tests.live import ARTIFACTS, portal_process
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ARTIFACTS", "portal_process"]  # the browser tests import them from here
+
 PIN = "4826"
-ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -38,50 +33,6 @@ class LivePortal:
     url: str
     card: str
     setup_code: str
-
-
-@contextlib.contextmanager
-def portal_process(
-    data: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None
-) -> Iterator[tuple[str, Callable[..., str]]]:
-    """A migrated portal with the demo catalog, served by `portal serve` on loopback: its
-    URL, and a way to run the operator's other commands against it."""
-    env = {
-        **os.environ,
-        "PORTAL_DATA_DIR": str(data),
-        "PORTAL_SECRET_KEY": "browser-test-secret-0123456789",
-        "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
-        **(extra_env or {}),
-    }
-    portal = [sys.executable, "-m", "portal.cli"]
-
-    def run(*args: str, stdin: str = "") -> str:
-        done = subprocess.run(
-            [*portal, *args], env=env, input=stdin, capture_output=True, text=True, check=True
-        )
-        return done.stdout
-
-    run("migrate")
-    run("publish", str(ROOT / "deploy" / "catalog.toml"))
-    port = port or free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / f"server-{data.name}.log").open("w", encoding="utf-8")
-    server = subprocess.Popen(
-        [*portal, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310 - loopback
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url, run
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

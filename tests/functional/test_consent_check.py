@@ -8,9 +8,11 @@ from datetime import date
 
 import pytest
 
-from portal.api.services import check_consents, issue_client
+from portal.api.access import Scope
+from portal.api.services import check_consents
 from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent.policy import Decision
+from tests.api import bearer as api_bearer
 from tests.factories import (
     SECRET,
     catalog_text,
@@ -24,7 +26,7 @@ from tests.factories import (
 
 
 async def bearer() -> dict[str, str]:
-    return {"authorization": f"Bearer {await issue_client(SECRET, 'ils', now=now())}"}
+    return await api_bearer(Scope.CONSENT_READ)
 
 
 async def _check(portal, body: dict[str, object], headers: dict[str, str]):  # type: ignore[no-untyped-def]

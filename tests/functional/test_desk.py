@@ -89,6 +89,8 @@ async def test_a_new_cardholder_sets_their_pin_and_chooses_on_the_handed_over_sc
     await portal.client.post("/language", data={"locale": "en", "next": "/privacy"})
     overview = await portal.client.get("/privacy")
     assert overview.text.count('class="status on"') == 1
+    # The record in English: the patron chose Spanish at the desk, and picks English here.
+    await portal.client.post("/language", data={"locale": "en", "next": "/privacy/record"})
     record = visible_text((await portal.client.get("/privacy/record")).text)
     assert "at the library desk" in record
     assert "Library staff created your card" in record

@@ -3,7 +3,6 @@ database's range, control characters, deep JSON, forged languages and log lines.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from dataclasses import replace
@@ -11,17 +10,14 @@ from dataclasses import replace
 import pytest
 from starlette.routing import Route
 
-from portal.api.services import issue_client
 from portal.ledger.models import ConsentEvent
 from portal.stores.reading_history import HistoryEntry
 from portal.stores.saved_lists import SavedList
-from tests.factories import SECRET, make_patron, now, publish, standard_catalog
+from tests.api import bearer
+from tests.factories import make_patron, publish, standard_catalog
 from tests.web import choose, hidden, sign_in
 
 LOCALES = ("en", "ar")
-
-
-_clients = itertools.count()
 
 
 @pytest.fixture
@@ -29,30 +25,29 @@ def portal_settings(settings):
     return replace(settings, locales=("en", "ar"))
 
 
-async def bearer() -> dict[str, str]:
-    token = await issue_client(SECRET, f"ils-{next(_clients)}", now=now())
-    return {"authorization": f"Bearer {token}"}
-
-
 async def test_oversized_bodies_are_refused_before_they_are_read(portal) -> None:
     await publish(standard_catalog(LOCALES), LOCALES)
     announced = await portal.client.post("/signin", data={"card": "1" * 70_000, "pin": "1"})
     assert announced.status_code == 413
 
-    async def stream():  # no Content-Length: counted as it arrives
-        for _ in range(100):
+    async def stream(kilobytes: int):  # no Content-Length: counted as it arrives
+        for _ in range(kilobytes):
             yield b"x" * 1024
 
     streamed = await portal.client.post(
         "/signin",
-        content=stream(),
+        content=stream(100),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert streamed.status_code == 413
     api = await portal.client.post(
         "/api/v1/loans", content=b"[" * 2_000_000, headers=await bearer()
     )
-    assert api.status_code == 413
+    assert (api.status_code, api.json()["error"]) == (413, "body_too_large")
+    api_streamed = await portal.client.post(
+        "/api/v1/loans", content=stream(1100), headers=await bearer()
+    )
+    assert (api_streamed.status_code, api_streamed.json()["error"]) == (413, "body_too_large")
 
 
 async def test_ids_past_the_database_range_are_not_found(portal) -> None:
@@ -85,6 +80,12 @@ async def test_hostile_json_is_refused_clearly(portal) -> None:
         "/api/v1/loans", content=b"[" * 100_000 + b"]" * 100_000, headers=await bearer()
     )
     assert (deep.status_code, deep.json()["error"]) == (400, "invalid_json")
+    nul = await portal.client.post(
+        "/api/v1/consent-check",
+        json={"card_number": patron.card, "service": "reading\x00history"},
+        headers=await bearer(),
+    )
+    assert (nul.status_code, nul.json()["error"]) == (404, "unknown_service")
     surrogate = await portal.client.post(
         "/api/v1/loans",
         content=json.dumps(

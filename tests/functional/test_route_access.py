@@ -11,7 +11,6 @@ import httpx2 as httpx
 import pytest
 from starlette.routing import Route
 
-from portal.api.services import issue_client
 from portal.consent.policy import Decision
 from portal.minors.services import link_at_desk
 from portal.patrons.services import start_session
@@ -19,6 +18,7 @@ from portal.settings import Settings
 from portal.staff.policy import Role
 from portal.staff.services import start_session as start_staff_session
 from portal.stores import saved_lists
+from tests.api import make_client, token_from_endpoint
 from tests.desk import make_staff
 from tests.factories import SECRET, aged, decides, make_patron, now, publish, standard_catalog
 from tests.support import portal_client
@@ -69,8 +69,12 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.guardian_notice": PATRONS,
     "minors.guardian_decide": PATRONS,
     "minors.sharing": NOBODY,
+    # The integration API: a library system's OAuth access token, nothing else. The token
+    # endpoint checks client credentials itself, and the API's description is public.
     "api.consent_check": frozenset({API_CLIENT}),
     "api.loans": frozenset({API_CLIENT}),
+    "api.openapi": EVERYONE,
+    "oauth.token": EVERYONE,
     "desk.home": frozenset({DESK}),
     "desk.new_card": frozenset({DESK}),
     "desk.handover": frozenset({DESK}),
@@ -117,9 +121,10 @@ class People:
     api_token: str
 
 
-async def _people() -> People:
+async def _people(client: httpx.AsyncClient) -> People:
     """Patron A (with a saved list), another patron, a guardian of a linked child, desk
-    staff, a privacy officer and a library system's API client."""
+    staff, a privacy officer and a library system's API client (with an access token from
+    the token endpoint, holding every scope)."""
     patron = await make_patron()
     await decides(patron.id, "saved_lists", Decision.YES)
     await saved_lists.create_list(patron.id, MARKER, now=now())
@@ -129,7 +134,7 @@ async def _people() -> People:
     await link_at_desk(SECRET, guardian.card, child.card, "Kid", now=now(), timezone="UTC")
     desk = await make_staff(Role.DESK)
     officer = await make_staff(Role.PRIVACY_OFFICER)
-    token = await issue_client(SECRET, "ils", now=now())
+    token = await token_from_endpoint(client, await make_client())
     return People(patron.id, other.id, guardian.id, desk.staff_id, officer.staff_id, token)
 
 
@@ -153,7 +158,7 @@ async def _headers(people: People, role: str) -> dict[str, str]:
 
 async def test_every_route_is_reached_only_by_those_the_table_names(portal) -> None:
     await publish(standard_catalog())
-    people = await _people()
+    people = await _people(portal.client)
     routes = [route for route in portal.app.routes if isinstance(route, Route)]
     assert {route.name for route in routes} == set(ACCESS), "declare each route in ACCESS"
     outside_the_table = []

@@ -57,8 +57,6 @@ def test_operator_workflow(portal_command) -> None:
     assert "0 unanswered consent(s)" in portal_command("expire-consents")
     assert "deleted" in portal_command("purge-sessions")
     assert "0 retained row(s)" in portal_command("apply-retention")
-    assert re.search(r"\n[\w-]{40,}\n", portal_command("api-client", "ils"))
-    assert "client_exists" in portal_command("api-client", "ils", expect=2)
     assert re.search(r"setup code: ", portal_command("reset-pin", stdin="2000 1000 2000\n"))
 
 
@@ -145,3 +143,43 @@ def test_command_line_actions_are_in_the_staff_audit_trail(portal_command, datab
     actions = asyncio.run(trail())
     assert [action for action, _ in actions] == ["card_created", "signin_unlocked"]
     assert all(name.endswith("(command line)") for _, name in actions)
+
+
+def _shown(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^Client (id|secret): (\S+)$", output, flags=re.M))
+
+
+def test_api_clients_from_the_command_line(portal_command) -> None:
+    portal_command("migrate")
+    added = _shown(
+        portal_command(
+            "api-client", "add", "ils", "--scope", "consent:read", "--scope", "loans:write"
+        )
+    )
+    assert len(added["secret"]) >= 40
+    assert "client_exists" in portal_command(
+        "api-client", "add", "ils", "--scope", "consent:read", expect=2
+    )
+    assert "invalid choice" in portal_command(
+        "api-client", "add", "ils2", "--scope", "patrons:everything", expect=2
+    )
+    assert "--scope" in portal_command("api-client", "add", "ils2", expect=2)
+    assert "client_name_invalid" in portal_command(
+        "api-client", "add", "the ILS", "--scope", "consent:read", expect=2
+    )
+    assert "invalid choice" in portal_command("api-client", "ils", expect=2)  # the old verb
+    listed = portal_command("api-client", "list")
+    assert f"ils | {added['id']} | consent:read loans:write | " in listed
+    assert added["secret"] not in listed
+
+    rotated = _shown(portal_command("api-client", "rotate", "ils", "--scope", "consent:read"))
+    assert rotated["id"] == added["id"]
+    assert rotated["secret"] != added["secret"]
+    assert f"ils | {added['id']} | consent:read | " in portal_command("api-client", "list")
+    assert "client_unknown" in portal_command("api-client", "rotate", "nobody", expect=2)
+
+    assert "Revoked ils" in portal_command("api-client", "revoke", "ils")
+    [row] = [line for line in portal_command("api-client", "list").splitlines() if "ils |" in line]
+    revoked = row.split(" | ")[5]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", revoked)
+    assert "client_unknown" in portal_command("api-client", "revoke", "nobody", expect=2)

@@ -7,8 +7,12 @@ from tortoise.connection import connections
 from tortoise.migrations.api import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
+from portal.api import services as api_clients
+from portal.api.models import ApiClient
+from portal.api.policy import Scope
 from portal.db import apply_migrations, tortoise_config
 from portal.patrons.models import Patron
+from tests.factories import SECRET, now
 
 
 async def test_models_match_the_migrations() -> None:
@@ -41,5 +45,38 @@ async def test_upgrading_a_database_that_holds_data_keeps_it(empty_database_url:
         patron = await Patron.get(card_lookup="abc")
         assert patron.shares_with_guardians is False
         assert patron.born_on is None
+    finally:
+        await Tortoise.close_connections()
+
+
+async def test_static_api_tokens_are_retired_and_their_clients_kept(
+    empty_database_url: str,
+) -> None:
+    config = tortoise_config(empty_database_url)
+    await migrate(config=config, target="models.0007_staff_audit_append_only")
+    await Tortoise.close_connections()
+    await Tortoise.init(config=config)
+    try:
+        await connections.get("default").execute_query(
+            "INSERT INTO api_client (name, token_lookup, created_at) "
+            "VALUES ('ils', 'a-static-token-hash', '2026-01-01 00:00:00+00:00')"
+        )
+    finally:
+        await Tortoise.close_connections()
+    await apply_migrations(empty_database_url)
+    await Tortoise.init(config=config)
+    try:
+        [kept] = await api_clients.list_clients()
+        assert (kept.name, kept.created_at.year) == ("ils", 2026)  # who did what stays known
+        assert (kept.client_id, kept.secret_lookup, kept.scopes) == (None, None, frozenset())
+        assert not kept.active
+        # The README's way over: a secret and scopes for the existing client.
+        issued = await api_clients.rotate_client(
+            SECRET, "ils", frozenset({Scope.LOANS_WRITE}), now=now()
+        )
+        moved = await api_clients.client_for_authentication(issued.client_id)
+        assert moved is not None
+        assert (moved.id, moved.scopes) == (kept.id, frozenset({Scope.LOANS_WRITE}))
+        assert await ApiClient.all().count() == 1
     finally:
         await Tortoise.close_connections()

@@ -1,0 +1,60 @@
+"""Which clients' access tokens to refuse before they expire. Each process keeps every
+client's standing (its secret generation, whether it is revoked) in memory and reads them
+again, in one query, once they are REFRESH_SECONDS old: checking a token costs no query,
+and a revoked or rotated client's tokens are refused by every process and host within
+REFRESH_SECONDS of the change (memory is only a cache; the database is the truth)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from portal.api import services
+from portal.api.policy import AccessToken
+from portal.api.services import Standing
+
+REFRESH_SECONDS = 5.0
+
+Loader = Callable[[], Awaitable[Mapping[int, Standing]]]
+
+
+class ClientStandings:
+    """One per app, so one per worker process. `clock` is monotonic seconds."""
+
+    def __init__(
+        self,
+        load: Loader = services.client_standings,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.load = load
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        self._standings: Mapping[int, Standing] = {}
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def admits(self, token: AccessToken) -> bool:
+        standing = (await self._current()).get(token.client)
+        if standing is None:
+            return True  # a client added since the last read: nothing can be held against it
+        if token.generation != standing.generation:
+            # A newer generation than this process knows was issued after a rotation it has
+            # not read yet; an older one belongs to a secret that was replaced.
+            return token.generation > standing.generation
+        return not standing.revoked
+
+    def _fresh(self) -> bool:
+        return self._read_at is not None and self.clock() - self._read_at < self.refresh_seconds
+
+    async def _current(self) -> Mapping[int, Standing]:
+        if not self._fresh():
+            async with self._lock:  # one read for all the requests that find it stale
+                if not self._fresh():
+                    # Timed before the read: whatever committed before it is in what it reads.
+                    started = self.clock()
+                    self._standings = await self.load()
+                    self._read_at = started
+        return self._standings

@@ -1,0 +1,62 @@
+"""A real portal process, started with the operator's own commands: migrated SQLite, the
+demo catalog published, `portal serve` on a free loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@contextlib.contextmanager
+def portal_process(
+    data: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Callable[..., str]]]:
+    """A migrated portal with the demo catalog, served by `portal serve` on loopback: its
+    URL, and a way to run the operator's other commands against it."""
+    env = {
+        **os.environ,
+        "PORTAL_DATA_DIR": str(data),
+        "PORTAL_SECRET_KEY": "live-portal-secret-0123456789",
+        "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
+        **(extra_env or {}),
+    }
+    portal = [sys.executable, "-m", "portal.cli"]
+
+    def run(*args: str, stdin: str = "") -> str:
+        done = subprocess.run(
+            [*portal, *args], env=env, input=stdin, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    run("migrate")
+    run("publish", str(ROOT / "deploy" / "catalog.toml"))
+    port = port or free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / f"server-{data.name}.log").open("w", encoding="utf-8")
+    server = subprocess.Popen(
+        [*portal, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310 - loopback
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url, run
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
