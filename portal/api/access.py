@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portal.api.policy import ApiError, Scope, ScopeMissing, read_access_token
+from portal.api.policy import AccessToken, ApiError, Scope, ScopeMissing, read_access_token
 from portal.api.standings import ClientStandings
 from portal.errors import ApiCode, DomainError
 from portal.web.problems import json_error
@@ -41,6 +42,26 @@ class _NoToken(ApiError):
         super().__init__(ApiCode.UNAUTHORISED)
 
 
+# A library system reuses its token for minutes: each process checks a token's signature
+# once and remembers what it says. Only the signature's verdict is remembered, which never
+# changes; expiry is compared on every request, and revocation asked of the standings.
+_VERIFIED: OrderedDict[tuple[str, str], AccessToken] = OrderedDict()
+_VERIFIED_SIZE = 1024
+
+
+def _statement_of(secret: str, token: str, now: int) -> AccessToken | None:
+    key = (secret, token)
+    statement = _VERIFIED.get(key)
+    if statement is None:
+        statement = read_access_token(secret, token, now=now)
+        if statement is None:
+            return None
+        _VERIFIED[key] = statement
+        while len(_VERIFIED) > _VERIFIED_SIZE:
+            _VERIFIED.popitem(last=False)
+    return statement if now < statement.expires_at else None
+
+
 def standings_of(request: Request) -> ClientStandings:
     standings: ClientStandings = request.app.state.client_standings
     return standings
@@ -51,9 +72,7 @@ async def require_scope(request: Request, scope: Scope) -> ApiCaller:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _NoToken()
-    statement = read_access_token(
-        settings_of(request).secret_key, token.strip(), now=int(time.time())
-    )
+    statement = _statement_of(settings_of(request).secret_key, token.strip(), int(time.time()))
     if statement is None or not await standings_of(request).admits(statement):
         raise ApiError(ApiCode.UNAUTHORISED)
     if scope not in statement.scopes:
