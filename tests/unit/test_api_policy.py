@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from portal.api.access import _statement_of
 from portal.api.policy import (
     ACCESS_TOKEN_SECONDS,
     AccessToken,
@@ -170,3 +171,19 @@ async def test_when_the_database_cannot_be_read_no_token_is_admitted() -> None:
     cache = ClientStandings(broken, clock=FakeClock())
     with pytest.raises(ConnectionError):
         await cache.admits(statement())
+
+
+def test_a_remembered_signature_does_not_outlive_the_token() -> None:
+    token = sign_access_token(
+        SECRET,
+        client=1,
+        client_id="c",
+        name="ils",
+        generation=1,
+        scopes=frozenset({Scope.CONSENT_READ}),
+        now=1_000_000,
+    )
+    assert _statement_of(SECRET, token, 1_000_010) is not None  # checked, remembered
+    assert _statement_of(SECRET, token, 1_000_299) is not None
+    assert _statement_of(SECRET, token, 1_000_300) is None  # expired, remembered or not
+    assert _statement_of(SECRET + "x", token, 1_000_010) is None  # another key: checked anew
