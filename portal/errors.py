@@ -61,6 +61,8 @@ class ApiCode(StrEnum):
     CARD_NUMBER_REQUIRED = "card_number_required"
     LOANS_INVALID = "loans_invalid"
     CLIENT_EXISTS = "client_exists"
+    DELETION_UNKNOWN = "deletion_unknown"
+    QUERY_INVALID = "query_invalid"
 
 
 class StaffCode(StrEnum):
