@@ -85,7 +85,5 @@ def test_staff_accounts_from_the_command_line(portal_command) -> None:
         "staff", "add", "Dana", "--role", "desk", expect=2
     )
     assert "setup code" in portal_command("staff", "reset-password", "dana")
-    assert "No local staff account" in portal_command(
-        "staff", "reset-password", "nobody", expect=2
-    )
+    assert "No local staff account" in portal_command("staff", "reset-password", "nobody", expect=2)
     assert "development mode" in portal_command("demo-desk", expect=2)
