@@ -141,6 +141,8 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ApiCode.CARD_NUMBER_REQUIRED: Problem(400, N_("The request needs a card number.")),
     ApiCode.LOANS_INVALID: Problem(400, N_("The loans are missing or not valid.")),
     ApiCode.CLIENT_EXISTS: Problem(409, N_("A client with that name already exists.")),
+    ApiCode.DELETION_UNKNOWN: Problem(404, N_("We could not find that deletion request.")),
+    ApiCode.QUERY_INVALID: Problem(400, N_("The query parameters are not valid.")),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")

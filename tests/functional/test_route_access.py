@@ -71,6 +71,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.sharing": NOBODY,
     "api.consent_check": frozenset({API_CLIENT}),
     "api.loans": frozenset({API_CLIENT}),
+    "api.deletions": frozenset({API_CLIENT}),
+    "api.deletions_ack": frozenset({API_CLIENT}),
     "desk.home": frozenset({DESK}),
     "desk.new_card": frozenset({DESK}),
     "desk.handover": frozenset({DESK}),
@@ -91,7 +93,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.later": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
 }
-PATH_PARAMS = {"key": "saved_lists", "locale": "en"}
+PATH_PARAMS = {"key": "saved_lists", "locale": "en", "id": "msg_unknown"}
 MARKER = "Marker-of-patron-A"
 
 
