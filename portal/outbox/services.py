@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tortoise.connection import connections
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
@@ -420,8 +421,15 @@ async def unconfirmed(*, now: datetime) -> list[DeletionRequest]:
 
 async def summary() -> Counter[tuple[str, str, str]]:
     """Requests by (system, kind, state)."""
-    rows = await OutboxMessage.all().values("system", "kind", "state")
-    return Counter((row["system"], str(row["kind"]), str(row["state"])) for row in rows)
+    rows = (
+        await OutboxMessage.all()
+        .annotate(count=Count("id"))
+        .group_by("system", "kind", "state")
+        .values("system", "kind", "state", "count")
+    )
+    return Counter(
+        {(row["system"], str(row["kind"]), str(row["state"])): row["count"] for row in rows}
+    )
 
 
 async def retry_given_up(*, now: datetime) -> int:

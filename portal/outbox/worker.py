@@ -41,14 +41,12 @@ async def check_published_secrets(settings: Settings) -> None:
 
 
 class DeliveryWorker:
-    def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # Well inside the lease: a request is answered (or given up) before anyone else
         # may take it over.
         self.timeout = min(10.0, settings.delivery_lease_seconds / 3)
-        self.client = httpx2.AsyncClient(
-            timeout=self.timeout, follow_redirects=False, transport=transport
-        )
+        self.client = httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False)
 
     async def close(self) -> None:
         await self.client.aclose()
