@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from portal.api.services import issue_client
+from portal.clock import local_date
 from portal.stores.reading_history import HistoryEntry
 from tests.factories import SECRET, make_patron, now, publish, standard_catalog
 from tests.web import choose, sign_in
@@ -67,3 +70,25 @@ async def test_malformed_loans_are_refused_clearly(portal) -> None:
         assert response.status_code == 400, body
     garbage = await portal.client.post("/api/v1/loans", content=b"{", headers=headers)
     assert garbage.json()["error"] == "invalid_json"
+
+
+async def test_a_loan_dated_after_today_is_refused_and_nothing_stored(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await choose(portal.client, "reading_history", "yes")
+    headers = await bearer()
+    today = local_date(now(), portal.app.state.settings.timezone)
+    for day in (date(9999, 12, 31), today + timedelta(days=1)):
+        loan = {**LOAN, "borrowed_on": day.isoformat()}
+        response = await portal.client.post(
+            "/api/v1/loans", json={"card_number": patron.card, "loans": [loan]}, headers=headers
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "loans_invalid"
+    assert await HistoryEntry.all().count() == 0
+    loan = {**LOAN, "borrowed_on": today.isoformat()}
+    response = await portal.client.post(
+        "/api/v1/loans", json={"card_number": patron.card, "loans": [loan]}, headers=headers
+    )
+    assert response.status_code == 201

@@ -89,8 +89,8 @@ async def test_a_new_cardholder_sets_their_pin_and_chooses_on_the_handed_over_sc
     overview = await portal.client.get("/privacy", headers={"accept-language": "en"})
     assert overview.text.count('class="status on"') == 1
     record = visible_text((await portal.client.get("/privacy/record")).text)
-    assert "at the library desk" in record
-    assert "Library staff created your card" in record
+    assert "en el mostrador de la biblioteca" in record  # "at the library desk", in Spanish
+    assert "El personal de la biblioteca creó su tarjeta" in record  # "Library staff created …"
 
 
 async def test_handing_over_ends_the_staff_session_so_no_desk_page_is_reachable(portal) -> None:
