@@ -3,6 +3,7 @@ services, so a factory never creates a state the portal itself could not reach."
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from portal.patrons.services import create_patron, set_pin_with_code
 from portal.stores.registry import KEYS as STORE_KEYS
 
 SECRET = "test-secret-key-that-is-long-enough"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def now() -> datetime:
@@ -78,6 +80,14 @@ def system_secrets(path: Path, *keys: str) -> dict[str, str]:
     found = {key: new_secret() for key in keys}
     path.write_text("".join(f'{key} = "{secret}"\n' for key, secret in found.items()))
     return found
+
+
+def demo_system_secrets(path: Path) -> Path:
+    """A secrets file for every connected system of the demo catalog (deploy/catalog.toml),
+    for tests that publish it outside development mode."""
+    demo = tomllib.loads((ROOT / "deploy" / "catalog.toml").read_text(encoding="utf-8"))
+    system_secrets(path, *(system["key"] for system in demo["system"]))
+    return path
 
 
 def catalog_text(*services: str, library: str = "Test Library", preset: str = "US") -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.factories import demo_system_secrets
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +52,9 @@ def portal_process(
         "PORTAL_DATA_DIR": str(data),
         "PORTAL_SECRET_KEY": "browser-test-secret-0123456789",
         "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
+        "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(data / "system-secrets.toml")),
+        # The demo systems' endpoints answer nobody: no delivery in these tests.
+        "PORTAL_DELIVERY_IN_PROCESS": "false",
         **(extra_env or {}),
     }
     portal = [sys.executable, "-m", "portal.cli"]

@@ -13,7 +13,7 @@ import pytest
 
 from portal.consent.policy import Decision
 from tests.delivery import delivery_catalog
-from tests.factories import decides, make_patron, now, publish, system_secrets
+from tests.factories import decides, demo_system_secrets, make_patron, now, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "catalog.toml"
@@ -21,12 +21,10 @@ CATALOG = ROOT / "deploy" / "catalog.toml"
 
 @pytest.fixture
 def portal_command(database_url: str, tmp_path: Path):
-    # The demo catalog's connected systems, each with its signing secret.
-    secrets = tmp_path / "system-secrets.toml"
-    system_secrets(secrets, "ils", "sms_gateway", "ebooks", "newsletter_list", "friends")
     base = {
         **os.environ,
-        "PORTAL_SYSTEM_SECRETS_FILE": str(secrets),
+        # The demo catalog's connected systems, each with its signing secret.
+        "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(tmp_path / "system-secrets.toml")),
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_DATA_DIR": str(tmp_path),
         "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
