@@ -1,24 +1,21 @@
 """The outbox to connected systems (PRODUCT.md promise 4: the downstream deletion is never
 lost). Requests are written in the caller's transaction, with the erasure or consent they
-follow and their ledger events; a delivery worker claims due ones (one worker at a time per
-request), records each answer, and a system that answered 202 confirms later. Each
-confirmed deletion is a ledger event in the patron's record."""
+follow and their ledger events; a worker delivers them (portal.outbox.delivery), and a
+system that answered 202 confirms later. Each confirmed deletion is a ledger event in the
+patron's record."""
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tortoise.connection import connections
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
-from portal.db import fetch_rows
 from portal.errors import ApiCode, DomainError
 from portal.ledger.models import EventKind
 from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, record
@@ -29,13 +26,10 @@ from portal.outbox.policy import (
     DeletionReason,
     DeliveryState,
     MessageKind,
-    Result,
     body_of,
     consent_payload,
     deletion_payload,
     new_message_id,
-    next_attempt,
-    result_of,
 )
 from portal.patrons.models import Patron
 
@@ -48,7 +42,8 @@ class OutboxError(DomainError):
     """An ApiCode: deletion_unknown."""
 
 
-def _ms(moment: datetime) -> int:
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds: how the outbox's schedule is compared in SQL on both engines."""
     return int(moment.timestamp() * 1000)
 
 
@@ -76,7 +71,7 @@ async def _enqueue(
         created_at=now,
         give_up_at=now + RETRY_FOR,
         state=DeliveryState.PENDING,
-        due_ms=_ms(now),
+        due_ms=to_ms(now),
     )
     return message.message_id
 
@@ -179,137 +174,7 @@ async def request_retention(service: PublishedService, *, before: date, now: dat
     return written
 
 
-# --- delivering: claim, then record the answer -------------------------------------------
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A request a worker holds until `lease_until_ms`, identified by its claim token."""
-
-    id: int
-    message_id: str
-    system: str
-    kind: MessageKind
-    patron_id: int | None
-    service_id: int
-    body: bytes
-    attempts: int
-    give_up_at: datetime
-    claim: str
-    lease_until_ms: int
-
-
-_DUE = (
-    "m.state = 'pending' AND m.due_ms <= ? AND m.lease_until_ms <= ? "
-    # Requests about one patron reach a system in the order they were written: a consent
-    # given never overtakes the deletion that followed it.
-    "AND NOT EXISTS (SELECT 1 FROM outbox_message o WHERE o.system = m.system "
-    "AND o.patron_id = m.patron_id AND o.state = 'pending' AND o.id < m.id)"
-)
-_ANY_DUE = f"SELECT m.id FROM outbox_message m WHERE {_DUE} LIMIT 1"  # noqa: S608 - constants
-# PostgreSQL: rows another worker is claiming right now are skipped, not waited for.
-_CLAIM_POSTGRES = (
-    f"WITH picked AS MATERIALIZED (SELECT m.id FROM outbox_message m WHERE {_DUE} "  # noqa: S608
-    "ORDER BY m.due_ms, m.id LIMIT ? FOR UPDATE OF m SKIP LOCKED) "
-    "UPDATE outbox_message SET claim = ?, lease_until_ms = ? FROM picked "
-    "WHERE outbox_message.id = picked.id RETURNING outbox_message.id"
-)
-# SQLite has one writer at a time: one UPDATE claims atomically.
-_CLAIM_SQLITE = (
-    "UPDATE outbox_message SET claim = ?, lease_until_ms = ? WHERE id IN ("  # noqa: S608
-    f"SELECT m.id FROM outbox_message m WHERE {_DUE} ORDER BY m.due_ms, m.id LIMIT ?) "
-    "RETURNING id"
-)
-
-
-async def claim_due(*, now: datetime, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Requests due now, held for this worker for `lease_seconds`: no other worker sends
-    them meanwhile. A worker that dies holding some lets them go when the lease ends."""
-    now_ms = _ms(now)
-    if not await fetch_rows(_ANY_DUE, now_ms, now_ms):
-        return []  # the usual case, answered by a read (on SQLite an UPDATE takes the lock)
-    claim = secrets.token_hex(16)
-    lease_until_ms = now_ms + int(lease_seconds * 1000)
-    if connections.get("default").capabilities.dialect == "postgres":
-        rows = await fetch_rows(_CLAIM_POSTGRES, now_ms, now_ms, limit, claim, lease_until_ms)
-    else:
-        rows = await fetch_rows(_CLAIM_SQLITE, claim, lease_until_ms, now_ms, now_ms, limit)
-    if not rows:
-        return []
-    messages = await OutboxMessage.filter(id__in=[row["id"] for row in rows], claim=claim)
-    return [
-        Claimed(
-            id=message.id,
-            message_id=message.message_id,
-            system=message.system,
-            kind=message.kind,
-            patron_id=message.patron_id,
-            service_id=message.service_id,
-            body=message.body.encode(),
-            attempts=message.attempts,
-            give_up_at=message.give_up_at,
-            claim=claim,
-            lease_until_ms=lease_until_ms,
-        )
-        for message in sorted(messages, key=lambda message: message.id)
-    ]
-
-
-async def record_answer(
-    claimed: Claimed,
-    status: int | None,
-    error: str | None,
-    *,
-    now: datetime,
-    first_retry_seconds: float,
-) -> DeliveryState | None:
-    """What the system answered (`status`, or None and an `error` when there was no answer).
-    Returns the request's new state; None when this worker no longer held it (its lease
-    ended and another worker took it over, or the system acknowledged it meanwhile)."""
-    result = result_of(status, claimed.kind)
-    held = OutboxMessage.filter(id=claimed.id, claim=claimed.claim, state=DeliveryState.PENDING)
-    attempt = {
-        "attempts": claimed.attempts + 1,
-        "last_attempt_at": now,
-        "last_status": status,
-        "last_error": None if result is not Result.FAILED else (error or f"HTTP {status}")[:100],
-        "claim": None,
-        "lease_until_ms": 0,
-    }
-    async with in_transaction():
-        if result is Result.FAILED:
-            retry_at = next_attempt(
-                claimed.attempts + 1,
-                now=now,
-                give_up_at=claimed.give_up_at,
-                first_seconds=first_retry_seconds,
-            )
-            state = DeliveryState.PENDING if retry_at else DeliveryState.GAVE_UP
-            changed = await held.update(
-                state=state, due_ms=_ms(retry_at) if retry_at else 0, **attempt
-            )
-            return state if changed else None
-        if result is Result.ACCEPTED:
-            changed = await held.update(state=DeliveryState.ACCEPTED, accepted_at=now, **attempt)
-            return DeliveryState.ACCEPTED if changed else None
-        changed = await held.update(
-            state=DeliveryState.CONFIRMED, confirmed_at=now, confirmed_via="response", **attempt
-        )
-        if not changed:
-            return None
-        if claimed.kind is MessageKind.DELETION_REQUESTED and claimed.patron_id is not None:
-            await _record_confirmation(claimed.id, now=now, via="response")
-        # The system answers again: what waited only because it could not be reached is due.
-        await OutboxMessage.filter(
-            system=claimed.system,
-            state=DeliveryState.PENDING,
-            last_status__isnull=True,
-            due_ms__gt=_ms(now),
-        ).update(due_ms=_ms(now))
-        return DeliveryState.CONFIRMED
-
-
-async def _record_confirmation(
+async def record_confirmation(
     message_pk: int, *, now: datetime, via: str, client_id: int | None = None
 ) -> None:
     message = await OutboxMessage.get(id=message_pk)
@@ -391,7 +256,7 @@ async def acknowledge(message_id: str, *, client_id: int, now: datetime) -> Dele
             await message.save(
                 update_fields=["state", "confirmed_at", "confirmed_via", "claim", "lease_until_ms"]
             )
-            await _record_confirmation(message.id, now=now, via="ack", client_id=client_id)
+            await record_confirmation(message.id, now=now, via="ack", client_id=client_id)
     return _request(message)
 
 
@@ -436,7 +301,7 @@ async def retry_given_up(*, now: datetime) -> int:
     """The privacy officer fixed what stopped a system (its endpoint, its secret): requests
     it gave up on are sent again, with three more days."""
     retried: int = await OutboxMessage.filter(state=DeliveryState.GAVE_UP).update(
-        state=DeliveryState.PENDING, due_ms=_ms(now), give_up_at=now + RETRY_FOR
+        state=DeliveryState.PENDING, due_ms=to_ms(now), give_up_at=now + RETRY_FOR
     )
     return retried
 

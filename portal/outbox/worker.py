@@ -1,7 +1,7 @@
 """The delivery worker: sends due requests to connected systems, signed the Standard Webhooks
 way, and records each answer. It runs inside `portal serve` (the app's lifespan starts and
 stops it) or alone as `portal deliver`; any number of them may share one database, and no
-request is sent by two at once (portal.outbox.services.claim_due)."""
+request is sent by two at once (portal.outbox.delivery.claim_due)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from tortoise.exceptions import BaseORMException
 
 from portal.catalog.services import PublishedSystem, connected_systems
 from portal.clock import utcnow
+from portal.outbox.delivery import Claimed, claim_due, record_answer
 from portal.outbox.keys import SecretsError, load_secrets, require_secrets
 from portal.outbox.policy import signed_headers
-from portal.outbox.services import Claimed, claim_due, record_answer
 from portal.settings import Settings
 
 logger = logging.getLogger("portal.outbox")

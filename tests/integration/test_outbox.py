@@ -18,6 +18,7 @@ from portal.consent.policy import Decision
 from portal.decisions import services as decisions
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
+from portal.outbox import delivery
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.models import OutboxMessage
@@ -67,10 +68,10 @@ async def deletions(patron_id: int) -> list[OutboxMessage]:
 async def deliver(status: int | None, *, at: datetime | None = None) -> list[DeliveryState | None]:
     """A worker's round: claim what is due and record `status` as every answer."""
     moment = at or now()
-    claimed = await outbox.claim_due(now=moment, limit=100, lease_seconds=LEASE)
+    claimed = await delivery.claim_due(now=moment, limit=100, lease_seconds=LEASE)
     error = None if status else "ConnectError"
     return [
-        await outbox.record_answer(message, status, error, now=moment, first_retry_seconds=30)
+        await delivery.record_answer(message, status, error, now=moment, first_retry_seconds=30)
         for message in claimed
     ]
 
@@ -180,27 +181,27 @@ async def test_concurrent_workers_never_claim_the_same_request() -> None:
         await decides(patron.id, "sms_notices", Decision.YES)
     # 24 consent notices, one per patron and system: none waits behind another.
     batches = await asyncio.gather(
-        *(outbox.claim_due(now=now(), limit=5, lease_seconds=LEASE) for _ in range(6))
+        *(delivery.claim_due(now=now(), limit=5, lease_seconds=LEASE) for _ in range(6))
     )
     claimed = [message.id for batch in batches for message in batch]
     assert len(claimed) == len(set(claimed)) == 24
-    assert await outbox.claim_due(now=now(), limit=5, lease_seconds=LEASE) == []
+    assert await delivery.claim_due(now=now(), limit=5, lease_seconds=LEASE) == []
 
 
 async def test_a_request_held_by_a_worker_is_taken_over_when_its_lease_ends() -> None:
     await publish(catalog())
     patron = await make_patron()
     await decides(patron.id, "reading_history", Decision.YES)
-    [first] = await outbox.claim_due(now=now(), limit=10, lease_seconds=LEASE)
-    assert await outbox.claim_due(now=now() + timedelta(seconds=LEASE - 1), limit=10,
+    [first] = await delivery.claim_due(now=now(), limit=10, lease_seconds=LEASE)
+    assert await delivery.claim_due(now=now() + timedelta(seconds=LEASE - 1), limit=10,
                                   lease_seconds=LEASE) == []  # fmt: skip
     later = now() + timedelta(seconds=LEASE + 1)
-    [second] = await outbox.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    [second] = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
     assert second.message_id == first.message_id
     assert second.claim != first.claim
     # The worker that lost its lease answers late: ignored, the new holder's answer counts.
-    assert await outbox.record_answer(first, 200, None, now=later, first_retry_seconds=30) is None
-    assert await outbox.record_answer(second, 200, None, now=later, first_retry_seconds=30) == (
+    assert await delivery.record_answer(first, 200, None, now=later, first_retry_seconds=30) is None
+    assert await delivery.record_answer(second, 200, None, now=later, first_retry_seconds=30) == (
         DeliveryState.CONFIRMED
     )
 
@@ -213,10 +214,10 @@ async def test_requests_about_one_patron_reach_a_system_in_the_order_written() -
     assert await deliver(None) == [DeliveryState.PENDING]  # only the consent: the system is down
     # However the backoff falls, the deletion does not overtake the consent before it.
     later = now() + timedelta(hours=1)
-    claimed = await outbox.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    claimed = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
     assert [message.kind for message in claimed] == [MessageKind.CONSENT_GIVEN]
-    await outbox.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
-    [deletion] = await outbox.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    await delivery.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
+    [deletion] = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
     assert deletion.kind is MessageKind.DELETION_REQUESTED
 
 
@@ -287,10 +288,10 @@ async def test_a_system_back_after_an_outage_gets_what_waited_at_once() -> None:
         await decides(patron.id, "reading_history", Decision.YES)
     assert await deliver(None) == [DeliveryState.PENDING] * 3
     later = now() + timedelta(minutes=5)
-    claimed = await outbox.claim_due(now=later, limit=1, lease_seconds=LEASE)
-    await outbox.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
+    claimed = await delivery.claim_due(now=later, limit=1, lease_seconds=LEASE)
+    await delivery.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
     # The two others were backing off; the system answers again, so they are due now.
-    assert len(await outbox.claim_due(now=later, limit=10, lease_seconds=LEASE)) == 2
+    assert len(await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)) == 2
 
 
 async def test_the_api_lists_deletions_per_system_oldest_first() -> None:
