@@ -16,7 +16,7 @@ help:
 	@echo "make run     set up and run the portal on SQLite with the demo catalog (development mode)"
 	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
 	@echo "make bench   run the benchmarks and print figures"
-	@echo "make crash   kill the server at random during 1,000 operations on PostgreSQL; check every promise"
+	@echo "make crash   kill the server, then the delivery worker, at random on PostgreSQL; check every promise"
 	@echo "make messages  regenerate locales/messages.pot and update every catalog"
 
 $(BIN)/portal: pyproject.toml
@@ -102,9 +102,11 @@ bench: setup system-packages
 	$(BIN)/python -m tests.benchmarks sqlite
 	$(BIN)/python -m tests.benchmarks postgres
 
-# The long crash test on PostgreSQL: 1,000 operations from 8 clients, 10 SIGKILLs, figures.
+# The long crash tests on PostgreSQL: 1,000 operations from 8 clients, 10 SIGKILLs, figures;
+# then 400 requests to a connected system while `portal deliver` is killed 10 times mid-batch.
 crash: setup system-packages
 	$(BIN)/python -m tests.crash 1000 10
+	$(BIN)/python -m tests.delivery 200 10
 
 vendor-htmx:
 	cd $$(mktemp -d) && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && tar xzf htmx.org-$(HTMX_VERSION).tgz && \

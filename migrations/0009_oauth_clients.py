@@ -11,7 +11,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0007_staff_audit_append_only')]
+    dependencies = [('models', '0008_outbox')]
 
     initial = False
 

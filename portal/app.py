@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from tortoise.contrib.starlette import RegisterTortoise
 
+from portal.api import deletions as api_deletions
 from portal.api import oauth
 from portal.api import views as api_views
 from portal.api.standings import ClientStandings
@@ -28,6 +29,7 @@ from portal.desk import signin as staff_signin
 from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
+from portal.outbox import worker as delivery
 from portal.settings import Settings
 from portal.stores import registry as stores
 from portal.web import health, signin
@@ -102,13 +104,17 @@ def from_environment() -> Starlette:
 def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+        async with (
+            RegisterTortoise(app, config=tortoise_config(settings.database_url)),
+            delivery.in_process(settings),
+        ):
             yield
 
     app = Starlette(
         routes=[
             # First: library systems call these the most, and routes are matched in order.
             *api_views.routes,
+            *api_deletions.routes,
             *health.routes,
             *signin.routes,
             *consent_views.routes,

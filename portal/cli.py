@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import csv
 import getpass
+import logging.config
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -35,6 +37,10 @@ from portal.minors.services import (
     link_at_desk,
     purge_expired_link_codes,
 )
+from portal.outbox import services as outbox
+from portal.outbox.keys import SecretsError, require_secrets
+from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
+from portal.outbox.worker import DeliveryWorker, check_published_secrets
 from portal.patrons import throttle
 from portal.patrons.importing import BadRow, IssuedCode, import_patrons
 from portal.patrons.services import (
@@ -106,11 +112,16 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             catalog = parse_catalog(text, settings.locales, STORE_KEYS)
+            # A system nobody can send signed requests to would hold deletions forever.
+            require_secrets(settings, [system.key for system in catalog.systems])
             report = await publish_catalog(catalog, text, now=utcnow())
         except CatalogError as error:
             print("Nothing was published. Please fix:", file=sys.stderr)
             for problem in error.problems:
                 print(f"  - {problem}", file=sys.stderr)
+            return 2
+        except SecretsError as error:
+            print(f"Nothing was published: {error}", file=sys.stderr)
             return 2
         for key, change in report.changes.items():
             print(f"  {key}: {change.value}")
@@ -505,9 +516,10 @@ def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
         count += await throttle.purge_expired(
             now=now, window_seconds=settings.signin_window_seconds
         )
+        count += await outbox.purge_confirmed(now=now)
         print(
-            f"{count} expired session(s), setup code(s), link code(s), hand-over(s) and "
-            "sign-in attempt(s) deleted."
+            f"{count} expired session(s), setup code(s), link code(s), hand-over(s), "
+            "sign-in attempt(s) and confirmed request(s) to connected systems deleted."
         )
         return 0
 
@@ -594,6 +606,66 @@ def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        try:
+            await check_published_secrets(settings)
+        except SecretsError as error:
+            print(f"Not delivering: {error}", file=sys.stderr)
+            return 2
+        worker = DeliveryWorker(settings)
+        try:
+            if args.once:
+                sent = await worker.deliver_all_due()
+                print(f"{sent} request(s) to connected systems sent.")
+                return 0
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for stopping in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(stopping, stop.set)
+            print("Delivering requests to connected systems (stop with Ctrl-C or SIGTERM).")
+            await worker.run(stop)
+            return 0
+        finally:
+            await worker.close()
+
+    logging.config.dictConfig(LOGGING_CONFIG)
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_deletions(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        now = utcnow()
+        if args.retry:
+            retried = await outbox.retry_given_up(now=now)
+            print(f"{retried} request(s) given up on will be sent again, for three more days.")
+        if args.unconfirmed:
+            late = await outbox.unconfirmed(now=now)
+            hours = int(UNCONFIRMED_AFTER.total_seconds() // 3600)
+            print(f"{len(late)} deletion request(s) unconfirmed after {hours} hours.")
+            for request in late:
+                print(
+                    f"  {request.id}  {request.system}  {request.service}  {request.reason}  "
+                    f"requested {request.requested_at:%Y-%m-%d %H:%M} UTC  {request.state.value}"
+                    f", {request.attempts} attempt(s)"
+                    + (f", last: {request.last_error}" if request.last_error else "")
+                )
+            return 0
+        counts = await outbox.summary()
+        if not counts:
+            print("No requests to connected systems.")
+        for (system, kind, state), count in sorted(counts.items()):
+            print(f"  {system}  {kind}  {state}: {count}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_system_secret(settings: Settings, args: argparse.Namespace) -> int:
+    print(f'{args.system} = "{new_secret()}"')
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     several = args.workers > 1
     uvicorn.run(
@@ -640,6 +712,31 @@ def _add_api_client_verbs(
     client_verbs.add_parser(
         "list", help="every client: scopes, created, rotated, revoked (never secrets)"
     ).set_defaults(run=cmd_api_client_list)
+
+
+def _add_delivery_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The verbs of the outbox to connected systems."""
+    deliver = commands.add_parser(
+        "deliver",
+        help="send requests to connected systems (when PORTAL_DELIVERY_IN_PROCESS is false)",
+    )
+    deliver.add_argument("--once", action="store_true", help="send what is due, then stop")
+    deliver.set_defaults(run=cmd_deliver)
+    deletions = commands.add_parser(
+        "deletions", help="privacy officer: where deletion requests to connected systems stand"
+    )
+    deletions.add_argument(
+        "--unconfirmed", action="store_true", help="list those unconfirmed after 24 hours"
+    )
+    deletions.add_argument(
+        "--retry", action="store_true", help="send again those given up on after three days"
+    )
+    deletions.set_defaults(run=cmd_deletions)
+    secret = commands.add_parser(
+        "system-secret", help="print a new signing secret for a connected system"
+    )
+    secret.add_argument("system", help="the system's key in the catalog")
+    secret.set_defaults(run=cmd_system_secret)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -740,6 +837,7 @@ def build_parser() -> argparse.ArgumentParser:
         "purge-sessions",
         help="scheduled: delete expired sessions, setup and link codes, sign-in attempts",
     ).set_defaults(run=cmd_purge_sessions)
+    _add_delivery_commands(commands)
     return parser
 
 

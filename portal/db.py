@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "portal.minors.models",
     "portal.staff.models",
     "portal.desk.models",
+    "portal.outbox.models",
 ]
 
 

@@ -73,6 +73,8 @@ class ApiCode(StrEnum):
     OAUTH_INVALID_SCOPE = "invalid_scope"
     OAUTH_UNSUPPORTED_GRANT_TYPE = "unsupported_grant_type"
     OAUTH_THROTTLED = "too_many_requests"
+    DELETION_UNKNOWN = "deletion_unknown"
+    QUERY_INVALID = "query_invalid"
 
 
 class StaffCode(StrEnum):

@@ -204,6 +204,43 @@ class Settings:
         "Reverse proxies whose `X-Forwarded-For` is trusted, for per-client throttling.",
         shown="none",
     )
+    system_secrets_file: Path | None = _setting(
+        None,
+        "PORTAL_SYSTEM_SECRETS_FILE",
+        "A TOML file of the connected systems' signing secrets, one line each: "
+        '`ils = "whsec_…"` (`portal system-secret` makes one). Every system the catalog '
+        "declares needs one, or publishing and delivery refuse to start (in development "
+        "mode they are generated into the data folder).",
+        parse=Path,
+        shown="none",
+    )
+    delivery_in_process: bool = _setting(
+        True,
+        "PORTAL_DELIVERY_IN_PROCESS",
+        "`true`: `portal serve` delivers requests to connected systems itself. `false` when "
+        "`portal deliver` runs as a separate service.",
+        parse=_bool,
+    )
+    delivery_poll_seconds: float = _setting(
+        2.0,
+        "PORTAL_DELIVERY_POLL_SECONDS",
+        "How often a delivery worker looks for requests that are due.",
+        parse=float,
+    )
+    delivery_retry_seconds: float = _setting(
+        30.0,
+        "PORTAL_DELIVERY_RETRY_SECONDS",
+        "Wait before the first retry of a failed delivery; it doubles with each failure up "
+        "to 6 hours (±25 % at random), for up to 3 days.",
+        parse=float,
+    )
+    delivery_lease_seconds: float = _setting(
+        60.0,
+        "PORTAL_DELIVERY_LEASE_SECONDS",
+        "How long a worker holds a request it is sending: no other worker sends it "
+        "meanwhile, and after a crash it is sent again once this has passed.",
+        parse=float,
+    )
 
     @property
     def uses_identity_provider(self) -> bool:
@@ -222,6 +259,10 @@ class Settings:
             raise ValueError("PORTAL_SECRET_KEY must be at least 16 characters")
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
             raise ValueError("PORTAL_OIDC_ISSUER needs PORTAL_OIDC_CLIENT_ID and _SECRET")
+        if min(self.delivery_poll_seconds, self.delivery_retry_seconds) <= 0:
+            raise ValueError("PORTAL_DELIVERY_POLL_SECONDS and _RETRY_SECONDS must be positive")
+        if self.delivery_lease_seconds < 1:
+            raise ValueError("PORTAL_DELIVERY_LEASE_SECONDS must be at least 1")
         if "CHANGE-ME" in self.secret_key.upper():
             raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
 

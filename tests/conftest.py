@@ -126,6 +126,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=SECRET,
         locales=("en",),
         default_locale="en",
+        # The delivery worker runs only in the tests about delivery, which turn it on.
+        delivery_in_process=False,
     )
 
 

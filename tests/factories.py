@@ -3,8 +3,10 @@ services, so a factory never creates a state the portal itself could not reach."
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from portal.catalog.policy import parse_catalog
 from portal.consent import reads
@@ -12,10 +14,12 @@ from portal.consent.policy import Decision
 from portal.consent.publishing import PublishReport, publish_catalog
 from portal.decisions import services as decisions
 from portal.decisions.services import Outcome
+from portal.outbox.policy import new_secret
 from portal.patrons.services import create_patron, set_pin_with_code
 from portal.stores.registry import KEYS as STORE_KEYS
 
 SECRET = "test-secret-key-that-is-long-enough"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def now() -> datetime:
@@ -46,6 +50,7 @@ def service_table(
     retention_days: int = 365,
     wording: str = "",
     minimum_age: int | None = None,
+    systems: tuple[str, ...] = (),
 ) -> str:
     def toml_list(items: tuple[str, ...]) -> str:
         return "[" + ", ".join(f'"{item}"' for item in items) + "]"
@@ -59,8 +64,30 @@ def service_table(
         f"recipients = {toml_list(recipients)}",
         f"retention_days = {retention_days}",
         *([f"minimum_age = {minimum_age}"] if minimum_age else []),
+        *([f"systems = {toml_list(systems)}"] if systems else []),
     ]
     return "\n".join(lines) + "".join(notice_table(key, loc, wording=wording) for loc in locales)
+
+
+def system_table(key: str, endpoint: str, *, name: str | None = None) -> str:
+    """A connected system; its signing secret comes from `system_secrets`."""
+    return f'[[system]]\nkey = "{key}"\nname = "{name or key.upper()}"\nendpoint = "{endpoint}"\n'
+
+
+def system_secrets(path: Path, *keys: str) -> dict[str, str]:
+    """A secrets file for the systems `keys` (as PORTAL_SYSTEM_SECRETS_FILE names); returns
+    the secrets, for receivers that verify signatures."""
+    found = {key: new_secret() for key in keys}
+    path.write_text("".join(f'{key} = "{secret}"\n' for key, secret in found.items()))
+    return found
+
+
+def demo_system_secrets(path: Path) -> Path:
+    """A secrets file for every connected system of the demo catalog (deploy/catalog.toml),
+    for tests that publish it outside development mode."""
+    demo = tomllib.loads((ROOT / "deploy" / "catalog.toml").read_text(encoding="utf-8"))
+    system_secrets(path, *(system["key"] for system in demo["system"]))
+    return path
 
 
 def catalog_text(*services: str, library: str = "Test Library", preset: str = "US") -> str:

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tests.factories import demo_system_secrets
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +25,15 @@ def portal_process(
 ) -> Iterator[tuple[str, Callable[..., str]]]:
     """A migrated portal with the demo catalog, served by `portal serve` on loopback: its
     URL, and a way to run the operator's other commands against it."""
+    data.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "PORTAL_DATA_DIR": str(data),
         "PORTAL_SECRET_KEY": "live-portal-secret-0123456789",
         "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
+        "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(data / "system-secrets.toml")),
+        # The demo systems' endpoints answer nobody: no delivery in these tests.
+        "PORTAL_DELIVERY_IN_PROCESS": "false",
         **(extra_env or {}),
     }
     portal = [sys.executable, "-m", "portal.cli"]

@@ -9,6 +9,7 @@ import functools
 from typing import Any
 
 from portal.api.policy import ACCESS_TOKEN_SECONDS, MAX_LOANS, Scope
+from portal.outbox.policy import DeliveryState
 
 SCOPE_MEANINGS = {
     Scope.CONSENT_READ: "Ask whether a patron's consent for a service is in force.",
@@ -182,13 +183,33 @@ SCHEMAS: dict[str, Any] = {
     },
     "Deletion": {
         "type": "object",
-        "required": ["id", "service", "patron", "reason", "requested_at", "confirmed_at"],
+        "required": [
+            "id",
+            "system",
+            "service",
+            "patron",
+            "reason",
+            "before",
+            "requested_at",
+            "status",
+            "confirmed_at",
+        ],
         "properties": {
-            "id": {"type": "integer"},
+            "id": {"type": "string", "description": "The webhook-id every delivery carried."},
+            "system": {"type": "string"},
             "service": {"type": "string"},
-            "patron": {"type": "string", "description": "The patron as the system knows them."},
-            "reason": {"type": "string"},
+            "patron": {
+                "type": ["string", "null"],
+                "description": "The patron's keyed card reference; null for a retention "
+                "sweep, which covers every patron's entries dated before `before`.",
+            },
+            "reason": {
+                "type": "string",
+                "enum": ["withdrawn", "expired", "came_of_age", "retention"],
+            },
+            "before": {"type": ["string", "null"], "format": "date"},
             "requested_at": {"type": "string", "format": "date-time"},
+            "status": {"type": "string", "enum": [state.value for state in DeliveryState]},
             "confirmed_at": {"type": ["string", "null"], "format": "date-time"},
         },
     },
@@ -197,15 +218,10 @@ SCHEMAS: dict[str, Any] = {
         "required": ["deletions", "next"],
         "properties": {
             "deletions": {"type": "array", "items": _ref("Deletion")},
-            "next": {"type": ["string", "null"], "description": "The next page's URL, if any."},
-        },
-    },
-    "DeletionConfirmed": {
-        "type": "object",
-        "required": ["id", "confirmed_at"],
-        "properties": {
-            "id": {"type": "integer"},
-            "confirmed_at": {"type": "string", "format": "date-time"},
+            "next": {
+                "type": ["string", "null"],
+                "description": "Pass as `after` for the next page; null on the last page.",
+            },
         },
     },
 }
@@ -359,20 +375,32 @@ PATHS: dict[str, Any] = {
             "Deletions connected systems must carry out, oldest first.",
             {
                 "200": _json(_ref("Deletions"), "A page of deletions."),
-                "400": _error("`since` or `limit` is not a valid number."),
+                "400": _error("A query parameter is not valid (query_invalid)."),
             },
             parameters=[
                 {
-                    "name": "since",
+                    "name": "system",
                     "in": "query",
-                    "description": "Only deletions after this id.",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "description": "Only this connected system's.",
+                    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,39}$"},
+                },
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "`unconfirmed` (the default) or `all`.",
+                    "schema": {"type": "string", "enum": ["unconfirmed", "all"]},
+                },
+                {
+                    "name": "after",
+                    "in": "query",
+                    "description": "The `next` of the previous page.",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                 },
                 {
                     "name": "limit",
                     "in": "query",
-                    "description": "At most this many.",
-                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "At most this many (default 100).",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,3}$"},
                 },
             ],
         )
@@ -380,13 +408,13 @@ PATHS: dict[str, Any] = {
     "/api/v1/deletions/{id}/ack": {
         "post": _api(
             Scope.DELETIONS_ACK,
-            "Confirm that a deletion was carried out.",
+            "Confirm that a deletion was carried out; confirming again changes nothing.",
             {
-                "200": _json(_ref("DeletionConfirmed"), "Confirmed (again, if it already was)."),
-                "404": _error("No such deletion."),
+                "200": _json(_ref("Deletion"), "The request, now confirmed."),
+                "404": _error("No such deletion (deletion_unknown)."),
             },
             parameters=[
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
         )
     },

@@ -16,7 +16,7 @@ from portal.api import services
 from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
 from portal.api.openapi import document
 from portal.api.policy import MAX_LOANS
-from portal.clock import utcnow
+from portal.clock import local_date, utcnow
 from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
 from portal.stores.reading_history import Loan, record_loans
@@ -32,7 +32,9 @@ async def _authorised_body(request: Request, scope: Scope) -> tuple[ApiCaller, d
     return caller, body
 
 
-def _parse_loans(raw: Any) -> list[Loan]:
+def _parse_loans(raw: Any, today: date) -> list[Loan]:
+    """`today` is the date at the library: a loan dated later is refused (it would be kept
+    past its service's retention, which counts from the loan date)."""
     if not isinstance(raw, list) or not 0 < len(raw) <= MAX_LOANS:
         raise services.ApiError(ApiCode.LOANS_INVALID)
     loans = []
@@ -43,6 +45,8 @@ def _parse_loans(raw: Any) -> list[Loan]:
             borrowed_on = date.fromisoformat(str(item.get("borrowed_on", "")))
         except ValueError:
             raise services.ApiError(ApiCode.LOANS_INVALID) from None
+        if borrowed_on > today:
+            raise services.ApiError(ApiCode.LOANS_INVALID)
         title = plain_text(item["title"])[:500]
         if not title:
             raise services.ApiError(ApiCode.LOANS_INVALID)
@@ -105,11 +109,12 @@ async def consent_check(request: Request) -> Response:
 async def hand_over_loans(request: Request) -> Response:
     try:
         caller, body = await _authorised_body(request, Scope.LOANS_WRITE)
-        loans = _parse_loans(body.get("loans"))
-        patron_id = await patron_for_card(settings_of(request).secret_key, body["card_number"])
+        settings, now = settings_of(request), utcnow()
+        loans = _parse_loans(body.get("loans"), local_date(now, settings.timezone))
+        patron_id = await patron_for_card(settings.secret_key, body["card_number"])
         # Refused at the door without a current consent: nothing is stored (promise 2).
         recorded = await record_loans(
-            patron_id, loans, now=utcnow(), recorded_by_client=caller.client_id
+            patron_id, loans, now=now, recorded_by_client=caller.client_id
         )
     except DomainError as failure:
         return api_error(failure)

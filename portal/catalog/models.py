@@ -1,4 +1,5 @@
-"""Published services and their immutable notice versions (one row per locale per revision)."""
+"""Published services and their immutable notice versions (one row per locale per revision),
+and the connected systems that hold services' data outside the portal."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class Service(Model):
     terms: dict[str, Any] = fields.JSONField()
     # Not offered to patrons younger than this (e.g. 18 for fundraising mail).
     minimum_age = fields.IntField(null=True)
+    # Keys of the connected systems holding this service's data (null: none, as before).
+    systems: list[str] | None = fields.JSONField(null=True)
     position = fields.IntField()
     published_at = fields.DatetimeField()
 
@@ -61,3 +64,19 @@ class Publication(Model):
 
     class Meta:
         table = "publication"
+
+
+class ConnectedSystem(Model):
+    """A system outside the portal that holds services' data and is sent their deletion
+    requests. Name and endpoint change in place; a published system is never removed (its
+    requests must still be delivered). Its signing secret is not stored here."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=40, unique=True)
+    name = fields.CharField(max_length=100)
+    endpoint = fields.CharField(max_length=500)
+    position = fields.IntField()
+
+    class Meta:
+        table = "connected_system"
+        ordering = ("position",)

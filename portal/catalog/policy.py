@@ -1,6 +1,8 @@
 """The library's catalog of services, as the privacy officer writes it, and the rules for
 publishing it: every notice complete in every enabled locale, and what makes a change
 material (new data, new recipient, new purpose, longer retention — PRODUCT.md, "Notice version").
+It also names the connected systems that hold a service's data outside the portal, which
+are asked to delete it (their signing secrets are never in the catalog: portal.outbox.keys).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 from portal.errors import CatalogCode, DomainError
@@ -24,11 +27,15 @@ SERVICE_KEYS = {
     "data_categories",
     "recipients",
     "retention_days",
+    "systems",
     "notice",
 }
+SYSTEM_KEYS = {"key", "name", "endpoint"}
 LIBRARY_KEYS = {"name"}
 JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
-TOP_KEYS = {"library", "jurisdiction", "service"}
+TOP_KEYS = {"library", "jurisdiction", "system", "service"}
+# Deletion requests carry a patron reference: only over TLS, or to this machine itself.
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -87,12 +94,23 @@ class NoticeText:
 
 
 @dataclass(frozen=True)
+class SystemSpec:
+    """A connected system: somewhere outside the portal that holds a service's data (the
+    ILS, the SMS gateway, an e-book vendor) and receives its deletion requests."""
+
+    key: str
+    name: str  # shown to patrons: "Riverside library system"
+    endpoint: str  # where deletion requests are sent (HTTPS)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     key: str
     store: str | None
     terms: Terms
     notices: dict[str, NoticeText]
     minimum_age: int | None = None
+    systems: tuple[str, ...] = ()  # keys of the connected systems holding its data
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ class Catalog:
     library_name: str
     services: tuple[ServiceSpec, ...]
     jurisdiction: JurisdictionPolicy = PRESETS[DEFAULT_PRESET]
+    systems: tuple[SystemSpec, ...] = ()
 
 
 def is_material_change(old: Terms, new: Terms) -> bool:
@@ -143,6 +162,8 @@ def parse_catalog(
         for unknown in sorted(set(library) - LIBRARY_KEYS):
             problems.append(f"[library]: unknown key '{unknown}'")
     jurisdiction = _parse_jurisdiction(raw.get("jurisdiction", {}), problems)
+    systems = _parse_systems(raw.get("system", []), problems)
+    system_keys = tuple(system.key for system in systems)
     raw_services = raw.get("service", [])
     if not isinstance(raw_services, list) or not raw_services:
         problems.append("the catalog defines no [[service]]")
@@ -150,7 +171,14 @@ def parse_catalog(
     services: list[ServiceSpec] = []
     seen: set[str] = set()
     for index, entry in enumerate(raw_services, start=1):
-        spec = _parse_service(entry, index, enabled_locales, known_stores, problems)
+        spec = _parse_service(
+            entry,
+            index,
+            enabled_locales=enabled_locales,
+            known_stores=known_stores,
+            known_systems=system_keys,
+            problems=problems,
+        )
         if spec is None:
             continue
         if spec.key in seen:
@@ -162,7 +190,65 @@ def parse_catalog(
         problems.append(f"store '{store}' belongs to more than one service")
     if problems:
         raise CatalogError(problems)
-    return Catalog(library_name=library_name, services=tuple(services), jurisdiction=jurisdiction)
+    return Catalog(
+        library_name=library_name,
+        services=tuple(services),
+        jurisdiction=jurisdiction,
+        systems=systems,
+    )
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why a connected system's endpoint cannot be used, or None: HTTPS (plain HTTP only to
+    this machine, for a local relay or the tests), a host, no credentials in the URL."""
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL"
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        return "must use https:// (plain http only to this machine)"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials (the requests are signed instead)"
+    if parts.fragment:
+        return "must not have a #fragment"
+    return None
+
+
+def _parse_systems(raw: Any, problems: list[str]) -> tuple[SystemSpec, ...]:
+    if not isinstance(raw, list):
+        problems.append("[[system]] must be a list of tables")
+        return ()
+    systems: list[SystemSpec] = []
+    for index, entry in enumerate(raw, start=1):
+        if not isinstance(entry, dict):
+            problems.append(f"system #{index} is not a table")
+            continue
+        key = entry.get("key")
+        if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+            problems.append(f"system #{index} needs a key of lowercase letters, digits and _")
+            continue
+        where = f"system '{key}'"
+        before = len(problems)
+        for unknown in sorted(set(entry) - SYSTEM_KEYS):
+            problems.append(f"{where}: unknown key '{unknown}'")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+            problems.append(f"{where}: needs a name (up to 100 characters), shown to patrons")
+        endpoint = entry.get("endpoint")
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            problems.append(f"{where}: needs an endpoint (the URL deletion requests go to)")
+        elif (problem := endpoint_problem(endpoint.strip())) is not None:
+            problems.append(f"{where}: endpoint {problem}")
+        if any(system.key == key for system in systems):
+            problems.append(f"system '{key}' is defined twice")
+        if len(problems) > before:
+            continue
+        systems.append(SystemSpec(key=key, name=str(name).strip(), endpoint=str(endpoint).strip()))
+    return tuple(systems)
 
 
 def _is_age(value: Any) -> bool:
@@ -198,8 +284,10 @@ def _parse_jurisdiction(raw: Any, problems: list[str]) -> JurisdictionPolicy:
 def _parse_service(
     entry: Any,
     index: int,
+    *,
     enabled_locales: tuple[str, ...],
     known_stores: tuple[str, ...],
+    known_systems: tuple[str, ...],
     problems: list[str],
 ) -> ServiceSpec | None:
     if not isinstance(entry, dict):
@@ -238,6 +326,14 @@ def _parse_service(
         or not 0 < minimum_age <= 25
     ):
         problems.append(f"{where}: 'minimum_age' must be an age in years")
+    systems = entry.get("systems", [])
+    if not isinstance(systems, list) or not all(isinstance(item, str) for item in systems):
+        problems.append(f"{where}: 'systems' must be a list of system keys")
+        systems = []
+    for unknown in [item for item in systems if item not in known_systems]:
+        problems.append(f"{where}: unknown system '{unknown}' (declare it as a [[system]])")
+    if len(set(systems)) != len(systems):
+        problems.append(f"{where}: a system is named twice in 'systems'")
     notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
     if len(problems) > before:
         return None
@@ -247,7 +343,14 @@ def _parse_service(
         recipients=lists["recipients"],
         retention_days=retention,
     )
-    return ServiceSpec(key=key, store=store, terms=terms, notices=notices, minimum_age=minimum_age)
+    return ServiceSpec(
+        key=key,
+        store=store,
+        terms=terms,
+        notices=notices,
+        minimum_age=minimum_age,
+        systems=tuple(systems),
+    )
 
 
 def _parse_notices(

@@ -19,8 +19,15 @@ from portal.catalog.jurisdiction import (
     JurisdictionPolicy,
     age_context,
 )
-from portal.catalog.models import NoticeVersion, Publication, Service
-from portal.catalog.policy import Catalog, CatalogError, ServiceSpec, Terms, content_hash
+from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, Service
+from portal.catalog.policy import (
+    Catalog,
+    CatalogError,
+    ServiceSpec,
+    SystemSpec,
+    Terms,
+    content_hash,
+)
 from portal.catalog.policy import is_material_change as _is_material
 from portal.clock import local_date
 
@@ -43,6 +50,7 @@ class PublishResult:
 async def write_publication(catalog: Catalog, source_text: str, *, now: datetime) -> PublishResult:
     """All or nothing: either every service is published, or nothing is. Call inside the
     caller's transaction (consent.publishing), then `forget_published_catalog()`."""
+    await _write_systems(catalog.systems)
     existing = {service.key: service for service in await Service.all().select_for_update()}
     wanted = {spec.key for spec in catalog.services}
     retired = sorted(set(existing) - wanted)
@@ -66,6 +74,7 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
                 terms_revision=1,
                 terms=spec.terms.as_dict(),
                 minimum_age=spec.minimum_age,
+                systems=list(spec.systems),
                 position=position,
                 published_at=now,
             )
@@ -75,10 +84,12 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
         change = await _classify(service, spec)
         changes[spec.key] = change
         service.position = position
-        # Who the service is offered to is not part of the notice: it changes in place.
+        # Who the service is offered to, and which systems hold its data (whom deletion
+        # requests go to), are not part of the notice: they change in place.
         service.minimum_age = spec.minimum_age
+        service.systems = list(spec.systems)
         if change is Change.UNCHANGED:
-            await service.save(update_fields=["position", "minimum_age"])
+            await service.save(update_fields=["position", "minimum_age", "systems"])
             continue
         service.revision += 1
         if change is Change.MATERIAL:
@@ -97,6 +108,32 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
         changed_services={key: change.value for key, change in changes.items()},
     )
     return PublishResult(changes=changes, materially_changed=tuple(material))
+
+
+async def _write_systems(systems: tuple[SystemSpec, ...]) -> None:
+    existing = {system.key: system for system in await ConnectedSystem.all().select_for_update()}
+    retired = sorted(set(existing) - {spec.key for spec in systems})
+    if retired:
+        raise CatalogError(
+            [
+                f"system '{key}' is published but missing from the catalog; published systems "
+                "cannot be removed (deletion requests to them must still be delivered)"
+                for key in retired
+            ]
+        )
+    for position, spec in enumerate(systems):
+        system = existing.get(spec.key)
+        if system is None:
+            await ConnectedSystem.create(
+                key=spec.key, name=spec.name, endpoint=spec.endpoint, position=position
+            )
+        elif (system.name, system.endpoint, system.position) != (
+            spec.name,
+            spec.endpoint,
+            position,
+        ):
+            system.name, system.endpoint, system.position = spec.name, spec.endpoint, position
+            await system.save(update_fields=["name", "endpoint", "position"])
 
 
 async def _classify(service: Service, spec: ServiceSpec) -> Change:
@@ -144,6 +181,14 @@ class PublishedService:
     revision: int
     terms_revision: int
     terms: dict[str, Any]
+    systems: tuple[str, ...] = ()  # connected systems holding its data, by key
+
+
+@dataclass(frozen=True)
+class PublishedSystem:
+    key: str
+    name: str
+    endpoint: str
 
 
 @dataclass(frozen=True)
@@ -224,6 +269,7 @@ def _published_service(service: Service) -> PublishedService:
         revision=service.revision,
         terms_revision=service.terms_revision,
         terms=service.terms,
+        systems=tuple(service.systems or ()),
     )
 
 
@@ -270,8 +316,17 @@ async def services_by_id(ids: list[int]) -> dict[int, PublishedService]:
     return {service.id: _published_service(service) for service in await Service.filter(id__in=ids)}
 
 
-async def services_with_store() -> list[PublishedService]:
-    return [_published_service(service) for service in await Service.filter(store__not_isnull=True)]
+async def all_services() -> list[PublishedService]:
+    return [_published_service(service) for service in await Service.all()]
+
+
+async def connected_systems() -> dict[str, PublishedSystem]:
+    """Every published connected system by key, read from the database (a publish happens
+    in another process, and a request must go to the endpoint published now)."""
+    return {
+        system.key: PublishedSystem(system.key, system.name, system.endpoint)
+        for system in await ConnectedSystem.all()
+    }
 
 
 class Readiness(StrEnum):

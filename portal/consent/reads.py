@@ -30,7 +30,7 @@ from portal.consent.policy import (
 )
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
-from portal.ledger.models import Actor, EventKind
+from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.patrons.services import LinkInfo, links_of
 
 
@@ -277,3 +277,38 @@ async def check_consents(
             )
         )
     return answers
+
+
+@dataclass(frozen=True)
+class SystemDeletion:
+    """Where the latest erasure of a service stands in one connected system holding its
+    data, as the ledger records it: requested, and confirmed or not yet."""
+
+    system: str
+    name: str
+    requested_at: datetime
+    confirmed_at: datetime | None
+
+
+async def deletions_of(patron_id: int, service_id: int) -> list[SystemDeletion]:
+    """Per connected system, the latest deletion request about this patron's data for the
+    service, and its confirmation if there is one yet."""
+    events = await ConsentEvent.filter(
+        patron_id=patron_id,
+        service_id=service_id,
+        kind__in=(EventKind.DELETION_REQUESTED, EventKind.DELETION_CONFIRMED),
+    ).order_by("id")
+    latest: dict[str, tuple[str, SystemDeletion]] = {}
+    confirmed: dict[str, datetime] = {}
+    for event in events:
+        request = str(event.detail.get("request", ""))
+        if event.kind is EventKind.DELETION_CONFIRMED:
+            confirmed.setdefault(request, event.occurred_at)
+            continue
+        system = str(event.detail.get("system", ""))
+        name = str(event.detail.get("system_name") or system)
+        latest[system] = (request, SystemDeletion(system, name, event.occurred_at, None))
+    return [
+        SystemDeletion(found.system, found.name, found.requested_at, confirmed.get(request))
+        for request, found in latest.values()
+    ]

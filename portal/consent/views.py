@@ -79,12 +79,19 @@ async def gate(request: Request, key: str, *, error: ErrorCode | None = None) ->
                 status_code=status,
             )
         raise HTTPException(status_code=404, detail=failure.code) from None
+    # Turned off: where the deletion stands here and in each connected system.
+    deletions = (
+        await reads.deletions_of(patron.patron_id, view.service.id)
+        if view.status is Status.WITHDRAWN
+        else []
+    )
     return render(
         request,
         "consent/notice.html",
         {
             "view": view,
             "Status": Status,
+            "deletions": deletions,
         },
         error=error,
     )

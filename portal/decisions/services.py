@@ -1,6 +1,7 @@
 """Decisions: a patron's, a guardian's or a job's yes and no. Each writes its ledger event,
-and a withdrawal erases every row the service kept, in one transaction (PRODUCT.md promises
-4 and 5). The age rules for minors apply to every decision (consent.policy)."""
+and a withdrawal erases every row the service kept and asks each connected system holding
+its data to delete it too (the outbox), in one transaction (PRODUCT.md promises 4 and 5).
+The age rules for minors apply to every decision (consent.policy)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ from portal.db import scrub_after_erasure
 from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
+from portal.outbox.policy import DeletionReason
+from portal.outbox.services import notify_consent_given, request_deletions
 from portal.patrons.services import has_verified_link, lock_patron
 from portal.stores.registry import erase
 
@@ -112,6 +115,7 @@ async def decide(
             if decision is Decision.YES:
                 kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
                 state = await set_choice(step, state, kind, notice, granted=True)
+                await notify_consent_given(patron_id, service, now=now)
             elif holds_retained_data(status):
                 state, erased = await _withdraw(step, state, notice)
             else:
@@ -163,7 +167,12 @@ async def expire_unanswered(
                 continue  # the patron answered meanwhile
             service = (await services_by_id([state.service_id]))[state.service_id]
             step = Step(state.patron_id, service, now, SYSTEM_JOB)
-            await _withdraw(step, state, None, kind=EventKind.EXPIRED)
+            reason = (
+                DeletionReason.CAME_OF_AGE
+                if state.suspension_reason == SuspensionReason.CAME_OF_AGE
+                else DeletionReason.EXPIRED
+            )
+            await _withdraw(step, state, None, kind=EventKind.EXPIRED, reason=reason)
             expired += 1
     if expired:
         await scrub_after_erasure()
@@ -197,13 +206,15 @@ async def _withdraw(
     notice: PublishedNotice | None,
     *,
     kind: EventKind = EventKind.WITHDRAWN,
+    reason: DeletionReason = DeletionReason.WITHDRAWN,
 ) -> tuple[ConsentState, int]:
-    """End the consent and erase what it kept, in the caller's transaction; returns the new
-    state and the rows erased."""
+    """End the consent, erase what the portal kept and ask every connected system holding
+    the service's data to delete it, in the caller's transaction; returns the new state and
+    the rows erased here."""
     ended = await set_choice(step, state, kind, notice, granted=False)
-    store = step.service.store
-    if store is None:
-        return ended, 0
-    erased = await erase(step.patron_id, store)
-    await record_step(step, EventKind.ERASED, None, detail={"rows_deleted": erased})
+    erased = 0
+    if step.service.store is not None:
+        erased = await erase(step.patron_id, step.service.store)
+        await record_step(step, EventKind.ERASED, None, detail={"rows_deleted": erased})
+    await request_deletions(step.patron_id, step.service, reason, now=step.now, party=step.party)
     return ended, erased

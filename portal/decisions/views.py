@@ -10,6 +10,7 @@ from starlette.routing import Route
 from portal.catalog.services import forget_published_catalog
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError, Status
+from portal.consent.reads import deletions_of
 from portal.consent.views import gate
 from portal.decisions import services
 from portal.decisions.forms import parse_decision
@@ -43,10 +44,15 @@ async def decide(request: Request) -> Response:
         return await gate(request, key, error=failure.code)
     if outcome.view is None:
         return redirect_to(request, "consent.privacy")
+    deletions = (
+        await deletions_of(patron.patron_id, outcome.view.service.id)
+        if outcome.status is Status.WITHDRAWN
+        else []
+    )
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
-        {"view": outcome.view, "outcome": outcome, "Status": Status},
+        {"view": outcome.view, "outcome": outcome, "Status": Status, "deletions": deletions},
     )
 
 

@@ -21,6 +21,8 @@ class ActingParty:
 
 PATRON_ONLINE = ActingParty(Method.ONLINE, Actor.PATRON, Channel.WEB)
 SYSTEM_JOB = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.CLI)
+# A connected system confirming a deletion (its answer, or its acknowledgement later).
+CONNECTED_SYSTEM = ActingParty(Method.SYSTEM, Actor.SYSTEM, Channel.API)
 
 
 def guardian_online(guardian_id: int) -> ActingParty:

@@ -16,6 +16,9 @@ class EventKind(StrEnum):
     SUSPENDED = "suspended"
     GUARDIAN_LINKED = "guardian_linked"
     GUARDIAN_LINK_ENDED = "guardian_link_ended"
+    # One per connected system holding the service's data (detail: system, request id).
+    DELETION_REQUESTED = "deletion_requested"
+    DELETION_CONFIRMED = "deletion_confirmed"
 
 
 class Method(StrEnum):
@@ -35,3 +38,4 @@ class Channel(StrEnum):
     WEB = "web"
     CLI = "cli"
     DESK = "desk"  # on the library's screen, handed over to the patron, staff witnessing
+    API = "api"  # a connected library system: its answer to a request, or the integration API

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from tortoise import fields
+from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -98,8 +99,9 @@ async def erase(patron_id: int) -> int:
 
 
 async def expire(cutoff: Cutoff) -> Counter[int]:
-    # A loan's age counts from the day it was borrowed.
-    expired = HistoryEntry.filter(borrowed_on__lt=cutoff.day)
+    # A loan's age counts from the day it was borrowed, and never from later than the day it
+    # was recorded: an entry whose loan date was wrong (in the future) still expires on time.
+    expired = HistoryEntry.filter(Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment))
     counts = Counter(row["patron_id"] for row in await expired.values("patron_id"))
     await expired.delete()
     return counts

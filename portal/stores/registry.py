@@ -9,10 +9,11 @@ from datetime import date, datetime, timedelta
 from starlette.routing import BaseRoute
 from tortoise.transactions import in_transaction
 
-from portal.catalog.services import services_with_store
+from portal.catalog.services import all_services
 from portal.db import compact_tables, scrub_after_erasure
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, record
+from portal.outbox.services import request_retention
 from portal.stores import reading_history, saved_lists
 from portal.stores.base import Cutoff, Store
 
@@ -39,13 +40,20 @@ async def erase(patron_id: int, store: str) -> int:
 
 async def apply_retention(*, now: datetime, today: date) -> int:
     """Scheduled: delete retained rows older than their service's retention period, as each
-    notice promises, and record each patron's erasure. Returns the rows deleted."""
+    notice promises, and record each patron's erasure; and ask each connected system holding
+    a service's data to delete its entries older than that too (one request per system and
+    day, about every patron). Returns the rows deleted here."""
     deleted = 0
-    for service in await services_with_store():
+    for service in await all_services():
+        if service.store is None and not service.systems:
+            continue
         days = int(service.terms["retention_days"])
         cutoff = Cutoff(day=today - timedelta(days=days), moment=now - timedelta(days=days))
         async with in_transaction():
-            counts = await STORES[service.store or ""].expire(cutoff)
+            await request_retention(service, before=cutoff.day, now=now)
+            if service.store is None:
+                continue
+            counts = await STORES[service.store].expire(cutoff)
             for patron_id, rows in counts.items():
                 await record(
                     patron_id,

@@ -171,6 +171,8 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ApiCode.OAUTH_THROTTLED: Problem(
         429, N_("Too many failed client authentications. Please try again later.")
     ),
+    ApiCode.DELETION_UNKNOWN: Problem(404, N_("We could not find that deletion request.")),
+    ApiCode.QUERY_INVALID: Problem(400, N_("The query parameters are not valid.")),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")

@@ -5,6 +5,7 @@ allow, and stops working when it expires or its client is revoked or rotated."""
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 
 import httpx2 as httpx
 import pytest
@@ -13,6 +14,7 @@ from portal.api import services
 from portal.api.models import ApiClient
 from portal.api.policy import ACCESS_TOKEN_SECONDS, Scope, secret_lookup
 from portal.api.standings import REFRESH_SECONDS, ClientStandings
+from portal.clock import local_date
 from portal.stores.reading_history import HistoryEntry
 from tests.api import basic, make_client, signed_token, token_from_endpoint
 from tests.factories import SECRET, make_patron, now, publish, standard_catalog
@@ -336,3 +338,25 @@ async def test_library_systems_send_no_browser_origin_and_need_none(portal) -> N
         token = await token_from_endpoint(system, issued)
         answer = await _check_with(system, patron.card, token)
     assert answer.json() == {"service": "reading_history", "status": "never_asked"}
+
+
+async def test_a_loan_dated_after_today_is_refused_and_nothing_stored(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await choose(portal.client, "reading_history", "yes")
+    headers = bearer(await signed_token(await make_client()))
+    today = local_date(now(), portal.app.state.settings.timezone)
+    for day in (date(9999, 12, 31), today + timedelta(days=1)):
+        loan = {**LOAN, "borrowed_on": day.isoformat()}
+        response = await portal.client.post(
+            "/api/v1/loans", json={"card_number": patron.card, "loans": [loan]}, headers=headers
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "loans_invalid"
+    assert await HistoryEntry.all().count() == 0
+    loan = {**LOAN, "borrowed_on": today.isoformat()}
+    response = await portal.client.post(
+        "/api/v1/loans", json={"card_number": patron.card, "loans": [loan]}, headers=headers
+    )
+    assert response.status_code == 201

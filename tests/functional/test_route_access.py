@@ -75,6 +75,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "api.loans": frozenset({API_CLIENT}),
     "api.openapi": EVERYONE,
     "oauth.token": EVERYONE,
+    "api.deletions": frozenset({API_CLIENT}),
+    "api.deletions_ack": frozenset({API_CLIENT}),
     "desk.home": frozenset({DESK}),
     "desk.new_card": frozenset({DESK}),
     "desk.handover": frozenset({DESK}),
@@ -95,7 +97,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.later": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
 }
-PATH_PARAMS = {"key": "saved_lists", "locale": "en"}
+PATH_PARAMS = {"key": "saved_lists", "locale": "en", "id": "msg_unknown"}
 MARKER = "Marker-of-patron-A"
 
 

@@ -7,13 +7,17 @@ import os
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from tortoise import Tortoise
 
+from portal.consent.policy import Decision
 from portal.db import tortoise_config
 from portal.staff.models import StaffAuditEvent
+from tests.delivery import delivery_catalog
+from tests.factories import decides, demo_system_secrets, make_patron, now, publish
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "catalog.toml"
@@ -21,18 +25,20 @@ CATALOG = ROOT / "deploy" / "catalog.toml"
 
 @pytest.fixture
 def portal_command(database_url: str, tmp_path: Path):
-    env = {
+    base = {
         **os.environ,
+        # The demo catalog's connected systems, each with its signing secret.
+        "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(tmp_path / "system-secrets.toml")),
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_DATA_DIR": str(tmp_path),
         "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
         "PORTAL_DEV_MODE": "false",
     }
 
-    def run(*args: str, stdin: str = "", expect: int = 0) -> str:
+    def run(*args: str, stdin: str = "", expect: int = 0, env: dict[str, str] | None = None) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "portal.cli", *args],
-            env=env, input=stdin, capture_output=True, text=True, check=False,
+            env={**base, **(env or {})}, input=stdin, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert done.returncode == expect, done.stdout + done.stderr
         return done.stdout + done.stderr
@@ -183,3 +189,43 @@ def test_api_clients_from_the_command_line(portal_command) -> None:
     revoked = row.split(" | ")[5]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", revoked)
     assert "client_unknown" in portal_command("api-client", "revoke", "nobody", expect=2)
+
+
+def test_a_connected_system_needs_its_signing_secret_before_publishing(
+    portal_command, tmp_path: Path
+) -> None:
+    portal_command("migrate")
+    catalog = tmp_path / "with-ils.toml"
+    catalog.write_text(delivery_catalog("https://ils.library.example/hooks"), encoding="utf-8")
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    english = {"PORTAL_LOCALES": "en", "PORTAL_SYSTEM_SECRETS_FILE": str(tmp_path / "none.toml")}
+    refused = portal_command("publish", str(catalog), expect=2, env=english)
+    assert "Nothing was published: no signing secret for connected system(s) ils" in refused
+    secret_line = portal_command("system-secret", "ils")
+    assert re.match(r'ils = "whsec_[A-Za-z0-9+/=]{40,}"', secret_line)
+    (tmp_path / "ils.toml").write_text(secret_line, encoding="utf-8")
+    with_secret = {**english, "PORTAL_SYSTEM_SECRETS_FILE": str(tmp_path / "ils.toml")}
+    assert "reading_history: new" in portal_command("publish", str(catalog), env=with_secret)
+    assert "Not delivering" in portal_command("deliver", "--once", expect=2, env=english)
+    sent = portal_command("deliver", "--once", env=with_secret)
+    assert "0 request(s) to connected systems sent." in sent
+    assert "No requests to connected systems." in portal_command("deletions")
+    assert "0 deletion request(s) unconfirmed after 24 hours" in portal_command(
+        "deletions", "--unconfirmed"
+    )
+
+
+async def test_the_privacy_officer_lists_deletions_unconfirmed_after_a_day(
+    db: str, portal_command
+) -> None:
+    await publish(delivery_catalog("https://ils.library.example/hooks"))
+    patron = await make_patron()
+    two_days_ago = now() - timedelta(days=2)
+    await decides(patron.id, "reading_history", Decision.YES, at=two_days_ago)
+    await decides(patron.id, "reading_history", Decision.NO, at=two_days_ago)
+    listed = portal_command("deletions", "--unconfirmed")
+    assert "1 deletion request(s) unconfirmed after 24 hours." in listed
+    assert re.search(r"msg_\S+  ils  reading_history  withdrawn  requested .* UTC  pending", listed)
+    summary = portal_command("deletions")
+    assert "ils  consent.given  pending: 1" in summary
+    assert "ils  deletion.requested  pending: 1" in summary

@@ -81,6 +81,17 @@ async def test_retention_deletes_only_what_is_older_than_the_notice_promises() -
     assert await apply_retention(now=now(), today=today) == 0  # idempotent
 
 
+async def test_an_entry_dated_in_the_future_still_expires_from_when_it_was_recorded() -> None:
+    await publish(standard_catalog())  # reading history: retention_days = 365
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    far_future = reading_history.Loan("Misdated", "", date(9999, 12, 31))
+    recorded = now() - timedelta(days=366)
+    await reading_history.record_loans(patron.id, [far_future], now=recorded)
+    assert await apply_retention(now=now(), today=now().date()) == 1
+    assert await reading_history.history(patron.id) == []
+
+
 async def test_retention_keeps_saved_lists_still_in_use() -> None:
     await publish(standard_catalog())  # saved lists: retention_days = 365
     patron = await make_patron()

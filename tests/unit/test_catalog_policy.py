@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.catalog.policy import CatalogError, Terms, is_material_change, parse_catalog
-from tests.factories import catalog_text, service_table, standard_catalog
+from tests.factories import catalog_text, service_table, standard_catalog, system_table
 
 # The registry is a parameter of the pure parser; these stand for it.
 STORE_KEYS = ("reading_history", "saved_lists")
@@ -95,3 +95,53 @@ def test_material_changes(changed: Terms) -> None:
 )
 def test_changes_that_ask_less_are_not_material(changed: Terms) -> None:
     assert not is_material_change(BASE, changed)
+
+
+def test_connected_systems_are_declared_once_and_named_by_services() -> None:
+    text = catalog_text(
+        system_table("ils", "https://ils.library.example/privacy", name="Library system"),
+        system_table("sms", "http://127.0.0.1:9000/hooks"),
+        service_table("reading_history", store="reading_history", systems=("ils",)),
+        service_table("sms_notices", systems=("sms", "ils")),
+    )
+    catalog = parse_catalog(text, ("en",), STORE_KEYS)
+    assert [(s.key, s.name, s.endpoint) for s in catalog.systems] == [
+        ("ils", "Library system", "https://ils.library.example/privacy"),
+        ("sms", "SMS", "http://127.0.0.1:9000/hooks"),
+    ]
+    assert [s.systems for s in catalog.services] == [("ils",), ("sms", "ils")]
+
+
+def test_a_service_naming_an_undeclared_system_is_refused() -> None:
+    text = catalog_text(service_table("sms_notices", systems=("sms",)))
+    assert problems_of(text) == [
+        "service 'sms_notices': unknown system 'sms' (declare it as a [[system]])"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("http://ils.library.example/hooks", "must use https://"),
+        ("ftp://ils.library.example/hooks", "must be an https:// URL"),
+        ("https://user:pw@ils.library.example/hooks", "must not carry credentials"),
+        ("https:///hooks", "must be an https:// URL"),
+        ("https://ils.library.example:99999/", "is not a URL"),
+    ],
+)
+def test_a_system_endpoint_is_https_except_to_this_machine(endpoint: str, problem: str) -> None:
+    text = catalog_text(system_table("ils", endpoint), service_table("newsletter"))
+    assert [p for p in problems_of(text) if problem in p], problems_of(text)
+
+
+def test_a_system_needs_a_name_an_endpoint_and_one_declaration() -> None:
+    text = catalog_text(
+        '[[system]]\nkey = "ils"\n',
+        system_table("sms", "https://sms.example/hooks"),
+        system_table("sms", "https://sms.example/other"),
+        service_table("newsletter"),
+    )
+    found = problems_of(text)
+    assert any("system 'ils': needs a name" in p for p in found)
+    assert any("system 'ils': needs an endpoint" in p for p in found)
+    assert "system 'sms' is defined twice" in found

@@ -53,6 +53,11 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_OIDC_GROUPS_CLAIM": "roles",
         "PORTAL_OIDC_DESK_GROUPS": "circulation, registration",
         "PORTAL_OIDC_OFFICER_GROUPS": "privacy",
+        "PORTAL_SYSTEM_SECRETS_FILE": "/etc/portal/system-secrets.toml",
+        "PORTAL_DELIVERY_IN_PROCESS": "false",
+        "PORTAL_DELIVERY_POLL_SECONDS": "0.5",
+        "PORTAL_DELIVERY_RETRY_SECONDS": "10",
+        "PORTAL_DELIVERY_LEASE_SECONDS": "120",
     }
     assert set(changed) == set(VARIABLES), "a new setting needs a line here"
     for name, value in changed.items():
@@ -64,6 +69,14 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
     assert settings.locales == ("en", "ar")
     assert settings.session_minutes == 11
     assert settings.oidc_desk_groups == ("circulation", "registration")
+    assert settings.delivery_poll_seconds == 0.5
+
+
+def test_delivery_timings_must_be_usable() -> None:
+    with pytest.raises(ValueError, match="PORTAL_DELIVERY_POLL_SECONDS"):
+        Settings(delivery_poll_seconds=0)
+    with pytest.raises(ValueError, match="PORTAL_DELIVERY_LEASE_SECONDS"):
+        Settings(delivery_lease_seconds=0.5)
 
 
 def test_an_identity_provider_needs_its_client_credentials() -> None:

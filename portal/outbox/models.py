@@ -1,0 +1,50 @@
+"""The outbox: one row per request to one connected system, written in the transaction of the
+change it follows, and its delivery state. Times a worker compares in SQL (when an attempt
+is due, until when a worker holds it) are epoch milliseconds, the same on both engines."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from portal.outbox.policy import DeliveryState, MessageKind
+
+
+class OutboxMessage(Model):
+    id = fields.IntField(primary_key=True)
+    # The request's webhook-id: the same on every retry, so the receiver applies it once.
+    message_id = fields.CharField(max_length=40, unique=True)
+    system = fields.CharField(max_length=40)  # a connected system's key (portal.catalog)
+    kind = fields.CharEnumField(MessageKind, max_length=30)
+    # Null for a retention request about every patron of a service.
+    patron: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
+        "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
+    )
+    service: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.Service", related_name=False, on_delete=fields.RESTRICT
+    )
+    # The JSON body exactly as sent (purpose: the request itself; the patron appears only
+    # as the keyed hash of their card). Deleted 30 days after it was confirmed.
+    body = fields.TextField()
+    # Retention requests: "system:service:day", so a second run on one day sends nothing new.
+    once_key = fields.CharField(max_length=120, unique=True, null=True)
+    created_at = fields.DatetimeField()
+    give_up_at = fields.DatetimeField()
+    state = fields.CharEnumField(DeliveryState, max_length=10)
+    attempts = fields.IntField(default=0)
+    due_ms = fields.BigIntField()
+    lease_until_ms = fields.BigIntField(default=0)
+    claim = fields.CharField(max_length=32, null=True)  # the worker holding it, by a token
+    last_attempt_at = fields.DatetimeField(null=True)
+    last_status = fields.IntField(null=True)  # the HTTP status of the last answer, if any
+    last_error = fields.CharField(max_length=100, null=True)  # never a response body
+    accepted_at = fields.DatetimeField(null=True)
+    confirmed_at = fields.DatetimeField(null=True)
+    confirmed_via = fields.CharField(max_length=10, null=True)  # "response" or "ack"
+
+    patron_id: int | None
+    service_id: int
+
+    class Meta:
+        table = "outbox_message"
+        indexes = (("state", "due_ms"), ("system", "patron_id"), ("patron_id", "service_id"))

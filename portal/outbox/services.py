@@ -1,0 +1,313 @@
+"""The outbox to connected systems (PRODUCT.md promise 4: the downstream deletion is never
+lost). Requests are written in the caller's transaction, with the erasure or consent they
+follow and their ledger events; a worker delivers them (portal.outbox.delivery), and a
+system that answered 202 confirms later. Each confirmed deletion is a ledger event in the
+patron's record."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from portal.catalog.services import PublishedService, connected_systems, services_by_id
+from portal.errors import ApiCode, DomainError
+from portal.ledger.models import EventKind
+from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, record
+from portal.outbox.models import OutboxMessage
+from portal.outbox.policy import (
+    RETRY_FOR,
+    UNCONFIRMED_AFTER,
+    DeletionReason,
+    DeliveryState,
+    MessageKind,
+    body_of,
+    consent_payload,
+    deletion_payload,
+    new_message_id,
+)
+from portal.patrons.models import Patron
+
+# Confirmed requests are kept this long for systems catching up (GET /api/v1/deletions);
+# the patron's record keeps the requests and confirmations for good (the ledger).
+KEEP_CONFIRMED = timedelta(days=30)
+
+
+class OutboxError(DomainError):
+    """An ApiCode: deletion_unknown."""
+
+
+def to_ms(moment: datetime) -> int:
+    """Epoch milliseconds: how the outbox's schedule is compared in SQL on both engines."""
+    return int(moment.timestamp() * 1000)
+
+
+# --- writing requests, inside the caller's transaction -----------------------------------
+
+
+async def _enqueue(
+    system: str,
+    kind: MessageKind,
+    payload: dict[str, Any],
+    *,
+    patron_id: int | None,
+    service_id: int,
+    now: datetime,
+    once_key: str | None = None,
+) -> str:
+    message = await OutboxMessage.create(
+        message_id=new_message_id(),
+        system=system,
+        kind=kind,
+        patron_id=patron_id,
+        service_id=service_id,
+        body=body_of(payload),
+        once_key=once_key,
+        created_at=now,
+        give_up_at=now + RETRY_FOR,
+        state=DeliveryState.PENDING,
+        due_ms=to_ms(now),
+    )
+    return message.message_id
+
+
+async def _patron_reference(patron_id: int) -> str:
+    """The keyed hash of the patron's card, as stored (the portal keeps no card number)."""
+    reference: str = (await Patron.get(id=patron_id)).card_lookup
+    return reference
+
+
+async def request_deletions(
+    patron_id: int,
+    service: PublishedService,
+    reason: DeletionReason,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> int:
+    """One deletion request per connected system holding the service's data, each with its
+    ledger event. Call in the transaction that ended the consent and erased what the portal
+    kept; returns the requests written."""
+    if not service.systems:
+        return 0
+    names = {key: system.name for key, system in (await connected_systems()).items()}
+    reference = await _patron_reference(patron_id)
+    payload = deletion_payload(
+        service=service.key, patron=reference, reason=reason, requested_at=now
+    )
+    for system in service.systems:
+        message_id = await _enqueue(
+            system,
+            MessageKind.DELETION_REQUESTED,
+            payload,
+            patron_id=patron_id,
+            service_id=service.id,
+            now=now,
+        )
+        await record(
+            patron_id,
+            EventKind.DELETION_REQUESTED,
+            party,
+            now=now,
+            service_id=service.id,
+            purposes=service.terms["purposes"],
+            detail={
+                "system": system,
+                "system_name": names.get(system, system),
+                "request": message_id,
+                "reason": reason.value,
+            },
+        )
+    return len(service.systems)
+
+
+async def notify_consent_given(patron_id: int, service: PublishedService, *, now: datetime) -> int:
+    """Tell the service's connected systems they may now keep and use the patron's data (the
+    SMS gateway may send). Call in the transaction that recorded the consent."""
+    if not service.systems:
+        return 0
+    payload = consent_payload(
+        service=service.key, patron=await _patron_reference(patron_id), given_at=now
+    )
+    for system in service.systems:
+        await _enqueue(
+            system,
+            MessageKind.CONSENT_GIVEN,
+            payload,
+            patron_id=patron_id,
+            service_id=service.id,
+            now=now,
+        )
+    return len(service.systems)
+
+
+async def request_retention(service: PublishedService, *, before: date, now: datetime) -> int:
+    """Ask each connected system to delete every patron's entries of the service dated
+    before `before`: one request per system and day, whoever runs the job how often."""
+    written = 0
+    for system in service.systems:
+        once_key = f"{system}:{service.key}:{before.isoformat()}"
+        if await OutboxMessage.exists(once_key=once_key):
+            continue
+        payload = deletion_payload(
+            service=service.key,
+            patron=None,
+            reason=DeletionReason.RETENTION,
+            requested_at=now,
+            before=before,
+        )
+        await _enqueue(
+            system,
+            MessageKind.DELETION_REQUESTED,
+            payload,
+            patron_id=None,
+            service_id=service.id,
+            now=now,
+            once_key=once_key,
+        )
+        written += 1
+    return written
+
+
+async def record_confirmation(
+    message_pk: int, *, now: datetime, via: str, client_id: int | None = None
+) -> None:
+    message = await OutboxMessage.get(id=message_pk)
+    if message.patron_id is None:
+        return  # a retention request about every patron is nobody's record
+    service = (await services_by_id([message.service_id]))[message.service_id]
+    names = {key: system.name for key, system in (await connected_systems()).items()}
+    detail: dict[str, object] = {
+        "system": message.system,
+        "system_name": names.get(message.system, message.system),
+        "request": message.message_id,
+        "via": via,
+    }
+    if client_id is not None:
+        detail["client"] = client_id  # the API client that acknowledged it
+    await record(
+        message.patron_id,
+        EventKind.DELETION_CONFIRMED,
+        CONNECTED_SYSTEM,
+        now=now,
+        service_id=message.service_id,
+        purposes=service.terms["purposes"],
+        detail=detail,
+    )
+
+
+# --- what systems and the privacy officer read --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletionRequest:
+    id: str  # the webhook-id
+    position: int  # for paging (GET /api/v1/deletions?after=)
+    system: str
+    service: str
+    patron: str | None
+    reason: str
+    before: str | None
+    requested_at: datetime
+    state: DeliveryState
+    attempts: int
+    last_error: str | None
+    confirmed_at: datetime | None
+
+
+def _request(message: OutboxMessage) -> DeletionRequest:
+    data = json.loads(message.body)["data"]
+    return DeletionRequest(
+        id=message.message_id,
+        position=message.id,
+        system=message.system,
+        service=data["service"],
+        patron=data["patron"],
+        reason=data["reason"],
+        before=data.get("before"),
+        requested_at=message.created_at,
+        state=message.state,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        confirmed_at=message.confirmed_at,
+    )
+
+
+async def acknowledge(message_id: str, *, client_id: int, now: datetime) -> DeletionRequest:
+    """A system confirms a deletion it accepted earlier (or caught up on): idempotent, one
+    ledger event however often it is acknowledged."""
+    async with in_transaction():
+        message = (
+            await OutboxMessage.filter(message_id=message_id, kind=MessageKind.DELETION_REQUESTED)
+            .select_for_update()
+            .first()
+        )
+        if message is None:
+            raise OutboxError(ApiCode.DELETION_UNKNOWN)
+        if message.state is not DeliveryState.CONFIRMED:
+            message.state = DeliveryState.CONFIRMED
+            message.confirmed_at, message.confirmed_via = now, "ack"
+            message.claim, message.lease_until_ms = None, 0
+            await message.save(
+                update_fields=["state", "confirmed_at", "confirmed_via", "claim", "lease_until_ms"]
+            )
+            await record_confirmation(message.id, now=now, via="ack", client_id=client_id)
+    return _request(message)
+
+
+async def deletion_requests(
+    *, system: str | None, unconfirmed_only: bool, after: int, limit: int
+) -> list[DeletionRequest]:
+    """Deletion requests in the order they were written, for a system catching up."""
+    query = OutboxMessage.filter(kind=MessageKind.DELETION_REQUESTED, id__gt=after)
+    if system is not None:
+        query = query.filter(system=system)
+    if unconfirmed_only:
+        query = query.exclude(state=DeliveryState.CONFIRMED)
+    return [_request(message) for message in await query.order_by("id").limit(limit)]
+
+
+async def unconfirmed(*, now: datetime) -> list[DeletionRequest]:
+    """Deletions not confirmed a day after they were requested: the privacy officer's list."""
+    late = await (
+        OutboxMessage.filter(
+            kind=MessageKind.DELETION_REQUESTED, created_at__lte=now - UNCONFIRMED_AFTER
+        )
+        .exclude(state=DeliveryState.CONFIRMED)
+        .order_by("id")
+    )
+    return [_request(message) for message in late]
+
+
+async def summary() -> Counter[tuple[str, str, str]]:
+    """Requests by (system, kind, state)."""
+    rows = (
+        await OutboxMessage.all()
+        .annotate(count=Count("id"))
+        .group_by("system", "kind", "state")
+        .values("system", "kind", "state", "count")
+    )
+    return Counter(
+        {(row["system"], str(row["kind"]), str(row["state"])): row["count"] for row in rows}
+    )
+
+
+async def retry_given_up(*, now: datetime) -> int:
+    """The privacy officer fixed what stopped a system (its endpoint, its secret): requests
+    it gave up on are sent again, with three more days."""
+    retried: int = await OutboxMessage.filter(state=DeliveryState.GAVE_UP).update(
+        state=DeliveryState.PENDING, due_ms=to_ms(now), give_up_at=now + RETRY_FOR
+    )
+    return retried
+
+
+async def purge_confirmed(*, now: datetime) -> int:
+    deleted: int = await OutboxMessage.filter(
+        state=DeliveryState.CONFIRMED, confirmed_at__lt=now - KEEP_CONFIRMED
+    ).delete()
+    return deleted

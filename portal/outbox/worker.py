@@ -1,0 +1,158 @@
+"""The delivery worker: sends due requests to connected systems, signed the Standard Webhooks
+way, and records each answer. It runs inside `portal serve` (the app's lifespan starts and
+stops it) or alone as `portal deliver`; any number of them may share one database, and no
+request is sent by two at once (portal.outbox.delivery.claim_due)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx2
+from tortoise.exceptions import BaseORMException
+
+from portal.catalog.services import PublishedSystem, connected_systems
+from portal.clock import utcnow
+from portal.outbox.delivery import Claimed, claim_due, record_answer
+from portal.outbox.keys import SecretsError, load_secrets, require_secrets
+from portal.outbox.policy import signed_headers
+from portal.settings import Settings
+
+logger = logging.getLogger("portal.outbox")
+
+# Claimed at once and sent in parallel, so that each is answered well within its lease.
+BATCH = 10
+# A worker that met an unexpected error (the database restarting) waits this long.
+PAUSE_AFTER_ERROR_SECONDS = 5.0
+
+
+async def check_published_secrets(settings: Settings) -> None:
+    """Refuse to start delivering when a published system has no signing secret. A database
+    that does not answer yet is not a reason to refuse: the worker waits for it."""
+    try:
+        systems = await connected_systems()
+    except (BaseORMException, OSError):
+        return
+    require_secrets(settings, systems)
+
+
+class DeliveryWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Well inside the lease: a request is answered (or given up) before anyone else
+        # may take it over.
+        self.timeout = min(10.0, settings.delivery_lease_seconds / 3)
+        self.client = httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def deliver_due(self) -> int:
+        """Send one batch of due requests; returns how many were claimed."""
+        claimed = await claim_due(
+            now=utcnow(), limit=BATCH, lease_seconds=self.settings.delivery_lease_seconds
+        )
+        if not claimed:
+            return 0
+        systems = await connected_systems()
+        try:
+            keys = load_secrets(self.settings)
+        except SecretsError as error:
+            logger.error("%s", error)
+            keys = {}
+        await asyncio.gather(
+            *(
+                self._deliver(message, systems.get(message.system), keys.get(message.system))
+                for message in claimed
+            )
+        )
+        return len(claimed)
+
+    async def deliver_all_due(self) -> int:
+        """Send batches until nothing is due (`portal deliver --once`)."""
+        total = 0
+        while sent := await self.deliver_due():
+            total += sent
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set: at once while full batches keep coming, otherwise
+        every PORTAL_DELIVERY_POLL_SECONDS. An error never ends the loop."""
+        while not stop.is_set():
+            wait = self.settings.delivery_poll_seconds
+            try:
+                if await self.deliver_due() == BATCH:
+                    wait = 0
+            except Exception:
+                logger.exception("delivery failed; trying again shortly")
+                wait = max(wait, PAUSE_AFTER_ERROR_SECONDS)
+            if wait:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+
+    async def _deliver(
+        self, message: Claimed, system: PublishedSystem | None, key: bytes | None
+    ) -> None:
+        if time.time() * 1000 + self.timeout * 1000 > message.lease_until_ms:
+            return  # the lease is nearly over: another worker may take it, and will
+        status, error = await self._send(message, system, key)
+        state = await record_answer(
+            message,
+            status,
+            error,
+            now=utcnow(),
+            first_retry_seconds=self.settings.delivery_retry_seconds,
+        )
+        # The request's id and the system, never the body: it names a patron.
+        logger.info(
+            "%s to %s: %s, %s",
+            message.message_id,
+            message.system,
+            f"HTTP {status}" if status else error,
+            state.value if state else "already settled elsewhere",
+        )
+
+    async def _send(
+        self, message: Claimed, system: PublishedSystem | None, key: bytes | None
+    ) -> tuple[int | None, str | None]:
+        if system is None:
+            return None, "system not in the published catalog"
+        if key is None:
+            return None, "no signing secret configured"
+        headers = signed_headers(key, message.message_id, int(time.time()), message.body)
+        try:
+            # Streamed and never read: a receiver's answer body is not the portal's business.
+            async with self.client.stream(
+                "POST", system.endpoint, content=message.body, headers=headers
+            ) as response:
+                return response.status_code, None
+        except httpx2.TimeoutException:
+            return None, "no answer in time"
+        except (httpx2.HTTPError, httpx2.InvalidURL, OSError) as error:
+            return None, type(error).__name__
+
+
+@asynccontextmanager
+async def in_process(settings: Settings) -> AsyncIterator[DeliveryWorker | None]:
+    """The worker inside `portal serve`, for the app's lifespan: refuses to start without
+    the published systems' secrets, and stops with the server (a request being sent is
+    given a moment to finish; one cut off is sent again after its lease)."""
+    if not settings.delivery_in_process:
+        yield None
+        return
+    await check_published_secrets(settings)
+    worker = DeliveryWorker(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop), name="portal-delivery")
+    try:
+        yield worker
+    finally:
+        stop.set()
+        # Cut off by wait_for after that: its requests are sent again after their lease.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, timeout=worker.timeout + 1)
+        await worker.close()

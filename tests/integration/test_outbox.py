@@ -1,0 +1,340 @@
+"""The outbox against a real database: requests written with the change they follow, claimed
+by one worker at a time, in order per patron, answered, acknowledged, retried, given up and
+listed. (Real receivers and real processes: test_delivery.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from portal.catalog.policy import CatalogError
+from portal.catalog.services import connected_systems
+from portal.consent import reads
+from portal.consent.policy import Decision
+from portal.decisions import services as decisions
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.minors import services as minors
+from portal.outbox import delivery
+from portal.outbox import services as outbox
+from portal.outbox.keys import SecretsError
+from portal.outbox.models import OutboxMessage
+from portal.outbox.policy import DeliveryState, MessageKind
+from portal.outbox.worker import in_process
+from portal.patrons.models import Patron
+from portal.settings import Settings
+from portal.stores import reading_history
+from portal.stores.registry import apply_retention
+from tests.factories import (
+    SECRET,
+    catalog_text,
+    decides,
+    make_patron,
+    now,
+    publish,
+    service_table,
+    system_table,
+)
+
+pytestmark = pytest.mark.usefixtures("db")
+
+LEASE = 30.0
+
+
+def catalog(*, history_categories: tuple[str, ...] = ("titles",)) -> str:
+    return catalog_text(
+        system_table("ils", "https://ils.library.example/hooks", name="Library system"),
+        system_table("sms", "https://sms.example/hooks", name="TextRelay"),
+        service_table(
+            "reading_history",
+            store="reading_history",
+            systems=("ils",),
+            data_categories=history_categories,
+        ),
+        service_table("sms_notices", systems=("sms", "ils"), retention_days=30),
+        service_table("newsletter"),
+    )
+
+
+async def deletions(patron_id: int) -> list[OutboxMessage]:
+    return await OutboxMessage.filter(
+        patron_id=patron_id, kind=MessageKind.DELETION_REQUESTED
+    ).order_by("id")
+
+
+async def deliver(status: int | None, *, at: datetime | None = None) -> list[DeliveryState | None]:
+    """A worker's round: claim what is due and record `status` as every answer."""
+    moment = at or now()
+    claimed = await delivery.claim_due(now=moment, limit=100, lease_seconds=LEASE)
+    error = None if status else "ConnectError"
+    return [
+        await delivery.record_answer(message, status, error, now=moment, first_retry_seconds=30)
+        for message in claimed
+    ]
+
+
+async def test_a_withdrawal_asks_each_system_to_delete_with_a_ledger_event_each() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "sms_notices", Decision.YES)
+    outcome = await decides(patron.id, "sms_notices", Decision.NO)
+    assert outcome.erased == 0  # nothing kept here: the data lives in the two systems
+    requests = await deletions(patron.id)
+    assert [request.system for request in requests] == ["sms", "ils"]
+    card_lookup = (await Patron.get(id=patron.id)).card_lookup
+    for request in requests:
+        body = json.loads(request.body)
+        assert body["data"] == {
+            "service": "sms_notices", "patron": card_lookup, "reason": "withdrawn", "before": None
+        }  # fmt: skip
+        assert patron.card not in request.body
+    events = await ConsentEvent.filter(patron_id=patron.id, kind=EventKind.DELETION_REQUESTED)
+    assert [(e.detail["system_name"], e.detail["request"]) for e in events] == [
+        ("TextRelay", requests[0].message_id),
+        ("Library system", requests[1].message_id),
+    ]
+
+
+async def test_a_withdrawal_that_fails_midway_writes_no_request(monkeypatch) -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+
+    async def crash(patron_id: int, store: str) -> int:
+        raise RuntimeError("power cut during the erasure")
+
+    monkeypatch.setattr(decisions, "erase", crash)
+    with pytest.raises(RuntimeError):
+        await decides(patron.id, "reading_history", Decision.NO)
+    assert await deletions(patron.id) == []
+    monkeypatch.undo()
+    await decides(patron.id, "reading_history", Decision.NO)
+    assert len(await deletions(patron.id)) == 1
+
+
+async def test_consent_given_tells_the_systems_and_nothing_else_does() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "newsletter", Decision.YES)  # a service with no system
+    await decides(patron.id, "sms_notices", Decision.NO)  # a refusal deletes nothing
+    assert await OutboxMessage.all().count() == 0
+    await decides(patron.id, "sms_notices", Decision.YES)
+    given = await OutboxMessage.filter(kind=MessageKind.CONSENT_GIVEN).order_by("id")
+    assert [message.system for message in given] == ["sms", "ils"]
+
+
+async def test_expiry_tells_systems_why_after_a_change_and_after_coming_of_age() -> None:
+    await publish(catalog())
+    adult = await make_patron()
+    await decides(adult.id, "reading_history", Decision.YES)
+    await publish(catalog(history_categories=("titles", "ratings")))  # material: paused
+    grace = {"material_grace_days": 30, "majority_grace_days": 30}
+    assert await decisions.expire_unanswered(now=now() + timedelta(days=31), **grace) == 1
+    [expired] = await deletions(adult.id)
+    assert json.loads(expired.body)["data"]["reason"] == "expired"
+
+    # A guardian agreed when the child was ten; at eighteen nobody confirmed it.
+    child = await make_patron(born_on=date(2008, 7, 2))
+    guardian = await make_patron(born_on=date(1980, 1, 1))
+    past = datetime(2019, 1, 10, tzinfo=UTC)
+    await minors.link_at_desk(SECRET, guardian.card, child.card, "Kid", now=past, timezone="UTC")
+    [link] = await minors.children(guardian.id, "en", now=past, timezone="UTC")
+    view = await reads.service_view(child.id, "sms_notices", "en")
+    await minors.guardian_decide(
+        guardian.id, link.link_id, "sms_notices", Decision.YES, notice_version_id=view.notice.id,
+        expected_revision=view.revision, locale="en", now=past, timezone="UTC",
+    )  # fmt: skip
+    birthday = datetime(2026, 7, 2, 12, tzinfo=UTC)
+    await minors.coming_of_age(now=birthday, timezone="UTC")
+    await decisions.expire_unanswered(now=birthday + timedelta(days=31), **grace)
+    reasons = {json.loads(m.body)["data"]["reason"] for m in await deletions(child.id)}
+    assert reasons == {"came_of_age"}
+
+
+async def test_retention_asks_each_system_once_a_day_about_every_patron() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    old = reading_history.Loan("Old", "", date(2020, 1, 1))
+    await reading_history.record_loans(patron.id, [old], now=now())
+    today = now().date()
+    assert await apply_retention(now=now(), today=today) == 1
+    assert await apply_retention(now=now(), today=today) == 0
+    sweeps = await OutboxMessage.filter(patron_id=None).order_by("id")
+    assert sorted((m.system, json.loads(m.body)["data"]["service"]) for m in sweeps) == [
+        ("ils", "reading_history"), ("ils", "sms_notices"), ("sms", "sms_notices")
+    ]  # fmt: skip
+    assert {json.loads(m.body)["data"]["before"] for m in sweeps if m.system == "sms"} == {
+        (today - timedelta(days=30)).isoformat()
+    }
+    await apply_retention(now=now(), today=today + timedelta(days=1))
+    assert await OutboxMessage.filter(patron_id=None).count() == 6
+
+
+async def test_concurrent_workers_never_claim_the_same_request() -> None:
+    await publish(catalog())
+    for _ in range(12):
+        patron = await make_patron()
+        await decides(patron.id, "sms_notices", Decision.YES)
+    # 24 consent notices, one per patron and system: none waits behind another.
+    batches = await asyncio.gather(
+        *(delivery.claim_due(now=now(), limit=5, lease_seconds=LEASE) for _ in range(6))
+    )
+    claimed = [message.id for batch in batches for message in batch]
+    assert len(claimed) == len(set(claimed)) == 24
+    assert await delivery.claim_due(now=now(), limit=5, lease_seconds=LEASE) == []
+
+
+async def test_a_request_held_by_a_worker_is_taken_over_when_its_lease_ends() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    [first] = await delivery.claim_due(now=now(), limit=10, lease_seconds=LEASE)
+    assert await delivery.claim_due(now=now() + timedelta(seconds=LEASE - 1), limit=10,
+                                  lease_seconds=LEASE) == []  # fmt: skip
+    later = now() + timedelta(seconds=LEASE + 1)
+    [second] = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    assert second.message_id == first.message_id
+    assert second.claim != first.claim
+    # The worker that lost its lease answers late: ignored, the new holder's answer counts.
+    assert await delivery.record_answer(first, 200, None, now=later, first_retry_seconds=30) is None
+    assert await delivery.record_answer(second, 200, None, now=later, first_retry_seconds=30) == (
+        DeliveryState.CONFIRMED
+    )
+
+
+async def test_requests_about_one_patron_reach_a_system_in_the_order_written() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await decides(patron.id, "reading_history", Decision.NO)
+    assert await deliver(None) == [DeliveryState.PENDING]  # only the consent: the system is down
+    # However the backoff falls, the deletion does not overtake the consent before it.
+    later = now() + timedelta(hours=1)
+    claimed = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    assert [message.kind for message in claimed] == [MessageKind.CONSENT_GIVEN]
+    await delivery.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
+    [deletion] = await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)
+    assert deletion.kind is MessageKind.DELETION_REQUESTED
+
+
+async def test_a_confirmation_is_a_ledger_event_once_and_the_patron_sees_it() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "sms_notices", Decision.YES)
+    await deliver(200)
+    await decides(patron.id, "sms_notices", Decision.NO)
+    service_id = (await reads.service_view(patron.id, "sms_notices", "en")).service.id
+    waiting = await reads.deletions_of(patron.id, service_id)
+    assert [(d.name, d.confirmed_at) for d in waiting] == [
+        ("TextRelay", None),
+        ("Library system", None),
+    ]
+    assert await deliver(500) == [DeliveryState.PENDING, DeliveryState.PENDING]
+    assert await deliver(200, at=now() + timedelta(hours=1)) == [DeliveryState.CONFIRMED] * 2
+    assert all(d.confirmed_at for d in await reads.deletions_of(patron.id, service_id))
+    confirmations = await ConsentEvent.filter(
+        patron_id=patron.id, kind=EventKind.DELETION_CONFIRMED
+    )
+    assert [(e.channel, e.detail["via"]) for e in confirmations] == [("api", "response")] * 2
+
+
+async def test_an_acknowledgement_after_202_is_recorded_once_with_the_client() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await deliver(204)
+    await decides(patron.id, "reading_history", Decision.NO)
+    assert await deliver(202) == [DeliveryState.ACCEPTED]
+    [request] = await deletions(patron.id)
+    for _ in range(2):
+        acknowledged = await outbox.acknowledge(request.message_id, client_id=7, now=now())
+        assert acknowledged.state is DeliveryState.CONFIRMED
+    [event] = await ConsentEvent.filter(patron_id=patron.id, kind=EventKind.DELETION_CONFIRMED)
+    assert event.detail["via"] == "ack"
+    assert event.detail["client"] == 7
+    with pytest.raises(outbox.OutboxError):
+        await outbox.acknowledge("msg_unknown", client_id=7, now=now())
+
+
+async def test_a_system_that_never_answers_is_given_up_after_three_days_and_listed() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await deliver(204)
+    requested = now()
+    await decides(patron.id, "reading_history", Decision.NO, at=requested)
+    assert await outbox.unconfirmed(now=requested + timedelta(hours=23)) == []
+    moment, states = requested, [DeliveryState.PENDING]
+    while states == [DeliveryState.PENDING]:
+        moment += timedelta(hours=7)
+        states = await deliver(None, at=moment)
+    assert states == [DeliveryState.GAVE_UP]
+    assert moment - requested <= timedelta(days=3, hours=7)
+    [late] = await outbox.unconfirmed(now=moment)
+    assert (late.system, late.state, late.last_error) == ("ils", "gave_up", "ConnectError")
+    assert await outbox.retry_given_up(now=moment) == 1
+    assert await deliver(200, at=moment) == [DeliveryState.CONFIRMED]
+    assert await outbox.unconfirmed(now=moment) == []
+
+
+async def test_a_system_back_after_an_outage_gets_what_waited_at_once() -> None:
+    await publish(catalog())
+    patrons = [await make_patron() for _ in range(3)]
+    for patron in patrons:
+        await decides(patron.id, "reading_history", Decision.YES)
+    assert await deliver(None) == [DeliveryState.PENDING] * 3
+    later = now() + timedelta(minutes=5)
+    claimed = await delivery.claim_due(now=later, limit=1, lease_seconds=LEASE)
+    await delivery.record_answer(claimed[0], 204, None, now=later, first_retry_seconds=30)
+    # The two others were backing off; the system answers again, so they are due now.
+    assert len(await delivery.claim_due(now=later, limit=10, lease_seconds=LEASE)) == 2
+
+
+async def test_the_api_lists_deletions_per_system_oldest_first() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "sms_notices", Decision.YES)
+    await decides(patron.id, "sms_notices", Decision.NO)
+    found = await outbox.deletion_requests(system="ils", unconfirmed_only=True, after=0, limit=10)
+    assert [(r.system, r.service, r.reason) for r in found] == [("ils", "sms_notices", "withdrawn")]
+    assert await outbox.deletion_requests(
+        system="ils", unconfirmed_only=True, after=found[0].position, limit=10
+    ) == []  # fmt: skip
+
+
+async def test_confirmed_requests_are_deleted_after_thirty_days() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await deliver(200)
+    assert await outbox.purge_confirmed(now=now() + timedelta(days=29)) == 0
+    assert await outbox.purge_confirmed(now=now() + timedelta(days=31)) == 1
+
+
+async def test_published_systems_are_kept_and_their_endpoints_change_in_place() -> None:
+    await publish(catalog())
+    moved = catalog().replace("https://sms.example/hooks", "https://sms.example/v2")
+    await publish(moved)
+    assert (await connected_systems())["sms"].endpoint == "https://sms.example/v2"
+    without_sms = catalog_text(
+        system_table("ils", "https://ils.library.example/hooks"),
+        service_table("reading_history", store="reading_history", systems=("ils",)),
+        service_table("sms_notices", systems=("ils",)),
+        service_table("newsletter"),
+    )
+    with pytest.raises(CatalogError, match="system 'sms' is published"):
+        await publish(without_sms)
+
+
+async def test_delivery_refuses_to_start_without_a_published_systems_secret(tmp_path) -> None:
+    await publish(catalog())
+    settings = Settings(secret_key=SECRET, data_dir=tmp_path)
+    with pytest.raises(SecretsError, match="ils, sms"):
+        async with in_process(settings):
+            pass
+    async with in_process(replace(settings, delivery_in_process=False)) as worker:
+        assert worker is None  # `portal deliver` runs elsewhere
