@@ -218,7 +218,7 @@ def main(engine: str, only: str = "") -> None:
             asyncio.run(bench_withdrawal(asyncio.run(create_database(cluster, "bench_erasure"))))
         if wanted("check"):
             bench_check(
-                asyncio.run(create_database(cluster, "check")), "postgres", CATALOG, LOCALES
+                asyncio.run(create_database(cluster, "bench_check")), "postgres", CATALOG, LOCALES
             )
         if wanted("scale"):
             bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
