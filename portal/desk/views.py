@@ -49,6 +49,18 @@ async def _card_from_form(request: Request, staff: StaffIdentity) -> CardRef:
     return card
 
 
+def _refused(request: Request, staff: StaffIdentity, failure: DomainError) -> Response:
+    """Back on the desk's home page, saying why the action was refused."""
+    return render(request, "desk/home.html", {"staff": staff, "result": None}, error=failure.code)
+
+
+def _links_page(
+    request: Request, staff: StaffIdentity, done: str | None, failure: DomainError | None = None
+) -> Response:
+    error = failure.code if failure else None
+    return render(request, "desk/links.html", {"staff": staff, "done": done}, error=error)
+
+
 async def home(request: Request) -> Response:
     staff = await require_staff(request)
     settings = settings_of(request)
@@ -88,9 +100,7 @@ async def new_card(request: Request) -> Response:
             timezone=settings.timezone,
         )
     except DomainError as failure:
-        return render(
-            request, "desk/home.html", {"staff": staff, "result": None}, error=failure.code
-        )
+        return _refused(request, staff, failure)
     card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new, "new_card")
     return render(
         request,
@@ -118,8 +128,7 @@ async def handover(request: Request) -> Response:
             timezone=settings.timezone,
         )
     except DomainError as failure:
-        context = {"staff": staff, "result": None}
-        return render(request, "desk/home.html", context, error=failure.code)
+        return _refused(request, staff, failure)
     staff_token = request.cookies.get(cookie_name(settings, STAFF_COOKIE))
     if staff_token:
         await end_session(settings.secret_key, staff_token)
@@ -151,8 +160,7 @@ async def setup_slip(request: Request) -> Response:
             setup_code_hours=settings.setup_code_hours,
         )
     except DomainError as failure:
-        context = {"staff": staff, "result": None}
-        return render(request, "desk/home.html", context, error=failure.code)
+        return _refused(request, staff, failure)
     locale = await services.patron_locale(patron_id)
     with i18n.use_locale(locale if locale in settings.locales else i18n.current_locale()):
         return render(request, "desk/setup_slip.html", {"new": new})
@@ -209,7 +217,7 @@ async def reset_pin(request: Request) -> Response:
 
 async def links_form(request: Request) -> Response:
     staff = await require_staff(request)
-    return render(request, "desk/links.html", {"staff": staff, "done": None})
+    return _links_page(request, staff, None)
 
 
 async def link(request: Request) -> Response:
@@ -228,10 +236,8 @@ async def link(request: Request) -> Response:
             timezone=settings.timezone,
         )
     except DomainError as failure:
-        return render(
-            request, "desk/links.html", {"staff": staff, "done": None}, error=failure.code
-        )
-    return render(request, "desk/links.html", {"staff": staff, "done": "linked"})
+        return _links_page(request, staff, None, failure)
+    return _links_page(request, staff, "linked")
 
 
 async def unlink(request: Request) -> Response:
@@ -249,10 +255,8 @@ async def unlink(request: Request) -> Response:
             now=utcnow(),
         )
     except DomainError as failure:
-        return render(
-            request, "desk/links.html", {"staff": staff, "done": None}, error=failure.code
-        )
-    return render(request, "desk/links.html", {"staff": staff, "done": "unlinked"})
+        return _links_page(request, staff, None, failure)
+    return _links_page(request, staff, "unlinked")
 
 
 async def welcome_sheet(request: Request) -> Response:
