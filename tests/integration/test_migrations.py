@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from tortoise import Tortoise
 from tortoise.connection import connections
 from tortoise.migrations.api import migrate
@@ -24,6 +27,58 @@ async def test_models_match_the_migrations() -> None:
     finally:
         await Tortoise.close_connections()
     assert [writer.name for writer in pending] == [], "run `make migration` and commit it"
+
+
+# Every index and unique constraint, as (table, columns, unique): names differ between a
+# constraint declared in CREATE TABLE and an index made later, the protection does not.
+_SQLITE_INDEXES = """
+SELECT m.name AS tbl, il.name AS idx, il."unique" AS uniq, ii.seqno AS pos, ii.name AS col
+FROM sqlite_master m, pragma_index_list(m.name) il, pragma_index_info(il.name) ii
+WHERE m.type = 'table' AND il.origin != 'pk'
+"""
+_POSTGRES_INDEXES = """
+SELECT t.relname AS tbl, c.relname AS idx, i.indisunique AS uniq, k.pos AS pos, a.attname AS col
+FROM pg_index i
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos)
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+WHERE n.nspname = 'public' AND NOT i.indisprimary
+"""
+
+
+async def _indexes(url: str, *, from_models: bool) -> set[tuple[str, tuple[str, ...], bool]]:
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        if from_models:
+            await Tortoise.generate_schemas(safe=False)
+        connection = connections.get("default")
+        sql = _SQLITE_INDEXES if connection.capabilities.dialect == "sqlite" else _POSTGRES_INDEXES
+        rows: list[dict[str, Any]] = await connection.execute_query_dict(sql)
+    finally:
+        await Tortoise.close_connections()
+    columns: dict[tuple[str, str, bool], list[tuple[int, str]]] = {}
+    for row in rows:
+        if row["tbl"] != "tortoise_migrations":
+            columns.setdefault((row["tbl"], row["idx"], bool(row["uniq"])), []).append(
+                (row["pos"], row["col"])
+            )
+    return {
+        (table, tuple(col for _, col in sorted(cols)), unique)
+        for (table, _, unique), cols in columns.items()
+    }
+
+
+async def test_migrated_database_has_every_index_and_unique_constraint_of_the_models(
+    database_url: str, empty_database_url: str
+) -> None:
+    """SQLite rebuilds a table to alter a column; a rebuild that forgets an index or a
+    UNIQUE constraint leaves a database slower, or open to duplicate consent states."""
+    migrated = await _indexes(database_url, from_models=False)
+    declared = await _indexes(empty_database_url, from_models=True)
+    assert sorted(declared - migrated) == [], "missing from the migrated database"
+    assert sorted(migrated - declared) == [], "in the database, not in the models"
 
 
 async def test_upgrading_a_database_that_holds_data_keeps_it(empty_database_url: str) -> None:
@@ -78,5 +133,38 @@ async def test_static_api_tokens_are_retired_and_their_clients_kept(
         assert moved is not None
         assert (moved.id, moved.scopes) == (kept.id, frozenset({Scope.LOANS_WRITE}))
         assert await ApiClient.all().count() == 1
+    finally:
+        await Tortoise.close_connections()
+
+
+async def test_sqlite_upgrade_stops_on_two_states_for_one_consent_and_changes_nothing(
+    empty_database_url: str, engine: str
+) -> None:
+    """Before the unique index is restored on SQLite: two rows for one patron and service
+    are named to the operator, and both are kept for them to decide from the ledger."""
+    if engine != "sqlite":
+        return  # PostgreSQL never lost the constraint: such rows cannot exist there
+    config = tortoise_config(empty_database_url)
+    await migrate(config=config, target="models.0009_oauth_clients")
+    await Tortoise.close_connections()
+    await Tortoise.init(config=config)
+    try:
+        connection = connections.get("default")
+        await connection.execute_script(
+            "INSERT INTO patron (id, card_lookup, created_at) VALUES (7, 'abc', '2026-01-01');"
+            "INSERT INTO service (id, key, revision, terms_revision, terms, position, "
+            "published_at) VALUES (3, 'reading_history', 1, 1, '{}', 0, '2026-01-01');"
+            "INSERT INTO consent_state (patron_id, service_id, granted, last_kind, "
+            "terms_revision, revision, updated_at) VALUES "
+            "(7, 3, 1, 'given', 1, 1, '2026-01-01'), (7, 3, 0, 'withdrawn', 1, 2, '2026-01-02');"
+        )
+    finally:
+        await Tortoise.close_connections()
+    with pytest.raises(RuntimeError, match="patron 7 service 3"):
+        await apply_migrations(empty_database_url)
+    await Tortoise.init(config=config)
+    try:
+        _, rows = await connections.get("default").execute_query("SELECT id FROM consent_state")
+        assert len(rows) == 2
     finally:
         await Tortoise.close_connections()
