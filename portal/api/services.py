@@ -184,8 +184,7 @@ async def check_consents(
 ) -> list[CheckResult]:
     """One answer per (card number, service key) pair, in order, from one database query:
     the services come from the published catalog held in memory, the cards are hashed here."""
-    catalog = await published_catalog()
-    services = {service.key: service for service in catalog.services}
+    services = (await published_catalog()).by_key
     results: list[CheckResult | None] = []
     asked: list[tuple[str, PublishedService]] = []
     for card, key in pairs:

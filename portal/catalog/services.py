@@ -3,6 +3,7 @@ in force is consent's business (consent.publishing), in the same transaction."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import asdict, dataclass
@@ -216,18 +217,28 @@ class CatalogSnapshot:
     def notice(self, service_id: int, locale: str) -> PublishedNotice | None:
         return self.notices.get((service_id, locale))
 
+    @functools.cached_property
+    def by_key(self) -> dict[str, PublishedService]:
+        return {service.key: service for service in self.services}
 
-# Publishing happens in another process (the CLI), so the snapshot is re-read after a few
-# seconds. Decisions never rely on it: they check the notice version against the database.
+
+# Publishing happens in another process (the CLI), so every few seconds one cheap query asks
+# whether a publication came since; the catalog is read again only when one did. Decisions
+# never rely on the snapshot: they check the notice version against the database.
 _SNAPSHOT_TTL_SECONDS = 5.0
-_snapshot: list[tuple[float, CatalogSnapshot]] = []
+# (checked at, the publication it shows, the snapshot)
+_snapshot: list[tuple[float, int | None, CatalogSnapshot]] = []
 
 
 async def published_catalog() -> CatalogSnapshot:
     clock = time.monotonic()
     if _snapshot and clock - _snapshot[0][0] < _SNAPSHOT_TTL_SECONDS:
-        return _snapshot[0][1]
+        return _snapshot[0][2]
     latest = await Publication.all().order_by("-id").first()
+    latest_id = latest.id if latest else None
+    if _snapshot and _snapshot[0][1] == latest_id:
+        _snapshot[:] = [(clock, latest_id, _snapshot[0][2])]
+        return _snapshot[0][2]
     services = {service.id: _published_service(service) for service in await Service.all()}
     notices = {}
     for notice in await NoticeVersion.filter(service_id__in=list(services)):
@@ -240,7 +251,7 @@ async def published_catalog() -> CatalogSnapshot:
         services=tuple(sorted(services.values(), key=lambda service: service.position)),
         notices=notices,
     )
-    _snapshot[:] = [(clock, snapshot)]
+    _snapshot[:] = [(clock, latest_id, snapshot)]
     return snapshot
 
 

@@ -37,7 +37,8 @@ from portal.patrons.services import start_session
 from tests.factories import SECRET, decides, make_patron, now, publish
 from tests.support import free_port
 
-WRK_SECONDS = 10
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+ROUNDS = 3
 SERVICES = ("reading_history", "saved_lists", "newsletter")
 
 
@@ -172,11 +173,23 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
         json.dumps({"card_number": card, "service": SERVICES[n % 3]})
         for n, card in enumerate(cards)
     ]
-    with serve("portal.app:from_environment", env, factory=True) as portal:
+    with (
+        serve("portal.app:from_environment", env, factory=True) as portal,
+        serve("tests.benchmarks.bare_check_app:app", env) as bare,
+    ):
         token = asyncio.run(api_token(database_url, portal.url))
         headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
         path = "/api/v1/consent-check"
-        single = wrk(portal.url, [("POST", path, headers, body) for body in singles])
+        # Rounds taken in turn, so that whatever else the machine does weighs on both alike.
+        ratios = []
+        for _ in range(ROUNDS):
+            single = wrk(portal.url, [("POST", path, headers, body) for body in singles])
+            baseline = wrk(
+                bare.url,
+                [("POST", path, {"content-type": "application/json"}, body) for body in singles],
+            )
+            ratios.append((single.per_second / baseline.per_second, single, baseline))
+        ratio, single, baseline = sorted(ratios, key=lambda taken: taken[0])[len(ratios) // 2]
         batch_body = json.dumps(
             {
                 "checks": [
@@ -187,15 +200,11 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
         assert httpx.post(portal.url + path, content=batch_body, headers=headers).status_code == 200
         batch = wrk(portal.url, [("POST", path, headers, batch_body)], connections=4)
         rss = portal.peak_rss_mb()
-    with serve("tests.benchmarks.bare_check_app:app", env) as bare:
-        baseline = wrk(
-            bare.url,
-            [("POST", path, {"content-type": "application/json"}, body) for body in singles],
-        )
     print(
         f"[{label}] consent check: {single.per_second:,.0f} checks/s | bare Starlette with one "
-        f"raw indexed lookup: {baseline.per_second:,.0f} req/s | ratio "
-        f"{single.per_second / baseline.per_second:.0%} (target >= 90%)\n"
+        f"raw indexed lookup: {baseline.per_second:,.0f} req/s | ratio {ratio:.0%} "
+        f"(median of {ROUNDS} rounds taken in turn: "
+        f"{', '.join(f'{taken[0]:.0%}' for taken in ratios)}; target >= 90%)\n"
         f"[{label}] batch of 100 pairs: p99 {batch.p99_ms:.1f} ms (target < 20 ms), "
         f"{batch.per_second * 100:,.0f} pairs/s | worker peak RSS {rss:.0f} MB (target < 120 MB)"
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from portal.catalog import services as catalog_services
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import CatalogError
 from portal.catalog.services import Change
-from portal.consent import reads
+from portal.consent import publishing, reads
 from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services as decisions
 from portal.i18n import KNOWN_LOCALES
@@ -171,3 +173,23 @@ async def test_demo_catalog_publishes_in_every_enabled_locale() -> None:
     report = await publish(text, tuple(KNOWN_LOCALES))
     assert len(report.changes) == 8
     assert await NoticeVersion.all().count() == 8 * len(KNOWN_LOCALES)
+
+
+async def test_each_process_reads_the_catalog_again_only_after_a_new_publication(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The snapshot is a cache: every few seconds it asks whether anything was published
+    (by this process or another) and reads the catalog again only when something was."""
+    await publish(standard_catalog())
+    clock = [1000.0]
+    monkeypatch.setattr(catalog_services, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    first = await catalog_services.published_catalog()
+    clock[0] += 60
+    assert await catalog_services.published_catalog() is first
+    # Another process publishes: nothing tells this one, whose snapshot stays until it asks.
+    monkeypatch.setattr(publishing, "forget_published_catalog", lambda: None)
+    await publish(standard_catalog().replace("Test Library", "Renamed Library"))
+    clock[0] += 1
+    assert (await catalog_services.published_catalog()).library_name == "Test Library"
+    clock[0] += 60
+    assert (await catalog_services.published_catalog()).library_name == "Renamed Library"
