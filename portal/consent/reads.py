@@ -4,6 +4,7 @@ returns plain values, never ORM rows."""
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -242,6 +243,12 @@ _CHECK_QUERY = (
 )
 
 
+@functools.cache
+def _check_query(services: int, cards: int) -> str:
+    """One text per shape, so the driver's statement cache prepares each shape once."""
+    return _CHECK_QUERY.format(services=", ".join("?" * services), cards=", ".join("?" * cards))
+
+
 async def check_consents(
     pairs: list[tuple[str, PublishedService]], *, today: date
 ) -> list[CheckAnswer | None]:
@@ -251,10 +258,7 @@ async def check_consents(
         return []
     cards = sorted({lookup for lookup, _ in pairs})
     service_ids = sorted({service.id for _, service in pairs})
-    sql = _CHECK_QUERY.format(
-        services=", ".join("?" * len(service_ids)), cards=", ".join("?" * len(cards))
-    )
-    rows = await fetch_rows(sql, *service_ids, *cards)
+    rows = await fetch_rows(_check_query(len(service_ids), len(cards)), *service_ids, *cards)
     born: dict[str, date | None] = {}
     states: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
