@@ -407,7 +407,11 @@ def cmd_api_client_add(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             issued = await api_clients.add_client(
-                settings.secret_key, args.name, _scopes(args) or frozenset(), now=utcnow()
+                settings.secret_key,
+                args.name,
+                _scopes(args) or frozenset(),
+                now=utcnow(),
+                system=args.system,
             )
         except DomainError as error:
             print(f"Not created: {error.code}", file=sys.stderr)
@@ -422,7 +426,7 @@ def cmd_api_client_rotate(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             issued = await api_clients.rotate_client(
-                settings.secret_key, args.name, _scopes(args), now=utcnow()
+                settings.secret_key, args.name, _scopes(args), now=utcnow(), system=args.system
             )
         except DomainError as error:
             print(f"Not rotated: {error.code}", file=sys.stderr)
@@ -459,13 +463,13 @@ def cmd_api_client_list(settings: Settings, args: argparse.Namespace) -> int:
         if not clients:
             print("No API clients yet (`portal api-client add NAME --scope ...`).")
             return 0
-        print("name | client id | scopes | created | rotated | revoked | last token (UTC)")
+        print("name | client id | scopes | system | created | rotated | revoked | last token (UTC)")
         for client in clients:
             scopes = " ".join(sorted(client.scopes)) or "-"
             if client.secret_lookup is None:
                 scopes = "no secret yet: run `portal api-client rotate NAME --scope ...`"
             print(
-                f"{client.name} | {client.client_id or '-'} | {scopes} | "
+                f"{client.name} | {client.client_id or '-'} | {scopes} | {client.system or '-'} | "
                 f"{_when(client.created_at)} | {_when(client.rotated_at)} | "
                 f"{_when(client.revoked_at)} | {_when(client.last_token_at)}"
             )
@@ -684,6 +688,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+SYSTEM_HELP = (
+    "the connected system (its key in the catalog) this client speaks for: needed for the "
+    "deletions scopes, and it sees and confirms only that system's deletion requests"
+)
+
+
 def _add_api_client_verbs(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
@@ -697,12 +707,14 @@ def _add_api_client_verbs(
     )
     client_add.add_argument("name")
     client_add.add_argument("--scope", action="append", required=True, choices=scope_choices)
+    client_add.add_argument("--system", metavar="KEY", help=SYSTEM_HELP)
     client_add.set_defaults(run=cmd_api_client_add)
     client_rotate = client_verbs.add_parser(
         "rotate", help="a new secret (the old one stops working); new scopes when given"
     )
     client_rotate.add_argument("name")
     client_rotate.add_argument("--scope", action="append", choices=scope_choices)
+    client_rotate.add_argument("--system", metavar="KEY", help=SYSTEM_HELP)
     client_rotate.set_defaults(run=cmd_api_client_rotate)
     client_revoke = client_verbs.add_parser(
         "revoke", help="the client's secret and access tokens stop working"

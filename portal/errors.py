@@ -75,6 +75,9 @@ class ApiCode(StrEnum):
     OAUTH_THROTTLED = "too_many_requests"
     DELETION_UNKNOWN = "deletion_unknown"
     QUERY_INVALID = "query_invalid"
+    SYSTEM_REQUIRED = "system_required"
+    SYSTEM_UNKNOWN = "system_unknown"
+    SYSTEM_NOT_YOURS = "system_not_yours"
 
 
 class StaffCode(StrEnum):

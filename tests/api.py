@@ -18,10 +18,16 @@ ALL_SCOPES = frozenset(Scope)
 _names = itertools.count(1)
 
 
-async def make_client(*scopes: Scope, name: str | None = None) -> IssuedSecret:
-    """A client holding `scopes` (every scope when none are named)."""
+async def make_client(
+    *scopes: Scope, name: str | None = None, system: str | None = None
+) -> IssuedSecret:
+    """A client holding `scopes` (every scope when none are named), speaking for `system`."""
     return await services.add_client(
-        SECRET, name or f"ils-{next(_names)}", frozenset(scopes) or ALL_SCOPES, now=now()
+        SECRET,
+        name or f"ils-{next(_names)}",
+        frozenset(scopes) or ALL_SCOPES,
+        now=now(),
+        system=system,
     )
 
 
@@ -55,10 +61,11 @@ async def signed_token(
         generation=record.generation,
         scopes=issued.scopes if scopes is None else scopes,
         now=int(time.time()) if at is None else at,
+        system=record.system,
     )
 
 
-async def bearer(*scopes: Scope) -> dict[str, str]:
+async def bearer(*scopes: Scope, system: str | None = None) -> dict[str, str]:
     """The Authorization header of a new client holding `scopes` (every scope when none)."""
-    issued = await make_client(*scopes)
+    issued = await make_client(*scopes, system=system)
     return {"authorization": f"Bearer {await signed_token(issued)}"}

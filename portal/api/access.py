@@ -33,6 +33,7 @@ class ApiCaller:
     client_id: int
     name: str
     scopes: frozenset[Scope]
+    system: str | None = None  # the connected system it speaks for, if any
 
 
 class _NoToken(ApiError):
@@ -77,7 +78,7 @@ async def require_scope(request: Request, scope: Scope) -> ApiCaller:
         raise ApiError(ApiCode.UNAUTHORISED)
     if scope not in statement.scopes:
         raise ScopeMissing(scope)
-    return ApiCaller(statement.client, statement.name, statement.scopes)
+    return ApiCaller(statement.client, statement.name, statement.scopes, statement.system)
 
 
 def api_error(failure: DomainError) -> Response:

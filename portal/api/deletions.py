@@ -5,13 +5,14 @@ path carries only the request's id; patron references travel in response bodies.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from portal.api.access import Scope, api_error, require_scope
+from portal.api.access import ApiCaller, Scope, api_error, require_scope
 from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
 from portal.outbox import services
@@ -40,6 +41,19 @@ def as_json(request: DeletionRequest) -> dict[str, object]:
     }
 
 
+def _system_client(caller: ApiCaller) -> SystemCaller:
+    """Deletion requests name patrons: each system sees only those sent to it."""
+    if caller.system is None:
+        raise OutboxError(ApiCode.SYSTEM_REQUIRED)
+    return SystemCaller(caller.client_id, caller.system)
+
+
+@dataclass(frozen=True)
+class SystemCaller:
+    client_id: int
+    system: str
+
+
 def _number(raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
@@ -49,17 +63,20 @@ def _number(raw: str | None, default: int, low: int, high: int) -> int:
 
 
 async def list_deletions(request: Request) -> Response:
-    """`?system=ils&status=unconfirmed|all&after=<next>&limit=100`, oldest first."""
+    """`?status=unconfirmed|all&after=<next>&limit=100`, oldest first: the requests sent to
+    the system the client speaks for (`system=`, if given, must name it)."""
     try:
-        await require_scope(request, Scope.DELETIONS_READ)
+        caller = _system_client(await require_scope(request, Scope.DELETIONS_READ))
         params = request.query_params
-        system = params.get("system")
+        system = params.get("system", caller.system)
         status = params.get("status", "unconfirmed")
         if (system is not None and not _SYSTEM.match(system)) or status not in (
             "unconfirmed",
             "all",
         ):
             raise OutboxError(ApiCode.QUERY_INVALID)
+        if system != caller.system:
+            raise OutboxError(ApiCode.SYSTEM_NOT_YOURS)
         limit = _number(params.get("limit"), PAGE, 1, MAX_PAGE)
         found = await services.deletion_requests(
             system=system,
@@ -80,9 +97,12 @@ async def list_deletions(request: Request) -> Response:
 async def acknowledge(request: Request) -> Response:
     """The system has deleted what the request names: recorded once, however often sent."""
     try:
-        caller = await require_scope(request, Scope.DELETIONS_ACK)
+        caller = _system_client(await require_scope(request, Scope.DELETIONS_ACK))
         confirmed = await services.acknowledge(
-            request.path_params["id"], client_id=caller.client_id, now=utcnow()
+            request.path_params["id"],
+            system=caller.system,
+            client_id=caller.client_id,
+            now=utcnow(),
         )
     except DomainError as failure:
         return api_error(failure)

@@ -27,6 +27,9 @@ class ApiClient(Model):
     rotated_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
     last_token_at = fields.DatetimeField(null=True)
+    # The connected system (catalog key) this client speaks for: a client reading or
+    # confirming deletion requests sees only its own system's, never another's.
+    system = fields.CharField(max_length=40, null=True)
 
     class Meta:
         table = "api_client"

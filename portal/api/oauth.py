@@ -164,6 +164,7 @@ class _TokenServer(AuthorizationServer):  # type: ignore[misc]
             generation=record.generation,
             scopes=parse_scopes(scope) or frozenset(),
             now=int(time.time()),
+            system=record.system,
         )
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

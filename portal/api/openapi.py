@@ -79,6 +79,23 @@ SCHEMAS: dict[str, Any] = {
             },
         ],
     },
+    "SystemRefusal": {
+        "description": "The token lacks the scope (and names it), or deletion requests are "
+        "not this client's to see: they are shown to, and confirmed by, only the client of the "
+        "connected system they were sent to.",
+        "allOf": [
+            _ref("Error"),
+            {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "enum": ["insufficient_scope", "system_required", "system_not_yours"]
+                    },
+                    "scope": {"type": "string", "enum": [scope.value for scope in Scope]},
+                },
+            },
+        ],
+    },
     "TokenRequest": {
         "type": "object",
         "description": "RFC 6749 §4.4.2. Authenticate with HTTP Basic (`client_secret_basic`) "
@@ -242,10 +259,23 @@ RESPONSES: dict[str, Any] = {
         headers=_CHALLENGE,
     ),
     "TooLarge": _error("The body is larger than the API accepts (body_too_large)."),
+    "ForSystemsOnly": _json(
+        _ref("SystemRefusal"),
+        "The token lacks the scope (insufficient_scope), its client speaks for no connected "
+        "system (system_required), or the query names another system (system_not_yours).",
+        headers=_CHALLENGE,
+    ),
 }
 
 
-def _api(scope: Scope, summary: str, responses: dict[str, Any], **operation: Any) -> dict[str, Any]:
+def _api(
+    scope: Scope,
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    forbidden: str = "InsufficientScope",
+    **operation: Any,
+) -> dict[str, Any]:
     """An API operation: it needs `scope`, and refuses as every API operation does."""
     return {
         "summary": summary,
@@ -254,7 +284,7 @@ def _api(scope: Scope, summary: str, responses: dict[str, Any], **operation: Any
         "responses": {
             **responses,
             "401": {"$ref": "#/components/responses/Unauthorised"},
-            "403": {"$ref": "#/components/responses/InsufficientScope"},
+            "403": {"$ref": f"#/components/responses/{forbidden}"},
         },
     }
 
@@ -372,16 +402,18 @@ PATHS: dict[str, Any] = {
     "/api/v1/deletions": {
         "get": _api(
             Scope.DELETIONS_READ,
-            "Deletions connected systems must carry out, oldest first.",
+            "Deletions the client's connected system must carry out, oldest first.",
             {
                 "200": _json(_ref("Deletions"), "A page of deletions."),
                 "400": _error("A query parameter is not valid (query_invalid)."),
             },
+            forbidden="ForSystemsOnly",
             parameters=[
                 {
                     "name": "system",
                     "in": "query",
-                    "description": "Only this connected system's.",
+                    "description": "The connected system the client speaks for (the default); "
+                    "another system's requests are refused.",
                     "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{1,39}$"},
                 },
                 {
@@ -411,8 +443,9 @@ PATHS: dict[str, Any] = {
             "Confirm that a deletion was carried out; confirming again changes nothing.",
             {
                 "200": _json(_ref("Deletion"), "The request, now confirmed."),
-                "404": _error("No such deletion (deletion_unknown)."),
+                "404": _error("No such deletion sent to this client's system (deletion_unknown)."),
             },
+            forbidden="ForSystemsOnly",
             parameters=[
                 {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
             ],

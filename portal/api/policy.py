@@ -119,6 +119,7 @@ class AccessToken:
     scopes: frozenset[Scope]
     expires_at: int
     token_id: str
+    system: str | None = None  # the connected system the client speaks for
 
 
 def sign_access_token(
@@ -130,9 +131,10 @@ def sign_access_token(
     generation: int,
     scopes: frozenset[Scope],
     now: int,
+    system: str | None = None,
     lifetime: int = ACCESS_TOKEN_SECONDS,
 ) -> str:
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": str(client),
@@ -144,6 +146,8 @@ def sign_access_token(
         "exp": now + lifetime,
         "jti": secrets.token_urlsafe(12),
     }
+    if system is not None:
+        claims["system"] = system
     header = {"alg": _ALGORITHM, "typ": TOKEN_TYPE}
     return jwt.encode(header, claims, signing_key(secret), algorithms=[_ALGORITHM])
 
@@ -187,6 +191,7 @@ def _statement(claims: dict[str, Any], now: int) -> AccessToken | None:
         scopes=scopes,
         expires_at=exp,
         token_id=_text(claims.get("jti")),
+        system=_text(claims.get("system")) or None,
     )
 
 

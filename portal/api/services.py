@@ -22,7 +22,7 @@ from portal.api.policy import (
     scope_text,
     secret_lookup,
 )
-from portal.catalog.services import PublishedService, published_catalog
+from portal.catalog.services import PublishedService, connected_systems, published_catalog
 from portal.clock import local_date
 from portal.consent import reads
 from portal.consent.policy import CheckAnswer
@@ -56,6 +56,7 @@ class ClientRecord:
     rotated_at: datetime | None
     revoked_at: datetime | None
     last_token_at: datetime | None
+    system: str | None = None
 
     @property
     def active(self) -> bool:
@@ -83,6 +84,7 @@ def _record(client: ApiClient) -> ClientRecord:
         rotated_at=client.rotated_at,
         revoked_at=client.revoked_at,
         last_token_at=client.last_token_at,
+        system=client.system,
     )
 
 
@@ -91,11 +93,23 @@ def _require_scopes(scopes: frozenset[Scope]) -> None:
         raise ApiError(ApiCode.SCOPES_REQUIRED)
 
 
+async def _check_system(system: str | None) -> None:
+    if system is not None and system not in await connected_systems():
+        raise ApiError(ApiCode.SYSTEM_UNKNOWN)
+
+
 async def add_client(
-    secret: str, name: str, scopes: frozenset[Scope], *, now: datetime
+    secret: str,
+    name: str,
+    scopes: frozenset[Scope],
+    *,
+    now: datetime,
+    system: str | None = None,
 ) -> IssuedSecret:
+    """`system`: the connected system the client speaks for (required to see deletions)."""
     check_client_name(name)
     _require_scopes(scopes)
+    await _check_system(system)
     client_id, client_secret = new_client_id(), new_client_secret()
     try:
         await ApiClient.create(
@@ -105,6 +119,7 @@ async def add_client(
             scopes=scope_text(scopes),
             secret_generation=1,
             created_at=now,
+            system=system,
         )
     except IntegrityError:
         raise ApiError(ApiCode.CLIENT_EXISTS) from None
@@ -112,10 +127,17 @@ async def add_client(
 
 
 async def rotate_client(
-    secret: str, name: str, scopes: frozenset[Scope] | None, *, now: datetime
+    secret: str,
+    name: str,
+    scopes: frozenset[Scope] | None,
+    *,
+    now: datetime,
+    system: str | None = None,
 ) -> IssuedSecret:
     """A new secret (the old one, and every token issued under it, stop working); new scopes
-    when given. Also how a revoked client, or one from before OAuth, gets a credential."""
+    and system when given. Also how a revoked client, or one from before OAuth, gets a
+    credential."""
+    await _check_system(system)
     async with in_transaction():
         client = await ApiClient.select_for_update().get_or_none(name=name)
         if client is None:
@@ -129,6 +151,7 @@ async def rotate_client(
         client.secret_generation += 1
         client.rotated_at = now
         client.revoked_at = None
+        client.system = system or client.system
         await client.save()
     return IssuedSecret(name, client.client_id, client_secret, granted)
 

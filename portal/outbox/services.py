@@ -238,12 +238,16 @@ def _request(message: OutboxMessage) -> DeletionRequest:
     )
 
 
-async def acknowledge(message_id: str, *, client_id: int, now: datetime) -> DeletionRequest:
+async def acknowledge(
+    message_id: str, *, system: str, client_id: int, now: datetime
+) -> DeletionRequest:
     """A system confirms a deletion it accepted earlier (or caught up on): idempotent, one
-    ledger event however often it is acknowledged."""
+    ledger event however often it is acknowledged. Another system's request is unknown to it."""
     async with in_transaction():
         message = (
-            await OutboxMessage.filter(message_id=message_id, kind=MessageKind.DELETION_REQUESTED)
+            await OutboxMessage.filter(
+                message_id=message_id, kind=MessageKind.DELETION_REQUESTED, system=system
+            )
             .select_for_update()
             .first()
         )

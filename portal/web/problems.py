@@ -173,6 +173,11 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ),
     ApiCode.DELETION_UNKNOWN: Problem(404, N_("We could not find that deletion request.")),
     ApiCode.QUERY_INVALID: Problem(400, N_("The query parameters are not valid.")),
+    ApiCode.SYSTEM_REQUIRED: Problem(
+        403, N_("Deletion requests are shown only to a client that speaks for a connected system.")
+    ),
+    ApiCode.SYSTEM_UNKNOWN: Problem(400, N_("No connected system in the catalog has that key.")),
+    ApiCode.SYSTEM_NOT_YOURS: Problem(403, N_("This client speaks for another connected system.")),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")

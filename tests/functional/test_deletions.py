@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from portal.api.access import Scope
+from portal.api.policy import ApiError
 from portal.consent.policy import Decision
+from portal.errors import ApiCode
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState
 from portal.settings import Settings
@@ -21,7 +23,17 @@ from portal.stores import reading_history
 from portal.stores.reading_history import HistoryEntry
 from tests.api import bearer as api_bearer
 from tests.delivery import ReceiverProcess, delivery_catalog
-from tests.factories import decides, make_patron, now, publish, system_secrets
+from tests.factories import (
+    catalog_text,
+    decides,
+    make_patron,
+    now,
+    publish,
+    service_table,
+    standard_catalog,
+    system_secrets,
+    system_table,
+)
 from tests.web import choose, sign_in, visible_text
 
 # Names and dates are isolated with <bdi> in every message: the visible text has a space.
@@ -94,8 +106,9 @@ async def test_turning_on_again_shows_no_deletion(portal, receiver: ReceiverProc
     assert "Deleted here" not in page
 
 
-async def bearer() -> dict[str, str]:
-    return await api_bearer(Scope.DELETIONS_READ, Scope.DELETIONS_ACK)
+async def bearer(system: str = "ils") -> dict[str, str]:
+    """A client of the connected system `system` (published in the catalog)."""
+    return await api_bearer(Scope.DELETIONS_READ, Scope.DELETIONS_ACK, system=system)
 
 
 async def test_a_system_catches_up_and_acknowledges_through_the_api(
@@ -127,7 +140,10 @@ async def test_a_system_catches_up_and_acknowledges_through_the_api(
     assert everything.json()["next"] is not None
 
 
-async def test_the_deletions_api_refuses_unknown_requests_and_bad_queries(portal) -> None:
+async def test_the_deletions_api_refuses_unknown_requests_and_bad_queries(
+    portal, receiver: ReceiverProcess
+) -> None:
+    await publish(delivery_catalog(receiver.endpoint))
     headers = await bearer()
     unknown = await portal.client.post("/api/v1/deletions/msg_nothing/ack", headers=headers)
     assert unknown.status_code == 404
@@ -138,3 +154,59 @@ async def test_the_deletions_api_refuses_unknown_requests_and_bad_queries(portal
         assert bad.json()["error"] == "query_invalid"
     anonymous = await portal.client.get("/api/v1/deletions")
     assert anonymous.status_code == 401
+
+
+def two_systems_catalog(endpoint: str) -> str:
+    return catalog_text(
+        system_table("ils", endpoint, name="Library system"),
+        system_table("ebooks", endpoint, name="eBook vendor"),
+        service_table("reading_history", store="reading_history", systems=("ils",)),
+        service_table("ebook_link", systems=("ebooks",)),
+    )
+
+
+async def test_each_system_sees_and_confirms_only_its_own_deletion_requests(
+    portal, receiver: ReceiverProcess
+) -> None:
+    """A request names the patron: the e-book vendor learns nothing of what the patron asked
+    the library system to delete, and cannot confirm it in the library system's name."""
+    await publish(two_systems_catalog(receiver.endpoint))  # never started: nothing delivered
+    patron = await make_patron()
+    for service in ("reading_history", "ebook_link"):
+        await decides(patron.id, service, Decision.YES)
+        await decides(patron.id, service, Decision.NO)
+    ils, ebooks = await bearer("ils"), await bearer("ebooks")
+    [for_ils] = (await portal.client.get("/api/v1/deletions", headers=ils)).json()["deletions"]
+    [for_ebooks] = (await portal.client.get("/api/v1/deletions", headers=ebooks)).json()[
+        "deletions"
+    ]
+    assert (for_ils["system"], for_ils["service"]) == ("ils", "reading_history")
+    assert (for_ebooks["system"], for_ebooks["service"]) == ("ebooks", "ebook_link")
+    peeking = await portal.client.get("/api/v1/deletions?system=ils", headers=ebooks)
+    assert (peeking.status_code, peeking.json()["error"]) == (403, "system_not_yours")
+    forged = await portal.client.post(f"/api/v1/deletions/{for_ils['id']}/ack", headers=ebooks)
+    assert (forged.status_code, forged.json()["error"]) == (404, "deletion_unknown")
+    assert (await OutboxMessage.get(message_id=for_ils["id"])).state is DeliveryState.PENDING
+
+
+async def test_a_client_speaking_for_no_system_sees_no_deletion_requests(
+    portal, receiver: ReceiverProcess
+) -> None:
+    await publish(delivery_catalog(receiver.endpoint))
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await decides(patron.id, "reading_history", Decision.NO)
+    [message] = await OutboxMessage.filter(kind="deletion.requested")
+    headers = await api_bearer(Scope.DELETIONS_READ, Scope.DELETIONS_ACK)
+    listed = await portal.client.get("/api/v1/deletions", headers=headers)
+    acked = await portal.client.post(f"/api/v1/deletions/{message.message_id}/ack", headers=headers)
+    for answer in (listed, acked):
+        assert (answer.status_code, answer.json()["error"]) == (403, "system_required")
+    assert (await OutboxMessage.get(id=message.id)).state is DeliveryState.PENDING
+
+
+async def test_a_client_cannot_speak_for_a_system_the_catalog_does_not_name(portal) -> None:
+    await publish(standard_catalog())
+    with pytest.raises(ApiError) as refused:
+        await api_bearer(Scope.DELETIONS_READ, system="ils")
+    assert refused.value.code is ApiCode.SYSTEM_UNKNOWN

@@ -74,7 +74,7 @@ def test_every_answer_matches_the_document(engine: str, tmp_path: Path) -> None:
         shown = dict(
             re.findall(
                 r"^Client (id|secret): (\S+)$",
-                portal("api-client", "add", "fuzzer", *scopes),
+                portal("api-client", "add", "fuzzer", "--system", "ils", *scopes),
                 flags=re.M,
             )
         )

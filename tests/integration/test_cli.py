@@ -174,6 +174,9 @@ def test_api_clients_from_the_command_line(portal_command) -> None:
         "api-client", "add", "the ILS", "--scope", "consent:read", expect=2
     )
     assert "invalid choice" in portal_command("api-client", "ils", expect=2)  # the old verb
+    assert "system_unknown" in portal_command(
+        "api-client", "add", "ils3", "--scope", "deletions:read", "--system", "nowhere", expect=2
+    )
     listed = portal_command("api-client", "list")
     assert f"ils | {added['id']} | consent:read loans:write | " in listed
     assert added["secret"] not in listed
@@ -186,7 +189,7 @@ def test_api_clients_from_the_command_line(portal_command) -> None:
 
     assert "Revoked ils" in portal_command("api-client", "revoke", "ils")
     [row] = [line for line in portal_command("api-client", "list").splitlines() if "ils |" in line]
-    revoked = row.split(" | ")[5]
+    revoked = row.split(" | ")[6]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", revoked)
     assert "client_unknown" in portal_command("api-client", "revoke", "nobody", expect=2)
 

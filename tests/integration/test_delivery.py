@@ -23,6 +23,7 @@ from portal.stores.reading_history import HistoryEntry
 from tests.api import make_client, signed_token
 from tests.delivery import (
     ReceiverProcess,
+    delivery_catalog,
     delivery_problems,
     kill_run,
     portal_environment,
@@ -32,6 +33,7 @@ from tests.delivery import (
     turn_on_and_off,
     wait_until_settled,
 )
+from tests.factories import publish
 from tests.support import free_port
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -98,7 +100,9 @@ async def test_a_receiver_failing_three_times_gets_the_same_request_a_fourth(
 async def test_a_receiver_accepting_with_202_confirms_later_through_the_api(
     database_url: str, tmp_path: Path, receivers
 ) -> None:
-    token = await signed_token(await make_client(Scope.DELETIONS_ACK))
+    # The client speaks for the system "ils", which the catalog must name before it exists.
+    await publish(delivery_catalog("http://127.0.0.1:9/not-yet"))
+    token = await signed_token(await make_client(Scope.DELETIONS_ACK, system="ils"))
     port = free_port()
     receiver = receivers("--accept", "--ack-url", f"http://127.0.0.1:{port}", "--ack-token", token)
     receiver.secret = await prepare(tmp_path, receiver.endpoint)

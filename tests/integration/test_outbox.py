@@ -251,13 +251,15 @@ async def test_an_acknowledgement_after_202_is_recorded_once_with_the_client() -
     assert await deliver(202) == [DeliveryState.ACCEPTED]
     [request] = await deletions(patron.id)
     for _ in range(2):
-        acknowledged = await outbox.acknowledge(request.message_id, client_id=7, now=now())
+        acknowledged = await outbox.acknowledge(
+            request.message_id, system=request.system, client_id=7, now=now()
+        )
         assert acknowledged.state is DeliveryState.CONFIRMED
     [event] = await ConsentEvent.filter(patron_id=patron.id, kind=EventKind.DELETION_CONFIRMED)
     assert event.detail["via"] == "ack"
     assert event.detail["client"] == 7
     with pytest.raises(outbox.OutboxError):
-        await outbox.acknowledge("msg_unknown", client_id=7, now=now())
+        await outbox.acknowledge("msg_unknown", system=request.system, client_id=7, now=now())
 
 
 async def test_a_system_that_never_answers_is_given_up_after_three_days_and_listed() -> None:
