@@ -53,6 +53,11 @@ class Server:
         match = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(match.group(1)) / 1024 if match else float("nan")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker has used (user and system), from the kernel."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 @contextlib.contextmanager
 def serve(app: str, env: dict[str, str], *, factory: bool = False) -> Iterator[Server]:
@@ -101,29 +106,40 @@ def _lua(requests: list[tuple[str, str, dict[str, str], str]]) -> str:
 class WrkRun:
     per_second: float
     p99_ms: float
+    # The server's CPU time per request: what it costs, whatever else the machine is doing.
+    cpu_us: float = float("nan")
 
 
 def wrk(
-    url: str, requests: list[tuple[str, str, dict[str, str], str]], *, connections: int = 32
+    url: str,
+    requests: list[tuple[str, str, dict[str, str], str]],
+    *,
+    connections: int = 32,
+    server: Server | None = None,
 ) -> WrkRun:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua(requests))
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
     try:
         subprocess.run([*base, "-d2s", url], check=True, capture_output=True)  # warm up
+        cpu_before = server.cpu_seconds() if server else 0.0
         output = subprocess.run(
             [*base, f"-d{WRK_SECONDS}s", url], check=True, capture_output=True, text=True
         ).stdout
+        cpu = server.cpu_seconds() - cpu_before if server else float("nan")
     finally:
         os.unlink(script.name)
     if "Non-2xx" in output:
         raise RuntimeError(f"wrk saw errors:\n{output}")
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    if rate is None or p99 is None:
+    if rate is None or p99 is None or total is None:
         raise RuntimeError(output)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
-    return WrkRun(float(rate.group(1)), float(p99.group(1)) * scale)
+    return WrkRun(
+        float(rate.group(1)), float(p99.group(1)) * scale, cpu * 1e6 / int(total.group(1))
+    )
 
 
 async def api_token(database_url: str, url: str) -> str:
@@ -183,10 +199,13 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
         # Rounds taken in turn, so that whatever else the machine does weighs on both alike.
         ratios = []
         for _ in range(ROUNDS):
-            single = wrk(portal.url, [("POST", path, headers, body) for body in singles])
+            single = wrk(
+                portal.url, [("POST", path, headers, body) for body in singles], server=portal
+            )
             baseline = wrk(
                 bare.url,
                 [("POST", path, {"content-type": "application/json"}, body) for body in singles],
+                server=bare,
             )
             ratios.append((single.per_second / baseline.per_second, single, baseline))
         ratio, single, baseline = sorted(ratios, key=lambda taken: taken[0])[len(ratios) // 2]
@@ -205,6 +224,9 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
         f"raw indexed lookup: {baseline.per_second:,.0f} req/s | ratio {ratio:.0%} "
         f"(median of {ROUNDS} rounds taken in turn: "
         f"{', '.join(f'{taken[0]:.0%}' for taken in ratios)}; target >= 90%)\n"
+        f"[{label}] server CPU per request: {single.cpu_us:.0f} us per check, "
+        f"{baseline.cpu_us:.0f} us per bare lookup: ratio {baseline.cpu_us / single.cpu_us:.0%} "
+        "(the same comparison, less sensitive to what else the machine is doing)\n"
         f"[{label}] batch of 100 pairs: p99 {batch.p99_ms:.1f} ms (target < 20 ms), "
         f"{batch.per_second * 100:,.0f} pairs/s | worker peak RSS {rss:.0f} MB (target < 120 MB)"
     )
