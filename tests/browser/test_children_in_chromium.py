@@ -13,7 +13,13 @@ from datetime import UTC, date, datetime
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import ARTIFACTS, PIN, choose_language, portal_process
+from tests.browser.conftest import (
+    ARTIFACTS,
+    PIN,
+    choose_language,
+    portal_process,
+    wcag_violations,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +79,7 @@ def signed_in(browser: Browser, people: People, who: str, *, javascript: bool = 
 
 
 def test_a_child_reads_the_childs_version_in_english_and_spanish(
-    browser: Browser, people: People
+    browser: Browser, people: People, axe_source: str
 ) -> None:
     page = signed_in(browser, people, "child")
     page.goto(f"{people.url}/services/reading_history")
@@ -94,6 +100,7 @@ def test_a_child_reads_the_childs_version_in_english_and_spanish(
     assert "Decir que no nunca cambia los libros que puedes sacar." in choice
     assert "usted" not in (notice + choice).lower()
     page.screenshot(path=str(ARTIFACTS / "child-notice-es.png"), full_page=True)
+    assert wcag_violations(page, axe_source) == []
     choose_language(page, "en")
     assert page.outside == []  # type: ignore[attr-defined]
 
