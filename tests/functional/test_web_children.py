@@ -224,7 +224,7 @@ async def test_a_child_sees_the_childs_version_and_the_record_says_so(portal) ->
     assert "reading_history summary es" in text
     assert "for a child" in text
     assert "todavía no te hemos preguntado" in text
-    await client.post(
+    answer = await client.post(
         "/services/reading_history/decision",
         data={
             "decision": "no",
@@ -232,5 +232,6 @@ async def test_a_child_sees_the_childs_version_and_the_record_says_so(portal) ->
             "revision": hidden(gate.text, "revision"),
         },
     )
+    assert "No guardamos nada sobre ti para esto." in visible_text(answer.text)
     record = visible_text((await client.get("/privacy/record")).text)
     assert "la versión para niños" in record
