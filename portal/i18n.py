@@ -165,6 +165,20 @@ def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     return _interpolate(translated, source, variables)
 
 
+def pgettext(context: str, message: str, **variables: Any) -> str:
+    """A message in a context: the same English, worded apart per language (e.g. "child":
+    pages a child reads, in the informal register where the language has one)."""
+    translated = translations(current_locale()).pgettext(context, message)
+    return _interpolate(translated, message, variables)
+
+
+def npgettext(context: str, singular: str, plural: str, num: int, **variables: Any) -> str:
+    variables.setdefault("num", num)
+    translated = translations(current_locale()).npgettext(context, singular, plural, num)
+    source = singular if num == 1 else plural
+    return _interpolate(translated, source, variables)
+
+
 def _isolated(variables: dict[str, Any]) -> dict[str, Markup]:
     # Each value is escaped and isolated with <bdi>, so a Latin title, a date or a number
     # keeps its own direction inside an Arabic sentence (and the reverse).
@@ -180,6 +194,18 @@ def markup_gettext(message: str, **variables: Any) -> Markup:
 def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
     escaped = _isolated(variables)
     return Markup(ngettext(singular, plural, num, **escaped))  # noqa: S704 - as above
+
+
+def markup_pgettext(context: str, message: str, **variables: Any) -> Markup:
+    escaped = _isolated(variables)
+    return Markup(pgettext(context, message, **escaped))  # noqa: S704 - as above
+
+
+def markup_npgettext(
+    context: str, singular: str, plural: str, num: int, **variables: Any
+) -> Markup:
+    escaped = _isolated(variables)
+    return Markup(npgettext(context, singular, plural, num, **escaped))  # noqa: S704 - as above
 
 
 @functools.cache

@@ -26,16 +26,18 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def notice_table(key: str, locale: str, *, wording: str = "") -> str:
+def notice_table(key: str, locale: str, *, wording: str = "", table: str = "notice") -> str:
+    """`table="child_notice"`: the child's version, its texts marked "for a child"."""
+    marker = " for a child" if table == "child_notice" else ""
     return f"""
-[service.notice.{locale}]
-title = "{key} title {locale}"
-summary = "{key} summary {locale}{wording}"
-data = "{key} data {locale}"
-purpose = "{key} purpose {locale}"
-recipients = "{key} recipients {locale}"
-retention = "{key} retention {locale}"
-withdraw = "{key} withdraw {locale}"
+[service.{table}.{locale}]
+title = "{key} title {locale}{marker}"
+summary = "{key} summary {locale}{wording}{marker}"
+data = "{key} data {locale}{marker}"
+purpose = "{key} purpose {locale}{marker}"
+recipients = "{key} recipients {locale}{marker}"
+retention = "{key} retention {locale}{marker}"
+withdraw = "{key} withdraw {locale}{marker}"
 """
 
 
@@ -51,7 +53,14 @@ def service_table(
     wording: str = "",
     minimum_age: int | None = None,
     systems: tuple[str, ...] = (),
+    child: bool = True,
+    child_wording: str | None = None,
 ) -> str:
+    """`child`: with a child's version of the notice in every locale (needed by every service
+    a child below the guardian-consent age can meet). Its wording tells the terms, as a real
+    child's version tells the same facts: a material change rewords it unless `child_wording`
+    is given."""
+
     def toml_list(items: tuple[str, ...]) -> str:
         return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
@@ -66,7 +75,29 @@ def service_table(
         *([f"minimum_age = {minimum_age}"] if minimum_age else []),
         *([f"systems = {toml_list(systems)}"] if systems else []),
     ]
-    return "\n".join(lines) + "".join(notice_table(key, loc, wording=wording) for loc in locales)
+    children = (
+        "".join(
+            notice_table(
+                key,
+                loc,
+                wording=(
+                    f"{wording} ({', '.join(purposes + data_categories + recipients)}; "
+                    f"{retention_days} days)"
+                    if child_wording is None
+                    else child_wording
+                ),
+                table="child_notice",
+            )
+            for loc in locales
+        )
+        if child
+        else ""
+    )
+    return (
+        "\n".join(lines)
+        + "".join(notice_table(key, loc, wording=wording) for loc in locales)
+        + children
+    )
 
 
 def system_table(key: str, endpoint: str, *, name: str | None = None) -> str:

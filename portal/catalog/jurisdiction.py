@@ -42,6 +42,8 @@ PRESETS: dict[str, JurisdictionPolicy] = {
     },
 }
 DEFAULT_PRESET = "US"
+# A patron may carry any preset: the highest guardian-consent age one of them can have.
+HIGHEST_GUARDIAN_CONSENT_AGE = max(policy.guardian_consent_below for policy in PRESETS.values())
 
 
 def resolve_jurisdiction(code: str | None, library: JurisdictionPolicy) -> JurisdictionPolicy:

@@ -42,6 +42,11 @@ class NoticeVersion(Model):
     terms: dict[str, Any] = fields.JSONField()
     texts: dict[str, str] = fields.JSONField()
     content_hash = fields.CharField(max_length=64)
+    # The child's version of the same notice in the same locale (the same facts, in words a
+    # child can read), shown to patrons below the guardian-consent age; null when the
+    # service has none. Kept as long as the version itself: the ledger points at it.
+    child_texts: dict[str, str] | None = fields.JSONField(null=True)
+    child_hash = fields.CharField(max_length=64, null=True)
     published_at = fields.DatetimeField()
 
     service_id: int

@@ -1,6 +1,9 @@
 """The library's catalog of services, as the privacy officer writes it, and the rules for
 publishing it: every notice complete in every enabled locale, and what makes a change
 material (new data, new recipient, new purpose, longer retention — PRODUCT.md, "Notice version").
+A service offered to children below the guardian-consent age also carries a child's version
+of its notice in every enabled locale: the same facts in words a child can read (GDPR recital
+58, the UK Age Appropriate Design Code, standard 4).
 It also names the connected systems that hold a service's data outside the portal, which
 are asked to delete it (their signing secrets are never in the catalog: portal.outbox.keys).
 """
@@ -11,11 +14,16 @@ import hashlib
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
+from portal.catalog.jurisdiction import (
+    DEFAULT_PRESET,
+    HIGHEST_GUARDIAN_CONSENT_AGE,
+    PRESETS,
+    JurisdictionPolicy,
+)
 from portal.errors import CatalogCode, DomainError
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
@@ -29,6 +37,7 @@ SERVICE_KEYS = {
     "retention_days",
     "systems",
     "notice",
+    "child_notice",
 }
 SYSTEM_KEYS = {"key", "name", "endpoint"}
 LIBRARY_KEYS = {"name"}
@@ -111,6 +120,8 @@ class ServiceSpec:
     notices: dict[str, NoticeText]
     minimum_age: int | None = None
     systems: tuple[str, ...] = ()  # keys of the connected systems holding its data
+    # The child's version of the notice per locale: the same facts, in a child's words.
+    child_notices: dict[str, NoticeText] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,9 +142,27 @@ def is_material_change(old: Terms, new: Terms) -> bool:
     )
 
 
-def content_hash(locale: str, terms: Terms, notice: NoticeText) -> str:
+def offered_below_consent_age(minimum_age: int | None, library: JurisdictionPolicy) -> bool:
+    """Whether a child below the guardian-consent age can meet the service. A patron may
+    carry their own jurisdiction preset (GDPR-DE: 16), so the highest consent age any patron
+    of the library can have counts, not only the library's own."""
+    highest = max(library.guardian_consent_below, HIGHEST_GUARDIAN_CONSENT_AGE)
+    return minimum_age is None or minimum_age < highest
+
+
+def content_hash(
+    locale: str, terms: Terms, notice: NoticeText, *, audience: str | None = None
+) -> str:
+    """`audience` "child" for a child's version: its hash never equals the adult text's."""
+    payload: dict[str, Any] = {
+        "locale": locale,
+        "terms": terms.as_dict(),
+        "notice": notice.as_dict(),
+    }
+    if audience is not None:
+        payload["audience"] = audience
     canonical = json.dumps(
-        {"locale": locale, "terms": terms.as_dict(), "notice": notice.as_dict()},
+        payload,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -174,6 +203,7 @@ def parse_catalog(
         spec = _parse_service(
             entry,
             index,
+            jurisdiction=jurisdiction,
             enabled_locales=enabled_locales,
             known_stores=known_stores,
             known_systems=system_keys,
@@ -285,6 +315,7 @@ def _parse_service(
     entry: Any,
     index: int,
     *,
+    jurisdiction: JurisdictionPolicy,
     enabled_locales: tuple[str, ...],
     known_stores: tuple[str, ...],
     known_systems: tuple[str, ...],
@@ -335,6 +366,14 @@ def _parse_service(
     if len(set(systems)) != len(systems):
         problems.append(f"{where}: a system is named twice in 'systems'")
     notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
+    child_notices = _parse_child_notices(
+        entry,
+        where,
+        minimum_age=minimum_age,
+        jurisdiction=jurisdiction,
+        enabled_locales=enabled_locales,
+        problems=problems,
+    )
     if len(problems) > before:
         return None
     terms = Terms(
@@ -350,34 +389,69 @@ def _parse_service(
         notices=notices,
         minimum_age=minimum_age,
         systems=tuple(systems),
+        child_notices=child_notices,
+    )
+
+
+def _parse_child_notices(
+    entry: dict[str, Any],
+    where: str,
+    *,
+    minimum_age: Any,
+    jurisdiction: JurisdictionPolicy,
+    enabled_locales: tuple[str, ...],
+    problems: list[str],
+) -> dict[str, NoticeText]:
+    """Required when a child below the guardian-consent age can meet the service; allowed
+    (and published) otherwise."""
+    raw = entry.get("child_notice")
+    age = minimum_age if isinstance(minimum_age, int) else None
+    if raw is None and not offered_below_consent_age(age, jurisdiction):
+        return {}
+    return _parse_notices(
+        raw,
+        where,
+        enabled_locales,
+        problems,
+        table="child_notice",
+        absent=(
+            "offered below the guardian-consent age, so it needs a child's version of its "
+            "notice ([service.child_notice.<locale>]) in every enabled locale"
+        ),
     )
 
 
 def _parse_notices(
-    raw: Any, where: str, enabled_locales: tuple[str, ...], problems: list[str]
+    raw: Any,
+    where: str,
+    enabled_locales: tuple[str, ...],
+    problems: list[str],
+    *,
+    table: str = "notice",
+    absent: str = "no notice texts ([service.notice.<locale>])",
 ) -> dict[str, NoticeText]:
     if not isinstance(raw, dict):
-        problems.append(f"{where}: no notice texts ([service.notice.<locale>])")
+        problems.append(f"{where}: {absent}")
         return {}
     notices: dict[str, NoticeText] = {}
     missing = [code for code in enabled_locales if code not in raw]
     if missing:
-        problems.append(f"{where}: notice missing in locale(s) {', '.join(missing)}")
+        problems.append(f"{where}: {table} missing in locale(s) {', '.join(missing)}")
     for code, texts in raw.items():
         if code not in enabled_locales:
             continue  # texts for a locale the library has not enabled are kept out of publishing
         if not isinstance(texts, dict):
-            problems.append(f"{where}: notice.{code} is not a table")
+            problems.append(f"{where}: {table}.{code} is not a table")
             continue
         for unknown in sorted(set(texts) - set(NOTICE_FIELDS)):
-            problems.append(f"{where}: notice.{code} has unknown field '{unknown}'")
+            problems.append(f"{where}: {table}.{code} has unknown field '{unknown}'")
         empty = [
             name
             for name in NOTICE_FIELDS
             if not isinstance(texts.get(name), str) or not texts[name].strip()
         ]
         if empty:
-            problems.append(f"{where}: notice.{code} is missing {', '.join(empty)}")
+            problems.append(f"{where}: {table}.{code} is missing {', '.join(empty)}")
             continue
         notices[code] = NoticeText(**{name: texts[name].strip() for name in NOTICE_FIELDS})
     return notices

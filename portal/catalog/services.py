@@ -143,15 +143,46 @@ async def _classify(service: Service, spec: ServiceSpec) -> Change:
             [f"service '{spec.key}': its store cannot change once published (retained data)"]
         )
     current = await NoticeVersion.filter(service_id=service.id, revision=service.revision)
-    current_hashes = {notice.locale: notice.content_hash for notice in current}
+    current_hashes = {notice.locale: (notice.content_hash, notice.child_hash) for notice in current}
     new_hashes = {
-        locale: content_hash(locale, spec.terms, notice) for locale, notice in spec.notices.items()
+        locale: (content_hash(locale, spec.terms, notice), _child_hash(spec, locale))
+        for locale, notice in spec.notices.items()
     }
     if current_hashes == new_hashes:
         return Change.UNCHANGED
     if _is_material(Terms.from_dict(service.terms), spec.terms):
+        stale = stale_child_versions(
+            {notice.locale: notice.child_texts for notice in current}, spec
+        )
+        if stale:
+            raise CatalogError(
+                [
+                    f"service '{spec.key}': a material change, but child_notice.{locale} is "
+                    "unchanged: the child's version must tell the same new facts"
+                    for locale in stale
+                ]
+            )
         return Change.MATERIAL
     return Change.WORDING
+
+
+def stale_child_versions(
+    published: dict[str, dict[str, str] | None], spec: ServiceSpec
+) -> list[str]:
+    """Locales whose child's version is word for word the published one although the terms
+    change materially: the child would be asked again with yesterday's facts."""
+    return sorted(
+        locale
+        for locale, child in spec.child_notices.items()
+        if published.get(locale) is not None and published[locale] == child.as_dict()
+    )
+
+
+def _child_hash(spec: ServiceSpec, locale: str) -> str | None:
+    child = spec.child_notices.get(locale)
+    if child is None:
+        return None
+    return content_hash(locale, spec.terms, child, audience="child")
 
 
 async def _write_notices(service: Service, spec: ServiceSpec, now: datetime) -> None:
@@ -165,6 +196,10 @@ async def _write_notices(service: Service, spec: ServiceSpec, now: datetime) -> 
                 terms=spec.terms.as_dict(),
                 texts=notice.as_dict(),
                 content_hash=content_hash(locale, spec.terms, notice),
+                child_texts=(
+                    spec.child_notices[locale].as_dict() if locale in spec.child_notices else None
+                ),
+                child_hash=_child_hash(spec, locale),
                 published_at=now,
             )
             for locale, notice in spec.notices.items()
@@ -203,6 +238,9 @@ class PublishedNotice:
     texts: dict[str, str]
     content_hash: str
     published_at: datetime
+    # The child's version (same facts, a child's words) and its hash; None when there is none.
+    child_texts: dict[str, str] | None = None
+    child_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -295,6 +333,8 @@ def _published_notice(notice: NoticeVersion, service: PublishedService) -> Publi
         texts=notice.texts,
         content_hash=notice.content_hash,
         published_at=notice.published_at,
+        child_texts=notice.child_texts,
+        child_hash=notice.child_hash,
     )
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from portal.catalog.jurisdiction import AgeBand
 from portal.errors import ConsentCode, DomainError
+from portal.ledger.vocabulary import Audience
 
 
 class ConsentError(DomainError):
@@ -117,3 +118,12 @@ def refusal_reason(
 def holds_retained_data(status: Status) -> bool:
     """A suspended consent keeps what it already covered until the patron answers."""
     return status in (Status.ON, Status.NEEDS_RENEWAL)
+
+
+def audience_for(*, band: AgeBand, party: Party, has_child_version: bool) -> Audience:
+    """Which text of a notice a person reads: a child below the guardian-consent age reads
+    the child's version when there is one; a guardian always reads the full notice (and is
+    shown the child's version beside it); a teenager reads the full notice, as adults do."""
+    if party is Party.PATRON and band is AgeBand.CHILD and has_child_version:
+        return Audience.CHILD
+    return Audience.ADULT

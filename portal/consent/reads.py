@@ -23,15 +23,18 @@ from portal.consent.models import ConsentState
 from portal.consent.policy import (
     CheckAnswer,
     ConsentError,
+    Party,
     Status,
     StoredChoice,
     SuspensionReason,
+    audience_for,
     check_answer,
     status_of,
 )
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
 from portal.ledger.models import Actor, ConsentEvent, EventKind
+from portal.ledger.vocabulary import Audience
 from portal.patrons.services import LinkInfo, links_of
 
 
@@ -127,6 +130,14 @@ class ServiceOverview:
     revision: int
     offered: bool = True  # False: not offered at the patron's age
     needs_guardian: bool = False  # only a guardian can turn it on
+    audience: Audience = Audience.ADULT  # which text of the notice this patron reads
+
+    @property
+    def texts(self) -> dict[str, str]:
+        """The notice as this patron reads it: a child's version for a child, if any."""
+        if self.audience is Audience.CHILD and self.notice.child_texts:
+            return self.notice.child_texts
+        return self.notice.texts
 
 
 def overview_of(
@@ -143,6 +154,11 @@ def overview_of(
         revision=state.revision if state else 0,
         offered=age.offers(service.minimum_age) if age else True,
         needs_guardian=age is not None and age.band is AgeBand.CHILD,
+        audience=audience_for(
+            band=age.band if age else AgeBand.ADULT,
+            party=Party.PATRON,
+            has_child_version=notice.child_texts is not None,
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
+from portal.ledger.vocabulary import Audience
 from portal.patrons.services import consent_changed, lock_patron
 
 
@@ -35,6 +36,7 @@ class Step:
     service: PublishedService
     now: datetime
     party: ActingParty
+    audience: Audience = Audience.ADULT  # which text of the notice was on screen
 
 
 async def locked_state(patron_id: int, service_id: int) -> ConsentState | None:
@@ -110,9 +112,16 @@ async def record_step(
         now=step.now,
         service_id=step.service.id,
         purposes=terms["purposes"],
-        notice=NoticeShown(notice.id, notice.content_hash, notice.locale) if notice else None,
+        notice=shown(notice, step.audience) if notice else None,
         detail=detail,
     )
+
+
+def shown(notice: PublishedNotice, audience: Audience) -> NoticeShown:
+    """The ledger's reference to the text on screen: a child's version has its own hash."""
+    if audience is Audience.CHILD and notice.child_hash is not None:
+        return NoticeShown(notice.id, notice.child_hash, notice.locale, Audience.CHILD.value)
+    return NoticeShown(notice.id, notice.content_hash, notice.locale, Audience.ADULT.value)
 
 
 async def suspend(

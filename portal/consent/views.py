@@ -59,9 +59,12 @@ async def privacy_context(request: Request, patron: Identity) -> dict[str, objec
     }
 
 
-async def gate(request: Request, key: str, *, error: ErrorCode | None = None) -> Response:
+async def gate(
+    request: Request, key: str, *, error: ErrorCode | None = None, onward: str | None = None
+) -> Response:
     """The notice and two equal choices; shown before any service is used, and again with
-    the reason when a decision or a use of the service was refused."""
+    the reason when a decision or a use of the service was refused. `onward`: the route name
+    of the service page the notice stands in front of, where a yes leads on to."""
     patron = require_patron(request)
     try:
         view = await reads.service_view(
@@ -92,6 +95,7 @@ async def gate(request: Request, key: str, *, error: ErrorCode | None = None) ->
             "view": view,
             "Status": Status,
             "deletions": deletions,
+            "onward": onward,
         },
         error=error,
     )

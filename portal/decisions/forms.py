@@ -28,3 +28,9 @@ def parse_decision(form: FormData) -> DecisionForm:
         notice_version_id=number_field(form, "notice_version"),
         expected_revision=expected,
     )
+
+
+def parse_onward(form: FormData, known: tuple[str, ...]) -> str | None:
+    """The service page a decision leads on to: one of `known` route names, else none."""
+    value = form.get("next")
+    return value if isinstance(value, str) and value in known else None

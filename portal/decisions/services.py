@@ -27,6 +27,7 @@ from portal.consent.policy import (
     Status,
     SuspensionReason,
     already_decided,
+    audience_for,
     grace_period_over,
     holds_retained_data,
     refusal_reason,
@@ -111,7 +112,13 @@ async def decide(
         elif expected_revision != current_revision:
             raise ConsentError(ConsentCode.STALE_FORM)
         else:
-            step = Step(patron_id, service, now, party)
+            party_kind = Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON
+            audience = audience_for(
+                band=age.band,
+                party=party_kind,
+                has_child_version=notice is not None and notice.child_texts is not None,
+            )
+            step = Step(patron_id, service, now, party, audience)
             if decision is Decision.YES:
                 kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
                 state = await set_choice(step, state, kind, notice, granted=True)

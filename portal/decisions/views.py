@@ -13,10 +13,11 @@ from portal.consent.policy import ConsentError, Status
 from portal.consent.reads import deletions_of
 from portal.consent.views import gate
 from portal.decisions import services
-from portal.decisions.forms import parse_decision
+from portal.decisions.forms import parse_decision, parse_onward
 from portal.errors import ConsentCode
 from portal.i18n import current_locale
 from portal.ledger.services import PATRON_ONLINE
+from portal.stores.registry import PAGES as SERVICE_PAGES
 from portal.web.rendering import render
 from portal.web.requests import is_htmx, redirect_to, require_patron, settings_of
 
@@ -25,7 +26,8 @@ async def decide(request: Request) -> Response:
     patron = require_patron(request)
     key = request.path_params["key"]
     try:
-        form = parse_decision(await request.form())
+        raw = await request.form()
+        form = parse_decision(raw)
         outcome = await services.decide(
             patron.patron_id,
             key,
@@ -44,6 +46,15 @@ async def decide(request: Request) -> Response:
         return await gate(request, key, error=failure.code)
     if outcome.view is None:
         return redirect_to(request, "consent.privacy")
+    # The notice stood in front of a service page: after a yes, on to it. Only a known
+    # service page's route name is accepted, never a URL (no open redirect).
+    onward = parse_onward(raw, tuple(SERVICE_PAGES.values()))
+    if onward is not None and outcome.status is Status.ON:
+        response = redirect_to(request, onward)
+        if is_htmx(request):
+            # htmx loads the page itself on HX-Redirect (no script of ours, under the CSP).
+            return Response(headers={"HX-Redirect": response.headers["location"]})
+        return response
     deletions = (
         await deletions_of(patron.patron_id, outcome.view.service.id)
         if outcome.status is Status.WITHDRAWN
@@ -52,7 +63,13 @@ async def decide(request: Request) -> Response:
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",
-        {"view": outcome.view, "outcome": outcome, "Status": Status, "deletions": deletions},
+        {
+            "view": outcome.view,
+            "outcome": outcome,
+            "Status": Status,
+            "deletions": deletions,
+            "oob": is_htmx(request),
+        },
     )
 
 

@@ -32,6 +32,10 @@ class ConsentEvent(Model):
     )
     notice_hash = fields.CharField(max_length=64, null=True)
     locale = fields.CharField(max_length=10, null=True)
+    # Which text of the notice version was on screen: "adult" (the full notice) or "child"
+    # (its child's version; notice_hash is then the child's text's hash). Null before 0010
+    # and for events without a notice. Kept with the event, as long as the ledger.
+    notice_audience = fields.CharField(max_length=10, null=True)
     purposes: list[str] = fields.JSONField()
     occurred_at = fields.DatetimeField()
     method = fields.CharEnumField(Method, max_length=20)

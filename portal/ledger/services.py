@@ -51,8 +51,9 @@ class NoticeShown:
     """The exact notice version an event is about, as the patron saw it."""
 
     version_id: int
-    content_hash: str
+    content_hash: str  # of the text on screen: the child's version's own hash for a child
     locale: str
+    audience: str = "adult"  # "adult": the full notice; "child": its child's version
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class LedgerEntry:
     notice_hash: str | None
     locale: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+    audience: str | None = None  # which text was shown: "adult" or "child"
     channel: Channel = Channel.WEB
     method: Method = Method.ONLINE
     witnessed_by: str | None = None
@@ -93,6 +95,7 @@ async def record(
         notice_version_id=notice.version_id if notice else notice_version_id,
         notice_hash=notice.content_hash if notice else None,
         locale=notice.locale if notice else None,
+        notice_audience=notice.audience if notice else None,
         purposes=list(purposes),
         occurred_at=now,
         method=party.method,
@@ -116,6 +119,7 @@ async def entries(patron_id: int) -> list[LedgerEntry]:
             notice_hash=event.notice_hash,
             locale=event.locale,
             detail=event.detail,
+            audience=event.notice_audience,
             channel=event.channel,
             method=event.method,
             witnessed_by=event.witnessed_by,

@@ -39,3 +39,10 @@ class Channel(StrEnum):
     CLI = "cli"
     DESK = "desk"  # on the library's screen, handed over to the patron, staff witnessing
     API = "api"  # a connected library system: its answer to a request, or the integration API
+
+
+class Audience(StrEnum):
+    """Which text of a notice version was on screen."""
+
+    ADULT = "adult"  # the full notice
+    CHILD = "child"  # its child's version: the same facts, in a child's words

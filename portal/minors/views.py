@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -84,8 +85,11 @@ async def end_link(request: Request) -> Response:
     return redirect_to(request, "minors.guardian_home")
 
 
-async def guardian_notice(request: Request, *, error: ErrorCode | None = None) -> Response:
-    """A service's notice in the guardian's language, and each child's choice below it."""
+async def guardian_notice(
+    request: Request, *, error: ErrorCode | None = None, link_id: int | None = None
+) -> Response:
+    """A service's notice in the guardian's language for one child (its heading names the
+    child), with the child's version beside it when that is what the child reads."""
     guardian_id = await _require_adult(request)
     key = request.path_params["key"]
     notice = await services.notice_for_guardian(key, current_locale())
@@ -98,13 +102,21 @@ async def guardian_notice(request: Request, *, error: ErrorCode | None = None) -
         timezone=settings_of(request).timezone,
         only_service=key,
     )
+    if link_id is None:
+        link_id = number_field(FormData(dict(request.query_params)), "child")
+    chosen = [child for child in children if child.link_id == link_id]
+    if not chosen and len(children) == 1:
+        chosen = children
     return render(
         request,
         "guardian/notice.html",
         {
             "notice": notice,
             "key": key,
-            "children": children,
+            # Each page with choices is about one child, named in its heading; with several
+            # children and none chosen, the page asks which child (no choices on it).
+            "child": chosen[0] if chosen else None,
+            "choose_from": [] if chosen else children,
             "Status": Status,
         },
         error=error,
@@ -115,9 +127,9 @@ async def guardian_decide(request: Request) -> Response:
     guardian_id = await _require_adult(request)
     key = request.path_params["key"]
     form = await request.form()
+    link_id = number_field(form, "link")
     try:
         decision = parse_decision(form)
-        link_id = number_field(form, "link")
         if link_id is None:
             raise services.MinorsError(MinorsCode.NOT_LINKED)
         await services.guardian_decide(
@@ -134,8 +146,10 @@ async def guardian_decide(request: Request) -> Response:
     except (ConsentError, services.MinorsError) as failure:
         if failure.code is ConsentCode.UNKNOWN_SERVICE:
             raise HTTPException(status_code=404) from None
-        return await guardian_notice(request, error=failure.code)
-    return redirect_to(request, "minors.guardian_notice", key=key)
+        return await guardian_notice(request, error=failure.code, link_id=link_id)
+    response = redirect_to(request, "minors.guardian_notice", key=key)
+    response.headers["location"] += f"?child={link_id}"
+    return response
 
 
 async def link_code(request: Request) -> Response:

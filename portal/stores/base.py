@@ -62,7 +62,8 @@ async def open_store(request: Request, store: str) -> StorePage | Response:
     if service is None:
         raise StoreError(StoreCode.NOT_FOUND)
     if status is not Status.ON:
-        return await gate(request, service.key)
+        # After a yes, the decision leads on to this page (portal.decisions.views.onward).
+        return await gate(request, service.key, onward=request.scope["route"].name)
     return StorePage(patron, service)
 
 

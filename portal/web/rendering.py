@@ -36,6 +36,8 @@ def build_environment(timezone: str, *, reload: bool = False) -> Environment:
         gettext=i18n.markup_gettext,
         _=i18n.markup_gettext,
         ngettext=i18n.markup_ngettext,
+        pgettext=i18n.markup_pgettext,
+        npgettext=i18n.markup_npgettext,
     )
     env.filters["day"] = lambda value: i18n.format_day(value, timezone)
     env.filters["moment"] = lambda value: i18n.format_moment(value, timezone)

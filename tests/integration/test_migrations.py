@@ -7,13 +7,16 @@ from typing import Any
 import pytest
 from tortoise import Tortoise
 from tortoise.connection import connections
+from tortoise.exceptions import IntegrityError
 from tortoise.migrations.api import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
 from portal.api import services as api_clients
 from portal.api.models import ApiClient
 from portal.api.policy import Scope
+from portal.catalog.models import NoticeVersion
 from portal.db import apply_migrations, tortoise_config
+from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron
 from tests.factories import SECRET, now
 
@@ -166,5 +169,46 @@ async def test_sqlite_upgrade_stops_on_two_states_for_one_consent_and_changes_no
     try:
         _, rows = await connections.get("default").execute_query("SELECT id FROM consent_state")
         assert len(rows) == 2
+    finally:
+        await Tortoise.close_connections()
+
+
+async def test_child_notices_leave_earlier_versions_and_events_as_they_were(
+    empty_database_url: str,
+) -> None:
+    config = tortoise_config(empty_database_url)
+    await migrate(config=config, target="models.0009_oauth_clients")
+    await Tortoise.close_connections()
+    await Tortoise.init(config=config)
+    try:
+        run = connections.get("default").execute_query
+        for statement in (
+            "INSERT INTO patron (card_lookup, created_at) "
+            "VALUES ('abc', '2026-01-01 00:00:00+00:00')",
+            "INSERT INTO service (key, revision, terms_revision, terms, position, published_at) "
+            "VALUES ('newsletter', 1, 1, '{}', 0, '2026-01-01 00:00:00+00:00')",
+            "INSERT INTO notice_version (service_id, locale, revision, terms_revision, terms, "
+            "texts, content_hash, published_at) "
+            "VALUES (1, 'en', 1, 1, '{}', '{}', 'h', '2026-01-01 00:00:00+00:00')",
+            "INSERT INTO consent_event (patron_id, service_id, kind, notice_version_id, "
+            "notice_hash, locale, purposes, occurred_at, method, actor, channel, detail) "
+            "VALUES (1, 1, 'given', 1, 'h', 'en', '[]', '2026-01-01 00:00:00+00:00', "
+            "'online', 'patron', 'web', '{}')",
+        ):
+            await run(statement)
+    finally:
+        await Tortoise.close_connections()
+    await apply_migrations(empty_database_url)
+    await Tortoise.init(config=config)
+    try:
+        version = await NoticeVersion.get(id=1)
+        assert (version.child_texts, version.child_hash) == (None, None)
+        event = await ConsentEvent.get(id=1)
+        assert (event.notice_hash, event.notice_audience) == ("h", None)
+        # Adding the column kept the ledger append-only.
+        with pytest.raises(IntegrityError, match="append-only"):
+            await connections.get("default").execute_query(
+                "UPDATE consent_event SET notice_audience = 'child'"
+            )
     finally:
         await Tortoise.close_connections()
