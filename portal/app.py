@@ -30,6 +30,7 @@ from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
 from portal.outbox import worker as delivery
+from portal.rights import views as rights_views
 from portal.settings import Settings
 from portal.stores import registry as stores
 from portal.web import health, signin
@@ -121,6 +122,7 @@ def create_app(settings: Settings) -> Starlette:
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
+            *rights_views.routes,
             *oauth.routes,
             *staff_signin.routes,
             *desk_views.routes,

@@ -71,6 +71,7 @@ class LedgerEntry:
     channel: Channel = Channel.WEB
     method: Method = Method.ONLINE
     witnessed_by: str | None = None
+    event_id: int = 0  # the ledger row, which a signed receipt names
 
 
 async def record(
@@ -119,6 +120,7 @@ async def entries(patron_id: int) -> list[LedgerEntry]:
             channel=event.channel,
             method=event.method,
             witnessed_by=event.witnessed_by,
+            event_id=event.id,
         )
         for event in await ConsentEvent.filter(patron_id=patron_id).select_related("service")
     ]

@@ -49,9 +49,22 @@ ACCESS: dict[str, frozenset[str]] = {
     "staff.provider_start": EVERYONE,
     "staff.provider_callback": EVERYONE,
     "handover.cleared": EVERYONE,
+    # Receipts are checked by anyone; the keys that sign them and the notices as published are
+    # the library's public record.
+    "rights.verify_form": EVERYONE,
+    "rights.verify": EVERYONE,
+    "rights.jwks": EVERYONE,
+    "rights.notices": EVERYONE,
+    "rights.notice_history": EVERYONE,
+    "rights.notice_version": EVERYONE,
     "consent.privacy": PATRONS,
     "consent.record": PATRONS,
     "consent.notice": PATRONS,
+    # A patron's own copy and receipts (a guardian's holds none of the child's library use).
+    "rights.export": PATRONS,
+    "rights.export_download": PATRONS,
+    "rights.receipt": PATRONS,
+    "rights.receipt_download": PATRONS,
     "decisions.decide": PATRONS,
     "decisions.all_off": PATRONS,
     "stores.reading_history": PATRONS,
@@ -97,7 +110,13 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.later": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
 }
-PATH_PARAMS = {"key": "saved_lists", "locale": "en", "id": "msg_unknown"}
+PATH_PARAMS = {
+    "key": "saved_lists",
+    "locale": "en",
+    "id": "msg_unknown",
+    "event_id": 1,
+    "version_id": 1,
+}
 MARKER = "Marker-of-patron-A"
 
 
