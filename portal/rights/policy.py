@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from portal.ledger.vocabulary import EventKind
+from portal.patrons.policy import keyed_hash
 
 RECEIPT_SCHEMA_VERSION = 1
 EXPORT_SCHEMA_VERSION = 1
@@ -20,6 +21,12 @@ RECEIPT_TYPE = "consent-receipt+jwt"
 DECISIONS = frozenset({EventKind.GIVEN, EventKind.REFUSED, EventKind.WITHDRAWN, EventKind.RENEWED})
 # A receipt is a few hundred bytes; anything much larger pasted or uploaded is not one.
 MAX_RECEIPT_BYTES = 16 * 1024
+
+
+def receipt_reference(secret: str, event_id: int) -> str:
+    """How a receipt is addressed in a URL: a keyed hash of its ledger line, so that no
+    record number reaches an address bar, a proxy's log or a browser's history (promise 7)."""
+    return keyed_hash(secret, "consent-receipt", str(event_id))[:24]
 
 
 class Fact(StrEnum):

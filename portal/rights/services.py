@@ -5,6 +5,7 @@ a receipt is a signed copy of one line of it)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from portal.rights.policy import (
     Fact,
     ReceiptFacts,
     changed_facts,
+    receipt_reference,
 )
 from portal.stores.registry import STORES
 
@@ -48,11 +50,20 @@ async def _terms_at(service_id: int, moment: datetime) -> NoticeVersion | None:
 
 
 async def receipt_facts(
-    patron_id: int, event_id: int, *, notice_url: Callable[[int], str] | None = None
+    patron_id: int,
+    reference: str,
+    *,
+    secret: str,
+    notice_url: Callable[[str, int, str], str] | None = None,
 ) -> ReceiptFacts | None:
-    """The decision `event_id` of this patron, None when it is not theirs or not a decision."""
-    event = await ConsentEvent.get_or_none(id=event_id, patron_id=patron_id)
-    if event is None or event.kind not in DECISIONS or event.service_id is None:
+    """The patron's decision that `reference` names (policy.receipt_reference), None when no
+    decision of theirs has it: another patron's reference finds nothing."""
+    event = None
+    for candidate in await ConsentEvent.filter(patron_id=patron_id, kind__in=list(DECISIONS)):
+        if hmac.compare_digest(receipt_reference(secret, candidate.id), reference):
+            event = candidate
+            break
+    if event is None or event.service_id is None:
         return None
     service = await Service.get(id=event.service_id)
     shown = (
@@ -85,7 +96,9 @@ async def receipt_facts(
         actor=event.actor.value,
         channel=event.channel.value,
         witnessed_by=event.witnessed_by,
-        notice_url=notice_url(shown.id) if shown and notice_url else None,
+        notice_url=(
+            notice_url(service.key, shown.revision, shown.locale) if shown and notice_url else None
+        ),
     )
 
 
@@ -189,6 +202,7 @@ async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[s
                 "service": entry.service_key,
                 "event": entry.kind.value,
                 "notice_version_id": entry.notice_version_id,
+                "notice_revision": entry.notice_revision,
                 "notice_sha256": entry.notice_hash,
                 "language": entry.locale,
                 "method": entry.method.value,
@@ -201,12 +215,6 @@ async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[s
         ],
         "retained_data": retained,
     }
-
-
-async def decision_events(patron_id: int) -> set[int]:
-    """The ids of the patron's events that have a receipt."""
-    rows = await ConsentEvent.filter(patron_id=patron_id, kind__in=list(DECISIONS)).values("id")
-    return {row["id"] for row in rows}
 
 
 # --- the history of each notice ------------------------------------------------------------
@@ -283,11 +291,16 @@ class ShownVersion:
     revision_info: Revision
 
 
-async def shown_version(version_id: int) -> ShownVersion | None:
-    version = await NoticeVersion.get_or_none(id=version_id).select_related("service")
+async def shown_version(key: str, revision: int, locale: str) -> ShownVersion | None:
+    """One published version in one language: what a patron who saw it read, word for word."""
+    service = await Service.get_or_none(key=key)
+    if service is None:
+        return None
+    version = await NoticeVersion.get_or_none(
+        service_id=service.id, revision=revision, locale=locale
+    )
     if version is None:
         return None
-    service: Service = version.service
     history = await notice_history(service.key)
     assert history is not None  # noqa: S101 - the version's own service exists
     info = next(item for item in history.revisions if item.revision == version.revision)

@@ -88,11 +88,16 @@ async def export_download(request: Request) -> Response:
 async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
     patron = require_patron(request)
 
-    def notice_url(version_id: int) -> str:
-        return str(request.url_for("rights.notice_version", version_id=version_id))
+    def notice_url(key: str, revision: int, locale: str) -> str:
+        return str(
+            request.url_for("rights.notice_version", key=key, revision=revision, locale=locale)
+        )
 
     facts = await services.receipt_facts(
-        patron.patron_id, request.path_params["event_id"], notice_url=notice_url
+        patron.patron_id,
+        request.path_params["reference"],
+        secret=settings_of(request).secret_key,
+        notice_url=notice_url,
     )
     if facts is None:
         raise HTTPException(status_code=404)
@@ -115,7 +120,7 @@ async def receipt_page(request: Request) -> Response:
     return render(
         request,
         "rights/receipt.html",
-        {"claims": claims, "token": token, "event_id": request.path_params["event_id"]},
+        {"claims": claims, "token": token, "reference": request.path_params["reference"]},
     )
 
 
@@ -123,8 +128,7 @@ async def receipt_download(request: Request) -> Response:
     signed = await _signed(request)
     if signed is None:
         return _unavailable(request)
-    event_id = request.path_params["event_id"]
-    return _attachment(signed[1] + "\n", f"consent-receipt-{event_id}.jws", "application/jose")
+    return _attachment(signed[1] + "\n", "consent-receipt.jws", "application/jose")
 
 
 async def verify_form(request: Request) -> Response:
@@ -181,7 +185,8 @@ async def notice_history(request: Request) -> Response:
 
 
 async def notice_version(request: Request) -> Response:
-    shown = await services.shown_version(request.path_params["version_id"])
+    params = request.path_params
+    shown = await services.shown_version(params["key"], params["revision"], params["locale"])
     if shown is None:
         raise HTTPException(status_code=404)
     return render(request, "rights/version.html", {"shown": shown})
@@ -195,9 +200,11 @@ routes = [
         methods=["GET"],
         name="rights.export_download",
     ),
-    Route("/privacy/receipts/{event_id:int}", receipt_page, methods=["GET"], name="rights.receipt"),
     Route(
-        "/privacy/receipts/{event_id:int}/download",
+        "/privacy/receipts/{reference:str}", receipt_page, methods=["GET"], name="rights.receipt"
+    ),
+    Route(
+        "/privacy/receipts/{reference:str}/download",
         receipt_download,
         methods=["GET"],
         name="rights.receipt_download",
@@ -206,11 +213,11 @@ routes = [
     Route("/receipts/verify", verify, methods=["POST"], name="rights.verify"),
     Route("/.well-known/jwks.json", jwks, methods=["GET"], name="rights.jwks"),
     Route("/notices", notices, methods=["GET"], name="rights.notices"),
+    Route("/notices/{key:str}", notice_history, methods=["GET"], name="rights.notice_history"),
     Route(
-        "/notices/versions/{version_id:int}",
+        "/notices/{key:str}/v{revision:int}/{locale:str}",
         notice_version,
         methods=["GET"],
         name="rights.notice_version",
     ),
-    Route("/notices/{key:str}", notice_history, methods=["GET"], name="rights.notice_history"),
 ]

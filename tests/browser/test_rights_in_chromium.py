@@ -152,7 +152,7 @@ def test_a_record_entry_shows_the_earlier_text_of_a_changed_notice(
     rights_portal.run("publish", str(catalog))  # type: ignore[operator]
     page.goto(f"{url}/privacy/record")
     row = page.locator("tr", has_text="Reading history").filter(has_text="You said yes").last
-    row.locator("a[href*='/notices/versions/']").click()
+    row.locator("a[href^='/notices/reading_history/v']").click()
     main = page.locator("main").inner_text()
     assert old in main
     assert "This is an earlier version" in main
@@ -174,7 +174,7 @@ def test_receipt_and_notice_pages_have_no_wcag_violations(
     found = {}
     page.goto(f"{url}/privacy/record")
     receipt_path = page.locator("a[href^='/privacy/receipts/']").last.get_attribute("href")
-    version_path = page.locator("a[href^='/notices/versions/']").last.get_attribute("href")
+    version_path = page.locator("a[href^='/notices/newsletter/v']").last.get_attribute("href")
     for path in (receipt_path, version_path, "/privacy/my-data", "/notices/newsletter"):
         page.goto(f"{url}{path}")
         if violations := wcag_violations(page, axe_source):

@@ -111,7 +111,7 @@ async def pages_of_a_patrons_rights(portal, client, code: str) -> dict[str, str]
     await choose(client, "newsletter", "no")
     record = (await client.get("/privacy/record")).text
     event = record.split('href="/privacy/receipts/')[1].split('"')[0]
-    version = record.split('href="/notices/versions/')[1].split('"')[0]
+    version = re.findall(r'href="(/notices/\w+/v\d+/\w+)"', record)[0]
     receipt = (await client.get(f"/privacy/receipts/{event}/download")).text
     pages = {
         path: (await client.get(path)).text
@@ -121,7 +121,7 @@ async def pages_of_a_patrons_rights(portal, client, code: str) -> dict[str, str]
             "/receipts/verify",
             "/notices",
             "/notices/newsletter",
-            f"/notices/versions/{version}",
+            version,
         )
     }
     pages["valid receipt"] = (await client.post("/receipts/verify", data={"receipt": receipt})).text

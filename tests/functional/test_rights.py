@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -227,8 +228,8 @@ async def test_a_record_entry_leads_to_the_earlier_text_of_a_changed_notice(port
         .replace("newsletter summary en", "newsletter summary en, now with texts")
     )
     record = await portal.client.get("/privacy/record")
-    link = record.text.split('href="/notices/versions/')[1].split('"')[0]
-    earlier = visible_text((await portal.client.get(f"/notices/versions/{link}")).text)
+    link = re.findall(r'href="(/notices/newsletter/v\d+/en)"', record.text)[0]
+    earlier = visible_text((await portal.client.get(link)).text)
     assert "newsletter summary en" in earlier
     assert "now with texts" not in earlier
     assert "This is an earlier version" in earlier

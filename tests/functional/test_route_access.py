@@ -114,8 +114,8 @@ PATH_PARAMS = {
     "key": "saved_lists",
     "locale": "en",
     "id": "msg_unknown",
-    "event_id": 1,
-    "version_id": 1,
+    "reference": "0" * 24,
+    "revision": 1,
 }
 MARKER = "Marker-of-patron-A"
 

@@ -13,6 +13,7 @@ from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import PATRON_ONLINE
 from portal.minors.services import link_at_desk
 from portal.rights import services
+from portal.rights.policy import receipt_reference
 from portal.stores import reading_history, saved_lists
 from tests.factories import SECRET, aged, decides, make_patron, now, publish, standard_catalog
 
@@ -74,7 +75,9 @@ async def test_a_receipt_for_turning_everything_off_names_the_terms_then_in_forc
     await decides(patron.id, "saved_lists", Decision.YES)
     await turn_everything_off(patron.id, now=now(), party=PATRON_ONLINE)
     withdrawn = await ConsentEvent.get(patron_id=patron.id, kind=EventKind.WITHDRAWN)
-    facts = await services.receipt_facts(patron.id, withdrawn.id)
+    facts = await services.receipt_facts(
+        patron.id, receipt_reference(SECRET, withdrawn.id), secret=SECRET
+    )
     assert facts is not None
     assert facts.kind is EventKind.WITHDRAWN
     assert facts.terms["retention_days"] == 365
@@ -87,7 +90,8 @@ async def test_an_erasure_line_has_no_receipt_only_decisions_do() -> None:
     await decides(patron.id, "saved_lists", Decision.YES)
     await decides(patron.id, "saved_lists", Decision.NO)
     erased = await ConsentEvent.get(patron_id=patron.id, kind=EventKind.ERASED)
-    assert await services.receipt_facts(patron.id, erased.id) is None
+    reference = receipt_reference(SECRET, erased.id)
+    assert await services.receipt_facts(patron.id, reference, secret=SECRET) is None
 
 
 async def test_history_marks_a_material_change_and_a_rewording_apart() -> None:
@@ -110,9 +114,8 @@ async def test_an_earlier_version_keeps_its_exact_text_and_hash() -> None:
     await publish(standard_catalog())
     first = await services.notice_history("reading_history")
     assert first is not None
-    version_id = first.revisions[0].versions[0].id
     await publish(standard_catalog(wording=" (clearer)"))
-    shown = await services.shown_version(version_id)
+    shown = await services.shown_version("reading_history", 1, "en")
     assert shown is not None
     assert shown.texts["summary"] == "reading_history summary en"
     assert shown.current is False
