@@ -6,6 +6,7 @@ a missing file is generated into the data folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -116,6 +117,10 @@ def _write(path: Path, keys: list[dict[str, Any]]) -> None:
         json.dump({"keys": keys}, out, indent=2)
         out.write("\n")
     os.chmod(name, 0o600)
+    if path.exists():  # rotated by root for the portal's user: the file stays theirs
+        owner = path.stat()
+        with contextlib.suppress(PermissionError):
+            os.chown(name, owner.st_uid, owner.st_gid)
     os.replace(name, path)
 
 

@@ -245,3 +245,26 @@ async def test_notice_history_says_which_version_asked_for_a_fresh_yes_and_why(p
     assert "A fresh yes was needed" in text
     assert "What changed: How long we keep it" in text
     assert "First version." in text
+
+
+async def test_my_data_matches_its_published_json_schema(portal) -> None:
+    # jsonschema_rs comes with schemathesis (a dev dependency); Draft 2020-12, as declared.
+    import jsonschema_rs  # noqa: PLC0415
+
+    await publish(standard_catalog())
+    guardian = await make_patron(born_on=aged(40))
+    teen = await make_patron(born_on=aged(15))
+    await link_at_desk(SECRET, guardian.card, teen.card, "Sam", now=now(), timezone="UTC")
+    await decides(guardian.id, "reading_history", Decision.YES)
+    await decides(guardian.id, "saved_lists", Decision.YES)
+    await reading_history.record_loans(
+        guardian.id, [reading_history.Loan("Beloved", "Toni Morrison", now().date())], now=now()
+    )
+    list_id = await saved_lists.create_list(guardian.id, "Later", now=now())
+    await saved_lists.add_to_list(guardian.id, list_id, "Jazz", now=now())
+    await sign_in(portal.client, guardian)
+    data = (await portal.client.get("/privacy/my-data/download")).json()
+    schema = json.loads((Path(__file__).parents[2] / "deploy" / "my-data.schema.json").read_text())
+    errors = [error.message for error in jsonschema_rs.validator_for(schema).iter_errors(data)]
+    assert errors == []
+    assert data["retained_data"]["saved_lists"][0]["items"][0]["title"] == "Jazz"

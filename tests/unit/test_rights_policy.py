@@ -135,3 +135,10 @@ def test_a_file_with_two_private_keys_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps({"keys": keys + keys}))
     with pytest.raises(ReceiptKeysError, match="exactly one private key"):
         load_keys(Settings(receipt_keys_file=path))
+
+
+def test_a_rotated_file_is_never_left_half_written(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    rotate(path)
+    rotate(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.json"]
