@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -30,6 +31,8 @@ from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
 from portal.outbox import worker as delivery
+from portal.rights import views as rights_views
+from portal.rights.policy import receipt_reference
 from portal.settings import Settings
 from portal.stores import registry as stores
 from portal.web import health, signin
@@ -121,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
+            *rights_views.routes,
             *oauth.routes,
             *staff_signin.routes,
             *desk_views.routes,
@@ -145,6 +149,10 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates = build_environment(settings.timezone, reload=settings.dev_mode)
     # Each service's store links to the store's own page (My privacy, the notice).
     app.state.templates.globals["store_pages"] = stores.PAGES
+    # The consent record links each decision to its receipt by a keyed reference, no number.
+    app.state.templates.globals["receipt_reference"] = partial(
+        receipt_reference, settings.secret_key
+    )
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
     # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.

@@ -214,6 +214,16 @@ class Settings:
         parse=Path,
         shown="none",
     )
+    receipt_keys_file: Path | None = _setting(
+        None,
+        "PORTAL_RECEIPT_KEYS_FILE",
+        "A JSON file of the keys that sign consent receipts: the current private key and the "
+        "public keys of retired ones, so older receipts still verify (`portal receipt-key "
+        "rotate` creates or rotates it). Every process and host needs the same file. Unset: "
+        "no receipts (in development mode it is generated into the data folder).",
+        parse=Path,
+        shown="none",
+    )
     delivery_in_process: bool = _setting(
         True,
         "PORTAL_DELIVERY_IN_PROCESS",

@@ -32,6 +32,7 @@ def portal_process(
         "PORTAL_SECRET_KEY": "live-portal-secret-0123456789",
         "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
         "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(data / "system-secrets.toml")),
+        "PORTAL_RECEIPT_KEYS_FILE": str(data / "receipt-keys.json"),
         # The demo systems' endpoints answer nobody: no delivery in these tests.
         "PORTAL_DELIVERY_IN_PROCESS": "false",
         **(extra_env or {}),
@@ -45,6 +46,7 @@ def portal_process(
         return done.stdout
 
     run("migrate")
+    run("receipt-key", "rotate")
     run("publish", str(ROOT / "deploy" / "catalog.toml"))
     port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)

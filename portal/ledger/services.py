@@ -73,6 +73,8 @@ class LedgerEntry:
     channel: Channel = Channel.WEB
     method: Method = Method.ONLINE
     witnessed_by: str | None = None
+    event_id: int = 0  # the ledger row, which a signed receipt names
+    notice_revision: int | None = None  # of the notice version shown, for its public address
 
 
 async def record(
@@ -123,6 +125,10 @@ async def entries(patron_id: int) -> list[LedgerEntry]:
             channel=event.channel,
             method=event.method,
             witnessed_by=event.witnessed_by,
+            event_id=event.id,
+            notice_revision=getattr(event.notice_version, "revision", None),
         )
-        for event in await ConsentEvent.filter(patron_id=patron_id).select_related("service")
+        for event in await ConsentEvent.filter(patron_id=patron_id).select_related(
+            "service", "notice_version"
+        )
     ]

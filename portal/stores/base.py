@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -42,6 +43,8 @@ class Store:
     erase: Callable[[int], Awaitable[int]]
     # Delete every row past the cutoff; returns rows deleted per patron.
     expire: Callable[[Cutoff], Awaitable[Counter[int]]]
+    # Every row of one patron as plain JSON values: their copy of what is kept (portal.rights).
+    export: Callable[[int], Awaitable[list[dict[str, Any]]]]
     page: str  # route name of the store's own page, linked from My privacy and the notice
     routes: Sequence[BaseRoute]
 

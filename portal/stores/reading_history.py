@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -93,6 +94,18 @@ async def history(patron_id: int) -> list[Loan]:
     ]
 
 
+async def export(patron_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": entry.title,
+            "author": entry.author,
+            "borrowed_on": entry.borrowed_on.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat(timespec="seconds"),
+        }
+        for entry in await HistoryEntry.filter(patron_id=patron_id)
+    ]
+
+
 async def erase(patron_id: int) -> int:
     deleted: int = await HistoryEntry.filter(patron_id=patron_id).delete()
     return deleted
@@ -149,6 +162,7 @@ STORE = Store(
     models=(HistoryEntry,),
     erase=erase,
     expire=expire,
+    export=export,
     page="stores.reading_history",
     routes=(
         Route("/reading-history", page, methods=["GET"], name="stores.reading_history"),

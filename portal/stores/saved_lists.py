@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -75,6 +76,21 @@ async def saved_lists(patron_id: int) -> list[ListView]:
     lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
     return [
         ListView(saved.id, saved.name, tuple(item.title for item in saved.items)) for saved in lists
+    ]
+
+
+async def export(patron_id: int) -> list[dict[str, Any]]:
+    lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+    return [
+        {
+            "name": saved.name,
+            "created_at": saved.created_at.isoformat(timespec="seconds"),
+            "items": [
+                {"title": item.title, "added_at": item.added_at.isoformat(timespec="seconds")}
+                for item in saved.items
+            ],
+        }
+        for saved in lists
     ]
 
 
@@ -180,6 +196,7 @@ STORE = Store(
     models=(SavedList, SavedListItem),
     erase=erase,
     expire=expire,
+    export=export,
     page="stores.saved_lists",
     routes=(
         Route("/saved-lists", page, methods=["GET"], name="stores.saved_lists"),

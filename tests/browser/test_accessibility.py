@@ -9,7 +9,17 @@ from playwright.sync_api import Browser
 from tests.browser.conftest import LivePortal, choose_language, signed_in_page, wcag_violations
 
 pytestmark = pytest.mark.browser
-PAGES = ["/privacy", "/services/reading_history", "/privacy/record", "/guardian", "/signin"]
+PAGES = [
+    "/privacy",
+    "/services/reading_history",
+    "/privacy/record",
+    "/guardian",
+    "/signin",
+    "/privacy/my-data",
+    "/receipts/verify",
+    "/notices",
+    "/notices/reading_history",
+]
 
 
 @pytest.mark.parametrize("locale", ["en", "ar"])

@@ -12,11 +12,15 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
+from portal.app import create_app
+from portal.catalog.services import forget_published_catalog
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
 from portal.ledger.models import ConsentEvent
 from portal.minors import services as minors
+from portal.rights.keys import rotate
 from portal.staff.policy import Role
 from portal.stores import reading_history
+from tests.conftest import Portal
 from tests.desk import create_card, hand_over, make_staff, new_card_number, staff_sign_in
 from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
 from tests.support import portal_client
@@ -29,6 +33,17 @@ ALL = tuple(KNOWN_LOCALES)
 @pytest.fixture
 def portal_settings(settings):
     return replace(settings, locales=ALL)
+
+
+@pytest.fixture
+async def portal_with_receipts(settings, tmp_path: Path):
+    """The portal with its receipt signing key, in every language."""
+    keys = tmp_path / "receipt-keys.json"
+    rotate(keys)
+    forget_published_catalog()
+    app = create_app(replace(settings, locales=ALL, receipt_keys_file=keys))
+    async with app.router.lifespan_context(app), portal_client(app) as client:
+        yield Portal(app, client)
 
 
 def english_phrases(code: str) -> set[str]:
@@ -89,6 +104,45 @@ async def pages_of_minors_and_their_guardian(portal, code: str) -> dict[str, str
                 pages[f"{name} code"] = (await client.post("/privacy/guardian-code")).text
                 pages[f"{name} record"] = (await client.get("/privacy/record")).text
     return pages
+
+
+async def pages_of_a_patrons_rights(portal, client, code: str) -> dict[str, str]:
+    """My data, a receipt, the verify page (valid and not), the notices' history."""
+    await choose(client, "newsletter", "no")
+    record = (await client.get("/privacy/record")).text
+    event = record.split('href="/privacy/receipts/')[1].split('"')[0]
+    version = re.findall(r'href="(/notices/\w+/v\d+/\w+)"', record)[0]
+    receipt = (await client.get(f"/privacy/receipts/{event}/download")).text
+    pages = {
+        path: (await client.get(path)).text
+        for path in (
+            "/privacy/my-data",
+            f"/privacy/receipts/{event}",
+            "/receipts/verify",
+            "/notices",
+            "/notices/newsletter",
+            version,
+        )
+    }
+    pages["valid receipt"] = (await client.post("/receipts/verify", data={"receipt": receipt})).text
+    pages["altered receipt"] = (
+        await client.post("/receipts/verify", data={"receipt": receipt[:-3] + "AAA"})
+    ).text
+    return pages
+
+
+@pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
+async def test_a_patrons_rights_pages_are_fully_translated(portal_with_receipts, code: str) -> None:
+    await publish(CATALOG, ALL)
+    client = portal_with_receipts.client
+    await client.post("/language", data={"locale": code, "next": "/signin"})
+    await sign_in(client, await make_patron())
+    pages = await pages_of_a_patrons_rights(portal_with_receipts, client, code)
+    phrases = english_phrases(code)
+    for name, page in pages.items():
+        text = visible_text(page)
+        left = sorted(phrase for phrase in phrases if phrase in text)
+        assert left == [], f"English left on {name} in {code}: {left}"
 
 
 @pytest.mark.parametrize("code", [c for c in ALL if c != "en"])

@@ -20,7 +20,16 @@ from portal.staff.services import start_session as start_staff_session
 from portal.stores import saved_lists
 from tests.api import make_client, token_from_endpoint
 from tests.desk import make_staff
-from tests.factories import SECRET, aged, decides, make_patron, now, publish, standard_catalog
+from tests.factories import (
+    SECRET,
+    aged,
+    decides,
+    make_patron,
+    now,
+    publish,
+    standard_catalog,
+    system_table,
+)
 from tests.support import portal_client
 
 ANONYMOUS, PATRON, OTHER_PATRON, GUARDIAN = "anonymous", "patron", "other patron", "guardian"
@@ -49,9 +58,22 @@ ACCESS: dict[str, frozenset[str]] = {
     "staff.provider_start": EVERYONE,
     "staff.provider_callback": EVERYONE,
     "handover.cleared": EVERYONE,
+    # Receipts are checked by anyone; the keys that sign them and the notices as published are
+    # the library's public record.
+    "rights.verify_form": EVERYONE,
+    "rights.verify": EVERYONE,
+    "rights.jwks": EVERYONE,
+    "rights.notices": EVERYONE,
+    "rights.notice_history": EVERYONE,
+    "rights.notice_version": EVERYONE,
     "consent.privacy": PATRONS,
     "consent.record": PATRONS,
     "consent.notice": PATRONS,
+    # A patron's own copy and receipts (a guardian's holds none of the child's library use).
+    "rights.export": PATRONS,
+    "rights.export_download": PATRONS,
+    "rights.receipt": PATRONS,
+    "rights.receipt_download": PATRONS,
     "decisions.decide": PATRONS,
     "decisions.all_off": PATRONS,
     "stores.reading_history": PATRONS,
@@ -97,7 +119,13 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.later": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
 }
-PATH_PARAMS = {"key": "saved_lists", "locale": "en", "id": "msg_unknown"}
+PATH_PARAMS = {
+    "key": "saved_lists",
+    "locale": "en",
+    "id": "msg_unknown",
+    "reference": "0" * 24,
+    "revision": 1,
+}
 MARKER = "Marker-of-patron-A"
 
 
@@ -136,7 +164,7 @@ async def _people(client: httpx.AsyncClient) -> People:
     await link_at_desk(SECRET, guardian.card, child.card, "Kid", now=now(), timezone="UTC")
     desk = await make_staff(Role.DESK)
     officer = await make_staff(Role.PRIVACY_OFFICER)
-    token = await token_from_endpoint(client, await make_client())
+    token = await token_from_endpoint(client, await make_client(system="ils"))
     return People(patron.id, other.id, guardian.id, desk.staff_id, officer.staff_id, token)
 
 
@@ -159,7 +187,8 @@ async def _headers(people: People, role: str) -> dict[str, str]:
 
 
 async def test_every_route_is_reached_only_by_those_the_table_names(portal) -> None:
-    await publish(standard_catalog())
+    # The API client speaks for a connected system, as a client reading deletions must.
+    await publish(standard_catalog() + system_table("ils", "https://ils.library.example/hooks"))
     people = await _people(portal.client)
     routes = [route for route in portal.app.routes if isinstance(route, Route)]
     assert {route.name for route in routes} == set(ACCESS), "declare each route in ACCESS"

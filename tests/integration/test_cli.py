@@ -232,3 +232,16 @@ async def test_the_privacy_officer_lists_deletions_unconfirmed_after_a_day(
     summary = portal_command("deletions")
     assert "ils  consent.given  pending: 1" in summary
     assert "ils  deletion.requested  pending: 1" in summary
+
+
+def test_receipt_keys_are_made_rotated_and_a_receipt_checked_from_the_command_line(
+    portal_command, tmp_path: Path
+) -> None:
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(tmp_path / "receipt-keys.json")}
+    assert "PORTAL_RECEIPT_KEYS_FILE" in portal_command("receipt-key", "rotate", expect=2)
+    first = portal_command("receipt-key", "rotate", env=keys)
+    second = portal_command("receipt-key", "rotate", env=keys)
+    assert first.split()[6] != second.split()[6]  # "… signed with key <kid>; …"
+    nonsense = tmp_path / "nonsense.jws"
+    nonsense.write_text("eyJhbGciOiJFUzI1NiJ9.e30.AAAA")
+    assert "NOT VALID" in portal_command("verify-receipt", str(nonsense), env=keys, expect=1)

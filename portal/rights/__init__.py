@@ -1,0 +1,1 @@
+"""Export, consent receipts, notice history: what a patron may ask of the portal."""

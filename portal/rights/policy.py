@@ -1,0 +1,117 @@
+"""What a consent receipt says and what a notice change changed: pure rules. A receipt carries
+the ISO/IEC TS 27560 consent-record fields (controller, service, purposes, data categories,
+recipients, retention, notice version and hash, language shown, time, method, actor,
+channel), in the spirit of the Kantara Consent Receipt v1.1, signed as a JWS elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from portal.ledger.vocabulary import EventKind
+from portal.patrons.policy import keyed_hash
+
+RECEIPT_SCHEMA_VERSION = 1
+EXPORT_SCHEMA_VERSION = 1
+# The JWS "typ" of a receipt, so that no other token the portal signs passes for one.
+RECEIPT_TYPE = "consent-receipt+jwt"
+# Decisions, each with a receipt: a yes, a no, a withdrawal, a yes to a changed notice.
+DECISIONS = frozenset({EventKind.GIVEN, EventKind.REFUSED, EventKind.WITHDRAWN, EventKind.RENEWED})
+# A receipt is a few hundred bytes; anything much larger pasted or uploaded is not one.
+MAX_RECEIPT_BYTES = 16 * 1024
+
+
+def receipt_reference(secret: str, event_id: int) -> str:
+    """How a receipt is addressed in a URL: a keyed hash of its ledger line, so that no
+    record number reaches an address bar, a proxy's log or a browser's history (promise 7)."""
+    return keyed_hash(secret, "consent-receipt", str(event_id))[:24]
+
+
+class Fact(StrEnum):
+    """The material facts of a notice (PRODUCT.md, "Notice version")."""
+
+    PURPOSE = "purpose"
+    DATA = "data"
+    RECIPIENTS = "recipients"
+    RETENTION = "retention"
+
+
+def changed_facts(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[Fact, ...]:
+    """Which material facts differ between two versions' terms (none for a first version)."""
+    if old is None:
+        return ()
+    changed = []
+    if set(old["purposes"]) != set(new["purposes"]):
+        changed.append(Fact.PURPOSE)
+    if set(old["data_categories"]) != set(new["data_categories"]):
+        changed.append(Fact.DATA)
+    if set(old["recipients"]) != set(new["recipients"]):
+        changed.append(Fact.RECIPIENTS)
+    if int(old["retention_days"]) != int(new["retention_days"]):
+        changed.append(Fact.RETENTION)
+    return tuple(changed)
+
+
+def consent_state_after(kind: EventKind) -> str:
+    """The TS 27560 state the event leaves the consent in."""
+    return {
+        EventKind.GIVEN: "active",
+        EventKind.RENEWED: "active",
+        EventKind.REFUSED: "refused",
+        EventKind.WITHDRAWN: "withdrawn",
+    }.get(kind, "unknown")
+
+
+@dataclass(frozen=True)
+class ReceiptFacts:
+    """One decision as the ledger recorded it, with the terms of the notice it answered."""
+
+    event_id: int
+    kind: EventKind
+    controller: str
+    subject: str  # the keyed hash of the card the portal keeps instead of its number
+    service_key: str
+    service_title: str
+    terms: dict[str, Any]
+    notice_version_id: int | None
+    notice_revision: int | None
+    notice_hash: str | None
+    locale: str | None
+    occurred_at: datetime
+    method: str
+    actor: str
+    channel: str
+    witnessed_by: str | None
+    notice_url: str | None
+
+
+def receipt_claims(facts: ReceiptFacts, *, issued_at: datetime) -> dict[str, Any]:
+    """The receipt's payload: plain JSON, the same for every signer and verifier."""
+    return {
+        "schema_version": RECEIPT_SCHEMA_VERSION,
+        "receipt_id": f"consent-event-{facts.event_id}",
+        "iat": int(issued_at.timestamp()),
+        "controller": {"name": facts.controller},
+        "subject": facts.subject,
+        "service": {"key": facts.service_key, "title": facts.service_title},
+        "event": facts.kind.value,
+        "state": consent_state_after(facts.kind),
+        "purposes": list(facts.terms.get("purposes", [])),
+        "data_categories": list(facts.terms.get("data_categories", [])),
+        "recipients": list(facts.terms.get("recipients", [])),
+        "retention_days": facts.terms.get("retention_days"),
+        "notice": {
+            "version_id": facts.notice_version_id,
+            "revision": facts.notice_revision,
+            "sha256": facts.notice_hash,
+            "url": facts.notice_url,
+        },
+        "language": facts.locale,
+        "time": facts.occurred_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "method": facts.method,
+        "actor": facts.actor,
+        "channel": facts.channel,
+        "witness": facts.witnessed_by,
+    }

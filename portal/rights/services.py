@@ -1,0 +1,318 @@
+"""A patron's rights over what the portal keeps: signed receipts of their decisions, a copy
+of everything kept about them, and the history of every privacy notice as published.
+Receipts are signed when asked for, from the append-only ledger (the record is the truth;
+a receipt is a signed copy of one line of it)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from portal.catalog.models import NoticeVersion, Publication, Service
+from portal.consent.reads import privacy_overview
+from portal.ledger.models import ConsentEvent
+from portal.ledger.services import entries
+from portal.ledger.vocabulary import Method as LinkMethod
+from portal.patrons.models import GuardianLink, Patron
+from portal.rights.keys import ALGORITHM, ReceiptKeys
+from portal.rights.policy import (
+    DECISIONS,
+    EXPORT_SCHEMA_VERSION,
+    MAX_RECEIPT_BYTES,
+    RECEIPT_TYPE,
+    Fact,
+    ReceiptFacts,
+    changed_facts,
+    receipt_reference,
+)
+from portal.stores.registry import STORES
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+async def _terms_at(service_id: int, moment: datetime) -> NoticeVersion | None:
+    """The notice version in force when an event without one happened (turning off without
+    a notice on screen): its terms are what the consent covered."""
+    found: NoticeVersion | None = (
+        await NoticeVersion.filter(service_id=service_id, published_at__lte=moment)
+        .order_by("-revision", "id")
+        .first()
+    )
+    return found
+
+
+async def receipt_facts(
+    patron_id: int,
+    reference: str,
+    *,
+    secret: str,
+    notice_url: Callable[[str, int, str], str] | None = None,
+) -> ReceiptFacts | None:
+    """The patron's decision that `reference` names (policy.receipt_reference), None when no
+    decision of theirs has it: another patron's reference finds nothing."""
+    event = None
+    for candidate in await ConsentEvent.filter(patron_id=patron_id, kind__in=list(DECISIONS)):
+        if hmac.compare_digest(receipt_reference(secret, candidate.id), reference):
+            event = candidate
+            break
+    if event is None or event.service_id is None:
+        return None
+    service = await Service.get(id=event.service_id)
+    shown = (
+        await NoticeVersion.get_or_none(id=event.notice_version_id)
+        if event.notice_version_id
+        else None
+    )
+    terms_source = shown or await _terms_at(service.id, event.occurred_at)
+    title_source = shown or (
+        await NoticeVersion.filter(service_id=service.id, revision=service.revision)
+        .order_by("id")
+        .first()
+    )
+    publication = await Publication.all().order_by("-id").first()
+    patron = await Patron.get(id=patron_id)
+    return ReceiptFacts(
+        event_id=event.id,
+        kind=event.kind,
+        controller=publication.library_name if publication else "",
+        subject=patron.card_lookup,
+        service_key=service.key,
+        service_title=title_source.texts.get("title", service.key) if title_source else service.key,
+        terms=terms_source.terms if terms_source else service.terms,
+        notice_version_id=shown.id if shown else None,
+        notice_revision=shown.revision if shown else None,
+        notice_hash=event.notice_hash,
+        locale=event.locale,
+        occurred_at=event.occurred_at,
+        method=event.method.value,
+        actor=event.actor.value,
+        channel=event.channel.value,
+        witnessed_by=event.witnessed_by,
+        notice_url=(
+            notice_url(service.key, shown.revision, shown.locale) if shown and notice_url else None
+        ),
+    )
+
+
+def sign_receipt(claims: dict[str, Any], keys: ReceiptKeys) -> str:
+    """A JWS in compact serialisation, signed with the current key (its kid in the header)."""
+    payload = json.dumps(claims, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    header = {"alg": ALGORITHM, "kid": keys.signing.kid, "typ": RECEIPT_TYPE}
+    return jws.serialize_compact(header, payload.encode("utf-8"), keys.signing, [ALGORITHM])
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    claims: dict[str, Any] = field(default_factory=dict)
+    key_id: str | None = None
+
+
+def verify_receipt(token: str, public: KeySet) -> Verification:
+    """Valid only when signed by one of the library's keys (current or retired), as a
+    receipt, and unchanged since: any altered byte fails."""
+    token = "".join(token.split())
+    if not token or len(token) > MAX_RECEIPT_BYTES:
+        return Verification(valid=False)
+    try:
+        signed = jws.deserialize_compact(token, public, algorithms=[ALGORITHM])
+        claims = json.loads(signed.payload)
+    except (JoseError, ValueError, TypeError, KeyError):
+        return Verification(valid=False)
+    if signed.protected.get("typ") != RECEIPT_TYPE or not isinstance(claims, dict):
+        return Verification(valid=False)
+    return Verification(valid=True, claims=claims, key_id=signed.protected.get("kid"))
+
+
+# --- a copy of everything kept -------------------------------------------------------------
+
+
+def _moment(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[str, Any]:
+    """Everything the portal keeps about the patron (schema: deploy/export.schema.json).
+    A guardian's copy names their links to children, never a child's choices or library
+    use: that is the child's (PRODUCT.md promise 6)."""
+    patron = await Patron.get(id=patron_id)
+    publication = await Publication.all().order_by("-id").first()
+    overview = await privacy_overview(patron_id, locale)
+    guardians = await GuardianLink.filter(child_id=patron_id).order_by("linked_at")
+    children = await GuardianLink.filter(guardian_id=patron_id).order_by("linked_at")
+    retained: dict[str, Any] = {}
+    for key, store in STORES.items():
+        retained[key] = await store.export(patron_id)
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "exported_at": _moment(now),
+        "controller": {"name": publication.library_name if publication else ""},
+        "profile": {
+            "language": patron.locale,
+            "date_of_birth": _day(patron.born_on),
+            "jurisdiction": patron.jurisdiction,
+            "shares_choices_with_guardians": patron.shares_with_guardians,
+            "account_created": _moment(patron.created_at),
+            "came_of_age": _moment(patron.came_of_age_at),
+            "pin_set": patron.pin_hash is not None,
+            "guardians": [
+                {
+                    "linked_at": _moment(link.linked_at),
+                    "checked_in_person": link.method == LinkMethod.DESK_HANDOVER,
+                    "ended_at": _moment(link.ended_at),
+                    "end_reason": link.end_reason,
+                }
+                for link in guardians
+            ],
+            "children": [
+                {
+                    "label": link.label,
+                    "linked_at": _moment(link.linked_at),
+                    "checked_in_person": link.method == LinkMethod.DESK_HANDOVER,
+                    "ended_at": _moment(link.ended_at),
+                    "end_reason": link.end_reason,
+                }
+                for link in children
+            ],
+        },
+        "consents": [
+            {
+                "service": item.service.key,
+                "title": item.notice.texts.get("title", item.service.key),
+                "status": item.status.value,
+                "since": _moment(item.since),
+            }
+            for item in overview.services
+        ],
+        "consent_record": [
+            {
+                "time": _moment(entry.occurred_at),
+                "service": entry.service_key,
+                "event": entry.kind.value,
+                "notice_version_id": entry.notice_version_id,
+                "notice_revision": entry.notice_revision,
+                "notice_sha256": entry.notice_hash,
+                "language": entry.locale,
+                "method": entry.method.value,
+                "actor": entry.actor.value,
+                "channel": entry.channel.value,
+                "witness": entry.witnessed_by,
+                "detail": entry.detail,
+            }
+            for entry in await entries(patron_id)
+        ],
+        "retained_data": retained,
+    }
+
+
+# --- the history of each notice ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionLink:
+    id: int
+    locale: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One publication of a service's notice, in every language it was published in."""
+
+    revision: int
+    published_at: datetime
+    fresh_consent: bool  # a material change: consents given before were paused
+    changed: tuple[Fact, ...]
+    reworded: bool  # published without a material change (only the wording)
+    versions: tuple[VersionLink, ...]
+    titles: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NoticeHistory:
+    key: str
+    current_revision: int
+    revisions: tuple[Revision, ...]  # newest first
+
+
+async def notice_history(key: str) -> NoticeHistory | None:
+    service = await Service.get_or_none(key=key)
+    if service is None:
+        return None
+    versions = await NoticeVersion.filter(service_id=service.id).order_by("revision", "id")
+    by_revision: dict[int, list[NoticeVersion]] = {}
+    for version in versions:
+        by_revision.setdefault(version.revision, []).append(version)
+    revisions = []
+    previous: NoticeVersion | None = None
+    for revision, group in sorted(by_revision.items()):
+        first = group[0]
+        revisions.append(
+            Revision(
+                revision=revision,
+                published_at=first.published_at,
+                fresh_consent=previous is not None
+                and first.terms_revision != previous.terms_revision,
+                changed=changed_facts(previous.terms if previous else None, first.terms),
+                reworded=previous is not None and first.terms_revision == previous.terms_revision,
+                versions=tuple(VersionLink(v.id, v.locale, v.content_hash) for v in group),
+                titles={v.locale: v.texts.get("title", key) for v in group},
+            )
+        )
+        previous = first
+    return NoticeHistory(key, service.revision, tuple(reversed(revisions)))
+
+
+@dataclass(frozen=True)
+class ShownVersion:
+    """The exact text of one notice version, as the patron saw it."""
+
+    id: int
+    key: str
+    locale: str
+    revision: int
+    texts: dict[str, str]
+    terms: dict[str, Any]
+    content_hash: str
+    published_at: datetime
+    current: bool
+    revision_info: Revision
+
+
+async def shown_version(key: str, revision: int, locale: str) -> ShownVersion | None:
+    """One published version in one language: what a patron who saw it read, word for word."""
+    service = await Service.get_or_none(key=key)
+    if service is None:
+        return None
+    version = await NoticeVersion.get_or_none(
+        service_id=service.id, revision=revision, locale=locale
+    )
+    if version is None:
+        return None
+    history = await notice_history(service.key)
+    assert history is not None  # noqa: S101 - the version's own service exists
+    info = next(item for item in history.revisions if item.revision == version.revision)
+    return ShownVersion(
+        id=version.id,
+        key=service.key,
+        locale=version.locale,
+        revision=version.revision,
+        texts=version.texts,
+        terms=version.terms,
+        content_hash=version.content_hash,
+        published_at=version.published_at,
+        current=version.revision == service.revision,
+        revision_info=info,
+    )

@@ -1,0 +1,223 @@
+"""The patron's copy of their data, receipts of their decisions, the public verify page, the
+library's published keys (/.well-known/jwks.json) and the history of every privacy notice.
+Downloads are attachments, never cached, and no card number is ever in a URL."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from portal.catalog.services import published_catalog
+from portal.clock import utcnow
+from portal.consent.reads import privacy_overview
+from portal.i18n import current_locale
+from portal.ledger.services import entries
+from portal.rights import services
+from portal.rights.keys import ReceiptKeys, ReceiptKeysError, load_keys
+from portal.rights.policy import MAX_RECEIPT_BYTES, receipt_claims
+from portal.web.rendering import render
+from portal.web.requests import plain_text, require_patron, settings_of
+
+DOWNLOAD_HEADERS = {"cache-control": "no-store"}
+
+
+def _attachment(body: str, filename: str, media_type: str) -> Response:
+    return Response(
+        body,
+        media_type=media_type,
+        headers={**DOWNLOAD_HEADERS, "content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _keys(request: Request) -> ReceiptKeys | None:
+    try:
+        return load_keys(settings_of(request))
+    except ReceiptKeysError:
+        return None
+
+
+# --- a copy of everything kept -------------------------------------------------------------
+
+
+async def _export(request: Request) -> dict[str, object]:
+    patron = require_patron(request)
+    return await services.export_patron(patron.patron_id, current_locale(), now=utcnow())
+
+
+async def export_page(request: Request) -> Response:
+    patron = require_patron(request)
+    locale = current_locale()
+    catalog = await published_catalog()
+    titles = {
+        service.id: notice.texts["title"]
+        for service in catalog.services
+        if (notice := catalog.notice(service.id, locale))
+    }
+    store_titles = {
+        service.store: titles[service.id]
+        for service in catalog.services
+        if service.store and service.id in titles
+    }
+    overview = await privacy_overview(patron.patron_id, locale)
+    return render(
+        request,
+        "rights/export.html",
+        {
+            "data": await _export(request),
+            "services": overview.services,
+            "events": await entries(patron.patron_id),
+            "titles": titles,
+            "store_titles": store_titles,
+        },
+    )
+
+
+async def export_download(request: Request) -> Response:
+    body = json.dumps(await _export(request), ensure_ascii=False, indent=2)
+    return _attachment(body, "my-library-privacy-data.json", "application/json")
+
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
+    patron = require_patron(request)
+
+    def notice_url(key: str, revision: int, locale: str) -> str:
+        return str(
+            request.url_for("rights.notice_version", key=key, revision=revision, locale=locale)
+        )
+
+    facts = await services.receipt_facts(
+        patron.patron_id,
+        request.path_params["reference"],
+        secret=settings_of(request).secret_key,
+        notice_url=notice_url,
+    )
+    if facts is None:
+        raise HTTPException(status_code=404)
+    keys = _keys(request)
+    if keys is None:
+        return None
+    claims = receipt_claims(facts, issued_at=utcnow())
+    return claims, services.sign_receipt(claims, keys)
+
+
+def _unavailable(request: Request) -> Response:
+    return render(request, "rights/unavailable.html", status_code=503)
+
+
+async def receipt_page(request: Request) -> Response:
+    signed = await _signed(request)
+    if signed is None:
+        return _unavailable(request)
+    claims, token = signed
+    return render(
+        request,
+        "rights/receipt.html",
+        {"claims": claims, "token": token, "reference": request.path_params["reference"]},
+    )
+
+
+async def receipt_download(request: Request) -> Response:
+    signed = await _signed(request)
+    if signed is None:
+        return _unavailable(request)
+    return _attachment(signed[1] + "\n", "consent-receipt.jws", "application/jose")
+
+
+async def verify_form(request: Request) -> Response:
+    return render(request, "rights/verify.html", {"result": None, "pasted": ""})
+
+
+async def verify(request: Request) -> Response:
+    async with request.form(max_files=1, max_fields=4) as form:
+        pasted = form.get("receipt")
+        upload = form.get("file")
+        token = pasted if isinstance(pasted, str) else ""
+        if isinstance(upload, UploadFile) and upload.filename:
+            content = await upload.read(MAX_RECEIPT_BYTES + 1)
+            token = content.decode("utf-8", errors="replace")
+    token = plain_text(token)[: MAX_RECEIPT_BYTES + 1]
+    keys = _keys(request)
+    if keys is None:
+        return _unavailable(request)
+    result = services.verify_receipt(token, keys.public)
+    return render(
+        request,
+        "rights/verify.html",
+        {"result": result, "pasted": token if len(token) <= MAX_RECEIPT_BYTES else ""},
+    )
+
+
+async def jwks(request: Request) -> Response:
+    keys = _keys(request)
+    return JSONResponse(
+        keys.public_jwks() if keys else {"keys": []},
+        media_type="application/jwk-set+json",
+    )
+
+
+# --- the history of each privacy notice ----------------------------------------------------
+
+
+async def notices(request: Request) -> Response:
+    catalog = await published_catalog()
+    locale = current_locale()
+    listed = [
+        (service.key, notice.texts["title"])
+        for service in catalog.services
+        if (notice := catalog.notice(service.id, locale))
+    ]
+    return render(request, "rights/notices.html", {"listed": listed})
+
+
+async def notice_history(request: Request) -> Response:
+    history = await services.notice_history(request.path_params["key"])
+    if history is None:
+        raise HTTPException(status_code=404)
+    return render(request, "rights/history.html", {"history": history})
+
+
+async def notice_version(request: Request) -> Response:
+    params = request.path_params
+    shown = await services.shown_version(params["key"], params["revision"], params["locale"])
+    if shown is None:
+        raise HTTPException(status_code=404)
+    return render(request, "rights/version.html", {"shown": shown})
+
+
+routes = [
+    Route("/privacy/my-data", export_page, methods=["GET"], name="rights.export"),
+    Route(
+        "/privacy/my-data/download",
+        export_download,
+        methods=["GET"],
+        name="rights.export_download",
+    ),
+    Route(
+        "/privacy/receipts/{reference:str}", receipt_page, methods=["GET"], name="rights.receipt"
+    ),
+    Route(
+        "/privacy/receipts/{reference:str}/download",
+        receipt_download,
+        methods=["GET"],
+        name="rights.receipt_download",
+    ),
+    Route("/receipts/verify", verify_form, methods=["GET"], name="rights.verify_form"),
+    Route("/receipts/verify", verify, methods=["POST"], name="rights.verify"),
+    Route("/.well-known/jwks.json", jwks, methods=["GET"], name="rights.jwks"),
+    Route("/notices", notices, methods=["GET"], name="rights.notices"),
+    Route("/notices/{key:str}", notice_history, methods=["GET"], name="rights.notice_history"),
+    Route(
+        "/notices/{key:str}/v{revision:int}/{locale:str}",
+        notice_version,
+        methods=["GET"],
+        name="rights.notice_version",
+    ),
+]
