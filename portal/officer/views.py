@@ -114,7 +114,8 @@ async def catalog_preview(request: Request) -> Response:
     staff = await _officer(request)
     settings = settings_of(request)
     try:
-        text = _normalised(await catalog_file(await request.form()))
+        async with request.form() as form:
+            text = _normalised(await catalog_file(form))
     except DomainError as failure:
         return _page(request, "officer/catalog.html", staff, failure=failure)
     await audit.append(
