@@ -38,7 +38,7 @@ from portal.minors.services import (
     purge_expired_link_codes,
 )
 from portal.officer.policy import JobName
-from portal.officer.services import Run, fail_run, recorded
+from portal.officer.services import Run, recorded
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError, require_secrets
 from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
@@ -638,7 +638,7 @@ def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
                 await check_published_secrets(settings)
             except SecretsError as error:
                 print(f"Not delivering: {error}", file=sys.stderr)
-                await fail_run(run, str(error), utcnow())
+                run.fail(str(error))
                 return 2
             worker = DeliveryWorker(settings)
             try:

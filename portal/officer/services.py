@@ -162,6 +162,11 @@ class Run:
 
     id: int
     counts: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """The job stopped by itself without doing its work (e.g. exit code 2)."""
+        self.failure = reason[:200]
 
     async def alive(self, now: datetime) -> None:
         await JobRun.filter(id=self.id).update(alive_at=now, counts=self.counts)
@@ -187,14 +192,10 @@ async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
         )
         raise
     await JobRun.filter(id=row.id).update(
-        finished_at=clock(), outcome=RunOutcome.SUCCEEDED, counts=run.counts
-    )
-
-
-async def fail_run(run: Run, reason: str, now: datetime) -> None:
-    """A job that stopped by itself without doing its work (exit code 2)."""
-    await JobRun.filter(id=run.id).update(
-        finished_at=now, outcome=RunOutcome.FAILED, counts=run.counts, failure=reason[:200]
+        finished_at=clock(),
+        outcome=RunOutcome.FAILED if run.failure else RunOutcome.SUCCEEDED,
+        counts=run.counts,
+        failure=run.failure,
     )
 
 

@@ -39,7 +39,6 @@ from portal.web.problems import N_
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, settings_of
 
-
 # What the register's values are called on its pages (translated when shown).
 LABELS: dict[str, dict[str, str]] = {
     "body": {

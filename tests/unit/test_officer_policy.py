@@ -79,7 +79,7 @@ def test_a_worker_alive_recently_is_running() -> None:
 
 
 def test_a_job_without_a_success_for_two_days_is_a_warning() -> None:
-    assert STALE_AFTER == timedelta(days=2)
+    assert timedelta(days=2) == STALE_AFTER
     late = NOW - STALE_AFTER - timedelta(minutes=1)
     assert job_health(late, RunState.SUCCEEDED, NOW) is JobHealth.STALE
     assert job_health(None, None, NOW) is JobHealth.STALE
