@@ -4,10 +4,12 @@ success), promises kept, the catalog preview bound to what gets published, the r
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 
 import pytest
 
+from portal.catalog.models import Publication
 from portal.catalog.policy import CatalogError, parse_catalog
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.consent.policy import Decision
@@ -209,3 +211,24 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
     assert total.value == 11
     assert [cell.value for cell in cells].count(None) == 2  # the 1 disclosed, and its complement
     assert (await services.transparency_summary(this_year - 1))[0][2].value == 0
+
+
+async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
+    await publish(standard_catalog())
+    base = await latest_publication()
+    assert base is not None
+    texts = [standard_catalog(retention_days=900), standard_catalog(retention_days=1200)]
+    outcomes = await asyncio.gather(
+        *(
+            publish_catalog(
+                parse_catalog(text, ("en",), STORE_KEYS), text, now=now(), based_on=base[0]
+            )
+            for text in texts
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == [
+        "PublishReport",
+        "PublishedMeanwhile",
+    ]
+    assert await Publication.all().count() == 2
