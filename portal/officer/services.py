@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from tortoise.functions import Count
+
 from portal.catalog.services import all_services
-from portal.consent.models import ConsentState
+from portal.db import fetch_rows
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.officer.models import JobRun, OutsideRequest
 from portal.officer.policy import (
@@ -51,19 +53,21 @@ class ServiceCounts:
     paused: Cell
 
 
+# Counted in the database: one row per service and state, however many patrons.
+_STATES_QUERY = (
+    "SELECT service_id, CASE WHEN granted AND suspended_at IS NOT NULL THEN 'paused' "
+    "WHEN granted THEN 'on' ELSE 'off' END AS state, COUNT(*) AS patrons "
+    "FROM consent_state GROUP BY 1, 2"
+)
+
+
 async def consent_report() -> list[ServiceCounts]:
     """Counts only, per service; never a patron. Every patron is in exactly one column of
     each row, so the row is suppressed as a whole (portal.officer.policy.suppress_row)."""
     patrons = await Patron.all().count()
     counted: Counter[tuple[int, str]] = Counter()
-    for state in await ConsentState.all().values("service_id", "granted", "suspended_at"):
-        if state["granted"] and state["suspended_at"] is not None:
-            column = "paused"
-        elif state["granted"]:
-            column = "on"
-        else:
-            column = "off"
-        counted[(state["service_id"], column)] += 1
+    for row in await fetch_rows(_STATES_QUERY):
+        counted[(row["service_id"], row["state"])] = int(row["patrons"])
     report = []
     for service in sorted(await all_services(), key=lambda item: item.position):
         on, off, paused = (counted[(service.id, column)] for column in ("on", "off", "paused"))
@@ -139,11 +143,14 @@ async def job_summaries(now: datetime) -> list[JobSummary]:
 async def promises(*, now: datetime, today: date) -> Promises:
     services = {service.id: service.key for service in await all_services()}
     erased: Counter[str] = Counter()
-    for event in await ConsentEvent.filter(
-        kind=EventKind.ERASED, occurred_at__gte=now - ERASURES_OVER
-    ).values("service_id"):
-        if event["service_id"] in services:
-            erased[services[event["service_id"]]] += 1
+    for row in (
+        await ConsentEvent.filter(kind=EventKind.ERASED, occurred_at__gte=now - ERASURES_OVER)
+        .annotate(erasures=Count("id"))
+        .group_by("service_id")
+        .values("service_id", "erasures")
+    ):
+        if row["service_id"] in services:
+            erased[services[row["service_id"]]] = int(row["erasures"])
     late = Counter(request.system for request in await outbox.unconfirmed(now=now))
     return Promises(
         stores=await retention_report(now=now, today=today),
@@ -223,18 +230,6 @@ def read_preview_token(secret: str, staff_id: int, token: str, text: str) -> int
 
 def source_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-async def paused_by_service() -> dict[str, int]:
-    """Consents paused now, per service (for the page after a publication: a count of one
-    service's patrons, shown suppressed)."""
-    services = {service.id: service.key for service in await all_services()}
-    counted: Counter[str] = Counter()
-    for state in await ConsentState.filter(granted=True, suspended_at__isnull=False).values(
-        "service_id"
-    ):
-        counted[services.get(state["service_id"], "?")] += 1
-    return dict(counted)
 
 
 # --- the register of outside requests ------------------------------------------------------
