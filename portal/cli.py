@@ -38,7 +38,7 @@ from portal.minors.services import (
     purge_expired_link_codes,
 )
 from portal.officer.policy import JobName
-from portal.officer.services import Run, recorded
+from portal.officer.services import Run, purge_old_runs, recorded
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError, require_secrets
 from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
@@ -526,10 +526,12 @@ def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
                 now=now, window_seconds=settings.signin_window_seconds
             )
             count += await outbox.purge_confirmed(now=now)
+            count += await purge_old_runs(now)
             run.counts["rows_deleted"] = count
         print(
             f"{count} expired session(s), setup code(s), link code(s), hand-over(s), "
-            "sign-in attempt(s) and confirmed request(s) to connected systems deleted."
+            "sign-in attempt(s), confirmed request(s) to connected systems and old job runs "
+            "deleted."
         )
         return 0
 

@@ -374,7 +374,7 @@ INVENTORY: tuple[Table, ...] = (
     Table(
         "job_run",
         "showing the privacy officer that the scheduled jobs ran",
-        "for the life of the database (a few rows a day)",
+        "400 days after the run ended (`portal purge-sessions`)",
         {
             "id": ID,
             "job": "which job",

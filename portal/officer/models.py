@@ -14,7 +14,7 @@ from portal.officer.policy import RunOutcome
 class JobRun(Model):
     """One run of a scheduled job, written when it starts (in its own transaction) and
     completed when it ends: a run a crash interrupted stays `running` and is shown as not
-    finished, never as a success. Kept for the life of the database (a few rows a day)."""
+    finished, never as a success. Kept 400 days after it ended (`portal purge-sessions`)."""
 
     id = fields.IntField(primary_key=True)
     job = fields.CharField(max_length=30)

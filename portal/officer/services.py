@@ -37,6 +37,8 @@ from portal.staff.services import StaffIdentity
 from portal.stores.registry import StoreRetention, retention_report
 
 ERASURES_OVER = timedelta(days=30)
+# A site may run `portal deliver --once` every minute: the history keeps a year and a bit.
+KEEP_RUNS = timedelta(days=400)
 RUNS_SHOWN = 10
 
 # --- the consent report --------------------------------------------------------------------
@@ -204,6 +206,12 @@ async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
         counts=run.counts,
         failure=run.failure,
     )
+
+
+async def purge_old_runs(now: datetime) -> int:
+    """Scheduled (`portal purge-sessions`): runs that ended more than KEEP_RUNS ago."""
+    deleted: int = await JobRun.filter(finished_at__lt=now - KEEP_RUNS).delete()
+    return deleted
 
 
 # --- the catalog from the browser ----------------------------------------------------------

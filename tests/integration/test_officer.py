@@ -232,3 +232,17 @@ async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
         "PublishedMeanwhile",
     ]
     assert await Publication.all().count() == 2
+
+
+async def test_job_runs_are_kept_four_hundred_days(db: str) -> None:
+    for days in (401, 399):
+        ended = now() - timedelta(days=days)
+        await JobRun.create(
+            job="purge-sessions",
+            started_at=ended,
+            finished_at=ended,
+            outcome=RunOutcome.SUCCEEDED,
+            counts={},
+        )
+    assert await services.purge_old_runs(now()) == 1
+    assert await JobRun.all().count() == 1
