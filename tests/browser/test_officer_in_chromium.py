@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import ARTIFACTS, portal_process, wcag_violations
+from tests.browser.conftest import ARTIFACTS, choose_language, portal_process, wcag_violations
 from tests.live import ROOT
 
 PASSWORD = "a long officer password"
@@ -140,6 +140,14 @@ def test_an_officer_publishes_a_material_change_from_the_browser(
     assert _paused(page) == str(PATRONS)
     assert page.locator("#service-reading_history td.on").inner_text() == "0"
     check("report-after")
+
+    # The officer's own pages in Arabic, right to left.
+    choose_language(page, "ar")
+    page.goto(f"{live_officer.url}/officer/report")
+    assert page.locator("h1").inner_text() == "تقرير الموافقات"
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    check("report-ar")
+    choose_language(page, "en")
 
     for name in ("promises", "requests", "transparency", "inventory"):
         page.goto(f"{live_officer.url}/officer/{name}")
