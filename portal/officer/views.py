@@ -92,7 +92,13 @@ async def promises(request: Request) -> Response:
     staff = await _officer(request, AuditAction.PROMISES_READ)
     now = utcnow()
     kept = await services.promises(now=now, today=local_date(now, settings_of(request).timezone))
-    return _page(request, "officer/promises.html", staff, kept=kept)
+    return _page(
+        request,
+        "officer/promises.html",
+        staff,
+        kept=kept,
+        in_process=settings_of(request).delivery_in_process,
+    )
 
 
 # --- the catalog ---------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from datetime import timedelta
 import pytest
 
 from portal.consent.policy import Decision
+from portal.officer import services
 from portal.officer.models import OutsideRequest
+from portal.officer.policy import JobName
 from portal.settings import Settings
 from portal.staff import audit
 from portal.staff.models import StaffAuditEvent
@@ -189,3 +191,18 @@ async def test_only_officers_see_the_officer_pages_in_the_staff_menu(portal) -> 
     both = await portal.client.get("/desk")
     assert "/officer/report" in both.text
     assert "/officer/catalog" in both.text
+
+
+async def test_promises_kept_warns_about_jobs_that_never_ran(portal) -> None:
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    async with services.recorded(JobName.APPLY_RETENTION, now) as run:
+        run.counts["rows_deleted"] = 3
+    await _officer(portal)
+    page = visible_text((await portal.client.get("/officer/promises")).text)
+    retention = page.split("portal apply-retention")[1].split("portal compact-erased")[0]
+    assert "Warning" not in retention
+    assert "succeeded" in retention
+    assert "rows_deleted 3" in retention
+    deliver = page.split("portal deliver")[1]
+    assert "Warning: this job has never run successfully." in deliver
+    assert AuditAction.PROMISES_READ in await _actions()
