@@ -77,6 +77,13 @@ def parse_outside_request(form: FormData, *, today: date) -> OutsideRequestForm:
     return parsed
 
 
+def parse_decision(form: FormData) -> tuple[str, str]:
+    decision = field(form, "decision")
+    if decision not in set(RequestDecision):
+        raise DomainError(OfficerCode.REQUEST_INCOMPLETE)
+    return decision, long_text(form, "disclosed")
+
+
 async def catalog_file(form: FormData) -> str:
     """The uploaded catalog as text (UTF-8), or refused."""
     upload = form.get("catalog")

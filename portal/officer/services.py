@@ -292,6 +292,15 @@ async def record_outside_request(
     return row.id
 
 
+async def decide_outside_request(request_id: int, decision: str, disclosed: str) -> bool:
+    """A pending request decided later: its decision and what was disclosed. The staff
+    audit trail keeps who changed it and when. False when there is no such request."""
+    updated: int = await OutsideRequest.filter(id=request_id).update(
+        decision=decision, disclosed=disclosed
+    )
+    return updated == 1
+
+
 async def outside_requests(year: int | None = None) -> list[OutsideRequestView]:
     query = OutsideRequest.all()
     if year is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,7 +20,7 @@ from portal.consent.publishing import PublishedMeanwhile, publish_catalog
 from portal.desk.access import require_staff
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services
-from portal.officer.forms import catalog_file, parse_outside_request
+from portal.officer.forms import catalog_file, parse_decision, parse_outside_request
 from portal.officer.inventory import INVENTORY
 from portal.officer.policy import (
     SMALL_CELL,
@@ -37,7 +38,7 @@ from portal.staff.services import StaffIdentity
 from portal.stores.registry import KEYS as STORE_KEYS
 from portal.web.problems import N_
 from portal.web.rendering import render
-from portal.web.requests import field, redirect_to, settings_of
+from portal.web.requests import field, number_field, redirect_to, settings_of
 
 # What the register's values are called on its pages (translated when shown).
 LABELS: dict[str, dict[str, str]] = {
@@ -266,6 +267,27 @@ async def record_request(request: Request) -> Response:
     return redirect_to(request, "officer.requests")
 
 
+async def decide_request(request: Request) -> Response:
+    staff = await _officer(request)
+    request_id = number_field(await request.form(), "request")
+    try:
+        decision, disclosed = parse_decision(await request.form())
+    except DomainError as failure:
+        await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
+        return _register_page(request, staff, await services.outside_requests(), failure=failure)
+    if request_id is None or not await services.decide_outside_request(
+        request_id, decision, disclosed
+    ):
+        raise HTTPException(status_code=404)
+    await audit.append(
+        staff,
+        AuditAction.OUTSIDE_REQUEST_DECIDED,
+        now=utcnow(),
+        detail={"request": request_id, "decision": decision},
+    )
+    return redirect_to(request, "officer.requests")
+
+
 def _year(request: Request) -> int:
     value = request.query_params.get("year", "")
     this_year = local_date(utcnow(), settings_of(request).timezone).year
@@ -331,6 +353,12 @@ routes = [
     ),
     Route("/officer/requests", register, methods=["GET"], name="officer.requests"),
     Route("/officer/requests", record_request, methods=["POST"], name="officer.record_request"),
+    Route(
+        "/officer/requests/decision",
+        decide_request,
+        methods=["POST"],
+        name="officer.decide_request",
+    ),
     Route("/officer/transparency", transparency, methods=["GET"], name="officer.transparency"),
     Route(
         "/officer/transparency.csv",

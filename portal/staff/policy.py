@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     CATALOG_PUBLISHED = "catalog_published"
     REGISTER_READ = "register_read"
     OUTSIDE_REQUEST_RECORDED = "outside_request_recorded"
+    OUTSIDE_REQUEST_DECIDED = "outside_request_decided"
     TRANSPARENCY_READ = "transparency_read"
     INVENTORY_READ = "inventory_read"
 

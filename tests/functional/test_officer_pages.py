@@ -206,3 +206,35 @@ async def test_promises_kept_warns_about_jobs_that_never_ran(portal) -> None:
     deliver = page.split("portal deliver")[1]
     assert "Warning: this job has never run successfully." in deliver
     assert AuditAction.PROMISES_READ in await _actions()
+
+
+async def test_a_pending_request_is_decided_later_and_the_change_is_audited(portal) -> None:
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    await _officer(portal)
+    await portal.client.post(
+        "/officer/requests",
+        data={
+            "received_on": (now() - timedelta(days=3)).date().isoformat(),
+            "requesting_body": "law_enforcement",
+            "body_name": "City police",
+            "instrument": "informal_request",
+            "reference": "phone call",
+            "asked": "Who borrowed a title",
+            "decision": "pending",
+        },
+    )
+    stored = await OutsideRequest.get()
+    page = await portal.client.get("/officer/requests")
+    assert 'action="/officer/requests/decision"' in page.text
+    decided = await portal.client.post(
+        "/officer/requests/decision",
+        data={"request": str(stored.id), "decision": "refused", "disclosed": ""},
+    )
+    assert decided.status_code == 303
+    assert (await OutsideRequest.get()).decision == "refused"
+    assert await OutsideRequest.all().count() == 1
+    assert AuditAction.OUTSIDE_REQUEST_DECIDED in await _actions()
+    unknown = await portal.client.post(
+        "/officer/requests/decision", data={"request": "999", "decision": "refused"}
+    )
+    assert unknown.status_code == 404

@@ -97,6 +97,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "officer.catalog_publish": frozenset({OFFICER}),
     "officer.requests": frozenset({OFFICER}),
     "officer.record_request": frozenset({OFFICER}),
+    "officer.decide_request": frozenset({OFFICER}),
     "officer.transparency": frozenset({OFFICER}),
     "officer.transparency_csv": frozenset({OFFICER}),
     "officer.inventory": frozenset({OFFICER}),
