@@ -30,6 +30,7 @@ from portal.desk import signin as staff_signin
 from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
+from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
 from portal.rights import views as rights_views
 from portal.rights.policy import receipt_reference
@@ -57,7 +58,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):
         raise exc
     if exc.status_code == 401:
-        staff_page = request.url.path.startswith(("/desk", "/staff"))
+        staff_page = request.url.path.startswith(("/desk", "/staff", "/officer"))
         return redirect_to(request, "staff.signin_form" if staff_page else "patrons.signin_form")
     if exc.status_code == 413 and request.url.path.startswith(MACHINE_PREFIXES):
         return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> Starlette:
             *staff_signin.routes,
             *desk_views.routes,
             *handover_views.routes,
+            *officer_views.routes,
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[

@@ -38,6 +38,8 @@ from portal.minors.services import (
     link_at_desk,
     purge_expired_link_codes,
 )
+from portal.officer.policy import JobName
+from portal.officer.services import Run, purge_old_runs, recorded
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError, require_secrets
 from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
@@ -66,6 +68,7 @@ from portal.web.access_log import LOGGING_CONFIG
 
 DEMO_CARD = "2000 0000 0001"
 DEMO_DESK_USERNAME = "demo-desk"
+KEEP_ALIVE_SECONDS = 300
 
 
 def _read_card(prompt: str = "Card number: ") -> str:
@@ -485,11 +488,13 @@ def cmd_api_client_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        count = await expire_unanswered(
-            now=utcnow(),
-            material_grace_days=settings.reconsent_grace_days,
-            majority_grace_days=settings.majority_grace_days,
-        )
+        async with recorded(JobName.EXPIRE_CONSENTS, utcnow) as run:
+            count = await expire_unanswered(
+                now=utcnow(),
+                material_grace_days=settings.reconsent_grace_days,
+                majority_grace_days=settings.majority_grace_days,
+            )
+            run.counts["consents_ended"] = count
         print(f"{count} unanswered consent(s) ended and their retained data erased.")
         return 0
 
@@ -498,8 +503,10 @@ def cmd_expire_consents(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        now = utcnow()
-        rows = await apply_retention(now=now, today=local_date(now, settings.timezone))
+        async with recorded(JobName.APPLY_RETENTION, utcnow) as run:
+            now = utcnow()
+            rows = await apply_retention(now=now, today=local_date(now, settings.timezone))
+            run.counts["rows_deleted"] = rows
         print(f"{rows} retained row(s) past their service's retention period deleted.")
         return 0
 
@@ -508,7 +515,8 @@ def cmd_apply_retention(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_compact_erased(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        await compact_stores()
+        async with recorded(JobName.COMPACT_ERASED, utcnow):
+            await compact_stores()
         print("Tables of retained data rewritten: erased rows leave no bytes behind.")
         return 0
 
@@ -518,16 +526,20 @@ def cmd_compact_erased(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_purge_sessions(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
-        now = utcnow()
-        count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
-        count += await staff_services.purge_expired(now) + await purge_handovers(now)
-        count += await throttle.purge_expired(
-            now=now, window_seconds=settings.signin_window_seconds
-        )
-        count += await outbox.purge_confirmed(now=now)
+        async with recorded(JobName.PURGE_SESSIONS, utcnow) as run:
+            now = utcnow()
+            count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
+            count += await staff_services.purge_expired(now) + await purge_handovers(now)
+            count += await throttle.purge_expired(
+                now=now, window_seconds=settings.signin_window_seconds
+            )
+            count += await outbox.purge_confirmed(now=now)
+            count += await purge_old_runs(now)
+            run.counts["rows_deleted"] = count
         print(
             f"{count} expired session(s), setup code(s), link code(s), hand-over(s), "
-            "sign-in attempt(s) and confirmed request(s) to connected systems deleted."
+            "sign-in attempt(s), confirmed request(s) to connected systems and old job runs "
+            "deleted."
         )
         return 0
 
@@ -604,7 +616,13 @@ def cmd_unlock_signin(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
+        async with recorded(JobName.COMING_OF_AGE, utcnow) as run:
+            report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
+            run.counts.update(
+                patrons=report.patrons,
+                links_ended=report.links_ended,
+                consents_paused=report.consents_suspended,
+            )
         print(
             f"{report.patrons} patron(s) came of age: {report.links_ended} guardian link(s) "
             f"ended, {report.consents_suspended} guardian consent(s) paused for confirmation."
@@ -614,28 +632,42 @@ def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+async def _keep_alive(run: Run, stop: asyncio.Event) -> None:
+    """The delivery worker as a service: its run is marked alive every few minutes, so the
+    privacy officer sees it running (and, once it stops marking, that it stopped)."""
+    while not stop.is_set():
+        await run.alive(utcnow())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=KEEP_ALIVE_SECONDS)
+
+
 def cmd_deliver(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
-        try:
-            await check_published_secrets(settings)
-        except SecretsError as error:
-            print(f"Not delivering: {error}", file=sys.stderr)
-            return 2
-        worker = DeliveryWorker(settings)
-        try:
-            if args.once:
-                sent = await worker.deliver_all_due()
-                print(f"{sent} request(s) to connected systems sent.")
+        async with recorded(JobName.DELIVER, utcnow) as run:
+            try:
+                await check_published_secrets(settings)
+            except SecretsError as error:
+                print(f"Not delivering: {error}", file=sys.stderr)
+                run.fail(str(error))
+                return 2
+            worker = DeliveryWorker(settings)
+            try:
+                if args.once:
+                    sent = await worker.deliver_all_due()
+                    run.counts["sent"] = sent
+                    print(f"{sent} request(s) to connected systems sent.")
+                    return 0
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for stopping in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(stopping, stop.set)
+                print("Delivering requests to connected systems (stop with Ctrl-C or SIGTERM).")
+                alive = asyncio.create_task(_keep_alive(run, stop))
+                await worker.run(stop)
+                await alive
                 return 0
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for stopping in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(stopping, stop.set)
-            print("Delivering requests to connected systems (stop with Ctrl-C or SIGTERM).")
-            await worker.run(stop)
-            return 0
-        finally:
-            await worker.close()
+            finally:
+                await worker.close()
 
     logging.config.dictConfig(LOGGING_CONFIG)
     return asyncio.run(_with_db(settings, work))

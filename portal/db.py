@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "portal.staff.models",
     "portal.desk.models",
     "portal.outbox.models",
+    "portal.officer.models",
 ]
 
 

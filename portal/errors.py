@@ -103,9 +103,25 @@ class DeskCode(StrEnum):
     PIN_EXISTS = "pin_exists"
 
 
+class OfficerCode(StrEnum):
+    PUBLISHED_MEANWHILE = "catalog_published_meanwhile"
+    ALREADY_PUBLISHED = "catalog_already_published"
+    PREVIEW_INVALID = "catalog_preview_invalid"
+    CATALOG_FILE_MISSING = "catalog_file_missing"
+    REQUEST_INCOMPLETE = "outside_request_incomplete"
+
+
 # The type and the tuple name the same enums: mypy needs the union, the tests the tuple.
 ErrorCode = (
-    PatronCode | ConsentCode | StoreCode | MinorsCode | CatalogCode | ApiCode | StaffCode | DeskCode
+    PatronCode
+    | ConsentCode
+    | StoreCode
+    | MinorsCode
+    | CatalogCode
+    | ApiCode
+    | StaffCode
+    | DeskCode
+    | OfficerCode
 )
 ERROR_ENUMS: tuple[type[StrEnum], ...] = (
     PatronCode,
@@ -116,6 +132,7 @@ ERROR_ENUMS: tuple[type[StrEnum], ...] = (
     ApiCode,
     StaffCode,
     DeskCode,
+    OfficerCode,
 )
 
 

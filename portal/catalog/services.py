@@ -111,6 +111,72 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
     return PublishResult(changes=changes, materially_changed=tuple(material))
 
 
+@dataclass(frozen=True)
+class ServicePreview:
+    """What publishing would do to one service: the change, and the terms and notice texts
+    now published (None for a new service) beside those of the catalog."""
+
+    key: str
+    change: Change
+    current_terms: dict[str, Any] | None
+    new_terms: dict[str, Any]
+    current_texts: dict[str, dict[str, str]]  # by locale
+    new_texts: dict[str, dict[str, str]]
+
+
+async def preview_publication(catalog: Catalog) -> list[ServicePreview]:
+    """What `write_publication` would do, read only and by the same rules; raises the same
+    CatalogError for what only the published catalog can refuse (a removed service or
+    system, a service's store changed)."""
+    published_systems = {system.key for system in await ConnectedSystem.all()}
+    wanted_systems = {spec.key for spec in catalog.systems}
+    problems = [
+        f"system '{key}' is published but missing from the catalog; published systems "
+        "cannot be removed (deletion requests to them must still be delivered)"
+        for key in sorted(published_systems - wanted_systems)
+    ]
+    existing = {service.key: service for service in await Service.all()}
+    problems += [
+        f"service '{key}' is published but missing from the catalog; "
+        "published services cannot be removed by publishing"
+        for key in sorted(set(existing) - {spec.key for spec in catalog.services})
+    ]
+    previews = []
+    for spec in catalog.services:
+        service = existing.get(spec.key)
+        new_texts = {locale: notice.as_dict() for locale, notice in spec.notices.items()}
+        if service is None:
+            previews.append(
+                ServicePreview(spec.key, Change.NEW, None, spec.terms.as_dict(), {}, new_texts)
+            )
+            continue
+        try:
+            change = await _classify(service, spec)
+        except CatalogError as error:
+            problems += error.problems
+            continue
+        current = await NoticeVersion.filter(service_id=service.id, revision=service.revision)
+        previews.append(
+            ServicePreview(
+                spec.key,
+                change,
+                service.terms,
+                spec.terms.as_dict(),
+                {notice.locale: notice.texts for notice in current},
+                new_texts,
+            )
+        )
+    if problems:
+        raise CatalogError(problems)
+    return previews
+
+
+async def latest_publication() -> tuple[int, str] | None:
+    """The latest publication's id and the hash of its source text."""
+    latest = await Publication.all().order_by("-id").first()
+    return (latest.id, latest.source_hash) if latest else None
+
+
 async def _write_systems(systems: tuple[SystemSpec, ...]) -> None:
     existing = {system.key: system for system in await ConnectedSystem.all().select_for_update()}
     retired = sorted(set(existing) - {spec.key for spec in systems})

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
+from portal.catalog.models import Publication
 from portal.catalog.policy import Catalog
 from portal.catalog.services import Change, forget_published_catalog, write_publication
 from portal.consent.policy import SuspensionReason
@@ -21,9 +22,29 @@ class PublishReport:
     consents_suspended: int
 
 
-async def publish_catalog(catalog: Catalog, source_text: str, *, now: datetime) -> PublishReport:
-    """All or nothing: every service and every pause, or nothing at all."""
+class PublishedMeanwhile(Exception):
+    """Another publication came first (a second officer, or the same form sent twice):
+    nothing was published. `source_hash` is the hash of what is published now."""
+
+    def __init__(self, source_hash: str | None) -> None:
+        super().__init__("published meanwhile")
+        self.source_hash = source_hash
+
+
+async def publish_catalog(
+    catalog: Catalog, source_text: str, *, now: datetime, based_on: int | None = None
+) -> PublishReport:
+    """All or nothing: every service and every pause, or nothing at all. `based_on`: the
+    publication (its id, 0 for none) a preview was made against; if another came since,
+    PublishedMeanwhile and nothing is published."""
     async with in_transaction():
+        if based_on is not None:
+            # Locking the latest publication serialises two publishers on PostgreSQL: the
+            # second waits, then sees the first one's publication and stops.
+            latest = await Publication.all().order_by("-id").select_for_update().first()
+            latest = await Publication.all().order_by("-id").first()
+            if (latest.id if latest else 0) != based_on:
+                raise PublishedMeanwhile(latest.source_hash if latest else None)
         result = await write_publication(catalog, source_text, now=now)
         suspended = 0
         for service_id in result.materially_changed:

@@ -34,6 +34,16 @@ class AuditAction(StrEnum):
     PATRONS_IMPORTED = "patrons_imported"
     STAFF_ADDED = "staff_added"
     TRAIL_READ = "trail_read"
+    # The privacy officer's pages (portal.officer): each view and each act.
+    REPORT_READ = "report_read"
+    PROMISES_READ = "promises_read"
+    CATALOG_PREVIEWED = "catalog_previewed"
+    CATALOG_PUBLISHED = "catalog_published"
+    REGISTER_READ = "register_read"
+    OUTSIDE_REQUEST_RECORDED = "outside_request_recorded"
+    OUTSIDE_REQUEST_DECIDED = "outside_request_decided"
+    TRANSPARENCY_READ = "transparency_read"
+    INVENTORY_READ = "inventory_read"
 
 
 # What a patron is told about staff acting on their account, in their own record.

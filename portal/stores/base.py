@@ -36,6 +36,15 @@ class Cutoff:
 
 
 @dataclass(frozen=True)
+class Retained:
+    """What a store holds against its retention (the privacy officer's "promises kept"): the
+    day its oldest item's age counts from, and how many items are past the cutoff."""
+
+    oldest: date | None
+    overdue: int
+
+
+@dataclass(frozen=True)
 class Store:
     key: str  # what a catalog service names as `store = "…"`
     models: tuple[type[Model], ...]
@@ -45,6 +54,8 @@ class Store:
     expire: Callable[[Cutoff], Awaitable[Counter[int]]]
     # Every row of one patron as plain JSON values: their copy of what is kept (portal.rights).
     export: Callable[[int], Awaitable[list[dict[str, Any]]]]
+    # Read only: the oldest item and the items past the cutoff, by the rules of `expire`.
+    retained: Callable[[Cutoff], Awaitable[Retained]]
     page: str  # route name of the store's own page, linked from My privacy and the notice
     routes: Sequence[BaseRoute]
 

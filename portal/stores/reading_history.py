@@ -25,7 +25,7 @@ from portal.clock import local_date, utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
 from portal.patrons.models import Patron
-from portal.stores.base import Cutoff, Store, StorePage, open_store, refused
+from portal.stores.base import Cutoff, Retained, Store, StorePage, open_store, refused
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, require_patron, settings_of
 
@@ -120,6 +120,24 @@ async def expire(cutoff: Cutoff) -> Counter[int]:
     return counts
 
 
+async def retained(cutoff: Cutoff) -> Retained:
+    """By the rule of `expire`: an entry's age counts from the earlier of its two dates."""
+    overdue = await HistoryEntry.filter(
+        Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment)
+    ).count()
+    first_loan = await HistoryEntry.all().order_by("borrowed_on").first()
+    first_recorded = await HistoryEntry.all().order_by("recorded_at").first()
+    days = [
+        day
+        for day in (
+            first_loan.borrowed_on if first_loan else None,
+            first_recorded.recorded_at.date() if first_recorded else None,
+        )
+        if day is not None
+    ]
+    return Retained(oldest=min(days) if days else None, overdue=overdue)
+
+
 # --- pages -------------------------------------------------------------------------------
 
 
@@ -163,6 +181,7 @@ STORE = Store(
     erase=erase,
     expire=expire,
     export=export,
+    retained=retained,
     page="stores.reading_history",
     routes=(
         Route("/reading-history", page, methods=["GET"], name="stores.reading_history"),

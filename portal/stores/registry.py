@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from starlette.routing import BaseRoute
@@ -15,7 +16,7 @@ from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, record
 from portal.outbox.services import request_retention
 from portal.stores import reading_history, saved_lists
-from portal.stores.base import Cutoff, Store
+from portal.stores.base import Cutoff, Retained, Store
 
 STORES: dict[str, Store] = {
     store.key: store
@@ -68,6 +69,30 @@ async def apply_retention(*, now: datetime, today: date) -> int:
     if deleted:
         await scrub_after_erasure()
     return deleted
+
+
+@dataclass(frozen=True)
+class StoreRetention:
+    """One store against its service's retention limit, for the privacy officer."""
+
+    store: str
+    service: str
+    retention_days: int
+    retained: Retained
+
+
+async def retention_report(*, now: datetime, today: date) -> list[StoreRetention]:
+    """Every published service's store: the oldest item kept and the items past the limit
+    (none, while `portal apply-retention` runs every day)."""
+    report = []
+    for service in await all_services():
+        if service.store is None:
+            continue
+        days = int(service.terms["retention_days"])
+        cutoff = Cutoff(day=today - timedelta(days=days), moment=now - timedelta(days=days))
+        retained = await STORES[service.store].retained(cutoff)
+        report.append(StoreRetention(service.store, service.key, days, retained))
+    return report
 
 
 async def compact() -> None:

@@ -22,7 +22,7 @@ from portal.consent.services import require_current_consent
 from portal.db import scrub_after_erasure
 from portal.errors import ErrorCode, StoreCode
 from portal.patrons.models import Patron
-from portal.stores.base import Cutoff, Store, StoreError, StorePage, open_store, refused
+from portal.stores.base import Cutoff, Retained, Store, StoreError, StorePage, open_store, refused
 from portal.web.rendering import render
 from portal.web.requests import field, number_field, redirect_to, require_patron
 
@@ -140,6 +140,16 @@ async def expire(cutoff: Cutoff) -> Counter[int]:
     return counts
 
 
+async def retained(cutoff: Cutoff) -> Retained:
+    """By the rule of `expire`: a list's age counts from its newest change."""
+    lists = await SavedList.all().prefetch_related("items")
+    newest = [max([saved.created_at, *(item.added_at for item in saved.items)]) for saved in lists]
+    return Retained(
+        oldest=min(newest).date() if newest else None,
+        overdue=sum(1 for moment in newest if moment < cutoff.moment),
+    )
+
+
 # --- pages -------------------------------------------------------------------------------
 
 
@@ -197,6 +207,7 @@ STORE = Store(
     erase=erase,
     expire=expire,
     export=export,
+    retained=retained,
     page="stores.saved_lists",
     routes=(
         Route("/saved-lists", page, methods=["GET"], name="stores.saved_lists"),

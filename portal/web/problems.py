@@ -16,6 +16,7 @@ from portal.errors import (
     DeskCode,
     ErrorCode,
     MinorsCode,
+    OfficerCode,
     PatronCode,
     StaffCode,
     StoreCode,
@@ -235,6 +236,23 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ),
     DeskCode.SAME_CARD: Problem(
         400, N_("The guardian's card must be a different card from the child's.")
+    ),
+    OfficerCode.PUBLISHED_MEANWHILE: Problem(
+        409,
+        N_(
+            "The catalog was published by someone else since this preview. Nothing was "
+            "published: upload your file again to see what would change now."
+        ),
+    ),
+    OfficerCode.ALREADY_PUBLISHED: Problem(
+        409, N_("This catalog is already published. Nothing was published again.")
+    ),
+    OfficerCode.PREVIEW_INVALID: Problem(
+        400, N_("This preview does not match the file. Please upload the file again.")
+    ),
+    OfficerCode.CATALOG_FILE_MISSING: Problem(400, N_("Please choose a catalog file (TOML).")),
+    OfficerCode.REQUEST_INCOMPLETE: Problem(
+        400, N_("Please fill in every required field, with a valid date.")
     ),
 }
 

@@ -15,6 +15,8 @@ from tortoise import Tortoise
 
 from portal.consent.policy import Decision
 from portal.db import tortoise_config
+from portal.officer.models import JobRun
+from portal.officer.policy import JobName, RunOutcome
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
 from tests.factories import decides, demo_system_secrets, make_patron, now, publish
@@ -245,3 +247,29 @@ def test_receipt_keys_are_made_rotated_and_a_receipt_checked_from_the_command_li
     nonsense = tmp_path / "nonsense.jws"
     nonsense.write_text("eyJhbGciOiJFUzI1NiJ9.e30.AAAA")
     assert "NOT VALID" in portal_command("verify-receipt", str(nonsense), env=keys, expect=1)
+
+
+async def test_scheduled_jobs_record_each_run(db: str, portal_command) -> None:
+    portal_command("publish", str(CATALOG))
+    for verb in ("expire-consents", "apply-retention", "compact-erased", "purge-sessions"):
+        portal_command(verb)
+    portal_command("coming-of-age")
+    portal_command("deliver", "--once")
+    runs = {run.job: run for run in await JobRun.all()}
+    assert set(runs) == {job.value for job in JobName}
+    assert all(run.outcome is RunOutcome.SUCCEEDED for run in runs.values())
+    assert all(run.finished_at is not None for run in runs.values())
+    assert runs["apply-retention"].counts == {"rows_deleted": 0}
+    assert "sent" in runs["deliver"].counts
+
+
+async def test_a_job_that_cannot_work_is_recorded_as_failed(
+    db: str, portal_command, tmp_path: Path
+) -> None:
+    portal_command("publish", str(CATALOG))
+    empty = tmp_path / "no-secrets.toml"
+    empty.write_text("")
+    portal_command("deliver", "--once", expect=2, env={"PORTAL_SYSTEM_SECRETS_FILE": str(empty)})
+    run = await JobRun.get(job="deliver")
+    assert run.outcome is RunOutcome.FAILED
+    assert run.failure

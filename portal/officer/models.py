@@ -1,0 +1,60 @@
+"""What the privacy officer's pages keep: the history of the scheduled jobs, and the
+register of requests from outside bodies (law enforcement, courts, other agencies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from portal.officer.policy import RunOutcome
+
+
+class JobRun(Model):
+    """One run of a scheduled job, written when it starts (in its own transaction) and
+    completed when it ends: a run a crash interrupted stays `running` and is shown as not
+    finished, never as a success. Kept 400 days after it ended (`portal purge-sessions`)."""
+
+    id = fields.IntField(primary_key=True)
+    job = fields.CharField(max_length=30)
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    # The delivery worker running as a service: its last sign of life.
+    alive_at = fields.DatetimeField(null=True)
+    outcome = fields.CharEnumField(RunOutcome, max_length=10)
+    counts: dict[str, Any] = fields.JSONField()
+    failure = fields.CharField(max_length=200, null=True)
+
+    class Meta:
+        table = "job_run"
+        indexes = (("job", "started_at"),)
+
+
+class OutsideRequest(Model):
+    """A request for patron information from outside the library, as the privacy officer
+    records it. The patron, when the legal instrument names one, only as a keyed hash (as
+    the staff audit trail does); never a card number or a name. Kept for the life of the
+    database: the library's record of what it was asked and what it disclosed."""
+
+    id = fields.IntField(primary_key=True)
+    received_on = fields.DateField()
+    requesting_body = fields.CharField(max_length=30)  # a RequestingBody value
+    body_name = fields.CharField(max_length=200)
+    instrument = fields.CharField(max_length=30)  # an Instrument value
+    reference = fields.CharField(max_length=200)
+    asked = fields.TextField()
+    decision = fields.CharField(max_length=30)  # a RequestDecision value
+    disclosed = fields.TextField()
+    patron_key = fields.CharField(max_length=64, null=True)
+    handled_by: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.StaffMember", related_name=False, on_delete=fields.RESTRICT
+    )
+    handled_by_name = fields.CharField(max_length=100)
+    recorded_at = fields.DatetimeField()
+
+    handled_by_id: int
+
+    class Meta:
+        table = "outside_request"
+        ordering = ("-received_on", "-id")

@@ -1,0 +1,152 @@
+"""The privacy officer's rules: small counts suppressed in every aggregate (PRODUCT.md promise
+8), when a scheduled job needs attention, and the vocabulary of the register of outside
+requests. Pure: no database, no web."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+# Any count below this is shown as "fewer than 10" (a common threshold in library and
+# public-sector statistics: small cells can point at a person).
+SMALL_CELL = 10
+# A scheduled job that has not finished successfully for this long is a warning.
+STALE_AFTER = timedelta(days=2)
+# A run still open after this long is not running any more: it stopped without finishing.
+UNFINISHED_AFTER = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One count in a report: its value, or None when it is suppressed."""
+
+    value: int | None
+
+    @property
+    def suppressed(self) -> bool:
+        return self.value is None
+
+
+def suppress_row(counts: Sequence[int]) -> tuple[Cell, ...]:
+    """A row of counts that add up to a known total (every patron is in exactly one column).
+    Cells under SMALL_CELL are suppressed; when that hides exactly one non-zero cell, the
+    next smallest is hidden too, so that nobody subtracts the others from the total to get
+    the hidden one back (complementary suppression). Zero is never hidden by itself (it
+    reveals nobody); the complement is the smallest non-zero cell, a zero only when there is
+    no other."""
+    hidden = {index for index, count in enumerate(counts) if 0 < count < SMALL_CELL}
+    if len(hidden) == 1:
+        others = sorted(
+            (count == 0, count, index) for index, count in enumerate(counts) if index not in hidden
+        )
+        if others:
+            hidden.add(others[0][2])
+    return tuple(Cell(None if index in hidden else count) for index, count in enumerate(counts))
+
+
+def suppress_total(total: int) -> Cell:
+    return Cell(None if 0 < total < SMALL_CELL else total)
+
+
+class JobName(StrEnum):
+    """The scheduled jobs, as the `portal` verbs that run them."""
+
+    EXPIRE_CONSENTS = "expire-consents"
+    APPLY_RETENTION = "apply-retention"
+    COMPACT_ERASED = "compact-erased"
+    PURGE_SESSIONS = "purge-sessions"
+    COMING_OF_AGE = "coming-of-age"
+    DELIVER = "deliver"
+
+
+class RunOutcome(StrEnum):
+    RUNNING = "running"  # written first, in its own transaction: a crash leaves it so
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RunState(StrEnum):
+    """How a run is shown: a run that started and never finished is never a success."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNFINISHED = "unfinished"
+
+
+def run_state(
+    outcome: RunOutcome, started_at: datetime, alive_at: datetime | None, now: datetime
+) -> RunState:
+    """`alive_at`: the last sign of life of a long-running job (the delivery worker)."""
+    if outcome is RunOutcome.SUCCEEDED:
+        return RunState.SUCCEEDED
+    if outcome is RunOutcome.FAILED:
+        return RunState.FAILED
+    if now - max(started_at, alive_at or started_at) > UNFINISHED_AFTER:
+        return RunState.UNFINISHED
+    return RunState.RUNNING
+
+
+class JobHealth(StrEnum):
+    OK = "ok"
+    STALE = "stale"  # no successful run for STALE_AFTER (or ever)
+    FAILING = "failing"  # the latest run failed or never finished
+
+
+def job_health(
+    last_success: datetime | None, latest_state: RunState | None, now: datetime
+) -> JobHealth:
+    """`last_success`: when the latest successful run ended (or a running worker was last
+    alive)."""
+    if latest_state in (RunState.FAILED, RunState.UNFINISHED):
+        return JobHealth.FAILING
+    if last_success is None or now - last_success > STALE_AFTER:
+        return JobHealth.STALE
+    return JobHealth.OK
+
+
+# --- the register of outside requests ------------------------------------------------------
+
+
+class RequestingBody(StrEnum):
+    LAW_ENFORCEMENT = "law_enforcement"
+    COURT = "court"
+    GOVERNMENT_AGENCY = "government_agency"
+    OTHER = "other"
+
+
+class Instrument(StrEnum):
+    SUBPOENA = "subpoena"
+    COURT_ORDER = "court_order"
+    SEARCH_WARRANT = "search_warrant"
+    NATIONAL_SECURITY_LETTER = "national_security_letter"
+    INFORMAL_REQUEST = "informal_request"
+    OTHER = "other"
+
+
+class RequestDecision(StrEnum):
+    REFUSED = "refused"
+    DISCLOSED_IN_PART = "disclosed_in_part"
+    DISCLOSED = "disclosed"
+    NO_RECORDS = "no_records"
+    PENDING = "pending"
+    WITHDRAWN = "withdrawn"
+
+
+# The summary's columns, in this order.
+SUMMARY_DECISIONS = tuple(RequestDecision)
+
+
+def transparency_rows(
+    counts: dict[tuple[str, str], int],
+) -> list[tuple[str, tuple[Cell, ...], Cell]]:
+    """Per requesting body: its count per decision, and its total, suppressed as a row
+    (the total is suppressed too when it is small, and never lets a hidden cell back)."""
+    rows = []
+    for body in RequestingBody:
+        values = [counts.get((body.value, decision.value), 0) for decision in SUMMARY_DECISIONS]
+        cells = suppress_row(values)
+        rows.append((body.value, cells, suppress_total(sum(values))))
+    return rows

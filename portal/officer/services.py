@@ -1,0 +1,334 @@
+"""The privacy officer's use cases: the consent report (aggregate only), whether the portal
+keeps its promises (retention, erasures, deletions downstream, the scheduled jobs), the
+record of each scheduled job's runs, and the register of outside requests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from tortoise.functions import Count
+
+from portal.catalog.services import all_services
+from portal.db import fetch_rows
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.officer.models import JobRun, OutsideRequest
+from portal.officer.policy import (
+    Cell,
+    JobHealth,
+    JobName,
+    RunOutcome,
+    RunState,
+    job_health,
+    run_state,
+    suppress_row,
+    suppress_total,
+    transparency_rows,
+)
+from portal.outbox import services as outbox
+from portal.patrons.models import Patron
+from portal.staff.services import StaffIdentity
+from portal.stores.registry import StoreRetention, retention_report
+
+ERASURES_OVER = timedelta(days=30)
+# A site may run `portal deliver --once` every minute: the history keeps a year and a bit.
+KEEP_RUNS = timedelta(days=400)
+RUNS_SHOWN = 10
+
+# --- the consent report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceCounts:
+    """One service: patrons with it on, off, never asked, paused (each suppressed)."""
+
+    service: str
+    on: Cell
+    off: Cell
+    never: Cell
+    paused: Cell
+
+
+# Counted in the database: one row per service and state, however many patrons.
+_STATES_QUERY = (
+    "SELECT service_id, CASE WHEN granted AND suspended_at IS NOT NULL THEN 'paused' "
+    "WHEN granted THEN 'on' ELSE 'off' END AS state, COUNT(*) AS patrons "
+    "FROM consent_state GROUP BY 1, 2"
+)
+
+
+async def consent_report() -> list[ServiceCounts]:
+    """Counts only, per service; never a patron. Every patron is in exactly one column of
+    each row, so the row is suppressed as a whole (portal.officer.policy.suppress_row)."""
+    patrons = await Patron.all().count()
+    counted: Counter[tuple[int, str]] = Counter()
+    for row in await fetch_rows(_STATES_QUERY):
+        counted[(row["service_id"], row["state"])] = int(row["patrons"])
+    report = []
+    for service in sorted(await all_services(), key=lambda item: item.position):
+        on, off, paused = (counted[(service.id, column)] for column in ("on", "off", "paused"))
+        never = max(patrons - on - off - paused, 0)
+        cells = suppress_row([on, off, never, paused])
+        report.append(ServiceCounts(service.key, *cells))
+    return report
+
+
+# --- promises kept -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job: str
+    health: JobHealth
+    last_success: datetime | None
+    runs: list[RunView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: int
+    job: str
+    started_at: datetime
+    finished_at: datetime | None
+    state: RunState
+    counts: dict[str, Any]
+    failure: str | None
+
+
+@dataclass(frozen=True)
+class Promises:
+    stores: list[StoreRetention]
+    erasures: dict[str, Cell]  # by service, over ERASURES_OVER
+    unconfirmed: dict[str, int]  # by connected system: deletions unconfirmed after a day
+    jobs: list[JobSummary]
+
+
+def _run_view(run: JobRun, now: datetime) -> RunView:
+    return RunView(
+        run.id,
+        run.job,
+        run.started_at,
+        run.finished_at,
+        run_state(RunOutcome(run.outcome), run.started_at, run.alive_at, now),
+        run.counts,
+        run.failure,
+    )
+
+
+async def job_summaries(now: datetime) -> list[JobSummary]:
+    summaries = []
+    for job in JobName:
+        runs = [
+            _run_view(run, now)
+            for run in await JobRun.filter(job=job.value).order_by("-id").limit(RUNS_SHOWN)
+        ]
+        latest_ok = (
+            await JobRun.filter(job=job.value, outcome=RunOutcome.SUCCEEDED).order_by("-id").first()
+        )
+        last_success = latest_ok.finished_at if latest_ok else None
+        if runs and runs[0].state is RunState.RUNNING:
+            # A worker running as a service: alive is as good as a run that ended well.
+            alive = await JobRun.get(id=runs[0].id)
+            moments = [m for m in (last_success, alive.alive_at or alive.started_at) if m]
+            last_success = max(moments)
+        health = job_health(last_success, runs[0].state if runs else None, now)
+        summaries.append(JobSummary(job.value, health, last_success, runs))
+    return summaries
+
+
+async def promises(*, now: datetime, today: date) -> Promises:
+    services = {service.id: service.key for service in await all_services()}
+    erased: Counter[str] = Counter()
+    for row in (
+        await ConsentEvent.filter(kind=EventKind.ERASED, occurred_at__gte=now - ERASURES_OVER)
+        .annotate(erasures=Count("id"))
+        .group_by("service_id")
+        .values("service_id", "erasures")
+    ):
+        if row["service_id"] in services:
+            erased[services[row["service_id"]]] = int(row["erasures"])
+    late = Counter(request.system for request in await outbox.unconfirmed(now=now))
+    return Promises(
+        stores=await retention_report(now=now, today=today),
+        erasures={key: suppress_total(erased[key]) for key in services.values()},
+        unconfirmed=dict(sorted(late.items())),
+        jobs=await job_summaries(now),
+    )
+
+
+# --- recording the scheduled jobs ----------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A run under way: the job adds its counts; `alive` marks a long-running one alive."""
+
+    id: int
+    counts: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """The job stopped by itself without doing its work (e.g. exit code 2)."""
+        self.failure = reason[:200]
+
+    async def alive(self, now: datetime) -> None:
+        await JobRun.filter(id=self.id).update(alive_at=now, counts=self.counts)
+
+
+@asynccontextmanager
+async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
+    """Records a run of `job`: written before the work starts (outside any transaction of
+    the job's, so it is committed whatever happens next), ended as succeeded or failed. A
+    run killed on the way stays `running` and is shown as unfinished. `clock`: utcnow."""
+    row = await JobRun.create(
+        job=job.value, started_at=clock(), outcome=RunOutcome.RUNNING, counts={}
+    )
+    run = Run(row.id)
+    try:
+        yield run
+    except BaseException as error:
+        await JobRun.filter(id=row.id).update(
+            finished_at=clock(),
+            outcome=RunOutcome.FAILED,
+            counts=run.counts,
+            failure=(type(error).__name__ + ": " + str(error))[:200],
+        )
+        raise
+    await JobRun.filter(id=row.id).update(
+        finished_at=clock(),
+        outcome=RunOutcome.FAILED if run.failure else RunOutcome.SUCCEEDED,
+        counts=run.counts,
+        failure=run.failure,
+    )
+
+
+async def purge_old_runs(now: datetime) -> int:
+    """Scheduled (`portal purge-sessions`): runs that ended more than KEEP_RUNS ago."""
+    deleted: int = await JobRun.filter(finished_at__lt=now - KEEP_RUNS).delete()
+    return deleted
+
+
+# --- the catalog from the browser ----------------------------------------------------------
+
+
+def preview_token(secret: str, staff_id: int, based_on: int, text: str) -> str:
+    """Binds a preview to exactly the text previewed, the publication it was compared with,
+    and the officer who saw it: publishing checks all three."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    message = f"catalog-preview:{staff_id}:{based_on}:{digest}".encode()
+    signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"{based_on}.{digest}.{signature}"
+
+
+def read_preview_token(secret: str, staff_id: int, token: str, text: str) -> int | None:
+    """The publication the preview was based on, if the token is this officer's for
+    exactly this text; otherwise None."""
+    based_on, _, _ = token.partition(".")
+    if not based_on.isdigit():
+        return None
+    expected = preview_token(secret, staff_id, int(based_on), text)
+    return int(based_on) if hmac.compare_digest(expected, token) else None
+
+
+def source_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the register of outside requests ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewOutsideRequest:
+    received_on: date
+    requesting_body: str
+    body_name: str
+    instrument: str
+    reference: str
+    asked: str
+    decision: str
+    disclosed: str
+    patron_key: str | None
+
+
+@dataclass(frozen=True)
+class OutsideRequestView:
+    id: int
+    received_on: date
+    requesting_body: str
+    body_name: str
+    instrument: str
+    reference: str
+    asked: str
+    decision: str
+    disclosed: str
+    patron_key: str | None
+    handled_by: str
+    recorded_at: datetime
+
+
+async def record_outside_request(
+    new: NewOutsideRequest, staff: StaffIdentity, *, now: datetime
+) -> int:
+    row = await OutsideRequest.create(
+        received_on=new.received_on,
+        requesting_body=new.requesting_body,
+        body_name=new.body_name,
+        instrument=new.instrument,
+        reference=new.reference,
+        asked=new.asked,
+        decision=new.decision,
+        disclosed=new.disclosed,
+        patron_key=new.patron_key,
+        handled_by_id=staff.staff_id,
+        handled_by_name=staff.display_name,
+        recorded_at=now,
+    )
+    return row.id
+
+
+async def decide_outside_request(request_id: int, decision: str, disclosed: str) -> bool:
+    """A pending request decided later: its decision and what was disclosed. The staff
+    audit trail keeps who changed it and when. False when there is no such request."""
+    updated: int = await OutsideRequest.filter(id=request_id).update(
+        decision=decision, disclosed=disclosed
+    )
+    return updated == 1
+
+
+async def outside_requests(year: int | None = None) -> list[OutsideRequestView]:
+    query = OutsideRequest.all()
+    if year is not None:
+        query = query.filter(
+            received_on__gte=date(year, 1, 1), received_on__lt=date(year + 1, 1, 1)
+        )
+    return [
+        OutsideRequestView(
+            row.id,
+            row.received_on,
+            row.requesting_body,
+            row.body_name,
+            row.instrument,
+            row.reference,
+            row.asked,
+            row.decision,
+            row.disclosed,
+            row.patron_key,
+            row.handled_by_name,
+            row.recorded_at,
+        )
+        for row in await query.order_by("-received_on", "-id")
+    ]
+
+
+async def transparency_summary(year: int) -> list[tuple[str, tuple[Cell, ...], Cell]]:
+    """Per requesting body, the year's requests by decision (small cells suppressed)."""
+    counts: Counter[tuple[str, str]] = Counter(
+        (row.requesting_body, row.decision) for row in await outside_requests(year)
+    )
+    return transparency_rows(dict(counts))

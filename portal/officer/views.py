@@ -1,0 +1,370 @@
+"""The privacy officer's pages: the consent report (aggregate, small counts suppressed),
+promises kept, the catalog published from the browser, the register of outside requests
+with its transparency summary, and the data inventory. Every page is behind the
+privacy-officer role, and every view and act is in the staff audit trail."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from portal.catalog.policy import NOTICE_FIELDS, CatalogError, parse_catalog
+from portal.catalog.services import Change, latest_publication, preview_publication
+from portal.clock import local_date, utcnow
+from portal.consent.publishing import PublishedMeanwhile, publish_catalog
+from portal.desk.access import require_staff
+from portal.errors import DomainError, OfficerCode
+from portal.officer import services
+from portal.officer.forms import catalog_file, parse_decision, parse_outside_request
+from portal.officer.inventory import INVENTORY
+from portal.officer.policy import (
+    SMALL_CELL,
+    SUMMARY_DECISIONS,
+    Instrument,
+    RequestDecision,
+    RequestingBody,
+)
+from portal.outbox.keys import SecretsError, require_secrets
+from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons.services import PatronError, patron_for_card
+from portal.staff import audit
+from portal.staff.policy import AuditAction, Role
+from portal.staff.services import StaffIdentity
+from portal.stores.registry import KEYS as STORE_KEYS
+from portal.web.problems import N_
+from portal.web.rendering import render
+from portal.web.requests import field, number_field, redirect_to, settings_of
+
+# What the register's values are called on its pages (translated when shown).
+LABELS: dict[str, dict[str, str]] = {
+    "body": {
+        RequestingBody.LAW_ENFORCEMENT: N_("Law enforcement"),
+        RequestingBody.COURT: N_("Court"),
+        RequestingBody.GOVERNMENT_AGENCY: N_("Other government agency"),
+        RequestingBody.OTHER: N_("Other"),
+    },
+    "instrument": {
+        Instrument.SUBPOENA: N_("Subpoena"),
+        Instrument.COURT_ORDER: N_("Court order"),
+        Instrument.SEARCH_WARRANT: N_("Search warrant"),
+        Instrument.NATIONAL_SECURITY_LETTER: N_("National security letter"),
+        Instrument.INFORMAL_REQUEST: N_("Informal request (no legal instrument)"),
+        Instrument.OTHER: N_("Other"),
+    },
+    "decision": {
+        RequestDecision.REFUSED: N_("Refused"),
+        RequestDecision.DISCLOSED_IN_PART: N_("Disclosed in part"),
+        RequestDecision.DISCLOSED: N_("Disclosed"),
+        RequestDecision.NO_RECORDS: N_("No records held"),
+        RequestDecision.PENDING: N_("Pending"),
+        RequestDecision.WITHDRAWN: N_("Withdrawn by the requester"),
+    },
+}
+
+
+async def _officer(request: Request, action: AuditAction | None = None) -> StaffIdentity:
+    staff = await require_staff(request, Role.PRIVACY_OFFICER)
+    if action is not None:
+        await audit.append(staff, action, now=utcnow())
+    return staff
+
+
+def _page(request: Request, template: str, staff: StaffIdentity, **context: object) -> Response:
+    error = context.pop("failure", None)
+    return render(
+        request,
+        template,
+        {"staff": staff, "small_cell": SMALL_CELL, "labels": LABELS, "problems": [], **context},
+        error=error.code if isinstance(error, DomainError) else None,
+    )
+
+
+async def report(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.REPORT_READ)
+    return _page(request, "officer/report.html", staff, rows=await services.consent_report())
+
+
+async def promises(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.PROMISES_READ)
+    now = utcnow()
+    kept = await services.promises(now=now, today=local_date(now, settings_of(request).timezone))
+    return _page(
+        request,
+        "officer/promises.html",
+        staff,
+        kept=kept,
+        in_process=settings_of(request).delivery_in_process,
+    )
+
+
+# --- the catalog ---------------------------------------------------------------------------
+
+
+def _normalised(text: str) -> str:
+    # A browser sends a form's line breaks as CRLF: the text is hashed with LF only, so the
+    # preview's hash and the publication's are of the same text.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+async def catalog_form(request: Request) -> Response:
+    staff = await _officer(request)
+    return _page(request, "officer/catalog.html", staff)
+
+
+async def catalog_preview(request: Request) -> Response:
+    staff = await _officer(request)
+    settings = settings_of(request)
+    try:
+        async with request.form() as form:
+            text = _normalised(await catalog_file(form))
+    except DomainError as failure:
+        return _page(request, "officer/catalog.html", staff, failure=failure)
+    await audit.append(
+        staff,
+        AuditAction.CATALOG_PREVIEWED,
+        now=utcnow(),
+        detail={"source_hash": services.source_hash(text)},
+    )
+    try:
+        catalog = parse_catalog(text, settings.locales, STORE_KEYS)
+        require_secrets(settings, [system.key for system in catalog.systems])
+        previews = await preview_publication(catalog)
+    except CatalogError as error:
+        return _page(request, "officer/catalog.html", staff, problems=error.problems)
+    except SecretsError as error:
+        return _page(request, "officer/catalog.html", staff, problems=[str(error)])
+    latest = await latest_publication()
+    based_on = latest[0] if latest else 0
+    return _page(
+        request,
+        "officer/preview.html",
+        staff,
+        previews=[preview for preview in previews if preview.change is not Change.UNCHANGED],
+        unchanged=[preview.key for preview in previews if preview.change is Change.UNCHANGED],
+        already=latest is not None and latest[1] == services.source_hash(text),
+        fields=NOTICE_FIELDS,
+        text=text,
+        token=services.preview_token(settings.secret_key, staff.staff_id, based_on, text),
+        changes=Change,
+    )
+
+
+async def catalog_publish(request: Request) -> Response:
+    staff = await _officer(request)
+    settings = settings_of(request)
+    form = await request.form()
+    raw = form.get("catalog_text")
+    text = _normalised(raw if isinstance(raw, str) else "")
+    based_on = services.read_preview_token(
+        settings.secret_key, staff.staff_id, field(form, "token"), text
+    )
+    if based_on is None:
+        return _page(
+            request, "officer/catalog.html", staff, failure=DomainError(OfficerCode.PREVIEW_INVALID)
+        )
+    try:
+        catalog = parse_catalog(text, settings.locales, STORE_KEYS)
+        require_secrets(settings, [system.key for system in catalog.systems])
+        published = await publish_catalog(catalog, text, now=utcnow(), based_on=based_on)
+    except CatalogError as error:
+        return _page(request, "officer/catalog.html", staff, problems=error.problems)
+    except SecretsError as error:
+        return _page(request, "officer/catalog.html", staff, problems=[str(error)])
+    except PublishedMeanwhile as meanwhile:
+        code = (
+            OfficerCode.ALREADY_PUBLISHED
+            if meanwhile.source_hash == services.source_hash(text)
+            else OfficerCode.PUBLISHED_MEANWHILE
+        )
+        return _page(request, "officer/catalog.html", staff, failure=DomainError(code))
+    await audit.append(
+        staff,
+        AuditAction.CATALOG_PUBLISHED,
+        now=utcnow(),
+        detail={
+            "source_hash": services.source_hash(text),
+            "changes": {key: change.value for key, change in published.changes.items()},
+            "consents_paused": published.consents_suspended,
+        },
+    )
+    return redirect_to(request, "officer.report")
+
+
+# --- the register of outside requests ------------------------------------------------------
+
+
+async def _patron_reference(secret: str, card: str) -> str | None:
+    """The patron the instrument names, as the audit trail's keyed hash; a card the portal
+    does not know is kept as a keyed hash of the card itself. Never the number."""
+    normalised = normalise_card(card) if card else None
+    if normalised is None:
+        return None
+    try:
+        return audit.patron_key(secret, await patron_for_card(secret, normalised))
+    except PatronError:
+        return keyed_hash(secret, "outside-request-card", normalised)
+
+
+def _register_page(
+    request: Request,
+    staff: StaffIdentity,
+    entries: list[services.OutsideRequestView],
+    **extra: object,
+) -> Response:
+    return _page(
+        request,
+        "officer/requests.html",
+        staff,
+        entries=entries,
+        bodies=list(RequestingBody),
+        instruments=list(Instrument),
+        decisions=list(RequestDecision),
+        today=local_date(utcnow(), settings_of(request).timezone),
+        **extra,
+    )
+
+
+async def register(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.REGISTER_READ)
+    return _register_page(request, staff, await services.outside_requests())
+
+
+async def record_request(request: Request) -> Response:
+    staff = await _officer(request)
+    settings = settings_of(request)
+    now = utcnow()
+    try:
+        parsed = parse_outside_request(
+            await request.form(), today=local_date(now, settings.timezone)
+        )
+    except DomainError as failure:
+        await audit.append(staff, AuditAction.REGISTER_READ, now=now)
+        return _register_page(request, staff, await services.outside_requests(), failure=failure)
+    new = services.NewOutsideRequest(
+        received_on=parsed.received_on,
+        requesting_body=parsed.requesting_body,
+        body_name=parsed.body_name,
+        instrument=parsed.instrument,
+        reference=parsed.reference,
+        asked=parsed.asked,
+        decision=parsed.decision,
+        disclosed=parsed.disclosed,
+        patron_key=await _patron_reference(settings.secret_key, parsed.card),
+    )
+    request_id = await services.record_outside_request(new, staff, now=now)
+    await audit.append(
+        staff,
+        AuditAction.OUTSIDE_REQUEST_RECORDED,
+        now=now,
+        patron_key=new.patron_key,
+        detail={"request": request_id},
+    )
+    return redirect_to(request, "officer.requests")
+
+
+async def decide_request(request: Request) -> Response:
+    staff = await _officer(request)
+    request_id = number_field(await request.form(), "request")
+    try:
+        decision, disclosed = parse_decision(await request.form())
+    except DomainError as failure:
+        await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
+        return _register_page(request, staff, await services.outside_requests(), failure=failure)
+    if request_id is None or not await services.decide_outside_request(
+        request_id, decision, disclosed
+    ):
+        raise HTTPException(status_code=404)
+    await audit.append(
+        staff,
+        AuditAction.OUTSIDE_REQUEST_DECIDED,
+        now=utcnow(),
+        detail={"request": request_id, "decision": decision},
+    )
+    return redirect_to(request, "officer.requests")
+
+
+def _year(request: Request) -> int:
+    value = request.query_params.get("year", "")
+    this_year = local_date(utcnow(), settings_of(request).timezone).year
+    return int(value) if value.isdigit() and 1990 <= int(value) <= this_year else this_year
+
+
+async def transparency(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.TRANSPARENCY_READ)
+    year = _year(request)
+    return _page(
+        request,
+        "officer/transparency.html",
+        staff,
+        year=year,
+        rows=await services.transparency_summary(year),
+        decisions=SUMMARY_DECISIONS,
+    )
+
+
+async def transparency_csv(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.TRANSPARENCY_READ)
+    del staff
+    year = _year(request)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["year", "requesting_body", *SUMMARY_DECISIONS, "total"])
+    for body, cells, total in await services.transparency_summary(year):
+        writer.writerow(
+            [
+                year,
+                body,
+                *(f"<{SMALL_CELL}" if cell.suppressed else cell.value for cell in cells),
+                f"<{SMALL_CELL}" if total.suppressed else total.value,
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="transparency-{year}.csv"'},
+    )
+
+
+async def inventory(request: Request) -> Response:
+    staff = await _officer(request, AuditAction.INVENTORY_READ)
+    return _page(request, "officer/inventory.html", staff, tables=INVENTORY)
+
+
+routes = [
+    Route("/officer/report", report, methods=["GET"], name="officer.report"),
+    Route("/officer/promises", promises, methods=["GET"], name="officer.promises"),
+    Route("/officer/catalog", catalog_form, methods=["GET"], name="officer.catalog"),
+    Route(
+        "/officer/catalog/preview",
+        catalog_preview,
+        methods=["POST"],
+        name="officer.catalog_preview",
+    ),
+    Route(
+        "/officer/catalog/publish",
+        catalog_publish,
+        methods=["POST"],
+        name="officer.catalog_publish",
+    ),
+    Route("/officer/requests", register, methods=["GET"], name="officer.requests"),
+    Route("/officer/requests", record_request, methods=["POST"], name="officer.record_request"),
+    Route(
+        "/officer/requests/decision",
+        decide_request,
+        methods=["POST"],
+        name="officer.decide_request",
+    ),
+    Route("/officer/transparency", transparency, methods=["GET"], name="officer.transparency"),
+    Route(
+        "/officer/transparency.csv",
+        transparency_csv,
+        methods=["GET"],
+        name="officer.transparency_csv",
+    ),
+    Route("/officer/inventory", inventory, methods=["GET"], name="officer.inventory"),
+]

@@ -1,0 +1,248 @@
+"""The privacy officer's use cases on a real database (SQLite and PostgreSQL): the consent
+report's counts, the record of scheduled jobs (a crash leaves a run unfinished, never a
+success), promises kept, the catalog preview bound to what gets published, the register."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+import pytest
+
+from portal.catalog.models import Publication
+from portal.catalog.policy import CatalogError, parse_catalog
+from portal.catalog.services import Change, latest_publication, preview_publication
+from portal.consent.policy import Decision
+from portal.consent.publishing import PublishedMeanwhile, publish_catalog
+from portal.officer import services
+from portal.officer.models import JobRun
+from portal.officer.policy import JobHealth, JobName, RunOutcome, RunState
+from portal.staff.policy import Role
+from portal.staff.services import identity_of
+from portal.stores.reading_history import HistoryEntry, Loan, record_loans
+from portal.stores.registry import KEYS as STORE_KEYS
+from tests.delivery import delivery_catalog
+from tests.desk import make_staff
+from tests.factories import (
+    catalog_text,
+    decides,
+    make_patron,
+    now,
+    publish,
+    service_table,
+    standard_catalog,
+)
+
+
+def today() -> date:
+    return now().date()
+
+
+def _row(report: list[services.ServiceCounts], key: str) -> services.ServiceCounts:
+    return next(row for row in report if row.service == key)
+
+
+async def test_the_report_counts_each_patron_once_per_service(db: str) -> None:
+    await publish(standard_catalog())
+    patrons = [await make_patron() for _ in range(32)]
+    for patron in patrons[:12]:
+        await decides(patron.id, "reading_history", Decision.YES)
+    for patron in patrons[12:22]:
+        await decides(patron.id, "reading_history", Decision.NO)
+    row = _row(await services.consent_report(), "reading_history")
+    assert (row.on.value, row.off.value, row.never.value, row.paused.value) == (12, 10, 10, 0)
+
+
+async def test_the_report_hides_small_counts_and_their_complement(db: str) -> None:
+    await publish(standard_catalog())
+    patrons = [await make_patron() for _ in range(25)]
+    for patron in patrons[:3]:
+        await decides(patron.id, "saved_lists", Decision.YES)
+    for patron in patrons[3:14]:
+        await decides(patron.id, "saved_lists", Decision.NO)
+    row = _row(await services.consent_report(), "saved_lists")
+    # on 3 (hidden), off 11, never 11, paused 0: the 0 reveals nobody, so 11 goes too.
+    assert row.on.suppressed
+    assert [row.off.suppressed, row.never.suppressed].count(True) == 1
+    assert row.paused.value == 0
+
+
+async def test_a_material_change_shows_as_paused(db: str) -> None:
+    await publish(standard_catalog())
+    patrons = [await make_patron() for _ in range(11)]
+    for patron in patrons:
+        await decides(patron.id, "reading_history", Decision.YES)
+    await publish(standard_catalog(retention_days=900))
+    row = _row(await services.consent_report(), "reading_history")
+    assert (row.on.value, row.paused.value) == (0, 11)
+
+
+async def test_a_job_run_is_recorded_with_its_counts(db: str) -> None:
+    async with services.recorded(JobName.APPLY_RETENTION, now) as run:
+        run.counts["rows_deleted"] = 4
+    stored = await JobRun.get(job="apply-retention")
+    assert stored.outcome is RunOutcome.SUCCEEDED
+    assert stored.finished_at is not None
+    assert stored.counts == {"rows_deleted": 4}
+
+
+async def test_a_job_that_raises_is_recorded_as_failed(db: str) -> None:
+    with pytest.raises(RuntimeError):
+        async with services.recorded(JobName.EXPIRE_CONSENTS, now):
+            raise RuntimeError("disk full")
+    stored = await JobRun.get(job="expire-consents")
+    assert stored.outcome is RunOutcome.FAILED
+    assert stored.failure == "RuntimeError: disk full"
+
+
+async def test_a_run_killed_on_the_way_shows_as_unfinished_and_warns(db: str) -> None:
+    # What a SIGKILL leaves: the row written at the start, nothing after.
+    await JobRun.create(
+        job="compact-erased",
+        started_at=now() - timedelta(hours=7),
+        outcome=RunOutcome.RUNNING,
+        counts={},
+    )
+    jobs = {job.job: job for job in await services.job_summaries(now())}
+    assert jobs["compact-erased"].runs[0].state is RunState.UNFINISHED
+    assert jobs["compact-erased"].health is JobHealth.FAILING
+
+
+async def test_a_job_not_run_for_two_days_is_a_warning(db: str) -> None:
+    three_days_ago = now() - timedelta(days=3)
+    await JobRun.create(
+        job="purge-sessions",
+        started_at=three_days_ago,
+        finished_at=three_days_ago,
+        outcome=RunOutcome.SUCCEEDED,
+        counts={},
+    )
+    async with services.recorded(JobName.COMING_OF_AGE, now):
+        pass
+    jobs = {job.job: job for job in await services.job_summaries(now())}
+    assert jobs["purge-sessions"].health is JobHealth.STALE
+    assert jobs["coming-of-age"].health is JobHealth.OK
+    assert jobs["deliver"].health is JobHealth.STALE  # never ran
+
+
+async def test_promises_kept_shows_overdue_items_and_late_deletions(db: str) -> None:
+    await publish(delivery_catalog("https://ils.library.example/hooks"))
+    patron = await make_patron()
+    two_days_ago = now() - timedelta(days=2)
+    await decides(patron.id, "reading_history", Decision.YES, at=two_days_ago)
+    await decides(patron.id, "reading_history", Decision.NO, at=two_days_ago)
+    other = await make_patron()
+    await decides(other.id, "reading_history", Decision.YES)
+    await record_loans(other.id, [Loan("Old", "A", today() - timedelta(days=10))], now=now())
+    await HistoryEntry.filter(patron_id=other.id).update(borrowed_on=today() - timedelta(days=4000))
+    kept = await services.promises(now=now(), today=today())
+    store = next(item for item in kept.stores if item.store == "reading_history")
+    assert store.retained.overdue == 1
+    assert store.retained.oldest == today() - timedelta(days=4000)
+    assert kept.unconfirmed == {"ils": 1}
+    assert kept.erasures["reading_history"].suppressed  # one erasure: fewer than 10
+
+
+async def test_the_preview_names_each_change_and_refuses_what_publishing_would(db: str) -> None:
+    await publish(standard_catalog())
+    text = standard_catalog(retention_days=900, wording=" (new)")
+    previews = {
+        p.key: p for p in await preview_publication(parse_catalog(text, ("en",), STORE_KEYS))
+    }
+    assert previews["reading_history"].change is Change.MATERIAL
+    assert previews["saved_lists"].change is Change.UNCHANGED
+    assert previews["reading_history"].current_texts["en"]["summary"].endswith("en")
+    assert previews["reading_history"].new_texts["en"]["summary"].endswith("(new)")
+    without_newsletter = catalog_text(
+        service_table("reading_history", store="reading_history"),
+        service_table("saved_lists", store="saved_lists"),
+    )
+    with pytest.raises(CatalogError, match="newsletter"):
+        await preview_publication(parse_catalog(without_newsletter, ("en",), STORE_KEYS))
+
+
+async def test_a_preview_publishes_once_and_never_over_a_newer_publication(db: str) -> None:
+    await publish(standard_catalog())
+    base = await latest_publication()
+    assert base is not None
+    text = standard_catalog(retention_days=900)
+    catalog = parse_catalog(text, ("en",), STORE_KEYS)
+    await publish_catalog(catalog, text, now=now(), based_on=base[0])
+    with pytest.raises(PublishedMeanwhile) as twice:
+        await publish_catalog(catalog, text, now=now(), based_on=base[0])
+    assert twice.value.source_hash == services.source_hash(text)
+
+
+def test_a_preview_token_binds_the_text_the_base_and_the_officer() -> None:
+    token = services.preview_token("secret", 7, 3, "text")
+    assert services.read_preview_token("secret", 7, token, "text") == 3
+    assert services.read_preview_token("secret", 7, token, "text!") is None
+    assert services.read_preview_token("secret", 8, token, "text") is None
+    assert services.read_preview_token("secret", 7, "4" + token[1:], "text") is None
+
+
+async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    this_year = today().year
+    for number in range(11):
+        await services.record_outside_request(
+            services.NewOutsideRequest(
+                received_on=date(this_year, 1, 2),
+                requesting_body="law_enforcement",
+                body_name="County sheriff",
+                instrument="subpoena",
+                reference=f"S-{number}",
+                asked="Loans of one patron",
+                decision="refused" if number else "disclosed",
+                disclosed="",
+                patron_key=None,
+            ),
+            officer,
+            now=now(),
+        )
+    listed = await services.outside_requests()
+    assert len(listed) == 11
+    assert listed[0].handled_by == officer.display_name
+    rows = {
+        body: (cells, total)
+        for body, cells, total in await services.transparency_summary(this_year)
+    }
+    cells, total = rows["law_enforcement"]
+    assert total.value == 11
+    assert [cell.value for cell in cells].count(None) == 2  # the 1 disclosed, and its complement
+    assert (await services.transparency_summary(this_year - 1))[0][2].value == 0
+
+
+async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
+    await publish(standard_catalog())
+    base = await latest_publication()
+    assert base is not None
+    texts = [standard_catalog(retention_days=900), standard_catalog(retention_days=1200)]
+    outcomes = await asyncio.gather(
+        *(
+            publish_catalog(
+                parse_catalog(text, ("en",), STORE_KEYS), text, now=now(), based_on=base[0]
+            )
+            for text in texts
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == [
+        "PublishReport",
+        "PublishedMeanwhile",
+    ]
+    assert await Publication.all().count() == 2
+
+
+async def test_job_runs_are_kept_four_hundred_days(db: str) -> None:
+    for days in (401, 399):
+        ended = now() - timedelta(days=days)
+        await JobRun.create(
+            job="purge-sessions",
+            started_at=ended,
+            finished_at=ended,
+            outcome=RunOutcome.SUCCEEDED,
+            counts={},
+        )
+    assert await services.purge_old_runs(now()) == 1
+    assert await JobRun.all().count() == 1

@@ -1,0 +1,104 @@
+"""The privacy officer's pure rules: small cells suppressed (and not recoverable by
+subtraction from a row's total), when a scheduled job needs attention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from portal.officer.policy import (
+    SMALL_CELL,
+    STALE_AFTER,
+    UNFINISHED_AFTER,
+    JobHealth,
+    RequestDecision,
+    RequestingBody,
+    RunOutcome,
+    RunState,
+    job_health,
+    run_state,
+    suppress_row,
+    suppress_total,
+    transparency_rows,
+)
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def values(counts: list[int]) -> list[int | None]:
+    return [cell.value for cell in suppress_row(counts)]
+
+
+def test_counts_of_ten_and_more_are_shown_as_they_are() -> None:
+    assert values([10, 250, 40, 12]) == [10, 250, 40, 12]
+
+
+def test_a_count_below_ten_is_suppressed() -> None:
+    assert SMALL_CELL == 10
+    assert values([3, 250, 4, 12]) == [None, 250, None, 12]
+
+
+def test_zero_is_not_suppressed_when_nothing_else_is() -> None:
+    assert values([0, 250, 40, 12]) == [0, 250, 40, 12]
+
+
+def test_a_lone_suppressed_cell_takes_the_next_smallest_with_it() -> None:
+    # Otherwise 500 - 250 - 40 - 12 gives the hidden 3 back.
+    assert values([3, 250, 40, 12]) == [None, 250, 40, None]
+
+
+def test_the_complement_is_a_non_zero_cell_when_there_is_one() -> None:
+    assert values([3, 0, 40, 12]) == [None, 0, 40, None]
+
+
+def test_the_complement_is_a_zero_when_nothing_else_is_left() -> None:
+    assert values([1, 0, 0, 0]) == [None, None, 0, 0]
+
+
+def test_no_row_lets_a_suppressed_cell_be_subtracted_back() -> None:
+    for counts in ([1, 2, 3, 4], [9, 10, 11, 500], [5, 0, 0, 100], [0, 0, 7, 0], [10, 9, 10, 10]):
+        hidden = [cell.value is None for cell in suppress_row(counts)]
+        assert hidden.count(True) != 1, counts
+
+
+def test_a_small_total_is_suppressed_and_zero_is_not() -> None:
+    assert suppress_total(4).suppressed
+    assert suppress_total(0).value == 0
+    assert suppress_total(10).value == 10
+
+
+def test_a_run_that_never_finished_is_never_a_success() -> None:
+    started = NOW - UNFINISHED_AFTER - timedelta(minutes=1)
+    assert run_state(RunOutcome.RUNNING, started, None, NOW) is RunState.UNFINISHED
+    assert run_state(RunOutcome.RUNNING, NOW - timedelta(minutes=5), None, NOW) is RunState.RUNNING
+
+
+def test_a_worker_alive_recently_is_running() -> None:
+    started = NOW - timedelta(days=5)
+    alive = NOW - timedelta(minutes=4)
+    assert run_state(RunOutcome.RUNNING, started, alive, NOW) is RunState.RUNNING
+
+
+def test_a_job_without_a_success_for_two_days_is_a_warning() -> None:
+    assert timedelta(days=2) == STALE_AFTER
+    late = NOW - STALE_AFTER - timedelta(minutes=1)
+    assert job_health(late, RunState.SUCCEEDED, NOW) is JobHealth.STALE
+    assert job_health(None, None, NOW) is JobHealth.STALE
+    assert job_health(NOW - timedelta(hours=20), RunState.SUCCEEDED, NOW) is JobHealth.OK
+
+
+def test_a_failed_or_unfinished_latest_run_is_a_warning_however_recent() -> None:
+    recent = NOW - timedelta(hours=1)
+    assert job_health(recent, RunState.FAILED, NOW) is JobHealth.FAILING
+    assert job_health(recent, RunState.UNFINISHED, NOW) is JobHealth.FAILING
+
+
+def test_the_transparency_summary_suppresses_each_row() -> None:
+    counts = {
+        (RequestingBody.COURT.value, RequestDecision.REFUSED.value): 12,
+        (RequestingBody.COURT.value, RequestDecision.DISCLOSED.value): 2,
+    }
+    rows = {body: (cells, total) for body, cells, total in transparency_rows(counts)}
+    cells, total = rows[RequestingBody.COURT.value]
+    assert [cell.value for cell in cells].count(None) >= 2
+    assert total.value == 14
+    assert rows[RequestingBody.OTHER.value][1].value == 0
