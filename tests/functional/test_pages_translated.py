@@ -172,7 +172,7 @@ async def test_notice_missing_in_the_patrons_language_is_never_shown_in_another(
     assert page.status_code == 503
     assert "reading_history data en" not in page.text
     with use_locale("vi"):
-        assert gettext("This notice is not available in your language yet.") in page.text
+        assert gettext("This privacy notice is not available in your language yet.") in page.text
 
 
 @pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
