@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -180,6 +181,39 @@ def markup_gettext(message: str, **variables: Any) -> Markup:
 def markup_ngettext(singular: str, plural: str, num: int, **variables: Any) -> Markup:
     escaped = _isolated(variables)
     return Markup(ngettext(singular, plural, num, **escaped))  # noqa: S704 - as above
+
+
+# A run of Latin script inside other text: words of Latin letters (and the digits, dots,
+# hyphens, apostrophes and ampersands inside them) joined by single spaces.
+_LATIN_RUN = re.compile(
+    r"[A-Za-z\u00c0-\u024f][A-Za-z0-9\u00c0-\u024f&'\u2019.\-]*"
+    r"(?: [A-Za-z\u00c0-\u024f][A-Za-z0-9\u00c0-\u024f&'\u2019.\-]*)*"
+)
+# The full stop of an abbreviation belongs to the name ("Inc.", "Ltd.", "LLC.").
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z][a-z]{0,3}|[A-Z]{2,5})\.$")
+
+
+def isolate_latin(text: str) -> Markup | str:
+    """Notice text for a right-to-left page: each Latin-script run (a company's name) in a
+    <bdi dir="ltr">, so "TextRelay Messaging Inc." keeps its full stop on its own right and
+    a sentence's full stop stays at the sentence's end (Unicode bidi isolates, UAX #9).
+    Only the rendering changes: the published text stays exactly as published."""
+    if text_direction(current_locale()) != "rtl":
+        return text
+    parts: list[Markup] = []
+    position = 0
+    for match in _LATIN_RUN.finditer(text):
+        run = match.group()
+        while run and run[-1] in ".-'\u2019&" and not _ABBREVIATION.search(run):
+            run = run[:-1]
+        if not run:
+            continue
+        start = match.start()
+        parts.append(Markup.escape(text[position:start]))
+        parts.append(Markup('<bdi dir="ltr">%s</bdi>') % run)
+        position = start + len(run)
+    parts.append(Markup.escape(text[position:]))
+    return Markup("").join(parts)
 
 
 @functools.cache

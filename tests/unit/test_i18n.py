@@ -86,3 +86,22 @@ def test_numbers_are_formatted_for_the_locale() -> None:
         assert i18n.format_count(12345) == "12\u202f345"
     with i18n.use_locale("en"):
         assert i18n.format_count(12345) == "12,345"
+
+
+def test_latin_names_in_right_to_left_notice_text_are_isolated() -> None:
+    text = "المكتبة، وشركة TextRelay Messaging Inc. التي ترسل الرسائل إلى Lantern eBooks."
+    with i18n.use_locale("ar"):
+        html = str(i18n.isolate_latin(text))
+    # The abbreviation's full stop belongs to the name; the sentence's stays outside.
+    assert '<bdi dir="ltr">TextRelay Messaging Inc.</bdi> التي' in html
+    assert '<bdi dir="ltr">Lantern eBooks</bdi>.' in html
+    assert html.replace('<bdi dir="ltr">', "").replace("</bdi>", "") == text
+
+
+def test_isolation_escapes_and_leaves_left_to_right_text_alone() -> None:
+    with i18n.use_locale("ar"):
+        html = str(i18n.isolate_latin("نص <script> نص"))
+    assert "<script>" not in html
+    assert html.startswith("نص &lt;")
+    with i18n.use_locale("en"):
+        assert i18n.isolate_latin("TextRelay Messaging Inc.") == "TextRelay Messaging Inc."
