@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -102,6 +102,7 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
             material.append(service.id)
     await Publication.create(
         library_name=catalog.library_name,
+        library_names=catalog.library_names,
         jurisdiction=asdict(catalog.jurisdiction),
         source_hash=hashlib.sha256(source_text.encode()).hexdigest(),
         published_at=now,
@@ -212,6 +213,10 @@ class CatalogSnapshot:
     jurisdiction: JurisdictionPolicy
     services: tuple[PublishedService, ...]
     notices: dict[tuple[int, str], PublishedNotice]
+    library_names: dict[str, str] = field(default_factory=dict)
+
+    def library_name_in(self, locale: str) -> str:
+        return self.library_names.get(locale) or self.library_name
 
     def notice(self, service_id: int, locale: str) -> PublishedNotice | None:
         return self.notices.get((service_id, locale))
@@ -236,6 +241,7 @@ async def published_catalog() -> CatalogSnapshot:
             notices[(service.id, notice.locale)] = _published_notice(notice, service)
     snapshot = CatalogSnapshot(
         library_name=latest.library_name if latest else "",
+        library_names=dict(latest.library_names or {}) if latest else {},
         jurisdiction=jurisdiction_of(latest),
         services=tuple(sorted(services.values(), key=lambda service: service.position)),
         notices=notices,

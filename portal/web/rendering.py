@@ -75,7 +75,9 @@ def render(
         "direction": i18n.text_direction(locale),
         "known_locales": i18n.KNOWN_LOCALES,
         "enabled_locales": request.app.state.settings.locales,
-        "library_name": request.state.library_name,
+        # In the language of the page (a printed sheet may be in the patron's, not the staff's).
+        "library_name": getattr(request.state, "library_names", {}).get(locale)
+        or request.state.library_name,
         "error": None,
         **(context or {}),
     }

@@ -103,8 +103,10 @@ async def test_every_page_is_fully_translated(portal, code: str) -> None:
     pages.update(await pages_of_minors_and_their_guardian(portal, code))
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
+    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        assert f'<p class="library">{library_name}</p>' in page, name
         text = visible_text(page)
         left = sorted(phrase for phrase in phrases if phrase in text)
         assert left == [], f"English left on {name} in {code}: {left}"
@@ -200,7 +202,9 @@ async def test_hand_over_slip_and_welcome_sheet_are_fully_translated(portal, cod
     pages["cleared"] = (await client.get("/handover/cleared")).text
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
+    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        assert f'<p class="library">{library_name}</p>' in page, name
         left = sorted(phrase for phrase in phrases if phrase in visible_text(page))
         assert left == [], f"English left on {name} in {code}: {left}"
