@@ -105,6 +105,8 @@ def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
     except (ValueError, UnknownLocaleError):
         return None
     language = "tl" if wanted.language == "fil" else wanted.language
+    if language == "yue":  # Cantonese readers write Traditional Chinese (README, Languages)
+        return "zh_Hant" if "zh_Hant" in enabled else None
     if language == "zh":
         traditional = wanted.script == "Hant" or (
             wanted.script is None and wanted.territory in {"TW", "HK", "MO"}

@@ -105,3 +105,17 @@ def test_isolation_escapes_and_leaves_left_to_right_text_alone() -> None:
     assert html.startswith("نص &lt;")
     with i18n.use_locale("en"):
         assert i18n.isolate_latin("TextRelay Messaging Inc.") == "TextRelay Messaging Inc."
+
+
+@pytest.mark.parametrize(
+    "header", ["zh-HK", "zh-MO", "zh-Hant-HK", "zh-HK,zh;q=0.9,en;q=0.8", "yue-HK", "yue"]
+)
+def test_hong_kong_and_macau_fall_back_to_traditional_chinese(header: str) -> None:
+    # A deliberate choice (README, Languages): one Traditional catalog whose words Hong Kong
+    # readers also use, never Simplified Chinese or English.
+    assert i18n.negotiate(ENABLED, "en", accept_language=header) == "zh_Hant"
+
+
+def test_hong_kong_without_traditional_chinese_enabled_falls_to_the_next_language() -> None:
+    enabled = tuple(code for code in ENABLED if code != "zh_Hant")
+    assert i18n.negotiate(enabled, "en", accept_language="zh-HK,en;q=0.5") == "en"
