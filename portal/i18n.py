@@ -27,6 +27,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
+from portal.locale_codes import RENAMED, canonical
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
@@ -38,8 +40,18 @@ class LocaleInfo:
     native_name: str  # shown in the language switcher, in the language itself
 
 
-KNOWN_LOCALES: dict[str, LocaleInfo] = {
-    info.code: info
+class _KnownLocales(dict[str, LocaleInfo]):
+    """Looking up a renamed code ("tl", as old ledger entries spell it) finds its new one;
+    iteration and `in` list only the codes in use."""
+
+    def __missing__(self, code: str) -> LocaleInfo:
+        if code in RENAMED:
+            return self[RENAMED[code]]
+        raise KeyError(code)
+
+
+KNOWN_LOCALES: dict[str, LocaleInfo] = _KnownLocales(
+    (info.code, info)
     for info in (
         LocaleInfo("en", "en_US", "en", "English"),
         LocaleInfo("es", "es", "es", "Español"),
@@ -47,12 +59,14 @@ KNOWN_LOCALES: dict[str, LocaleInfo] = {
         LocaleInfo("zh_Hans", "zh_Hans_CN", "zh-Hans", "简体中文"),
         LocaleInfo("zh_Hant", "zh_Hant_TW", "zh-Hant", "繁體中文"),
         LocaleInfo("vi", "vi", "vi", "Tiếng Việt"),
-        LocaleInfo("tl", "fil", "tl", "Tagalog"),
+        # One code everywhere (folders, <html lang>, Babel, the PO header): screen readers
+        # register fil-PH voices. Labelled so US patrons who say "Tagalog" find it.
+        LocaleInfo("fil", "fil", "fil", "Filipino (Tagalog)"),
         LocaleInfo("ko", "ko", "ko", "한국어"),
         LocaleInfo("ru", "ru", "ru", "Русский"),
         LocaleInfo("ar", "ar", "ar", "العربية"),
     )
-}
+)
 SOURCE_LOCALE = "en"
 
 
@@ -68,6 +82,7 @@ def negotiate(
     accept_language: str | None = None,
 ) -> str:
     """Explicit choice first, then the browser's Accept-Language, then the library default."""
+    chosen = canonical(chosen) if chosen else chosen
     if chosen in enabled:
         return chosen
     for tag in _parse_accept_language(accept_language or ""):
@@ -104,7 +119,7 @@ def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
         wanted = Locale.parse(tag, sep="-")
     except (ValueError, UnknownLocaleError):
         return None
-    language = "tl" if wanted.language == "fil" else wanted.language
+    language = canonical(wanted.language)
     if language == "yue":  # Cantonese readers write Traditional Chinese (README, Languages)
         return "zh_Hant" if "zh_Hant" in enabled else None
     if language == "zh":
@@ -140,7 +155,7 @@ def current_locale() -> str:
 @contextlib.contextmanager
 def use_locale(code: str) -> Iterator[None]:
     """Render texts in `code` — for requests and for anything written outside one."""
-    token = _current_locale.set(code)
+    token = _current_locale.set(canonical(code))  # a stored "tl" renders as "fil"
     try:
         yield
     finally:

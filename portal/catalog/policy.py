@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 from portal.errors import CatalogCode, DomainError
+from portal.locale_codes import canonical
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 SERVICE_KEYS = {
@@ -211,6 +212,7 @@ def _parse_library_names(
     if not isinstance(raw, dict):
         problems.append("[library.name_in] must be a table of locale = name")
         return {}
+    raw = _renamed_locales(raw, "[library.name_in]", problems)
     names: dict[str, str] = {}
     for locale, name in sorted(raw.items()):
         if locale not in enabled_locales:
@@ -220,6 +222,18 @@ def _parse_library_names(
         else:
             names[locale] = name.strip()
     return names
+
+
+def _renamed_locales(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """A table keyed by locale may still use a renamed code ([service.notice.tl]): it counts
+    as the new one ("fil"), unless both are given."""
+    tables: dict[str, Any] = {}
+    for code, value in raw.items():
+        new = canonical(code)
+        if new in tables:
+            problems.append(f"{where}: '{code}' and '{new}' are the same locale; keep '{new}'")
+        tables[new] = value
+    return tables
 
 
 def endpoint_problem(endpoint: str) -> str | None:
@@ -383,6 +397,7 @@ def _parse_notices(
     if not isinstance(raw, dict):
         problems.append(f"{where}: no notice texts ([service.notice.<locale>])")
         return {}
+    raw = _renamed_locales(raw, f"{where}: notice", problems)
     notices: dict[str, NoticeText] = {}
     missing = [code for code in enabled_locales if code not in raw]
     if missing:

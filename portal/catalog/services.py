@@ -30,6 +30,7 @@ from portal.catalog.policy import (
 )
 from portal.catalog.policy import is_material_change as _is_material
 from portal.clock import local_date
+from portal.locale_codes import canonical, spellings
 
 
 class Change(StrEnum):
@@ -143,9 +144,13 @@ async def _classify(service: Service, spec: ServiceSpec) -> Change:
             [f"service '{spec.key}': its store cannot change once published (retained data)"]
         )
     current = await NoticeVersion.filter(service_id=service.id, revision=service.revision)
-    current_hashes = {notice.locale: notice.content_hash for notice in current}
+    # A version published under a renamed code ("tl") is compared as it was written, so the
+    # rename alone never makes a new revision.
+    written = {canonical(notice.locale): notice.locale for notice in current}
+    current_hashes = {canonical(notice.locale): notice.content_hash for notice in current}
     new_hashes = {
-        locale: content_hash(locale, spec.terms, notice) for locale, notice in spec.notices.items()
+        locale: content_hash(written.get(locale, locale), spec.terms, notice)
+        for locale, notice in spec.notices.items()
     }
     if current_hashes == new_hashes:
         return Change.UNCHANGED
@@ -238,7 +243,7 @@ async def published_catalog() -> CatalogSnapshot:
     for notice in await NoticeVersion.filter(service_id__in=list(services)):
         service = services[notice.service_id]
         if notice.revision == service.revision:
-            notices[(service.id, notice.locale)] = _published_notice(notice, service)
+            notices[(service.id, canonical(notice.locale))] = _published_notice(notice, service)
     snapshot = CatalogSnapshot(
         library_name=latest.library_name if latest else "",
         library_names=dict(latest.library_names or {}) if latest else {},
@@ -283,7 +288,7 @@ def _published_notice(notice: NoticeVersion, service: PublishedService) -> Publi
     return PublishedNotice(
         id=notice.id,
         service=service,
-        locale=notice.locale,
+        locale=canonical(notice.locale),  # read an old "tl" version as "fil"; its row stays
         revision=notice.revision,
         terms_revision=notice.terms_revision,
         terms=notice.terms,
@@ -302,7 +307,7 @@ async def current_service(key: str) -> PublishedService | None:
 async def current_notice(service: PublishedService, locale: str) -> PublishedNotice | None:
     """The service's current notice in `locale`, read from the database."""
     notice = await NoticeVersion.get_or_none(
-        service_id=service.id, revision=service.revision, locale=locale
+        service_id=service.id, revision=service.revision, locale__in=spellings(locale)
     )
     return _published_notice(notice, service) if notice else None
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
+from portal.catalog.models import Service
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
-from portal.ledger.models import ConsentEvent
+from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
 from portal.minors import services as minors
 from portal.staff.policy import Role
 from portal.stores import reading_history
@@ -208,3 +209,28 @@ async def test_hand_over_slip_and_welcome_sheet_are_fully_translated(portal, cod
         assert f'<p class="library">{library_name}</p>' in page, name
         left = sorted(phrase for phrase in phrases if phrase in visible_text(page))
         assert left == [], f"English left on {name} in {code}: {left}"
+
+
+async def test_a_ledger_entry_written_as_tl_reads_as_filipino(portal) -> None:
+    # Consents given before the rename say "tl" in the append-only ledger, as written.
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    service = (await Service.get(key="newsletter")).id
+    await ConsentEvent.create(
+        patron_id=patron.id,
+        service_id=service,
+        kind=EventKind.GIVEN,
+        locale="tl",
+        purposes=[],
+        occurred_at=now(),
+        method=Method.ONLINE,
+        actor=Actor.PATRON,
+        channel=Channel.WEB,
+        detail={},
+    )
+    await portal.client.post("/language", data={"locale": "tl", "next": "/privacy"})
+    record = await portal.client.get("/privacy/record")
+    assert '<html lang="fil"' in record.text
+    assert "Filipino (Tagalog)" in visible_text(record.text)
+    assert (await ConsentEvent.get(patron_id=patron.id)).locale == "tl"

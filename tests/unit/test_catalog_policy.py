@@ -169,3 +169,17 @@ def test_library_name_per_locale_is_checked_at_publish(table: str, problem: str)
         "[library]\n", f"[library]\nname_in = {table}\n", 1
     )
     assert problem in problems_of(text, ("en", "ar"))
+
+
+def test_notices_under_the_old_tagalog_code_count_as_filipino() -> None:
+    text = standard_catalog(("en", "tl"))
+    catalog = parse_catalog(text, ("en", "fil"), STORE_KEYS)
+    assert set(catalog.services[0].notices) == {"en", "fil"}
+
+
+def test_a_notice_under_both_codes_is_refused() -> None:
+    both = standard_catalog(("en", "fil")) + '\n[service.notice.tl]\ntitle = "x"\n'
+    problems = problems_of(both, ("en", "fil"))
+    assert "service 'newsletter': notice: 'tl' and 'fil' are the same locale; keep 'fil'" in (
+        problems
+    )

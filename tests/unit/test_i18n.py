@@ -20,8 +20,9 @@ ENABLED = tuple(i18n.KNOWN_LOCALES)
         ("zh-Hant-HK", "zh_Hant"),
         ("zh-CN,zh;q=0.9", "zh_Hans"),
         ("zh", "zh_Hans"),
-        ("fil-PH", "tl"),
-        ("tl", "tl"),
+        ("fil-PH", "fil"),
+        ("tl", "fil"),
+        ("tl-PH,en;q=0.5", "fil"),
         ("de-DE, *;q=0.1", "en"),
         ("ar;q=0", "en"),
         ("garbage;;;q=abc", "en"),
@@ -119,3 +120,15 @@ def test_hong_kong_and_macau_fall_back_to_traditional_chinese(header: str) -> No
 def test_hong_kong_without_traditional_chinese_enabled_falls_to_the_next_language() -> None:
     enabled = tuple(code for code in ENABLED if code != "zh_Hant")
     assert i18n.negotiate(enabled, "en", accept_language="zh-HK,en;q=0.5") == "en"
+
+
+def test_filipino_has_one_code_and_the_old_one_still_reads() -> None:
+    assert "tl" not in i18n.KNOWN_LOCALES
+    info = i18n.KNOWN_LOCALES["fil"]
+    assert (info.code, info.babel_id, info.html_lang) == ("fil", "fil", "fil")
+    assert "Tagalog" in info.native_name
+    # A ledger entry or a patron preference written as "tl" reads as Filipino.
+    assert i18n.KNOWN_LOCALES["tl"] is info
+    assert i18n.negotiate(ENABLED, "en", chosen="tl") == "fil"
+    with i18n.use_locale("tl"):
+        assert i18n.current_locale() == "fil"
