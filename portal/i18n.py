@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
+from portal.locale_codes import RENAMED, canonical
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
 
@@ -37,8 +40,18 @@ class LocaleInfo:
     native_name: str  # shown in the language switcher, in the language itself
 
 
-KNOWN_LOCALES: dict[str, LocaleInfo] = {
-    info.code: info
+class _KnownLocales(dict[str, LocaleInfo]):
+    """Looking up a renamed code ("tl", as old ledger entries spell it) finds its new one;
+    iteration and `in` list only the codes in use."""
+
+    def __missing__(self, code: str) -> LocaleInfo:
+        if code in RENAMED:
+            return self[RENAMED[code]]
+        raise KeyError(code)
+
+
+KNOWN_LOCALES: dict[str, LocaleInfo] = _KnownLocales(
+    (info.code, info)
     for info in (
         LocaleInfo("en", "en_US", "en", "English"),
         LocaleInfo("es", "es", "es", "Español"),
@@ -46,12 +59,14 @@ KNOWN_LOCALES: dict[str, LocaleInfo] = {
         LocaleInfo("zh_Hans", "zh_Hans_CN", "zh-Hans", "简体中文"),
         LocaleInfo("zh_Hant", "zh_Hant_TW", "zh-Hant", "繁體中文"),
         LocaleInfo("vi", "vi", "vi", "Tiếng Việt"),
-        LocaleInfo("tl", "fil", "tl", "Tagalog"),
+        # One code everywhere (folders, <html lang>, Babel, the PO header): screen readers
+        # register fil-PH voices. Labelled so US patrons who say "Tagalog" find it.
+        LocaleInfo("fil", "fil", "fil", "Filipino (Tagalog)"),
         LocaleInfo("ko", "ko", "ko", "한국어"),
         LocaleInfo("ru", "ru", "ru", "Русский"),
         LocaleInfo("ar", "ar", "ar", "العربية"),
     )
-}
+)
 SOURCE_LOCALE = "en"
 
 
@@ -67,6 +82,7 @@ def negotiate(
     accept_language: str | None = None,
 ) -> str:
     """Explicit choice first, then the browser's Accept-Language, then the library default."""
+    chosen = canonical(chosen) if chosen else chosen
     if chosen in enabled:
         return chosen
     for tag in _parse_accept_language(accept_language or ""):
@@ -103,7 +119,9 @@ def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
         wanted = Locale.parse(tag, sep="-")
     except (ValueError, UnknownLocaleError):
         return None
-    language = "tl" if wanted.language == "fil" else wanted.language
+    language = canonical(wanted.language)
+    if language == "yue":  # Cantonese readers write Traditional Chinese (README, Languages)
+        return "zh_Hant" if "zh_Hant" in enabled else None
     if language == "zh":
         traditional = wanted.script == "Hant" or (
             wanted.script is None and wanted.territory in {"TW", "HK", "MO"}
@@ -137,7 +155,7 @@ def current_locale() -> str:
 @contextlib.contextmanager
 def use_locale(code: str) -> Iterator[None]:
     """Render texts in `code` — for requests and for anything written outside one."""
-    token = _current_locale.set(code)
+    token = _current_locale.set(canonical(code))  # a stored "tl" renders as "fil"
     try:
         yield
     finally:
@@ -206,6 +224,39 @@ def markup_npgettext(
 ) -> Markup:
     escaped = _isolated(variables)
     return Markup(npgettext(context, singular, plural, num, **escaped))  # noqa: S704 - as above
+
+
+# A run of Latin script inside other text: words of Latin letters (and the digits, dots,
+# hyphens, apostrophes and ampersands inside them) joined by single spaces.
+_LATIN_RUN = re.compile(
+    r"[A-Za-z\u00c0-\u024f][A-Za-z0-9\u00c0-\u024f&'\u2019.\-]*"
+    r"(?: [A-Za-z\u00c0-\u024f][A-Za-z0-9\u00c0-\u024f&'\u2019.\-]*)*"
+)
+# The full stop of an abbreviation belongs to the name ("Inc.", "Ltd.", "LLC.").
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z][a-z]{0,3}|[A-Z]{2,5})\.$")
+
+
+def isolate_latin(text: str) -> Markup | str:
+    """Notice text for a right-to-left page: each Latin-script run (a company's name) in a
+    <bdi dir="ltr">, so "TextRelay Messaging Inc." keeps its full stop on its own right and
+    a sentence's full stop stays at the sentence's end (Unicode bidi isolates, UAX #9).
+    Only the rendering changes: the published text stays exactly as published."""
+    if text_direction(current_locale()) != "rtl":
+        return text
+    parts: list[Markup] = []
+    position = 0
+    for match in _LATIN_RUN.finditer(text):
+        run = match.group()
+        while run and run[-1] in ".-'\u2019&" and not _ABBREVIATION.search(run):
+            run = run[:-1]
+        if not run:
+            continue
+        start = match.start()
+        parts.append(Markup.escape(text[position:start]))
+        parts.append(Markup('<bdi dir="ltr">%s</bdi>') % run)
+        position = start + len(run)
+    parts.append(Markup.escape(text[position:]))
+    return Markup("").join(parts)
 
 
 @functools.cache

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.config import Config
 
 from portal.i18n import KNOWN_LOCALES
+from portal.locale_codes import canonical
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -260,6 +261,9 @@ class Settings:
         if not self.database_url:
             # Frozen: the one derived default is set the way dataclasses allow.
             object.__setattr__(self, "database_url", f"sqlite://{self.data_dir / 'portal.sqlite3'}")
+        # A renamed code ("tl") in an existing configuration means its new one ("fil").
+        object.__setattr__(self, "locales", tuple(dict.fromkeys(map(canonical, self.locales))))
+        object.__setattr__(self, "default_locale", canonical(self.default_locale))
         unknown = [code for code in self.locales if code not in KNOWN_LOCALES]
         if unknown:
             raise ValueError(f"unknown locale(s) in PORTAL_LOCALES: {', '.join(unknown)}")

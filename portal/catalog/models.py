@@ -61,6 +61,9 @@ class Publication(Model):
 
     id = fields.IntField(primary_key=True)
     library_name = fields.CharField(max_length=200)
+    # The library's name per locale, as [library.name_in] gave it: shown on every page in that
+    # language. Public text, kept as long as the publication (for ever, as notices are).
+    library_names: dict[str, str] | None = fields.JSONField(null=True)
     # The library's jurisdiction policy: {"code", "guardian_consent_below", "age_of_majority"}.
     jurisdiction: dict[str, Any] = fields.JSONField(null=True)
     source_hash = fields.CharField(max_length=64)

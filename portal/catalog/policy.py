@@ -25,6 +25,7 @@ from portal.catalog.jurisdiction import (
     JurisdictionPolicy,
 )
 from portal.errors import CatalogCode, DomainError
+from portal.locale_codes import canonical
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 SERVICE_KEYS = {
@@ -40,7 +41,7 @@ SERVICE_KEYS = {
     "child_notice",
 }
 SYSTEM_KEYS = {"key", "name", "endpoint"}
-LIBRARY_KEYS = {"name"}
+LIBRARY_KEYS = {"name", "name_in"}
 JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
 TOP_KEYS = {"library", "jurisdiction", "system", "service"}
 # Deletion requests carry a patron reference: only over TLS, or to this machine itself.
@@ -130,6 +131,8 @@ class Catalog:
     services: tuple[ServiceSpec, ...]
     jurisdiction: JurisdictionPolicy = PRESETS[DEFAULT_PRESET]
     systems: tuple[SystemSpec, ...] = ()
+    # The library's name per locale ([library.name_in]); a locale not listed shows `library_name`.
+    library_names: dict[str, str] = field(default_factory=dict)
 
 
 def is_material_change(old: Terms, new: Terms) -> bool:
@@ -190,6 +193,9 @@ def parse_catalog(
         library_name = library["name"].strip()
         for unknown in sorted(set(library) - LIBRARY_KEYS):
             problems.append(f"[library]: unknown key '{unknown}'")
+    library_names = _parse_library_names(
+        library.get("name_in", {}) if isinstance(library, dict) else {}, enabled_locales, problems
+    )
     jurisdiction = _parse_jurisdiction(raw.get("jurisdiction", {}), problems)
     systems = _parse_systems(raw.get("system", []), problems)
     system_keys = tuple(system.key for system in systems)
@@ -222,10 +228,42 @@ def parse_catalog(
         raise CatalogError(problems)
     return Catalog(
         library_name=library_name,
+        library_names=library_names,
         services=tuple(services),
         jurisdiction=jurisdiction,
         systems=systems,
     )
+
+
+def _parse_library_names(
+    raw: Any, enabled_locales: tuple[str, ...], problems: list[str]
+) -> dict[str, str]:
+    """[library.name_in]: the library's own name in each language, e.g. es = "Biblioteca …"."""
+    if not isinstance(raw, dict):
+        problems.append("[library.name_in] must be a table of locale = name")
+        return {}
+    raw = _renamed_locales(raw, "[library.name_in]", problems)
+    names: dict[str, str] = {}
+    for locale, name in sorted(raw.items()):
+        if locale not in enabled_locales:
+            problems.append(f"[library.name_in]: '{locale}' is not an enabled locale")
+        elif not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+            problems.append(f"[library.name_in]: {locale} needs a name (up to 200 characters)")
+        else:
+            names[locale] = name.strip()
+    return names
+
+
+def _renamed_locales(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """A table keyed by locale may still use a renamed code ([service.notice.tl]): it counts
+    as the new one ("fil"), unless both are given."""
+    tables: dict[str, Any] = {}
+    for code, value in raw.items():
+        new = canonical(code)
+        if new in tables:
+            problems.append(f"{where}: '{code}' and '{new}' are the same locale; keep '{new}'")
+        tables[new] = value
+    return tables
 
 
 def endpoint_problem(endpoint: str) -> str | None:
@@ -433,6 +471,7 @@ def _parse_notices(
     if not isinstance(raw, dict):
         problems.append(f"{where}: {absent}")
         return {}
+    raw = _renamed_locales(raw, f"{where}: notice", problems)
     notices: dict[str, NoticeText] = {}
     missing = [code for code in enabled_locales if code not in raw]
     if missing:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -31,6 +31,7 @@ from portal.catalog.policy import (
 )
 from portal.catalog.policy import is_material_change as _is_material
 from portal.clock import local_date
+from portal.locale_codes import canonical, spellings
 
 
 class Change(StrEnum):
@@ -103,6 +104,7 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
             material.append(service.id)
     await Publication.create(
         library_name=catalog.library_name,
+        library_names=catalog.library_names,
         jurisdiction=asdict(catalog.jurisdiction),
         source_hash=hashlib.sha256(source_text.encode()).hexdigest(),
         published_at=now,
@@ -209,16 +211,25 @@ async def _classify(service: Service, spec: ServiceSpec) -> Change:
             [f"service '{spec.key}': its store cannot change once published (retained data)"]
         )
     current = await NoticeVersion.filter(service_id=service.id, revision=service.revision)
-    current_hashes = {notice.locale: (notice.content_hash, notice.child_hash) for notice in current}
+    # A version published under a renamed code ("tl") is compared as it was written, so the
+    # rename alone never makes a new revision.
+    written = {canonical(notice.locale): notice.locale for notice in current}
+    current_hashes = {
+        canonical(notice.locale): (notice.content_hash, notice.child_hash) for notice in current
+    }
     new_hashes = {
-        locale: (content_hash(locale, spec.terms, notice), _child_hash(spec, locale))
+        locale: (
+            content_hash(written.get(locale, locale), spec.terms, notice),
+            # Child's versions came after the rename: none was ever published under "tl".
+            _child_hash(spec, locale),
+        )
         for locale, notice in spec.notices.items()
     }
     if current_hashes == new_hashes:
         return Change.UNCHANGED
     if _is_material(Terms.from_dict(service.terms), spec.terms):
         stale = stale_child_versions(
-            {notice.locale: notice.child_texts for notice in current}, spec
+            {canonical(notice.locale): notice.child_texts for notice in current}, spec
         )
         if stale:
             raise CatalogError(
@@ -317,6 +328,10 @@ class CatalogSnapshot:
     jurisdiction: JurisdictionPolicy
     services: tuple[PublishedService, ...]
     notices: dict[tuple[int, str], PublishedNotice]
+    library_names: dict[str, str] = field(default_factory=dict)
+
+    def library_name_in(self, locale: str) -> str:
+        return self.library_names.get(locale) or self.library_name
 
     def notice(self, service_id: int, locale: str) -> PublishedNotice | None:
         return self.notices.get((service_id, locale))
@@ -348,9 +363,10 @@ async def published_catalog() -> CatalogSnapshot:
     for notice in await NoticeVersion.filter(service_id__in=list(services)):
         service = services[notice.service_id]
         if notice.revision == service.revision:
-            notices[(service.id, notice.locale)] = _published_notice(notice, service)
+            notices[(service.id, canonical(notice.locale))] = _published_notice(notice, service)
     snapshot = CatalogSnapshot(
         library_name=latest.library_name if latest else "",
+        library_names=dict(latest.library_names or {}) if latest else {},
         jurisdiction=jurisdiction_of(latest),
         services=tuple(sorted(services.values(), key=lambda service: service.position)),
         notices=notices,
@@ -392,7 +408,7 @@ def _published_notice(notice: NoticeVersion, service: PublishedService) -> Publi
     return PublishedNotice(
         id=notice.id,
         service=service,
-        locale=notice.locale,
+        locale=canonical(notice.locale),  # read an old "tl" version as "fil"; its row stays
         revision=notice.revision,
         terms_revision=notice.terms_revision,
         terms=notice.terms,
@@ -413,7 +429,7 @@ async def current_service(key: str) -> PublishedService | None:
 async def current_notice(service: PublishedService, locale: str) -> PublishedNotice | None:
     """The service's current notice in `locale`, read from the database."""
     notice = await NoticeVersion.get_or_none(
-        service_id=service.id, revision=service.revision, locale=locale
+        service_id=service.id, revision=service.revision, locale__in=spellings(locale)
     )
     return _published_notice(notice, service) if notice else None
 

@@ -145,6 +145,7 @@ INVENTORY: tuple[Table, ...] = (
         {
             "id": ID,
             "library_name": "the library's name",
+            "library_names": "the library's name in other languages, where the catalog gives one",
             "jurisdiction": "the library's age rules",
             "source_hash": "SHA-256 of the catalog file",
             "published_at": "when",

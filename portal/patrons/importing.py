@@ -17,6 +17,7 @@ from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
 from portal.db import fetch_rows
+from portal.locale_codes import RENAMED
 from portal.patrons.policy import keyed_hash, new_setup_code, normalise_card
 
 # Rows per transaction: big enough that a round trip per batch costs little, small enough
@@ -83,7 +84,11 @@ class ImportSummary:
 
 def locale_names(enabled: Iterable[str]) -> dict[str, str]:
     """How a language may be written in the file ("zh-hans", "zh_Hans") -> the locale code."""
-    return {_locale_key(code): code for code in enabled}
+    names = {_locale_key(code): code for code in enabled}
+    for old, new in RENAMED.items():  # a file may still say "tl" for Filipino
+        if new in names:
+            names.setdefault(_locale_key(old), new)
+    return names
 
 
 def _locale_key(text: str) -> str:

@@ -72,8 +72,8 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ConsentCode.STALE_NOTICE: Problem(
         409,
         N_(
-            "The library updated this notice while you were reading. Please read the new version "
-            "and choose again."
+            "The library updated this privacy notice while you were reading. Please read the new "
+            "version and choose again."
         ),
     ),
     ConsentCode.STALE_FORM: Problem(
@@ -83,9 +83,11 @@ PROBLEMS: dict[ErrorCode, Problem] = {
             "current state below."
         ),
     ),
-    ConsentCode.NOTICE_REQUIRED: Problem(400, N_("Please read the notice and choose from it.")),
+    ConsentCode.NOTICE_REQUIRED: Problem(
+        400, N_("Please read the privacy notice and choose from it.")
+    ),
     ConsentCode.NOTICE_LOCALE: Problem(
-        503, N_("This notice is not available in your language yet.")
+        503, N_("This privacy notice is not available in your language yet.")
     ),
     ConsentCode.NO_CURRENT_CONSENT: Problem(
         409, N_("This service is off. Turn it on first to use it.")
@@ -93,8 +95,8 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ConsentCode.GUARDIAN_REQUIRED: Problem(
         403,
         N_(
-            "A parent or guardian needs to read this notice and agree before this service can be "
-            "turned on."
+            "A parent or guardian needs to read this privacy notice and agree before this service "
+            "can be turned on."
         ),
     ),
     ConsentCode.NOT_OFFERED: Problem(
@@ -128,7 +130,8 @@ PROBLEMS: dict[ErrorCode, Problem] = {
         403,
         N_(
             "Only a parent or guardian whose link was checked in person at the library can "
-            "decide for this child. You can read the notices and see which services are on."
+            "decide for this child. You can read the privacy notices and see which services are "
+            "on."
         ),
     ),
     MinorsCode.TOO_MANY_GUARDIANS: Problem(

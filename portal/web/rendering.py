@@ -42,6 +42,7 @@ def build_environment(timezone: str, *, reload: bool = False) -> Environment:
     env.filters["day"] = lambda value: i18n.format_day(value, timezone)
     env.filters["moment"] = lambda value: i18n.format_moment(value, timezone)
     env.filters["count"] = i18n.format_count
+    env.filters["bidi"] = i18n.isolate_latin
     return env
 
 
@@ -76,7 +77,9 @@ def render(
         "direction": i18n.text_direction(locale),
         "known_locales": i18n.KNOWN_LOCALES,
         "enabled_locales": request.app.state.settings.locales,
-        "library_name": request.state.library_name,
+        # In the language of the page (a printed sheet may be in the patron's, not the staff's).
+        "library_name": getattr(request.state, "library_names", {}).get(locale)
+        or request.state.library_name,
         "error": None,
         **(context or {}),
     }

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from portal.clock import utcnow
 from portal.errors import DomainError, PatronCode
+from portal.locale_codes import canonical
 from portal.patrons import services, throttle
 from portal.web.rendering import render
 from portal.web.requests import (
@@ -133,7 +134,7 @@ async def setup(request: Request) -> Response:
 async def choose_language(request: Request) -> Response:
     form = await request.form()
     settings = settings_of(request)
-    chosen = field(form, "locale")
+    chosen = canonical(field(form, "locale"))  # a page or bookmark from before may say "tl"
     target = safe_next(field(form, "next"), request.url_for("consent.home").path)
     response = RedirectResponse(target, status_code=303)
     if chosen in settings.locales:

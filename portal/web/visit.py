@@ -74,6 +74,8 @@ class VisitMiddleware:
         scope.setdefault("state", {})
         scope["state"]["patron"] = patron
         scope["state"]["locale"] = locale
-        scope["state"]["library_name"] = (await published_catalog()).library_name
+        catalog = await published_catalog()
+        scope["state"]["library_name"] = catalog.library_name
+        scope["state"]["library_names"] = catalog.library_names
         with i18n.use_locale(locale):
             await self.app(scope, receive, send)

@@ -47,7 +47,7 @@ from tests.pg import throwaway_cluster
 from tests.support import free_port
 
 CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
-LOCALES = ("en", "es", "fr", "zh_Hans", "zh_Hant", "vi", "tl", "ko", "ru", "ar")
+LOCALES = ("en", "es", "fr", "zh_Hans", "zh_Hant", "vi", "fil", "ko", "ru", "ar")
 WRK_SECONDS = 10
 WITHDRAWALS = 50
 HISTORY = 10_000

@@ -88,3 +88,65 @@ def test_every_step_works_without_javascript(browser: Browser, patron_with_pin: 
     page.goto(f"{patron_with_pin.url}/privacy")
     page.click(".all-off button")
     assert "Every optional service is now off" in page.locator("main").inner_text()
+
+
+# Where the full stop of a Latin company name sits in an Arabic sentence, measured: the boxes
+# of the name's last word and of the character right after it (in the order it was written).
+STOP_AFTER_NAME = """([element, word]) => {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    let node;
+    while ((node = walker.nextNode())) {
+        const at = node.data.indexOf(word + ".");
+        if (at < 0) continue;
+        const box = (start, end) => {
+            const range = document.createRange();
+            range.setStart(node, start);
+            range.setEnd(node, end);
+            return range.getBoundingClientRect();
+        };
+        const name = box(at, at + word.length), stop = box(at + word.length, at + word.length + 1);
+        return {name_left: name.left, name_right: name.right, stop_left: stop.left,
+                stop_right: stop.right};
+    }
+    return null;
+}"""
+
+
+@pytest.mark.parametrize(
+    ("service", "name", "last_word"),
+    [
+        ("sms_notices", "TextRelay Messaging Inc.", "Inc"),
+        ("ebook_vendor", "Lantern eBooks Ltd.", "Ltd"),
+    ],
+)
+def test_a_latin_company_name_keeps_its_full_stop_in_arabic(
+    browser: Browser, patron_with_pin: LivePortal, service: str, name: str, last_word: str
+) -> None:
+    page = signed_in_page(browser, patron_with_pin)
+    choose_language(page, "ar")
+    page.goto(f"{patron_with_pin.url}/services/{service}")
+    recipients = page.locator("dl.notice-facts dd").nth(2)
+    published = recipients.text_content() or ""
+    assert name in published  # the text reads exactly as published: isolation adds nothing
+    assert recipients.locator("bdi", has_text=name).count() == 1
+    fixed = page.evaluate(STOP_AFTER_NAME, [recipients.element_handle(), last_word])
+    # The same published text without isolation, in the same right-to-left column: the
+    # bidi algorithm moves the full stop to the far (left) side of the name.
+    broken = page.evaluate(
+        """([text, word, find]) => {
+            const p = document.createElement("p");
+            p.dir = "rtl";
+            p.textContent = text;
+            document.querySelector("dl.notice-facts").after(p);
+            return eval(find)([p, word]);
+        }""",
+        [published, last_word, STOP_AFTER_NAME],
+    )
+    page.screenshot(path=str(ARTIFACTS / f"notice-ar-{service}.png"), full_page=True)
+    choose_language(page, "en")
+    assert broken["stop_right"] <= broken["name_left"] + 1, (
+        "the unisolated text should show the bug"
+    )
+    # Isolated: the full stop follows the name's last letter, on its right (measured in the
+    # demo catalog: 175 px to the left of "Inc" without isolation, touching it with).
+    assert fixed["name_right"] - 1 <= fixed["stop_left"] <= fixed["name_right"] + 2, name

@@ -13,9 +13,10 @@ import pytest
 from babel.messages.pofile import read_po
 
 from portal.app import create_app
+from portal.catalog.models import Service
 from portal.catalog.services import forget_published_catalog
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
-from portal.ledger.models import ConsentEvent
+from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
 from portal.minors import services as minors
 from portal.rights.keys import rotate
 from portal.staff.policy import Role
@@ -157,8 +158,10 @@ async def test_every_page_is_fully_translated(portal, code: str) -> None:
     pages.update(await pages_of_minors_and_their_guardian(portal, code))
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
+    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        assert f'<p class="library">{library_name}</p>' in page, name
         text = visible_text(page)
         left = sorted(phrase for phrase in phrases if phrase in text)
         assert left == [], f"English left on {name} in {code}: {left}"
@@ -226,7 +229,7 @@ async def test_notice_missing_in_the_patrons_language_is_never_shown_in_another(
     assert page.status_code == 503
     assert "reading_history data en" not in page.text
     with use_locale("vi"):
-        assert gettext("This notice is not available in your language yet.") in page.text
+        assert gettext("This privacy notice is not available in your language yet.") in page.text
 
 
 @pytest.mark.parametrize("code", [c for c in ALL if c != "en"])
@@ -254,7 +257,34 @@ async def test_hand_over_slip_and_welcome_sheet_are_fully_translated(portal, cod
     pages["cleared"] = (await client.get("/handover/cleared")).text
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
+    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
+        assert f'<p class="library">{library_name}</p>' in page, name
         left = sorted(phrase for phrase in phrases if phrase in visible_text(page))
         assert left == [], f"English left on {name} in {code}: {left}"
+
+
+async def test_a_ledger_entry_written_as_tl_reads_as_filipino(portal) -> None:
+    # Consents given before the rename say "tl" in the append-only ledger, as written.
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    service = (await Service.get(key="newsletter")).id
+    await ConsentEvent.create(
+        patron_id=patron.id,
+        service_id=service,
+        kind=EventKind.GIVEN,
+        locale="tl",
+        purposes=[],
+        occurred_at=now(),
+        method=Method.ONLINE,
+        actor=Actor.PATRON,
+        channel=Channel.WEB,
+        detail={},
+    )
+    await portal.client.post("/language", data={"locale": "tl", "next": "/privacy"})
+    record = await portal.client.get("/privacy/record")
+    assert '<html lang="fil"' in record.text
+    assert "Filipino (Tagalog)" in visible_text(record.text)
+    assert (await ConsentEvent.get(patron_id=patron.id)).locale == "tl"

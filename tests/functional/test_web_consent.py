@@ -106,7 +106,7 @@ async def test_malformed_decision_is_refused_without_change(portal) -> None:
         "/services/newsletter/decision", data={"decision": "maybe", "revision": "x"}
     )
     assert response.status_code == 400
-    assert "Please read the notice and choose from it." in response.text
+    assert "Please read the privacy notice and choose from it." in response.text
 
 
 async def test_unknown_service_is_a_friendly_404(portal) -> None:

@@ -230,7 +230,8 @@ async def test_guardian_refusals_answer_with_the_status_of_their_code(portal) ->
     cases = [  # (service, form, status, message)
         ("reading_history", {"link": "99999", "notice_version": shown}, 404,
          "You are not linked to that child."),
-        ("reading_history", {"link": link}, 400, "Please read the notice and choose from it."),
+        ("reading_history", {"link": link}, 400,
+         "Please read the privacy notice and choose from it."),
         ("fundraising", {"link": link, "notice_version": str(fundraising.notice.id)}, 403,
          "The library does not offer this service at your age."),
     ]  # fmt: skip

@@ -11,8 +11,13 @@ import pytest
 
 from portal.catalog import services as catalog_services
 from portal.catalog.models import NoticeVersion, Publication, Service
-from portal.catalog.policy import CatalogError
-from portal.catalog.services import Change
+from portal.catalog.policy import CatalogError, NoticeText, Terms, content_hash
+from portal.catalog.services import (
+    Change,
+    current_notice,
+    forget_published_catalog,
+    published_catalog,
+)
 from portal.consent import publishing, reads
 from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services as decisions
@@ -193,3 +198,24 @@ async def test_each_process_reads_the_catalog_again_only_after_a_new_publication
     assert (await catalog_services.published_catalog()).library_name == "Test Library"
     clock[0] += 60
     assert (await catalog_services.published_catalog()).library_name == "Renamed Library"
+
+
+async def test_notice_versions_published_as_tl_keep_working_as_fil() -> None:
+    # Before the rename, Filipino notices were published under "tl"; their rows (and content
+    # hashes, which include the code) stay exactly as written.
+    text = standard_catalog(("en", "fil"))
+    await publish(text, ("en", "fil"))
+    for row in await NoticeVersion.filter(locale="fil"):
+        notice = NoticeText(**row.texts)
+        hash_as_written = content_hash("tl", Terms.from_dict(row.terms), notice)
+        await NoticeVersion.filter(id=row.id).update(locale="tl", content_hash=hash_as_written)
+    forget_published_catalog()
+    service = (await published_catalog()).services[0]
+    shown = (await published_catalog()).notice(service.id, "fil")
+    assert shown is not None
+    assert shown.locale == "fil"
+    assert (await current_notice(service, "fil")) is not None
+    # Publishing the same texts as [service.notice.fil] is no change: no new revision.
+    report = await publish(text, ("en", "fil"))
+    assert set(report.changes.values()) == {Change.UNCHANGED}
+    assert await NoticeVersion.filter(locale="fil").count() == 0

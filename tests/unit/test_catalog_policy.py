@@ -145,3 +145,41 @@ def test_a_system_needs_a_name_an_endpoint_and_one_declaration() -> None:
     assert any("system 'ils': needs a name" in p for p in found)
     assert any("system 'ils': needs an endpoint" in p for p in found)
     assert "system 'sms' is defined twice" in found
+
+
+def test_library_name_per_locale_is_parsed() -> None:
+    text = standard_catalog(("en", "ar")).replace(
+        "[library]\n", '[library]\nname_in = { ar = " مكتبة الاختبار " }\n', 1
+    )
+    catalog = parse_catalog(text, ("en", "ar"), STORE_KEYS)
+    assert catalog.library_names == {"ar": "مكتبة الاختبار"}
+    assert catalog.library_name == "Test Library"
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('{ de = "Testbibliothek" }', "[library.name_in]: 'de' is not an enabled locale"),
+        ('{ ar = "  " }', "[library.name_in]: ar needs a name (up to 200 characters)"),
+        ('"Bibliothek"', "[library.name_in] must be a table of locale = name"),
+    ],
+)
+def test_library_name_per_locale_is_checked_at_publish(table: str, problem: str) -> None:
+    text = standard_catalog(("en", "ar")).replace(
+        "[library]\n", f"[library]\nname_in = {table}\n", 1
+    )
+    assert problem in problems_of(text, ("en", "ar"))
+
+
+def test_notices_under_the_old_tagalog_code_count_as_filipino() -> None:
+    text = standard_catalog(("en", "tl"))
+    catalog = parse_catalog(text, ("en", "fil"), STORE_KEYS)
+    assert set(catalog.services[0].notices) == {"en", "fil"}
+
+
+def test_a_notice_under_both_codes_is_refused() -> None:
+    both = standard_catalog(("en", "fil")) + '\n[service.notice.tl]\ntitle = "x"\n'
+    problems = problems_of(both, ("en", "fil"))
+    assert "service 'newsletter': notice: 'tl' and 'fil' are the same locale; keep 'fil'" in (
+        problems
+    )

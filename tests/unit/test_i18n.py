@@ -20,8 +20,9 @@ ENABLED = tuple(i18n.KNOWN_LOCALES)
         ("zh-Hant-HK", "zh_Hant"),
         ("zh-CN,zh;q=0.9", "zh_Hans"),
         ("zh", "zh_Hans"),
-        ("fil-PH", "tl"),
-        ("tl", "tl"),
+        ("fil-PH", "fil"),
+        ("tl", "fil"),
+        ("tl-PH,en;q=0.5", "fil"),
         ("de-DE, *;q=0.1", "en"),
         ("ar;q=0", "en"),
         ("garbage;;;q=abc", "en"),
@@ -86,3 +87,48 @@ def test_numbers_are_formatted_for_the_locale() -> None:
         assert i18n.format_count(12345) == "12\u202f345"
     with i18n.use_locale("en"):
         assert i18n.format_count(12345) == "12,345"
+
+
+def test_latin_names_in_right_to_left_notice_text_are_isolated() -> None:
+    text = "المكتبة، وشركة TextRelay Messaging Inc. التي ترسل الرسائل إلى Lantern eBooks."
+    with i18n.use_locale("ar"):
+        html = str(i18n.isolate_latin(text))
+    # The abbreviation's full stop belongs to the name; the sentence's stays outside.
+    assert '<bdi dir="ltr">TextRelay Messaging Inc.</bdi> التي' in html
+    assert '<bdi dir="ltr">Lantern eBooks</bdi>.' in html
+    assert html.replace('<bdi dir="ltr">', "").replace("</bdi>", "") == text
+
+
+def test_isolation_escapes_and_leaves_left_to_right_text_alone() -> None:
+    with i18n.use_locale("ar"):
+        html = str(i18n.isolate_latin("نص <script> نص"))
+    assert "<script>" not in html
+    assert html.startswith("نص &lt;")
+    with i18n.use_locale("en"):
+        assert i18n.isolate_latin("TextRelay Messaging Inc.") == "TextRelay Messaging Inc."
+
+
+@pytest.mark.parametrize(
+    "header", ["zh-HK", "zh-MO", "zh-Hant-HK", "zh-HK,zh;q=0.9,en;q=0.8", "yue-HK", "yue"]
+)
+def test_hong_kong_and_macau_fall_back_to_traditional_chinese(header: str) -> None:
+    # A deliberate choice (README, Languages): one Traditional catalog whose words Hong Kong
+    # readers also use, never Simplified Chinese or English.
+    assert i18n.negotiate(ENABLED, "en", accept_language=header) == "zh_Hant"
+
+
+def test_hong_kong_without_traditional_chinese_enabled_falls_to_the_next_language() -> None:
+    enabled = tuple(code for code in ENABLED if code != "zh_Hant")
+    assert i18n.negotiate(enabled, "en", accept_language="zh-HK,en;q=0.5") == "en"
+
+
+def test_filipino_has_one_code_and_the_old_one_still_reads() -> None:
+    assert "tl" not in i18n.KNOWN_LOCALES
+    info = i18n.KNOWN_LOCALES["fil"]
+    assert (info.code, info.babel_id, info.html_lang) == ("fil", "fil", "fil")
+    assert "Tagalog" in info.native_name
+    # A ledger entry or a patron preference written as "tl" reads as Filipino.
+    assert i18n.KNOWN_LOCALES["tl"] is info
+    assert i18n.negotiate(ENABLED, "en", chosen="tl") == "fil"
+    with i18n.use_locale("tl"):
+        assert i18n.current_locale() == "fil"

@@ -1,0 +1,85 @@
+"""One word per idea: no catalog string and no demo notice uses a variant that
+locales/glossary.toml rejects (a bare "notice" that reads as a notification, a calque, a
+second speech level, a plain space where French wants U+202F …)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, SOURCE_LOCALE
+
+GLOSSARY = LOCALES_DIR / "glossary.toml"
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml"
+CORE_CONCEPTS = {"service", "notice", "consent", "guardian", "delete", "library card", "PIN"}
+
+
+def terms() -> list[dict[str, object]]:
+    with GLOSSARY.open("rb") as handle:
+        return list(tomllib.load(handle)["term"])
+
+
+def texts(code: str) -> Iterator[tuple[str, str, str]]:
+    """(where, msgid, text) for every string a patron or staff member reads in `code`."""
+    if code == SOURCE_LOCALE:
+        with (LOCALES_DIR / "messages.pot").open("rb") as handle:
+            catalog = read_po(handle)
+    else:
+        with (LOCALES_DIR / code / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+            catalog = read_po(handle, locale=KNOWN_LOCALES[code].babel_id)
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        if code == SOURCE_LOCALE:
+            strings: tuple[str, ...] = ids
+        else:
+            strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for string in strings:
+            yield "messages.po", ids[0], string
+    with DEMO_CATALOG.open("rb") as handle:
+        demo = tomllib.load(handle)
+    for service in demo["service"]:
+        for field, value in service["notice"].get(code, {}).items():
+            yield f"deploy/catalog.toml {service['key']}.{field}", "", value
+
+
+@pytest.mark.parametrize("code", list(KNOWN_LOCALES))
+def test_no_string_uses_a_rejected_variant(code: str) -> None:
+    found = []
+    for term in (t for t in terms() if t["locale"] == code):
+        scope = re.compile(str(term["msgid"])) if "msgid" in term else None
+        patterns = [re.compile(str(p)) for p in term["reject"]]  # type: ignore[attr-defined]
+        for where, msgid, text in texts(code):
+            if scope is not None and not scope.search(msgid):
+                continue
+            for pattern in patterns:
+                if match := pattern.search(text):
+                    found.append(f"{where}: {match.group()!r} in {text!r}: {term['why']}")
+    assert found == []
+
+
+@pytest.mark.parametrize("code", list(KNOWN_LOCALES))
+def test_glossary_names_the_core_words_of_every_locale(code: str) -> None:
+    concepts = {t["concept"] for t in terms() if t["locale"] == code}
+    assert CORE_CONCEPTS - concepts == set()
+
+
+def test_glossary_entries_are_complete() -> None:
+    for term in terms():
+        assert {"locale", "concept", "use", "reject", "why"} <= set(term), term
+        assert term["locale"] in KNOWN_LOCALES, term
+        for pattern in term["reject"]:  # type: ignore[attr-defined]
+            re.compile(pattern)
+
+
+def test_a_rejected_variant_is_caught() -> None:
+    # The check itself works: the old English service title would fail it.
+    notice = next(t for t in terms() if t["locale"] == "en" and t["concept"] == "notice")
+    assert any(re.search(str(p), "Text message notices") for p in notice["reject"])  # type: ignore[attr-defined]
+    assert not any(re.search(str(p), "Read the privacy notice") for p in notice["reject"])  # type: ignore[attr-defined]
