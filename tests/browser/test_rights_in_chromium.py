@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     signed_in_page,
     wcag_violations,
 )
+from tests.factories import child_versions_reworded
 from tests.live import ARTIFACTS, ROOT, portal_process
 
 pytestmark = pytest.mark.browser
@@ -148,7 +149,7 @@ def test_a_record_entry_shows_the_earlier_text_of_a_changed_notice(
         1,
     )
     catalog = rights_portal.data / "changed-catalog.toml"
-    catalog.write_text(changed, encoding="utf-8")
+    catalog.write_text(child_versions_reworded(changed, "reading_history"), encoding="utf-8")
     rights_portal.run("publish", str(catalog))  # type: ignore[operator]
     page.goto(f"{url}/privacy/record")
     row = page.locator("tr", has_text="Reading history").filter(has_text="You said yes").last
