@@ -21,6 +21,7 @@ from portal.consent.reads import privacy_overview
 from portal.ledger.models import ConsentEvent
 from portal.ledger.services import entries
 from portal.ledger.vocabulary import Method as LinkMethod
+from portal.locale_codes import canonical, spellings
 from portal.patrons.models import GuardianLink, Patron
 from portal.rights.keys import ALGORITHM, ReceiptKeys
 from portal.rights.policy import (
@@ -54,7 +55,7 @@ async def receipt_facts(
     reference: str,
     *,
     secret: str,
-    notice_url: Callable[[str, int, str], str] | None = None,
+    notice_url: Callable[[str, int, str, bool], str] | None = None,
 ) -> ReceiptFacts | None:
     """The patron's decision that `reference` names (policy.receipt_reference), None when no
     decision of theirs has it: another patron's reference finds nothing."""
@@ -97,7 +98,9 @@ async def receipt_facts(
         channel=event.channel.value,
         witnessed_by=event.witnessed_by,
         notice_url=(
-            notice_url(service.key, shown.revision, shown.locale) if shown and notice_url else None
+            notice_url(service.key, shown.revision, shown.locale, event.notice_audience == "child")
+            if shown and notice_url
+            else None
         ),
     )
 
@@ -289,17 +292,22 @@ class ShownVersion:
     published_at: datetime
     current: bool
     revision_info: Revision
+    for_children: bool = False  # the child's version of the privacy notice
 
 
-async def shown_version(key: str, revision: int, locale: str) -> ShownVersion | None:
-    """One published version in one language: what a patron who saw it read, word for word."""
+async def shown_version(
+    key: str, revision: int, locale: str, *, for_children: bool = False
+) -> ShownVersion | None:
+    """One published version in one language: what a patron who saw it read, word for word
+    (a child below the consent age read its child's version). A version published under a
+    renamed language code is found under the new one too."""
     service = await Service.get_or_none(key=key)
     if service is None:
         return None
     version = await NoticeVersion.get_or_none(
-        service_id=service.id, revision=revision, locale=locale
+        service_id=service.id, revision=revision, locale__in=spellings(canonical(locale))
     )
-    if version is None:
+    if version is None or (for_children and not (version.child_texts and version.child_hash)):
         return None
     history = await notice_history(service.key)
     assert history is not None  # noqa: S101 - the version's own service exists
@@ -307,12 +315,13 @@ async def shown_version(key: str, revision: int, locale: str) -> ShownVersion | 
     return ShownVersion(
         id=version.id,
         key=service.key,
-        locale=version.locale,
+        locale=canonical(version.locale),
         revision=version.revision,
-        texts=version.texts,
+        texts=(version.child_texts or {}) if for_children else version.texts,
         terms=version.terms,
-        content_hash=version.content_hash,
+        content_hash=(version.child_hash or "") if for_children else version.content_hash,
         published_at=version.published_at,
         current=version.revision == service.revision,
         revision_info=info,
+        for_children=for_children,
     )

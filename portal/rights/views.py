@@ -88,10 +88,9 @@ async def export_download(request: Request) -> Response:
 async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
     patron = require_patron(request)
 
-    def notice_url(key: str, revision: int, locale: str) -> str:
-        return str(
-            request.url_for("rights.notice_version", key=key, revision=revision, locale=locale)
-        )
+    def notice_url(key: str, revision: int, locale: str, for_children: bool) -> str:
+        url = request.url_for("rights.notice_version", key=key, revision=revision, locale=locale)
+        return str(url.include_query_params(**{"for": "children"}) if for_children else url)
 
     facts = await services.receipt_facts(
         patron.patron_id,
@@ -186,7 +185,12 @@ async def notice_history(request: Request) -> Response:
 
 async def notice_version(request: Request) -> Response:
     params = request.path_params
-    shown = await services.shown_version(params["key"], params["revision"], params["locale"])
+    shown = await services.shown_version(
+        params["key"],
+        params["revision"],
+        params["locale"],
+        for_children=request.query_params.get("for") == "children",
+    )
     if shown is None:
         raise HTTPException(status_code=404)
     return render(request, "rights/version.html", {"shown": shown})

@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from portal.catalog.models import NoticeVersion
 from portal.consent.policy import Decision
+from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors.services import link_at_desk
 from portal.rights.keys import rotate
 from portal.settings import Settings
@@ -233,6 +235,34 @@ async def test_a_record_entry_leads_to_the_earlier_text_of_a_changed_notice(port
     assert "newsletter summary en" in earlier
     assert "now with texts" not in earlier
     assert "This is an earlier version" in earlier
+
+
+async def test_a_childs_record_entry_leads_to_the_childs_version_it_was_shown(portal) -> None:
+    await publish(standard_catalog())
+    child = await make_patron(born_on=aged(10))
+    await sign_in(portal.client, child)
+    await choose(portal.client, "newsletter", "no")
+    [event] = await ConsentEvent.filter(patron_id=child.id, kind=EventKind.REFUSED)
+    record = await portal.client.get("/privacy/record")
+    [link] = re.findall(r'href="(/notices/newsletter/v\d+/en\?for=children)"', record.text)
+    shown = await portal.client.get(link)
+    text = visible_text(shown.text)
+    assert "newsletter data en for a child" in text
+    assert "This is the version for children" in text
+    assert event.notice_hash is not None
+    assert event.notice_hash in shown.text  # the fingerprint of the text it was shown
+    full = visible_text((await portal.client.get(link.partition("?")[0])).text)
+    assert "for a child" not in full
+
+
+async def test_a_version_published_as_tl_is_found_as_fil(portal) -> None:
+    """Versions published before Filipino became "fil" keep their "tl" rows; a record entry
+    made since names "fil" and must still reach them."""
+    await publish(standard_catalog(("en", "fil")), ("en", "fil"))
+    await NoticeVersion.filter(locale="fil").update(locale="tl")
+    page = await portal.client.get("/notices/newsletter/v1/fil")
+    assert page.status_code == 200
+    assert "newsletter summary fil" in visible_text(page.text)
 
 
 async def test_notice_history_says_which_version_asked_for_a_fresh_yes_and_why(portal) -> None:
