@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from portal.catalog.models import Publication
@@ -37,17 +38,27 @@ async def publish_catalog(
     """All or nothing: every service and every pause, or nothing at all. `based_on`: the
     publication (its id, 0 for none) a preview was made against; if another came since,
     PublishedMeanwhile and nothing is published."""
-    async with in_transaction():
-        if based_on is not None:
-            # Locking the latest publication serialises two publishers on PostgreSQL: the
-            # second waits, then sees the first one's publication and stops.
-            latest = await Publication.all().order_by("-id").select_for_update().first()
-            latest = await Publication.all().order_by("-id").first()
-            if (latest.id if latest else 0) != based_on:
-                raise PublishedMeanwhile(latest.source_hash if latest else None)
-        result = await write_publication(catalog, source_text, now=now)
-        suspended = 0
-        for service_id in result.materially_changed:
-            suspended += await suspend_service(service_id, SuspensionReason.MATERIAL_CHANGE, now)
+    try:
+        async with in_transaction():
+            if based_on is not None:
+                # Locking the latest publication serialises two publishers on PostgreSQL: the
+                # second waits for the first. The lock hands back the row it waited for, so
+                # the latest is read again, now seeing the first one's publication.
+                await Publication.all().order_by("-id").select_for_update().first()
+                latest = await Publication.all().order_by("-id").first()
+                if (latest.id if latest else 0) != based_on:
+                    raise PublishedMeanwhile(latest.source_hash if latest else None)
+            result = await write_publication(catalog, source_text, now=now)
+            suspended = 0
+            for service_id in result.materially_changed:
+                suspended += await suspend_service(
+                    service_id, SuspensionReason.MATERIAL_CHANGE, now
+                )
+    except IntegrityError:
+        if based_on is None:
+            raise
+        # The very first publication has no row to lock: two first publishers both write
+        # the same new services, and the unique keys let only one of them through.
+        raise PublishedMeanwhile(None) from None
     forget_published_catalog()
     return PublishReport(changes=result.changes, consents_suspended=suspended)

@@ -234,6 +234,26 @@ async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
     assert await Publication.all().count() == 2
 
 
+async def test_two_officers_making_the_very_first_publication_at_once_publish_once(
+    db: str,
+) -> None:
+    """No publication yet, so no row to lock: the services' unique keys decide, and the
+    second officer is told someone published first, never shown a server error."""
+    texts = [standard_catalog(retention_days=900), standard_catalog(retention_days=1200)]
+    outcomes = await asyncio.gather(
+        *(
+            publish_catalog(parse_catalog(text, ("en",), STORE_KEYS), text, now=now(), based_on=0)
+            for text in texts
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == [
+        "PublishReport",
+        "PublishedMeanwhile",
+    ]
+    assert await Publication.all().count() == 1
+
+
 async def test_job_runs_are_kept_four_hundred_days(db: str) -> None:
     for days in (401, 399):
         ended = now() - timedelta(days=days)
