@@ -20,7 +20,7 @@ from tests.browser.conftest import (
     signed_in_page,
     wcag_violations,
 )
-from tests.live import ARTIFACTS, ROOT, portal_process
+from tests.live import ARTIFACTS, ROOT, child_versions_edited, portal_process
 
 pytestmark = pytest.mark.browser
 
@@ -146,6 +146,9 @@ def test_a_record_entry_shows_the_earlier_text_of_a_changed_notice(
         'recipients = ["library"]\nretention_days = 1095',
         ('recipients = ["library", "partner_libraries"]\nretention_days = 1095'),
         1,
+    )
+    changed = child_versions_edited(
+        changed, "reading_history", "recipients", lambda value: f"{value} (+ partner libraries)"
     )
     catalog = rights_portal.data / "changed-catalog.toml"
     catalog.write_text(changed, encoding="utf-8")
