@@ -135,7 +135,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         if report.consents_suspended:
             print(
                 f"{report.consents_suspended} consent(s) paused until patrons accept the "
-                "changed notices."
+                "changed privacy notices."
             )
         return 0
 
@@ -565,7 +565,7 @@ def cmd_link_guardian(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         for patron_id in (made.child_id, made.guardian_id):
             await _audit(settings, AuditAction.GUARDIAN_LINKED, patron_id=patron_id)
-        print("Linked. The guardian can now review the child's notices under My children.")
+        print("Linked. The guardian can now review the child's privacy notices under My children.")
         return 0
 
     return asyncio.run(_with_db(settings, work))

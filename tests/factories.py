@@ -3,7 +3,6 @@ services, so a factory never creates a state the portal itself could not reach."
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -192,17 +191,3 @@ async def decides(
         now=at or now(),
         timezone=timezone,
     )
-
-
-def child_versions_reworded(catalog: str, key: str, note: str = "(changed)") -> str:
-    """The catalog with every child's version of service `key` reworded: a material change
-    must change the child's versions too, or publishing refuses it."""
-    head, *services = catalog.split("\n[[service]]\n")
-    changed = []
-    for block in services:
-        if f'\nkey = "{key}"\n' not in f"\n{block}":
-            changed.append(block)
-            continue
-        child_summary = r'(\[service\.child_notice\.\w+\]\n(?:[^\[\n][^\n]*\n)*?summary = ")'
-        changed.append(re.sub(child_summary, rf"\g<1>{note} ", block))
-    return "\n[[service]]\n".join([head, *changed])

@@ -67,3 +67,23 @@ def portal_process(
         server.terminate()
         server.wait(timeout=10)
         log.close()
+
+
+def child_versions_edited(
+    catalog: str, service: str, field: str, edit: Callable[[str], str]
+) -> str:
+    """The catalog text with `field` of every child's version of `service` passed through
+    `edit`: a material change must reach the child's versions too, or nothing is published."""
+    lines = catalog.split("\n")
+    key, table = None, None
+    for number, line in enumerate(lines):
+        if line.startswith("key = "):
+            key = line.split("=", 1)[1].strip().strip('"')
+        elif line.startswith("["):
+            table = line if line.startswith("[service.child_notice.") else None
+        elif key == service and table and line.startswith(f"{field} = "):
+            value = line.split("=", 1)[1].strip()
+            assert value.startswith('"'), line
+            assert value.endswith('"'), line
+            lines[number] = f'{field} = "{edit(value[1:-1])}"'
+    return "\n".join(lines)

@@ -150,7 +150,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "enum": CHECK_STATUSES,
                 "description": "`paused`: on, but waiting for the patron to confirm a changed "
-                "notice; `not_offered`: not offered at the patron's age.",
+                "privacy notice; `not_offered`: not offered at the patron's age.",
             },
         },
     },

@@ -79,7 +79,7 @@ INVENTORY: tuple[Table, ...] = (
     ),
     Table(
         "guardian_link",
-        "letting a guardian review notices and consent for a child",
+        "letting a guardian review privacy notices and consent for a child",
         "ended, never deleted: the record of who could act",
         {
             "id": ID,

@@ -17,8 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import ARTIFACTS, choose_language, portal_process, wcag_violations
-from tests.factories import child_versions_reworded
-from tests.live import ROOT
+from tests.live import ROOT, child_versions_edited
 
 PASSWORD = "a long officer password"
 PATRONS = 12
@@ -76,8 +75,11 @@ def _changed_catalog(folder: Path) -> Path:
     ):
         assert old in text
         text = text.replace(old, new, 1)
+    text = child_versions_edited(
+        text, "reading_history", "retention", lambda value: value.replace("3", "5", 1)
+    )
     path = folder / "catalog.toml"
-    path.write_text(child_versions_reworded(text, "reading_history"), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -20,8 +20,7 @@ from tests.browser.conftest import (
     signed_in_page,
     wcag_violations,
 )
-from tests.factories import child_versions_reworded
-from tests.live import ARTIFACTS, ROOT, portal_process
+from tests.live import ARTIFACTS, ROOT, child_versions_edited, portal_process
 
 pytestmark = pytest.mark.browser
 
@@ -148,8 +147,11 @@ def test_a_record_entry_shows_the_earlier_text_of_a_changed_notice(
         ('recipients = ["library", "partner_libraries"]\nretention_days = 1095'),
         1,
     )
+    changed = child_versions_edited(
+        changed, "reading_history", "recipients", lambda value: f"{value} (+ partner libraries)"
+    )
     catalog = rights_portal.data / "changed-catalog.toml"
-    catalog.write_text(child_versions_reworded(changed, "reading_history"), encoding="utf-8")
+    catalog.write_text(changed, encoding="utf-8")
     rights_portal.run("publish", str(catalog))  # type: ignore[operator]
     page.goto(f"{url}/privacy/record")
     row = page.locator("tr", has_text="Reading history").filter(has_text="You said yes").last

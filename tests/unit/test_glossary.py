@@ -1,6 +1,9 @@
-"""One word per idea: no catalog string and no demo notice uses a variant that
-locales/glossary.toml rejects (a bare "notice" that reads as a notification, a calque, a
-second speech level, a plain space where French wants U+202F …)."""
+"""One word per idea: no catalog string and no demo privacy notice (the full one or the
+child's version) uses a variant that locales/glossary.toml rejects (a bare "notice" that
+reads as a notification, a calque, a second speech level, a plain space where French wants
+U+202F …). The child's texts (msgctxt "child", [service.child_notice.<locale>]) keep their
+own, informal register: a rule marked `adult_only` does not apply to them, every other
+rule does."""
 
 from __future__ import annotations
 
@@ -24,8 +27,9 @@ def terms() -> list[dict[str, object]]:
         return list(tomllib.load(handle)["term"])
 
 
-def texts(code: str) -> Iterator[tuple[str, str, str]]:
-    """(where, msgid, text) for every string a patron or staff member reads in `code`."""
+def texts(code: str) -> Iterator[tuple[str, str, str, bool]]:
+    """(where, msgid, text, for a child) for every string a patron or staff member reads in
+    `code`."""
     if code == SOURCE_LOCALE:
         with (LOCALES_DIR / "messages.pot").open("rb") as handle:
             catalog = read_po(handle)
@@ -41,12 +45,14 @@ def texts(code: str) -> Iterator[tuple[str, str, str]]:
         else:
             strings = message.string if isinstance(message.string, tuple) else (message.string,)
         for string in strings:
-            yield "messages.po", ids[0], string
+            yield "messages.po", ids[0], string, message.context == "child"
     with DEMO_CATALOG.open("rb") as handle:
         demo = tomllib.load(handle)
     for service in demo["service"]:
-        for field, value in service["notice"].get(code, {}).items():
-            yield f"deploy/catalog.toml {service['key']}.{field}", "", value
+        for table in ("notice", "child_notice"):
+            for field, value in service.get(table, {}).get(code, {}).items():
+                where = f"deploy/catalog.toml {table}.{code} {service['key']}.{field}"
+                yield where, "", value, table == "child_notice"
 
 
 @pytest.mark.parametrize("code", list(KNOWN_LOCALES))
@@ -55,8 +61,10 @@ def test_no_string_uses_a_rejected_variant(code: str) -> None:
     for term in (t for t in terms() if t["locale"] == code):
         scope = re.compile(str(term["msgid"])) if "msgid" in term else None
         patterns = [re.compile(str(p)) for p in term["reject"]]  # type: ignore[attr-defined]
-        for where, msgid, text in texts(code):
+        for where, msgid, text, for_child in texts(code):
             if scope is not None and not scope.search(msgid):
+                continue
+            if for_child and term.get("adult_only", False):
                 continue
             for pattern in patterns:
                 if match := pattern.search(text):
@@ -76,6 +84,21 @@ def test_glossary_entries_are_complete() -> None:
         assert term["locale"] in KNOWN_LOCALES, term
         for pattern in term["reject"]:  # type: ignore[attr-defined]
             re.compile(pattern)
+
+
+def test_the_child_notices_are_read() -> None:
+    # Every locale's child's versions are checked, not only the full privacy notices.
+    for code in KNOWN_LOCALES:
+        child = [where for where, _, _, for_child in texts(code) if "child_notice" in where]
+        assert child, code
+        assert all(for_child for where, _, _, for_child in texts(code) if where in child)
+
+
+def test_adult_only_rules_are_about_the_register() -> None:
+    # Only a speech-level rule may spare the child's texts; the words themselves never do.
+    for term in terms():
+        if term.get("adult_only", False):
+            assert term["concept"] == "register", term
 
 
 def test_a_rejected_variant_is_caught() -> None:
