@@ -89,6 +89,27 @@ MESSAGES: tuple[str, ...] = (
         "Demonstration only: pretend to borrow a book, as the library system would report it.",
     ),
     Cp_("child", "You have no lists yet."),
+    Cp_(
+        "child",
+        "Paste a receipt, or choose a receipt file, to check that the library signed it and that nothing in it was changed.",
+    ),
+    # What the pages above say when something goes wrong (portal.web.problems).
+    Cp_(
+        "child",
+        "The library updated this privacy notice while you were reading. Please read the new version and choose again.",
+    ),
+    Cp_(
+        "child",
+        "Your choices changed in another window. Nothing was changed here; please check the current state below.",
+    ),
+    Cp_("child", "Please read the privacy notice and choose from it."),
+    Cp_("child", "This privacy notice is not available in your language yet."),
+    Cp_(
+        "child",
+        "A parent or guardian needs to read this privacy notice and agree before this service can be turned on.",
+    ),
+    Cp_("child", "Please give your list a name."),
+    Cp_("child", "Please enter a title."),
 )
 
 PLURALS: tuple[tuple[str, str], ...] = (

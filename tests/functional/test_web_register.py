@@ -184,3 +184,18 @@ async def test_a_teenager_reads_the_adult_register(portal) -> None:
     client = await client_for(portal, await make_patron(born_on=aged(15)), "es")
     privacy = visible_text((await client.get("/privacy")).text)
     assert "hasta que usted lea su aviso de privacidad" in privacy
+
+
+async def test_a_childs_error_messages_speak_the_childs_register(portal) -> None:
+    await publish(catalog(), LOCALES)
+    client = await client_for(portal, await make_patron(born_on=aged(10)), "es")
+    page = await client.get("/services/newsletter")
+    answer = await client.post(
+        "/services/newsletter/decision",
+        data={
+            "decision": "no",
+            "notice_version": hidden(page.text, "notice_version"),
+            "revision": str(int(hidden(page.text, "revision")) + 1),  # changed elsewhere
+        },
+    )
+    assert "Tus decisiones cambiaron en otra ventana." in visible_text(answer.text)
