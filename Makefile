@@ -77,13 +77,13 @@ types: setup
 	$(BIN)/mypy
 
 messages: setup
-	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -o locales/messages.pot . >/dev/null
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -k Cp_:1c,2 -k Cnp_:1c,2,3 -o locales/messages.pot . >/dev/null
 	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-wrap --ignore-obsolete --no-fuzzy-matching
 
 # The build fails when a template or message changed without `make messages`.
 messages-check: setup
 	@tmp=$$(mktemp); \
-	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -o $$tmp . >/dev/null 2>&1; \
+	$(BIN)/pybabel extract -F babel.cfg --omit-header --sort-by-file --no-wrap -k _ -k N_ -k Np_:1,2 -k Cp_:1c,2 -k Cnp_:1c,2,3 -o $$tmp . >/dev/null 2>&1; \
 	if ! diff -q $$tmp locales/messages.pot >/dev/null; then \
 	  echo "locales/messages.pot is stale: run 'make messages' and translate the new entries"; \
 	  diff -u locales/messages.pot $$tmp | head -40; rm -f $$tmp; exit 1; fi; \

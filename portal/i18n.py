@@ -171,30 +171,90 @@ def _interpolate(translated: str, source: str, variables: Mapping[str, Any]) -> 
         return source % variables if variables else source
 
 
+CHILD = "child"
+# The register a page speaks in: None for the adult register, CHILD for a child below the
+# guardian-consent age (informal where the language distinguishes: tú, tu, em, 你, ты).
+_current_register: ContextVar[str | None] = ContextVar("portal_register", default=None)
+
+
+def current_register() -> str | None:
+    return _current_register.get()
+
+
+@contextlib.contextmanager
+def use_register(register: str | None) -> Iterator[None]:
+    """Render texts in `register` ("child") — set once per request beside the locale."""
+    token = _current_register.set(register)
+    try:
+        yield
+    finally:
+        _current_register.reset(token)
+
+
+def _lookup(
+    context: str | None, message: str, plural: str | None = None, num: int = 1
+) -> str | None:
+    """The translation of `message` in `context` for the current locale, or None when the
+    catalog has no such entry (the plain message is then used, never the English)."""
+    if context is None:
+        return None
+    catalog = translations(current_locale())
+    entries: dict[Any, str] | None = getattr(catalog, "_catalog", None)
+    if entries is None:  # the source language: nothing to look up
+        return None
+    key = f"{context}\x04{message}"
+    if plural is None:
+        return entries.get(key)
+    plural_of = getattr(catalog, "plural", lambda n: int(n != 1))
+    return entries.get((key, plural_of(num)))
+
+
 def gettext(message: str, **variables: Any) -> str:
-    translated = translations(current_locale()).gettext(message)
+    """In the child register, the "child" entry when the catalog has one, else the plain one."""
+    translated = _lookup(current_register(), message)
+    if translated is None:
+        translated = translations(current_locale()).gettext(message)
     return _interpolate(translated, message, variables)
 
 
 def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
     variables.setdefault("num", num)
-    translated = translations(current_locale()).ngettext(singular, plural, num)
+    translated = _lookup(current_register(), singular, plural, num)
+    if translated is None:
+        translated = translations(current_locale()).ngettext(singular, plural, num)
     source = singular if num == 1 else plural
     return _interpolate(translated, source, variables)
 
 
 def pgettext(context: str, message: str, **variables: Any) -> str:
     """A message in a context: the same English, worded apart per language (e.g. "child":
-    pages a child reads, in the informal register where the language has one)."""
-    translated = translations(current_locale()).pgettext(context, message)
+    pages a child reads, in the informal register where the language has one). A context
+    without an entry falls back to the plain message's translation."""
+    translated = _lookup(context, message)
+    if translated is None:
+        translated = translations(current_locale()).gettext(message)
     return _interpolate(translated, message, variables)
 
 
 def npgettext(context: str, singular: str, plural: str, num: int, **variables: Any) -> str:
     variables.setdefault("num", num)
-    translated = translations(current_locale()).npgettext(context, singular, plural, num)
+    translated = _lookup(context, singular, plural, num)
+    if translated is None:
+        translated = translations(current_locale()).ngettext(singular, plural, num)
     source = singular if num == 1 else plural
     return _interpolate(translated, source, variables)
+
+
+def Cp_(context: str, message: str) -> str:
+    """Marks a message for extraction in a context (`-k Cp_:1c,2`); returns it untouched."""
+    del context
+    return message
+
+
+def Cnp_(context: str, singular: str, plural: str) -> tuple[str, str]:
+    """The same for a message with a plural (`-k Cnp_:1c,2,3`)."""
+    del context
+    return singular, plural
 
 
 def _isolated(variables: dict[str, Any]) -> dict[str, Markup]:

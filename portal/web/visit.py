@@ -1,7 +1,8 @@
 """Per request: who is signed in and which language they read.
 
 Language order (issue #3): the visitor's explicit choice (cookie), the signed-in patron's
-profile, the browser's Accept-Language, then the library's default.
+profile, the browser's Accept-Language, then the library's default. The register: a signed-in
+child below the guardian-consent age reads every page in the child's (portal.i18n.use_register).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import i18n
-from portal.catalog.services import published_catalog
+from portal.catalog.jurisdiction import AgeBand
+from portal.catalog.services import age_today, published_catalog
 from portal.clock import utcnow
 from portal.patrons.services import session_identity
 from portal.settings import Settings
@@ -77,5 +79,14 @@ class VisitMiddleware:
         catalog = await published_catalog()
         scope["state"]["library_name"] = catalog.library_name
         scope["state"]["library_names"] = catalog.library_names
-        with i18n.use_locale(locale):
+        # A child below the guardian-consent age reads every page in the child's register
+        # (the same age rule that shows them a privacy notice's child version).
+        register = None
+        if patron is not None:
+            age = await age_today(
+                patron.born_on, patron.jurisdiction, now=utcnow(), timezone=self.settings.timezone
+            )
+            register = i18n.CHILD if age.band is AgeBand.CHILD else None
+        scope["state"]["register"] = register
+        with i18n.use_locale(locale), i18n.use_register(register):
             await self.app(scope, receive, send)

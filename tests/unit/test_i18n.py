@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from portal import i18n
+from portal import child_register, i18n
 
 ENABLED = tuple(i18n.KNOWN_LOCALES)
 
@@ -132,3 +132,42 @@ def test_filipino_has_one_code_and_the_old_one_still_reads() -> None:
     assert i18n.negotiate(ENABLED, "en", chosen="tl") == "fil"
     with i18n.use_locale("tl"):
         assert i18n.current_locale() == "fil"
+
+
+def test_the_child_register_reads_the_child_entry_first() -> None:
+    with i18n.use_locale("es"), i18n.use_register(i18n.CHILD):
+        assert i18n.gettext("You said yes") == "Dijiste que sí"
+        assert (
+            i18n.ngettext(
+                "You have %(number)s parent or guardian linked.",
+                "You have %(number)s parents or guardians linked.",
+                2,
+                number=2,
+            )
+            == "Tienes 2 padres o tutores vinculados."
+        )
+    with i18n.use_locale("es"):  # the adult register is unchanged
+        assert i18n.current_register() is None
+        assert i18n.gettext("You said yes") == "Usted dijo que sí"
+
+
+def test_the_child_register_falls_back_to_the_plain_translation() -> None:
+    # No child entry for "Sign out": the plain Spanish, never the English.
+    with i18n.use_locale("es"), i18n.use_register(i18n.CHILD):
+        assert i18n.gettext("Sign out") == "Cerrar sesión"
+        assert i18n.ngettext("%(number)s title", "%(number)s titles", 3, number=3) == ("3 títulos")
+        assert i18n.pgettext("child", "Sign out") == "Cerrar sesión"
+        assert i18n.npgettext("child", "%(number)s title", "%(number)s titles", 1, number=1) == (
+            "1 título"
+        )
+    with i18n.use_locale("en"), i18n.use_register(i18n.CHILD):
+        assert i18n.gettext("You said yes") == "You said yes"
+
+
+def test_every_child_entry_exists_in_the_plain_catalog_too() -> None:
+    # A child entry is the child's wording of a message the pages already show.
+    plain = set(i18n.translations("es")._catalog)  # type: ignore[attr-defined]
+    for message in child_register.MESSAGES:
+        assert message in plain, message
+    for singular, _plural in child_register.PLURALS:
+        assert (singular, 0) in plain, singular
