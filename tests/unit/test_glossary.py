@@ -3,7 +3,7 @@ child's version) uses a variant that locales/glossary.toml rejects (a bare "noti
 reads as a notification, a calque, a second speech level, a plain space where French wants
 U+202F …). The child's texts (msgctxt "child", [service.child_notice.<locale>]) keep their
 own, informal register: a rule marked `adult_only` does not apply to them, every other
-rule does."""
+rule does. A rule marked `child_only` (the simpler word a child reads) applies to them only."""
 
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ def test_no_string_uses_a_rejected_variant(code: str) -> None:
             if scope is not None and not scope.search(msgid):
                 continue
             if for_child and term.get("adult_only", False):
+                continue
+            if not for_child and term.get("child_only", False):
                 continue
             for pattern in patterns:
                 if match := pattern.search(text):
