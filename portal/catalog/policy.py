@@ -182,6 +182,8 @@ def parse_catalog(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"the catalog is not valid TOML: {exc}"]) from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise CatalogError(["the catalog is not valid TOML: nested too deeply"]) from None
     problems: list[str] = []
     for unknown in sorted(set(raw) - TOP_KEYS):
         problems.append(f"unknown top-level key '{unknown}'")
@@ -331,7 +333,7 @@ def _parse_jurisdiction(raw: Any, problems: list[str]) -> JurisdictionPolicy:
     for unknown in sorted(set(raw) - JURISDICTION_KEYS):
         problems.append(f"[jurisdiction]: unknown key '{unknown}'")
     preset = raw.get("preset", DEFAULT_PRESET)
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         problems.append(f"[jurisdiction]: unknown preset '{preset}' (e.g. US, GDPR-DE)")
         return default
     base = PRESETS[preset]

@@ -65,6 +65,16 @@ def test_invalid_toml_is_reported_not_raised_raw() -> None:
     assert problems_of("[library\nname=")[0].startswith("the catalog is not valid TOML")
 
 
+def test_toml_nested_thousands_deep_is_reported_not_raised_raw() -> None:
+    assert problems_of("a = " + "[" * 100_000)[0].startswith("the catalog is not valid TOML")
+
+
+@pytest.mark.parametrize("preset", ["[1]", "{ a = 1 }", "7"])
+def test_a_preset_that_is_not_a_name_is_refused(preset: str) -> None:
+    text = standard_catalog().replace('preset = "US"', f"preset = {preset}")
+    assert any("unknown preset" in problem for problem in problems_of(text))
+
+
 def test_empty_recipients_are_refused() -> None:
     text = catalog_text(service_table("newsletter", recipients=()))
     assert any("'recipients'" in p for p in problems_of(text))
