@@ -23,6 +23,7 @@ from portal.ledger.services import entries
 from portal.ledger.vocabulary import Method as LinkMethod
 from portal.locale_codes import canonical, spellings
 from portal.patrons.models import GuardianLink, Patron
+from portal.patrons.policy import keyed_hash
 from portal.rights.keys import ALGORITHM, ReceiptKeys
 from portal.rights.policy import (
     DECISIONS,
@@ -84,7 +85,9 @@ async def receipt_facts(
         event_id=event.id,
         kind=event.kind,
         controller=publication.library_name if publication else "",
-        subject=patron.card_lookup,
+        # Receipts are shown to others to be checked: their subject is a keyed hash made for
+        # receipts alone, never the card's lookup key in the database.
+        subject=keyed_hash(secret, "receipt subject", str(patron.id)),
         service_key=service.key,
         service_title=title_source.texts.get("title", service.key) if title_source else service.key,
         terms=terms_source.terms if terms_source else service.terms,
