@@ -197,7 +197,8 @@ async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
             finished_at=clock(),
             outcome=RunOutcome.FAILED,
             counts=run.counts,
-            failure=(type(error).__name__ + ": " + str(error))[:200],
+            # Only the kind of failure: a database error's message can quote row values.
+            failure=type(error).__name__[:200],
         )
         raise
     await JobRun.filter(id=row.id).update(

@@ -92,7 +92,7 @@ async def test_a_job_that_raises_is_recorded_as_failed(db: str) -> None:
             raise RuntimeError("disk full")
     stored = await JobRun.get(job="expire-consents")
     assert stored.outcome is RunOutcome.FAILED
-    assert stored.failure == "RuntimeError: disk full"
+    assert stored.failure == "RuntimeError"  # the kind only: a message can quote row values
 
 
 async def test_a_run_killed_on_the_way_shows_as_unfinished_and_warns(db: str) -> None:
