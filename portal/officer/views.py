@@ -112,7 +112,7 @@ def _normalised(text: str) -> str:
 
 
 async def catalog_form(request: Request) -> Response:
-    staff = await _officer(request)
+    staff = await _officer(request, AuditAction.CATALOG_FORM_OPENED)
     return _page(request, "officer/catalog.html", staff)
 
 

@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     # The privacy officer's pages (portal.officer): each view and each act.
     REPORT_READ = "report_read"
     PROMISES_READ = "promises_read"
+    CATALOG_FORM_OPENED = "catalog_form_opened"
     CATALOG_PREVIEWED = "catalog_previewed"
     CATALOG_PUBLISHED = "catalog_published"
     REGISTER_READ = "register_read"

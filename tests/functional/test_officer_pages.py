@@ -51,6 +51,7 @@ async def test_an_officer_previews_a_material_change_and_publishes_it_once(porta
     for patron in patrons:
         await decides(patron.id, "reading_history", Decision.YES)
     await _officer(portal)
+    assert (await portal.client.get("/officer/catalog")).status_code == 200
     changed = standard_catalog(locales=LOCALES, retention_days=900, wording=" (revised)")
     preview = await _preview(portal, changed.replace("\n", "\r\n"))
     assert preview.status_code == 200, preview.text
@@ -76,6 +77,7 @@ async def test_an_officer_previews_a_material_change_and_publishes_it_once(porta
     assert "already published" in visible_text(again.text)
     actions = await _actions()
     assert actions.count(AuditAction.CATALOG_PUBLISHED) == 1
+    assert AuditAction.CATALOG_FORM_OPENED in actions
     assert AuditAction.CATALOG_PREVIEWED in actions
     assert AuditAction.REPORT_READ in actions
 
