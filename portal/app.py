@@ -20,6 +20,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from portal.api import deletions as api_deletions
 from portal.api import oauth
 from portal.api import views as api_views
+from portal.api.check import ConsentCheckLane
 from portal.api.standings import ClientStandings
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
@@ -94,7 +95,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         )
     else:
         response = JSONResponse({"error": "server_error"}, status_code=500)
-    response.headers.update(security_headers(https=request.app.state.settings.https))
+    machine = request.url.path.startswith(MACHINE_PREFIXES)
+    response.headers.update(
+        security_headers(https=request.app.state.settings.https, machine=machine)
+    )
     return response
 
 
@@ -134,6 +138,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
+            Middleware(ConsentCheckLane),
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CrossOriginGuard),

@@ -21,7 +21,15 @@ from portal.errors import ApiCode, DomainError
 from portal.web.problems import json_error
 from portal.web.requests import settings_of
 
-__all__ = ["ApiCaller", "Scope", "api_error", "json_body", "require_scope"]
+__all__ = [
+    "ApiCaller",
+    "Scope",
+    "api_error",
+    "authorise",
+    "json_body",
+    "parse_json",
+    "require_scope",
+]
 
 REALM = "portal"
 
@@ -70,11 +78,23 @@ def standings_of(request: Request) -> ClientStandings:
 
 async def require_scope(request: Request, scope: Scope) -> ApiCaller:
     """The calling system, if its token is valid, current, not revoked and grants `scope`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return await authorise(
+        settings_of(request).secret_key,
+        standings_of(request),
+        request.headers.get("authorization", ""),
+        scope,
+    )
+
+
+async def authorise(
+    secret: str, standings: ClientStandings, authorization: str, scope: Scope
+) -> ApiCaller:
+    """require_scope, for an endpoint that reads its Authorization header itself."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _NoToken()
-    statement = _statement_of(settings_of(request).secret_key, token.strip(), int(time.time()))
-    if statement is None or not await standings_of(request).admits(statement):
+    statement = _statement_of(secret, token.strip(), int(time.time()))
+    if statement is None or not await standings.admits(statement):
         raise ApiError(ApiCode.UNAUTHORISED)
     if scope not in statement.scopes:
         raise ScopeMissing(scope)
@@ -104,8 +124,12 @@ def api_error(failure: DomainError) -> Response:
 
 
 async def json_body(request: Request) -> Any:
+    return parse_json(await request.body())
+
+
+def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(await request.body())
+        return json.loads(body)
     except (ValueError, RecursionError):
         # JSONDecodeError and UnicodeDecodeError are ValueErrors, as is an integer of
         # thousands of digits; RecursionError: a body nested thousands of levels deep.

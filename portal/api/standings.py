@@ -37,7 +37,9 @@ class ClientStandings:
         self._lock = asyncio.Lock()
 
     async def admits(self, token: AccessToken) -> bool:
-        standing = (await self._current()).get(token.client)
+        # Every API request asks: the fresh case costs no awaiting.
+        standings = self._standings if self._fresh() else await self._reread()
+        standing = standings.get(token.client)
         if standing is None:
             return True  # a client added since the last read: nothing can be held against it
         if token.generation != standing.generation:
@@ -49,12 +51,11 @@ class ClientStandings:
     def _fresh(self) -> bool:
         return self._read_at is not None and self.clock() - self._read_at < self.refresh_seconds
 
-    async def _current(self) -> Mapping[int, Standing]:
-        if not self._fresh():
-            async with self._lock:  # one read for all the requests that find it stale
-                if not self._fresh():
-                    # Timed before the read: whatever committed before it is in what it reads.
-                    started = self.clock()
-                    self._standings = await self.load()
-                    self._read_at = started
+    async def _reread(self) -> Mapping[int, Standing]:
+        async with self._lock:  # one read for all the requests that find it stale
+            if not self._fresh():
+                # Timed before the read: whatever committed before it is in what it reads.
+                started = self.clock()
+                self._standings = await self.load()
+                self._read_at = started
         return self._standings

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from portal.api import services
+from portal.api import check, services
 from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
 from portal.api.openapi import document
 from portal.api.policy import MAX_LOANS
@@ -61,51 +61,6 @@ def _parse_loans(raw: Any, today: date) -> list[Loan]:
     return loans
 
 
-def _check_pairs(body: Any) -> tuple[list[tuple[str, str]], bool]:
-    """The pairs asked, and whether it is the batch form (`{"checks": [...]}`)."""
-    if isinstance(body, dict) and "checks" in body:
-        checks = body["checks"]
-        if not isinstance(checks, list) or not 0 < len(checks) <= services.MAX_CHECKS:
-            raise services.ApiError(ApiCode.CHECKS_INVALID)
-        pairs = [_check_pair(check) for check in checks]
-        return pairs, True
-    return [_check_pair(body)], False
-
-
-def _check_pair(item: Any) -> tuple[str, str]:
-    if not isinstance(item, dict) or not isinstance(item.get("card_number"), str):
-        raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
-    service = item.get("service")
-    if not isinstance(service, str):
-        raise services.ApiError(ApiCode.CHECKS_INVALID)
-    return item["card_number"], service[:100]
-
-
-def _result(result: services.CheckResult) -> dict[str, str]:
-    if result.answer is not None:
-        return {"service": result.service, "status": result.answer.value}
-    return {"service": result.service, "error": result.error.value if result.error else ""}
-
-
-async def consent_check(request: Request) -> Response:
-    """One (card, service) pair, or a batch of up to 100: one database query either way,
-    and none for the token."""
-    try:
-        await require_scope(request, Scope.CONSENT_READ)
-        pairs, batch = _check_pairs(await json_body(request))
-        settings = settings_of(request)
-        results = await services.check_consents(
-            settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
-        )
-    except DomainError as failure:
-        return api_error(failure)
-    if batch:
-        return JSONResponse({"results": [_result(result) for result in results]})
-    if results[0].error is not None:  # a single check's refusal is the response's status
-        return api_error(DomainError(results[0].error))
-    return JSONResponse(_result(results[0]))
-
-
 async def hand_over_loans(request: Request) -> Response:
     try:
         caller, body = await _authorised_body(request, Scope.LOANS_WRITE)
@@ -128,6 +83,7 @@ async def openapi(request: Request) -> Response:
 
 routes = [
     Route("/api/v1/openapi.json", openapi, methods=["GET"], name="api.openapi"),
-    Route("/api/v1/consent-check", consent_check, methods=["POST"], name="api.consent_check"),
+    # Its requests reach it through ConsentCheckLane, before the middleware stack.
+    Route(check.PATH, check.consent_check, methods=["POST"], name="api.consent_check"),
     Route("/api/v1/loans", hand_over_loans, methods=["POST"], name="api.loans"),
 ]

@@ -254,7 +254,8 @@ async def states_of(patron_ids: list[int]) -> dict[tuple[int, int], StateRow]:
 # A consent check by library systems: every (card, service) pair asked in one round trip.
 _CHECK_QUERY = (
     "SELECT p.card_lookup, p.born_on, s.service_id, s.granted, s.terms_revision, "
-    "s.suspended_at FROM patron p LEFT JOIN consent_state s ON s.patron_id = p.id "
+    "s.suspended_at IS NOT NULL AS suspended FROM patron p LEFT JOIN consent_state s "
+    "ON s.patron_id = p.id "
     "AND s.service_id IN ({services}) WHERE p.card_lookup IN ({cards})"
 )
 
@@ -291,7 +292,7 @@ async def check_consents(
         answers.append(
             check_answer(
                 granted=bool(state["granted"]) if state else None,
-                suspended=bool(state and state["suspended_at"] is not None),
+                suspended=bool(state and state["suspended"]),
                 current_terms=bool(state and state["terms_revision"] == service.terms_revision),
                 offered=is_offered(service.minimum_age, born[lookup], today),
             )

@@ -33,6 +33,19 @@ LOGGING_CONFIG: dict[str, object] = {
 }
 
 
+def log_request(method: str, route: str | None, status: int, started: float) -> None:
+    """`route` is the route's template, never the raw path: nothing a client typed reaches the
+    log (no forged lines from an encoded newline, no card number in an unknown path).
+    `started` is the request's time.perf_counter()."""
+    logger.info(
+        "%s %s %s %.1fms",
+        method if method in KNOWN_METHODS else "OTHER",
+        route or "(no route)",
+        status,
+        (time.perf_counter() - started) * 1000,
+    )
+
+
 class AccessLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,13 +66,4 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            # The route's template, never the raw path: nothing a client typed reaches the log
-            # (no forged lines from an encoded newline, no card number in an unknown path).
-            route = scope.get("route")
-            logger.info(
-                "%s %s %s %.1fms",
-                scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER",
-                getattr(route, "path", None) or "(no route)",
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            log_request(scope["method"], getattr(scope.get("route"), "path", None), status, started)

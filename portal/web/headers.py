@@ -1,9 +1,15 @@
 """Security headers on every response, deny-first. Nothing loads from another origin:
-the CSP starts from default-src 'none' and allows only the portal's own files."""
+the CSP starts from default-src 'none' and allows only the portal's own files. Library
+systems' requests (/api/, /oauth/) get the smaller set OWASP's REST Security Cheat Sheet
+gives for JSON: no browser renders them, so they need no script or style policy."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from portal.web.origin import MACHINE_PREFIXES
 
 CONTENT_SECURITY_POLICY = {
     "default-src": "'none'",
@@ -27,30 +33,46 @@ SECURITY_HEADERS = {
 }
 
 
-def security_headers(*, https: bool) -> dict[str, str]:
-    headers = dict(SECURITY_HEADERS)
+MACHINE_HEADERS = {
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+}
+
+
+def security_headers(*, https: bool, machine: bool = False) -> dict[str, str]:
+    headers = dict(MACHINE_HEADERS if machine else SECURITY_HEADERS)
     if https:
         headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
-    # Personal pages must never sit in a shared cache.
+    # Personal pages and consent answers must never sit in a shared cache.
     headers["cache-control"] = "no-store"
     return headers
+
+
+@cache
+def raw_security_headers(*, https: bool, machine: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The same, as ASGI header pairs."""
+    headers = security_headers(https=https, machine=machine)
+    return tuple((name.encode(), value.encode()) for name, value in headers.items())
 
 
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        headers = security_headers(https=https)
-        self.raw_headers = [(name.encode(), value.encode()) for name, value in headers.items()]
+        self.https = https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_headers = raw_security_headers(
+            https=self.https, machine=scope["path"].startswith(MACHINE_PREFIXES)
+        )
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [pair for pair in self.raw_headers if pair[0] not in present]
+                extra = [pair for pair in raw_headers if pair[0] not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -141,3 +141,123 @@ async def test_a_batch_of_a_hundred_costs_one_query(
     statements = [r.getMessage() for r in caplog.records if r.name == "tortoise.db_client"]
     assert len(statements) == 1, statements
     assert [r.answer.value for r in results[:3] if r.answer] == ["on", "never_asked", "never_asked"]
+
+
+# Its own lane (portal.api.check): ahead of the middleware stack, so everything the stack
+# does for every other request must be done here too.
+
+MACHINE_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+async def test_the_check_sends_the_machine_headers_and_one_log_line(
+    portal, caplog: pytest.LogCaptureFixture
+) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    caplog.set_level(logging.INFO, logger="portal.access")
+    pair = {"card_number": patron.card, "service": "newsletter"}
+    answer = await _check(portal, pair, await bearer())
+    assert answer.json() == {"service": "newsletter", "status": "never_asked"}
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-security-policy"] == MACHINE_CSP
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in answer.headers  # plain HTTP in this setup
+    refused = await _check(portal, {"card_number": "nope", "service": "newsletter"}, await bearer())
+    assert (refused.status_code, refused.headers["cache-control"]) == (400, "no-store")
+    assert refused.headers["content-security-policy"] == MACHINE_CSP
+    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
+    checks = [line for line in lines if line.startswith("POST /api/v1/consent-check ")]
+    assert [line.split()[2] for line in checks] == ["200", "400"]
+    assert all(patron.card not in line for line in lines)
+
+
+async def test_every_api_answer_sends_the_same_headers_as_the_check(portal) -> None:
+    await publish(standard_catalog())
+    loans = await portal.client.post("/api/v1/loans", json={}, headers=await bearer())
+    assert loans.status_code == 403  # the consent:read token lacks loans:write
+    assert loans.headers["content-security-policy"] == MACHINE_CSP
+    assert loans.headers["cache-control"] == "no-store"
+    page = await portal.client.get("/signin")
+    assert page.headers["content-security-policy"] != MACHINE_CSP
+
+
+async def test_the_check_refuses_an_oversized_body_announced_or_streamed(portal) -> None:
+    await publish(standard_catalog())
+    announced = await portal.client.post(
+        "/api/v1/consent-check", content=b" " * 1_100_000, headers=await bearer()
+    )
+    assert (announced.status_code, announced.json()["error"]) == (413, "body_too_large")
+    assert announced.headers["content-security-policy"] == MACHINE_CSP
+
+    async def stream():  # no Content-Length: counted as it arrives
+        for _ in range(1100):
+            yield b" " * 1024
+
+    streamed = await portal.client.post(
+        "/api/v1/consent-check", content=stream(), headers=await bearer()
+    )
+    assert (streamed.status_code, streamed.json()["error"]) == (413, "body_too_large")
+
+
+async def test_the_check_asks_for_its_token_before_reading_the_body(portal) -> None:
+    await publish(standard_catalog())
+    answer = await portal.client.post("/api/v1/consent-check", content=b"not json")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="portal"'
+    assert (await portal.client.get("/api/v1/consent-check")).status_code == 405
+
+
+async def test_a_bug_in_the_check_answers_json_and_is_logged(
+    portal, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("portal.api.services.check_consents", broken)
+    caplog.set_level(logging.INFO, logger="portal.access")
+    portal.client._transport.raise_app_exceptions = False  # type: ignore[attr-defined]
+    pair = {"card_number": patron.card, "service": "newsletter"}
+    answer = await _check(portal, pair, await bearer())
+    assert (answer.status_code, answer.json()) == (500, {"error": "server_error"})
+    assert answer.headers["content-security-policy"] == MACHINE_CSP
+    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
+    assert any(line.startswith("POST /api/v1/consent-check 500 ") for line in lines)
+
+
+async def test_a_caller_that_hangs_up_gets_nothing_and_is_logged(
+    portal, caplog: pytest.LogCaptureFixture
+) -> None:
+    await publish(standard_catalog())
+    authorization = (await bearer())["authorization"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/consent-check",
+        "raw_path": b"/api/v1/consent-check",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"authorization", authorization)],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[object] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+
+    caplog.set_level(logging.INFO, logger="portal.access")
+    await portal.app(scope, receive, send)
+    assert sent == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
+    assert any(line.startswith("POST /api/v1/consent-check 499 ") for line in lines)

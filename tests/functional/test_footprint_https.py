@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from portal.api.policy import Scope
+from tests.api import bearer
 from tests.factories import make_patron, publish, standard_catalog
 
 
@@ -28,3 +30,14 @@ async def test_cookies_are_secure_behind_https(portal) -> None:
     portal.client.cookies.clear()  # an http:// test client would not send a Secure cookie
     page = await portal.client.get("/privacy", headers={"cookie": f"__Host-portal_session={token}"})
     assert page.status_code == 200
+
+
+async def test_library_systems_are_told_to_stay_on_https_too(portal) -> None:
+    await publish(standard_catalog())
+    headers = await bearer(Scope.CONSENT_READ)
+    answer = await portal.client.post(
+        "/api/v1/consent-check", json={"card_number": "1", "service": "x"}, headers=headers
+    )
+    assert answer.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"
+    token = await portal.client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert token.headers["strict-transport-security"] == "max-age=63072000; includeSubDomains"

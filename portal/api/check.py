@@ -1,0 +1,152 @@
+"""POST /api/v1/consent-check: is this patron's consent to this service on? Library systems
+ask it for every loan, hold and catalog page, so it is the API's one hot path. It is a plain
+ASGI application, and ConsentCheckLane hands it its requests ahead of the page middlewares
+and Starlette's request and response objects. Everything else is shared with the rest of the
+API: the token check (portal.api.access), the body limit (portal.web.limits), the security
+headers for machines (portal.web.headers), the access log line (portal.web.access_log) and
+the error table (portal.web.problems). One (card, service) pair, or a batch of up to 100:
+one database query either way, and none for the token."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from portal.api import services
+from portal.api.access import api_error, authorise, parse_json
+from portal.api.policy import Scope as ApiScope
+from portal.api.standings import ClientStandings
+from portal.clock import utcnow
+from portal.errors import ApiCode, DomainError
+from portal.settings import Settings
+from portal.web.access_log import log_request
+from portal.web.headers import raw_security_headers
+from portal.web.limits import API_BYTES, BodyTooLarge, read_body
+
+PATH = "/api/v1/consent-check"
+_JSON = (b"content-type", b"application/json")
+# What Starlette's JSONResponse writes, with one encoder for every answer.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def check_pairs(body: Any) -> tuple[list[tuple[str, str]], bool]:
+    """The pairs asked, and whether it is the batch form (`{"checks": [...]}`)."""
+    if isinstance(body, dict) and "checks" in body:
+        checks = body["checks"]
+        if not isinstance(checks, list) or not 0 < len(checks) <= services.MAX_CHECKS:
+            raise services.ApiError(ApiCode.CHECKS_INVALID)
+        pairs = [_check_pair(check) for check in checks]
+        return pairs, True
+    return [_check_pair(body)], False
+
+
+def _check_pair(item: Any) -> tuple[str, str]:
+    if not isinstance(item, dict) or not isinstance(item.get("card_number"), str):
+        raise services.ApiError(ApiCode.CARD_NUMBER_REQUIRED)
+    service = item.get("service")
+    if not isinstance(service, str):
+        raise services.ApiError(ApiCode.CHECKS_INVALID)
+    return item["card_number"], service[:100]
+
+
+def _result(result: services.CheckResult) -> dict[str, str]:
+    if result.answer is not None:
+        return {"service": result.service, "status": result.answer.value}
+    return {"service": result.service, "error": result.error.value if result.error else ""}
+
+
+def _headers(scope: Scope) -> tuple[str, str]:
+    """The two headers the endpoint reads: Authorization and Content-Length."""
+    authorization = length = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"content-length":
+            length = value
+    return authorization.decode("latin-1"), length.decode("latin-1")
+
+
+class ConsentCheck:
+    """The endpoint, as declared in portal.api.views' routes."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.answer(scope, receive, send)
+
+    async def answer(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Answers the request; returns the status sent, for the access log."""
+        settings: Settings = scope["app"].state.settings
+        standings: ClientStandings = scope["app"].state.client_standings
+        headers = raw_security_headers(https=settings.https, machine=True)
+        authorization, length = _headers(scope)
+        try:
+            # The scope first: a caller without it learns nothing from the body it sent.
+            await authorise(settings.secret_key, standings, authorization, ApiScope.CONSENT_READ)
+            body = await read_body(receive, API_BYTES, declared=length)
+            pairs, batch = check_pairs(parse_json(body))
+            results = await services.check_consents(
+                settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
+            )
+            if not batch and results[0].error is not None:
+                # A single check's refusal is the response's status.
+                raise DomainError(results[0].error)
+        except BodyTooLarge:
+            return await _error(scope, receive, send, DomainError(ApiCode.BODY_TOO_LARGE), headers)
+        except DomainError as failure:
+            return await _error(scope, receive, send, failure, headers)
+        except ClientDisconnect:
+            return 499  # nobody is left to answer (nginx's word for it in its log)
+        answer = (
+            {"results": [_result(result) for result in results]} if batch else _result(results[0])
+        )
+        content = _ENCODER.encode(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*headers, _JSON, (b"content-length", str(len(content)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+        return 200
+
+
+async def _error(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    failure: DomainError,
+    headers: tuple[tuple[bytes, bytes], ...],
+) -> int:
+    response = api_error(failure)
+    present = {name for name, _ in response.raw_headers}
+    response.raw_headers.extend(pair for pair in headers if pair[0] not in present)
+    await response(scope, receive, send)
+    return response.status_code
+
+
+consent_check = ConsentCheck()
+
+
+class ConsentCheckLane:
+    """Takes the consent check straight to its endpoint, which sends its own headers and
+    bounds its own body; the access log line is written here. Every other request goes on
+    through the middleware stack. First in the stack, inside Starlette's server-error
+    handler: a bug still answers 500 in JSON with the security headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        try:
+            status = await consent_check.answer(scope, receive, send)
+        finally:
+            log_request("POST", PATH, status, started)
