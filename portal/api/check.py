@@ -74,44 +74,44 @@ class ConsentCheck:
     """The endpoint, as declared in portal.api.views' routes."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.answer(scope, receive, send)
+        await answer(scope, receive, send)
 
-    async def answer(self, scope: Scope, receive: Receive, send: Send) -> int:
-        """Answers the request; returns the status sent, for the access log."""
-        settings: Settings = scope["app"].state.settings
-        standings: ClientStandings = scope["app"].state.client_standings
-        headers = raw_security_headers(https=settings.https, machine=True)
-        authorization, length = _headers(scope)
-        try:
-            # The scope first: a caller without it learns nothing from the body it sent.
-            await authorise(settings.secret_key, standings, authorization, ApiScope.CONSENT_READ)
-            body = await read_body(receive, API_BYTES, declared=length)
-            pairs, batch = check_pairs(parse_json(body))
-            results = await services.check_consents(
-                settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
-            )
-            if not batch and results[0].error is not None:
-                # A single check's refusal is the response's status.
-                raise DomainError(results[0].error)
-        except BodyTooLarge:
-            return await _error(scope, receive, send, DomainError(ApiCode.BODY_TOO_LARGE), headers)
-        except DomainError as failure:
-            return await _error(scope, receive, send, failure, headers)
-        except ClientDisconnect:
-            return 499  # nobody is left to answer (nginx's word for it in its log)
-        answer = (
-            {"results": [_result(result) for result in results]} if batch else _result(results[0])
+
+async def answer(scope: Scope, receive: Receive, send: Send) -> int:
+    """Answers the request; returns the status sent, for the access log."""
+    state = scope["app"].state
+    settings: Settings = state.settings
+    standings: ClientStandings = state.client_standings
+    headers = raw_security_headers(https=settings.https, machine=True)
+    authorization, length = _headers(scope)
+    try:
+        # The scope first: a caller without it learns nothing from the body it sent.
+        await authorise(settings.secret_key, standings, authorization, ApiScope.CONSENT_READ)
+        body = await read_body(receive, API_BYTES, declared=length)
+        pairs, batch = check_pairs(parse_json(body))
+        results = await services.check_consents(
+            settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone
         )
-        content = _ENCODER.encode(answer).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*headers, _JSON, (b"content-length", str(len(content)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
-        return 200
+        if not batch and results[0].error is not None:
+            # A single check's refusal is the response's status.
+            raise DomainError(results[0].error)
+    except BodyTooLarge:
+        return await _error(scope, receive, send, DomainError(ApiCode.BODY_TOO_LARGE), headers)
+    except DomainError as failure:
+        return await _error(scope, receive, send, failure, headers)
+    except ClientDisconnect:
+        return 499  # nobody is left to answer (nginx's word for it in its log)
+    result = {"results": [_result(r) for r in results]} if batch else _result(results[0])
+    content = _ENCODER.encode(result).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*headers, _JSON, (b"content-length", str(len(content)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
+    return 200
 
 
 async def _error(
@@ -147,6 +147,6 @@ class ConsentCheckLane:
         started = time.perf_counter()
         status = 500
         try:
-            status = await consent_check.answer(scope, receive, send)
+            status = await answer(scope, receive, send)
         finally:
             log_request("POST", PATH, status, started)

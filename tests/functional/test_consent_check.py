@@ -161,7 +161,6 @@ async def test_the_check_sends_the_machine_headers_and_one_log_line(
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["content-security-policy"] == MACHINE_CSP
     assert answer.headers["x-content-type-options"] == "nosniff"
-    assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
     assert "strict-transport-security" not in answer.headers  # plain HTTP in this setup
     refused = await _check(portal, {"card_number": "nope", "service": "newsletter"}, await bearer())
