@@ -71,7 +71,8 @@ def _headers(scope: Scope) -> tuple[str, str]:
 
 
 class ConsentCheck:
-    """The endpoint, as declared in portal.api.views' routes."""
+    """The endpoint, as declared in portal.api.views' routes. A class rather than a function,
+    so that Starlette's Route hands it the plain ASGI call rather than a Request."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await answer(scope, receive, send)
