@@ -25,7 +25,7 @@ from portal.errors import ApiCode, DomainError
 from portal.settings import Settings
 from portal.web.access_log import log_request
 from portal.web.headers import raw_security_headers
-from portal.web.limits import API_BYTES, BodyTooLarge, read_body
+from portal.web.limits import API_BYTES, BodyTooLarge, announced_too_large, read_body
 
 PATH = "/api/v1/consent-check"
 _JSON = (b"content-type", b"application/json")
@@ -50,7 +50,12 @@ def _check_pair(item: Any) -> tuple[str, str]:
     service = item.get("service")
     if not isinstance(service, str):
         raise services.ApiError(ApiCode.CHECKS_INVALID)
-    return item["card_number"], service[:100]
+    key = service[:100]
+    if not key.isascii():
+        # No service has such a key, and it is echoed back: a lone surrogate (which JSON can
+        # carry, escaped) cannot be written out, so it becomes "?".
+        key = key.encode("utf-8", "replace").decode("utf-8")
+    return item["card_number"], key
 
 
 def _result(result: services.CheckResult) -> dict[str, str]:
@@ -60,14 +65,15 @@ def _result(result: services.CheckResult) -> dict[str, str]:
 
 
 def _headers(scope: Scope) -> tuple[str, str]:
-    """The two headers the endpoint reads: Authorization and Content-Length."""
-    authorization = length = b""
+    """The two headers the endpoint reads: Authorization and Content-Length. The first of
+    each, as Starlette's Headers.get gives every other endpoint."""
+    authorization = length = None
     for name, value in scope["headers"]:
-        if name == b"authorization":
+        if name == b"authorization" and authorization is None:
             authorization = value
-        elif name == b"content-length":
+        elif name == b"content-length" and length is None:
             length = value
-    return authorization.decode("latin-1"), length.decode("latin-1")
+    return (authorization or b"").decode("latin-1"), (length or b"").decode("latin-1")
 
 
 class ConsentCheck:
@@ -86,9 +92,12 @@ async def answer(scope: Scope, receive: Receive, send: Send) -> int:
     headers = raw_security_headers(https=settings.https, machine=True)
     authorization, length = _headers(scope)
     try:
-        # The scope first: a caller without it learns nothing from the body it sent.
+        # As for every other request: a body announced too large is refused before anything
+        # else; then the scope, so that a caller without it learns nothing from the body.
+        if announced_too_large(length, API_BYTES):
+            raise BodyTooLarge
         await authorise(settings.secret_key, standings, authorization, ApiScope.CONSENT_READ)
-        body = await read_body(receive, API_BYTES, declared=length)
+        body = await read_body(receive, API_BYTES)
         pairs, batch = check_pairs(parse_json(body))
         results = await services.check_consents(
             settings.secret_key, pairs, now=utcnow(), timezone=settings.timezone

@@ -1,7 +1,8 @@
 """Security headers on every response, deny-first. Nothing loads from another origin:
 the CSP starts from default-src 'none' and allows only the portal's own files. Library
 systems' requests (/api/, /oauth/) get a smaller set, after OWASP's REST Security Cheat
-Sheet: no browser renders their JSON, so it needs no script or style policy."""
+Sheet (without X-Frame-Options, see below): no browser renders their JSON, so it needs no
+script or style policy."""
 
 from __future__ import annotations
 

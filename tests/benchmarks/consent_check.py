@@ -217,13 +217,20 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
 
         portal_checks, logged_checks = checks(portal), checks(logging_portal)
         bare_checks = [("POST", path, {"content-type": "application/json"}, b) for b in singles]
-        # Rounds taken in turn, so that whatever else the machine does weighs on all alike.
+        # Rounds taken in turn, each starting with the next server, so that whatever else the
+        # machine does, and whatever going first or last does, weighs on all alike.
+        contestants = [
+            (portal, portal_checks),
+            (bare, bare_checks),
+            (logging_portal, logged_checks),
+        ]
         rounds = []
-        for _ in range(ROUNDS):
-            single = wrk(portal.url, portal_checks, server=portal)
-            baseline = wrk(bare.url, bare_checks, server=bare)
-            logged = wrk(logging_portal.url, logged_checks, server=logging_portal)
-            rounds.append(Round(single, baseline, logged))
+        for number in range(ROUNDS):
+            runs: dict[str, WrkRun] = {}
+            for turn in range(len(contestants)):
+                server, requests = contestants[(number + turn) % len(contestants)]
+                runs[server.url] = wrk(server.url, requests, server=server)
+            rounds.append(Round(runs[portal.url], runs[bare.url], runs[logging_portal.url]))
         middle = sorted(rounds, key=lambda taken: taken.ratio)[len(rounds) // 2]
         logged_ratios = sorted(taken.logged_ratio for taken in rounds)
         batch_body = json.dumps(

@@ -3,8 +3,11 @@ on / off / never asked / paused / not offered at this age, from one database que
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -144,9 +147,75 @@ async def test_a_batch_of_a_hundred_costs_one_query(
 
 
 # Its own lane (portal.api.check): ahead of the middleware stack, so everything the stack
-# does for every other request must be done here too.
+# does for every other request must be done here too. Some tests call the app as a server
+# does, to see what it reads of the body and where the request went.
 
 MACHINE_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+@dataclass
+class Exchange:
+    scope: dict[str, Any]
+    sent: list[dict[str, Any]]
+    body_read: bool
+
+    @property
+    def status(self) -> int | None:
+        return self.sent[0]["status"] if self.sent else None
+
+    def json(self) -> Any:
+        return json.loads(b"".join(m.get("body", b"") for m in self.sent[1:]))
+
+
+async def exchange(
+    portal,  # type: ignore[no-untyped-def]
+    headers: list[tuple[bytes, bytes]],
+    body: bytes | None,
+) -> Exchange:
+    """One request straight into the app. `body` None: the caller hangs up instead."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/consent-check",
+        "raw_path": b"/api/v1/consent-check",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    read = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read = True
+        if body is None:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await portal.app(scope, receive, send)
+    return Exchange(scope, sent, read)
+
+
+def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "portal.access"]
+
+
+async def test_the_check_is_answered_ahead_of_the_router(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    token = (await bearer())["authorization"].encode()
+    body = json.dumps({"card_number": patron.card, "service": "newsletter"}).encode()
+    answered = await exchange(portal, [(b"authorization", token)], body)
+    assert answered.json() == {"service": "newsletter", "status": "never_asked"}
+    assert "route" not in answered.scope  # the router, which would set it, never saw it
 
 
 async def test_the_check_sends_the_machine_headers_and_one_log_line(
@@ -154,21 +223,24 @@ async def test_the_check_sends_the_machine_headers_and_one_log_line(
 ) -> None:
     await publish(standard_catalog())
     patron = await make_patron()
+    headers = await bearer()
     caplog.set_level(logging.INFO, logger="portal.access")
     pair = {"card_number": patron.card, "service": "newsletter"}
-    answer = await _check(portal, pair, await bearer())
+    answer = await _check(portal, pair, headers)
     assert answer.json() == {"service": "newsletter", "status": "never_asked"}
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["content-security-policy"] == MACHINE_CSP
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["cache-control"] == "no-store"
     assert "strict-transport-security" not in answer.headers  # plain HTTP in this setup
-    refused = await _check(portal, {"card_number": "nope", "service": "newsletter"}, await bearer())
+    refused = await _check(portal, {"card_number": "nope", "service": "newsletter"}, headers)
     assert (refused.status_code, refused.headers["cache-control"]) == (400, "no-store")
     assert refused.headers["content-security-policy"] == MACHINE_CSP
-    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
-    checks = [line for line in lines if line.startswith("POST /api/v1/consent-check ")]
-    assert [line.split()[2] for line in checks] == ["200", "400"]
+    lines = access_lines(caplog)  # every line: one per request, nothing else
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "POST /api/v1/consent-check 200",
+        "POST /api/v1/consent-check 400",
+    ]
     assert all(patron.card not in line for line in lines)
 
 
@@ -182,13 +254,18 @@ async def test_every_api_answer_sends_the_same_headers_as_the_check(portal) -> N
     assert page.headers["content-security-policy"] != MACHINE_CSP
 
 
-async def test_the_check_refuses_an_oversized_body_announced_or_streamed(portal) -> None:
+async def test_a_body_announced_too_large_is_refused_unread(portal) -> None:
     await publish(standard_catalog())
-    announced = await portal.client.post(
-        "/api/v1/consent-check", content=b" " * 1_100_000, headers=await bearer()
-    )
-    assert (announced.status_code, announced.json()["error"]) == (413, "body_too_large")
-    assert announced.headers["content-security-policy"] == MACHINE_CSP
+    token = (await bearer())["authorization"].encode()
+    for headers in ([(b"authorization", token)], []):  # as for the rest of the API: 413 first
+        refused = await exchange(portal, [*headers, (b"content-length", b"2000000")], b"{}")
+        assert (refused.status, refused.json()["error"]) == (413, "body_too_large")
+        assert not refused.body_read
+        assert (b"content-security-policy", MACHINE_CSP.encode()) in refused.sent[0]["headers"]
+
+
+async def test_a_body_streamed_too_large_is_refused(portal) -> None:
+    await publish(standard_catalog())
 
     async def stream():  # no Content-Length: counted as it arrives
         for _ in range(1100):
@@ -202,10 +279,32 @@ async def test_the_check_refuses_an_oversized_body_announced_or_streamed(portal)
 
 async def test_the_check_asks_for_its_token_before_reading_the_body(portal) -> None:
     await publish(standard_catalog())
-    answer = await portal.client.post("/api/v1/consent-check", content=b"not json")
-    assert answer.status_code == 401
-    assert answer.headers["www-authenticate"] == 'Bearer realm="portal"'
+    anonymous = await exchange(portal, [(b"content-length", b"8")], b"not json")
+    assert (anonymous.status, anonymous.body_read) == (401, False)
+    assert (b"www-authenticate", b'Bearer realm="portal"') in anonymous.sent[0]["headers"]
     assert (await portal.client.get("/api/v1/consent-check")).status_code == 405
+
+
+async def test_the_first_authorization_header_counts_as_everywhere_else(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    token = (await bearer())["authorization"].encode()
+    body = json.dumps({"card_number": patron.card, "service": "newsletter"}).encode()
+    forged = b"Bearer forged"
+    first = await exchange(portal, [(b"authorization", token), (b"authorization", forged)], body)
+    assert first.status == 200
+    second = await exchange(portal, [(b"authorization", forged), (b"authorization", token)], body)
+    assert second.status == 401
+
+
+async def test_a_service_key_that_cannot_be_encoded_is_named_unknown(portal) -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    pair = f'{{"card_number": "{patron.card}", "service": "news\\ud800letter"}}'
+    body = ('{"checks": [' + pair + "]}").encode()  # a lone surrogate, escaped as JSON allows
+    answer = await portal.client.post("/api/v1/consent-check", content=body, headers=await bearer())
+    assert answer.status_code == 200
+    assert answer.json() == {"results": [{"service": "news?letter", "error": "unknown_service"}]}
 
 
 async def test_a_bug_in_the_check_answers_json_and_is_logged(
@@ -213,6 +312,7 @@ async def test_a_bug_in_the_check_answers_json_and_is_logged(
 ) -> None:
     await publish(standard_catalog())
     patron = await make_patron()
+    headers = await bearer()
 
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug")
@@ -221,42 +321,22 @@ async def test_a_bug_in_the_check_answers_json_and_is_logged(
     caplog.set_level(logging.INFO, logger="portal.access")
     portal.client._transport.raise_app_exceptions = False  # type: ignore[attr-defined]
     pair = {"card_number": patron.card, "service": "newsletter"}
-    answer = await _check(portal, pair, await bearer())
+    answer = await _check(portal, pair, headers)
     assert (answer.status_code, answer.json()) == (500, {"error": "server_error"})
     assert answer.headers["content-security-policy"] == MACHINE_CSP
-    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
-    assert any(line.startswith("POST /api/v1/consent-check 500 ") for line in lines)
+    assert [line.rsplit(" ", 1)[0] for line in access_lines(caplog)] == [
+        "POST /api/v1/consent-check 500"
+    ]
 
 
 async def test_a_caller_that_hangs_up_gets_nothing_and_is_logged(
     portal, caplog: pytest.LogCaptureFixture
 ) -> None:
     await publish(standard_catalog())
-    authorization = (await bearer())["authorization"].encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/consent-check",
-        "raw_path": b"/api/v1/consent-check",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"authorization", authorization)],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[object] = []
-
-    async def receive() -> dict[str, object]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: object) -> None:
-        sent.append(message)
-
+    token = (await bearer())["authorization"].encode()
     caplog.set_level(logging.INFO, logger="portal.access")
-    await portal.app(scope, receive, send)
-    assert sent == []
-    lines = [r.getMessage() for r in caplog.records if r.name == "portal.access"]
-    assert any(line.startswith("POST /api/v1/consent-check 499 ") for line in lines)
+    gone = await exchange(portal, [(b"authorization", token)], None)
+    assert gone.sent == []
+    assert [line.rsplit(" ", 1)[0] for line in access_lines(caplog)] == [
+        "POST /api/v1/consent-check 499"
+    ]
