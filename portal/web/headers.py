@@ -34,8 +34,8 @@ SECURITY_HEADERS = {
 }
 
 
-# frame-ancestors is what X-Frame-Options was before it (OWASP's HTTP Headers Cheat Sheet):
-# every browser that would frame a JSON answer reads the CSP, so the old header is not sent.
+# The CSP's frame-ancestors replaced X-Frame-Options (OWASP's HTTP Headers Cheat Sheet): every
+# browser that would frame a JSON answer reads it, so the older header is not sent.
 MACHINE_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
     "x-content-type-options": "nosniff",
