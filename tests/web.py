@@ -6,13 +6,23 @@ import html
 import re
 
 import httpx2 as httpx
+from starlette.types import ASGIApp
 
 from tests.factories import FactoryPatron
+from tests.support import portal_client
 
 
 async def sign_in(client: httpx.AsyncClient, patron: FactoryPatron) -> None:
     response = await client.post("/signin", data={"card": patron.card, "pin": patron.pin})
     assert response.status_code == 303, response.text
+
+
+async def client_for(app: ASGIApp, patron: FactoryPatron, locale: str = "en") -> httpx.AsyncClient:
+    """A browser of its own for `patron`: the language chosen first, then signed in."""
+    client = portal_client(app)
+    await client.post("/language", data={"locale": locale, "next": "/signin"})
+    await sign_in(client, patron)
+    return client
 
 
 def hidden(html: str, name: str) -> str:

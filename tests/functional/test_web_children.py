@@ -14,7 +14,6 @@ from portal.minors import services as minors
 from portal.stores import reading_history
 from tests.factories import (
     SECRET,
-    FactoryPatron,
     aged,
     catalog_text,
     make_patron,
@@ -22,8 +21,7 @@ from tests.factories import (
     publish,
     service_table,
 )
-from tests.support import portal_client
-from tests.web import hidden, sign_in, visible_text
+from tests.web import client_for, hidden, sign_in, visible_text
 
 LOCALES = ("en", "es")
 HTMX = {"hx-request": "true"}
@@ -39,13 +37,6 @@ def catalog() -> str:
         service_table("reading_history", store="reading_history", locales=LOCALES),
         service_table("newsletter", locales=LOCALES),
     )
-
-
-async def client_for(portal, patron: FactoryPatron, locale: str = "en") -> httpx.AsyncClient:
-    client = portal_client(portal.app)
-    await client.post("/language", data={"locale": locale, "next": "/signin"})
-    await sign_in(client, patron)
-    return client
 
 
 async def say_yes_at_the_gate(
@@ -101,7 +92,7 @@ async def test_with_htmx_a_yes_at_the_gate_loads_the_service_page(portal) -> Non
 async def test_a_yes_never_leads_anywhere_but_a_known_service_page(portal, onward: str) -> None:
     await publish(catalog(), LOCALES)
     for headers in (None, HTMX):
-        client = await client_for(portal, await make_patron())
+        client = await client_for(portal.app, await make_patron())
         answer = await say_yes_at_the_gate(client, onward, headers=headers)
         assert answer.status_code == 200, onward
         assert "location" not in answer.headers
@@ -166,7 +157,7 @@ async def test_a_guardian_of_two_children_always_sees_which_child_a_page_is_abou
     alex_link = await minors.link_at_desk(
         SECRET, guardian.card, alex.card, "Alex", now=now(), timezone="UTC"
     )
-    client = await client_for(portal, guardian)
+    client = await client_for(portal.app, guardian)
     home = (await client.get("/guardian")).text
     assert f"/guardian/services/reading_history?child={sam_link.link_id}" in home
     unchosen = await client.get("/guardian/services/reading_history")
@@ -199,7 +190,7 @@ async def test_a_guardians_decision_returns_to_that_childs_page(portal) -> None:
     alex_link = await minors.link_at_desk(
         SECRET, guardian.card, alex.card, "Alex", now=now(), timezone="UTC"
     )
-    client = await client_for(portal, guardian)
+    client = await client_for(portal.app, guardian)
     path = f"/guardian/services/reading_history?child={alex_link.link_id}"
     page = await client.get(path)
     answer = await client.post(
@@ -218,7 +209,7 @@ async def test_a_guardians_decision_returns_to_that_childs_page(portal) -> None:
 async def test_a_child_sees_the_childs_version_and_the_record_says_so(portal) -> None:
     await publish(catalog(), LOCALES)
     child = await make_patron(born_on=aged(10))
-    client = await client_for(portal, child, "es")
+    client = await client_for(portal.app, child, "es")
     gate = await client.get("/services/reading_history")
     text = visible_text(gate.text)
     assert "reading_history summary es" in text

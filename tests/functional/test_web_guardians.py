@@ -20,7 +20,6 @@ from portal.stores import reading_history
 from portal.stores.reading_history import HistoryEntry
 from tests.factories import (
     SECRET,
-    FactoryPatron,
     aged,
     catalog_text,
     make_patron,
@@ -28,8 +27,7 @@ from tests.factories import (
     publish,
     service_table,
 )
-from tests.support import portal_client
-from tests.web import hidden, sign_in, visible_text
+from tests.web import client_for, hidden, visible_text
 
 LOCALES = ("en", "es", "ar")
 SECRET_TITLE = "Private Diary Of A Very Secret Reader"
@@ -47,13 +45,6 @@ def catalog() -> str:
         service_table("saved_lists", store="saved_lists", locales=LOCALES),
         service_table("fundraising", locales=LOCALES, minimum_age=18),
     )
-
-
-async def client_for(portal, patron: FactoryPatron, locale: str) -> httpx.AsyncClient:
-    client = portal_client(portal.app)
-    await client.post("/language", data={"locale": locale, "next": "/signin"})
-    await sign_in(client, patron)
-    return client
 
 
 async def guardian_agrees(client: httpx.AsyncClient, key: str) -> httpx.Response:
@@ -74,16 +65,16 @@ async def ten_year_old_with_two_guardians(portal):
     mother = await make_patron(born_on=date(1984, 4, 4))
     father = await make_patron(born_on=date(1983, 3, 3))
     await minors.link_at_desk(SECRET, mother.card, child.card, "Maya", now=now(), timezone="UTC")
-    child_client = await client_for(portal, child, "en")
+    child_client = await client_for(portal.app, child, "en")
     code_page = await child_client.post("/privacy/guardian-code")
     code = re.search(r"<strong>([\d-]+)</strong>", code_page.text)
     assert code, code_page.text
-    father_client = await client_for(portal, father, "ar")
+    father_client = await client_for(portal.app, father, "ar")
     linked = await father_client.post(
         "/guardian/link", data={"code": code.group(1), "label": "مايا"}
     )
     assert linked.status_code == 303
-    return child, child_client, await client_for(portal, mother, "es"), father_client
+    return child, child_client, await client_for(portal.app, mother, "es"), father_client
 
 
 async def test_child_waits_for_a_guardian_who_consents_in_their_own_language(portal) -> None:
@@ -125,14 +116,14 @@ async def test_teenager_decides_alone_and_chooses_what_guardians_see(portal) -> 
     teen = await make_patron(born_on=aged(15))
     parent = await make_patron(born_on=date(1980, 1, 1))
     await minors.link_at_desk(SECRET, parent.card, teen.card, "Sam", now=now(), timezone="UTC")
-    teen_client = await client_for(portal, teen, "en")
+    teen_client = await client_for(portal.app, teen, "en")
     page = await teen_client.get("/services/reading_history")
     await teen_client.post(
         "/services/reading_history/decision",
         data={"decision": "yes", "notice_version": hidden(page.text, "notice_version"),
               "revision": hidden(page.text, "revision")},
     )  # fmt: skip
-    parent_client = await client_for(portal, parent, "en")
+    parent_client = await client_for(portal.app, parent, "en")
     home = visible_text((await parent_client.get("/guardian")).text)
     assert "Their own choice, not shared with you" in home
     assert "On" not in home.split("Sam", 1)[1].split("Link a child")[0].split()
@@ -203,11 +194,11 @@ async def test_a_new_adult_is_told_they_are_in_charge_and_decides(portal) -> Non
     report = await minors.coming_of_age(now=now(), timezone="UTC")
     assert report.patrons == 1
 
-    client = await client_for(portal, teen, "en")
+    client = await client_for(portal.app, teen, "en")
     privacy = visible_text((await client.get("/privacy")).text)
     assert "You are in charge of your privacy now" in privacy
     assert "Paused" in privacy
-    parent_client = await client_for(portal, parent, "en")
+    parent_client = await client_for(portal.app, parent, "en")
     assert "My children" not in visible_text((await parent_client.get("/privacy")).text)
     page = await client.get("/services/reading_history")
     await client.post(
@@ -262,7 +253,7 @@ async def test_a_code_link_shows_notices_but_no_choice_and_the_child_is_told(por
 async def test_guessing_link_codes_is_throttled(portal) -> None:
     await publish(catalog(), LOCALES)
     adult = await make_patron(born_on=date(1980, 1, 1))
-    client = await client_for(portal, adult, "en")
+    client = await client_for(portal.app, adult, "en")
     answers = [
         (await client.post("/guardian/link", data={"code": f"0000-0000-{n:04d}", "label": "x"}))
         for n in range(6)

@@ -14,7 +14,6 @@ import pytest
 from portal.minors import services as minors
 from tests.factories import (
     SECRET,
-    FactoryPatron,
     aged,
     catalog_text,
     make_patron,
@@ -22,8 +21,7 @@ from tests.factories import (
     publish,
     service_table,
 )
-from tests.support import portal_client
-from tests.web import hidden, sign_in, visible_text
+from tests.web import client_for, hidden, visible_text
 
 LOCALES = ("en", "es", "fr")
 PAGES = ("/privacy", "/privacy/record", "/reading-history", "/privacy/my-data")
@@ -45,13 +43,6 @@ def catalog() -> str:
     )
 
 
-async def client_for(portal, patron: FactoryPatron, locale: str) -> httpx.AsyncClient:
-    client = portal_client(portal.app)
-    await client.post("/language", data={"locale": locale, "next": "/signin"})
-    await sign_in(client, patron)
-    return client
-
-
 async def decide(client: httpx.AsyncClient, page_path: str, post_path: str, decision: str) -> None:
     """Answer a service's privacy notice as its form does (a guardian's form names the link)."""
     page = await client.get(page_path)
@@ -71,20 +62,20 @@ async def a_child_with_reading_history_on(portal, locale: str) -> httpx.AsyncCli
     link = await minors.link_at_desk(
         SECRET, guardian.card, child.card, "Sam", now=now(), timezone="UTC"
     )
-    grown_up = await client_for(portal, guardian, "en")
+    grown_up = await client_for(portal.app, guardian, "en")
     await decide(
         grown_up,
         f"/guardian/services/reading_history?child={link.link_id}",
         "/guardian/services/reading_history/decision",
         "yes",
     )
-    client = await client_for(portal, child, locale)
+    client = await client_for(portal.app, child, locale)
     await decide(client, "/services/newsletter", "/services/newsletter/decision", "no")
     return client
 
 
 async def an_adult_with_reading_history_on(portal, locale: str) -> httpx.AsyncClient:
-    client = await client_for(portal, await make_patron(born_on=date(1984, 4, 4)), locale)
+    client = await client_for(portal.app, await make_patron(born_on=date(1984, 4, 4)), locale)
     await decide(client, "/services/reading_history", "/services/reading_history/decision", "yes")
     await decide(client, "/services/newsletter", "/services/newsletter/decision", "no")
     return client
@@ -181,14 +172,14 @@ async def test_an_adult_reads_the_same_pages_in_the_adult_register(portal, local
 async def test_a_teenager_reads_the_adult_register(portal) -> None:
     # At 15 (above the US guardian-consent age of 13) the pages speak as to an adult.
     await publish(catalog(), LOCALES)
-    client = await client_for(portal, await make_patron(born_on=aged(15)), "es")
+    client = await client_for(portal.app, await make_patron(born_on=aged(15)), "es")
     privacy = visible_text((await client.get("/privacy")).text)
     assert "hasta que usted lea su aviso de privacidad" in privacy
 
 
 async def test_a_childs_error_messages_speak_the_childs_register(portal) -> None:
     await publish(catalog(), LOCALES)
-    client = await client_for(portal, await make_patron(born_on=aged(10)), "es")
+    client = await client_for(portal.app, await make_patron(born_on=aged(10)), "es")
     page = await client.get("/services/newsletter")
     answer = await client.post(
         "/services/newsletter/decision",
