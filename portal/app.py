@@ -34,7 +34,7 @@ from portal.minors import views as minors_views
 from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
 from portal.rights import views as rights_views
-from portal.rights.policy import receipt_reference
+from portal.rights.policy import has_receipt, receipt_reference
 from portal.settings import Settings
 from portal.stores import registry as stores
 from portal.web import health, signin
@@ -160,6 +160,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["receipt_reference"] = partial(
         receipt_reference, settings.secret_key
     )
+    app.state.templates.globals["has_receipt"] = has_receipt
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
     # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.

@@ -23,6 +23,11 @@ DECISIONS = frozenset({EventKind.GIVEN, EventKind.REFUSED, EventKind.WITHDRAWN, 
 MAX_RECEIPT_BYTES = 16 * 1024
 
 
+def has_receipt(kind: str) -> bool:
+    """Whether a ledger line of this kind (its value, as the record shows it) has a receipt."""
+    return kind in DECISIONS
+
+
 def receipt_reference(secret: str, event_id: int) -> str:
     """How a receipt is addressed in a URL: a keyed hash of its ledger line, so that no
     record number reaches an address bar, a proxy's log or a browser's history (promise 7)."""

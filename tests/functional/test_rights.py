@@ -164,6 +164,18 @@ async def test_a_receipt_carries_the_consent_record_fields_and_verifies_by_hand(
     assert not _hand_check(_tamper(receipt), jwks)
 
 
+async def test_only_decisions_have_receipts_in_the_record(portal) -> None:
+    await publish(standard_catalog())
+    await sign_in(portal.client, await make_patron())
+    await choose(portal.client, "saved_lists", "yes")
+    await choose(portal.client, "saved_lists", "no")  # a withdrawal, and its erasure
+    record = (await portal.client.get("/privacy/record")).text
+    kinds = [event.kind for event in await ConsentEvent.all()]
+    assert EventKind.ERASED in kinds  # a line of the record that is not a decision
+    links = record.count('href="/privacy/receipts/')
+    assert links == sum(kind in (EventKind.GIVEN, EventKind.WITHDRAWN) for kind in kinds) == 2
+
+
 async def test_a_receipt_verifies_with_an_independent_jose_implementation(portal) -> None:
     await publish(standard_catalog())
     await sign_in(portal.client, await make_patron())
