@@ -149,8 +149,17 @@ def _day(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _link(link: GuardianLink) -> dict[str, Any]:
+    return {
+        "linked_at": _moment(link.linked_at),
+        "checked_in_person": link.method == LinkMethod.DESK_HANDOVER,
+        "ended_at": _moment(link.ended_at),
+        "end_reason": link.end_reason,
+    }
+
+
 async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[str, Any]:
-    """Everything the portal keeps about the patron (schema: deploy/export.schema.json).
+    """Everything the portal keeps about the patron (schema: deploy/my-data.schema.json).
     A guardian's copy names their links to children, never a child's choices or library
     use: that is the child's (PRODUCT.md promise 6)."""
     patron = await Patron.get(id=patron_id)
@@ -173,25 +182,10 @@ async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[s
             "account_created": _moment(patron.created_at),
             "came_of_age": _moment(patron.came_of_age_at),
             "pin_set": patron.pin_hash is not None,
-            "guardians": [
-                {
-                    "linked_at": _moment(link.linked_at),
-                    "checked_in_person": link.method == LinkMethod.DESK_HANDOVER,
-                    "ended_at": _moment(link.ended_at),
-                    "end_reason": link.end_reason,
-                }
-                for link in guardians
-            ],
-            "children": [
-                {
-                    "label": link.label,
-                    "linked_at": _moment(link.linked_at),
-                    "checked_in_person": link.method == LinkMethod.DESK_HANDOVER,
-                    "ended_at": _moment(link.ended_at),
-                    "end_reason": link.end_reason,
-                }
-                for link in children
-            ],
+            # A child's copy does not name the guardian; a guardian's names each child only
+            # by the label the guardian chose.
+            "guardians": [_link(link) for link in guardians],
+            "children": [{"label": link.label, **_link(link)} for link in children],
         },
         "consents": [
             {
