@@ -7,10 +7,12 @@ a missing file is generated into the data folder."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,14 +101,30 @@ def new_key() -> dict[str, Any]:
 def rotate(path: Path) -> str:
     """A new signing key; the previous ones stay as public keys only. Returns the new kid.
     Creates the file when there is none."""
-    entries: list[dict[str, Any]] = []
-    if path.exists():
-        _read(path)  # refuse to rotate a file that is not one
-        entries = json.loads(path.read_text(encoding="utf-8"))["keys"]
-    retired = [{name: value for name, value in entry.items() if name != "d"} for entry in entries]
-    fresh = new_key()
-    _write(path, [fresh, *retired])
+    with _rotating(path):
+        entries: list[dict[str, Any]] = []
+        if path.exists():
+            _read(path)  # refuse to rotate a file that is not one
+            entries = json.loads(path.read_text(encoding="utf-8"))["keys"]
+        retired = [{k: value for k, value in entry.items() if k != "d"} for entry in entries]
+        fresh = new_key()
+        _write(path, [fresh, *retired])
     return str(fresh["kid"])
+
+
+@contextlib.contextmanager
+def _rotating(path: Path) -> Iterator[None]:
+    """One rotation at a time on this host: two at once would each keep the keys they read,
+    and the file would lose the other's new key, and with it every receipt it signed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The lock is on the folder, which stays while the file itself is replaced; and it leaves
+    # nothing behind in it.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # and with it the lock
 
 
 def _write(path: Path, keys: list[dict[str, Any]]) -> None:
@@ -116,6 +134,8 @@ def _write(path: Path, keys: list[dict[str, Any]]) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump({"keys": keys}, out, indent=2)
         out.write("\n")
+        out.flush()
+        os.fsync(out.fileno())  # on disk before it replaces the old file: a crash loses neither
     os.chmod(name, 0o600)
     if path.exists():  # rotated by root for the portal's user: the file stays theirs
         owner = path.stat()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +98,25 @@ def test_rotation_keeps_only_the_public_half_of_retired_keys(tmp_path: Path) -> 
     assert [key["kid"] for key in keys] == [second, first]
     assert ["d" in key for key in keys] == [True, False]
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_rotations_at_the_same_time_lose_no_key(tmp_path: Path) -> None:
+    """Two operators, or a script run twice: every key made stays in the file, or receipts
+    it signed would no longer verify."""
+    path = tmp_path / "keys.json"
+    rotate(path)
+    start = threading.Barrier(8)
+
+    def rotate_together() -> str:
+        start.wait()
+        return rotate(path)
+
+    with ThreadPoolExecutor(8) as pool:
+        made = set(pool.map(lambda _: rotate_together(), range(8)))
+    kept = [key["kid"] for key in json.loads(path.read_text())["keys"]]
+    assert len(kept) == 9
+    assert made <= set(kept)
+    assert sum("d" in key for key in json.loads(path.read_text())["keys"]) == 1
 
 
 def test_a_receipt_signed_before_rotation_verifies_after_it(tmp_path: Path) -> None:
