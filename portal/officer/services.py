@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from tortoise.functions import Count
@@ -23,6 +24,7 @@ from portal.officer.policy import (
     Cell,
     JobHealth,
     JobName,
+    RequestDecision,
     RunOutcome,
     RunState,
     job_health,
@@ -293,13 +295,22 @@ async def record_outside_request(
     return row.id
 
 
-async def decide_outside_request(request_id: int, decision: str, disclosed: str) -> bool:
+class Decided(StrEnum):
+    NOW = "now"
+    ALREADY = "already"  # a double submit, or another officer first: nothing changes
+    UNKNOWN = "unknown"
+
+
+async def decide_outside_request(request_id: int, decision: str, disclosed: str) -> Decided:
     """A pending request decided later: its decision and what was disclosed. The staff
-    audit trail keeps who changed it and when. False when there is no such request."""
-    updated: int = await OutsideRequest.filter(id=request_id).update(
-        decision=decision, disclosed=disclosed
-    )
-    return updated == 1
+    audit trail keeps who decided it and when. Only a pending request is decided, in one
+    update, so that a decision is never silently replaced by a second one."""
+    updated: int = await OutsideRequest.filter(
+        id=request_id, decision=RequestDecision.PENDING
+    ).update(decision=decision, disclosed=disclosed)
+    if updated:
+        return Decided.NOW
+    return Decided.ALREADY if await OutsideRequest.exists(id=request_id) else Decided.UNKNOWN
 
 
 async def outside_requests(year: int | None = None) -> list[OutsideRequestView]:

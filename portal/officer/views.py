@@ -275,10 +275,15 @@ async def decide_request(request: Request) -> Response:
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
         return _register_page(request, staff, await services.outside_requests(), failure=failure)
-    if request_id is None or not await services.decide_outside_request(
-        request_id, decision, disclosed
-    ):
+    decided = (
+        await services.decide_outside_request(request_id, decision, disclosed)
+        if request_id is not None
+        else services.Decided.UNKNOWN
+    )
+    if decided is services.Decided.UNKNOWN:
         raise HTTPException(status_code=404)
+    if decided is services.Decided.ALREADY:  # the register shows the decision that stands
+        return redirect_to(request, "officer.requests")
     await audit.append(
         staff,
         AuditAction.OUTSIDE_REQUEST_DECIDED,

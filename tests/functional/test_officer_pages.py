@@ -240,3 +240,13 @@ async def test_a_pending_request_is_decided_later_and_the_change_is_audited(port
         "/officer/requests/decision", data={"request": "999", "decision": "refused"}
     )
     assert unknown.status_code == 404
+    again = await portal.client.post(  # a double submit, or a second officer's stale page
+        "/officer/requests/decision",
+        data={"request": str(stored.id), "decision": "disclosed", "disclosed": "everything"},
+    )
+    assert again.status_code == 303
+    assert ((await OutsideRequest.get()).decision, (await OutsideRequest.get()).disclosed) == (
+        "refused",
+        "",
+    )
+    assert (await _actions()).count(AuditAction.OUTSIDE_REQUEST_DECIDED) == 1

@@ -213,6 +213,38 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
     assert (await services.transparency_summary(this_year - 1))[0][2].value == 0
 
 
+async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    request_id = await services.record_outside_request(
+        services.NewOutsideRequest(
+            received_on=today(),
+            requesting_body="law_enforcement",
+            body_name="County sheriff",
+            instrument="subpoena",
+            reference="S-1",
+            asked="Loans of one patron",
+            decision="pending",
+            disclosed="",
+            patron_key=None,
+        ),
+        officer,
+        now=now(),
+    )
+    outcomes = await asyncio.gather(
+        services.decide_outside_request(request_id, "refused", ""),
+        services.decide_outside_request(request_id, "disclosed", "the loans"),
+    )
+    assert sorted(outcomes) == [services.Decided.ALREADY, services.Decided.NOW]
+    stored = (await services.outside_requests())[0]
+    first = outcomes.index(services.Decided.NOW)
+    assert (stored.decision, stored.disclosed) == [("refused", ""), ("disclosed", "the loans")][
+        first
+    ]
+    assert await services.decide_outside_request(request_id + 1, "refused", "") is (
+        services.Decided.UNKNOWN
+    )
+
+
 async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
     await publish(standard_catalog())
     base = await latest_publication()
