@@ -251,19 +251,27 @@ async def states_of(patron_ids: list[int]) -> dict[tuple[int, int], StateRow]:
     }
 
 
-# A consent check by library systems: every (card, service) pair asked in one round trip.
-_CHECK_QUERY = (
+# A consent check by library systems. One pair, the common case: the patron's row, and the
+# state for that one service if there is one.
+_CHECK_ONE = (
+    "SELECT p.born_on, s.granted, s.terms_revision, s.suspended_at IS NOT NULL AS suspended "
+    "FROM patron p LEFT JOIN consent_state s ON s.patron_id = p.id AND s.service_id = ? "
+    "WHERE p.card_lookup = ?"
+)
+# A batch: every (card, service) pair asked in one round trip.
+_CHECK_MANY = (
     "SELECT p.card_lookup, p.born_on, s.service_id, s.granted, s.terms_revision, "
     "s.suspended_at IS NOT NULL AS suspended FROM patron p LEFT JOIN consent_state s "
     "ON s.patron_id = p.id "
     "AND s.service_id IN ({services}) WHERE p.card_lookup IN ({cards})"
 )
+_NEVER_ANSWERED: dict[str, Any] = {"granted": None, "suspended": None, "terms_revision": None}
 
 
 @functools.cache
 def _check_query(services: int, cards: int) -> str:
     """One text per shape, so the driver's statement cache prepares each shape once."""
-    return _CHECK_QUERY.format(services=", ".join("?" * services), cards=", ".join("?" * cards))
+    return _CHECK_MANY.format(services=", ".join("?" * services), cards=", ".join("?" * cards))
 
 
 async def check_consents(
@@ -271,6 +279,10 @@ async def check_consents(
 ) -> list[CheckAnswer | None]:
     """The answer for each (card lookup, service) pair, None for a card the portal does not
     know: one query, whatever the number of pairs."""
+    if len(pairs) == 1:
+        lookup, service = pairs[0]
+        rows = await fetch_rows(_CHECK_ONE, service.id, lookup)
+        return [_check_answer(rows[0], _born_on(rows[0]), service, today) if rows else None]
     if not pairs:
         return []
     cards = sorted({lookup for lookup, _ in pairs})
@@ -279,25 +291,35 @@ async def check_consents(
     born: dict[str, date | None] = {}
     states: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
-        value = row["born_on"]
-        born[row["card_lookup"]] = date.fromisoformat(value) if isinstance(value, str) else value
+        born[row["card_lookup"]] = _born_on(row)
         if row["service_id"] is not None:
             states[(row["card_lookup"], row["service_id"])] = row
-    answers: list[CheckAnswer | None] = []
-    for lookup, service in pairs:
-        if lookup not in born:
-            answers.append(None)
-            continue
-        state = states.get((lookup, service.id))
-        answers.append(
-            check_answer(
-                granted=bool(state["granted"]) if state else None,
-                suspended=bool(state and state["suspended"]),
-                current_terms=bool(state and state["terms_revision"] == service.terms_revision),
-                offered=is_offered(service.minimum_age, born[lookup], today),
-            )
+    return [
+        _check_answer(
+            states.get((lookup, service.id), _NEVER_ANSWERED), born[lookup], service, today
         )
-    return answers
+        if lookup in born
+        else None
+        for lookup, service in pairs
+    ]
+
+
+def _born_on(row: dict[str, Any]) -> date | None:
+    value = row["born_on"]
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _check_answer(
+    state: dict[str, Any], born_on: date | None, service: PublishedService, today: date
+) -> CheckAnswer:
+    """`state` holds None in `granted` when the patron has never answered."""
+    granted = state["granted"]
+    return check_answer(
+        granted=None if granted is None else bool(granted),
+        suspended=bool(state["suspended"]),
+        current_terms=state["terms_revision"] == service.terms_revision,
+        offered=is_offered(service.minimum_age, born_on, today),
+    )
 
 
 @dataclass(frozen=True)

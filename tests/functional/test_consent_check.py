@@ -14,6 +14,7 @@ import pytest
 from portal.api.access import Scope
 from portal.api.services import check_consents
 from portal.catalog.services import forget_published_catalog, published_catalog
+from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
 from tests.api import bearer as api_bearer
 from tests.factories import (
@@ -37,6 +38,7 @@ async def _check(portal, body: dict[str, object], headers: dict[str, str]):  # t
 
 
 async def test_each_answer_a_library_system_can_get(portal) -> None:
+    """Alone and in a batch: one pair and many are asked with different queries."""
     await publish(
         catalog_text(
             service_table("reading_history", store="reading_history"),
@@ -49,17 +51,29 @@ async def test_each_answer_a_library_system_can_get(portal) -> None:
     child = await make_patron(born_on=date(now().year - 10, 1, 1))
     await decides(patron.id, "reading_history", Decision.YES)
     await decides(patron.id, "saved_lists", Decision.NO)
+    paused = await make_patron()
+    await decides(paused.id, "newsletter", Decision.YES)
+    # Paused: on, but waiting for the patron (as after coming of age).
+    await ConsentState.filter(patron_id=paused.id).update(suspended_at=now())
     headers = await bearer()
     pairs = [
-        (patron.card, "reading_history", "on"),
-        (patron.card, "saved_lists", "off"),
-        (patron.card, "newsletter", "never_asked"),
-        (child.card, "fundraising", "not_offered"),
-        (patron.card, "fundraising", "never_asked"),
+        (patron.card, "reading_history", {"status": "on"}),
+        (patron.card, "saved_lists", {"status": "off"}),
+        (patron.card, "newsletter", {"status": "never_asked"}),
+        (child.card, "fundraising", {"status": "not_offered"}),
+        (patron.card, "fundraising", {"status": "never_asked"}),
+        (paused.card, "newsletter", {"status": "paused"}),
+        ("29999999999", "newsletter", {"error": "card_unknown"}),
     ]
     for card, service, expected in pairs:
         answer = await _check(portal, {"card_number": card, "service": service}, headers)
-        assert answer.json() == {"service": service, "status": expected}
+        if "error" in expected:  # alone, a refusal is the response's status
+            assert (answer.status_code, answer.json()["error"]) == (404, expected["error"])
+        else:
+            assert answer.json() == {"service": service, **expected}
+    batch = [{"card_number": card, "service": service} for card, service, _ in pairs]
+    answer = await _check(portal, {"checks": batch}, headers)
+    assert answer.json() == {"results": [{"service": s, **e} for _, s, e in pairs]}
 
 
 async def test_a_changed_notice_pauses_the_answer(portal) -> None:
