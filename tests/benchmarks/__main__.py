@@ -7,8 +7,9 @@
 2. Withdrawal-with-erasure latency for a patron with 10,000 history entries on PostgreSQL
    (target: p99 under 100 ms).
 3. The consent check for library systems (tests/benchmarks/consent_check.py): single
-   checks against a bare raw lookup, a batch of 100, worker memory, and at scale on
-   PostgreSQL (1,000,000 patrons, 20,000,000 ledger events).
+   checks against a bare raw lookup, timed and counted in instructions (valgrind), a batch
+   of 100, worker memory, and at scale on PostgreSQL (1,000,000 patrons, 20,000,000 ledger
+   events).
 4. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
 
