@@ -3,6 +3,8 @@ file. What a value means is the policy's; what is missing or malformed is refuse
 
 from __future__ import annotations
 
+import secrets
+import string
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +17,9 @@ from portal.web.requests import field
 
 LONG_TEXT = 4000
 CATALOG_BYTES = 900 * 1024
+ENTRY_KEY_BYTES = 18
+ENTRY_KEY_LENGTH = 24  # base64 of 18 bytes
+_URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 
 def long_text(form: FormData, name: str) -> str:
@@ -41,6 +46,7 @@ class OutsideRequestForm:
     decision: str
     disclosed: str
     card: str  # as typed: only ever turned into a keyed hash
+    entry_key: str | None  # the form's own key (ENTRY_KEY), None if it came without one
 
 
 def parse_outside_request(form: FormData, *, today: date) -> OutsideRequestForm:
@@ -63,6 +69,7 @@ def parse_outside_request(form: FormData, *, today: date) -> OutsideRequestForm:
         decision=decision,
         disclosed=long_text(form, "disclosed"),
         card=field(form, "card"),
+        entry_key=entry_key(form),
     )
     if (
         not date(1990, 1, 1) <= received_on <= today
@@ -75,6 +82,39 @@ def parse_outside_request(form: FormData, *, today: date) -> OutsideRequestForm:
     ):
         raise DomainError(OfficerCode.REQUEST_INCOMPLETE)
     return parsed
+
+
+REQUEST_FIELDS = (
+    "received_on",
+    "requesting_body",
+    "body_name",
+    "instrument",
+    "reference",
+    "asked",
+    "card",
+    "decision",
+    "disclosed",
+)
+
+
+def typed_request(form: FormData) -> dict[str, str]:
+    """What the officer typed into the register's form, to show again when it is refused:
+    nothing they typed is lost to a missing field."""
+    return {name: long_text(form, name) for name in REQUEST_FIELDS}
+
+
+def new_entry_key() -> str:
+    """A key for one showing of the register's form, kept with the request it records."""
+    return secrets.token_urlsafe(ENTRY_KEY_BYTES)
+
+
+def entry_key(form: FormData) -> str | None:
+    """The form's key, if it has the shape new_entry_key gives. A form without one (a page
+    shown before keys existed) is still recorded: only the double-submit guard is lost."""
+    value = field(form, "entry")
+    if len(value) == ENTRY_KEY_LENGTH and set(value) <= _URLSAFE:
+        return value
+    return None
 
 
 def parse_decision(form: FormData) -> tuple[str, str]:

@@ -409,6 +409,7 @@ INVENTORY: tuple[Table, ...] = (
             "handled_by_id": "the staff member who handled it",
             "handled_by_name": "their name then",
             "recorded_at": "when recorded",
+            "entry_key": "the form's random key, so that sending it twice records it once",
         },
     ),
 )

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 
 from portal.catalog.services import all_services
@@ -257,6 +258,7 @@ class NewOutsideRequest:
     decision: str
     disclosed: str
     patron_key: str | None
+    entry_key: str | None = None  # the form's key: the same form is recorded once
 
 
 @dataclass(frozen=True)
@@ -277,21 +279,29 @@ class OutsideRequestView:
 
 async def record_outside_request(
     new: NewOutsideRequest, staff: StaffIdentity, *, now: datetime
-) -> int:
-    row = await OutsideRequest.create(
-        received_on=new.received_on,
-        requesting_body=new.requesting_body,
-        body_name=new.body_name,
-        instrument=new.instrument,
-        reference=new.reference,
-        asked=new.asked,
-        decision=new.decision,
-        disclosed=new.disclosed,
-        patron_key=new.patron_key,
-        handled_by_id=staff.staff_id,
-        handled_by_name=staff.display_name,
-        recorded_at=now,
-    )
+) -> int | None:
+    """The new entry's id; None if this form (its entry key) was recorded already. The
+    key's unique constraint decides, so two submits at once record one entry."""
+    try:
+        row = await OutsideRequest.create(
+            received_on=new.received_on,
+            requesting_body=new.requesting_body,
+            body_name=new.body_name,
+            instrument=new.instrument,
+            reference=new.reference,
+            asked=new.asked,
+            decision=new.decision,
+            disclosed=new.disclosed,
+            patron_key=new.patron_key,
+            handled_by_id=staff.staff_id,
+            handled_by_name=staff.display_name,
+            recorded_at=now,
+            entry_key=new.entry_key,
+        )
+    except IntegrityError:
+        if new.entry_key is None or not await OutsideRequest.exists(entry_key=new.entry_key):
+            raise
+        return None
     return row.id
 
 

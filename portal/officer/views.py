@@ -20,7 +20,14 @@ from portal.consent.publishing import PublishedMeanwhile, publish_catalog
 from portal.desk.access import require_staff
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services
-from portal.officer.forms import catalog_file, parse_decision, parse_outside_request
+from portal.officer.forms import (
+    REQUEST_FIELDS,
+    catalog_file,
+    new_entry_key,
+    parse_decision,
+    parse_outside_request,
+    typed_request,
+)
 from portal.officer.inventory import INVENTORY
 from portal.officer.policy import (
     SMALL_CELL,
@@ -214,6 +221,7 @@ def _register_page(
     request: Request,
     staff: StaffIdentity,
     entries: list[services.OutsideRequestView],
+    typed: dict[str, str] | None = None,
     **extra: object,
 ) -> Response:
     return _page(
@@ -225,6 +233,8 @@ def _register_page(
         instruments=list(Instrument),
         decisions=list(RequestDecision),
         today=local_date(utcnow(), settings_of(request).timezone),
+        entry_key=new_entry_key(),
+        typed=typed or dict.fromkeys(REQUEST_FIELDS, ""),
         **extra,
     )
 
@@ -238,13 +248,18 @@ async def record_request(request: Request) -> Response:
     staff = await _officer(request)
     settings = settings_of(request)
     now = utcnow()
+    form = await request.form()
     try:
-        parsed = parse_outside_request(
-            await request.form(), today=local_date(now, settings.timezone)
-        )
+        parsed = parse_outside_request(form, today=local_date(now, settings.timezone))
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=now)
-        return _register_page(request, staff, await services.outside_requests(), failure=failure)
+        return _register_page(
+            request,
+            staff,
+            await services.outside_requests(),
+            failure=failure,
+            typed=typed_request(form),
+        )
     new = services.NewOutsideRequest(
         received_on=parsed.received_on,
         requesting_body=parsed.requesting_body,
@@ -255,8 +270,11 @@ async def record_request(request: Request) -> Response:
         decision=parsed.decision,
         disclosed=parsed.disclosed,
         patron_key=await _patron_reference(settings.secret_key, parsed.card),
+        entry_key=parsed.entry_key,
     )
     request_id = await services.record_outside_request(new, staff, now=now)
+    if request_id is None:  # sent twice: the register shows it once, as recorded the first time
+        return redirect_to(request, "officer.requests")
     await audit.append(
         staff,
         AuditAction.OUTSIDE_REQUEST_RECORDED,

@@ -5,6 +5,7 @@ outside requests and its summary; the inventory; each view in the staff audit tr
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import replace
 from datetime import timedelta
 
@@ -164,14 +165,51 @@ async def test_outside_requests_keep_only_a_coded_reference_and_every_view_is_au
     assert (await _actions()).count(AuditAction.TRANSPARENCY_READ) == 2
 
 
+async def test_the_register_form_sent_twice_records_one_request(portal) -> None:
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    await _officer(portal)
+    page = await portal.client.get("/officer/requests")
+    entry = re.search(r'name="entry" value="([^"]+)"', page.text)
+    assert entry is not None
+    form = {
+        "entry": entry.group(1),
+        "received_on": now().date().isoformat(),
+        "requesting_body": "law_enforcement",
+        "body_name": "County sheriff",
+        "instrument": "subpoena",
+        "reference": "S-77",
+        "asked": "Loans of one card",
+        "decision": "pending",
+        "disclosed": "",
+        "card": "",
+    }
+    for _ in range(2):
+        sent = await portal.client.post("/officer/requests", data=form)
+        assert sent.status_code == 303
+    assert await OutsideRequest.filter(reference="S-77").count() == 1
+    assert (await _actions()).count(AuditAction.OUTSIDE_REQUEST_RECORDED) == 1
+    again = await portal.client.get("/officer/requests")
+    assert f'value="{entry.group(1)}"' not in again.text  # each showing has its own key
+
+
 async def test_an_incomplete_request_is_refused_and_nothing_is_recorded(portal) -> None:
     await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
     await _officer(portal)
     refused = await portal.client.post(
-        "/officer/requests", data={"received_on": "yesterday", "body_name": "x"}
+        "/officer/requests",
+        data={
+            "received_on": "yesterday",
+            "body_name": "County <sheriff>",
+            "instrument": "subpoena",
+            "asked": "Loans of\none card",
+        },
     )
     assert refused.status_code == 400
     assert await OutsideRequest.all().count() == 0
+    # What was typed is there to correct, not to type again.
+    assert 'value="County &lt;sheriff&gt;"' in refused.text
+    assert '<option value="subpoena" selected>' in refused.text
+    assert ">Loans of\none card</textarea>" in refused.text
 
 
 async def test_the_inventory_page_lists_every_table(portal) -> None:
