@@ -109,6 +109,7 @@ class OfficerCode(StrEnum):
     PREVIEW_INVALID = "catalog_preview_invalid"
     CATALOG_FILE_MISSING = "catalog_file_missing"
     REQUEST_INCOMPLETE = "outside_request_incomplete"
+    CARD_IN_TEXT = "outside_request_card_in_text"
 
 
 # The type and the tuple name the same enums: mypy needs the union, the tests the tuple.

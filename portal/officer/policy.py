@@ -1,13 +1,16 @@
 """The privacy officer's rules: small counts suppressed in every aggregate (PRODUCT.md promise
 8), when a scheduled job needs attention, and the vocabulary of the register of outside
-requests. Pure: no database, no web."""
+requests, with what in its free text could be a card number. Pure: no database, no web."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from portal.patrons.policy import CARD_MAX, CARD_MIN
 
 # Any count below this is shown as "fewer than 10" (a common threshold in library and
 # public-sector statistics: small cells can point at a person).
@@ -150,3 +153,25 @@ def transparency_rows(
         cells = suppress_row(values)
         rows.append((body.value, cells, suppress_total(sum(values))))
     return rows
+
+
+# Words of a free text that could be a card number, printed with spaces or dashes: runs of
+# letters and digits, and up to _CARD_WORDS of them read together ("2 1234 00001 2345").
+_WORD = re.compile(r"[0-9A-Za-z]+")
+_CARD_WORDS = 5
+
+
+def card_candidates(text: str) -> Iterator[str]:
+    """Each run of up to five neighbouring words (separated only by spaces or dashes) that
+    has the shape of a card number and holds a digit, as normalise_card would give it."""
+    words = list(_WORD.finditer(text))
+    for first in range(len(words)):
+        joined = ""
+        for offset, word in enumerate(words[first : first + _CARD_WORDS]):
+            if offset and text[words[first + offset - 1].end() : word.start()].strip(" -\t"):
+                break  # something other than spaces and dashes between them
+            joined += word.group().upper()
+            if len(joined) > CARD_MAX:
+                break
+            if len(joined) >= CARD_MIN and any(char.isdigit() for char in joined):
+                yield joined

@@ -28,6 +28,7 @@ from portal.officer.policy import (
     RequestDecision,
     RunOutcome,
     RunState,
+    card_candidates,
     job_health,
     run_state,
     suppress_row,
@@ -36,6 +37,7 @@ from portal.officer.policy import (
 )
 from portal.outbox import services as outbox
 from portal.patrons.models import Patron
+from portal.patrons.policy import keyed_hash
 from portal.staff.services import StaffIdentity
 from portal.stores.registry import StoreRetention, retention_report
 
@@ -303,6 +305,29 @@ async def record_outside_request(
             raise
         return None
     return row.id
+
+
+async def names_a_card(secret: str, texts: list[str]) -> bool:
+    """Whether any of the texts holds the number of a patron's card, which the register
+    must keep only as a coded reference. Only the cards the portal knows can be told apart
+    from other references; every word that could be one is looked up, in a query per
+    _LOOKUPS_PER_QUERY of them."""
+    lookups = sorted(
+        {
+            keyed_hash(secret, "card", candidate)
+            for text in texts
+            for candidate in card_candidates(text)
+        }
+    )
+    for start in range(0, len(lookups), _LOOKUPS_PER_QUERY):
+        if await Patron.filter(
+            card_lookup__in=lookups[start : start + _LOOKUPS_PER_QUERY]
+        ).exists():
+            return True
+    return False
+
+
+_LOOKUPS_PER_QUERY = 500
 
 
 class Decided(StrEnum):

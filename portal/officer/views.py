@@ -251,6 +251,9 @@ async def record_request(request: Request) -> Response:
     form = await request.form()
     try:
         parsed = parse_outside_request(form, today=local_date(now, settings.timezone))
+        texts = [parsed.body_name, parsed.reference, parsed.asked, parsed.disclosed]
+        if await services.names_a_card(settings.secret_key, texts):
+            raise DomainError(OfficerCode.CARD_IN_TEXT)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=now)
         return _register_page(
@@ -290,6 +293,8 @@ async def decide_request(request: Request) -> Response:
     request_id = number_field(await request.form(), "request")
     try:
         decision, disclosed = parse_decision(await request.form())
+        if await services.names_a_card(settings_of(request).secret_key, [disclosed]):
+            raise DomainError(OfficerCode.CARD_IN_TEXT)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
         return _register_page(request, staff, await services.outside_requests(), failure=failure)

@@ -10,7 +10,8 @@ import secrets
 from portal.errors import DomainError, PatronCode
 
 PIN_MIN, PIN_MAX = 4, 12
-_CARD = re.compile(r"^[0-9A-Z]{5,20}$")
+CARD_MIN, CARD_MAX = 5, 20
+_CARD = re.compile(rf"^[0-9A-Z]{{{CARD_MIN},{CARD_MAX}}}$")
 
 
 class PinRejected(DomainError):

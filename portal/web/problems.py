@@ -257,6 +257,13 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     OfficerCode.REQUEST_INCOMPLETE: Problem(
         400, N_("Please fill in every required field, with a valid date.")
     ),
+    OfficerCode.CARD_IN_TEXT: Problem(
+        400,
+        N_(
+            "The text names a patron's library card. Please put the card number in its own "
+            "field, where it is kept only as a coded reference."
+        ),
+    ),
 }
 
 

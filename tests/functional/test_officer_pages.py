@@ -192,6 +192,40 @@ async def test_the_register_form_sent_twice_records_one_request(portal) -> None:
     assert f'value="{entry.group(1)}"' not in again.text  # each showing has its own key
 
 
+async def test_a_card_number_typed_into_the_text_is_refused(portal) -> None:
+    """The register keeps a patron only as a coded reference: a card typed into the free
+    text would be kept as it is, for the life of the database."""
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    patron = await make_patron()
+    await _officer(portal)
+    printed = " ".join(patron.card[i : i + 4] for i in range(0, len(patron.card), 4))
+    form = {
+        "received_on": now().date().isoformat(),
+        "requesting_body": "law_enforcement",
+        "body_name": "County sheriff",
+        "instrument": "subpoena",
+        "reference": "S-78",
+        "asked": f"Loans of card {printed} since March",
+        "decision": "pending",
+        "disclosed": "",
+        "card": "",
+    }
+    refused = await portal.client.post("/officer/requests", data=form)
+    assert refused.status_code == 400
+    assert "its own field" in refused.text
+    assert await OutsideRequest.all().count() == 0
+    form["asked"], form["card"] = "Loans of the card named", patron.card
+    assert (await portal.client.post("/officer/requests", data=form)).status_code == 303
+    stored = await OutsideRequest.get()
+    decided = await portal.client.post(
+        "/officer/requests/decision",
+        data={"request": str(stored.id), "decision": "disclosed", "disclosed": patron.card},
+    )
+    assert decided.status_code == 400
+    await stored.refresh_from_db()
+    assert (stored.decision, stored.disclosed) == ("pending", "")
+
+
 async def test_an_incomplete_request_is_refused_and_nothing_is_recorded(portal) -> None:
     await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
     await _officer(portal)

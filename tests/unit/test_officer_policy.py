@@ -14,6 +14,7 @@ from portal.officer.policy import (
     RequestingBody,
     RunOutcome,
     RunState,
+    card_candidates,
     job_health,
     run_state,
     suppress_row,
@@ -102,3 +103,22 @@ def test_the_transparency_summary_suppresses_each_row() -> None:
     assert [cell.value for cell in cells].count(None) >= 2
     assert total.value == 14
     assert rows[RequestingBody.OTHER.value][1].value == 0
+
+
+def test_a_card_number_is_found_in_free_text_however_it_is_printed() -> None:
+    card = "21234000012345"
+    for text in (
+        f"Loans of card {card} from March",
+        "Loans of card 2 1234 00001 2345.",
+        "card no. 21234-00001-2345, and more",
+        f"{card.lower()}",
+    ):
+        assert card in set(card_candidates(text)), text
+
+
+def test_words_apart_or_without_a_digit_are_not_read_as_one_card() -> None:
+    candidates = set(card_candidates("County sheriff, 2123400\n0012345 (see 21234, 00001)"))
+    assert "COUNTYSHERIFF" not in candidates  # no digit: a word, not a card
+    assert "21234000012345" not in candidates  # a line break between them
+    assert "2123400001" not in candidates  # a comma and a parenthesis between them
+    assert "21234" in candidates
