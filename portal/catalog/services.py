@@ -124,6 +124,9 @@ class ServicePreview:
     new_terms: dict[str, Any]
     current_texts: dict[str, dict[str, str]]  # by locale
     new_texts: dict[str, dict[str, str]]
+    # The child's version of the notice, by locale, for a service children can meet.
+    current_child_texts: dict[str, dict[str, str]]
+    new_child_texts: dict[str, dict[str, str]]
 
 
 async def preview_publication(catalog: Catalog) -> list[ServicePreview]:
@@ -147,9 +150,12 @@ async def preview_publication(catalog: Catalog) -> list[ServicePreview]:
     for spec in catalog.services:
         service = existing.get(spec.key)
         new_texts = {locale: notice.as_dict() for locale, notice in spec.notices.items()}
+        new_child = {locale: notice.as_dict() for locale, notice in spec.child_notices.items()}
         if service is None:
             previews.append(
-                ServicePreview(spec.key, Change.NEW, None, spec.terms.as_dict(), {}, new_texts)
+                ServicePreview(
+                    spec.key, Change.NEW, None, spec.terms.as_dict(), {}, new_texts, {}, new_child
+                )
             )
             continue
         try:
@@ -158,14 +164,21 @@ async def preview_publication(catalog: Catalog) -> list[ServicePreview]:
             problems += error.problems
             continue
         current = await NoticeVersion.filter(service_id=service.id, revision=service.revision)
+        # By the locale's code today: a version published as `tl` is Filipino's (`fil`).
         previews.append(
             ServicePreview(
                 spec.key,
                 change,
                 service.terms,
                 spec.terms.as_dict(),
-                {notice.locale: notice.texts for notice in current},
+                {canonical(notice.locale): notice.texts for notice in current},
                 new_texts,
+                {
+                    canonical(notice.locale): notice.child_texts
+                    for notice in current
+                    if notice.child_texts
+                },
+                new_child,
             )
         )
     if problems:

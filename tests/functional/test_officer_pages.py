@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from portal.catalog.models import NoticeVersion
 from portal.consent.policy import Decision
 from portal.officer import services
 from portal.officer.models import OutsideRequest
@@ -23,7 +24,7 @@ from tests.desk import make_staff, staff_sign_in
 from tests.factories import SECRET, decides, make_patron, now, publish, standard_catalog
 from tests.web import hidden, visible_text
 
-LOCALES = ("en", "ar")
+LOCALES = ("en", "ar", "fil")
 
 
 @pytest.fixture
@@ -63,6 +64,12 @@ async def test_an_officer_previews_a_material_change_and_publishes_it_once(porta
     assert "Privacy notice in العربية" in seen
     assert "reading_history summary ar (revised)" in seen  # the new text beside the old
     assert "reading_history summary ar" in seen
+    # The child's version too: its wording tells the terms, so it changed with them.
+    child = preview.text.split('id="child-diff-reading_history-en"')[1].split("</table>")[0]
+    assert "Privacy notice in <bdi>English</bdi>, the version for children" in child
+    assert "365 days)" in child
+    assert "<mark>" in child
+    assert "900 days)" in child
     assert "Unchanged: saved_lists , newsletter" in seen
     form = {
         "catalog_text": html.unescape(hidden(preview.text, "catalog_text")),
@@ -224,6 +231,19 @@ async def test_a_card_number_typed_into_the_text_is_refused(portal) -> None:
     assert decided.status_code == 400
     await stored.refresh_from_db()
     assert (stored.decision, stored.disclosed) == ("pending", "")
+
+
+async def test_the_preview_shows_filipino_notices_published_under_the_old_code(portal) -> None:
+    """Notice versions published before Filipino's code became `fil` keep `tl`: the preview
+    still shows them as what is published now."""
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    await NoticeVersion.filter(locale="fil").update(locale="tl")
+    await _officer(portal)
+    preview = await _preview(portal, standard_catalog(locales=LOCALES, wording=" (revised)"))
+    assert preview.status_code == 200, preview.text
+    table = preview.text.split('id="diff-reading_history-fil"')[1].split("</table>")[0]
+    published_now = [row.split("<td")[1] for row in table.split("<tr")[2:]]
+    assert all("reading_history" in cell for cell in published_now), published_now
 
 
 async def test_an_incomplete_request_is_refused_and_nothing_is_recorded(portal) -> None:
