@@ -5,6 +5,7 @@ requests, with what in its free text could be a card number. Pure: no database, 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,23 +156,37 @@ def transparency_rows(
     return rows
 
 
-# Words of a free text that could be a card number, printed with spaces or dashes: runs of
-# letters and digits, and up to _CARD_WORDS of them read together ("2 1234 00001 2345").
-_WORD = re.compile(r"[0-9A-Za-z]+")
-_CARD_WORDS = 5
+# What may stand between the groups of a card number as people print and type it: any space
+# (a non-breaking or thin one too, and a line break), a dash of any kind, a dot, a slash.
+_GROUP_SEPARATOR = re.compile(r"[\s\-\u2010-\u2015\u2212./]+")
+_GROUP = re.compile(r"[0-9A-Z]+")
 
 
 def card_candidates(text: str) -> Iterator[str]:
-    """Each run of up to five neighbouring words (separated only by spaces or dashes) that
-    has the shape of a card number and holds a digit, as normalise_card would give it."""
-    words = list(_WORD.finditer(text))
-    for first in range(len(words)):
-        joined = ""
-        for offset, word in enumerate(words[first : first + _CARD_WORDS]):
-            if offset and text[words[first + offset - 1].end() : word.start()].strip(" -\t"):
-                break  # something other than spaces and dashes between them
-            joined += word.group().upper()
-            if len(joined) > CARD_MAX:
-                break
-            if len(joined) >= CARD_MIN and any(char.isdigit() for char in joined):
-                yield joined
+    """Every run of neighbouring groups of letters and digits, joined as normalise_card would
+    join them, that has a card number's length and holds a digit. A group with letters before
+    its digits ("ID21234000012345") is also read from its first digit, and digits of any
+    script count as the digits they are."""
+    folded = "".join(
+        str(unicodedata.digit(char)) if char.isdecimal() else char for char in text
+    ).upper()
+    groups = list(_GROUP.finditer(folded))
+    for first, group in enumerate(groups):
+        digit = next((i for i, char in enumerate(group.group()) if char.isdigit()), None)
+        starts = [group.group()]
+        if digit:
+            starts.append(group.group()[digit:])
+        for start in starts:
+            yield from _joined_from(start, folded, groups[first:])
+
+
+def _joined_from(start: str, text: str, groups: list[re.Match[str]]) -> Iterator[str]:
+    joined = start
+    for previous, group in zip(groups, [*groups[1:], None], strict=True):
+        if CARD_MIN <= len(joined) <= CARD_MAX and any(char.isdigit() for char in joined):
+            yield joined
+        if group is None or len(joined) >= CARD_MAX:
+            return
+        if not _GROUP_SEPARATOR.fullmatch(text[previous.end() : group.start()]):
+            return  # something other than a separator between them: not one number
+        joined += group.group()
