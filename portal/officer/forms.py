@@ -46,7 +46,7 @@ class OutsideRequestForm:
     decision: str
     disclosed: str
     card: str  # as typed: only ever turned into a keyed hash
-    entry_key: str | None  # the form's own key (ENTRY_KEY), None if it came without one
+    entry_key: str | None  # the form's own key (new_entry_key), None if it came without one
 
 
 def parse_outside_request(form: FormData, *, today: date) -> OutsideRequestForm:

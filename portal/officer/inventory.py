@@ -409,7 +409,8 @@ INVENTORY: tuple[Table, ...] = (
             "handled_by_id": "the staff member who handled it",
             "handled_by_name": "their name then",
             "recorded_at": "when recorded",
-            "entry_key": "the form's random key, so that sending it twice records it once",
+            "entry_key": "hash of the form's random key and what was sent with it, so that "
+            "the same form sent twice records one request",
         },
     ),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,8 +15,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
+from tortoise.transactions import in_transaction
 
 from portal.catalog.services import all_services
 from portal.db import fetch_rows
@@ -38,6 +39,8 @@ from portal.officer.policy import (
 from portal.outbox import services as outbox
 from portal.patrons.models import Patron
 from portal.patrons.policy import keyed_hash
+from portal.staff import audit
+from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
 from portal.stores.registry import StoreRetention, retention_report
 
@@ -260,7 +263,7 @@ class NewOutsideRequest:
     decision: str
     disclosed: str
     patron_key: str | None
-    entry_key: str | None = None  # the form's key: the same form is recorded once
+    entry_key: str | None = None  # the form's random key (forms.new_entry_key)
 
 
 @dataclass(frozen=True)
@@ -279,32 +282,61 @@ class OutsideRequestView:
     recorded_at: datetime
 
 
+_INSERT_REQUEST = (
+    "INSERT INTO outside_request (received_on, requesting_body, body_name, instrument, "
+    "reference, asked, decision, disclosed, patron_key, handled_by_id, handled_by_name, "
+    "recorded_at, entry_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (entry_key) DO NOTHING RETURNING id"
+)
+
+
+def _entry_key(new: NewOutsideRequest) -> str | None:
+    """The form's key and what was sent with it: the same form sent twice records once, and
+    a form sent again after a change (Back, an edit, send) is a request of its own."""
+    if new.entry_key is None:
+        return None
+    sent = [new.entry_key, new.received_on.isoformat(), new.requesting_body, new.body_name]
+    sent += [new.instrument, new.reference, new.asked, new.decision, new.disclosed]
+    sent += [new.patron_key or ""]
+    return hashlib.sha256(json.dumps(sent).encode()).hexdigest()
+
+
 async def record_outside_request(
     new: NewOutsideRequest, staff: StaffIdentity, *, now: datetime
 ) -> int | None:
-    """The new entry's id; None if this form (its entry key) was recorded already. The
-    key's unique constraint decides, so two submits at once record one entry."""
-    try:
-        row = await OutsideRequest.create(
-            received_on=new.received_on,
-            requesting_body=new.requesting_body,
-            body_name=new.body_name,
-            instrument=new.instrument,
-            reference=new.reference,
-            asked=new.asked,
-            decision=new.decision,
-            disclosed=new.disclosed,
-            patron_key=new.patron_key,
-            handled_by_id=staff.staff_id,
-            handled_by_name=staff.display_name,
-            recorded_at=now,
-            entry_key=new.entry_key,
+    """The new entry's id, recorded with its audit entry in one transaction; None if this
+    form was recorded already. A unique key decides, so two sends at once record one."""
+    async with in_transaction():
+        rows = await fetch_rows(
+            _INSERT_REQUEST,
+            new.received_on,
+            new.requesting_body,
+            new.body_name,
+            new.instrument,
+            new.reference,
+            new.asked,
+            new.decision,
+            new.disclosed,
+            new.patron_key,
+            staff.staff_id,
+            staff.display_name,
+            now,
+            _entry_key(new),
         )
-    except IntegrityError:
-        if new.entry_key is None or not await OutsideRequest.exists(entry_key=new.entry_key):
-            raise
-        return None
-    return row.id
+        if not rows:
+            return None
+        request_id: int = rows[0]["id"]
+        await audit.append(
+            staff,
+            AuditAction.OUTSIDE_REQUEST_RECORDED,
+            now=now,
+            patron_key=new.patron_key,
+            detail={"request": request_id},
+        )
+    return request_id
+
+
+_LOOKUPS_PER_QUERY = 500
 
 
 async def names_a_card(secret: str, texts: list[str]) -> bool:
@@ -327,24 +359,30 @@ async def names_a_card(secret: str, texts: list[str]) -> bool:
     return False
 
 
-_LOOKUPS_PER_QUERY = 500
-
-
 class Decided(StrEnum):
     NOW = "now"
     ALREADY = "already"  # a double submit, or another officer first: nothing changes
     UNKNOWN = "unknown"
 
 
-async def decide_outside_request(request_id: int, decision: str, disclosed: str) -> Decided:
-    """A pending request decided later: its decision and what was disclosed. The staff
-    audit trail keeps who decided it and when. Only a pending request is decided, in one
-    update, so that a decision is never silently replaced by a second one."""
-    updated: int = await OutsideRequest.filter(
-        id=request_id, decision=RequestDecision.PENDING
-    ).update(decision=decision, disclosed=disclosed)
-    if updated:
-        return Decided.NOW
+async def decide_outside_request(
+    request_id: int, decision: str, disclosed: str, staff: StaffIdentity, *, now: datetime
+) -> Decided:
+    """A pending request decided later: its decision and what was disclosed, and in the
+    same transaction the staff audit entry of who decided it and when. Only a pending
+    request is decided, in one update, so that a decision is never silently replaced."""
+    async with in_transaction():
+        updated: int = await OutsideRequest.filter(
+            id=request_id, decision=RequestDecision.PENDING
+        ).update(decision=decision, disclosed=disclosed)
+        if updated:
+            await audit.append(
+                staff,
+                AuditAction.OUTSIDE_REQUEST_DECIDED,
+                now=now,
+                detail={"request": request_id, "decision": decision},
+            )
+            return Decided.NOW
     return Decided.ALREADY if await OutsideRequest.exists(id=request_id) else Decided.UNKNOWN
 
 

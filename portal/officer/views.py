@@ -23,6 +23,7 @@ from portal.officer import services
 from portal.officer.forms import (
     REQUEST_FIELDS,
     catalog_file,
+    long_text,
     new_entry_key,
     parse_decision,
     parse_outside_request,
@@ -222,8 +223,11 @@ def _register_page(
     staff: StaffIdentity,
     entries: list[services.OutsideRequestView],
     typed: dict[str, str] | None = None,
+    deciding: dict[str, object] | None = None,
     **extra: object,
 ) -> Response:
+    """`typed`: the new request's form as it was sent; `deciding`: the decision form of one
+    entry as it was sent (its "request", "decision" and "disclosed"), when it was refused."""
     return _page(
         request,
         "officer/requests.html",
@@ -235,6 +239,7 @@ def _register_page(
         today=local_date(utcnow(), settings_of(request).timezone),
         entry_key=new_entry_key(),
         typed=typed or dict.fromkeys(REQUEST_FIELDS, ""),
+        deciding=deciding,
         **extra,
     )
 
@@ -275,44 +280,39 @@ async def record_request(request: Request) -> Response:
         patron_key=await _patron_reference(settings.secret_key, parsed.card),
         entry_key=parsed.entry_key,
     )
-    request_id = await services.record_outside_request(new, staff, now=now)
-    if request_id is None:  # sent twice: the register shows it once, as recorded the first time
-        return redirect_to(request, "officer.requests")
-    await audit.append(
-        staff,
-        AuditAction.OUTSIDE_REQUEST_RECORDED,
-        now=now,
-        patron_key=new.patron_key,
-        detail={"request": request_id},
-    )
+    # Sent twice, it is recorded once: the register shows it either way.
+    await services.record_outside_request(new, staff, now=now)
     return redirect_to(request, "officer.requests")
 
 
 async def decide_request(request: Request) -> Response:
     staff = await _officer(request)
-    request_id = number_field(await request.form(), "request")
+    form = await request.form()
+    request_id = number_field(form, "request")
     try:
-        decision, disclosed = parse_decision(await request.form())
+        decision, disclosed = parse_decision(form)
         if await services.names_a_card(settings_of(request).secret_key, [disclosed]):
             raise DomainError(OfficerCode.CARD_IN_TEXT)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
-        return _register_page(request, staff, await services.outside_requests(), failure=failure)
+        # The refusal is shown at the entry's own form, with what was typed there.
+        deciding: dict[str, object] = {"request": request_id, "decision": field(form, "decision")}
+        deciding["disclosed"] = long_text(form, "disclosed")
+        return _register_page(
+            request,
+            staff,
+            await services.outside_requests(),
+            failure=failure,
+            deciding=deciding,
+        )
     decided = (
-        await services.decide_outside_request(request_id, decision, disclosed)
+        await services.decide_outside_request(request_id, decision, disclosed, staff, now=utcnow())
         if request_id is not None
         else services.Decided.UNKNOWN
     )
     if decided is services.Decided.UNKNOWN:
         raise HTTPException(status_code=404)
-    if decided is services.Decided.ALREADY:  # the register shows the decision that stands
-        return redirect_to(request, "officer.requests")
-    await audit.append(
-        staff,
-        AuditAction.OUTSIDE_REQUEST_DECIDED,
-        now=utcnow(),
-        detail={"request": request_id, "decision": decision},
-    )
+    # Decided now, or already (the register shows the decision that stands).
     return redirect_to(request, "officer.requests")
 
 

@@ -226,11 +226,20 @@ async def test_a_card_number_typed_into_the_text_is_refused(portal) -> None:
     stored = await OutsideRequest.get()
     decided = await portal.client.post(
         "/officer/requests/decision",
-        data={"request": str(stored.id), "decision": "disclosed", "disclosed": patron.card},
+        data={
+            "request": str(stored.id),
+            "decision": "disclosed",
+            "disclosed": f"Loans of {patron.card}",
+        },
     )
     assert decided.status_code == 400
     await stored.refresh_from_db()
     assert (stored.decision, stored.disclosed) == ("pending", "")
+    # Refused at the entry's own form, with what was typed there.
+    entry_form = decided.text.split(f'name="request" value="{stored.id}"')[1].split("</form>")[0]
+    assert f'id="decision-error-{stored.id}"' in entry_form
+    assert f">Loans of {patron.card}</textarea>" in entry_form
+    assert '<option value="disclosed" selected>' in entry_form
 
 
 async def test_the_preview_shows_filipino_notices_published_under_the_old_code(portal) -> None:

@@ -17,7 +17,8 @@ from portal.consent.publishing import PublishedMeanwhile, publish_catalog
 from portal.officer import services
 from portal.officer.models import JobRun
 from portal.officer.policy import JobHealth, JobName, RunOutcome, RunState
-from portal.staff.policy import Role
+from portal.staff.models import StaffAuditEvent
+from portal.staff.policy import AuditAction, Role
 from portal.staff.services import identity_of
 from portal.stores.reading_history import HistoryEntry, Loan, record_loans
 from portal.stores.registry import KEYS as STORE_KEYS
@@ -213,33 +214,48 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
     assert (await services.transparency_summary(this_year - 1))[0][2].value == 0
 
 
-async def test_a_form_sent_twice_at_once_records_one_request(db: str) -> None:
+def _sent(entry_key: str | None, asked: str = "Loans of one patron") -> services.NewOutsideRequest:
+    return services.NewOutsideRequest(
+        received_on=today(),
+        requesting_body="court",
+        body_name="District court",
+        instrument="court_order",
+        reference="CV-1",
+        asked=asked,
+        decision="pending",
+        disclosed="",
+        patron_key=None,
+        entry_key=entry_key,
+    )
+
+
+async def test_a_form_sent_eight_times_at_once_records_one_request(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
-
-    def sent(entry_key: str | None) -> services.NewOutsideRequest:
-        return services.NewOutsideRequest(
-            received_on=today(),
-            requesting_body="court",
-            body_name="District court",
-            instrument="court_order",
-            reference="CV-1",
-            asked="Loans of one patron",
-            decision="pending",
-            disclosed="",
-            patron_key=None,
-            entry_key=entry_key,
-        )
-
     recorded = await asyncio.gather(
-        *(services.record_outside_request(sent("k" * 24), officer, now=now()) for _ in range(8))
+        *(services.record_outside_request(_sent("k" * 24), officer, now=now()) for _ in range(8))
     )
     assert len([entry for entry in recorded if entry is not None]) == 1
-    # Another showing of the form is another request; a form from before the keys is
-    # recorded each time it is sent.
-    assert await services.record_outside_request(sent("m" * 24), officer, now=now())
-    assert await services.record_outside_request(sent(None), officer, now=now())
-    assert await services.record_outside_request(sent(None), officer, now=now())
-    assert len(await services.outside_requests()) == 4
+    assert len(await services.outside_requests()) == 1
+    trail = await StaffAuditEvent.filter(action=AuditAction.OUTSIDE_REQUEST_RECORDED).count()
+    assert trail == 1
+
+
+async def test_a_form_changed_and_sent_again_is_a_request_of_its_own(db: str) -> None:
+    """Back, an edit, send: what was typed the second time is not lost."""
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    first = await services.record_outside_request(_sent("k" * 24), officer, now=now())
+    edited = _sent("k" * 24, asked="Loans of one patron since March")
+    second = await services.record_outside_request(edited, officer, now=now())
+    assert None not in (first, second)
+    assert first != second
+
+
+async def test_forms_without_a_key_are_recorded_each_time_they_are_sent(db: str) -> None:
+    """A page shown before the register's forms had keys."""
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    for _ in range(2):
+        assert await services.record_outside_request(_sent(None), officer, now=now())
+    assert len(await services.outside_requests()) == 2
 
 
 async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str) -> None:
@@ -261,18 +277,20 @@ async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str)
     )
     assert request_id is not None
     outcomes = await asyncio.gather(
-        services.decide_outside_request(request_id, "refused", ""),
-        services.decide_outside_request(request_id, "disclosed", "the loans"),
+        services.decide_outside_request(request_id, "refused", "", officer, now=now()),
+        services.decide_outside_request(request_id, "disclosed", "the loans", officer, now=now()),
     )
     assert sorted(outcomes) == [services.Decided.ALREADY, services.Decided.NOW]
+    decided = await StaffAuditEvent.filter(action=AuditAction.OUTSIDE_REQUEST_DECIDED).count()
+    assert decided == 1
     stored = (await services.outside_requests())[0]
     first = outcomes.index(services.Decided.NOW)
     assert (stored.decision, stored.disclosed) == [("refused", ""), ("disclosed", "the loans")][
         first
     ]
-    assert await services.decide_outside_request(request_id + 1, "refused", "") is (
-        services.Decided.UNKNOWN
-    )
+    assert await services.decide_outside_request(
+        request_id + 1, "refused", "", officer, now=now()
+    ) is (services.Decided.UNKNOWN)
 
 
 async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
