@@ -52,8 +52,9 @@ class OutsideRequest(Model):
     )
     handled_by_name = fields.CharField(max_length=100)
     recorded_at = fields.DatetimeField()
-    # The random key the form was given when it was shown: sent twice (a double click, a
-    # resend after a timeout), the same request is recorded once. None before it existed.
+    # A hash of the random key the form was given when it was shown and of what was sent
+    # with it: the same form sent twice (a double click, a resend after a timeout) records
+    # one request. None for requests recorded before it existed.
     entry_key = fields.CharField(max_length=64, null=True, unique=True)
 
     handled_by_id: int
