@@ -69,10 +69,21 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The worker is pinned to the first core; wrk gets the second.
+PINNED = ("taskset", "-c", "0")
+
+
 @contextlib.contextmanager
 def serve(
-    app: str, env: dict[str, str], *, factory: bool = False, log_config: str | None = None
+    app: str,
+    env: dict[str, str],
+    *,
+    factory: bool = False,
+    log_config: str | None = None,
+    run_under: tuple[str, ...] = PINNED,
+    starting_seconds: float = 10,
 ) -> Iterator[Server]:
+    """One uvicorn worker without uvicorn's access log, run under `run_under`."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--no-access-log", "--port", str(port)]
     if factory:
@@ -80,23 +91,28 @@ def serve(
     if log_config:
         command.extend(["--log-config", log_config])
     process = subprocess.Popen(
-        ["taskset", "-c", "0", *command],
+        [*run_under, *command],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + starting_seconds
+        while time.monotonic() < deadline:
             try:
-                httpx.get(f"{url}/healthz", timeout=1)
+                httpx.get(f"{url}/healthz", timeout=5)
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
         yield Server(url, process)
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _lua(requests: list[tuple[str, str, dict[str, str], str]]) -> str:
@@ -265,7 +281,7 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
         f"[{label}] batch of 100 pairs: p99 {batch.p99_ms:.1f} ms (target < 20 ms), "
         f"{batch.per_second * 100:,.0f} pairs/s | worker peak RSS {rss:.0f} MB (target < 120 MB)"
     )
-    bench_instructions(database_url, label, cards)
+    bench_instructions(database_url, label, env, singles)
 
 
 @dataclass(frozen=True)
@@ -290,38 +306,21 @@ class Round:
 COUNTED_RUNS = (300, 1300)
 
 
-@contextlib.contextmanager
-def _counted(app: str, env: dict[str, str], summary: Path, *, factory: bool) -> Iterator[str]:
+def _counted(
+    app: str, env: dict[str, str], summary: Path, *, factory: bool
+) -> contextlib.AbstractContextManager[Server]:
     """One uvicorn worker under valgrind's cachegrind (no cache simulation), which counts
     every instruction the worker executes. Whatever else the machine is doing, runs differ
     by about one per cent (what the event loop does while it waits depends on time). Its
     summary is in `summary` once the server has stopped."""
-    port = free_port()
-    command = [
-        *("valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"),
-        f"--log-file={summary}",
-        *(sys.executable, "-m", "uvicorn", app, "--no-access-log", "--port", str(port)),
-        *(["--factory"] if factory else []),
-    ]
-    process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    valgrind = ("valgrind", "--tool=cachegrind", "--cache-sim=no")
+    return serve(
+        app,
+        env,
+        factory=factory,
+        run_under=(*valgrind, "--cachegrind-out-file=/dev/null", f"--log-file={summary}"),
+        starting_seconds=120,  # starting under valgrind takes tens of seconds
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):  # starting under valgrind takes tens of seconds
-            try:
-                httpx.get(f"{url}/healthz", timeout=5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def instructions_per_request(
@@ -332,11 +331,11 @@ def instructions_per_request(
     with tempfile.TemporaryDirectory() as folder:
         for requests in COUNTED_RUNS:
             summary = Path(folder) / f"{requests}.log"
-            with _counted(app, env, summary, factory=factory) as url:
+            with _counted(app, env, summary, factory=factory) as server:
                 headers = {"content-type": "application/json"}
-                if bearer := token(url):
+                if bearer := token(server.url):
                     headers["authorization"] = f"Bearer {bearer}"
-                with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+                with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
                     for n in range(requests):
                         body = bodies[n % len(bodies)]
                         client.post("/api/v1/consent-check", content=body).raise_for_status()
@@ -360,24 +359,16 @@ def counted_portal() -> Starlette:
     return app
 
 
-def bench_instructions(database_url: str, label: str, cards: list[str]) -> None:
-    """The single-check comparison again, counted in instructions rather than timed: this
-    machine's timings move by several points between rounds, a count does not. Instructions
-    are not time (a system call or a cache miss costs more than an instruction), so this is
-    the comparison's check, not its replacement."""
+def bench_instructions(
+    database_url: str, label: str, env: dict[str, str], bodies: list[str]
+) -> None:
+    """The single-check comparison again (the same environment and requests), counted in
+    instructions rather than timed: this machine's timings move by several points between
+    rounds, a count does not. Instructions are not time (a system call or a cache miss costs
+    more than an instruction), so this is the comparison's check, not its replacement."""
     if shutil.which("valgrind") is None:
         print(f"[{label}] instructions per check: skipped (valgrind is not installed)")
         return
-    env = {
-        "PORTAL_DATABASE_URL": database_url,
-        "PORTAL_SECRET_KEY": SECRET,
-        "PORTAL_DELIVERY_IN_PROCESS": "false",
-    }
-    # The timed comparison's requests: each card in turn, with the three services in turn.
-    bodies = [
-        json.dumps({"card_number": card, "service": SERVICES[n % 3]})
-        for n, card in enumerate(cards)
-    ]
     portal = instructions_per_request(
         "tests.benchmarks.consent_check:counted_portal",
         env,
