@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from portal.catalog.services import all_services
 from portal.db import fetch_rows
+from portal.errors import DomainError, OfficerCode
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.officer.models import JobRun, OutsideRequest
 from portal.officer.policy import (
@@ -339,11 +340,17 @@ async def record_outside_request(
 _LOOKUPS_PER_QUERY = 500
 
 
-async def names_a_card(secret: str, texts: list[str]) -> bool:
-    """Whether any of the texts holds the number of a patron's card, which the register
-    must keep only as a coded reference. Only the cards the portal knows can be told apart
-    from other references; every word that could be one is looked up, in a query per
-    _LOOKUPS_PER_QUERY of them."""
+async def refuse_card_numbers(secret: str, *texts: str) -> None:
+    """Raises CARD_IN_TEXT if any of the texts holds the number of a patron's card, which
+    the register keeps only as a coded reference (in its own field)."""
+    if await names_a_card(secret, texts):
+        raise DomainError(OfficerCode.CARD_IN_TEXT)
+
+
+async def names_a_card(secret: str, texts: Iterable[str]) -> bool:
+    """Whether any of the texts holds the number of a patron's card. Only the cards the
+    portal knows can be told apart from other references; every word that could be one is
+    looked up, in a query per _LOOKUPS_PER_QUERY of them."""
     lookups = sorted(
         {
             keyed_hash(secret, "card", candidate)

@@ -256,9 +256,9 @@ async def record_request(request: Request) -> Response:
     form = await request.form()
     try:
         parsed = parse_outside_request(form, today=local_date(now, settings.timezone))
-        texts = [parsed.body_name, parsed.reference, parsed.asked, parsed.disclosed]
-        if await services.names_a_card(settings.secret_key, texts):
-            raise DomainError(OfficerCode.CARD_IN_TEXT)
+        await services.refuse_card_numbers(
+            settings.secret_key, parsed.body_name, parsed.reference, parsed.asked, parsed.disclosed
+        )
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=now)
         return _register_page(
@@ -291,8 +291,7 @@ async def decide_request(request: Request) -> Response:
     request_id = number_field(form, "request")
     try:
         decision, disclosed = parse_decision(form)
-        if await services.names_a_card(settings_of(request).secret_key, [disclosed]):
-            raise DomainError(OfficerCode.CARD_IN_TEXT)
+        await services.refuse_card_numbers(settings_of(request).secret_key, disclosed)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
         # The refusal is shown at the entry's own form, with what was typed there.
