@@ -26,18 +26,19 @@ from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
 from portal.desk import handover as handover_views
-from portal.desk import oidc
-from portal.desk import signin as staff_signin
 from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
 from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
+from portal.patrons import views as patron_views
 from portal.rights import views as rights_views
 from portal.rights.policy import has_receipt, receipt_reference
 from portal.settings import Settings
+from portal.staff import oidc
+from portal.staff import views as staff_views
 from portal.stores import registry as stores
-from portal.web import health, signin
+from portal.web import health
 from portal.web.access_log import AccessLogMiddleware
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
@@ -124,14 +125,14 @@ def create_app(settings: Settings) -> Starlette:
             *api_views.routes,
             *api_deletions.routes,
             *health.routes,
-            *signin.routes,
+            *patron_views.routes,
             *consent_views.routes,
             *decision_views.routes,
             *stores.routes,
             *minors_views.routes,
             *rights_views.routes,
             *oauth.routes,
-            *staff_signin.routes,
+            *staff_views.routes,
             *desk_views.routes,
             *handover_views.routes,
             *officer_views.routes,

@@ -27,7 +27,6 @@ from portal.app import create_app
 from portal.catalog.jurisdiction import PRESETS
 from portal.catalog.policy import CatalogError, parse_catalog
 from portal.clock import local_date, utcnow
-from portal.consent.publishing import publish_catalog
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
 from portal.desk.services import purge_handovers
@@ -38,6 +37,7 @@ from portal.minors.services import (
     link_at_desk,
     purge_expired_link_codes,
 )
+from portal.officer import services as officer_services
 from portal.officer.policy import JobName
 from portal.officer.services import Run, purge_old_runs, recorded
 from portal.outbox import services as outbox
@@ -121,7 +121,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             catalog = parse_catalog(text, settings.locales, STORE_KEYS)
             # A system nobody can send signed requests to would hold deletions forever.
             require_secrets(settings, [system.key for system in catalog.systems])
-            report = await publish_catalog(catalog, text, now=utcnow())
+            report = await officer_services.publish(catalog, text, now=utcnow())
         except CatalogError as error:
             print("Nothing was published. Please fix:", file=sys.stderr)
             for problem in error.problems:

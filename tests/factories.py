@@ -9,11 +9,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from portal.catalog.policy import parse_catalog
+from portal.catalog.publishing import PublishReport
 from portal.consent import reads
 from portal.consent.policy import Decision
-from portal.consent.publishing import PublishReport, publish_catalog
 from portal.decisions import services as decisions
 from portal.decisions.services import Outcome
+from portal.officer.services import publish as publish_catalog
 from portal.outbox.policy import new_secret
 from portal.patrons.services import create_patron, set_pin_with_code
 from portal.stores.registry import KEYS as STORE_KEYS

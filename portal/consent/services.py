@@ -158,6 +158,12 @@ async def suspend_service(service_id: int, reason: SuspensionReason, now: dateti
     return len(affected)
 
 
+async def pause_for_material_change(service_id: int, now: datetime) -> int:
+    """A catalog publication changed the service's terms materially: every consent in force
+    is paused until the patron says yes to the new notice."""
+    return await suspend_service(service_id, SuspensionReason.MATERIAL_CHANGE, now)
+
+
 async def suspend_given_by(guardian_id: int, patron_id: int, now: datetime) -> int:
     """The consents this guardian gave for the patron, once their link ends: paused until a
     guardian still linked (or the patron, when old enough) answers again."""

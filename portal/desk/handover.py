@@ -16,9 +16,9 @@ from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
 from portal.decisions.forms import parse_decision
 from portal.desk import services
-from portal.desk.access import HANDOVER_COOKIE, cookie_name, end_patron_session
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
+from portal.staff.access import HANDOVER_COOKIE, cookie_name, end_patron_session
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, settings_of
 from portal.web.visit import LANGUAGE_COOKIE
@@ -38,7 +38,7 @@ async def _current(request: Request) -> services.HandoverView | None:
 
 
 def _cleared(request: Request) -> Response:
-    response = render(request, "handover/cleared.html", status_code=410)
+    response = render(request, "desk/handover_cleared.html", status_code=410)
     response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings_of(request).https)
     return response
 
@@ -59,7 +59,9 @@ async def screen(request: Request, *, error: DomainError | None = None) -> Respo
         state = await service_view(view.patron_id, view.service.key, current_locale())
         context["notice"] = notice
         context["revision"] = state.revision
-    return render(request, "handover/screen.html", context, error=error.code if error else None)
+    return render(
+        request, "desk/handover_screen.html", context, error=error.code if error else None
+    )
 
 
 async def choose_pin(request: Request) -> Response:

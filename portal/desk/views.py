@@ -1,11 +1,9 @@
 """The desk's screens for staff: a new card, handing the screen over, setup slips, looking
 up a card (whether it exists, has a PIN, how many guardians, whether sign-in is locked;
-never a choice or a record), PIN resets, guardian links; and the audit trail for the
-privacy officer. Card numbers arrive only in form bodies, never in URLs."""
+never a choice or a record), PIN resets, guardian links. Card numbers arrive only in form
+bodies, never in URLs."""
 
 from __future__ import annotations
-
-from datetime import UTC, date, datetime, timedelta
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,7 +13,10 @@ from starlette.routing import Route
 from portal import i18n
 from portal.clock import local_date, utcnow
 from portal.desk import services
-from portal.desk.access import (
+from portal.desk.forms import checked, parse_new_card
+from portal.desk.policy import CardRef, make_ref, read_ref
+from portal.errors import DeskCode, DomainError
+from portal.staff.access import (
     HANDOVER_COOKIE,
     STAFF_COOKIE,
     cookie_name,
@@ -24,11 +25,6 @@ from portal.desk.access import (
     require_staff,
     set_desk_cookie,
 )
-from portal.desk.forms import checked, parse_new_card
-from portal.desk.policy import CardRef, make_ref, read_ref
-from portal.errors import DeskCode, DomainError
-from portal.staff import audit
-from portal.staff.policy import AuditAction, Role
 from portal.staff.services import StaffIdentity, end_session
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, set_cookie, settings_of
@@ -270,46 +266,6 @@ async def welcome_sheet(request: Request) -> Response:
         return render(request, "desk/welcome_sheet.html")
 
 
-def _day(value: str) -> datetime | None:
-    """A day from the filter form, as the start of that day in UTC; nonsense reads as none."""
-    try:
-        day = date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-    if day is None or not date(1900, 1, 1) <= day <= date(9000, 1, 1):
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-async def trail(request: Request) -> Response:
-    """The staff audit trail, for the privacy officer: newest first, filtered."""
-    staff = await require_staff(request, Role.PRIVACY_OFFICER)
-    params = request.query_params
-    action = params.get("action") or None
-    known_actions = [item.value for item in AuditAction]
-    since, until = _day(params.get("since", "")), _day(params.get("until", ""))
-    filters = audit.TrailFilter(
-        action=action if action in known_actions else None,
-        since=since,
-        until=until + timedelta(days=1) if until else None,
-    )
-    before = params.get("before", "")
-    entries = await audit.trail(filters, before_id=int(before) if before.isdigit() else None)
-    await audit.append(staff, AuditAction.TRAIL_READ, now=utcnow())
-    return render(
-        request,
-        "staff/trail.html",
-        {
-            "staff": staff,
-            "entries": entries,
-            "actions": known_actions,
-            "filters": filters,
-            "older": entries[-1].id if len(entries) == audit.TRAIL_PAGE else None,
-            "query": {key: value for key, value in params.items() if key != "before"},
-        },
-    )
-
-
 routes = [
     Route("/desk", home, methods=["GET"], name="desk.home"),
     Route("/desk/cards", new_card, methods=["POST"], name="desk.new_card"),
@@ -323,5 +279,4 @@ routes = [
     Route("/desk/links", link, methods=["POST"], name="desk.link"),
     Route("/desk/links/end", unlink, methods=["POST"], name="desk.unlink"),
     Route("/desk/welcome/{locale:str}", welcome_sheet, methods=["GET"], name="desk.welcome"),
-    Route("/staff/trail", trail, methods=["GET"], name="staff.trail"),
 ]

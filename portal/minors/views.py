@@ -44,7 +44,7 @@ async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> 
     )
     return render(
         request,
-        "guardian/home.html",
+        "guardians/home.html",
         {"children": children},
         error=error,
     )
@@ -109,7 +109,7 @@ async def guardian_notice(
         chosen = children
     return render(
         request,
-        "guardian/notice.html",
+        "guardians/notice.html",
         {
             "notice": notice,
             "key": key,
@@ -164,7 +164,7 @@ async def link_code(request: Request) -> Response:
         )
     except services.MinorsError:
         raise HTTPException(status_code=403) from None
-    return render(request, "guardian/link_code.html", {"code": code, "expires_at": expires_at})
+    return render(request, "guardians/link_code.html", {"code": code, "expires_at": expires_at})
 
 
 async def sharing(request: Request) -> Response:

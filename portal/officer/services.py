@@ -1,6 +1,7 @@
-"""The privacy officer's use cases: the consent report (aggregate only), whether the portal
-keeps its promises (retention, erasures, deletions downstream, the scheduled jobs), the
-record of each scheduled job's runs, and the register of outside requests."""
+"""The privacy officer's use cases: publishing the catalog, the consent report (aggregate
+only), whether the portal keeps its promises (retention, erasures, deletions downstream, the
+scheduled jobs), the record of each scheduled job's runs, and the register of outside
+requests."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from typing import Any
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from portal.catalog.policy import Catalog
+from portal.catalog.publishing import PublishReport, publish_catalog
 from portal.catalog.services import all_services
+from portal.consent.services import pause_for_material_change
 from portal.db import fetch_rows
 from portal.errors import DomainError, OfficerCode
 from portal.ledger.models import ConsentEvent, EventKind
@@ -70,6 +74,20 @@ _STATES_QUERY = (
     "WHEN granted THEN 'on' ELSE 'off' END AS state, COUNT(*) AS patrons "
     "FROM consent_state GROUP BY 1, 2"
 )
+
+
+async def publish(
+    catalog: Catalog, source_text: str, *, now: datetime, based_on: int | None = None
+) -> PublishReport:
+    """Publish a catalog; a material change pauses the consents given to the old terms, in
+    the same transaction. The officer's page and `portal publish` both come here."""
+    return await publish_catalog(
+        catalog,
+        source_text,
+        now=now,
+        based_on=based_on,
+        pause_consents=pause_for_material_change,
+    )
 
 
 async def consent_report() -> list[ServiceCounts]:

@@ -14,10 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.catalog.policy import NOTICE_FIELDS, CatalogError, parse_catalog
+from portal.catalog.publishing import PublishedMeanwhile
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.clock import local_date, utcnow
-from portal.consent.publishing import PublishedMeanwhile, publish_catalog
-from portal.desk.access import require_staff
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services
 from portal.officer.forms import (
@@ -41,6 +40,7 @@ from portal.outbox.keys import SecretsError, require_secrets
 from portal.patrons.policy import keyed_hash, normalise_card
 from portal.patrons.services import PatronError, patron_for_card
 from portal.staff import audit
+from portal.staff.access import require_staff
 from portal.staff.policy import AuditAction, Role
 from portal.staff.services import StaffIdentity
 from portal.stores.registry import KEYS as STORE_KEYS
@@ -178,7 +178,7 @@ async def catalog_publish(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
-        published = await publish_catalog(catalog, text, now=utcnow(), based_on=based_on)
+        published = await services.publish(catalog, text, now=utcnow(), based_on=based_on)
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)
     except SecretsError as error:

@@ -29,7 +29,7 @@ def session_cookie(settings: Settings) -> str:
 
 
 LANGUAGE_COOKIE = "portal_lang"
-# The desk's cookies (portal.desk.access). A browser holding one is the library's screen:
+# The desk's cookies (portal.staff.access). A browser holding one is the library's screen:
 # it never acts as a patron, whatever patron cookie it may also hold.
 STAFF_COOKIE = "portal_staff"
 HANDOVER_COOKIE = "portal_handover"

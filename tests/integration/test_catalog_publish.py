@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from portal.catalog import publishing
 from portal.catalog import services as catalog_services
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import CatalogError, NoticeText, Terms, content_hash
@@ -18,7 +19,7 @@ from portal.catalog.services import (
     forget_published_catalog,
     published_catalog,
 )
-from portal.consent import publishing, reads
+from portal.consent import reads
 from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services as decisions
 from portal.i18n import KNOWN_LOCALES

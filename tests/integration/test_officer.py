@@ -11,12 +11,13 @@ import pytest
 
 from portal.catalog.models import Publication
 from portal.catalog.policy import CatalogError, parse_catalog
+from portal.catalog.publishing import PublishedMeanwhile
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.consent.policy import Decision
-from portal.consent.publishing import PublishedMeanwhile, publish_catalog
 from portal.officer import services
 from portal.officer.models import JobRun
 from portal.officer.policy import JobHealth, JobName, RunOutcome, RunState
+from portal.officer.services import publish as publish_catalog
 from portal.staff.models import StaffAuditEvent
 from portal.staff.policy import AuditAction, Role
 from portal.staff.services import identity_of

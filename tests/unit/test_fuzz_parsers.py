@@ -13,8 +13,8 @@ from starlette.datastructures import FormData
 from portal.catalog.policy import CatalogError, parse_catalog
 from portal.decisions.forms import parse_decision
 from portal.errors import DomainError
+from portal.patrons.views import parse_pin_setup, parse_signin
 from portal.web.requests import MAX_ID, field, number_field, plain_text
-from portal.web.signin import parse_pin_setup, parse_signin
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = (ROOT / "deploy" / "catalog.toml").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from portal import child_register, i18n
+from portal import child_wording, i18n
 
 ENABLED = tuple(i18n.KNOWN_LOCALES)
 
@@ -167,7 +167,7 @@ def test_the_child_register_falls_back_to_the_plain_translation() -> None:
 def test_every_child_entry_exists_in_the_plain_catalog_too() -> None:
     # A child entry is the child's wording of a message the pages already show.
     plain = set(i18n.translations("es")._catalog)  # type: ignore[attr-defined]
-    for message in child_register.MESSAGES:
+    for message in child_wording.MESSAGES:
         assert message in plain, message
-    for singular, _plural in child_register.PLURALS:
+    for singular, _plural in child_wording.PLURALS:
         assert (singular, 0) in plain, singular

@@ -1,9 +1,12 @@
 """Publishing the catalog, and what it does to consents in force: a material change (new
 purpose, data, recipient, or longer retention) pauses every consent given to the old terms,
-in the same transaction as the publication (PRODUCT.md, "Notice version")."""
+in the same transaction as the publication (docs/PROMISES.md, "Notice version"). Consents
+are the consent domain's, which depends on the catalog: it hands its pausing step in
+(portal.officer.services.publish is the one place that does)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,8 +16,10 @@ from tortoise.transactions import in_transaction
 from portal.catalog.models import Publication
 from portal.catalog.policy import Catalog
 from portal.catalog.services import Change, forget_published_catalog, write_publication
-from portal.consent.policy import SuspensionReason
-from portal.consent.services import suspend_service
+
+# Pauses every consent in force for one service (its id) in the caller's transaction; returns
+# how many it paused.
+PauseConsents = Callable[[int, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,12 @@ class PublishedMeanwhile(Exception):
 
 
 async def publish_catalog(
-    catalog: Catalog, source_text: str, *, now: datetime, based_on: int | None = None
+    catalog: Catalog,
+    source_text: str,
+    *,
+    now: datetime,
+    pause_consents: PauseConsents,
+    based_on: int | None = None,
 ) -> PublishReport:
     """All or nothing: every service and every pause, or nothing at all. `based_on`: the
     publication (its id, 0 for none) a preview was made against; if another came since,
@@ -51,9 +61,7 @@ async def publish_catalog(
             result = await write_publication(catalog, source_text, now=now)
             suspended = 0
             for service_id in result.materially_changed:
-                suspended += await suspend_service(
-                    service_id, SuspensionReason.MATERIAL_CHANGE, now
-                )
+                suspended += await pause_consents(service_id, now)
     except IntegrityError:
         if based_on is None:
             raise

@@ -1,29 +1,32 @@
-"""Staff sign-in and sign-out: through the library's identity provider when one is
-configured, otherwise with a local account whose holder chose their own password. Guesses
-count under the same throttle as patrons' (per account and per client network)."""
+"""Staff pages: sign-in and sign-out, through the library's identity provider when one is
+configured, otherwise with a local account whose holder chose their own password (guesses
+count under the same throttle as patrons', per account and per client network); and the
+audit trail of staff actions, for the privacy officer."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.clock import utcnow
-from portal.desk import oidc
-from portal.desk.access import (
+from portal.errors import DomainError, StaffCode
+from portal.patrons import throttle
+from portal.staff import audit, oidc
+from portal.staff import services as staff_services
+from portal.staff.access import (
     HANDOVER_COOKIE,
     SIGNIN_STATE_COOKIE,
     STAFF_COOKIE,
     cookie_name,
     delete_desk_cookie,
     end_patron_session,
+    require_staff,
     set_desk_cookie,
     signed_in_staff,
 )
-from portal.errors import DomainError, StaffCode
-from portal.patrons import throttle
-from portal.staff import audit
-from portal.staff import services as staff_services
 from portal.staff.policy import AuditAction, Role, StaffError
 from portal.web.rendering import render
 from portal.web.requests import count_guess, field, redirect_to, settings_of
@@ -180,6 +183,46 @@ async def setup(request: Request) -> Response:
     return render(request, "staff/setup_done.html")
 
 
+def _day(value: str) -> datetime | None:
+    """A day from the filter form, as the start of that day in UTC; nonsense reads as none."""
+    try:
+        day = date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    if day is None or not date(1900, 1, 1) <= day <= date(9000, 1, 1):
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+async def trail(request: Request) -> Response:
+    """The staff audit trail, for the privacy officer: newest first, filtered."""
+    staff = await require_staff(request, Role.PRIVACY_OFFICER)
+    params = request.query_params
+    action = params.get("action") or None
+    known_actions = [item.value for item in AuditAction]
+    since, until = _day(params.get("since", "")), _day(params.get("until", ""))
+    filters = audit.TrailFilter(
+        action=action if action in known_actions else None,
+        since=since,
+        until=until + timedelta(days=1) if until else None,
+    )
+    before = params.get("before", "")
+    entries = await audit.trail(filters, before_id=int(before) if before.isdigit() else None)
+    await audit.append(staff, AuditAction.TRAIL_READ, now=utcnow())
+    return render(
+        request,
+        "staff/trail.html",
+        {
+            "staff": staff,
+            "entries": entries,
+            "actions": known_actions,
+            "filters": filters,
+            "older": entries[-1].id if len(entries) == audit.TRAIL_PAGE else None,
+            "query": {key: value for key, value in params.items() if key != "before"},
+        },
+    )
+
+
 routes = [
     Route("/staff/signin", signin_form, methods=["GET"], name="staff.signin_form"),
     Route("/staff/signin", signin, methods=["POST"], name="staff.signin"),
@@ -193,4 +236,5 @@ routes = [
     Route("/staff/signout", signout, methods=["POST"], name="staff.signout"),
     Route("/staff/setup", setup_form, methods=["GET"], name="staff.setup_form"),
     Route("/staff/setup", setup, methods=["POST"], name="staff.setup"),
+    Route("/staff/trail", trail, methods=["GET"], name="staff.trail"),
 ]
