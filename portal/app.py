@@ -31,6 +31,7 @@ from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
 from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
+from portal.patrons import access as patron_access
 from portal.patrons import views as patron_views
 from portal.rights import views as rights_views
 from portal.rights.policy import has_receipt, receipt_reference
@@ -144,7 +145,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CrossOriginGuard),
             Middleware(BodyLimitMiddleware),
-            Middleware(VisitMiddleware, settings=settings),
+            Middleware(VisitMiddleware, settings=settings, find_visitor=patron_access.visitor),
         ],
         exception_handlers={
             HTTPException: _http_error,

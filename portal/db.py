@@ -17,6 +17,7 @@ from tortoise.migrations.api import migrate
 MODEL_MODULES = [
     "portal.catalog.models",
     "portal.patrons.models",
+    "portal.guardians.models",
     "portal.ledger.models",
     "portal.consent.models",
     "portal.stores.registry",

@@ -42,8 +42,9 @@ from portal.api.services import ClientRecord
 from portal.clock import utcnow
 from portal.errors import ApiCode
 from portal.patrons import throttle
+from portal.patrons.access import count_guess
 from portal.web.problems import json_error
-from portal.web.requests import count_guess, settings_of
+from portal.web.requests import settings_of
 
 REALM = "portal"
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]

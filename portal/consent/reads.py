@@ -33,9 +33,9 @@ from portal.consent.policy import (
 )
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
+from portal.guardians.services import LinkInfo, links_of
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.vocabulary import Audience
-from portal.patrons.services import LinkInfo, links_of
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,12 @@ from portal.consent.policy import ConsentError, Status
 from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import entries
+from portal.patrons.access import require_patron, signed_in_patron, visitor_age
 from portal.patrons.services import Identity
 from portal.staff.audit import actions_on
 from portal.web.problems import http_status
 from portal.web.rendering import error_message, render
-from portal.web.requests import (
-    redirect_to,
-    require_patron,
-    settings_of,
-    signed_in_patron,
-    visitor_age,
-)
+from portal.web.requests import redirect_to, settings_of
 
 
 async def home(request: Request) -> Response:

@@ -44,11 +44,12 @@ from portal.consent.services import (
 )
 from portal.db import scrub_after_erasure
 from portal.errors import ConsentCode, DomainError, MinorsCode
+from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import notify_consent_given, request_deletions
-from portal.patrons.services import has_verified_link, lock_patron
+from portal.patrons.services import lock_patron
 from portal.stores.registry import erase
 
 

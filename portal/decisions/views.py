@@ -17,9 +17,10 @@ from portal.decisions.forms import parse_decision, parse_onward
 from portal.errors import ConsentCode
 from portal.i18n import current_locale
 from portal.ledger.services import PATRON_ONLINE
+from portal.patrons.access import require_patron
 from portal.stores.registry import PAGES as SERVICE_PAGES
 from portal.web.rendering import render
-from portal.web.requests import is_htmx, redirect_to, require_patron, settings_of
+from portal.web.requests import is_htmx, redirect_to, settings_of
 
 
 async def decide(request: Request) -> Response:

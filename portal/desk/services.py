@@ -21,6 +21,7 @@ from portal.consent.policy import Decision
 from portal.decisions.services import Outcome, decide
 from portal.desk.models import Handover
 from portal.errors import DeskCode, DomainError, PatronCode
+from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.minors.services import end_link_at_desk, link_at_desk
 from portal.patrons import throttle
@@ -29,7 +30,7 @@ from portal.patrons.policy import check_new_pin, keyed_hash
 from portal.patrons.services import (
     NewPatron,
     PatronError,
-    card_facts,
+    card_lookup,
     clear_pin,
     hash_secret,
     issue_setup_code_for,
@@ -137,6 +138,27 @@ class CardLookup:
     locked: bool
     is_child: bool
     throttle_key: str
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What desk staff may learn about a card: never a choice, a record or library use."""
+
+    patron_id: int
+    has_pin: bool
+    guardians: int
+    born_on: date | None
+    locale: str | None
+
+
+async def card_facts(secret: str, card_number: str) -> CardFacts | None:
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
+    if patron is None:
+        return None
+    guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
+    return CardFacts(
+        patron.id, patron.pin_hash is not None, guardians, patron.born_on, patron.locale
+    )
 
 
 async def look_up(

@@ -1,5 +1,5 @@
 """One-time codes a minor makes so a parent or guardian can link to their account (the links
-themselves are account data: patrons.models.GuardianLink)."""
+themselves are account data: guardians.models.GuardianLink)."""
 
 from __future__ import annotations
 

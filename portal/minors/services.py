@@ -29,6 +29,8 @@ from portal.consent.reads import given_by_guardian, states_of, status_for
 from portal.consent.services import suspend_given_by, suspend_guardian_given
 from portal.decisions.services import Outcome, decide
 from portal.errors import DomainError, MinorsCode, PatronCode
+from portal.guardians.models import GuardianLink
+from portal.guardians.services import LinkInfo, links_of
 from portal.ledger.models import EventKind
 from portal.ledger.services import (
     SYSTEM_JOB,
@@ -45,9 +47,9 @@ from portal.minors.policy import (
     guardian_sees_choices,
     may_decide_for_child,
 )
-from portal.patrons.models import GuardianLink, Patron
+from portal.patrons.models import Patron
 from portal.patrons.policy import keyed_hash
-from portal.patrons.services import LinkInfo, PatronError, card_lookup, links_of, lock_patron
+from portal.patrons.services import PatronError, card_lookup, lock_patron
 
 
 class MinorsError(DomainError):

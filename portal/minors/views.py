@@ -17,17 +17,10 @@ from portal.errors import ConsentCode, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
 from portal.patrons import throttle
+from portal.patrons.access import count_guess, require_patron, visitor_age
 from portal.patrons.services import set_sharing
 from portal.web.rendering import render
-from portal.web.requests import (
-    count_guess,
-    field,
-    number_field,
-    redirect_to,
-    require_patron,
-    settings_of,
-    visitor_age,
-)
+from portal.web.requests import field, number_field, redirect_to, settings_of
 
 
 async def _require_adult(request: Request) -> int:

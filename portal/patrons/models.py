@@ -67,30 +67,6 @@ class PortalSession(Model):
         table = "portal_session"
 
 
-# Links are never deleted: ending one keeps the record of who could act for the child and
-# when. The rules for making and ending them are portal.minors'.
-class GuardianLink(Model):
-    id = fields.IntField(primary_key=True)
-    guardian: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
-        "models.Patron", related_name="children_links", on_delete=fields.RESTRICT, db_index=True
-    )
-    child: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
-        "models.Patron", related_name="guardian_links", on_delete=fields.RESTRICT, db_index=True
-    )
-    # Chosen by the guardian so they can tell their children apart; the portal keeps no names.
-    label = fields.CharField(max_length=60)
-    method = fields.CharField(max_length=20)  # "desk_handover" (in person) or "guardian" (code)
-    linked_at = fields.DatetimeField()
-    ended_at = fields.DatetimeField(null=True)
-    end_reason = fields.CharField(max_length=30, null=True)
-
-    guardian_id: int
-    child_id: int
-
-    class Meta:
-        table = "guardian_link"
-
-
 class SignInCounter(Model):
     """Guesses counted against one throttle key (a keyed hash of a card, or of a client's
     network) in the current window. Purpose: limit guessing; purged when the window ends."""

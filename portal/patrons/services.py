@@ -18,8 +18,7 @@ from tortoise.transactions import in_transaction
 
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import DomainError, PatronCode
-from portal.ledger.vocabulary import Method
-from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
+from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.patrons.policy import check_new_pin, keyed_hash, new_setup_code, normalise_card
 
 T = TypeVar("T")
@@ -151,27 +150,6 @@ async def clear_pin(patron_id: int) -> None:
         await Patron.filter(id=patron_id).update(pin_hash=None)
         await PinSetupCode.filter(patron_id=patron_id).delete()
         await PortalSession.filter(patron_id=patron_id).delete()
-
-
-@dataclass(frozen=True)
-class CardFacts:
-    """What desk staff may learn about a card: never a choice, a record or library use."""
-
-    patron_id: int
-    has_pin: bool
-    guardians: int
-    born_on: date | None
-    locale: str | None
-
-
-async def card_facts(secret: str, card_number: str) -> CardFacts | None:
-    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
-    if patron is None:
-        return None
-    guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
-    return CardFacts(
-        patron.id, patron.pin_hash is not None, guardians, patron.born_on, patron.locale
-    )
 
 
 async def issue_setup_code(
@@ -346,39 +324,3 @@ async def has_pin(secret: str, card_number: str) -> bool | None:
     """Whether the card's patron has set a PIN; None when there is no such card."""
     patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
     return None if patron is None else patron.pin_hash is not None
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    """A guardian link as the child and the other guardians see it: how and when it was
-    made, and when it ended (never the other guardian's label or identity)."""
-
-    linked_at: datetime
-    in_person: bool
-    ended_at: datetime | None
-
-
-# Links ended this recently are still shown to the child and the other guardians.
-RECENT_LINK_DAYS = 30
-
-
-async def links_of(
-    child_id: int, *, now: datetime, except_link: int | None = None
-) -> list[LinkInfo]:
-    """The child's guardian links in force, and those ended in the last RECENT_LINK_DAYS:
-    what the child and each guardian are told about who can act for the child."""
-    since = now - timedelta(days=RECENT_LINK_DAYS)
-    links = await GuardianLink.filter(child_id=child_id).order_by("linked_at")
-    return [
-        LinkInfo(link.linked_at, link.method == Method.DESK_HANDOVER, link.ended_at)
-        for link in links
-        if link.id != except_link and (link.ended_at is None or link.ended_at >= since)
-    ]
-
-
-async def has_verified_link(guardian_id: int, child_id: int) -> bool:
-    """A link in force that staff checked in person: the only kind that may decide."""
-    verified: bool = await GuardianLink.exists(
-        guardian_id=guardian_id, child_id=child_id, ended_at=None, method=Method.DESK_HANDOVER
-    )
-    return verified

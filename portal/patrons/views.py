@@ -15,16 +15,9 @@ from portal.clock import utcnow
 from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
 from portal.patrons import services, throttle
+from portal.patrons.access import count_guess, signed_in_patron
 from portal.web.rendering import render
-from portal.web.requests import (
-    count_guess,
-    field,
-    redirect_to,
-    safe_next,
-    set_cookie,
-    settings_of,
-    signed_in_patron,
-)
+from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
 from portal.web.visit import LANGUAGE_COOKIE, session_cookie
 
 

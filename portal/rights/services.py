@@ -18,11 +18,12 @@ from joserfc.jwk import KeySet
 
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.consent.reads import privacy_overview
+from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent
 from portal.ledger.services import entries
 from portal.ledger.vocabulary import Method as LinkMethod
 from portal.locale_codes import canonical, spellings
-from portal.patrons.models import GuardianLink, Patron
+from portal.patrons.models import Patron
 from portal.patrons.policy import keyed_hash
 from portal.rights.keys import ALGORITHM, ReceiptKeys
 from portal.rights.policy import (

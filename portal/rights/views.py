@@ -17,11 +17,12 @@ from portal.clock import utcnow
 from portal.consent.reads import privacy_overview
 from portal.i18n import current_locale
 from portal.ledger.services import entries
+from portal.patrons.access import require_patron
 from portal.rights import services
 from portal.rights.keys import ReceiptKeys, ReceiptKeysError, load_keys
 from portal.rights.policy import MAX_RECEIPT_BYTES, receipt_claims
 from portal.web.rendering import render
-from portal.web.requests import plain_text, require_patron, settings_of
+from portal.web.requests import plain_text, settings_of
 
 DOWNLOAD_HEADERS = {"cache-control": "no-store"}
 

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from portal.clock import utcnow
 from portal.errors import DomainError, StaffCode
 from portal.patrons import throttle
+from portal.patrons.access import count_guess
 from portal.staff import audit, oidc
 from portal.staff import services as staff_services
 from portal.staff.access import (
@@ -29,7 +30,7 @@ from portal.staff.access import (
 )
 from portal.staff.policy import AuditAction, Role, StaffError
 from portal.web.rendering import render
-from portal.web.requests import count_guess, field, redirect_to, settings_of
+from portal.web.requests import field, redirect_to, settings_of
 
 
 def _provider(request: Request) -> object:

@@ -19,8 +19,8 @@ from portal.consent.policy import Status
 from portal.consent.reads import status_of_store
 from portal.consent.views import gate
 from portal.errors import DomainError, StoreCode
+from portal.patrons.access import require_patron
 from portal.patrons.services import Identity
-from portal.web.requests import require_patron
 
 
 class StoreError(DomainError):

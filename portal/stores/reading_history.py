@@ -24,10 +24,11 @@ from tortoise.transactions import in_transaction
 from portal.clock import local_date, utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
+from portal.patrons.access import require_patron
 from portal.patrons.models import Patron
 from portal.stores.base import Cutoff, Retained, Store, StorePage, open_store, refused
 from portal.web.rendering import render
-from portal.web.requests import field, redirect_to, require_patron, settings_of
+from portal.web.requests import field, redirect_to, settings_of
 
 KEY = "reading_history"
 

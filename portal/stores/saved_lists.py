@@ -21,10 +21,11 @@ from portal.consent.policy import ConsentError
 from portal.consent.services import require_current_consent
 from portal.db import scrub_after_erasure
 from portal.errors import ErrorCode, StoreCode
+from portal.patrons.access import require_patron
 from portal.patrons.models import Patron
 from portal.stores.base import Cutoff, Retained, Store, StoreError, StorePage, open_store, refused
 from portal.web.rendering import render
-from portal.web.requests import field, number_field, redirect_to, require_patron
+from portal.web.requests import field, number_field, redirect_to
 
 KEY = "saved_lists"
 

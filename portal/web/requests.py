@@ -1,24 +1,17 @@
-"""What every endpoint needs from a request: the settings, who is signed in and where they
-stand in the age rules, cookies set one safe way, redirects by route name, and form fields
-read one way. No database access here: endpoints reach data only through the domains' use
-cases."""
+"""What every endpoint needs from a request: the settings, cookies set one safe way,
+redirects by route name, and form fields read one way. No database access here: endpoints
+reach data only through the domains' use cases (who is signed in: portal.patrons.access and
+portal.staff.access)."""
 
 from __future__ import annotations
 
-import asyncio
 import unicodedata
 from typing import Any
 
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from portal.catalog.jurisdiction import AgeContext
-from portal.catalog.services import age_today
-from portal.clock import utcnow
-from portal.patrons import throttle
-from portal.patrons.services import Identity
 from portal.settings import Settings
 
 MAX_FIELD = 200
@@ -28,48 +21,6 @@ MAX_ID = 2**31 - 1  # the id columns are 32-bit integers
 def settings_of(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def signed_in_patron(request: Request) -> Identity | None:
-    patron: Identity | None = request.state.patron
-    return patron
-
-
-def require_patron(request: Request) -> Identity:
-    patron = signed_in_patron(request)
-    if patron is None:
-        raise HTTPException(status_code=401)
-    return patron
-
-
-async def visitor_age(request: Request, patron: Identity) -> AgeContext:
-    """Where the signed-in patron stands in the age rules today, in the library's time zone."""
-    return await age_today(
-        patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
-    )
-
-
-async def count_guess(
-    request: Request, subject: str, *, purpose: str = "signin"
-) -> throttle.Reservation | None:
-    """Count a guess at `subject` (a card, a link code's guardian) before it is checked;
-    None when the subject or the client's network is over the limit. Earlier failures slow
-    the check down a little more each time."""
-    settings = settings_of(request)
-    keys = throttle.throttle_keys(
-        settings.secret_key,
-        subject,
-        request.client.host if request.client else None,
-        purpose=purpose,
-    )
-    reservation = await throttle.reserve(
-        throttle.limits(keys, settings.signin_attempts),
-        window_seconds=settings.signin_window_seconds,
-        now=utcnow(),
-    )
-    if reservation is not None:
-        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
-    return reservation
 
 
 def redirect_to(request: Request, name: str, **path_params: Any) -> RedirectResponse:

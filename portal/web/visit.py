@@ -1,21 +1,22 @@
-"""Per request: who is signed in and which language they read.
+"""Per request: who is signed in and which language they read. Who a session cookie belongs
+to is the patrons domain's to say (portal.patrons.access.visitor, handed in by the app).
 
-Language order (issue #3): the visitor's explicit choice (cookie), the signed-in patron's
+Language order: the visitor's explicit choice (cookie), the signed-in patron's
 profile, the browser's Accept-Language, then the library's default. The register: a signed-in
 child below the guardian-consent age reads every page in the child's (portal.i18n.use_register).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import i18n
-from portal.catalog.jurisdiction import AgeBand
-from portal.catalog.services import age_today, published_catalog
-from portal.clock import utcnow
-from portal.patrons.services import session_identity
+from portal.catalog.services import published_catalog
 from portal.settings import Settings
 from portal.web.origin import MACHINE_PREFIXES
 
@@ -40,10 +41,23 @@ def host_cookie(settings: Settings, name: str) -> str:
     return f"__Host-{name}" if settings.https else name
 
 
+@dataclass(frozen=True)
+class Visitor:
+    """A signed-in patron as the request plumbing needs them."""
+
+    patron: object  # what the patrons domain says of them (request.state.patron)
+    locale: str | None  # the language of their profile, if they chose one
+    register: str | None  # portal.i18n.CHILD for a child, else None
+
+
+FindVisitor = Callable[[Settings, str], Awaitable[Visitor | None]]
+
+
 class VisitMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Settings, find_visitor: FindVisitor) -> None:
         self.app = app
         self.settings = settings
+        self.find_visitor = find_visitor
         self.session_cookie = session_cookie(settings)
         self.desk_cookies = (
             host_cookie(settings, STAFF_COOKIE),
@@ -57,36 +71,24 @@ class VisitMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        patron = None
+        visitor = None
         token = connection.cookies.get(self.session_cookie)
         at_the_desk = any(name in connection.cookies for name in self.desk_cookies)
         if token and not at_the_desk:
-            patron = await session_identity(
-                self.settings.secret_key,
-                token,
-                now=utcnow(),
-                minutes=self.settings.session_minutes,
-            )
+            visitor = await self.find_visitor(self.settings, token)
         locale = i18n.negotiate(
             self.settings.locales,
             self.settings.default_locale,
-            chosen=connection.cookies.get(LANGUAGE_COOKIE) or (patron.locale if patron else None),
+            chosen=connection.cookies.get(LANGUAGE_COOKIE) or (visitor.locale if visitor else None),
             accept_language=Headers(scope=scope).get("accept-language"),
         )
         scope.setdefault("state", {})
-        scope["state"]["patron"] = patron
+        scope["state"]["patron"] = visitor.patron if visitor else None
         scope["state"]["locale"] = locale
         catalog = await published_catalog()
         scope["state"]["library_name"] = catalog.library_name
         scope["state"]["library_names"] = catalog.library_names
-        # A child below the guardian-consent age reads every page in the child's register
-        # (the same age rule that shows them a privacy notice's child version).
-        register = None
-        if patron is not None:
-            age = await age_today(
-                patron.born_on, patron.jurisdiction, now=utcnow(), timezone=self.settings.timezone
-            )
-            register = i18n.CHILD if age.band is AgeBand.CHILD else None
+        register = visitor.register if visitor else None
         scope["state"]["register"] = register
         with i18n.use_locale(locale), i18n.use_register(register):
             await self.app(scope, receive, send)

@@ -9,8 +9,9 @@ from dataclasses import replace
 
 import pytest
 
+from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent
-from portal.patrons.models import GuardianLink, Patron, PinSetupCode, PortalSession
+from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.settings import Settings
 from portal.staff.models import StaffAuditEvent, StaffSession
 from portal.staff.policy import Role

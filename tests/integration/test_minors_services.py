@@ -12,10 +12,10 @@ from portal.consent import reads
 from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services as decisions
+from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
 from portal.patrons import services as patrons_services
-from portal.patrons.models import GuardianLink
 from portal.stores import reading_history
 from portal.stores.reading_history import HistoryEntry
 from tests.factories import (
