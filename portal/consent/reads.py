@@ -34,6 +34,7 @@ from portal.consent.policy import (
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
 from portal.guardians.services import LinkInfo, links_of
+from portal.ledger.details import read_detail
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.vocabulary import Audience
 
@@ -344,13 +345,14 @@ async def deletions_of(patron_id: int, service_id: int) -> list[SystemDeletion]:
     latest: dict[str, tuple[str, SystemDeletion]] = {}
     confirmed: dict[str, datetime] = {}
     for event in events:
-        request = str(event.detail.get("request", ""))
         if event.kind is EventKind.DELETION_CONFIRMED:
-            confirmed.setdefault(request, event.occurred_at)
-            continue
-        system = str(event.detail.get("system", ""))
-        name = str(event.detail.get("system_name") or system)
-        latest[system] = (request, SystemDeletion(system, name, event.occurred_at, None))
+            confirmation = read_detail(event.kind, event.detail)
+            confirmed.setdefault(confirmation["request"], event.occurred_at)
+        elif event.kind is EventKind.DELETION_REQUESTED:
+            asked = read_detail(event.kind, event.detail)
+            system, name = asked["system"], asked["system_name"] or asked["system"]
+            requested = SystemDeletion(system, name, event.occurred_at, None)
+            latest[system] = (asked["request"], requested)
     return [
         SystemDeletion(found.system, found.name, found.requested_at, confirmed.get(request))
         for request, found in latest.values()

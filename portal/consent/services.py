@@ -13,6 +13,7 @@ from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Status, SuspensionReason
 from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
+from portal.ledger.details import EventDetail, Suspended
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
 from portal.ledger.vocabulary import Audience
@@ -102,7 +103,7 @@ async def record_step(
     kind: EventKind,
     notice: PublishedNotice | None,
     *,
-    detail: dict[str, object] | None = None,
+    detail: EventDetail | None = None,
 ) -> None:
     terms = notice.terms if notice else step.service.terms
     await record(
@@ -143,7 +144,7 @@ async def suspend(
         service_id=service.id,
         purposes=service.terms["purposes"],
         notice_version_id=state.notice_version_id,
-        detail={"reason": reason.value, "terms_revision": service.terms_revision},
+        detail=Suspended(reason=reason.value, terms_revision=service.terms_revision),
     )
 
 

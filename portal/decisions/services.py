@@ -45,6 +45,7 @@ from portal.consent.services import (
 from portal.db import scrub_after_erasure
 from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.guardians.services import has_verified_link
+from portal.ledger.details import Erased
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.outbox.policy import DeletionReason
@@ -223,6 +224,6 @@ async def _withdraw(
     erased = 0
     if step.service.store is not None:
         erased = await erase(step.patron_id, step.service.store)
-        await record_step(step, EventKind.ERASED, None, detail={"rows_deleted": erased})
+        await record_step(step, EventKind.ERASED, None, detail=Erased(rows_deleted=erased))
     await request_deletions(step.patron_id, step.service, reason, now=step.now, party=step.party)
     return ended, erased

@@ -16,6 +16,7 @@ from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
 from portal.decisions.forms import parse_decision
 from portal.desk import services
+from portal.desk.policy import Step
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
 from portal.staff.access import HANDOVER_COOKIE, cookie_name, end_patron_session
@@ -48,10 +49,10 @@ async def screen(request: Request, *, error: DomainError | None = None) -> Respo
     if view is None:
         return _cleared(request)
     context: dict[str, object] = {"view": view, "notice": None}
-    if view.step == services.Step.NOTICE and view.service is None:  # since withdrawn
+    if view.step is Step.NOTICE and view.service is None:  # since withdrawn
         await services.skip_notice(view)
         return redirect_to(request, "handover.screen")
-    if view.step == services.Step.NOTICE and view.service is not None:
+    if view.step is Step.NOTICE and view.service is not None:
         notice = await current_notice(view.service, current_locale())
         if notice is None:  # not published in this language (an unusual set-up): skip it
             await services.skip_notice(view)

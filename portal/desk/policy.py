@@ -1,19 +1,28 @@
 """Pure rules of the desk: a reference to the card staff are working on, carried between
 desk pages in a form field (never in the URL) and bound to the staff member, so a page can
-only act on the card that staff member typed or scanned."""
+only act on the card that staff member typed or scanned; and the steps of the screen handed
+over to the patron."""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from portal.patrons.policy import keyed_hash
 
 REF_MINUTES = 30
 
 
-PURPOSES = {"n": "new_card", "r": "pin_reset"}
+class Purpose(StrEnum):
+    """What a screen is handed over for (stored with the hand-over)."""
+
+    NEW_CARD = "new_card"
+    PIN_RESET = "pin_reset"
+
+
+PURPOSES = {"n": Purpose.NEW_CARD, "r": Purpose.PIN_RESET}
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class CardRef:
     guardian_is_new: bool = False
     # What the page that made the reference lets staff do next: hand over a new card, hand
     # over after a PIN reset, or neither (a look-up).
-    purpose: str = ""
+    purpose: Purpose | None = None
     # The card's sign-in throttle key (a keyed hash), so staff can unlock it without the
     # card number travelling in the page.
     throttle_key: str = ""
@@ -55,6 +64,28 @@ def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef 
         int(patron),
         int(guardian) or None,
         guardian_is_new=is_new == "1",
-        purpose=PURPOSES.get(purpose, ""),
+        purpose=PURPOSES.get(purpose),
         throttle_key="" if key == "-" else key,
     )
+
+
+class Step(StrEnum):
+    """Where the handed-over screen stands (the page shows the step by its value)."""
+
+    PIN = "pin"
+    GUARDIAN_PIN = "guardian_pin"
+    NOTICE = "notice"
+    DONE = "done"
+
+
+def handover_step(*, pin_set: bool, guardian_needs_pin: bool, position: int, notices: int) -> Step:
+    """The step that follows what has happened on the screen: the patron's own PIN first,
+    then the PIN of a guardian card made in the same visit, then each notice in turn
+    (`position` of them answered or skipped; past the end once the patron decides later)."""
+    if not pin_set:
+        return Step.PIN
+    if guardian_needs_pin:
+        return Step.GUARDIAN_PIN
+    if position < notices:
+        return Step.NOTICE
+    return Step.DONE

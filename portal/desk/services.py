@@ -20,6 +20,7 @@ from portal.catalog.services import PublishedService, age_for_decision, publishe
 from portal.consent.policy import Decision
 from portal.decisions.services import Outcome, decide
 from portal.desk.models import Handover
+from portal.desk.policy import Purpose, Step, handover_step
 from portal.errors import DeskCode, DomainError, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
@@ -45,11 +46,6 @@ from portal.staff.services import StaffIdentity, identity_of
 
 class DeskError(DomainError):
     """A DeskCode: identity_not_confirmed, guardian_card_required, reason_required, …"""
-
-
-class Purpose:
-    NEW_CARD = "new_card"
-    PIN_RESET = "pin_reset"
 
 
 @dataclass(frozen=True)
@@ -280,13 +276,6 @@ async def unlink_guardian(
 # The handed-over screen ---------------------------------------------------------------
 
 
-class Step:
-    PIN = "pin"
-    GUARDIAN_PIN = "guardian_pin"
-    NOTICE = "notice"
-    DONE = "done"
-
-
 @dataclass(frozen=True)
 class HandoverView:
     id: int
@@ -294,8 +283,8 @@ class HandoverView:
     patron_id: int
     guardian_id: int | None
     guardian_decides: bool
-    purpose: str
-    step: str
+    purpose: Purpose
+    step: Step
     service: PublishedService | None  # the notice to show, at the NOTICE step
     number: int  # which notice of how many
     total: int
@@ -315,7 +304,7 @@ async def begin_handover(
     *,
     guardian_id: int | None,
     guardian_is_new: bool,
-    purpose: str,
+    purpose: Purpose | None,
     now: datetime,
     idle_minutes: int,
     timezone: str,
@@ -325,7 +314,7 @@ async def begin_handover(
     account a PIN of their own.
     The caller ends the staff session: until staff sign in again, nothing of the desk is
     reachable from this screen."""
-    if purpose not in (Purpose.NEW_CARD, Purpose.PIN_RESET):
+    if purpose is None:
         raise DeskError(DeskCode.HANDOVER_ENDED)
     token = secrets.token_urlsafe(32)
     async with in_transaction():
@@ -339,7 +328,7 @@ async def begin_handover(
         # Below the guardian-consent age the guardian present decides; from it, the minor.
         guardian_decides = guardian is not None and age.band is AgeBand.CHILD
         keys: list[str] = []
-        if purpose == Purpose.NEW_CARD and (guardian_decides or age.band is not AgeBand.CHILD):
+        if purpose is Purpose.NEW_CARD and (guardian_decides or age.band is not AgeBand.CHILD):
             catalog = await published_catalog()
             keys = [s.key for s in catalog.services if age.offers(s.minimum_age)]
         await Handover.filter(patron_id=patron_id, finished_at=None).update(finished_at=now)
@@ -381,22 +370,20 @@ async def current_handover(
     await Handover.filter(id=handover.id).update(expires_at=now + timedelta(minutes=idle_minutes))
     catalog = {service.key: service for service in (await published_catalog()).services}
     keys = handover.service_keys
-    service = None
-    if not handover.pin_set:
-        step = Step.PIN
-    elif handover.guardian_needs_pin:
-        step = Step.GUARDIAN_PIN
-    elif handover.position < len(keys):
-        step, service = Step.NOTICE, catalog.get(keys[handover.position])
-    else:
-        step = Step.DONE
+    step = handover_step(
+        pin_set=handover.pin_set,
+        guardian_needs_pin=handover.guardian_needs_pin,
+        position=handover.position,
+        notices=len(keys),
+    )
+    service = catalog.get(keys[handover.position]) if step is Step.NOTICE else None
     return HandoverView(
         handover.id,
         handover.staff_id,
         handover.patron_id,
         handover.guardian_id,
         handover.guardian_decides,
-        handover.purpose,
+        Purpose(handover.purpose),
         step,
         service,
         handover.position + 1,
@@ -412,10 +399,10 @@ async def choose_pin(view: HandoverView, pin: str, *, now: datetime) -> None:
     pin_hash = await hash_secret(pin)
     open_now = Handover.filter(id=view.id, finished_at=None, expires_at__gt=now)
     async with in_transaction():
-        if view.step == Step.GUARDIAN_PIN and view.guardian_id is not None:
+        if view.step is Step.GUARDIAN_PIN and view.guardian_id is not None:
             moved = await open_now.filter(guardian_needs_pin=True).update(guardian_needs_pin=False)
             target = view.guardian_id
-        elif view.step == Step.PIN:
+        elif view.step is Step.PIN:
             moved = await open_now.filter(pin_set=False).update(pin_set=True)
             target = view.patron_id
         else:
@@ -440,7 +427,7 @@ async def decide_at_desk(
     """The patron's (or, for a child, the present guardian's) answer to the notice on
     screen; the screen then moves to the next notice. None when the form answered another
     notice than the one the screen is at (a repeated or stale form): nothing is decided."""
-    if view.step != Step.NOTICE or view.service is None or view.service.key != service_key:
+    if view.step is not Step.NOTICE or view.service is None or view.service.key != service_key:
         return None
     witness = (await identity_of(view.staff_id)).pseudonym
     party = (
@@ -478,7 +465,7 @@ class HandoverResult:
     """What staff see when the screen comes back: whether the card is ready. Never which
     services were chosen."""
 
-    purpose: str
+    purpose: Purpose
     patron_id: int
     guardian_id: int | None
     pin_set: bool
@@ -513,7 +500,7 @@ async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverR
         return None  # another tab collected it
     patron = await Patron.get(id=handover.patron_id)
     return HandoverResult(
-        handover.purpose,
+        Purpose(handover.purpose),
         handover.patron_id,
         handover.guardian_id,
         handover.pin_set,

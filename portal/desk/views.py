@@ -14,7 +14,7 @@ from portal import i18n
 from portal.clock import local_date, utcnow
 from portal.desk import services
 from portal.desk.forms import checked, parse_new_card
-from portal.desk.policy import CardRef, make_ref, read_ref
+from portal.desk.policy import CardRef, Purpose, make_ref, read_ref
 from portal.errors import DeskCode, DomainError
 from portal.staff.access import (
     HANDOVER_COOKIE,
@@ -97,7 +97,7 @@ async def new_card(request: Request) -> Response:
         )
     except DomainError as failure:
         return _refused(request, staff, failure)
-    card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new, "new_card")
+    card = CardRef(made.patron_id, made.guardian_id, made.guardian_is_new, Purpose.NEW_CARD)
     return render(
         request,
         "desk/card_created.html",
@@ -207,7 +207,10 @@ async def reset_pin(request: Request) -> Response:
     return render(
         request,
         "desk/pin_reset.html",
-        {"staff": staff, "ref": _ref(request, staff, CardRef(card.patron_id, purpose="pin_reset"))},
+        {
+            "staff": staff,
+            "ref": _ref(request, staff, CardRef(card.patron_id, purpose=Purpose.PIN_RESET)),
+        },
     )
 
 

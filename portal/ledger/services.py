@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from portal.ledger.details import EventDetail, NoDetail, checked, read_detail
 from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
 
 
@@ -68,7 +68,7 @@ class LedgerEntry:
     notice_version_id: int | None
     notice_hash: str | None
     locale: str | None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: EventDetail = field(default_factory=NoDetail)
     audience: str | None = None  # which text was shown: "adult" or "child"
     channel: Channel = Channel.WEB
     method: Method = Method.ONLINE
@@ -87,7 +87,7 @@ async def record(
     purposes: list[str] | tuple[str, ...] = (),
     notice: NoticeShown | None = None,
     notice_version_id: int | None = None,
-    detail: dict[str, object] | None = None,
+    detail: EventDetail | None = None,
 ) -> None:
     """Call inside the transaction of the change the event records (PRODUCT.md promise 5)."""
     await ConsentEvent.create(
@@ -104,7 +104,7 @@ async def record(
         actor=party.actor,
         channel=party.channel,
         acting_guardian_id=party.guardian_id,
-        detail=detail or {},
+        detail=checked(kind, detail or NoDetail()),
         witnessed_by=party.witness,
     )
 
@@ -120,7 +120,7 @@ async def entries(patron_id: int) -> list[LedgerEntry]:
             notice_version_id=event.notice_version_id,
             notice_hash=event.notice_hash,
             locale=event.locale,
-            detail=event.detail,
+            detail=read_detail(event.kind, event.detail),
             audience=event.notice_audience,
             channel=event.channel,
             method=event.method,

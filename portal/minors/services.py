@@ -31,6 +31,7 @@ from portal.decisions.services import Outcome, decide
 from portal.errors import DomainError, MinorsCode, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.guardians.services import LinkInfo, links_of
+from portal.ledger.details import GuardianLinked, GuardianLinkEnded
 from portal.ledger.models import EventKind
 from portal.ledger.services import (
     SYSTEM_JOB,
@@ -116,7 +117,9 @@ async def _link(
         method=party.method.value,
         linked_at=now,
     )
-    await record(child.id, EventKind.GUARDIAN_LINKED, party, now=now, detail={"link": link.id})
+    await record(
+        child.id, EventKind.GUARDIAN_LINKED, party, now=now, detail=GuardianLinked(link=link.id)
+    )
     return link.id
 
 
@@ -280,7 +283,7 @@ async def _end_link(link: GuardianLink, reason: str, party: ActingParty, *, now:
         await suspend_given_by(link.guardian_id, link.child_id, now)
     link.ended_at, link.end_reason = now, reason
     await link.save(update_fields=["ended_at", "end_reason"])
-    detail: dict[str, object] = {"link": link.id, "reason": reason}
+    detail = GuardianLinkEnded(link=link.id, reason=reason)
     await record(link.child_id, EventKind.GUARDIAN_LINK_ENDED, party, now=now, detail=detail)
 
 

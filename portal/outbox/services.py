@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
 from portal.errors import ApiCode, DomainError
+from portal.ledger.details import DeletionConfirmed, DeletionRequested
 from portal.ledger.models import EventKind
 from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, record
 from portal.outbox.models import OutboxMessage
@@ -116,12 +117,12 @@ async def request_deletions(
             now=now,
             service_id=service.id,
             purposes=service.terms["purposes"],
-            detail={
-                "system": system,
-                "system_name": names.get(system, system),
-                "request": message_id,
-                "reason": reason.value,
-            },
+            detail=DeletionRequested(
+                system=system,
+                system_name=names.get(system, system),
+                request=message_id,
+                reason=reason.value,
+            ),
         )
     return len(service.systems)
 
@@ -182,12 +183,12 @@ async def record_confirmation(
         return  # a retention request about every patron is nobody's record
     service = (await services_by_id([message.service_id]))[message.service_id]
     names = {key: system.name for key, system in (await connected_systems()).items()}
-    detail: dict[str, object] = {
-        "system": message.system,
-        "system_name": names.get(message.system, message.system),
-        "request": message.message_id,
-        "via": via,
-    }
+    detail = DeletionConfirmed(
+        system=message.system,
+        system_name=names.get(message.system, message.system),
+        request=message.message_id,
+        via=via,
+    )
     if client_id is not None:
         detail["client"] = client_id  # the API client that acknowledged it
     await record(

@@ -12,6 +12,7 @@ from tortoise.transactions import in_transaction
 
 from portal.catalog.services import all_services
 from portal.db import compact_tables, scrub_after_erasure
+from portal.ledger.details import Erased
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, record
 from portal.outbox.services import request_retention
@@ -63,7 +64,7 @@ async def apply_retention(*, now: datetime, today: date) -> int:
                     now=now,
                     service_id=service.id,
                     purposes=service.terms["purposes"],
-                    detail={"rows_deleted": rows, "reason": "retention"},
+                    detail=Erased(rows_deleted=rows, reason="retention"),
                 )
                 deleted += rows
     if deleted:
