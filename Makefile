@@ -94,7 +94,7 @@ migration: setup
 
 test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
 	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite
-	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional
+	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional tests/system
 
 bench: setup system-packages
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
