@@ -15,6 +15,7 @@ export PORTAL_DATA_DIR ?= data
 help:
 	@echo "make run     set up and run the portal on SQLite with the demo catalog (development mode)"
 	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
+	@echo "make quick   lint, types, then the unit and functional tests on SQLite (no other processes)"
 	@echo "make bench   run the benchmarks and print figures"
 	@echo "make crash   kill the server, then the delivery worker, at random on PostgreSQL; check every promise"
 	@echo "make messages  regenerate locales/messages.pot and update every catalog"
@@ -94,7 +95,12 @@ migration: setup
 
 test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
 	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite
-	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional
+	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional tests/system
+
+# The loop while working: what needs no other process (no PostgreSQL, Chromium, provider or
+# receiver). tests/integration and tests/system are left to `make test`.
+quick: setup lint types
+	$(BIN)/pytest --db sqlite -q tests/unit tests/functional
 
 bench: setup system-packages
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -113,4 +119,4 @@ vendor-htmx:
 	  cp package/dist/htmx.min.js $(CURDIR)/portal/static/htmx.min.js
 	@echo "Vendored htmx.org $(HTMX_VERSION); record it in portal/static/VENDORED.md"
 
-.PHONY: help setup system-packages run lint types messages messages-check migration test bench crash vendor-htmx
+.PHONY: help setup system-packages run lint types messages messages-check migration test quick bench crash vendor-htmx

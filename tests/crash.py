@@ -3,7 +3,7 @@ server is killed with SIGKILL at random moments and restarted. Afterwards every 
 server acknowledged is in force, no consent is half-applied (its state agrees with its
 ledger), and no service that is off still has retained rows.
 
-`make crash` runs 1,000 operations and prints figures; tests/integration/test_crash.py runs
+`make crash` runs 1,000 operations and prints figures; tests/system/test_crash.py runs
 a shorter version in `make test`.
 """
 

@@ -1,6 +1,6 @@
 """Delivery to connected systems with real processes: receivers (tests/receiver.py) and the
 portal (`portal serve` with its worker, or `portal deliver`) started on loopback, killed
-with SIGKILL, restarted. Shared by tests/integration/test_delivery.py and the long run:
+with SIGKILL, restarted. Shared by tests/system/test_delivery.py and the long run:
 
     python -m tests.delivery [PATRONS] [KILLS]     (`make crash` runs it on PostgreSQL)
 

@@ -1,6 +1,6 @@
 """The OpenAPI document describes exactly the API the app serves: every route under /api/ and
 /oauth/ and nothing else, every error with the one error body, every scope. (That each
-answer matches it is checked against a live portal: tests/integration/test_api_schema.py.)"""
+answer matches it is checked against a live portal: tests/system/test_api_schema.py.)"""
 
 from __future__ import annotations
 

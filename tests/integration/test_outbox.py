@@ -1,6 +1,6 @@
 """The outbox against a real database: requests written with the change they follow, claimed
 by one worker at a time, in order per patron, answered, acknowledged, retried, given up and
-listed. (Real receivers and real processes: test_delivery.py.)"""
+listed. (Real receivers and real processes: tests/system/test_delivery.py.)"""
 
 from __future__ import annotations
 

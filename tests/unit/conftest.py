@@ -1,5 +1,5 @@
 """The unit tier is pure: no database, no app. A test that needs either belongs in
-tests/integration or tests/functional, which the PostgreSQL pass runs too."""
+tests/integration, tests/functional or tests/system, which the PostgreSQL pass runs too."""
 
 from __future__ import annotations
 

@@ -4,11 +4,10 @@ loopback verifying signatures with the `standardwebhooks` library; the portal de
 
 The test itself writes only before the portal's processes start: on SQLite one process
 writes at a time. (A withdrawal while the receiver is down, through the pages, with the
-worker in process: tests/functional/test_deletions.py.)"""
+worker in process: tests/system/test_deletion_pages.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from portal.outbox.policy import DeliveryState
 from portal.stores.reading_history import HistoryEntry
 from tests.api import make_client, signed_token
 from tests.delivery import (
-    ReceiverProcess,
     delivery_catalog,
     delivery_problems,
     kill_run,
@@ -34,23 +32,16 @@ from tests.delivery import (
     wait_until_settled,
 )
 from tests.factories import publish
-from tests.support import free_port
+from tests.support import free_port, until
 
 pytestmark = pytest.mark.usefixtures("db")
 
 
-@pytest.fixture
-def receivers(tmp_path: Path):
-    started: list[ReceiverProcess] = []
-
-    def make(*options: str) -> ReceiverProcess:
-        receiver = ReceiverProcess(tmp_path, "", options)
-        started.append(receiver)
-        return receiver
-
-    yield make
-    for receiver in started:
-        receiver.stop()
+async def every_consent_notice_tried() -> list[OutboxMessage] | None:
+    """Every request, once the worker has tried to send each consent notice."""
+    messages = await OutboxMessage.all()
+    notices = [m for m in messages if m.kind == "consent.given"]
+    return messages if notices and all(m.attempts > 0 for m in notices) else None
 
 
 async def test_a_receiver_down_for_a_while_gets_every_request_once_it_is_back(
@@ -61,8 +52,9 @@ async def test_a_receiver_down_for_a_while_gets_every_request_once_it_is_back(
     patrons = await turn_on_and_off(4)
     assert await HistoryEntry.all().count() == 0  # deleted here at once
     with serving(portal_environment(database_url, tmp_path)):
-        await asyncio.sleep(1.5)
-        waiting = await OutboxMessage.all()
+        waiting = await until(
+            every_consent_notice_tried, what="the worker to try each patron's consent notice"
+        )
         assert {m.state for m in waiting} == {DeliveryState.PENDING}
         # Each patron's consent notice is tried (and retried); their deletions wait behind
         # it, so that they reach the system in the order they happened.
