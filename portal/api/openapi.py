@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the integration API, served at /api/v1/openapi.json: every
 endpoint, body and error, written by hand next to the code it describes. A test keeps its
 paths equal to the app's routes under /api/ and /oauth/, and a schemathesis run against a
-live portal checks every answer against it (tests/integration/test_api_schema.py)."""
+live portal checks every answer against it (tests/system/test_api_schema.py)."""
 
 from __future__ import annotations
 
