@@ -19,8 +19,8 @@ from portal.errors import ApiCode
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState
 from portal.settings import Settings
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.api import bearer as api_bearer
 from tests.delivery import ReceiverProcess, delivery_catalog
 from tests.factories import (
