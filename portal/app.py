@@ -39,6 +39,7 @@ from portal.settings import Settings
 from portal.staff import oidc
 from portal.staff import views as staff_views
 from portal.stores import registry as stores
+from portal.stores import views as store_views
 from portal.web import health
 from portal.web.access_log import AccessLogMiddleware
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
@@ -129,7 +130,7 @@ def create_app(settings: Settings) -> Starlette:
             *patron_views.routes,
             *consent_views.routes,
             *decision_views.routes,
-            *stores.routes,
+            *store_views.routes,
             *minors_views.routes,
             *rights_views.routes,
             *oauth.routes,

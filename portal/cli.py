@@ -30,6 +30,8 @@ from portal.clock import local_date, utcnow
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
 from portal.desk.services import purge_handovers
+from portal.erasure.services import apply_retention
+from portal.erasure.services import compact as compact_stores
 from portal.errors import DomainError
 from portal.minors.services import (
     coming_of_age,
@@ -62,8 +64,6 @@ from portal.staff import audit
 from portal.staff import services as staff_services
 from portal.staff.policy import AuditAction, Role, StaffError
 from portal.stores.registry import KEYS as STORE_KEYS
-from portal.stores.registry import apply_retention
-from portal.stores.registry import compact as compact_stores
 from portal.web.access_log import LOGGING_CONFIG
 
 DEMO_CARD = "2000 0000 0001"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -11,16 +13,18 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.connection import connections
 from tortoise.migrations.api import migrate
+from tortoise.transactions import in_transaction
 
-# Named, not imported: the database layer depends on no domain. The stores' models are
-# listed by their registry (portal.stores.registry.__models__).
+# Named, not imported: the database layer depends on no domain. Each store of retained data
+# has its own models module (portal.stores.registry lists the stores; a test checks both agree).
 MODEL_MODULES = [
     "portal.catalog.models",
     "portal.patrons.models",
     "portal.guardians.models",
     "portal.ledger.models",
     "portal.consent.models",
-    "portal.stores.registry",
+    "portal.stores.reading_history.models",
+    "portal.stores.saved_lists.models",
     "portal.api.models",
     "portal.minors.models",
     "portal.staff.models",
@@ -43,7 +47,7 @@ def _connection(database_url: str) -> dict[str, Any]:
         connection["credentials"]["reset"] = _keep_session
     else:
         # Deleted rows are overwritten with zeros in the database file, not just unlinked
-        # (PRODUCT.md promise 4: erased means unrecoverable from what the portal controls).
+        # (docs/PROMISES.md promise 4: erased means unrecoverable from what the portal controls).
         connection["credentials"]["secure_delete"] = "ON"
     return connection
 
@@ -70,7 +74,31 @@ async def apply_migrations(database_url: str) -> None:
         await Tortoise.close_connections()
 
 
-async def scrub_after_erasure() -> None:
+class Erasure:
+    """What one erasing transaction deleted (see `erasing`). Erasing steps take it as an
+    argument, so they can only run inside such a transaction, and count their rows here."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def deleted(self, rows: int) -> int:
+        self.rows += rows
+        return rows
+
+
+@asynccontextmanager
+async def erasing() -> AsyncIterator[Erasure]:
+    """The one way to erase: a transaction whose erased rows are scrubbed once it committed
+    (docs/PROMISES.md promise 4: erased means unrecoverable from what the portal controls). Nothing
+    is scrubbed when the block raises (it rolled back) or erased nothing."""
+    erasure = Erasure()
+    async with in_transaction():
+        yield erasure
+    if erasure.rows:
+        await _scrub_write_ahead_log()
+
+
+async def _scrub_write_ahead_log() -> None:
     """After an erasure has committed: on SQLite, copy the write-ahead log into the (securely
     deleting) database file and truncate it, so no copy of an erased row lingers in the
     -wal file. PostgreSQL's dead tuples are removed by `compact_tables` (a scheduled job)."""
@@ -85,7 +113,7 @@ async def compact_tables(tables: list[str]) -> None:
     the old ones (it locks each table while it runs: schedule it at a quiet hour)."""
     connection = connections.get("default")
     if connection.capabilities.dialect != "postgres":
-        await scrub_after_erasure()
+        await _scrub_write_ahead_log()
         return
     not_owned = await fetch_rows(
         "SELECT tablename FROM pg_tables WHERE tablename = ANY(?) AND tableowner <> current_user",

@@ -26,8 +26,8 @@ from tortoise import Tortoise
 from portal.consent.models import ConsentState
 from portal.db import apply_migrations, tortoise_config
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.stores.reading_history import HistoryEntry
-from portal.stores.saved_lists import SavedList
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.saved_lists.models import SavedList
 from tests.factories import SECRET, FactoryPatron, make_patron, publish, standard_catalog
 from tests.pg import throwaway_cluster
 from tests.support import free_port

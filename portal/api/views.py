@@ -19,7 +19,7 @@ from portal.api.policy import MAX_LOANS
 from portal.clock import local_date, utcnow
 from portal.errors import ApiCode, DomainError
 from portal.patrons.services import patron_for_card
-from portal.stores.reading_history import Loan, record_loans
+from portal.stores.reading_history.services import Loan, record_loans
 from portal.web.requests import plain_text, settings_of
 
 

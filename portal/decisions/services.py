@@ -1,14 +1,13 @@
 """Decisions: a patron's, a guardian's or a job's yes and no. Each writes its ledger event,
 and a withdrawal erases every row the service kept and asks each connected system holding
-its data to delete it too (the outbox), in one transaction (PRODUCT.md promises 4 and 5).
-The age rules for minors apply to every decision (consent.policy)."""
+its data to delete it too (the outbox), in one transaction (docs/PROMISES.md promises 4
+and 5); portal.erasure does the erasing. The age rules for minors apply to every decision
+(consent.policy)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
-from tortoise.transactions import in_transaction
 
 from portal.catalog.services import (
     PublishedNotice,
@@ -37,21 +36,19 @@ from portal.consent.services import (
     Step,
     locked_granted_states,
     locked_state,
-    record_step,
     relock,
     set_choice,
     suspended_states,
 )
-from portal.db import scrub_after_erasure
+from portal.db import Erasure, erasing
+from portal.erasure.services import erase_service_data
 from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.guardians.services import has_verified_link
-from portal.ledger.details import Erased
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import notify_consent_given, request_deletions
+from portal.outbox.services import notify_consent_given
 from portal.patrons.services import lock_patron
-from portal.stores.registry import erase
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ async def decide(
     concurrent form that no longer matches is refused unless its outcome is already in place.
     `timezone` says where birthdays happen; `locale` is the language of the page that follows.
     """
-    async with in_transaction():
+    async with erasing() as erasure:
         patron = await lock_patron(patron_id)
         service = await current_service(key)
         if patron is None or service is None:
@@ -126,11 +123,9 @@ async def decide(
                 state = await set_choice(step, state, kind, notice, granted=True)
                 await notify_consent_given(patron_id, service, now=now)
             elif holds_retained_data(status):
-                state, erased = await _withdraw(step, state, notice)
+                state, erased = await _withdraw(erasure, step, state, notice)
             else:
                 state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
-    if erased:
-        await scrub_after_erasure()
     # Read after the commit: a page that cannot be shown never undoes a decision.
     shown = await current_notice(service, locale)
     return Outcome(
@@ -143,13 +138,13 @@ async def decide(
 
 async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingParty) -> int:
     """Withdraw every consent in force at once; returns how many services were turned off."""
-    async with in_transaction():
+    async with erasing() as erasure:
         await lock_patron(patron_id)
         states = await locked_granted_states(patron_id)
         services = await services_by_id([state.service_id for state in states])
         for state in states:
-            await _withdraw(Step(patron_id, services[state.service_id], now, party), state, None)
-    await scrub_after_erasure()
+            step = Step(patron_id, services[state.service_id], now, party)
+            await _withdraw(erasure, step, state, None)
     return len(states)
 
 
@@ -169,7 +164,7 @@ async def expire_unanswered(
         suspended_at = candidate.suspended_at
         if suspended_at is None or not grace_period_over(suspended_at, now, days):
             continue
-        async with in_transaction():
+        async with erasing() as erasure:
             await lock_patron(candidate.patron_id)
             state = await relock(candidate)
             if state is None or not state.granted or state.suspended_at is None:
@@ -181,10 +176,8 @@ async def expire_unanswered(
                 if state.suspension_reason == SuspensionReason.CAME_OF_AGE
                 else DeletionReason.EXPIRED
             )
-            await _withdraw(step, state, None, kind=EventKind.EXPIRED, reason=reason)
+            await _withdraw(erasure, step, state, None, kind=EventKind.EXPIRED, reason=reason)
             expired += 1
-    if expired:
-        await scrub_after_erasure()
     return expired
 
 
@@ -210,6 +203,7 @@ async def _notice_for_decision(
 
 
 async def _withdraw(
+    erasure: Erasure,
     step: Step,
     state: ConsentState | None,
     notice: PublishedNotice | None,
@@ -217,13 +211,11 @@ async def _withdraw(
     kind: EventKind = EventKind.WITHDRAWN,
     reason: DeletionReason = DeletionReason.WITHDRAWN,
 ) -> tuple[ConsentState, int]:
-    """End the consent, erase what the portal kept and ask every connected system holding
-    the service's data to delete it, in the caller's transaction; returns the new state and
-    the rows erased here."""
+    """End the consent, then erase what the portal kept and ask every connected system
+    holding the service's data to delete it, in the caller's erasing transaction; returns
+    the new state and the rows erased here."""
     ended = await set_choice(step, state, kind, notice, granted=False)
-    erased = 0
-    if step.service.store is not None:
-        erased = await erase(step.patron_id, step.service.store)
-        await record_step(step, EventKind.ERASED, None, detail=Erased(rows_deleted=erased))
-    await request_deletions(step.patron_id, step.service, reason, now=step.now, party=step.party)
+    erased = await erase_service_data(
+        erasure, step.patron_id, step.service, reason, now=step.now, party=step.party
+    )
     return ended, erased

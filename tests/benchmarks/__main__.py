@@ -40,7 +40,7 @@ from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions import services as decisions
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish

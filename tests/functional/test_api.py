@@ -15,7 +15,7 @@ from portal.api.models import ApiClient
 from portal.api.policy import ACCESS_TOKEN_SECONDS, Scope, secret_lookup
 from portal.api.standings import REFRESH_SECONDS, ClientStandings
 from portal.clock import local_date
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history.models import HistoryEntry
 from tests.api import basic, make_client, signed_token, token_from_endpoint
 from tests.factories import SECRET, make_patron, now, publish, standard_catalog
 from tests.support import BASE_URL

@@ -11,8 +11,8 @@ import pytest
 from starlette.routing import Route
 
 from portal.ledger.models import ConsentEvent
-from portal.stores.reading_history import HistoryEntry
-from portal.stores.saved_lists import SavedList
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.saved_lists.models import SavedList
 from tests.api import bearer
 from tests.factories import make_patron, publish, standard_catalog
 from tests.web import choose, hidden, sign_in

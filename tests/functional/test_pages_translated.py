@@ -20,7 +20,7 @@ from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
 from portal.minors import services as minors
 from portal.rights.keys import rotate
 from portal.staff.policy import Role
-from portal.stores import reading_history
+from portal.stores.reading_history import services as reading_history
 from tests.conftest import Portal
 from tests.desk import create_card, hand_over, make_staff, new_card_number, staff_sign_in
 from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog

@@ -20,7 +20,8 @@ from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors.services import link_at_desk
 from portal.rights.keys import rotate
 from portal.settings import Settings
-from portal.stores import reading_history, saved_lists
+from portal.stores.reading_history import services as reading_history
+from portal.stores.saved_lists import services as saved_lists
 from tests.factories import (
     SECRET,
     aged,

@@ -17,7 +17,7 @@ from portal.patrons.services import start_session
 from portal.settings import Settings
 from portal.staff.policy import Role
 from portal.staff.services import start_session as start_staff_session
-from portal.stores import saved_lists
+from portal.stores.saved_lists import services as saved_lists
 from tests.api import make_client, token_from_endpoint
 from tests.desk import make_staff
 from tests.factories import (

@@ -11,7 +11,7 @@ import httpx2 as httpx
 import pytest
 
 from portal.minors import services as minors
-from portal.stores import reading_history
+from portal.stores.reading_history import services as reading_history
 from tests.factories import (
     SECRET,
     aged,

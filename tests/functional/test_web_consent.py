@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.factories import make_patron, now, publish, standard_catalog
 from tests.web import choose, hidden, sign_in, visible_text
 

@@ -24,8 +24,8 @@ from portal.consent.policy import ConsentError, Decision, Status
 from portal.decisions import services as decisions
 from portal.i18n import KNOWN_LOCALES
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.factories import (
     catalog_text,
     decides,

@@ -14,8 +14,8 @@ from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Decision
 from portal.decisions import services as decisions
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")

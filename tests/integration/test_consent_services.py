@@ -3,6 +3,7 @@ transaction, stale and replayed forms."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -17,9 +18,11 @@ from portal.decisions import services
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import PATRON_ONLINE
 from portal.patrons.models import Patron
-from portal.stores import reading_history, saved_lists
-from portal.stores.reading_history import HistoryEntry
-from portal.stores.saved_lists import SavedList, SavedListItem
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.registry import STORES
+from portal.stores.saved_lists import services as saved_lists
+from portal.stores.saved_lists.models import SavedList, SavedListItem
 from tests.factories import (
     catalog_text,
     make_patron,
@@ -232,10 +235,10 @@ async def test_failure_between_event_and_erasure_leaves_neither_half(monkeypatch
     await say(patron.id, "reading_history", Decision.YES)
     await loans(patron.id, 4)
 
-    async def crash(patron_id: int, store: str) -> int:
+    async def crash(patron_id: int) -> int:
         raise RuntimeError("power cut between the ledger entry and the deletion")
 
-    monkeypatch.setattr(services, "erase", crash)
+    monkeypatch.setitem(STORES, "reading_history", replace(STORES["reading_history"], erase=crash))
     with pytest.raises(RuntimeError):
         await say(patron.id, "reading_history", Decision.NO)
     # Neither half survived: the consent still stands, so the data it covers may stay.

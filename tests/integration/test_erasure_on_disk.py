@@ -11,8 +11,8 @@ import pytest
 from tortoise.connection import connections
 
 from portal.consent.policy import Decision
-from portal.stores import reading_history
-from portal.stores.registry import compact
+from portal.erasure.services import compact
+from portal.stores.reading_history import services as reading_history
 from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")

@@ -16,8 +16,8 @@ from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
 from portal.patrons import services as patrons_services
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.factories import (
     SECRET,
     catalog_text,

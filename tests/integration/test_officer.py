@@ -21,7 +21,8 @@ from portal.officer.services import publish as publish_catalog
 from portal.staff.models import StaffAuditEvent
 from portal.staff.policy import AuditAction, Role
 from portal.staff.services import identity_of
-from portal.stores.reading_history import HistoryEntry, Loan, record_loans
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.reading_history.services import Loan, record_loans
 from portal.stores.registry import KEYS as STORE_KEYS
 from tests.delivery import delivery_catalog
 from tests.desk import make_staff

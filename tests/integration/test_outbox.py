@@ -16,6 +16,7 @@ from portal.catalog.services import connected_systems
 from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.decisions import services as decisions
+from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
 from portal.outbox import delivery
@@ -26,8 +27,8 @@ from portal.outbox.policy import DeliveryState, MessageKind
 from portal.outbox.worker import in_process
 from portal.patrons.models import Patron
 from portal.settings import Settings
-from portal.stores import reading_history
-from portal.stores.registry import apply_retention
+from portal.stores.reading_history import services as reading_history
+from portal.stores.registry import STORES
 from tests.factories import (
     SECRET,
     catalog_text,
@@ -103,10 +104,10 @@ async def test_a_withdrawal_that_fails_midway_writes_no_request(monkeypatch) -> 
     patron = await make_patron()
     await decides(patron.id, "reading_history", Decision.YES)
 
-    async def crash(patron_id: int, store: str) -> int:
+    async def crash(patron_id: int) -> int:
         raise RuntimeError("power cut during the erasure")
 
-    monkeypatch.setattr(decisions, "erase", crash)
+    monkeypatch.setitem(STORES, "reading_history", replace(STORES["reading_history"], erase=crash))
     with pytest.raises(RuntimeError):
         await decides(patron.id, "reading_history", Decision.NO)
     assert await deletions(patron.id) == []

@@ -14,7 +14,8 @@ from portal.ledger.services import PATRON_ONLINE
 from portal.minors.services import link_at_desk
 from portal.rights import services
 from portal.rights.policy import receipt_reference
-from portal.stores import reading_history, saved_lists
+from portal.stores.reading_history import services as reading_history
+from portal.stores.saved_lists import services as saved_lists
 from tests.factories import SECRET, aged, decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")

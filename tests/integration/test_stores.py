@@ -7,12 +7,13 @@ from datetime import date, timedelta
 import pytest
 
 from portal.consent.policy import ConsentError, Decision
+from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.stores import reading_history, saved_lists
 from portal.stores.base import StoreError
-from portal.stores.reading_history import HistoryEntry
-from portal.stores.registry import apply_retention
-from portal.stores.saved_lists import SavedList
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.saved_lists import services as saved_lists
+from portal.stores.saved_lists.models import SavedList
 from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")

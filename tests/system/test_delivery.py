@@ -18,7 +18,7 @@ from portal.consent import reads
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history.models import HistoryEntry
 from tests.api import make_client, signed_token
 from tests.delivery import (
     delivery_catalog,

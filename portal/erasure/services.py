@@ -1,0 +1,81 @@
+"""The one owner of erasing what the portal and its connected systems keep (docs/PROMISES.md
+promises 4 and 5): one patron's data for one service, in the caller's transaction, with its
+ledger events and deletion requests; retention; and the scheduled compaction. Each erasing
+transaction is `portal.db.erasing`, which scrubs the erased rows once it committed."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from portal.catalog.services import PublishedService, all_services
+from portal.db import Erasure, compact_tables, erasing
+from portal.ledger.details import Erased
+from portal.ledger.models import EventKind
+from portal.ledger.services import SYSTEM_JOB, ActingParty, record
+from portal.outbox.policy import DeletionReason
+from portal.outbox.services import request_deletions, request_retention
+from portal.stores.base import Cutoff
+from portal.stores.registry import STORES, TABLES
+
+
+async def erase_service_data(
+    erasure: Erasure,
+    patron_id: int,
+    service: PublishedService,
+    reason: DeletionReason,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> int:
+    """Erase every row the service's store kept of the patron (an ERASED event, even when
+    there were none) and ask every connected system holding the service's data to delete it
+    (a DELETION_REQUESTED event each), inside the caller's `erasing` transaction, the one
+    that ended the consent; returns the rows erased here."""
+    rows = 0
+    if service.store is not None:
+        rows = erasure.deleted(await STORES[service.store].erase(patron_id))
+        await record(
+            patron_id,
+            EventKind.ERASED,
+            party,
+            now=now,
+            service_id=service.id,
+            purposes=service.terms["purposes"],
+            detail=Erased(rows_deleted=rows),
+        )
+    await request_deletions(patron_id, service, reason, now=now, party=party)
+    return rows
+
+
+async def apply_retention(*, now: datetime, today: date) -> int:
+    """Scheduled: delete retained rows older than their service's retention period, as each
+    notice promises, and record each patron's erasure; and ask each connected system holding
+    a service's data to delete its entries older than that too (one request per system and
+    day, about every patron). Returns the rows deleted here."""
+    deleted = 0
+    for service in await all_services():
+        if service.store is None and not service.systems:
+            continue
+        cutoff = Cutoff.past(int(service.terms["retention_days"]), now=now, today=today)
+        async with erasing() as erasure:
+            await request_retention(service, before=cutoff.day, now=now)
+            if service.store is None:
+                continue
+            counts = await STORES[service.store].expire(cutoff)
+            for patron_id, rows in counts.items():
+                await record(
+                    patron_id,
+                    EventKind.ERASED,
+                    SYSTEM_JOB,
+                    now=now,
+                    service_id=service.id,
+                    purposes=service.terms["purposes"],
+                    detail=Erased(rows_deleted=rows, reason="retention"),
+                )
+                deleted += erasure.deleted(rows)
+    return deleted
+
+
+async def compact() -> None:
+    """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
+    await compact_tables(TABLES)

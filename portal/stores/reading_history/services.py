@@ -1,0 +1,111 @@
+"""The use cases of store `reading_history`: the library system hands loans over (refused
+whole without a current consent), the patron reads them, and the store's erasure, retention
+and export as its registry entry declares them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from portal.consent.services import require_current_consent
+from portal.stores.base import Cutoff, Retained, Store
+from portal.stores.reading_history.models import HistoryEntry
+
+KEY = "reading_history"
+
+
+@dataclass(frozen=True)
+class Loan:
+    title: str
+    author: str
+    borrowed_on: date
+
+
+async def record_loans(
+    patron_id: int, loans: list[Loan], *, now: datetime, recorded_by_client: int | None = None
+) -> int:
+    """What the library system hands over (`recorded_by_client`: which one); refused whole
+    without a current consent."""
+    async with in_transaction():
+        await require_current_consent(patron_id, KEY)
+        await HistoryEntry.bulk_create(
+            [
+                HistoryEntry(
+                    patron_id=patron_id,
+                    title=loan.title,
+                    author=loan.author,
+                    borrowed_on=loan.borrowed_on,
+                    recorded_at=now,
+                    recorded_by_client=recorded_by_client,
+                )
+                for loan in loans
+            ]
+        )
+    return len(loans)
+
+
+async def history(patron_id: int) -> list[Loan]:
+    return [
+        Loan(title=entry.title, author=entry.author, borrowed_on=entry.borrowed_on)
+        for entry in await HistoryEntry.filter(patron_id=patron_id)
+    ]
+
+
+async def export(patron_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": entry.title,
+            "author": entry.author,
+            "borrowed_on": entry.borrowed_on.isoformat(),
+            "recorded_at": entry.recorded_at.isoformat(timespec="seconds"),
+        }
+        for entry in await HistoryEntry.filter(patron_id=patron_id)
+    ]
+
+
+async def erase(patron_id: int) -> int:
+    deleted: int = await HistoryEntry.filter(patron_id=patron_id).delete()
+    return deleted
+
+
+async def expire(cutoff: Cutoff) -> Counter[int]:
+    # A loan's age counts from the day it was borrowed, and never from later than the day it
+    # was recorded: an entry whose loan date was wrong (in the future) still expires on time.
+    expired = HistoryEntry.filter(Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment))
+    counts = Counter(row["patron_id"] for row in await expired.values("patron_id"))
+    await expired.delete()
+    return counts
+
+
+async def retained(cutoff: Cutoff) -> Retained:
+    """By the rule of `expire`: an entry's age counts from the earlier of its two dates."""
+    overdue = await HistoryEntry.filter(
+        Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment)
+    ).count()
+    first_loan = await HistoryEntry.all().order_by("borrowed_on").first()
+    first_recorded = await HistoryEntry.all().order_by("recorded_at").first()
+    days = [
+        day
+        for day in (
+            first_loan.borrowed_on if first_loan else None,
+            first_recorded.recorded_at.date() if first_recorded else None,
+        )
+        if day is not None
+    ]
+    return Retained(oldest=min(days) if days else None, overdue=overdue)
+
+
+STORE = Store(
+    key=KEY,
+    models=(HistoryEntry,),
+    erase=erase,
+    expire=expire,
+    export=export,
+    retained=retained,
+    page="stores.reading_history",
+)

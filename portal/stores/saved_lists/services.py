@@ -1,0 +1,119 @@
+"""The use cases of store `saved_lists`: making lists and adding titles (refused without a
+current consent), deleting a list, and the store's erasure, retention and export as its
+registry entry declares them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from portal.consent.services import require_current_consent
+from portal.db import erasing
+from portal.errors import StoreCode
+from portal.stores.base import Cutoff, Retained, Store, StoreError
+from portal.stores.saved_lists.models import SavedList, SavedListItem
+
+KEY = "saved_lists"
+
+
+@dataclass(frozen=True)
+class ListView:
+    id: int
+    name: str
+    titles: tuple[str, ...]
+
+
+async def saved_lists(patron_id: int) -> list[ListView]:
+    lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+    return [
+        ListView(saved.id, saved.name, tuple(item.title for item in saved.items)) for saved in lists
+    ]
+
+
+async def export(patron_id: int) -> list[dict[str, Any]]:
+    lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+    return [
+        {
+            "name": saved.name,
+            "created_at": saved.created_at.isoformat(timespec="seconds"),
+            "items": [
+                {"title": item.title, "added_at": item.added_at.isoformat(timespec="seconds")}
+                for item in saved.items
+            ],
+        }
+        for saved in lists
+    ]
+
+
+async def create_list(patron_id: int, name: str, *, now: datetime) -> int:
+    async with in_transaction():
+        await require_current_consent(patron_id, KEY)
+        saved = await SavedList.create(patron_id=patron_id, name=name, created_at=now)
+    return saved.id
+
+
+async def add_to_list(patron_id: int, list_id: int, title: str, *, now: datetime) -> None:
+    async with in_transaction():
+        await require_current_consent(patron_id, KEY)
+        saved = await SavedList.get_or_none(id=list_id, patron_id=patron_id)
+        if saved is None:
+            raise StoreError(StoreCode.NOT_FOUND)
+        await SavedListItem.create(saved_list_id=saved.id, title=title, added_at=now)
+
+
+async def delete_list(patron_id: int, list_id: int) -> None:
+    """Deleting one's own data never needs consent. A partial erasure (one list, not the
+    service): the list and its items go and are scrubbed after the commit like any erasure,
+    with no ledger event or deletion request (no consent ended; connected systems hold no
+    saved list)."""
+    async with erasing() as erasure:
+        saved = await SavedList.get_or_none(id=list_id, patron_id=patron_id)
+        if saved is None:
+            raise StoreError(StoreCode.NOT_FOUND)
+        items: int = await SavedListItem.filter(saved_list_id=saved.id).delete()
+        await saved.delete()
+        erasure.deleted(items + 1)
+
+
+async def erase(patron_id: int) -> int:
+    list_ids = await SavedList.filter(patron_id=patron_id).values_list("id", flat=True)
+    items: int = await SavedListItem.filter(saved_list_id__in=list_ids).delete()
+    lists: int = await SavedList.filter(id__in=list_ids).delete()
+    return items + lists
+
+
+async def expire(cutoff: Cutoff) -> Counter[int]:
+    # A list lives while it is used: its newest change counts, not its creation.
+    lists = await SavedList.filter(created_at__lt=cutoff.moment).prefetch_related("items")
+    stale = [saved for saved in lists if all(item.added_at < cutoff.moment for item in saved.items)]
+    counts: Counter[int] = Counter()
+    for saved in stale:
+        counts[saved.patron_id] += 1 + len(saved.items)
+        await SavedListItem.filter(saved_list_id=saved.id).delete()
+        await saved.delete()
+    return counts
+
+
+async def retained(cutoff: Cutoff) -> Retained:
+    """By the rule of `expire`: a list's age counts from its newest change."""
+    lists = await SavedList.all().prefetch_related("items")
+    newest = [max([saved.created_at, *(item.added_at for item in saved.items)]) for saved in lists]
+    return Retained(
+        oldest=min(newest).date() if newest else None,
+        overdue=sum(1 for moment in newest if moment < cutoff.moment),
+    )
+
+
+STORE = Store(
+    key=KEY,
+    models=(SavedList, SavedListItem),
+    erase=erase,
+    expire=expire,
+    export=export,
+    retained=retained,
+    page="stores.saved_lists",
+)
