@@ -43,7 +43,7 @@ def _connection(database_url: str) -> dict[str, Any]:
         connection["credentials"]["reset"] = _keep_session
     else:
         # Deleted rows are overwritten with zeros in the database file, not just unlinked
-        # (PRODUCT.md promise 4: erased means unrecoverable from what the portal controls).
+        # (docs/PROMISES.md promise 4: erased means unrecoverable from what the portal controls).
         connection["credentials"]["secure_delete"] = "ON"
     return connection
 

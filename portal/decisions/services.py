@@ -1,6 +1,6 @@
 """Decisions: a patron's, a guardian's or a job's yes and no. Each writes its ledger event,
 and a withdrawal erases every row the service kept and asks each connected system holding
-its data to delete it too (the outbox), in one transaction (PRODUCT.md promises 4 and 5).
+its data to delete it too (the outbox), in one transaction (docs/PROMISES.md promises 4 and 5).
 The age rules for minors apply to every decision (consent.policy)."""
 
 from __future__ import annotations
