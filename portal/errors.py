@@ -1,6 +1,7 @@
 """Every stable error code, one enum per domain, and the one base of the errors that carry
-them. Services raise a `DomainError` and never put it into words (STYLE.md rule 3); what a
-code means to a person, its HTTP status and message, is one line in portal.web.problems.
+them. Services raise a `DomainError` and never put it into words (docs/ARCHITECTURE.md,
+"Errors"); what a code means to a person, its HTTP status and message, is one line in
+portal.web.problems.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The library's catalog of services, as the privacy officer writes it, and the rules for
 publishing it: every notice complete in every enabled locale, and what makes a change
-material (new data, new recipient, new purpose, longer retention — PRODUCT.md, "Notice version").
+material (new data, new recipient, new purpose, longer retention — docs/PROMISES.md,
+"Notice version").
 A service offered to children below the guardian-consent age also carries a child's version
 of its notice in every enabled locale: the same facts in words a child can read (GDPR recital
 58, the UK Age Appropriate Design Code, standard 4).

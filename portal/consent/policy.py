@@ -1,7 +1,7 @@
 """Pure consent rules: what a patron's stored choice means today, what a decision does, and
 who may take it at which age.
 
-Strictest by default (PRODUCT.md promise 1): no stored choice means off. A consent covers a
+Strictest by default (docs/PROMISES.md promise 1): no stored choice means off. A consent covers a
 service only while it was given to the service's current terms (promise 2). Below the
 guardian-consent age only a guardian can turn a service on; anyone may always turn it off.
 """

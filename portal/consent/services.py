@@ -1,5 +1,5 @@
 """Changing consent state: the building blocks every decision, job and store uses, each
-writing its ledger event in the caller's transaction (PRODUCT.md promise 5). A decision and
+writing its ledger event in the caller's transaction (docs/PROMISES.md promise 5). A decision and
 a write of new retained data take the patron's row lock first (`lock_patron`), so they never
 interleave (promises 2 and 4); jobs that only pause or delete lock the rows they change."""
 

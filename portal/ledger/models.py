@@ -41,7 +41,8 @@ class ConsentEvent(Model):
     method = fields.CharEnumField(Method, max_length=20)
     actor = fields.CharEnumField(Actor, max_length=20)
     channel = fields.CharEnumField(Channel, max_length=10)
-    # The guardian who acted, when the actor is a guardian (staff never act, PRODUCT.md).
+    # The guardian who acted, when the actor is a guardian (staff never act: docs/PROMISES.md,
+    # "Who uses it").
     acting_guardian: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
     )

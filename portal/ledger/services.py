@@ -89,7 +89,7 @@ async def record(
     notice_version_id: int | None = None,
     detail: EventDetail | None = None,
 ) -> None:
-    """Call inside the transaction of the change the event records (PRODUCT.md promise 5)."""
+    """Call inside the transaction of the change the event records (docs/PROMISES.md promise 5)."""
     await ConsentEvent.create(
         patron_id=patron_id,
         service_id=service_id,

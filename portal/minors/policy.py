@@ -1,7 +1,7 @@
 """What a guardian may see of a minor's account. Pure rules; the age thresholds themselves
 are the library's jurisdiction (catalog.jurisdiction), and who may decide is consent.policy.
 
-A guardian never sees a minor's library use (PRODUCT.md promise 6), and sees a teenager's
+A guardian never sees a minor's library use (docs/PROMISES.md promise 6), and sees a teenager's
 own choices only when the teenager shares them (ALA, Privacy Q&A, section IV).
 """
 

@@ -1,5 +1,5 @@
 """The data inventory: every table and column the portal stores, with its purpose and how
-long it is kept (PRODUCT.md promise 7). The README's "What the portal itself keeps" is
+long it is kept (docs/PROMISES.md promise 7). The README's "What the portal itself keeps" is
 rendered from it (`python -m portal.officer.inventory`), the privacy officer's page shows
 it, and a test compares it with the migrated schema on SQLite and PostgreSQL. Pure data."""
 

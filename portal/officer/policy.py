@@ -1,4 +1,4 @@
-"""The privacy officer's rules: small counts suppressed in every aggregate (PRODUCT.md promise
+"""The privacy officer's rules: small counts suppressed in every aggregate (docs/PROMISES.md promise
 8), when a scheduled job needs attention, and the vocabulary of the register of outside
 requests, with what in its free text could be a card number. Pure: no database, no web."""
 

@@ -1,4 +1,4 @@
-"""The outbox to connected systems (PRODUCT.md promise 4: the downstream deletion is never
+"""The outbox to connected systems (docs/PROMISES.md promise 4: the downstream deletion is never
 lost). Requests are written in the caller's transaction, with the erasure or consent they
 follow and their ledger events; a worker delivers them (portal.outbox.delivery), and a
 system that answered 202 confirms later. Each confirmed deletion is a ledger event in the

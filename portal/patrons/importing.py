@@ -1,7 +1,7 @@
 """Importing a library's existing cardholders from CSV (card number; optional birth date and
 language). Streamed in batches, one transaction each, so memory stays flat and a re-run skips
 what an earlier run committed. As with create_patron, the card is kept only as a keyed hash,
-and every optional service is off: no consent row at all (PRODUCT.md promise 1)."""
+and every optional service is off: no consent row at all (docs/PROMISES.md promise 1)."""
 
 from __future__ import annotations
 

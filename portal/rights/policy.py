@@ -35,7 +35,7 @@ def receipt_reference(secret: str, event_id: int) -> str:
 
 
 class Fact(StrEnum):
-    """The material facts of a notice (PRODUCT.md, "Notice version")."""
+    """The material facts of a notice (docs/PROMISES.md, "Notice version")."""
 
     PURPOSE = "purpose"
     DATA = "data"

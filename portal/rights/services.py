@@ -162,7 +162,7 @@ def _link(link: GuardianLink) -> dict[str, Any]:
 async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[str, Any]:
     """Everything the portal keeps about the patron (schema: deploy/my-data.schema.json).
     A guardian's copy names their links to children, never a child's choices or library
-    use: that is the child's (PRODUCT.md promise 6)."""
+    use: that is the child's (docs/PROMISES.md promise 6)."""
     patron = await Patron.get(id=patron_id)
     publication = await Publication.all().order_by("-id").first()
     overview = await privacy_overview(patron_id, locale)

@@ -1,5 +1,5 @@
 """The portal's own access log: method, path, status and time — never the client address,
-the query string, a cookie or anything a patron typed (PRODUCT.md promise 7)."""
+the query string, a cookie or anything a patron typed (docs/PROMISES.md promise 7)."""
 
 from __future__ import annotations
 

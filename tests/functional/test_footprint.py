@@ -1,4 +1,4 @@
-"""The portal practises what it preaches (PRODUCT.md promise 7): no card number, PIN or
+"""The portal practises what it preaches (docs/PROMISES.md promise 7): no card number, PIN or
 address in logs or URLs, only necessary cookies with safe flags, nothing from elsewhere."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Retained data is refused at the door without a current consent (PRODUCT.md promise 2)."""
+"""Retained data is refused at the door without a current consent (docs/PROMISES.md promise 2)."""
 
 from __future__ import annotations
 
