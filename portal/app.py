@@ -22,6 +22,8 @@ from portal.api import oauth
 from portal.api import views as api_views
 from portal.api.check import ConsentCheckLane
 from portal.api.standings import ClientStandings
+from portal.catalog import views as catalog_views
+from portal.catalog.services import published_catalog
 from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
@@ -40,7 +42,6 @@ from portal.staff import oidc
 from portal.staff import views as staff_views
 from portal.stores import registry as stores
 from portal.stores import views as store_views
-from portal.web import health
 from portal.web.access_log import AccessLogMiddleware
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
@@ -126,7 +127,7 @@ def create_app(settings: Settings) -> Starlette:
             # First: library systems call these the most, and routes are matched in order.
             *api_views.routes,
             *api_deletions.routes,
-            *health.routes,
+            *catalog_views.routes,
             *patron_views.routes,
             *consent_views.routes,
             *decision_views.routes,
@@ -146,7 +147,12 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CrossOriginGuard),
             Middleware(BodyLimitMiddleware),
-            Middleware(VisitMiddleware, settings=settings, find_visitor=patron_access.visitor),
+            Middleware(
+                VisitMiddleware,
+                settings=settings,
+                find_visitor=patron_access.visitor,
+                find_library=published_catalog,
+            ),
         ],
         exception_handlers={
             HTTPException: _http_error,

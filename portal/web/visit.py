@@ -1,5 +1,7 @@
 """Per request: who is signed in and which language they read. Who a session cookie belongs
-to is the patrons domain's to say (portal.patrons.access.visitor, handed in by the app).
+to is the patrons domain's to say (portal.patrons.access.visitor), the library's name is the
+catalog's (portal.catalog.services.published_catalog): the app hands both in, so request
+plumbing imports no domain.
 
 Language order: the visitor's explicit choice (cookie), the signed-in patron's
 profile, the browser's Accept-Language, then the library's default. The register: a signed-in
@@ -10,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portal import i18n
-from portal.catalog.services import published_catalog
 from portal.settings import Settings
 from portal.web.origin import MACHINE_PREFIXES
 
@@ -50,14 +52,31 @@ class Visitor:
     register: str | None  # portal.i18n.CHILD for a child, else None
 
 
+class Library(Protocol):
+    @property
+    def library_name(self) -> str: ...
+
+    @property
+    def library_names(self) -> dict[str, str]: ...  # per language, where it differs
+
+
 FindVisitor = Callable[[Settings, str], Awaitable[Visitor | None]]
+FindLibrary = Callable[[], Awaitable[Library]]
 
 
 class VisitMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, find_visitor: FindVisitor) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        find_visitor: FindVisitor,
+        find_library: FindLibrary,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.find_visitor = find_visitor
+        self.find_library = find_library
         self.session_cookie = session_cookie(settings)
         self.desk_cookies = (
             host_cookie(settings, STAFF_COOKIE),
@@ -85,9 +104,9 @@ class VisitMiddleware:
         scope.setdefault("state", {})
         scope["state"]["patron"] = visitor.patron if visitor else None
         scope["state"]["locale"] = locale
-        catalog = await published_catalog()
-        scope["state"]["library_name"] = catalog.library_name
-        scope["state"]["library_names"] = catalog.library_names
+        library = await self.find_library()
+        scope["state"]["library_name"] = library.library_name
+        scope["state"]["library_names"] = library.library_names
         register = visitor.register if visitor else None
         scope["state"]["register"] = register
         with i18n.use_locale(locale), i18n.use_register(register):

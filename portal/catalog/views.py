@@ -1,4 +1,5 @@
-"""Liveness and readiness for the operator's process supervisor or load balancer."""
+"""Liveness and readiness for the operator's process supervisor or load balancer: ready once
+the database answers and a catalog has been published."""
 
 from __future__ import annotations
 
