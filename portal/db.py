@@ -15,6 +15,7 @@ from tortoise.migrations.api import migrate
 # Named, not imported: the database layer depends on no domain. The stores' models are
 # listed by their registry (portal.stores.registry.__models__).
 MODEL_MODULES = [
+    "portal.credentials.models",
     "portal.catalog.models",
     "portal.patrons.models",
     "portal.guardians.models",

@@ -1,11 +1,8 @@
 """Who is signed in as a patron, and where they stand in the age rules today: what a
 patron's page asks of its request. The session itself is found once per request by
-`visitor` (handed to portal.web.visit.VisitMiddleware by the app); guesses at a card, a PIN
-or a code are counted here before they are checked."""
+`visitor` (handed to portal.web.visit.VisitMiddleware by the app)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,7 +11,6 @@ from portal import i18n
 from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.catalog.services import age_today
 from portal.clock import utcnow
-from portal.patrons import throttle
 from portal.patrons.services import Identity, session_identity
 from portal.settings import Settings
 from portal.web.requests import settings_of
@@ -53,26 +49,3 @@ async def visitor_age(request: Request, patron: Identity) -> AgeContext:
     return await age_today(
         patron.born_on, patron.jurisdiction, now=utcnow(), timezone=settings_of(request).timezone
     )
-
-
-async def count_guess(
-    request: Request, subject: str, *, purpose: str = "signin"
-) -> throttle.Reservation | None:
-    """Count a guess at `subject` (a card, a link code's guardian) before it is checked;
-    None when the subject or the client's network is over the limit. Earlier failures slow
-    the check down a little more each time."""
-    settings = settings_of(request)
-    keys = throttle.throttle_keys(
-        settings.secret_key,
-        subject,
-        request.client.host if request.client else None,
-        purpose=purpose,
-    )
-    reservation = await throttle.reserve(
-        throttle.limits(keys, settings.signin_attempts),
-        window_seconds=settings.signin_window_seconds,
-        now=utcnow(),
-    )
-    if reservation is not None:
-        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
-    return reservation

@@ -1,10 +1,12 @@
 """What every endpoint needs from a request: the settings, cookies set one safe way,
-redirects by route name, and form fields read one way. No database access here: endpoints
-reach data only through the domains' use cases (who is signed in: portal.patrons.access and
-portal.staff.access)."""
+redirects by route name, form fields read one way, and guesses counted before they are
+checked. No database access here: endpoints reach data only through the domains' use cases
+(who is signed in: portal.patrons.access and portal.staff.access; guesses:
+portal.credentials.throttle)."""
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from typing import Any
 
@@ -12,6 +14,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from portal.clock import utcnow
+from portal.credentials import throttle
 from portal.settings import Settings
 
 MAX_FIELD = 200
@@ -74,3 +78,23 @@ def number_field(form: FormData, name: str) -> int | None:
         return None
     number = int(value)
     return number if number <= MAX_ID else None
+
+
+async def count_guess(
+    request: Request, guessing: throttle.Guessing, subject: str
+) -> throttle.Reservation | None:
+    """Count a guess at `subject` (a card, a link code's guardian, …), normalised as its
+    lookup normalises it, before it is checked; None when the subject or the client's network
+    is over the limit. Earlier failures slow the check down a little more each time."""
+    settings = settings_of(request)
+    keys = throttle.throttle_keys(
+        settings.secret_key, guessing, subject, request.client.host if request.client else None
+    )
+    reservation = await throttle.reserve(
+        throttle.limits(keys, settings.signin_attempts),
+        window_seconds=settings.signin_window_seconds,
+        now=utcnow(),
+    )
+    if reservation is not None:
+        await asyncio.sleep(throttle.delay_seconds(reservation.earlier))
+    return reservation
