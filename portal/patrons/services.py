@@ -22,7 +22,8 @@ from portal.patrons.policy import check_new_pin, new_setup_code, normalise_card
 
 SETUP_CODES = OneTimeCodes(PinSetupCode, Purpose.PIN_SETUP, "patron_id", new_setup_code)
 
-# Every page reads the session: one indexed query, identity only.
+# Every page reads the session: one indexed query, identity only. Its idle timeout is
+# written forward once a minute has passed (a staff session's: thirty seconds).
 _SESSION_QUERY = (
     "SELECT s.id, s.expires_at, s.ends_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
     "p.consent_version, "

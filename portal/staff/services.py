@@ -40,7 +40,8 @@ _SESSION_QUERY = (
     "SELECT s.id, s.roles, s.expires_at, s.ends_at, s.staff_id, m.display_name, m.pseudonym "
     "FROM staff_session s JOIN staff_member m ON m.id = s.staff_id WHERE s.token_lookup = ?"
 )
-# A shorter idle timeout than a patron's, so its sliding is written more often.
+# A staff session idles out sooner than a patron's (ten minutes, not thirty): its timeout is
+# written forward once thirty seconds have passed, not a minute, so it lags use less.
 SESSIONS = SlidingSessions(
     StaffSession,
     Purpose.STAFF_SESSION,
