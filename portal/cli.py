@@ -27,6 +27,8 @@ from portal.app import create_app
 from portal.catalog.jurisdiction import PRESETS
 from portal.catalog.policy import CatalogError, parse_catalog
 from portal.clock import local_date, utcnow
+from portal.credentials import throttle
+from portal.credentials.throttle import Guessing
 from portal.db import apply_migrations, tortoise_config
 from portal.decisions.services import expire_unanswered
 from portal.desk.services import purge_handovers
@@ -46,8 +48,8 @@ from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError, require_secrets
 from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
 from portal.outbox.worker import DeliveryWorker, check_published_secrets
-from portal.patrons import throttle
 from portal.patrons.importing import BadRow, IssuedCode, import_patrons
+from portal.patrons.policy import guess_subject
 from portal.patrons.services import (
     PatronError,
     create_patron,
@@ -286,7 +288,9 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
         except PatronError as error:
             print(f"No code issued: {error.code}", file=sys.stderr)
             return 2
-        await throttle.unlock_card(settings.secret_key, card)  # staff checked who they are
+        await throttle.unlock(
+            settings.secret_key, Guessing.SIGNIN, guess_subject(card)
+        )  # staff checked who they are
         await _audit(settings, AuditAction.SETUP_SLIP_PRINTED, patron_id=new.patron_id)
         _print_setup(new.setup_code, new.expires_at)
         return 0
@@ -604,7 +608,7 @@ def cmd_unlock_signin(settings: Settings, args: argparse.Namespace) -> int:
     card = _read_card()
 
     async def work() -> int:
-        cleared = await throttle.unlock_card(settings.secret_key, card)
+        cleared = await throttle.unlock(settings.secret_key, Guessing.SIGNIN, guess_subject(card))
         patron_id = await patron_for_card_or_none(settings.secret_key, card)
         if patron_id is not None:
             await _audit(settings, AuditAction.SIGNIN_UNLOCKED, patron_id=patron_id)

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 # Named, not imported: the database layer depends on no domain. Each store of retained data
 # has its own models module (portal.stores.registry lists the stores; a test checks both agree).
 MODEL_MODULES = [
+    "portal.credentials.models",
     "portal.catalog.models",
     "portal.patrons.models",
     "portal.guardians.models",

@@ -7,7 +7,7 @@ Authlib's server is synchronous and has no Starlette integration: this module is
 The client a request names is read from the database first (asynchronously), then Authlib
 runs its checks against that one record. Failed client authentication counts against the
 client id and the caller's network, in the database as sign-in guesses do
-(portal.patrons.throttle, purpose "oauth")."""
+(portal.credentials.throttle, Guessing.OAUTH)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,11 @@ from portal.api.policy import (
 )
 from portal.api.services import ClientRecord
 from portal.clock import utcnow
+from portal.credentials import throttle
+from portal.credentials.throttle import Guessing
 from portal.errors import ApiCode
-from portal.patrons import throttle
 from portal.patrons.access import count_guess
+from portal.patrons.policy import guess_subject
 from portal.web.problems import json_error
 from portal.web.requests import settings_of
 
@@ -229,7 +231,7 @@ async def token(request: Request) -> Response:
     if not named:
         return _refusal(ApiCode.OAUTH_INVALID_CLIENT)
     # Counted before the secret is checked, so parallel guesses cannot outrun the limit.
-    reservation = await count_guess(request, named, purpose="oauth")
+    reservation = await count_guess(request, Guessing.OAUTH, guess_subject(named))
     if reservation is None:
         return _refusal(ApiCode.OAUTH_THROTTLED, retry_after=settings.signin_window_seconds)
     record = await services.client_for_authentication(named)

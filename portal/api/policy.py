@@ -21,8 +21,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.errors import ApiCode, DomainError
-from portal.patrons.policy import keyed_hash
 
 
 class Scope(StrEnum):
@@ -92,7 +92,7 @@ def secret_lookup(secret: str, client_secret: str) -> str:
     """A client secret is 256 random bits, so a keyed HMAC keeps it as safe as a slow hash
     would (nobody can guess it, and without PORTAL_SECRET_KEY nobody can test a guess against
     the column), and costs microseconds: a flood of failed token requests costs no CPU."""
-    return keyed_hash(secret, "api-client-secret", client_secret)
+    return keyed_hash(secret, KeyPurpose.API_CLIENT_SECRET, client_secret)
 
 
 def secret_matches(secret: str, client_secret: str, stored: str | None) -> bool:

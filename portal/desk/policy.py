@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from portal.patrons.policy import keyed_hash
+from portal.credentials.policy import KeyPurpose, keyed_hash
 
 REF_MINUTES = 30
 
@@ -45,7 +45,7 @@ def make_ref(secret: str, staff_id: int, card: CardRef, *, now: datetime) -> str
         f"{card.patron_id}.{card.guardian_id or 0}.{int(card.guardian_is_new)}."
         f"{card.throttle_key or '-'}.{purpose}.{until}"
     )
-    return f"{body}.{keyed_hash(secret, 'desk-ref', f'{staff_id}:{body}')}"
+    return f"{body}.{keyed_hash(secret, KeyPurpose.DESK_REF, f'{staff_id}:{body}')}"
 
 
 def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef | None:
@@ -57,7 +57,7 @@ def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef 
     if not (patron.isdigit() and guardian.isdigit() and is_new in ("0", "1") and until.isdigit()):
         return None
     body = ".".join(parts[:6])
-    expected = keyed_hash(secret, "desk-ref", f"{staff_id}:{body}")
+    expected = keyed_hash(secret, KeyPurpose.DESK_REF, f"{staff_id}:{body}")
     if not hmac.compare_digest(mac, expected) or int(until) < now.timestamp():
         return None
     return CardRef(

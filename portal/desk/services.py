@@ -18,6 +18,11 @@ from tortoise.transactions import in_transaction
 from portal.catalog.jurisdiction import AgeBand
 from portal.catalog.services import PublishedService, age_for_decision, published_catalog
 from portal.consent.policy import Decision
+from portal.credentials import throttle
+from portal.credentials.policy import KeyPurpose as Hashed
+from portal.credentials.policy import keyed_hash
+from portal.credentials.services import hash_secret
+from portal.credentials.throttle import Guessing
 from portal.decisions.services import Outcome, decide
 from portal.desk.models import Handover
 from portal.desk.policy import Purpose, Step, handover_step
@@ -25,15 +30,13 @@ from portal.errors import DeskCode, DomainError, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.minors.services import end_link_at_desk, link_at_desk
-from portal.patrons import throttle
 from portal.patrons.models import Patron
-from portal.patrons.policy import check_new_pin, keyed_hash
+from portal.patrons.policy import check_new_pin, guess_subject
 from portal.patrons.services import (
     NewPatron,
     PatronError,
     card_lookup,
     clear_pin,
-    hash_secret,
     issue_setup_code_for,
     lock_patron,
     register_card,
@@ -170,8 +173,13 @@ async def look_up(
     facts = await card_facts(secret, card)
     if facts is None:
         raise PatronError(PatronCode.CARD_UNKNOWN)
-    locked = await throttle.card_locked(
-        secret, card, attempts=attempts, window_seconds=window_seconds, now=now
+    locked = await throttle.locked(
+        secret,
+        Guessing.SIGNIN,
+        guess_subject(card),
+        attempts=attempts,
+        window_seconds=window_seconds,
+        now=now,
     )
     age = await age_for_decision(facts.born_on, None, now=now, timezone=timezone)
     await _audit_patron(secret, staff, AuditAction.CARD_LOOKED_UP, facts.patron_id, now)
@@ -181,7 +189,7 @@ async def look_up(
         facts.guardians,
         locked,
         age.band is AgeBand.CHILD,
-        throttle.card_key(secret, card),
+        throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card)),
     )
 
 
@@ -333,7 +341,7 @@ async def begin_handover(
             keys = [s.key for s in catalog.services if age.offers(s.minimum_age)]
         await Handover.filter(patron_id=patron_id, finished_at=None).update(finished_at=now)
         await Handover.create(
-            token_lookup=keyed_hash(secret, "handover", token),
+            token_lookup=keyed_hash(secret, Hashed.HANDOVER, token),
             staff_id=staff.staff_id,
             patron_id=patron_id,
             guardian_id=guardian.id if guardian else None,
@@ -351,7 +359,7 @@ async def begin_handover(
 
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
-    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
+    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
     if handover is None or handover.finished_at is not None:
         return None
     if handover.expires_at <= now:
@@ -490,7 +498,7 @@ async def hand_back(secret: str, token: str, *, now: datetime) -> None:
 async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
     """For staff signed in again at the same screen: the outcome, once. The hand-over's row
     has served its purpose and is deleted."""
-    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
+    handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
     if handover is None:
         return None
     finished = handover.finished_at or now

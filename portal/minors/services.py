@@ -27,6 +27,7 @@ from portal.clock import local_date
 from portal.consent.policy import Decision, Status, SuspensionReason
 from portal.consent.reads import given_by_guardian, states_of, status_for
 from portal.consent.services import suspend_given_by, suspend_guardian_given
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.decisions.services import Outcome, decide
 from portal.errors import DomainError, MinorsCode, PatronCode
 from portal.guardians.models import GuardianLink
@@ -49,7 +50,6 @@ from portal.minors.policy import (
     may_decide_for_child,
 )
 from portal.patrons.models import Patron
-from portal.patrons.policy import keyed_hash
 from portal.patrons.services import PatronError, card_lookup, lock_patron
 
 
@@ -157,7 +157,9 @@ async def issue_link_code(
     async with in_transaction():
         await LinkCode.filter(child_id=child_id).delete()  # one code at a time
         await LinkCode.create(
-            child_id=child_id, code_lookup=keyed_hash(secret, "link", code), expires_at=expires_at
+            child_id=child_id,
+            code_lookup=keyed_hash(secret, KeyPurpose.LINK_CODE, code),
+            expires_at=expires_at,
         )
     return code, expires_at
 
@@ -169,7 +171,9 @@ async def redeem_link_code(
     the link is attempted, so a refused link cannot leave it usable."""
     async with in_transaction():
         found = (
-            await LinkCode.filter(code_lookup=keyed_hash(secret, "link", code.strip()))
+            await LinkCode.filter(
+                code_lookup=keyed_hash(secret, KeyPurpose.LINK_CODE, code.strip())
+            )
             .select_for_update()
             .first()
         )

@@ -12,11 +12,12 @@ from starlette.routing import Route
 from portal.catalog.jurisdiction import AgeBand
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError, Status
+from portal.credentials import throttle
+from portal.credentials.throttle import Guessing
 from portal.decisions.forms import parse_decision
 from portal.errors import ConsentCode, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
-from portal.patrons import throttle
 from portal.patrons.access import count_guess, require_patron, visitor_age
 from portal.patrons.services import set_sharing
 from portal.web.rendering import render
@@ -47,7 +48,7 @@ async def redeem_code(request: Request) -> Response:
     guardian_id = await _require_adult(request)
     form = await request.form()
     # Codes are guessed like PINs: counted per guardian account and per client network.
-    reservation = await count_guess(request, str(guardian_id), purpose="link-code")
+    reservation = await count_guess(request, Guessing.LINK_CODE, str(guardian_id))
     if reservation is None:
         return await guardian_home(request, error=MinorsCode.LINK_CODE_THROTTLED)
     try:

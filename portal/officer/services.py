@@ -23,6 +23,7 @@ from portal.catalog.policy import Catalog
 from portal.catalog.publishing import PublishReport, publish_catalog
 from portal.catalog.services import all_services
 from portal.consent.services import pause_for_material_change
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows
 from portal.errors import DomainError, OfficerCode
 from portal.ledger.models import ConsentEvent, EventKind
@@ -43,7 +44,6 @@ from portal.officer.policy import (
 )
 from portal.outbox import services as outbox
 from portal.patrons.models import Patron
-from portal.patrons.policy import keyed_hash
 from portal.staff import audit
 from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
@@ -371,7 +371,7 @@ async def names_a_card(secret: str, texts: Iterable[str]) -> bool:
     looked up, in a query per _LOOKUPS_PER_QUERY of them."""
     lookups = sorted(
         {
-            keyed_hash(secret, "card", candidate)
+            keyed_hash(secret, KeyPurpose.CARD, candidate)
             for text in texts
             for candidate in card_candidates(text)
         }

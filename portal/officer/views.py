@@ -17,6 +17,7 @@ from portal.catalog.policy import NOTICE_FIELDS, CatalogError, parse_catalog
 from portal.catalog.publishing import PublishedMeanwhile
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.clock import local_date, utcnow
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services
 from portal.officer.forms import (
@@ -37,7 +38,7 @@ from portal.officer.policy import (
     RequestingBody,
 )
 from portal.outbox.keys import SecretsError, require_secrets
-from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons.policy import normalise_card
 from portal.patrons.services import PatronError, patron_for_card
 from portal.staff import audit
 from portal.staff.access import require_staff
@@ -215,7 +216,7 @@ async def _patron_reference(secret: str, card: str) -> str | None:
     try:
         return audit.patron_key(secret, await patron_for_card(secret, normalised))
     except PatronError:
-        return keyed_hash(secret, "outside-request-card", normalised)
+        return keyed_hash(secret, KeyPurpose.OUTSIDE_REQUEST_CARD, normalised)
 
 
 def _register_page(

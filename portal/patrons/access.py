@@ -1,7 +1,6 @@
 """Who is signed in as a patron, and where they stand in the age rules today: what a
 patron's page asks of its request. The session itself is found once per request by
-`visitor` (handed to portal.web.visit.VisitMiddleware by the app); guesses at a card, a PIN
-or a code are counted here before they are checked."""
+`visitor` (handed to portal.web.visit.VisitMiddleware by the app)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from portal import i18n
 from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.catalog.services import age_today
 from portal.clock import utcnow
-from portal.patrons import throttle
+from portal.credentials import throttle
 from portal.patrons.services import Identity, session_identity
 from portal.settings import Settings
 from portal.web.requests import settings_of
@@ -56,17 +55,14 @@ async def visitor_age(request: Request, patron: Identity) -> AgeContext:
 
 
 async def count_guess(
-    request: Request, subject: str, *, purpose: str = "signin"
+    request: Request, guessing: throttle.Guessing, subject: str
 ) -> throttle.Reservation | None:
-    """Count a guess at `subject` (a card, a link code's guardian) before it is checked;
-    None when the subject or the client's network is over the limit. Earlier failures slow
-    the check down a little more each time."""
+    """Count a guess at `subject` (a card, a link code's guardian, …), normalised as its
+    lookup normalises it, before it is checked; None when the subject or the client's network
+    is over the limit. Earlier failures slow the check down a little more each time."""
     settings = settings_of(request)
     keys = throttle.throttle_keys(
-        settings.secret_key,
-        subject,
-        request.client.host if request.client else None,
-        purpose=purpose,
+        settings.secret_key, guessing, subject, request.client.host if request.client else None
     )
     reservation = await throttle.reserve(
         throttle.limits(keys, settings.signin_attempts),

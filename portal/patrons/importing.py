@@ -16,9 +16,10 @@ from enum import StrEnum
 from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows
 from portal.locale_codes import RENAMED
-from portal.patrons.policy import keyed_hash, new_setup_code, normalise_card
+from portal.patrons.policy import new_setup_code, normalise_card
 
 # Rows per transaction: big enough that a round trip per batch costs little, small enough
 # that SQLite's 32,766 bound parameters are never reached (4 per row).
@@ -190,7 +191,7 @@ async def import_patrons(
             if on_bad_row is not None:
                 on_bad_row(bad)
             continue
-        lookup = keyed_hash(secret, "card", row.card)
+        lookup = keyed_hash(secret, KeyPurpose.CARD, row.card)
         if lookup in batch:
             summary.skipped_existing += 1
             continue
@@ -302,7 +303,7 @@ async def _issue_codes(
         if not waiting:
             return issued
         codes = {patron_id: new_setup_code() for patron_id in waiting}
-        lookups = [keyed_hash(secret, "setup", code) for code in codes.values()]
+        lookups = [keyed_hash(secret, KeyPurpose.PIN_SETUP, code) for code in codes.values()]
         if postgres:
             rows = await fetch_rows(_INSERT_CODES_PG, expires_at, list(codes), lookups)
         else:

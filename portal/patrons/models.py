@@ -7,6 +7,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from portal.credentials.models import OneTimeCode, SlidingSession
+
 
 class Patron(Model):
     id = fields.IntField(primary_key=True)
@@ -34,15 +36,12 @@ class Patron(Model):
         table = "patron"
 
 
-class PinSetupCode(Model):
+class PinSetupCode(OneTimeCode):
     """A one-time code a new cardholder uses to set their own PIN, deleted once used."""
 
-    id = fields.IntField(primary_key=True)
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="setup_codes", on_delete=fields.CASCADE, db_index=True
     )
-    code_lookup = fields.CharField(max_length=64, unique=True)
-    expires_at = fields.DatetimeField()
 
     patron_id: int
 
@@ -50,32 +49,15 @@ class PinSetupCode(Model):
         table = "pin_setup_code"
 
 
-class PortalSession(Model):
+class PortalSession(SlidingSession):
     """A signed-in visit. Purpose: keep the patron signed in, deleted at sign-out or expiry."""
 
-    id = fields.IntField(primary_key=True)
-    token_lookup = fields.CharField(max_length=64, unique=True)
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="sessions", on_delete=fields.CASCADE, db_index=True
     )
-    expires_at = fields.DatetimeField()  # slides forward while the patron is active
     ends_at = fields.DatetimeField(null=True)  # however active: the absolute lifetime
 
     patron_id: int
 
     class Meta:
         table = "portal_session"
-
-
-class SignInCounter(Model):
-    """Guesses counted against one throttle key (a keyed hash of a card, or of a client's
-    network) in the current window. Purpose: limit guessing; purged when the window ends."""
-
-    id = fields.IntField(primary_key=True)
-    key_lookup = fields.CharField(max_length=64, unique=True)
-    # Milliseconds since the epoch: compared in SQL the same way on every engine.
-    window_started_ms = fields.BigIntField(db_index=True)
-    attempts = fields.IntField()
-
-    class Meta:
-        table = "signin_counter"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 
@@ -24,9 +22,10 @@ def normalise_card(raw: str) -> str | None:
     return card if _CARD.match(card) else None
 
 
-def keyed_hash(secret: str, purpose: str, value: str) -> str:
-    # The purpose separates hashes of the same value used for different things.
-    return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+def guess_subject(raw: str) -> str:
+    """What guesses at a card (or a name typed like one) are counted under, so that the ways
+    of typing one card share one count (portal.credentials.throttle)."""
+    return normalise_card(raw) or raw
 
 
 def new_setup_code() -> str:

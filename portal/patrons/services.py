@@ -2,58 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from portal.db import as_datetime, as_optional_datetime, fetch_rows
+from portal.credentials.policy import KeyPurpose, keyed_hash
+from portal.credentials.services import (
+    OneTimeCodes,
+    SlidingSessions,
+    hash_secret,
+    verify_secret,
+)
 from portal.errors import DomainError, PatronCode
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
-from portal.patrons.policy import check_new_pin, keyed_hash, new_setup_code, normalise_card
+from portal.patrons.policy import check_new_pin, new_setup_code, normalise_card
 
-T = TypeVar("T")
-_hasher = PasswordHasher()
-# Each Argon2 hash takes 64 MiB and a core's worth of time: a burst of sign-ins waits its
-# turn rather than exhausting the server's memory. Per process, one set per event loop.
-ARGON2_AT_ONCE = 2
-_argon2_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
+SETUP_CODES = OneTimeCodes(PinSetupCode, KeyPurpose.PIN_SETUP, "patron_id", new_setup_code)
+
+# Every page reads the session: one indexed query, identity only. Its idle timeout is
+# written forward once a minute has passed (a staff session's: thirty seconds).
+_SESSION_QUERY = (
+    "SELECT s.id, s.expires_at, s.ends_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
+    "p.consent_version, "
+    "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
+    "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian "
+    "FROM portal_session s JOIN patron p ON p.id = s.patron_id WHERE s.token_lookup = ?"
 )
-
-
-async def _argon2(work: Callable[..., T], *args: str) -> T:
-    loop = asyncio.get_running_loop()
-    slots = _argon2_slots.setdefault(loop, asyncio.Semaphore(ARGON2_AT_ONCE))
-    async with slots:
-        return await asyncio.to_thread(work, *args)
-
-
-# Verified against when the card is unknown, so a wrong card costs as long as a wrong PIN.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
-
-
-async def hash_secret(value: str) -> str:
-    """An Argon2 hash of a PIN or a staff password, within the process's Argon2 slots."""
-    return await _argon2(_hasher.hash, value)
-
-
-async def verify_secret(stored: str | None, value: str) -> bool:
-    """Whether `value` matches; an absent hash costs as long as a wrong one."""
-    try:
-        await _argon2(_hasher.verify, stored or _DUMMY_HASH, value)
-    except (VerificationError, InvalidHashError):
-        return False
-    return stored is not None
+SESSIONS = SlidingSessions(
+    PortalSession, KeyPurpose.SESSION, "patron_id", _SESSION_QUERY, renew_after=timedelta(minutes=1)
+)
 
 
 class PatronError(DomainError):
@@ -71,7 +51,7 @@ def card_lookup(secret: str, card_number: str) -> str:
     card = normalise_card(card_number)
     if card is None:
         raise PatronError(PatronCode.CARD_FORMAT)
-    return keyed_hash(secret, "card", card)
+    return keyed_hash(secret, KeyPurpose.CARD, card)
 
 
 async def create_patron(
@@ -87,9 +67,10 @@ async def create_patron(
         patron_id = await register_card(
             secret, card_number, now=now, born_on=born_on, jurisdiction=jurisdiction
         )
-        patron = await Patron.get(id=patron_id)
-        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
-    return NewPatron(patron.id, code, expires_at)
+        code, expires_at = await SETUP_CODES.issue(
+            secret, patron_id, now=now, hours=setup_code_hours
+        )
+    return NewPatron(patron_id, code, expires_at)
 
 
 async def register_card(
@@ -124,9 +105,11 @@ async def issue_setup_code_for(
     """A fresh one-time code for the patron (a printed setup slip); earlier codes stop
     working."""
     async with in_transaction():
-        patron = await Patron.get(id=patron_id)
-        await PinSetupCode.filter(patron_id=patron_id).delete()
-        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+        await Patron.get(id=patron_id)
+        await SETUP_CODES.revoke(patron_id)
+        code, expires_at = await SETUP_CODES.issue(
+            secret, patron_id, now=now, hours=setup_code_hours
+        )
     return NewPatron(patron_id, code, expires_at)
 
 
@@ -138,8 +121,8 @@ async def set_first_pin(patron_id: int, pin_hash: str) -> bool:
         pin_hash=pin_hash
     )
     if changed:
-        await PinSetupCode.filter(patron_id=patron_id).delete()
-        await PortalSession.filter(patron_id=patron_id).delete()
+        await SETUP_CODES.revoke(patron_id)
+        await SESSIONS.end_all(patron_id)
     return bool(changed)
 
 
@@ -148,8 +131,8 @@ async def clear_pin(patron_id: int) -> None:
     ends, and so do unused setup codes. The patron chooses the next one."""
     async with in_transaction():
         await Patron.filter(id=patron_id).update(pin_hash=None)
-        await PinSetupCode.filter(patron_id=patron_id).delete()
-        await PortalSession.filter(patron_id=patron_id).delete()
+        await SETUP_CODES.revoke(patron_id)
+        await SESSIONS.end_all(patron_id)
 
 
 async def issue_setup_code(
@@ -160,20 +143,11 @@ async def issue_setup_code(
     if patron is None:
         raise PatronError(PatronCode.CARD_UNKNOWN)
     async with in_transaction():
-        await PinSetupCode.filter(patron_id=patron.id).delete()
-        code, expires_at = await _issue_setup_code(secret, patron, now, setup_code_hours)
+        await SETUP_CODES.revoke(patron.id)
+        code, expires_at = await SETUP_CODES.issue(
+            secret, patron.id, now=now, hours=setup_code_hours
+        )
     return NewPatron(patron.id, code, expires_at)
-
-
-async def _issue_setup_code(
-    secret: str, patron: Patron, now: datetime, hours: int
-) -> tuple[str, datetime]:
-    code = new_setup_code()
-    expires_at = now + timedelta(hours=hours)
-    await PinSetupCode.create(
-        patron=patron, code_lookup=keyed_hash(secret, "setup", code), expires_at=expires_at
-    )
-    return code, expires_at
 
 
 async def set_pin_with_code(
@@ -181,23 +155,15 @@ async def set_pin_with_code(
 ) -> int:
     check_new_pin(pin)
     lookup = card_lookup(secret, card_number)
-    pin_hash = await _argon2(_hasher.hash, pin)
+    pin_hash = await hash_secret(pin)
     async with in_transaction():
-        setup = (
-            await PinSetupCode.filter(
-                code_lookup=keyed_hash(secret, "setup", code.strip()),
-                patron__card_lookup=lookup,
-            )
-            .select_for_update()
-            .first()
-        )
-        if setup is None or setup.expires_at <= now:
-            raise PatronError(PatronCode.SETUP_CODE_INVALID)
-        await Patron.filter(id=setup.patron_id).update(pin_hash=pin_hash)
         # One-time: the code is gone as soon as it has been used.
-        await PinSetupCode.filter(patron_id=setup.patron_id).delete()
-        await PortalSession.filter(patron_id=setup.patron_id).delete()
-    return setup.patron_id
+        patron_id = await SETUP_CODES.claim(secret, code, now=now, patron__card_lookup=lookup)
+        if patron_id is None:
+            raise PatronError(PatronCode.SETUP_CODE_INVALID)
+        await Patron.filter(id=patron_id).update(pin_hash=pin_hash)
+        await SESSIONS.end_all(patron_id)
+    return patron_id
 
 
 async def authenticate(secret: str, card_number: str, pin: str) -> int:
@@ -207,12 +173,7 @@ async def authenticate(secret: str, card_number: str, pin: str) -> int:
     except PatronError:
         lookup = None
     patron = await Patron.get_or_none(card_lookup=lookup) if lookup else None
-    stored = patron.pin_hash if patron and patron.pin_hash else _DUMMY_HASH
-    try:
-        await _argon2(_hasher.verify, stored, pin)
-    except (VerificationError, InvalidHashError):
-        raise PatronError(PatronCode.SIGNIN_FAILED) from None
-    if patron is None or patron.pin_hash is None:
+    if not await verify_secret(patron.pin_hash if patron else None, pin) or patron is None:
         raise PatronError(PatronCode.SIGNIN_FAILED)
     return patron.id
 
@@ -221,24 +182,7 @@ async def start_session(
     secret: str, patron_id: int, *, now: datetime, minutes: int, hours: int
 ) -> str:
     """A session that ends after `minutes` idle, and after `hours` however active."""
-    token = secrets.token_urlsafe(32)
-    await PortalSession.create(
-        token_lookup=keyed_hash(secret, "session", token),
-        patron_id=patron_id,
-        expires_at=now + timedelta(minutes=minutes),
-        ends_at=now + timedelta(hours=hours),
-    )
-    return token
-
-
-# Every page reads the session: one indexed query, identity only.
-_SESSION_QUERY = (
-    "SELECT s.id, s.expires_at, s.ends_at, s.patron_id, p.locale, p.born_on, p.jurisdiction, "
-    "p.consent_version, "
-    "p.shares_with_guardians, EXISTS (SELECT 1 FROM guardian_link g "
-    "WHERE g.guardian_id = s.patron_id AND g.ended_at IS NULL) AS is_guardian "
-    "FROM portal_session s JOIN patron p ON p.id = s.patron_id WHERE s.token_lookup = ?"
-)
+    return await SESSIONS.start(secret, patron_id, now=now, minutes=minutes, hours=hours)
 
 
 @dataclass(frozen=True)
@@ -258,19 +202,9 @@ async def session_identity(
     secret: str, token: str, *, now: datetime, minutes: int
 ) -> Identity | None:
     """The signed-in patron, sliding the idle timeout forward."""
-    rows = await fetch_rows(_SESSION_QUERY, keyed_hash(secret, "session", token))
-    if not rows:
+    session = await SESSIONS.find(secret, token, now=now, minutes=minutes)
+    if session is None:
         return None
-    session = rows[0]
-    expires_at = as_datetime(session["expires_at"])
-    ends_at = as_optional_datetime(session["ends_at"]) or expires_at
-    if expires_at <= now or ends_at <= now:
-        await PortalSession.filter(id=session["id"]).delete()
-        return None
-    renewed = min(now + timedelta(minutes=minutes), ends_at)
-    # Only write when a noticeable part of the timeout has passed, keeping reads cheap.
-    if renewed - expires_at > timedelta(minutes=1):
-        await PortalSession.filter(id=session["id"]).update(expires_at=renewed)
     born_on = session["born_on"]
     return Identity(
         patron_id=session["patron_id"],
@@ -284,13 +218,11 @@ async def session_identity(
 
 
 async def end_session(secret: str, token: str) -> None:
-    await PortalSession.filter(token_lookup=keyed_hash(secret, "session", token)).delete()
+    await SESSIONS.end(secret, token)
 
 
 async def purge_expired_sessions(now: datetime) -> int:
-    deleted: int = await PortalSession.filter(expires_at__lte=now).delete()
-    expired_codes: int = await PinSetupCode.filter(expires_at__lte=now).delete()
-    return deleted + expired_codes
+    return await SESSIONS.purge_expired(now) + await SETUP_CODES.purge_expired(now)
 
 
 async def set_locale(patron_id: int, locale: str) -> None:

@@ -1,6 +1,6 @@
 """Who is signed in: sign-in, sign-out, the patron setting their own PIN with a one-time
 code, and the language switcher. Guesses are counted per card and per client network before
-they are checked (portal.patrons.throttle)."""
+they are checked (portal.credentials.throttle)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from portal.clock import utcnow
+from portal.credentials import throttle
+from portal.credentials.throttle import Guessing
 from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
-from portal.patrons import services, throttle
+from portal.patrons import services
 from portal.patrons.access import count_guess, signed_in_patron
+from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
 from portal.web.visit import LANGUAGE_COOKIE, session_cookie
@@ -63,7 +66,7 @@ async def signin(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/signin.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await count_guess(request, parsed.card)
+    reservation = await count_guess(request, Guessing.SIGNIN, guess_subject(parsed.card))
     if reservation is None:
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
@@ -108,7 +111,7 @@ async def setup(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/setup.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await count_guess(request, parsed.card)
+    reservation = await count_guess(request, Guessing.SIGNIN, guess_subject(parsed.card))
     if reservation is None:
         return render(request, "patrons/setup.html", error=PatronCode.SIGNIN_THROTTLED)
     try:

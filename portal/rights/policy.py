@@ -10,8 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.ledger.vocabulary import EventKind
-from portal.patrons.policy import keyed_hash
 
 RECEIPT_SCHEMA_VERSION = 1
 EXPORT_SCHEMA_VERSION = 1
@@ -31,7 +31,7 @@ def has_receipt(kind: str) -> bool:
 def receipt_reference(secret: str, event_id: int) -> str:
     """How a receipt is addressed in a URL: a keyed hash of its ledger line, so that no
     record number reaches an address bar, a proxy's log or a browser's history (promise 7)."""
-    return keyed_hash(secret, "consent-receipt", str(event_id))[:24]
+    return keyed_hash(secret, KeyPurpose.CONSENT_RECEIPT, str(event_id))[:24]
 
 
 class Fact(StrEnum):

@@ -18,13 +18,13 @@ from joserfc.jwk import KeySet
 
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.consent.reads import privacy_overview
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent
 from portal.ledger.services import entries
 from portal.ledger.vocabulary import Method as LinkMethod
 from portal.locale_codes import canonical, spellings
 from portal.patrons.models import Patron
-from portal.patrons.policy import keyed_hash
 from portal.rights.keys import ALGORITHM, ReceiptKeys
 from portal.rights.policy import (
     DECISIONS,
@@ -88,7 +88,7 @@ async def receipt_facts(
         controller=publication.library_name if publication else "",
         # Receipts are shown to others to be checked: their subject is a keyed hash made for
         # receipts alone, never the card's lookup key in the database.
-        subject=keyed_hash(secret, "receipt subject", str(patron.id)),
+        subject=keyed_hash(secret, KeyPurpose.RECEIPT_SUBJECT, str(patron.id)),
         service_key=service.key,
         service_title=title_source.texts.get("title", service.key) if title_source else service.key,
         terms=terms_source.terms if terms_source else service.terms,

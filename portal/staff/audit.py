@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from portal.patrons.policy import keyed_hash
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.staff.models import StaffAuditEvent
 from portal.staff.policy import SHOWN_TO_PATRON, AuditAction
 from portal.staff.services import StaffIdentity
@@ -17,7 +17,7 @@ TRAIL_PAGE = 100
 
 
 def patron_key(secret: str, patron_id: int) -> str:
-    return keyed_hash(secret, "audit-patron", str(patron_id))
+    return keyed_hash(secret, KeyPurpose.AUDIT_PATRON, str(patron_id))
 
 
 async def append(

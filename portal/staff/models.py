@@ -8,6 +8,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from portal.credentials.models import OneTimeCode, SlidingSession
+
 
 class StaffMember(Model):
     id = fields.IntField(primary_key=True)
@@ -28,15 +30,12 @@ class StaffMember(Model):
         table = "staff_member"
 
 
-class StaffSetupCode(Model):
+class StaffSetupCode(OneTimeCode):
     """A one-time code with which a local staff member sets their own password."""
 
-    id = fields.IntField(primary_key=True)
     staff: fields.ForeignKeyRelation[StaffMember] = fields.ForeignKeyField(
         "models.StaffMember", related_name="setup_codes", on_delete=fields.CASCADE, db_index=True
     )
-    code_lookup = fields.CharField(max_length=64, unique=True)
-    expires_at = fields.DatetimeField()
 
     staff_id: int
 
@@ -44,17 +43,14 @@ class StaffSetupCode(Model):
         table = "staff_setup_code"
 
 
-class StaffSession(Model):
+class StaffSession(SlidingSession):
     """A staff member signed in at a desk: its own cookie, a short idle timeout and an
     absolute lifetime. Deleted at sign-out, hand-over or expiry."""
 
-    id = fields.IntField(primary_key=True)
-    token_lookup = fields.CharField(max_length=64, unique=True)
     staff: fields.ForeignKeyRelation[StaffMember] = fields.ForeignKeyField(
         "models.StaffMember", related_name="sessions", on_delete=fields.CASCADE, db_index=True
     )
     roles = fields.CharField(max_length=60)  # as granted at sign-in (groups may change)
-    expires_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
 
     staff_id: int

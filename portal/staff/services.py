@@ -12,10 +12,14 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from portal.db import as_datetime, fetch_rows
+from portal.credentials.policy import KeyPurpose, keyed_hash
+from portal.credentials.services import (
+    OneTimeCodes,
+    SlidingSessions,
+    hash_secret,
+    verify_secret,
+)
 from portal.errors import StaffCode
-from portal.patrons.policy import keyed_hash
-from portal.patrons.services import hash_secret, verify_secret
 from portal.staff.models import (
     StaffMember,
     StaffSession,
@@ -25,6 +29,26 @@ from portal.staff.models import (
 from portal.staff.policy import Role, StaffError, check_new_password, format_roles, parse_roles
 
 SIGNIN_STATE_MINUTES = 10
+
+
+def _setup_code() -> str:
+    return "-".join(f"{secrets.randbelow(10_000):04d}" for _ in range(4))
+
+
+SETUP_CODES = OneTimeCodes(StaffSetupCode, KeyPurpose.STAFF_SETUP, "staff_id", _setup_code)
+_SESSION_QUERY = (
+    "SELECT s.id, s.roles, s.expires_at, s.ends_at, s.staff_id, m.display_name, m.pseudonym "
+    "FROM staff_session s JOIN staff_member m ON m.id = s.staff_id WHERE s.token_lookup = ?"
+)
+# A staff session idles out sooner than a patron's (ten minutes, not thirty): its timeout is
+# written forward once thirty seconds have passed, not a minute, so it lags use less.
+SESSIONS = SlidingSessions(
+    StaffSession,
+    KeyPurpose.STAFF_SESSION,
+    "staff_id",
+    _SESSION_QUERY,
+    renew_after=timedelta(seconds=30),
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +93,7 @@ async def add_local_staff(
     try:
         async with in_transaction():
             member = await StaffMember.create(
-                subject_lookup=keyed_hash(secret, "staff", f"local:{name}"),
+                subject_lookup=keyed_hash(secret, KeyPurpose.STAFF, f"local:{name}"),
                 username=name,
                 display_name=display_name.strip()[:100] or name,
                 pseudonym=_pseudonym(),
@@ -77,7 +101,9 @@ async def add_local_staff(
                 source="local",
                 created_at=now,
             )
-            code, expires_at = await _issue_setup_code(secret, member.id, now, setup_code_hours)
+            code, expires_at = await SETUP_CODES.issue(
+                secret, member.id, now=now, hours=setup_code_hours
+            )
     except IntegrityError:
         raise StaffError(StaffCode.USERNAME_TAKEN) from None
     return NewStaff(member.id, code, expires_at)
@@ -91,23 +117,12 @@ async def reissue_setup_code(
     if member is None:
         raise StaffError(StaffCode.SIGNIN_FAILED)
     async with in_transaction():
-        await StaffSetupCode.filter(staff_id=member.id).delete()
-        await StaffSession.filter(staff_id=member.id).delete()
-        code, expires_at = await _issue_setup_code(secret, member.id, now, setup_code_hours)
+        await SETUP_CODES.revoke(member.id)
+        await SESSIONS.end_all(member.id)
+        code, expires_at = await SETUP_CODES.issue(
+            secret, member.id, now=now, hours=setup_code_hours
+        )
     return NewStaff(member.id, code, expires_at)
-
-
-async def _issue_setup_code(
-    secret: str, staff_id: int, now: datetime, hours: int
-) -> tuple[str, datetime]:
-    code = "-".join(f"{secrets.randbelow(10_000):04d}" for _ in range(4))
-    expires_at = now + timedelta(hours=hours)
-    await StaffSetupCode.create(
-        staff_id=staff_id,
-        code_lookup=keyed_hash(secret, "staff-setup", code),
-        expires_at=expires_at,
-    )
-    return code, expires_at
 
 
 async def set_password_with_code(
@@ -116,20 +131,14 @@ async def set_password_with_code(
     check_new_password(password)
     password_hash = await hash_secret(password)
     async with in_transaction():
-        setup = (
-            await StaffSetupCode.filter(
-                code_lookup=keyed_hash(secret, "staff-setup", code.strip()),
-                staff__username=_normalise_username(username),
-            )
-            .select_for_update()
-            .first()
+        staff_id = await SETUP_CODES.claim(
+            secret, code, now=now, staff__username=_normalise_username(username)
         )
-        if setup is None or setup.expires_at <= now:
+        if staff_id is None:
             raise StaffError(StaffCode.SETUP_CODE_INVALID)
-        await StaffMember.filter(id=setup.staff_id).update(password_hash=password_hash)
-        await StaffSetupCode.filter(staff_id=setup.staff_id).delete()
-        await StaffSession.filter(staff_id=setup.staff_id).delete()
-    return setup.staff_id
+        await StaffMember.filter(id=staff_id).update(password_hash=password_hash)
+        await SESSIONS.end_all(staff_id)
+    return staff_id
 
 
 async def has_password(username: str) -> bool:
@@ -151,7 +160,7 @@ async def staff_from_provider(
 ) -> int:
     """The account for an identity the library's provider vouched for, made at first
     sign-in; the display name follows the provider's."""
-    lookup = keyed_hash(secret, "staff", f"oidc:{issuer} {subject}")
+    lookup = keyed_hash(secret, KeyPurpose.STAFF, f"oidc:{issuer} {subject}")
     name = display_name.strip()[:100] or "—"
     member = await StaffMember.get_or_none(subject_lookup=lookup)
     if member is None:
@@ -174,7 +183,7 @@ async def staff_from_provider(
 async def command_line_operator(secret: str, login: str, *, now: datetime) -> StaffIdentity:
     """Whoever runs a `portal` command, named by their login on the server, so the audit
     trail holds command-line actions too. Such an account has no role: it cannot sign in."""
-    lookup = keyed_hash(secret, "staff", f"cli:{login}")
+    lookup = keyed_hash(secret, KeyPurpose.STAFF, f"cli:{login}")
     member = await StaffMember.get_or_none(subject_lookup=lookup)
     if member is None:
         try:
@@ -196,38 +205,18 @@ async def start_session(
 ) -> str:
     if not roles:
         raise StaffError(StaffCode.NOT_STAFF)
-    token = secrets.token_urlsafe(32)
-    await StaffSession.create(
-        token_lookup=keyed_hash(secret, "staff-session", token),
-        staff_id=staff_id,
-        roles=format_roles(roles),
-        expires_at=now + timedelta(minutes=minutes),
-        ends_at=now + timedelta(hours=hours),
+    return await SESSIONS.start(
+        secret, staff_id, now=now, minutes=minutes, hours=hours, roles=format_roles(roles)
     )
-    return token
-
-
-_SESSION_QUERY = (
-    "SELECT s.id, s.roles, s.expires_at, s.ends_at, s.staff_id, m.display_name, m.pseudonym "
-    "FROM staff_session s JOIN staff_member m ON m.id = s.staff_id WHERE s.token_lookup = ?"
-)
 
 
 async def session_staff(
     secret: str, token: str, *, now: datetime, minutes: int
 ) -> StaffIdentity | None:
     """The signed-in staff member, sliding the idle timeout forward."""
-    rows = await fetch_rows(_SESSION_QUERY, keyed_hash(secret, "staff-session", token))
-    if not rows:
+    row = await SESSIONS.find(secret, token, now=now, minutes=minutes)
+    if row is None:
         return None
-    row = rows[0]
-    expires_at, ends_at = as_datetime(row["expires_at"]), as_datetime(row["ends_at"])
-    if expires_at <= now or ends_at <= now:
-        await StaffSession.filter(id=row["id"]).delete()
-        return None
-    renewed = min(now + timedelta(minutes=minutes), ends_at)
-    if renewed - expires_at > timedelta(seconds=30):
-        await StaffSession.filter(id=row["id"]).update(expires_at=renewed)
     return StaffIdentity(
         staff_id=row["staff_id"],
         display_name=row["display_name"],
@@ -238,12 +227,7 @@ async def session_staff(
 
 async def end_session(secret: str, token: str) -> int | None:
     """Ends the session; returns whose it was."""
-    lookup = keyed_hash(secret, "staff-session", token)
-    session = await StaffSession.get_or_none(token_lookup=lookup)
-    if session is None:
-        return None
-    await StaffSession.filter(id=session.id).delete()
-    return session.staff_id
+    return await SESSIONS.end(secret, token)
 
 
 async def identity_of(staff_id: int) -> StaffIdentity:
@@ -257,7 +241,7 @@ async def identity_of(staff_id: int) -> StaffIdentity:
 async def save_signin_state(secret: str, data: dict[str, Any], *, now: datetime) -> str:
     token = secrets.token_urlsafe(32)
     await StaffSignInState.create(
-        token_lookup=keyed_hash(secret, "staff-signin", token),
+        token_lookup=keyed_hash(secret, KeyPurpose.STAFF_SIGNIN, token),
         data=data,
         expires_at=now + timedelta(minutes=SIGNIN_STATE_MINUTES),
     )
@@ -267,7 +251,7 @@ async def save_signin_state(secret: str, data: dict[str, Any], *, now: datetime)
 async def take_signin_state(secret: str, token: str, *, now: datetime) -> dict[str, Any] | None:
     """The saved state, once: of two callbacks racing with the same state, one gets it."""
     state = await StaffSignInState.get_or_none(
-        token_lookup=keyed_hash(secret, "staff-signin", token)
+        token_lookup=keyed_hash(secret, KeyPurpose.STAFF_SIGNIN, token)
     )
     if state is None:
         return None
@@ -278,8 +262,7 @@ async def take_signin_state(secret: str, token: str, *, now: datetime) -> dict[s
 
 
 async def purge_expired(now: datetime) -> int:
-    sessions: int = await StaffSession.filter(expires_at__lte=now).delete()
-    ended: int = await StaffSession.filter(ends_at__lte=now).delete()
-    codes: int = await StaffSetupCode.filter(expires_at__lte=now).delete()
+    sessions = await SESSIONS.purge_expired(now)
+    codes = await SETUP_CODES.purge_expired(now)
     states: int = await StaffSignInState.filter(expires_at__lte=now).delete()
-    return sessions + ended + codes + states
+    return sessions + codes + states

@@ -12,9 +12,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.clock import utcnow
+from portal.credentials import throttle
+from portal.credentials.throttle import Guessing
 from portal.errors import DomainError, StaffCode
-from portal.patrons import throttle
 from portal.patrons.access import count_guess
+from portal.patrons.policy import guess_subject
 from portal.staff import audit, oidc
 from portal.staff import services as staff_services
 from portal.staff.access import (
@@ -81,7 +83,7 @@ async def signin(request: Request) -> Response:
     username, password = field(form, "username"), field(form, "password")
     if not username or not password:
         return _signin_page(request, StaffCode.SIGNIN_MISSING)
-    reservation = await count_guess(request, username.lower(), purpose="staff")
+    reservation = await count_guess(request, Guessing.STAFF, guess_subject(username.lower()))
     if reservation is None:
         return _signin_page(request, StaffCode.SIGNIN_THROTTLED)
     try:
@@ -169,7 +171,7 @@ async def setup(request: Request) -> Response:
         return render(request, "staff/setup.html", error=StaffCode.SIGNIN_MISSING)
     if password != again:
         return render(request, "staff/setup.html", error=StaffCode.PASSWORD_MISMATCH)
-    reservation = await count_guess(request, username.lower(), purpose="staff")
+    reservation = await count_guess(request, Guessing.STAFF, guess_subject(username.lower()))
     if reservation is None:
         return render(request, "staff/setup.html", error=StaffCode.SIGNIN_THROTTLED)
     try:

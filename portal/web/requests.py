@@ -1,7 +1,8 @@
 """What every endpoint needs from a request: the settings, cookies set one safe way,
-redirects by route name, and form fields read one way. No database access here: endpoints
-reach data only through the domains' use cases (who is signed in: portal.patrons.access and
-portal.staff.access)."""
+redirects by route name, form fields read one way, and guesses counted before they are
+checked. No database access here: endpoints reach data only through the domains' use cases
+(who is signed in: portal.patrons.access and portal.staff.access; guesses:
+portal.credentials.throttle)."""
 
 from __future__ import annotations
 

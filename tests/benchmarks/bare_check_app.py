@@ -14,8 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows, tortoise_config
-from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons.policy import normalise_card
 from portal.settings import Settings
 
 settings = Settings.from_environment()
@@ -23,7 +24,9 @@ settings = Settings.from_environment()
 
 async def check(request: Request) -> Response:
     body = json.loads(await request.body())
-    lookup = keyed_hash(settings.secret_key, "card", normalise_card(body["card_number"]) or "")
+    lookup = keyed_hash(
+        settings.secret_key, KeyPurpose.CARD, normalise_card(body["card_number"]) or ""
+    )
     rows = await fetch_rows("SELECT id FROM patron WHERE card_lookup = ?", lookup)
     return JSONResponse({"service": body["service"], "status": "on" if rows else "unknown"})
 

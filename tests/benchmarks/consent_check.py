@@ -40,8 +40,9 @@ from portal.api.services import add_client
 from portal.app import from_environment
 from portal.catalog import services as catalog_services
 from portal.consent.policy import Decision
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import tortoise_config
-from portal.patrons.policy import keyed_hash, normalise_card
+from portal.patrons.policy import normalise_card
 from portal.patrons.services import start_session
 from portal.web.access_log import LOGGING_CONFIG
 from tests.factories import SECRET, decides, make_patron, now, publish
@@ -431,7 +432,7 @@ async def _generate(database_url: str, catalog: str, locales: tuple[str, ...]) -
         sample = list(range(first, first + PATRONS, max(1, PATRONS // SAMPLE)))[:SAMPLE]
         for patron_id in sample:
             card = f"9{patron_id:011d}"
-            lookup = keyed_hash(SECRET, "card", normalise_card(card) or card)
+            lookup = keyed_hash(SECRET, KeyPurpose.CARD, normalise_card(card) or card)
             await db.execute_query(
                 "UPDATE patron SET card_lookup = $1 WHERE id = $2", [lookup, patron_id]
             )

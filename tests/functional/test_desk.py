@@ -336,6 +336,16 @@ async def test_staff_sign_in_guesses_are_throttled_when_raced(portal) -> None:
     assert statuses == {400: 5, 429: 15}
 
 
+async def test_staff_sign_in_guesses_count_together_however_the_name_is_typed(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    for typed in (staff.username, staff.username.upper(), staff.username.title()) * 2:
+        answer = await portal.client.post(
+            "/staff/signin", data={"username": typed, "password": "wrong"}
+        )
+    assert answer.status_code == 429
+
+
 async def test_staff_cannot_hand_over_or_print_a_slip_for_a_card_that_has_a_pin(portal) -> None:
     await publish(standard_catalog(LOCALES), LOCALES)
     patron = await make_patron()

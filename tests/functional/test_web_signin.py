@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from portal.patrons.models import SignInCounter
+from portal.credentials.models import SignInCounter
+from portal.credentials.throttle import Guessing, throttle_keys
+from portal.patrons.policy import guess_subject
 from portal.patrons.services import create_patron
-from portal.patrons.throttle import throttle_keys
 from tests.factories import SECRET, make_patron, now, publish, standard_catalog
 
 
@@ -105,8 +106,17 @@ async def test_the_throttle_message_gives_the_configured_wait(portal) -> None:
 
 
 def test_ipv6_clients_are_counted_by_their_64_network_apart_per_purpose() -> None:
-    one = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:2::aaaa")
-    other = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:2:ffff::1")
-    elsewhere = throttle_keys(SECRET, "2000 1111 2222", "2001:db8:1:3::1")
+    one = throttle_keys(
+        SECRET, Guessing.SIGNIN, guess_subject("2000 1111 2222"), "2001:db8:1:2::aaaa"
+    )
+    other = throttle_keys(
+        SECRET, Guessing.SIGNIN, guess_subject("2000 1111 2222"), "2001:db8:1:2:ffff::1"
+    )
+    elsewhere = throttle_keys(
+        SECRET, Guessing.SIGNIN, guess_subject("2000 1111 2222"), "2001:db8:1:3::1"
+    )
     assert one[1] == other[1] != elsewhere[1]
-    assert throttle_keys(SECRET, "2000-1111-2222", "10.0.0.1")[0] == one[0]
+    assert (
+        throttle_keys(SECRET, Guessing.SIGNIN, guess_subject("2000-1111-2222"), "10.0.0.1")[0]
+        == one[0]
+    )

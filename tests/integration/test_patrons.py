@@ -6,8 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from portal.patrons import services, throttle
-from portal.patrons.models import Patron, PinSetupCode, SignInCounter
+from portal.credentials import throttle
+from portal.credentials.models import SignInCounter
+from portal.credentials.throttle import Guessing
+from portal.patrons import services
+from portal.patrons.models import Patron, PinSetupCode
+from portal.patrons.policy import guess_subject
 from tests.factories import SECRET, make_patron, now
 
 CARD = "2000 1111 2222"
@@ -92,20 +96,24 @@ async def test_a_session_ends_after_its_absolute_lifetime_however_active() -> No
 
 
 async def test_staff_unlock_clears_the_cards_count_but_not_the_networks() -> None:
-    keys = throttle.limits(throttle.throttle_keys(SECRET, CARD, "10.1.2.3"), 5)
+    keys = throttle.limits(
+        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5
+    )
     for _ in range(5):
         assert await throttle.reserve(keys, window_seconds=900, now=now())
     assert await throttle.reserve(keys, window_seconds=900, now=now()) is None
-    assert await throttle.unlock_card(SECRET, CARD) == 5
+    assert await throttle.unlock(SECRET, Guessing.SIGNIN, guess_subject(CARD)) == 5
     assert await throttle.reserve(keys, window_seconds=900, now=now())
-    network = throttle.throttle_keys(SECRET, CARD, "10.1.2.3")[1]
+    network = throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3")[1]
     assert (await SignInCounter.get(key_lookup=network)).attempts == 6
 
 
 async def test_a_shared_network_holds_back_only_after_many_cards_failed() -> None:
     allowed = []
     for n in range(5 * throttle.NETWORK_FACTOR + 1):  # a busy branch, one typo per patron
-        keys = throttle.throttle_keys(SECRET, f"2000 0000 {n:04d}", "192.0.2.7")
+        keys = throttle.throttle_keys(
+            SECRET, Guessing.SIGNIN, guess_subject(f"2000 0000 {n:04d}"), "192.0.2.7"
+        )
         reservation = await throttle.reserve(
             throttle.limits(keys, 5), window_seconds=900, now=now()
         )
@@ -115,10 +123,12 @@ async def test_a_shared_network_holds_back_only_after_many_cards_failed() -> Non
 
 async def test_link_code_guesses_never_lock_anyone_out_of_signing_in() -> None:
     guesses = throttle.limits(
-        throttle.throttle_keys(SECRET, "17", "10.1.2.3", purpose="link-code"), 5
+        throttle.throttle_keys(SECRET, Guessing.LINK_CODE, "17", "10.1.2.3"), 5
     )
     for _ in range(5):
         assert await throttle.reserve(guesses, window_seconds=900, now=now())
     assert await throttle.reserve(guesses, window_seconds=900, now=now()) is None
-    signin = throttle.limits(throttle.throttle_keys(SECRET, CARD, "10.1.2.3"), 5)
+    signin = throttle.limits(
+        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5
+    )
     assert await throttle.reserve(signin, window_seconds=900, now=now())

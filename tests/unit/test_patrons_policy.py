@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from portal.patrons import throttle
+from portal.credentials import throttle
 from portal.patrons.policy import PinRejected, check_new_pin, new_setup_code, normalise_card
 
 

@@ -1,11 +1,13 @@
-"""Throttling sign-in and PIN-setup guesses, in the database so every process and host
-shares one count (two workers, two hosts behind a load balancer).
+"""Throttling guesses (at a card's PIN or setup code, a staff password, a link code, an API
+client's secret), in the database so every process and host shares one count (two workers,
+two hosts behind a load balancer).
 
 An attempt is counted *before* its PIN is checked, by one conditional UPDATE per key
 ("add one, unless the window's limit is reached"), which the database applies atomically:
 however many guesses arrive at once, exactly `limit` of them are let through, never more
 and never fewer. A successful attempt is refunded. Keys are keyed hashes: no card number or
-address is stored.
+address is stored. What is guessed at (the subject) comes normalised by the caller, the way
+its own lookup normalises it, so that variants of one subject share one count.
 """
 
 from __future__ import annotations
@@ -14,12 +16,31 @@ import contextlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
 
+from portal.credentials.models import SignInCounter
+from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows
-from portal.patrons.models import SignInCounter
-from portal.patrons.policy import keyed_hash, normalise_card
+
+
+class Guessing(StrEnum):
+    """What is guessed at. Each counts apart: link-code guesses never lock anyone out of
+    signing in."""
+
+    SIGNIN = "signin"  # a card's PIN or setup code
+    LINK_CODE = "link-code"  # a guardian's link code
+    STAFF = "staff"  # a local staff account's password or setup code
+    OAUTH = "oauth"  # an API client's secret
+
+    @property
+    def subject_purpose(self) -> KeyPurpose:
+        return KeyPurpose(f"throttle-{self}-card")
+
+    @property
+    def client_purpose(self) -> KeyPurpose:
+        return KeyPurpose(f"throttle-{self}-client")
 
 
 @dataclass(frozen=True)
@@ -49,14 +70,19 @@ def client_network(client_host: str | None) -> str:
 
 
 def throttle_keys(
-    secret: str, card: str, client_host: str | None, *, purpose: str = "signin"
+    secret: str, guessing: Guessing, subject: str, client_host: str | None
 ) -> tuple[str, str]:
-    """One key for the card (or what else is guessed at), one for the client's network.
-    Each purpose counts apart: link-code guesses never lock anyone out of signing in."""
+    """One key for the subject (a card, or what else is guessed at), one for the client's
+    network."""
     return (
-        keyed_hash(secret, f"throttle-{purpose}-card", normalise_card(card) or card),
-        keyed_hash(secret, f"throttle-{purpose}-client", client_network(client_host)),
+        subject_key(secret, guessing, subject),
+        keyed_hash(secret, guessing.client_purpose, client_network(client_host)),
     )
+
+
+def subject_key(secret: str, guessing: Guessing, subject: str) -> str:
+    """The key guesses at the subject are counted under."""
+    return keyed_hash(secret, guessing.subject_purpose, subject)
 
 
 def limits(keys: tuple[str, str], attempts: int) -> tuple[tuple[str, int], ...]:
@@ -120,15 +146,10 @@ def delay_seconds(earlier_failures: int) -> float:
     return float(min(0.25 * 2 ** (earlier_failures - 2), 4.0))
 
 
-def card_key(secret: str, card: str) -> str:
-    """The key sign-in guesses at a card are counted under."""
-    return throttle_keys(secret, card, None)[0]
-
-
-async def unlock_card(secret: str, card: str) -> int:
-    """Staff, after checking who the patron is: the card's counted attempts are cleared (the
-    client network's count stays, so this is no way around the per-client limit)."""
-    return await clear_key(card_key(secret, card))
+async def unlock(secret: str, guessing: Guessing, subject: str) -> int:
+    """Staff, after checking who the patron is: the subject's counted attempts are cleared
+    (the client network's count stays, so this is no way around the per-client limit)."""
+    return await clear_key(subject_key(secret, guessing, subject))
 
 
 async def clear_key(key: str) -> int:
@@ -139,12 +160,17 @@ async def clear_key(key: str) -> int:
     return counter.attempts
 
 
-async def card_locked(
-    secret: str, card: str, *, attempts: int, window_seconds: int, now: datetime
+async def locked(
+    secret: str,
+    guessing: Guessing,
+    subject: str,
+    *,
+    attempts: int,
+    window_seconds: int,
+    now: datetime,
 ) -> bool:
-    """Whether sign-in with the card is held back by its failures in the current window."""
-    card_key, _ = throttle_keys(secret, card, None)
-    counter = await SignInCounter.get_or_none(key_lookup=card_key)
+    """Whether guesses at the subject are held back by its failures in the current window."""
+    counter = await SignInCounter.get_or_none(key_lookup=subject_key(secret, guessing, subject))
     if counter is None:
         return False
     in_window = counter.window_started_ms > _ms(now - timedelta(seconds=window_seconds))
