@@ -10,6 +10,7 @@ is appended to the staff audit trail in the same transaction.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,6 +26,7 @@ from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.minors.services import end_link_at_desk, link_at_desk
 from portal.patrons import throttle
+from portal.patrons.importing import BadRow, ImportSummary, IssuedCode, import_patrons
 from portal.patrons.models import Patron
 from portal.patrons.policy import check_new_pin, keyed_hash
 from portal.patrons.services import (
@@ -32,6 +34,7 @@ from portal.patrons.services import (
     PatronError,
     card_lookup,
     clear_pin,
+    create_patron,
     hash_secret,
     issue_setup_code_for,
     lock_patron,
@@ -125,6 +128,69 @@ async def _audit_patron(
     )
 
 
+async def create_card(
+    secret: str,
+    staff: StaffIdentity,
+    card: str,
+    *,
+    now: datetime,
+    setup_code_hours: int,
+    born_on: date | None = None,
+    jurisdiction: str | None = None,
+) -> NewPatron:
+    """The command line's new card: every optional service off, a one-time PIN setup code
+    for the operator to hand over, and the audit line, in one transaction."""
+    async with in_transaction():
+        new = await create_patron(
+            secret,
+            card,
+            now=now,
+            setup_code_hours=setup_code_hours,
+            born_on=born_on,
+            jurisdiction=jurisdiction,
+        )
+        await _audit_patron(secret, staff, AuditAction.CARD_CREATED, new.patron_id, now)
+    return new
+
+
+async def import_cards(
+    lines: Iterable[str],
+    secret: str,
+    staff: StaffIdentity,
+    *,
+    now: datetime,
+    today: date,
+    locales: Iterable[str],
+    setup_code_hours: int,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+    on_codes: Callable[[list[IssuedCode]], None] | None = None,
+) -> ImportSummary:
+    """A file of cards (portal.patrons.importing), committed batch by batch so that a run
+    that stopped can be run again; the audit line counts what this run did."""
+    summary = await import_patrons(
+        lines,
+        secret,
+        now=now,
+        today=today,
+        locales=locales,
+        setup_code_hours=setup_code_hours,
+        on_bad_row=on_bad_row,
+        on_codes=on_codes,
+    )
+    await audit.append(
+        staff,
+        AuditAction.PATRONS_IMPORTED,
+        now=now,
+        detail={
+            "rows": summary.created,
+            "known": summary.skipped_existing,
+            "bad": summary.bad_rows,
+            "codes": on_codes is not None,
+        },
+    )
+    return summary
+
+
 # Looking up a card and acting on it ---------------------------------------------------
 
 
@@ -197,6 +263,17 @@ async def unlock(
         await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
 
 
+async def unlock_card(secret: str, staff: StaffIdentity, card: str, *, now: datetime) -> int:
+    """The command line's unlock, by card number: the attempts cleared (counted for unknown
+    cards too), with the audit line of a known card's patron in the same transaction."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
+    async with in_transaction():
+        cleared = await throttle.clear_key(throttle.card_key(secret, card))
+        if patron is not None:
+            await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron.id, now)
+    return cleared
+
+
 async def reset_pin(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
@@ -204,9 +281,32 @@ async def reset_pin(
     a new one on the handed-over screen or with a printed slip. Sign-in is unlocked: staff
     have checked who the patron is."""
     async with in_transaction():
-        await clear_pin(patron_id)
-        await throttle.clear_key(throttle_key)
-        await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
+        await _reset_pin(secret, staff, patron_id, throttle_key, now=now)
+
+
+async def _reset_pin(
+    secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
+) -> None:
+    await clear_pin(patron_id)
+    await throttle.clear_key(throttle_key)
+    await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
+
+
+async def reset_pin_by_card(
+    secret: str, staff: StaffIdentity, card: str, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    """The command line's reset: the desk's (reset_pin), found by card number, and the setup
+    slip the operator hands over, in one transaction."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
+    if patron is None:
+        raise PatronError(PatronCode.CARD_UNKNOWN)
+    async with in_transaction():
+        await _reset_pin(secret, staff, patron.id, throttle.card_key(secret, card), now=now)
+        new = await issue_setup_code_for(
+            secret, patron.id, now=now, setup_code_hours=setup_code_hours
+        )
+        await _audit_patron(secret, staff, AuditAction.SETUP_SLIP_PRINTED, patron.id, now)
+    return new
 
 
 async def setup_slip(
@@ -235,7 +335,10 @@ async def link_guardian(
     identity_checked: bool,
     now: datetime,
     timezone: str,
+    witnessed: bool = True,
 ) -> None:
+    """`witnessed`: False from the command line, where the ledger names no staff member as
+    witness (the audit trail names the operator)."""
     if not identity_checked:
         raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
     async with in_transaction():
@@ -246,7 +349,7 @@ async def link_guardian(
             label,
             now=now,
             timezone=timezone,
-            witness=staff.pseudonym,
+            witness=staff.pseudonym if witnessed else None,
         )
         for party in (made.child_id, made.guardian_id):
             await _audit_patron(secret, staff, AuditAction.GUARDIAN_LINKED, party, now)
@@ -261,15 +364,21 @@ async def unlink_guardian(
     *,
     identity_checked: bool,
     now: datetime,
+    witnessed: bool = True,
 ) -> None:
-    """Ending a link is recorded, never deleted; the guardian and the child see it."""
+    """Ending a link is recorded, never deleted; the guardian and the child see it.
+    `witnessed`: as for link_guardian."""
     if not reason.strip():
         raise DeskError(DeskCode.REASON_REQUIRED)
     if not identity_checked:
         raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
     async with in_transaction():
         made = await end_link_at_desk(
-            secret, guardian_card, child_card, now=now, witness=staff.pseudonym
+            secret,
+            guardian_card,
+            child_card,
+            now=now,
+            witness=staff.pseudonym if witnessed else None,
         )
         for party in (made.child_id, made.guardian_id):
             await _audit_patron(

@@ -20,7 +20,7 @@ def test_create_app_is_the_only_constructor() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Starlette":
                 builders.append(str(path.relative_to(PORTAL)))
     assert builders == ["app.py"]
-    cli = (PORTAL / "cli.py").read_text(encoding="utf-8")
+    cli = (PORTAL / "cli" / "__init__.py").read_text(encoding="utf-8")
     assert '"portal.app:from_environment" if several else create_app(settings),' in cli
 
 
