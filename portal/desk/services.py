@@ -17,7 +17,13 @@ from datetime import date, datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from portal.catalog.jurisdiction import AgeBand
-from portal.catalog.services import PublishedService, age_for_decision, published_catalog
+from portal.catalog.services import (
+    PublishedNotice,
+    PublishedService,
+    age_for_decision,
+    current_notice,
+    published_catalog,
+)
 from portal.consent.policy import Decision
 from portal.decisions.services import Outcome, decide
 from portal.desk.models import Handover
@@ -43,7 +49,7 @@ from portal.patrons.services import (
 )
 from portal.staff import audit
 from portal.staff.policy import AuditAction
-from portal.staff.services import StaffIdentity, identity_of
+from portal.staff.services import StaffIdentity, end_session, identity_of
 
 
 class DeskError(DomainError):
@@ -406,6 +412,8 @@ class HandoverView:
     purpose: str
     step: str
     service: PublishedService | None  # the notice to show, at the NOTICE step
+    notice: PublishedNotice | None  # its text in the screen's language
+    position: int  # as stored: notices withdrawn meanwhile are passed over when read
     number: int  # which notice of how many
     total: int
     idle_minutes: int
@@ -428,12 +436,14 @@ async def begin_handover(
     now: datetime,
     idle_minutes: int,
     timezone: str,
+    staff_token: str | None,
 ) -> Handed:
     """The token for the hand-over cookie, and the screen's language. Only a card without a
     PIN (new, or just reset) is handed over: staff can never use the screen to give an
     account a PIN of their own.
-    The caller ends the staff session: until staff sign in again, nothing of the desk is
-    reachable from this screen."""
+    The staff session (`staff_token`) ends in the same transaction: until staff sign in
+    again, nothing of the desk is reachable from this screen, and a screen is never handed
+    over with staff still signed in."""
     if purpose not in (Purpose.NEW_CARD, Purpose.PIN_RESET):
         raise DeskError(DeskCode.HANDOVER_ENDED)
     token = secrets.token_urlsafe(32)
@@ -465,40 +475,49 @@ async def begin_handover(
             expires_at=now + timedelta(minutes=idle_minutes),
         )
         await _audit_patron(secret, staff, AuditAction.HANDOVER_STARTED, patron_id, now)
+        if staff_token:
+            await end_session(secret, staff_token)
     # Whoever decides reads the notices in their own language.
     reader = guardian if guardian_decides and guardian is not None else patron
     return Handed(token, reader.locale or patron.locale)
 
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
+    """The hand-over while it is open: not handed back, not idle past its deadline. A read:
+    one left idle simply stops being found (collect_result tells staff it cleared itself)."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
-    if handover is None or handover.finished_at is not None:
-        return None
-    if handover.expires_at <= now:
-        await Handover.filter(id=handover.id, finished_at=None).update(finished_at=now)
+    if handover is None or handover.finished_at is not None or handover.expires_at <= now:
         return None
     return handover
 
 
 async def current_handover(
-    secret: str, token: str, *, now: datetime, idle_minutes: int
+    secret: str, token: str, *, now: datetime, idle_minutes: int, locale: str
 ) -> HandoverView | None:
-    """Where the handed-over screen stands; None once it was handed back or sat idle."""
+    """Where the handed-over screen stands; None once it was handed back or sat idle. A
+    read, for every request: a notice withdrawn since the hand-over began, or not published
+    in `locale`, is passed over here, and the next answer moves the stored position past it."""
     handover = await _open_handover(secret, token, now)
     if handover is None:
         return None
-    await Handover.filter(id=handover.id).update(expires_at=now + timedelta(minutes=idle_minutes))
     catalog = {service.key: service for service in (await published_catalog()).services}
     keys = handover.service_keys
-    service = None
+    service, notice = None, None
+    position = handover.position
     if not handover.pin_set:
         step = Step.PIN
     elif handover.guardian_needs_pin:
         step = Step.GUARDIAN_PIN
-    elif handover.position < len(keys):
-        step, service = Step.NOTICE, catalog.get(keys[handover.position])
     else:
         step = Step.DONE
+        for position in range(handover.position, len(keys)):
+            service = catalog.get(keys[position])
+            notice = await current_notice(service, locale) if service else None
+            if notice is not None:
+                step = Step.NOTICE
+                break
+        else:
+            position, service = len(keys), None
     return HandoverView(
         handover.id,
         handover.staff_id,
@@ -508,9 +527,18 @@ async def current_handover(
         handover.purpose,
         step,
         service,
-        handover.position + 1,
+        notice,
+        handover.position,
+        position + 1,
         len(keys),
         idle_minutes,
+    )
+
+
+async def keep_open(view: HandoverView, *, now: datetime) -> None:
+    """The patron acted: the screen's idle deadline starts again (WCAG 2.2.1)."""
+    await Handover.filter(id=view.id, finished_at=None, expires_at__gt=now).update(
+        expires_at=now + timedelta(minutes=view.idle_minutes)
     )
 
 
@@ -568,13 +596,14 @@ async def decide_at_desk(
         timezone=timezone,
         party=party,
     )
-    await skip_notice(view)
+    await _next_notice(view)
     return outcome
 
 
-async def skip_notice(view: HandoverView) -> None:
-    """On to the next notice, from this one only: a repeated request does not skip two."""
-    await Handover.filter(id=view.id, position=view.number - 1).update(position=view.number)
+async def _next_notice(view: HandoverView) -> None:
+    """On past the notice answered (and any passed over before it), from where the screen
+    stood only: a repeated request does not skip two."""
+    await Handover.filter(id=view.id, position=view.position).update(position=view.number)
 
 
 async def decide_later(view: HandoverView) -> None:
@@ -609,17 +638,13 @@ async def hand_back(secret: str, token: str, *, now: datetime) -> None:
             )
 
 
-async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
-    """For staff signed in again at the same screen: the outcome, once. The hand-over's row
-    has served its purpose and is deleted."""
+async def handover_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
+    """For staff signed in again at the same screen: the outcome (the page shows it once,
+    dropping the hand-over's cookie). A read: the row goes with the daily purge."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, "handover", token))
     if handover is None:
         return None
     finished = handover.finished_at or now
-    handed_back = finished < handover.expires_at
-    taken = await Handover.filter(id=handover.id).delete()
-    if not taken:
-        return None  # another tab collected it
     patron = await Patron.get(id=handover.patron_id)
     return HandoverResult(
         handover.purpose,
@@ -627,7 +652,7 @@ async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverR
         handover.guardian_id,
         handover.pin_set,
         handover.guardian_needs_pin,
-        handed_back,
+        finished < handover.expires_at,
         patron.locale,
     )
 
