@@ -10,13 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.services import current_notice
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
 from portal.decisions.forms import parse_decision
 from portal.desk import services
-from portal.desk.policy import Step
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
 from portal.staff.access import HANDOVER_COOKIE, cookie_name, end_patron_session
@@ -26,6 +24,7 @@ from portal.web.visit import LANGUAGE_COOKIE
 
 
 async def _current(request: Request) -> services.HandoverView | None:
+    """Where the screen stands: a read, for every method."""
     settings = settings_of(request)
     token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
     if not token:
@@ -35,7 +34,17 @@ async def _current(request: Request) -> services.HandoverView | None:
         token,
         now=utcnow(),
         idle_minutes=settings.handover_idle_minutes,
+        locale=current_locale(),
     )
+
+
+async def _acted_on(request: Request) -> services.HandoverView | None:
+    """The screen, for a form sent from it (a POST): the patron is there, so its idle
+    deadline starts again."""
+    view = await _current(request)
+    if view is not None:
+        await services.keep_open(view, now=utcnow())
+    return view
 
 
 def _cleared(request: Request) -> Response:
@@ -48,17 +57,9 @@ async def screen(request: Request, *, error: DomainError | None = None) -> Respo
     view = await _current(request)
     if view is None:
         return _cleared(request)
-    context: dict[str, object] = {"view": view, "notice": None}
-    if view.step is Step.NOTICE and view.service is None:  # since withdrawn
-        await services.skip_notice(view)
-        return redirect_to(request, "handover.screen")
-    if view.step is Step.NOTICE and view.service is not None:
-        notice = await current_notice(view.service, current_locale())
-        if notice is None:  # not published in this language (an unusual set-up): skip it
-            await services.skip_notice(view)
-            return redirect_to(request, "handover.screen")
+    context: dict[str, object] = {"view": view, "notice": view.notice}
+    if view.service is not None and view.notice is not None:
         state = await service_view(view.patron_id, view.service.key, current_locale())
-        context["notice"] = notice
         context["revision"] = state.revision
     return render(
         request, "desk/handover_screen.html", context, error=error.code if error else None
@@ -66,7 +67,7 @@ async def screen(request: Request, *, error: DomainError | None = None) -> Respo
 
 
 async def choose_pin(request: Request) -> Response:
-    view = await _current(request)
+    view = await _acted_on(request)
     if view is None:
         return _cleared(request)
     form = await request.form()
@@ -83,7 +84,7 @@ async def choose_pin(request: Request) -> Response:
 
 
 async def decide(request: Request) -> Response:
-    view = await _current(request)
+    view = await _acted_on(request)
     if view is None:
         return _cleared(request)
     try:
@@ -105,10 +106,17 @@ async def decide(request: Request) -> Response:
 
 
 async def later(request: Request) -> Response:
-    view = await _current(request)
+    view = await _acted_on(request)
     if view is None:
         return _cleared(request)
     await services.decide_later(view)
+    return redirect_to(request, "handover.screen")
+
+
+async def more_time(request: Request) -> Response:
+    """ "I need more time" (the idle warning's button): the full idle time again."""
+    if await _acted_on(request) is None:
+        return _cleared(request)
     return redirect_to(request, "handover.screen")
 
 
@@ -134,6 +142,7 @@ routes = [
     Route("/handover/pin", choose_pin, methods=["POST"], name="handover.pin"),
     Route("/handover/decision", decide, methods=["POST"], name="handover.decide"),
     Route("/handover/later", later, methods=["POST"], name="handover.later"),
+    Route("/handover/more-time", more_time, methods=["POST"], name="handover.more_time"),
     Route("/handover/back", hand_back, methods=["POST"], name="handover.back"),
     Route("/handover/cleared", cleared, methods=["GET"], name="handover.cleared"),
 ]

@@ -10,13 +10,20 @@ is appended to the staff audit trail in the same transaction.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
 from portal.catalog.jurisdiction import AgeBand
-from portal.catalog.services import PublishedService, age_for_decision, published_catalog
+from portal.catalog.services import (
+    PublishedNotice,
+    PublishedService,
+    age_for_decision,
+    current_notice,
+    published_catalog,
+)
 from portal.consent.policy import Decision
 from portal.credentials import throttle
 from portal.credentials.policy import KeyPurpose as Hashed
@@ -30,6 +37,7 @@ from portal.errors import DeskCode, DomainError, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.minors.services import end_link_at_desk, link_at_desk
+from portal.patrons.importing import BadRow, ImportSummary, IssuedCode, import_patrons
 from portal.patrons.models import Patron
 from portal.patrons.policy import check_new_pin, guess_subject
 from portal.patrons.services import (
@@ -37,6 +45,7 @@ from portal.patrons.services import (
     PatronError,
     card_lookup,
     clear_pin,
+    create_patron,
     issue_setup_code_for,
     lock_patron,
     register_card,
@@ -44,7 +53,7 @@ from portal.patrons.services import (
 )
 from portal.staff import audit
 from portal.staff.policy import AuditAction
-from portal.staff.services import StaffIdentity, identity_of
+from portal.staff.services import StaffIdentity, end_session, identity_of
 
 
 class DeskError(DomainError):
@@ -124,6 +133,69 @@ async def _audit_patron(
     )
 
 
+async def create_card(
+    secret: str,
+    staff: StaffIdentity,
+    card: str,
+    *,
+    now: datetime,
+    setup_code_hours: int,
+    born_on: date | None = None,
+    jurisdiction: str | None = None,
+) -> NewPatron:
+    """The command line's new card: every optional service off, a one-time PIN setup code
+    for the operator to hand over, and the audit line, in one transaction."""
+    async with in_transaction():
+        new = await create_patron(
+            secret,
+            card,
+            now=now,
+            setup_code_hours=setup_code_hours,
+            born_on=born_on,
+            jurisdiction=jurisdiction,
+        )
+        await _audit_patron(secret, staff, AuditAction.CARD_CREATED, new.patron_id, now)
+    return new
+
+
+async def import_cards(
+    lines: Iterable[str],
+    secret: str,
+    staff: StaffIdentity,
+    *,
+    now: datetime,
+    today: date,
+    locales: Iterable[str],
+    setup_code_hours: int,
+    on_bad_row: Callable[[BadRow], None] | None = None,
+    on_codes: Callable[[list[IssuedCode]], None] | None = None,
+) -> ImportSummary:
+    """A file of cards (portal.patrons.importing), committed batch by batch so that a run
+    that stopped can be run again; the audit line counts what this run did."""
+    summary = await import_patrons(
+        lines,
+        secret,
+        now=now,
+        today=today,
+        locales=locales,
+        setup_code_hours=setup_code_hours,
+        on_bad_row=on_bad_row,
+        on_codes=on_codes,
+    )
+    await audit.append(
+        staff,
+        AuditAction.PATRONS_IMPORTED,
+        now=now,
+        detail={
+            "rows": summary.created,
+            "known": summary.skipped_existing,
+            "bad": summary.bad_rows,
+            "codes": on_codes is not None,
+        },
+    )
+    return summary
+
+
 # Looking up a card and acting on it ---------------------------------------------------
 
 
@@ -201,6 +273,19 @@ async def unlock(
         await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
 
 
+async def unlock_card(secret: str, staff: StaffIdentity, card: str, *, now: datetime) -> int:
+    """The command line's unlock, by card number: the attempts cleared (counted for unknown
+    cards too), with the audit line of a known card's patron in the same transaction."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
+    async with in_transaction():
+        cleared = await throttle.clear_key(
+            throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card))
+        )
+        if patron is not None:
+            await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron.id, now)
+    return cleared
+
+
 async def reset_pin(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
@@ -208,9 +293,38 @@ async def reset_pin(
     a new one on the handed-over screen or with a printed slip. Sign-in is unlocked: staff
     have checked who the patron is."""
     async with in_transaction():
-        await clear_pin(patron_id)
-        await throttle.clear_key(throttle_key)
-        await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
+        await _reset_pin(secret, staff, patron_id, throttle_key, now=now)
+
+
+async def _reset_pin(
+    secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
+) -> None:
+    await clear_pin(patron_id)
+    await throttle.clear_key(throttle_key)
+    await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
+
+
+async def reset_pin_by_card(
+    secret: str, staff: StaffIdentity, card: str, *, now: datetime, setup_code_hours: int
+) -> NewPatron:
+    """The command line's reset: the desk's (reset_pin), found by card number, and the setup
+    slip the operator hands over, in one transaction."""
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
+    if patron is None:
+        raise PatronError(PatronCode.CARD_UNKNOWN)
+    async with in_transaction():
+        await _reset_pin(
+            secret,
+            staff,
+            patron.id,
+            throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card)),
+            now=now,
+        )
+        new = await issue_setup_code_for(
+            secret, patron.id, now=now, setup_code_hours=setup_code_hours
+        )
+        await _audit_patron(secret, staff, AuditAction.SETUP_SLIP_PRINTED, patron.id, now)
+    return new
 
 
 async def setup_slip(
@@ -239,7 +353,10 @@ async def link_guardian(
     identity_checked: bool,
     now: datetime,
     timezone: str,
+    witnessed: bool = True,
 ) -> None:
+    """`witnessed`: False from the command line, where the ledger names no staff member as
+    witness (the audit trail names the operator)."""
     if not identity_checked:
         raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
     async with in_transaction():
@@ -250,7 +367,7 @@ async def link_guardian(
             label,
             now=now,
             timezone=timezone,
-            witness=staff.pseudonym,
+            witness=staff.pseudonym if witnessed else None,
         )
         for party in (made.child_id, made.guardian_id):
             await _audit_patron(secret, staff, AuditAction.GUARDIAN_LINKED, party, now)
@@ -265,15 +382,21 @@ async def unlink_guardian(
     *,
     identity_checked: bool,
     now: datetime,
+    witnessed: bool = True,
 ) -> None:
-    """Ending a link is recorded, never deleted; the guardian and the child see it."""
+    """Ending a link is recorded, never deleted; the guardian and the child see it.
+    `witnessed`: as for link_guardian."""
     if not reason.strip():
         raise DeskError(DeskCode.REASON_REQUIRED)
     if not identity_checked:
         raise DeskError(DeskCode.IDENTITY_NOT_CONFIRMED)
     async with in_transaction():
         made = await end_link_at_desk(
-            secret, guardian_card, child_card, now=now, witness=staff.pseudonym
+            secret,
+            guardian_card,
+            child_card,
+            now=now,
+            witness=staff.pseudonym if witnessed else None,
         )
         for party in (made.child_id, made.guardian_id):
             await _audit_patron(
@@ -294,6 +417,8 @@ class HandoverView:
     purpose: Purpose
     step: Step
     service: PublishedService | None  # the notice to show, at the NOTICE step
+    notice: PublishedNotice | None  # its text in the screen's language
+    position: int  # as stored: notices withdrawn meanwhile are passed over when read
     number: int  # which notice of how many
     total: int
     idle_minutes: int
@@ -316,13 +441,15 @@ async def begin_handover(
     now: datetime,
     idle_minutes: int,
     timezone: str,
+    staff_token: str | None,
 ) -> Handed:
     """The token for the hand-over cookie, and the screen's language. Only a card without a
     PIN (new, or just reset) is handed over: staff can never use the screen to give an
     account a PIN of their own.
-    The caller ends the staff session: until staff sign in again, nothing of the desk is
-    reachable from this screen."""
-    if purpose is None:
+    The staff session (`staff_token`) ends in the same transaction: until staff sign in
+    again, nothing of the desk is reachable from this screen, and a screen is never handed
+    over with staff still signed in."""
+    if purpose not in (Purpose.NEW_CARD, Purpose.PIN_RESET):
         raise DeskError(DeskCode.HANDOVER_ENDED)
     token = secrets.token_urlsafe(32)
     async with in_transaction():
@@ -353,29 +480,31 @@ async def begin_handover(
             expires_at=now + timedelta(minutes=idle_minutes),
         )
         await _audit_patron(secret, staff, AuditAction.HANDOVER_STARTED, patron_id, now)
+        if staff_token:
+            await end_session(secret, staff_token)
     # Whoever decides reads the notices in their own language.
     reader = guardian if guardian_decides and guardian is not None else patron
     return Handed(token, reader.locale or patron.locale)
 
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
+    """The hand-over while it is open: not handed back, not idle past its deadline. A read:
+    one left idle simply stops being found (collect_result tells staff it cleared itself)."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
-    if handover is None or handover.finished_at is not None:
-        return None
-    if handover.expires_at <= now:
-        await Handover.filter(id=handover.id, finished_at=None).update(finished_at=now)
+    if handover is None or handover.finished_at is not None or handover.expires_at <= now:
         return None
     return handover
 
 
 async def current_handover(
-    secret: str, token: str, *, now: datetime, idle_minutes: int
+    secret: str, token: str, *, now: datetime, idle_minutes: int, locale: str
 ) -> HandoverView | None:
-    """Where the handed-over screen stands; None once it was handed back or sat idle."""
+    """Where the handed-over screen stands; None once it was handed back or sat idle. A
+    read, for every request: a notice withdrawn since the hand-over began, or not published
+    in `locale`, is passed over here, and the next answer moves the stored position past it."""
     handover = await _open_handover(secret, token, now)
     if handover is None:
         return None
-    await Handover.filter(id=handover.id).update(expires_at=now + timedelta(minutes=idle_minutes))
     catalog = {service.key: service for service in (await published_catalog()).services}
     keys = handover.service_keys
     step = handover_step(
@@ -384,7 +513,20 @@ async def current_handover(
         position=handover.position,
         notices=len(keys),
     )
-    service = catalog.get(keys[handover.position]) if step is Step.NOTICE else None
+    service, notice = None, None
+    position = handover.position
+    if step is Step.NOTICE:
+        # A notice withdrawn since, or not published in this language, is passed over here
+        # (a read); the next answer moves the stored position past it.
+        step = Step.DONE
+        for position in range(handover.position, len(keys)):
+            service = catalog.get(keys[position])
+            notice = await current_notice(service, locale) if service else None
+            if notice is not None:
+                step = Step.NOTICE
+                break
+        else:
+            position, service = len(keys), None
     return HandoverView(
         handover.id,
         handover.staff_id,
@@ -394,9 +536,18 @@ async def current_handover(
         Purpose(handover.purpose),
         step,
         service,
-        handover.position + 1,
+        notice,
+        handover.position,
+        position + 1,
         len(keys),
         idle_minutes,
+    )
+
+
+async def keep_open(view: HandoverView, *, now: datetime) -> None:
+    """The patron acted: the screen's idle deadline starts again (WCAG 2.2.1)."""
+    await Handover.filter(id=view.id, finished_at=None, expires_at__gt=now).update(
+        expires_at=now + timedelta(minutes=view.idle_minutes)
     )
 
 
@@ -454,13 +605,14 @@ async def decide_at_desk(
         timezone=timezone,
         party=party,
     )
-    await skip_notice(view)
+    await _next_notice(view)
     return outcome
 
 
-async def skip_notice(view: HandoverView) -> None:
-    """On to the next notice, from this one only: a repeated request does not skip two."""
-    await Handover.filter(id=view.id, position=view.number - 1).update(position=view.number)
+async def _next_notice(view: HandoverView) -> None:
+    """On past the notice answered (and any passed over before it), from where the screen
+    stood only: a repeated request does not skip two."""
+    await Handover.filter(id=view.id, position=view.position).update(position=view.number)
 
 
 async def decide_later(view: HandoverView) -> None:
@@ -495,17 +647,13 @@ async def hand_back(secret: str, token: str, *, now: datetime) -> None:
             )
 
 
-async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
-    """For staff signed in again at the same screen: the outcome, once. The hand-over's row
-    has served its purpose and is deleted."""
+async def handover_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
+    """For staff signed in again at the same screen: the outcome (the page shows it once,
+    dropping the hand-over's cookie). A read: the row goes with the daily purge."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
     if handover is None:
         return None
     finished = handover.finished_at or now
-    handed_back = finished < handover.expires_at
-    taken = await Handover.filter(id=handover.id).delete()
-    if not taken:
-        return None  # another tab collected it
     patron = await Patron.get(id=handover.patron_id)
     return HandoverResult(
         Purpose(handover.purpose),
@@ -513,7 +661,7 @@ async def collect_result(secret: str, token: str, *, now: datetime) -> HandoverR
         handover.guardian_id,
         handover.pin_set,
         handover.guardian_needs_pin,
-        handed_back,
+        finished < handover.expires_at,
         patron.locale,
     )
 

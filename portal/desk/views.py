@@ -25,7 +25,7 @@ from portal.staff.access import (
     require_staff,
     set_desk_cookie,
 )
-from portal.staff.services import StaffIdentity, end_session
+from portal.staff.services import StaffIdentity
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, set_cookie, settings_of
 from portal.web.visit import LANGUAGE_COOKIE
@@ -62,10 +62,8 @@ async def home(request: Request) -> Response:
     settings = settings_of(request)
     result = None
     handover_token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
-    if handover_token:
-        now = utcnow()
-        await services.hand_back(settings.secret_key, handover_token, now=now)
-        result = await services.collect_result(settings.secret_key, handover_token, now=now)
+    if handover_token:  # the screen came back: its outcome, shown once (the cookie goes)
+        result = await services.handover_result(settings.secret_key, handover_token, now=utcnow())
     context = {
         "staff": staff,
         "result": result,
@@ -122,12 +120,10 @@ async def handover(request: Request) -> Response:
             now=utcnow(),
             idle_minutes=settings.handover_idle_minutes,
             timezone=settings.timezone,
+            staff_token=request.cookies.get(cookie_name(settings, STAFF_COOKIE)),
         )
     except DomainError as failure:
         return _refused(request, staff, failure)
-    staff_token = request.cookies.get(cookie_name(settings, STAFF_COOKIE))
-    if staff_token:
-        await end_session(settings.secret_key, staff_token)
     response = redirect_to(request, "handover.screen")
     await end_patron_session(request, response)
     delete_desk_cookie(request, response, STAFF_COOKIE)

@@ -44,6 +44,7 @@ from portal.officer.policy import (
 )
 from portal.outbox import services as outbox
 from portal.patrons.models import Patron
+from portal.patrons.policy import normalise_card
 from portal.staff import audit
 from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
@@ -281,7 +282,7 @@ class NewOutsideRequest:
     asked: str
     decision: str
     disclosed: str
-    patron_key: str | None
+    card: str = ""  # the card the instrument names, as typed: kept only as a keyed hash
     entry_key: str | None = None  # the form's random key (forms.new_entry_key)
 
 
@@ -309,22 +310,38 @@ _INSERT_REQUEST = (
 )
 
 
-def _entry_key(new: NewOutsideRequest) -> str | None:
+def _entry_key(new: NewOutsideRequest, patron_key: str | None) -> str | None:
     """The form's key and what was sent with it: the same form sent twice records once, and
     a form sent again after a change (Back, an edit, send) is a request of its own."""
     if new.entry_key is None:
         return None
     sent = [new.entry_key, new.received_on.isoformat(), new.requesting_body, new.body_name]
     sent += [new.instrument, new.reference, new.asked, new.decision, new.disclosed]
-    sent += [new.patron_key or ""]
+    sent += [patron_key or ""]
     return hashlib.sha256(json.dumps(sent).encode()).hexdigest()
 
 
+async def _patron_reference(secret: str, card: str) -> str | None:
+    """The patron the instrument names, as the audit trail's keyed hash; a card the portal
+    does not know is kept as a keyed hash of the card itself. Never the number."""
+    normalised = normalise_card(card) if card else None
+    if normalised is None:
+        return None
+    patron = await Patron.get_or_none(card_lookup=keyed_hash(secret, KeyPurpose.CARD, normalised))
+    if patron is not None:
+        return audit.patron_key(secret, patron.id)
+    return keyed_hash(secret, KeyPurpose.OUTSIDE_REQUEST_CARD, normalised)
+
+
 async def record_outside_request(
-    new: NewOutsideRequest, staff: StaffIdentity, *, now: datetime
+    secret: str, new: NewOutsideRequest, staff: StaffIdentity, *, now: datetime
 ) -> int | None:
     """The new entry's id, recorded with its audit entry in one transaction; None if this
-    form was recorded already. A unique key decides, so two sends at once record one."""
+    form was recorded already. A unique key decides, so two sends at once record one.
+    CARD_IN_TEXT, and nothing recorded, when a patron's card number is in the free text:
+    the register keeps the card named only as a keyed hash, whoever records it."""
+    await refuse_card_numbers(secret, new.body_name, new.reference, new.asked, new.disclosed)
+    patron_key = await _patron_reference(secret, new.card)
     async with in_transaction():
         rows = await fetch_rows(
             _INSERT_REQUEST,
@@ -336,11 +353,11 @@ async def record_outside_request(
             new.asked,
             new.decision,
             new.disclosed,
-            new.patron_key,
+            patron_key,
             staff.staff_id,
             staff.display_name,
             now,
-            _entry_key(new),
+            _entry_key(new, patron_key),
         )
         if not rows:
             return None
@@ -349,7 +366,7 @@ async def record_outside_request(
             staff,
             AuditAction.OUTSIDE_REQUEST_RECORDED,
             now=now,
-            patron_key=new.patron_key,
+            patron_key=patron_key,
             detail={"request": request_id},
         )
     return request_id
@@ -391,11 +408,19 @@ class Decided(StrEnum):
 
 
 async def decide_outside_request(
-    request_id: int, decision: str, disclosed: str, staff: StaffIdentity, *, now: datetime
+    secret: str,
+    request_id: int,
+    decision: str,
+    disclosed: str,
+    staff: StaffIdentity,
+    *,
+    now: datetime,
 ) -> Decided:
     """A pending request decided later: its decision and what was disclosed, and in the
     same transaction the staff audit entry of who decided it and when. Only a pending
-    request is decided, in one update, so that a decision is never silently replaced."""
+    request is decided, in one update, so that a decision is never silently replaced.
+    CARD_IN_TEXT, and nothing decided, when a patron's card number is in what was disclosed."""
+    await refuse_card_numbers(secret, disclosed)
     async with in_transaction():
         updated: int = await OutsideRequest.filter(
             id=request_id, decision=RequestDecision.PENDING

@@ -17,7 +17,6 @@ from portal.catalog.policy import NOTICE_FIELDS, CatalogError, parse_catalog
 from portal.catalog.publishing import PublishedMeanwhile
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.clock import local_date, utcnow
-from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services
 from portal.officer.forms import (
@@ -38,8 +37,6 @@ from portal.officer.policy import (
     RequestingBody,
 )
 from portal.outbox.keys import SecretsError, require_secrets
-from portal.patrons.policy import normalise_card
-from portal.patrons.services import PatronError, patron_for_card
 from portal.staff import audit
 from portal.staff.access import require_staff
 from portal.staff.policy import AuditAction, Role
@@ -207,18 +204,6 @@ async def catalog_publish(request: Request) -> Response:
 # --- the register of outside requests ------------------------------------------------------
 
 
-async def _patron_reference(secret: str, card: str) -> str | None:
-    """The patron the instrument names, as the audit trail's keyed hash; a card the portal
-    does not know is kept as a keyed hash of the card itself. Never the number."""
-    normalised = normalise_card(card) if card else None
-    if normalised is None:
-        return None
-    try:
-        return audit.patron_key(secret, await patron_for_card(secret, normalised))
-    except PatronError:
-        return keyed_hash(secret, KeyPurpose.OUTSIDE_REQUEST_CARD, normalised)
-
-
 def _register_page(
     request: Request,
     staff: StaffIdentity,
@@ -257,9 +242,20 @@ async def record_request(request: Request) -> Response:
     form = await request.form()
     try:
         parsed = parse_outside_request(form, today=local_date(now, settings.timezone))
-        await services.refuse_card_numbers(
-            settings.secret_key, parsed.body_name, parsed.reference, parsed.asked, parsed.disclosed
+        new = services.NewOutsideRequest(
+            received_on=parsed.received_on,
+            requesting_body=parsed.requesting_body,
+            body_name=parsed.body_name,
+            instrument=parsed.instrument,
+            reference=parsed.reference,
+            asked=parsed.asked,
+            decision=parsed.decision,
+            disclosed=parsed.disclosed,
+            card=parsed.card,
+            entry_key=parsed.entry_key,
         )
+        # Sent twice, it is recorded once: the register shows it either way.
+        await services.record_outside_request(settings.secret_key, new, staff, now=now)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=now)
         return _register_page(
@@ -269,20 +265,6 @@ async def record_request(request: Request) -> Response:
             failure=failure,
             typed=typed_request(form),
         )
-    new = services.NewOutsideRequest(
-        received_on=parsed.received_on,
-        requesting_body=parsed.requesting_body,
-        body_name=parsed.body_name,
-        instrument=parsed.instrument,
-        reference=parsed.reference,
-        asked=parsed.asked,
-        decision=parsed.decision,
-        disclosed=parsed.disclosed,
-        patron_key=await _patron_reference(settings.secret_key, parsed.card),
-        entry_key=parsed.entry_key,
-    )
-    # Sent twice, it is recorded once: the register shows it either way.
-    await services.record_outside_request(new, staff, now=now)
     return redirect_to(request, "officer.requests")
 
 
@@ -292,7 +274,18 @@ async def decide_request(request: Request) -> Response:
     request_id = number_field(form, "request")
     try:
         decision, disclosed = parse_decision(form)
-        await services.refuse_card_numbers(settings_of(request).secret_key, disclosed)
+        decided = (
+            await services.decide_outside_request(
+                settings_of(request).secret_key,
+                request_id,
+                decision,
+                disclosed,
+                staff,
+                now=utcnow(),
+            )
+            if request_id is not None
+            else services.Decided.UNKNOWN
+        )
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
         # The refusal is shown at the entry's own form, with what was typed there.
@@ -305,11 +298,6 @@ async def decide_request(request: Request) -> Response:
             failure=failure,
             deciding=deciding,
         )
-    decided = (
-        await services.decide_outside_request(request_id, decision, disclosed, staff, now=utcnow())
-        if request_id is not None
-        else services.Decided.UNKNOWN
-    )
     if decided is services.Decided.UNKNOWN:
         raise HTTPException(status_code=404)
     # Decided now, or already (the register shows the decision that stands).

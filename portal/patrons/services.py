@@ -252,6 +252,18 @@ async def patron_for_card(secret: str, card_number: str) -> int:
     return patron.id
 
 
+async def demo_patron(
+    secret: str, card_number: str, *, now: datetime, setup_code_hours: int
+) -> NewPatron | None:
+    """Development mode's demo patron: made once, a new setup code while its PIN is unset;
+    None once it has one."""
+    existing = await has_pin(secret, card_number)
+    if existing:
+        return None
+    make = issue_setup_code if existing is False else create_patron
+    return await make(secret, card_number, now=now, setup_code_hours=setup_code_hours)
+
+
 async def has_pin(secret: str, card_number: str) -> bool | None:
     """Whether the card's patron has set a PIN; None when there is no such card."""
     patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))

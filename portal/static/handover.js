@@ -18,8 +18,8 @@
     }, Math.max(seconds - 60, seconds / 2) * 1000);
     clearTimer = setTimeout(() => location.replace(idle.dataset.cleared), seconds * 1000);
   };
-  // More time: ask the server again, which slides the hand-over's own expiry forward.
-  warning.querySelector("button").addEventListener("click", () => location.reload());
+  // More time: the warning's button is a form (POST), which slides the hand-over's own
+  // expiry forward; reading the screen again never does.
   for (const type of ["keydown", "pointerdown"]) document.addEventListener(type, arm);
   arm();
 })();

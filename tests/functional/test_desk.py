@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
+from tortoise import Tortoise
 
+from portal.desk.models import Handover
 from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
@@ -447,3 +450,99 @@ async def test_the_trail_takes_any_dates_without_failing(portal) -> None:
     for until in ("9999-12-31", "0001-01-01", "yesterday"):
         page = await portal.client.get("/staff/trail", params={"until": until, "since": until})
         assert page.status_code == 200
+
+
+async def _handover_row() -> tuple[object, ...]:
+    row = await Handover.get()
+    return (row.expires_at, row.finished_at, row.position, row.pin_set, row.service_keys)
+
+
+async def test_looking_at_the_handed_over_screen_changes_nothing(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    before = await _handover_row()
+    for _ in range(2):
+        assert (await portal.client.get("/handover")).status_code == 200
+    assert await _handover_row() == before
+
+
+async def test_a_notice_withdrawn_meanwhile_is_passed_over_without_a_write_on_get(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    keys = (await Handover.get()).service_keys
+    await Handover.all().update(service_keys=["withdrawn", *keys])
+
+    screen = await portal.client.get("/handover")
+    assert screen.status_code == 200
+    assert hidden(screen.text, "service") == keys[0]
+    assert (await Handover.get()).position == 0
+    assert (await answer_notice(portal.client, "no")).status_code == 303
+    assert (await Handover.get()).position == 2  # past the withdrawn notice and the answered one
+
+
+async def test_more_time_is_asked_for_with_a_post_and_a_get_keeps_the_idle_deadline(
+    portal,
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal)
+    soon = (await Handover.get()).expires_at - timedelta(minutes=1)
+    await Handover.all().update(expires_at=soon)
+    await portal.client.get("/handover")
+    assert (await Handover.get()).expires_at == soon
+    more = await portal.client.post("/handover/more-time")
+    assert more.status_code == 303
+    assert more.headers["location"] == "/handover"
+    assert (await Handover.get()).expires_at > soon
+
+
+async def test_the_desk_shows_the_returned_screen_without_a_write_on_get(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff, _ = await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    await portal.client.post("/handover/later")
+    await portal.client.post("/handover/back")
+    await staff_sign_in(portal.client, staff)
+    trail = await StaffAuditEvent.all().count()
+    before = await _handover_row()
+
+    desk = await portal.client.get("/desk")
+
+    assert "Card ready" in visible_text(desk.text)
+    assert await _handover_row() == before
+    assert await StaffAuditEvent.all().count() == trail
+    again = await portal.client.get("/desk")
+    assert "Card ready" not in visible_text(again.text), "shown once"
+
+
+async def test_a_hand_over_is_not_begun_when_the_staff_session_cannot_end(
+    portal, database_url: str
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    created = await create_card(portal.client, card=new_card_number())
+    await _refuse_ending_staff_sessions(database_url)
+    with pytest.raises(Exception, match="sessions kept"):  # as each engine raises it
+        await portal.client.post(
+            "/desk/handover",
+            data={"ref": hidden(created.text, "ref"), "purpose": hidden(created.text, "purpose")},
+        )
+    assert not await Handover.exists(), "the screen is never handed over with staff signed in"
+
+
+async def _refuse_ending_staff_sessions(database_url: str) -> None:
+    connection = Tortoise.get_connection("default")
+    if database_url.startswith("sqlite"):
+        await connection.execute_script(
+            "CREATE TRIGGER keep_sessions BEFORE DELETE ON staff_session "
+            "BEGIN SELECT RAISE(ABORT, 'sessions kept'); END;"
+        )
+        return
+    await connection.execute_script(
+        "CREATE FUNCTION keep_sessions() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'sessions kept'; END $$ LANGUAGE plpgsql; "
+        "CREATE TRIGGER keep_sessions BEFORE DELETE ON staff_session "
+        "FOR EACH ROW EXECUTE FUNCTION keep_sessions();"
+    )

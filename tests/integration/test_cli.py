@@ -14,9 +14,16 @@ import pytest
 from tortoise import Tortoise
 
 from portal.consent.policy import Decision
+from portal.credentials import throttle
+from portal.credentials.models import SignInCounter
+from portal.credentials.throttle import Guessing
 from portal.db import tortoise_config
+from portal.guardians.models import GuardianLink
 from portal.officer.models import JobRun
 from portal.officer.policy import JobName, RunOutcome
+from portal.patrons.models import Patron, PortalSession
+from portal.patrons.policy import guess_subject
+from portal.patrons.services import hash_secret, start_session
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
 from tests.factories import decides, demo_system_secrets, make_patron, now, publish
@@ -273,3 +280,98 @@ async def test_a_job_that_cannot_work_is_recorded_as_failed(
     run = await JobRun.get(job="deliver")
     assert run.outcome is RunOutcome.FAILED
     assert run.failure
+
+
+CLI_SECRET = "cli-test-secret-0123456789"  # the portal_command fixture's PORTAL_SECRET_KEY
+
+
+async def _audit_actions() -> list[str]:
+    return [event.action for event in await StaffAuditEvent.all().order_by("id")]
+
+
+async def test_a_pin_reset_from_the_command_line_is_the_desks(db: str, portal_command) -> None:
+    portal_command("create-patron", stdin="2000 1000 6000\n")
+    patron = await Patron.get()
+    await Patron.filter(id=patron.id).update(pin_hash=await hash_secret("2580"))
+    await start_session(CLI_SECRET, patron.id, now=now(), minutes=20, hours=8)
+    await SignInCounter.create(
+        key_lookup=throttle.subject_key(
+            CLI_SECRET, Guessing.SIGNIN, guess_subject("2000 1000 6000")
+        ),
+        window_started_ms=0,
+        attempts=5,
+    )
+
+    output = portal_command("reset-pin", stdin="2000 1000 6000\n")
+
+    assert re.search(r"setup code: \d{4}-\d{4}-\d{4}", output)
+    assert (await Patron.get(id=patron.id)).pin_hash is None, "the old PIN stops working"
+    assert not await PortalSession.filter(patron_id=patron.id).exists(), "every session ends"
+    assert not await SignInCounter.exists(), "sign-in is unlocked"
+    assert await _audit_actions() == ["card_created", "pin_reset", "setup_slip_printed"]
+
+
+async def _refuse_audit_lines(database_url: str) -> None:
+    """From here on, writing a staff audit line fails: a change must fail with it."""
+    connection = Tortoise.get_connection("default")
+    if database_url.startswith("sqlite"):
+        await connection.execute_script(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+        )
+        return
+    await connection.execute_script(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; "
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+    )
+
+
+async def test_a_link_made_from_the_command_line_is_undone_when_its_audit_line_fails(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
+    portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
+    await _refuse_audit_lines(db)
+    portal_command(
+        "link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n", expect=1
+    )
+    assert not await GuardianLink.exists()
+
+
+async def test_a_link_ended_from_the_command_line_is_undone_when_its_audit_line_fails(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
+    portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
+    portal_command("link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n")
+    await _refuse_audit_lines(db)
+    portal_command(
+        "unlink-guardian", "--reason", "moved", stdin="2000 1000 3000\n2000 1000 2000\n", expect=1
+    )
+    assert await GuardianLink.filter(ended_at=None).count() == 1
+
+
+async def test_an_unlock_from_the_command_line_is_undone_when_its_audit_line_fails(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", stdin="2000 1000 4000\n")
+    await SignInCounter.create(
+        key_lookup=throttle.card_key(CLI_SECRET, "2000 1000 4000"),
+        window_started_ms=0,
+        attempts=5,
+    )
+    await _refuse_audit_lines(db)
+    portal_command("unlock-signin", stdin="2000 1000 4000\n", expect=1)
+    assert await SignInCounter.filter(attempts=5).exists()
+
+
+async def test_a_pin_reset_from_the_command_line_is_undone_when_its_audit_line_fails(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", stdin="2000 1000 6000\n")
+    await Patron.all().update(pin_hash=await hash_secret("2580"))
+    await _refuse_audit_lines(db)
+    portal_command("reset-pin", stdin="2000 1000 6000\n", expect=1)
+    assert (await Patron.get()).pin_hash is not None

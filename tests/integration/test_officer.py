@@ -5,6 +5,7 @@ success), promises kept, the catalog preview bound to what gets published, the r
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -14,10 +15,12 @@ from portal.catalog.policy import CatalogError, parse_catalog
 from portal.catalog.publishing import PublishedMeanwhile
 from portal.catalog.services import Change, latest_publication, preview_publication
 from portal.consent.policy import Decision
+from portal.errors import DomainError, OfficerCode
 from portal.officer import services
 from portal.officer.models import JobRun
 from portal.officer.policy import JobHealth, JobName, RunOutcome, RunState
 from portal.officer.services import publish as publish_catalog
+from portal.staff import audit
 from portal.staff.models import StaffAuditEvent
 from portal.staff.policy import AuditAction, Role
 from portal.staff.services import identity_of
@@ -27,6 +30,7 @@ from portal.stores.registry import KEYS as STORE_KEYS
 from tests.delivery import delivery_catalog
 from tests.desk import make_staff
 from tests.factories import (
+    SECRET,
     catalog_text,
     decides,
     make_patron,
@@ -189,6 +193,7 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
     this_year = today().year
     for number in range(11):
         await services.record_outside_request(
+            SECRET,
             services.NewOutsideRequest(
                 received_on=date(this_year, 1, 2),
                 requesting_body="law_enforcement",
@@ -198,7 +203,6 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
                 asked="Loans of one patron",
                 decision="refused" if number else "disclosed",
                 disclosed="",
-                patron_key=None,
             ),
             officer,
             now=now(),
@@ -226,7 +230,6 @@ def _sent(entry_key: str | None, asked: str = "Loans of one patron") -> services
         asked=asked,
         decision="pending",
         disclosed="",
-        patron_key=None,
         entry_key=entry_key,
     )
 
@@ -234,7 +237,10 @@ def _sent(entry_key: str | None, asked: str = "Loans of one patron") -> services
 async def test_a_form_sent_eight_times_at_once_records_one_request(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     recorded = await asyncio.gather(
-        *(services.record_outside_request(_sent("k" * 24), officer, now=now()) for _ in range(8))
+        *(
+            services.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
+            for _ in range(8)
+        )
     )
     assert len([entry for entry in recorded if entry is not None]) == 1
     assert len(await services.outside_requests()) == 1
@@ -245,9 +251,9 @@ async def test_a_form_sent_eight_times_at_once_records_one_request(db: str) -> N
 async def test_a_form_changed_and_sent_again_is_a_request_of_its_own(db: str) -> None:
     """Back, an edit, send: what was typed the second time is not lost."""
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
-    first = await services.record_outside_request(_sent("k" * 24), officer, now=now())
+    first = await services.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
     edited = _sent("k" * 24, asked="Loans of one patron since March")
-    second = await services.record_outside_request(edited, officer, now=now())
+    second = await services.record_outside_request(SECRET, edited, officer, now=now())
     assert None not in (first, second)
     assert first != second
 
@@ -256,13 +262,53 @@ async def test_forms_without_a_key_are_recorded_each_time_they_are_sent(db: str)
     """A page shown before the register's forms had keys."""
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     for _ in range(2):
-        assert await services.record_outside_request(_sent(None), officer, now=now())
+        assert await services.record_outside_request(SECRET, _sent(None), officer, now=now())
     assert len(await services.outside_requests()) == 2
+
+
+async def test_the_register_refuses_a_card_number_in_its_free_text_whoever_records_it(
+    db: str,
+) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    patron = await make_patron()
+    with pytest.raises(DomainError) as refused:
+        await services.record_outside_request(
+            SECRET, _sent(None, asked=f"Loans of card {patron.card}"), officer, now=now()
+        )
+    assert refused.value.code == OfficerCode.CARD_IN_TEXT
+    assert await services.outside_requests() == []
+
+
+async def test_a_decision_refuses_a_card_number_in_what_was_disclosed(db: str) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    patron = await make_patron()
+    request_id = await services.record_outside_request(SECRET, _sent(None), officer, now=now())
+    assert request_id is not None
+    with pytest.raises(DomainError) as refused:
+        await services.decide_outside_request(
+            SECRET, request_id, "disclosed", f"loans of {patron.card}", officer, now=now()
+        )
+    assert refused.value.code == OfficerCode.CARD_IN_TEXT
+    assert (await services.outside_requests())[0].decision == "pending"
+
+
+async def test_the_register_keeps_the_card_named_only_as_a_keyed_hash(db: str) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    patron = await make_patron()
+    named = replace(_sent("a" * 24), card=patron.card)
+    unknown = replace(_sent("b" * 24), card="2999 0000 0001")
+    await services.record_outside_request(SECRET, named, officer, now=now())
+    await services.record_outside_request(SECRET, unknown, officer, now=now())
+    keys = {entry.reference: entry.patron_key for entry in await services.outside_requests()}
+    stored = sorted(key or "" for key in keys.values())
+    assert audit.patron_key(SECRET, patron.id) in stored
+    assert all(key and "2999" not in key and patron.card not in key for key in stored)
 
 
 async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     request_id = await services.record_outside_request(
+        SECRET,
         services.NewOutsideRequest(
             received_on=today(),
             requesting_body="law_enforcement",
@@ -272,15 +318,16 @@ async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str)
             asked="Loans of one patron",
             decision="pending",
             disclosed="",
-            patron_key=None,
         ),
         officer,
         now=now(),
     )
     assert request_id is not None
     outcomes = await asyncio.gather(
-        services.decide_outside_request(request_id, "refused", "", officer, now=now()),
-        services.decide_outside_request(request_id, "disclosed", "the loans", officer, now=now()),
+        services.decide_outside_request(SECRET, request_id, "refused", "", officer, now=now()),
+        services.decide_outside_request(
+            SECRET, request_id, "disclosed", "the loans", officer, now=now()
+        ),
     )
     assert sorted(outcomes) == [services.Decided.ALREADY, services.Decided.NOW]
     decided = await StaffAuditEvent.filter(action=AuditAction.OUTSIDE_REQUEST_DECIDED).count()
@@ -291,7 +338,7 @@ async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str)
         first
     ]
     assert await services.decide_outside_request(
-        request_id + 1, "refused", "", officer, now=now()
+        SECRET, request_id + 1, "refused", "", officer, now=now()
     ) is (services.Decided.UNKNOWN)
 
 

@@ -1,0 +1,82 @@
+"""The `portal` command for operators: serve, migrate, publish the catalog, onboard patrons,
+issue API clients, and the scheduled jobs. Card numbers are read from a prompt or stdin,
+never from arguments, so they stay out of shell history and process lists."""
+
+# Each verb parses its arguments and calls one use case (through portal.cli.database, the one
+# way to the database); the verbs live by topic in this package's modules.
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from portal.app import create_app
+from portal.cli import api, catalog, jobs, patrons, receipts, staff
+from portal.db import apply_migrations
+from portal.settings import Settings
+from portal.web.access_log import LOGGING_CONFIG
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.database_url.startswith("sqlite://"):
+        Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    asyncio.run(apply_migrations(settings.database_url))
+    print("Database is up to date.")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    several = args.workers > 1
+    uvicorn.run(
+        "portal.app:from_environment" if several else create_app(settings),
+        factory=several,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=LOGGING_CONFIG,
+        # Behind a reverse proxy the client address comes from it, for throttling only.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        server_header=False,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the web portal")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=cmd_serve)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(run=cmd_migrate)
+    # In the order `portal --help` has always listed them.
+    catalog.add_verbs(commands)
+    patrons.add_card_verbs(commands)
+    jobs.add_coming_of_age(commands)
+    patrons.add_import_and_pin_verbs(commands)
+    staff.add_verbs(commands)
+    api.add_verbs(commands)
+    jobs.add_scheduled_verbs(commands)
+    jobs.add_delivery_verbs(commands)
+    receipts.add_verbs(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_environment()
+    except ValueError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    result: int = args.run(settings, args)
+    return result

@@ -1,0 +1,119 @@
+"""The scheduled jobs the operator runs (`portal expire-consents`, `purge-sessions`, …), each
+recorded as a run for the privacy officer's page (portal.officer.services.recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from portal.clock import local_date, utcnow
+from portal.credentials import throttle
+from portal.decisions.services import expire_unanswered
+from portal.desk.services import purge_handovers
+from portal.erasure.services import apply_retention as apply_store_retention
+from portal.erasure.services import compact
+from portal.minors.services import ComingOfAge, coming_of_age, purge_expired_link_codes
+from portal.officer.policy import JobName
+from portal.officer.services import Run, purge_old_runs, recorded
+from portal.outbox import services as outbox
+from portal.outbox.keys import SecretsError
+from portal.outbox.worker import DeliveryWorker, check_published_secrets
+from portal.patrons.services import purge_expired_sessions
+from portal.settings import Settings
+from portal.staff import services as staff_services
+
+KEEP_ALIVE_SECONDS = 300
+
+
+async def expire_consents(settings: Settings) -> int:
+    async with recorded(JobName.EXPIRE_CONSENTS, utcnow) as run:
+        count = await expire_unanswered(
+            now=utcnow(),
+            material_grace_days=settings.reconsent_grace_days,
+            majority_grace_days=settings.majority_grace_days,
+        )
+        run.counts["consents_ended"] = count
+    return count
+
+
+async def apply_retention(settings: Settings) -> int:
+    async with recorded(JobName.APPLY_RETENTION, utcnow) as run:
+        now = utcnow()
+        rows = await apply_store_retention(now=now, today=local_date(now, settings.timezone))
+        run.counts["rows_deleted"] = rows
+    return rows
+
+
+async def compact_erased() -> None:
+    async with recorded(JobName.COMPACT_ERASED, utcnow):
+        await compact()
+
+
+async def purge_sessions(settings: Settings) -> int:
+    async with recorded(JobName.PURGE_SESSIONS, utcnow) as run:
+        now = utcnow()
+        count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
+        count += await staff_services.purge_expired(now) + await purge_handovers(now)
+        count += await throttle.purge_expired(
+            now=now, window_seconds=settings.signin_window_seconds
+        )
+        count += await outbox.purge_confirmed(now=now)
+        count += await purge_old_runs(now)
+        run.counts["rows_deleted"] = count
+    return count
+
+
+async def hand_over_coming_of_age(settings: Settings) -> ComingOfAge:
+    async with recorded(JobName.COMING_OF_AGE, utcnow) as run:
+        report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
+        run.counts.update(
+            patrons=report.patrons,
+            links_ended=report.links_ended,
+            consents_paused=report.consents_suspended,
+        )
+    return report
+
+
+async def _keep_alive(run: Run, stop: asyncio.Event) -> None:
+    """The delivery worker as a service: its run is marked alive every few minutes, so the
+    privacy officer sees it running (and, once it stops marking, that it stopped)."""
+    while not stop.is_set():
+        await run.alive(utcnow())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=KEEP_ALIVE_SECONDS)
+
+
+async def deliver(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None,
+    started: Callable[[], None] = lambda: None,
+) -> int:
+    """Requests to connected systems: with no `stop`, what is due, then the number sent;
+    otherwise until `stop` is set (`started` is called once the secrets are checked).
+    SecretsError, once the run is recorded as failed, when a system has no signing secret."""
+    refused: SecretsError | None = None
+    sent = 0
+    async with recorded(JobName.DELIVER, utcnow) as run:
+        try:
+            await check_published_secrets(settings)
+        except SecretsError as error:
+            run.fail(str(error))
+            refused = error
+        else:
+            worker = DeliveryWorker(settings)
+            try:
+                if stop is None:
+                    sent = await worker.deliver_all_due()
+                    run.counts["sent"] = sent
+                else:
+                    started()
+                    alive = asyncio.create_task(_keep_alive(run, stop))
+                    await worker.run(stop)
+                    await alive
+            finally:
+                await worker.close()
+    if refused is not None:
+        raise refused
+    return sent
