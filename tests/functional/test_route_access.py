@@ -128,6 +128,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.pin": NOBODY,
     "handover.decide": NOBODY,
     "handover.later": NOBODY,
+    "handover.more_time": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
 }
 PATH_PARAMS = {

@@ -358,7 +358,9 @@ async def test_an_unlock_from_the_command_line_is_undone_when_its_audit_line_fai
 ) -> None:
     portal_command("create-patron", stdin="2000 1000 4000\n")
     await SignInCounter.create(
-        key_lookup=throttle.card_key(CLI_SECRET, "2000 1000 4000"),
+        key_lookup=throttle.subject_key(
+            CLI_SECRET, Guessing.SIGNIN, guess_subject("2000 1000 4000")
+        ),
         window_started_ms=0,
         attempts=5,
     )
