@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
-from portal.catalog.jurisdiction import AgeBand
+from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.errors import ConsentCode, DomainError
-from portal.ledger.vocabulary import Audience
+from portal.ledger.vocabulary import Actor, Audience, EventKind
 
 
 class ConsentError(DomainError):
@@ -63,6 +64,42 @@ def status_of(choice: StoredChoice | None, current_terms_revision: int) -> Statu
             return Status.NEEDS_RENEWAL
         return Status.ON
     return Status.WITHDRAWN if choice.ever_granted else Status.REFUSED
+
+
+class RecordedState(Protocol):
+    """A consent state as stored (a row being changed, or one read for a page): what the
+    status rules look at."""
+
+    @property
+    def granted(self) -> bool: ...
+    @property
+    def granted_by(self) -> str | None: ...
+    @property
+    def last_kind(self) -> str: ...
+    @property
+    def terms_revision(self) -> int: ...
+    @property
+    def suspended_at(self) -> datetime | None: ...
+
+
+def stored_choice(state: RecordedState | None) -> StoredChoice | None:
+    if state is None:
+        return None
+    return StoredChoice(
+        granted=state.granted,
+        terms_revision=state.terms_revision,
+        suspended=state.suspended_at is not None,
+        ever_granted=state.last_kind in (EventKind.WITHDRAWN, EventKind.EXPIRED),
+    )
+
+
+def state_status(state: RecordedState | None, current_terms_revision: int) -> Status:
+    """Where a stored consent stands against the service's current terms."""
+    return status_of(stored_choice(state), current_terms_revision)
+
+
+def given_by_guardian(state: RecordedState | None) -> bool:
+    return bool(state and state.granted and state.granted_by == Actor.GUARDIAN)
 
 
 class CheckAnswer(StrEnum):
@@ -127,3 +164,60 @@ def audience_for(*, band: AgeBand, party: Party, has_child_version: bool) -> Aud
     if party is Party.PATRON and band is AgeBand.CHILD and has_child_version:
         return Audience.CHILD
     return Audience.ADULT
+
+
+class Change(StrEnum):
+    """What a decision does to the stored consent."""
+
+    GIVE = "given"  # a first yes, or a yes after a no
+    RENEW = "renewed"  # a yes to changed terms, or after a pause
+    WITHDRAW = "withdrawn"  # a no to a consent that covers retained data: erase it
+    REFUSE = "refused"  # a no where nothing is kept
+
+
+@dataclass(frozen=True)
+class DecisionPlan:
+    status: Status  # where the consent stood before the decision
+    change: Change | None  # None: the outcome asked for is already in place
+    audience: Audience  # which text of the notice the decider read
+
+
+def plan_decision(
+    *,
+    decision: Decision,
+    party: Party,
+    age: AgeContext,
+    minimum_age: int | None,
+    state: RecordedState | None,
+    terms_revision: int,
+    expected_revision: int,
+    current_revision: int,
+    has_child_version: bool,
+) -> DecisionPlan:
+    """Every rule a decision meets, in one place: who may take it at this age, whether the
+    form is stale, and what it changes. Raises ConsentError when it may not be taken.
+
+    `expected_revision` is the state revision the form was rendered with: a replayed or
+    concurrent form that no longer matches is refused unless its outcome is already in place
+    (a second no to a consent already off, a yes to one already on)."""
+    reason = refusal_reason(
+        band=age.band,
+        party=party,
+        saying_yes=decision is Decision.YES,
+        offered=age.offers(minimum_age),
+    )
+    if reason is not None:
+        raise ConsentError(reason)
+    status = state_status(state, terms_revision)
+    audience = audience_for(band=age.band, party=party, has_child_version=has_child_version)
+    if already_decided(status, decision) and (
+        expected_revision != current_revision or decision is Decision.YES
+    ):
+        return DecisionPlan(status, None, audience)
+    if expected_revision != current_revision:
+        raise ConsentError(ConsentCode.STALE_FORM)
+    if decision is Decision.YES:
+        change = Change.RENEW if status is Status.NEEDS_RENEWAL else Change.GIVE
+    else:
+        change = Change.WITHDRAW if holds_retained_data(status) else Change.REFUSE
+    return DecisionPlan(status, change, audience)

@@ -25,17 +25,16 @@ from portal.consent.policy import (
     ConsentError,
     Party,
     Status,
-    StoredChoice,
     SuspensionReason,
     audience_for,
     check_answer,
-    status_of,
+    state_status,
 )
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
 from portal.errors import ConsentCode
 from portal.guardians.services import LinkInfo, links_of
 from portal.ledger.details import read_detail
-from portal.ledger.models import Actor, ConsentEvent, EventKind
+from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.vocabulary import Audience
 
 
@@ -103,25 +102,6 @@ async def state_rows(patron_id: int, version: int | None = None) -> dict[int, St
     return states
 
 
-def stored_choice(state: ConsentState | StateRow | None) -> StoredChoice | None:
-    if state is None:
-        return None
-    return StoredChoice(
-        granted=state.granted,
-        terms_revision=state.terms_revision,
-        suspended=state.suspended_at is not None,
-        ever_granted=state.last_kind in (EventKind.WITHDRAWN, EventKind.EXPIRED),
-    )
-
-
-def status_for(state: ConsentState | StateRow | None, service: PublishedService) -> Status:
-    return status_of(stored_choice(state), service.terms_revision)
-
-
-def given_by_guardian(state: ConsentState | StateRow | None) -> bool:
-    return bool(state and state.granted and state.granted_by == Actor.GUARDIAN)
-
-
 @dataclass(frozen=True)
 class ServiceOverview:
     service: PublishedService
@@ -150,7 +130,7 @@ def overview_of(
     return ServiceOverview(
         service=service,
         notice=notice,
-        status=status_for(state, service),
+        status=state_status(state, service.terms_revision),
         since=state.updated_at if state else None,
         revision=state.revision if state else 0,
         offered=age.offers(service.minimum_age) if age else True,
@@ -223,7 +203,7 @@ async def service_view(
 
 async def status_of_service(patron_id: int, service: PublishedService) -> Status:
     state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
-    return status_for(state, service)
+    return state_status(state, service.terms_revision)
 
 
 async def status_of_store(patron_id: int, store: str) -> tuple[PublishedService | None, Status]:

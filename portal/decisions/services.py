@@ -20,18 +20,17 @@ from portal.catalog.services import (
 )
 from portal.consent.models import ConsentState
 from portal.consent.policy import (
+    Change,
     ConsentError,
     Decision,
     Party,
     Status,
     SuspensionReason,
-    already_decided,
-    audience_for,
     grace_period_over,
-    holds_retained_data,
-    refusal_reason,
+    plan_decision,
+    state_status,
 )
-from portal.consent.reads import ServiceOverview, overview_of, status_for
+from portal.consent.reads import ServiceOverview, SystemDeletion, overview_of
 from portal.consent.services import (
     Step,
     locked_granted_states,
@@ -41,7 +40,7 @@ from portal.consent.services import (
     suspended_states,
 )
 from portal.db import Erasure, erasing
-from portal.erasure.services import erase_service_data
+from portal.erasure.services import ErasureOutcome, erase_service_data
 from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
@@ -59,6 +58,9 @@ class Outcome:
     # The service as it stands after the decision, for the page that follows; None when its
     # notice is not published in the page's language (the decision stands all the same).
     view: ServiceOverview | None
+    # A withdrawal just made: where each connected system's deletion stands (just asked);
+    # None when this decision asked none (the page then reads where earlier ones stand).
+    deletions: list[SystemDeletion] | None = None
 
 
 async def decide(
@@ -92,47 +94,40 @@ async def decide(
         age = await age_for_decision(
             patron.born_on, patron.jurisdiction, now=now, timezone=timezone
         )
-        reason = refusal_reason(
-            band=age.band,
-            party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
-            saying_yes=decision is Decision.YES,
-            offered=age.offers(service.minimum_age),
-        )
-        if reason is not None:
-            raise ConsentError(reason)
         state = await locked_state(patron_id, service.id)
-        status = status_for(state, service)
-        current_revision = state.revision if state else 0
-        changed, erased = True, 0
-        if already_decided(status, decision) and (
-            expected_revision != current_revision or decision is Decision.YES
-        ):
-            changed = False
-        elif expected_revision != current_revision:
-            raise ConsentError(ConsentCode.STALE_FORM)
-        else:
-            party_kind = Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON
-            audience = audience_for(
-                band=age.band,
-                party=party_kind,
-                has_child_version=notice is not None and notice.child_texts is not None,
-            )
-            step = Step(patron_id, service, now, party, audience)
-            if decision is Decision.YES:
-                kind = EventKind.RENEWED if status is Status.NEEDS_RENEWAL else EventKind.GIVEN
-                state = await set_choice(step, state, kind, notice, granted=True)
-                await notify_consent_given(patron_id, service, now=now)
-            elif holds_retained_data(status):
-                state, erased = await _withdraw(erasure, step, state, notice)
-            else:
-                state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
+        plan = plan_decision(
+            decision=decision,
+            party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
+            age=age,
+            minimum_age=service.minimum_age,
+            state=state,
+            terms_revision=service.terms_revision,
+            expected_revision=expected_revision,
+            current_revision=state.revision if state else 0,
+            has_child_version=notice is not None and notice.child_texts is not None,
+        )
+        erased, deletions = 0, None
+        step = Step(patron_id, service, now, party, plan.audience)
+        if plan.change in (Change.GIVE, Change.RENEW):
+            kind = EventKind.RENEWED if plan.change is Change.RENEW else EventKind.GIVEN
+            state = await set_choice(step, state, kind, notice, granted=True)
+            await notify_consent_given(patron_id, service, now=now)
+        elif plan.change is Change.WITHDRAW:
+            state, done = await _withdraw(erasure, step, state, notice)
+            erased = done.rows
+            deletions = [
+                SystemDeletion(asked.system, asked.name, now, None) for asked in done.asked
+            ]
+        elif plan.change is Change.REFUSE:
+            state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
     # Read after the commit: a page that cannot be shown never undoes a decision.
     shown = await current_notice(service, locale)
     return Outcome(
-        status=status_for(state, service),
-        changed=changed,
+        status=state_status(state, service.terms_revision),
+        changed=plan.change is not None,
         erased=erased,
         view=overview_of(service, shown, state, age) if shown else None,
+        deletions=deletions,
     )
 
 
@@ -210,12 +205,12 @@ async def _withdraw(
     *,
     kind: EventKind = EventKind.WITHDRAWN,
     reason: DeletionReason = DeletionReason.WITHDRAWN,
-) -> tuple[ConsentState, int]:
+) -> tuple[ConsentState, ErasureOutcome]:
     """End the consent, then erase what the portal kept and ask every connected system
     holding the service's data to delete it, in the caller's erasing transaction; returns
-    the new state and the rows erased here."""
+    the new state and what was erased and asked."""
     ended = await set_choice(step, state, kind, notice, granted=False)
-    erased = await erase_service_data(
+    done = await erase_service_data(
         erasure, step.patron_id, step.service, reason, now=step.now, party=step.party
     )
-    return ended, erased
+    return ended, done

@@ -56,11 +56,13 @@ async def decide(request: Request) -> Response:
             # htmx loads the page itself on HX-Redirect (no script of ours, under the CSP).
             return Response(headers={"HX-Redirect": response.headers["location"]})
         return response
-    deletions = (
-        await deletions_of(patron.patron_id, outcome.view.service.id)
-        if outcome.status is Status.WITHDRAWN
-        else []
-    )
+    deletions = outcome.deletions
+    if deletions is None:
+        deletions = (
+            await deletions_of(patron.patron_id, outcome.view.service.id)
+            if outcome.status is Status.WITHDRAWN
+            else []
+        )
     return render(
         request,
         "consent/_outcome.html" if is_htmx(request) else "consent/decided.html",

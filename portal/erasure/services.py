@@ -5,17 +5,24 @@ transaction is `portal.db.erasing`, which scrubs the erased rows once it committ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from portal.catalog.services import PublishedService, all_services
 from portal.db import Erasure, compact_tables, erasing
-from portal.ledger.details import Erased
+from portal.ledger import details
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, record
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import request_deletions, request_retention
+from portal.outbox.services import DeletionAsked, request_deletions, request_retention
 from portal.stores.base import Cutoff
 from portal.stores.registry import STORES, TABLES
+
+
+@dataclass(frozen=True)
+class ErasureOutcome:
+    rows: int  # erased here, in the portal
+    asked: list[DeletionAsked]  # the connected systems asked to delete theirs
 
 
 async def erase_service_data(
@@ -26,11 +33,11 @@ async def erase_service_data(
     *,
     now: datetime,
     party: ActingParty,
-) -> int:
+) -> ErasureOutcome:
     """Erase every row the service's store kept of the patron (an ERASED event, even when
     there were none) and ask every connected system holding the service's data to delete it
     (a DELETION_REQUESTED event each), inside the caller's `erasing` transaction, the one
-    that ended the consent; returns the rows erased here."""
+    that ended the consent."""
     rows = 0
     if service.store is not None:
         rows = erasure.deleted(await STORES[service.store].erase(patron_id))
@@ -41,10 +48,10 @@ async def erase_service_data(
             now=now,
             service_id=service.id,
             purposes=service.terms["purposes"],
-            detail=Erased(rows_deleted=rows),
+            detail=details.Erased(rows_deleted=rows),
         )
-    await request_deletions(patron_id, service, reason, now=now, party=party)
-    return rows
+    asked = await request_deletions(patron_id, service, reason, now=now, party=party)
+    return ErasureOutcome(rows, asked)
 
 
 async def apply_retention(*, now: datetime, today: date) -> int:
@@ -70,7 +77,7 @@ async def apply_retention(*, now: datetime, today: date) -> int:
                     now=now,
                     service_id=service.id,
                     purposes=service.terms["purposes"],
-                    detail=Erased(rows_deleted=rows, reason="retention"),
+                    detail=details.Erased(rows_deleted=rows, reason="retention"),
                 )
                 deleted += erasure.deleted(rows)
     return deleted

@@ -24,8 +24,14 @@ from portal.catalog.services import (
     published_catalog,
 )
 from portal.clock import local_date
-from portal.consent.policy import Decision, Status, SuspensionReason
-from portal.consent.reads import given_by_guardian, states_of, status_for
+from portal.consent.policy import (
+    Decision,
+    Status,
+    SuspensionReason,
+    given_by_guardian,
+    state_status,
+)
+from portal.consent.reads import states_of
 from portal.consent.services import suspend_given_by, suspend_guardian_given
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.decisions.services import Outcome, decide
@@ -220,7 +226,7 @@ async def children(
                     service=service,
                     notice=notice,
                     offered=age.offers(service.minimum_age),
-                    status=status_for(state, service) if visible else None,
+                    status=state_status(state, service.terms_revision) if visible else None,
                     guardian_may_decide=age.band is AgeBand.CHILD,
                     revision=state.revision if state else 0,
                     by_guardian=visible and given_by_guardian(state),

@@ -83,6 +83,14 @@ async def _patron_reference(patron_id: int) -> str:
     return reference
 
 
+@dataclass(frozen=True)
+class DeletionAsked:
+    """A connected system just asked to delete a patron's data for a service."""
+
+    system: str  # its key in the catalog
+    name: str  # its name, as the ledger records it
+
+
 async def request_deletions(
     patron_id: int,
     service: PublishedService,
@@ -90,12 +98,12 @@ async def request_deletions(
     *,
     now: datetime,
     party: ActingParty,
-) -> int:
+) -> list[DeletionAsked]:
     """One deletion request per connected system holding the service's data, each with its
     ledger event. Call in the transaction that ended the consent and erased what the portal
-    kept; returns the requests written."""
+    kept; returns the systems asked."""
     if not service.systems:
-        return 0
+        return []
     names = {key: system.name for key, system in (await connected_systems()).items()}
     reference = await _patron_reference(patron_id)
     payload = deletion_payload(
@@ -124,7 +132,7 @@ async def request_deletions(
                 reason=reason.value,
             ),
         )
-    return len(service.systems)
+    return [DeletionAsked(system, names.get(system, system)) for system in service.systems]
 
 
 async def notify_consent_given(patron_id: int, service: PublishedService, *, now: datetime) -> int:
