@@ -100,7 +100,7 @@ test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
 # The loop while working: what needs no other process (no PostgreSQL, Chromium, provider or
 # receiver). tests/integration and tests/system are left to `make test`.
 quick: setup lint types
-	$(BIN)/pytest --db sqlite -q tests/unit tests/functional
+	$(BIN)/pytest --db sqlite -q -n 2 tests/unit tests/functional
 
 bench: setup system-packages
 	@command -v wrk >/dev/null && command -v valgrind >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
