@@ -15,8 +15,8 @@ from tortoise.connection import connections
 from tortoise.migrations.api import migrate
 from tortoise.transactions import in_transaction
 
-# Named, not imported: the database layer depends on no domain. Each store of retained data
-# has its own models module (portal.stores.registry lists the stores; a test checks both agree).
+# Named, not imported: the database layer depends on no domain. The stores of retained data
+# are one entry: portal.stores.models gathers the models of every store the registry lists.
 MODEL_MODULES = [
     "portal.credentials.models",
     "portal.catalog.models",
@@ -24,8 +24,7 @@ MODEL_MODULES = [
     "portal.guardians.models",
     "portal.ledger.models",
     "portal.consent.models",
-    "portal.stores.reading_history.models",
-    "portal.stores.saved_lists.models",
+    "portal.stores.models",
     "portal.api.models",
     "portal.minors.models",
     "portal.staff.models",

@@ -15,7 +15,7 @@ from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, record
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import DeletionAsked, request_deletions, request_retention
-from portal.stores.base import Cutoff
+from portal.stores.base import Cutoff, Retained
 from portal.stores.registry import STORES, TABLES
 
 
@@ -86,3 +86,26 @@ async def apply_retention(*, now: datetime, today: date) -> int:
 async def compact() -> None:
     """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
     await compact_tables(TABLES)
+
+
+@dataclass(frozen=True)
+class StoreRetention:
+    """One store against its service's retention limit, for the privacy officer."""
+
+    store: str
+    service: str
+    retention_days: int
+    retained: Retained
+
+
+async def retention_report(*, now: datetime, today: date) -> list[StoreRetention]:
+    """Every published service's store: the oldest item kept and the items past the limit
+    (none, while `portal apply-retention` runs every day)."""
+    report = []
+    for service in await all_services():
+        if service.store is None:
+            continue
+        days = int(service.terms["retention_days"])
+        retained = await STORES[service.store].retained(Cutoff.past(days, now=now, today=today))
+        report.append(StoreRetention(service.store, service.key, days, retained))
+    return report

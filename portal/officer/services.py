@@ -25,6 +25,7 @@ from portal.catalog.services import all_services
 from portal.consent.services import pause_for_material_change
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows
+from portal.erasure.services import StoreRetention, retention_report
 from portal.errors import DomainError, OfficerCode
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.officer.models import JobRun, OutsideRequest
@@ -48,7 +49,6 @@ from portal.patrons.policy import normalise_card
 from portal.staff import audit
 from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
-from portal.stores.registry import StoreRetention, retention_report
 
 ERASURES_OVER = timedelta(days=30)
 # A site may run `portal deliver --once` every minute: the history keeps a year and a bit.
