@@ -44,29 +44,34 @@ async def publish_catalog(
     now: datetime,
     pause_consents: PauseConsents,
     based_on: int | None = None,
+    record: Callable[[PublishReport], Awaitable[None]] | None = None,
 ) -> PublishReport:
     """All or nothing: every service and every pause, or nothing at all. `based_on`: the
     publication (its id, 0 for none) a preview was made against; if another came since,
-    PublishedMeanwhile and nothing is published."""
-    try:
-        async with in_transaction():
-            if based_on is not None:
-                # Locking the latest publication serialises two publishers on PostgreSQL: the
-                # second waits for the first. The lock hands back the row it waited for, so
-                # the latest is read again, now seeing the first one's publication.
-                await Publication.all().order_by("-id").select_for_update().first()
-                latest = await Publication.all().order_by("-id").first()
-                if (latest.id if latest else 0) != based_on:
-                    raise PublishedMeanwhile(latest.source_hash if latest else None)
+    PublishedMeanwhile and nothing is published. `record` writes, in the same transaction,
+    what must stand or fall with the publication (who published it)."""
+    async with in_transaction():
+        if based_on is not None:
+            # Locking the latest publication serialises two publishers on PostgreSQL: the
+            # second waits for the first. The lock hands back the row it waited for, so the
+            # latest is read again, now seeing the first one's publication.
+            await Publication.all().order_by("-id").select_for_update().first()
+            latest = await Publication.all().order_by("-id").first()
+            if (latest.id if latest else 0) != based_on:
+                raise PublishedMeanwhile(latest.source_hash if latest else None)
+        try:
             result = await write_publication(catalog, source_text, now=now)
-            suspended = 0
-            for service_id in result.materially_changed:
-                suspended += await pause_consents(service_id, now)
-    except IntegrityError:
-        if based_on is None:
-            raise
-        # The very first publication has no row to lock: two first publishers both write
-        # the same new services, and the unique keys let only one of them through.
-        raise PublishedMeanwhile(None) from None
+        except IntegrityError:
+            if based_on is None:
+                raise
+            # The very first publication has no row to lock: two first publishers both
+            # write the same new services, and the unique keys let only one of them through.
+            raise PublishedMeanwhile(None) from None
+        suspended = 0
+        for service_id in result.materially_changed:
+            suspended += await pause_consents(service_id, now)
+        report = PublishReport(changes=result.changes, consents_suspended=suspended)
+        if record is not None:
+            await record(report)
     forget_published_catalog()
-    return PublishReport(changes=result.changes, consents_suspended=suspended)
+    return report

@@ -78,16 +78,38 @@ _STATES_QUERY = (
 
 
 async def publish(
-    catalog: Catalog, source_text: str, *, now: datetime, based_on: int | None = None
+    catalog: Catalog,
+    source_text: str,
+    *,
+    now: datetime,
+    based_on: int | None = None,
+    staff: StaffIdentity | None = None,
 ) -> PublishReport:
-    """Publish a catalog; a material change pauses the consents given to the old terms, in
-    the same transaction. The officer's page and `portal publish` both come here."""
+    """Publish a catalog; a material change pauses the consents given to the old terms, and
+    the staff member who published it (none from the command line) is in the audit trail,
+    all in one transaction. The officer's page and `portal publish` both come here."""
+
+    async def audited(report: PublishReport) -> None:
+        if staff is None:
+            return
+        await audit.append(
+            staff,
+            AuditAction.CATALOG_PUBLISHED,
+            now=now,
+            detail={
+                "source_hash": source_hash(source_text),
+                "changes": {key: change.value for key, change in report.changes.items()},
+                "consents_paused": report.consents_suspended,
+            },
+        )
+
     return await publish_catalog(
         catalog,
         source_text,
         now=now,
         based_on=based_on,
         pause_consents=pause_for_material_change,
+        record=audited,
     )
 
 

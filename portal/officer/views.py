@@ -176,7 +176,9 @@ async def catalog_publish(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
-        published = await services.publish(catalog, text, now=utcnow(), based_on=based_on)
+        await services.publish(
+            catalog, text, now=utcnow(), based_on=based_on, staff=staff
+        )
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)
     except SecretsError as error:
@@ -188,16 +190,6 @@ async def catalog_publish(request: Request) -> Response:
             else OfficerCode.PUBLISHED_MEANWHILE
         )
         return _page(request, "officer/catalog.html", staff, failure=DomainError(code))
-    await audit.append(
-        staff,
-        AuditAction.CATALOG_PUBLISHED,
-        now=utcnow(),
-        detail={
-            "source_hash": services.source_hash(text),
-            "changes": {key: change.value for key, change in published.changes.items()},
-            "consents_paused": published.consents_suspended,
-        },
-    )
     return redirect_to(request, "officer.report")
 
 

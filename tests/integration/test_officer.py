@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
+from tortoise import Tortoise
 
 from portal.catalog.models import Publication
 from portal.catalog.policy import CatalogError, parse_catalog
@@ -178,6 +179,39 @@ async def test_a_preview_publishes_once_and_never_over_a_newer_publication(db: s
     with pytest.raises(PublishedMeanwhile) as twice:
         await publish_catalog(catalog, text, now=now(), based_on=base[0])
     assert twice.value.source_hash == services.source_hash(text)
+
+
+async def test_a_publication_and_its_audit_line_stand_or_fall_together(db: str) -> None:
+    await publish(standard_catalog())
+    base = await latest_publication()
+    assert base is not None
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    text = standard_catalog(retention_days=900)
+    catalog = parse_catalog(text, ("en",), STORE_KEYS)
+    connection = Tortoise.get_connection("default")
+    if db.startswith("sqlite"):
+        await connection.execute_script(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+        )
+    else:
+        await connection.execute_script(
+            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; "
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
+        )
+    with pytest.raises(Exception, match="audit refused"):
+        await publish_catalog(catalog, text, now=now(), based_on=base[0], staff=officer)
+    assert await latest_publication() == base  # not published without its audit line
+    await connection.execute_script(
+        "DROP TRIGGER refuse_audit ON staff_audit_event"
+        if not db.startswith("sqlite")
+        else "DROP TRIGGER refuse_audit"
+    )
+    await publish_catalog(catalog, text, now=now(), based_on=base[0], staff=officer)
+    published = await StaffAuditEvent.filter(action=AuditAction.CATALOG_PUBLISHED).count()
+    assert published == 1
 
 
 def test_a_preview_token_binds_the_text_the_base_and_the_officer() -> None:
