@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from portal.catalog.policy import parse_catalog
+from portal.catalog.parsing import parse_catalog
 from portal.catalog.publishing import PublishReport
 from portal.consent import reads
 from portal.consent.policy import Decision

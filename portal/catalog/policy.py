@@ -1,23 +1,18 @@
-"""The library's catalog of services, as the privacy officer writes it, and the rules for
-publishing it: every notice complete in every enabled locale, and what makes a change
-material (new data, new recipient, new purpose, longer retention — docs/PROMISES.md,
-"Notice version").
+"""The library's catalog of services as published: its shapes (services, terms, notices,
+connected systems), what makes a change material (new data, new recipient, new purpose,
+longer retention — docs/PROMISES.md, "Notice version") and a notice's content hash.
 A service offered to children below the guardian-consent age also carries a child's version
 of its notice in every enabled locale: the same facts in words a child can read (GDPR recital
-58, the UK Age Appropriate Design Code, standard 4).
-It also names the connected systems that hold a service's data outside the portal, which
-are asked to delete it (their signing secrets are never in the catalog: portal.outbox.keys).
+58, the UK Age Appropriate Design Code, standard 4). Reading the catalog the privacy officer
+writes is portal.catalog.parsing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from portal.catalog.jurisdiction import (
     DEFAULT_PRESET,
@@ -26,28 +21,8 @@ from portal.catalog.jurisdiction import (
     JurisdictionPolicy,
 )
 from portal.errors import CatalogCode, DomainError
-from portal.locale_codes import canonical
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
-SERVICE_KEYS = {
-    "key",
-    "minimum_age",
-    "store",
-    "purposes",
-    "data_categories",
-    "recipients",
-    "retention_days",
-    "systems",
-    "notice",
-    "child_notice",
-}
-SYSTEM_KEYS = {"key", "name", "endpoint"}
-LIBRARY_KEYS = {"name", "name_in"}
-JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
-TOP_KEYS = {"library", "jurisdiction", "system", "service"}
-# Deletion requests carry a patron reference: only over TLS, or to this machine itself.
-LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
-_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
 class CatalogError(DomainError):
@@ -146,6 +121,18 @@ def is_material_change(old: Terms, new: Terms) -> bool:
     )
 
 
+def stale_child_versions(
+    published: dict[str, dict[str, str] | None], spec: ServiceSpec
+) -> list[str]:
+    """Locales whose child's version is word for word the published one although the terms
+    change materially: the child would be asked again with yesterday's facts."""
+    return sorted(
+        locale
+        for locale, child in spec.child_notices.items()
+        if published.get(locale) is not None and published[locale] == child.as_dict()
+    )
+
+
 def offered_below_consent_age(minimum_age: int | None, library: JurisdictionPolicy) -> bool:
     """Whether a child below the guardian-consent age can meet the service. A patron may
     carry their own jurisdiction preset (GDPR-DE: 16), so the highest consent age any patron
@@ -172,328 +159,3 @@ def content_hash(
         separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def parse_catalog(
-    text: str, enabled_locales: tuple[str, ...], known_stores: tuple[str, ...]
-) -> Catalog:
-    """`known_stores` are the portal's stores of retained data (portal.stores.registry): a
-    service names at most one, and its rows are erased when the patron withdraws."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError([f"the catalog is not valid TOML: {exc}"]) from None
-    except RecursionError:  # arrays or tables nested thousands deep
-        raise CatalogError(["the catalog is not valid TOML: nested too deeply"]) from None
-    problems: list[str] = []
-    for unknown in sorted(set(raw) - TOP_KEYS):
-        problems.append(f"unknown top-level key '{unknown}'")
-    library = raw.get("library", {})
-    if not isinstance(library, dict) or not isinstance(library.get("name"), str):
-        problems.append("[library] needs a name")
-        library_name = ""
-    else:
-        library_name = library["name"].strip()
-        for unknown in sorted(set(library) - LIBRARY_KEYS):
-            problems.append(f"[library]: unknown key '{unknown}'")
-    library_names = _parse_library_names(
-        library.get("name_in", {}) if isinstance(library, dict) else {}, enabled_locales, problems
-    )
-    jurisdiction = _parse_jurisdiction(raw.get("jurisdiction", {}), problems)
-    systems = _parse_systems(raw.get("system", []), problems)
-    system_keys = tuple(system.key for system in systems)
-    raw_services = raw.get("service", [])
-    if not isinstance(raw_services, list) or not raw_services:
-        problems.append("the catalog defines no [[service]]")
-        raw_services = []
-    services: list[ServiceSpec] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(raw_services, start=1):
-        spec = _parse_service(
-            entry,
-            index,
-            jurisdiction=jurisdiction,
-            enabled_locales=enabled_locales,
-            known_stores=known_stores,
-            known_systems=system_keys,
-            problems=problems,
-        )
-        if spec is None:
-            continue
-        if spec.key in seen:
-            problems.append(f"service '{spec.key}' is defined twice")
-        seen.add(spec.key)
-        services.append(spec)
-    stores = [spec.store for spec in services if spec.store]
-    for store in sorted({s for s in stores if stores.count(s) > 1}):
-        problems.append(f"store '{store}' belongs to more than one service")
-    if problems:
-        raise CatalogError(problems)
-    return Catalog(
-        library_name=library_name,
-        library_names=library_names,
-        services=tuple(services),
-        jurisdiction=jurisdiction,
-        systems=systems,
-    )
-
-
-def _parse_library_names(
-    raw: Any, enabled_locales: tuple[str, ...], problems: list[str]
-) -> dict[str, str]:
-    """[library.name_in]: the library's own name in each language, e.g. es = "Biblioteca …"."""
-    if not isinstance(raw, dict):
-        problems.append("[library.name_in] must be a table of locale = name")
-        return {}
-    raw = _renamed_locales(raw, "[library.name_in]", problems)
-    names: dict[str, str] = {}
-    for locale, name in sorted(raw.items()):
-        if locale not in enabled_locales:
-            problems.append(f"[library.name_in]: '{locale}' is not an enabled locale")
-        elif not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
-            problems.append(f"[library.name_in]: {locale} needs a name (up to 200 characters)")
-        else:
-            names[locale] = name.strip()
-    return names
-
-
-def _renamed_locales(raw: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
-    """A table keyed by locale may still use a renamed code ([service.notice.tl]): it counts
-    as the new one ("fil"), unless both are given."""
-    tables: dict[str, Any] = {}
-    for code, value in raw.items():
-        new = canonical(code)
-        if new in tables:
-            problems.append(f"{where}: '{code}' and '{new}' are the same locale; keep '{new}'")
-        tables[new] = value
-    return tables
-
-
-def endpoint_problem(endpoint: str) -> str | None:
-    """Why a connected system's endpoint cannot be used, or None: HTTPS (plain HTTP only to
-    this machine, for a local relay or the tests), a host, no credentials in the URL."""
-    try:
-        parts = urlsplit(endpoint)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme not in ("https", "http") or not host:
-        return "must be an https:// URL"
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        return "must use https:// (plain http only to this machine)"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry credentials (the requests are signed instead)"
-    if parts.fragment:
-        return "must not have a #fragment"
-    return None
-
-
-def _parse_systems(raw: Any, problems: list[str]) -> tuple[SystemSpec, ...]:
-    if not isinstance(raw, list):
-        problems.append("[[system]] must be a list of tables")
-        return ()
-    systems: list[SystemSpec] = []
-    for index, entry in enumerate(raw, start=1):
-        if not isinstance(entry, dict):
-            problems.append(f"system #{index} is not a table")
-            continue
-        key = entry.get("key")
-        if not isinstance(key, str) or not _KEY_PATTERN.match(key):
-            problems.append(f"system #{index} needs a key of lowercase letters, digits and _")
-            continue
-        where = f"system '{key}'"
-        before = len(problems)
-        for unknown in sorted(set(entry) - SYSTEM_KEYS):
-            problems.append(f"{where}: unknown key '{unknown}'")
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
-            problems.append(f"{where}: needs a name (up to 100 characters), shown to patrons")
-        endpoint = entry.get("endpoint")
-        if not isinstance(endpoint, str) or not endpoint.strip():
-            problems.append(f"{where}: needs an endpoint (the URL deletion requests go to)")
-        elif (problem := endpoint_problem(endpoint.strip())) is not None:
-            problems.append(f"{where}: endpoint {problem}")
-        if any(system.key == key for system in systems):
-            problems.append(f"system '{key}' is defined twice")
-        if len(problems) > before:
-            continue
-        systems.append(SystemSpec(key=key, name=str(name).strip(), endpoint=str(endpoint).strip()))
-    return tuple(systems)
-
-
-def _is_age(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 25
-
-
-def _parse_jurisdiction(raw: Any, problems: list[str]) -> JurisdictionPolicy:
-    default = PRESETS[DEFAULT_PRESET]
-    if not isinstance(raw, dict):
-        problems.append("[jurisdiction] is not a table")
-        return default
-    for unknown in sorted(set(raw) - JURISDICTION_KEYS):
-        problems.append(f"[jurisdiction]: unknown key '{unknown}'")
-    preset = raw.get("preset", DEFAULT_PRESET)
-    if not isinstance(preset, str) or preset not in PRESETS:
-        problems.append(f"[jurisdiction]: unknown preset '{preset}' (e.g. US, GDPR-DE)")
-        return default
-    base = PRESETS[preset]
-    ages = {}
-    for name in ("guardian_consent_below", "age_of_majority"):
-        value = raw.get(name, getattr(base, name))
-        if not _is_age(value):
-            problems.append(f"[jurisdiction]: '{name}' must be an age in years")
-            return default
-        ages[name] = value
-    try:
-        return JurisdictionPolicy(code=preset, **ages)
-    except ValueError as error:
-        problems.append(f"[jurisdiction]: {error}")
-        return default
-
-
-def _parse_service(
-    entry: Any,
-    index: int,
-    *,
-    jurisdiction: JurisdictionPolicy,
-    enabled_locales: tuple[str, ...],
-    known_stores: tuple[str, ...],
-    known_systems: tuple[str, ...],
-    problems: list[str],
-) -> ServiceSpec | None:
-    if not isinstance(entry, dict):
-        problems.append(f"service #{index} is not a table")
-        return None
-    key = entry.get("key")
-    if not isinstance(key, str) or not _KEY_PATTERN.match(key):
-        problems.append(f"service #{index} needs a key of lowercase letters, digits and _")
-        return None
-    where = f"service '{key}'"
-    before = len(problems)
-    for unknown in sorted(set(entry) - SERVICE_KEYS):
-        problems.append(f"{where}: unknown key '{unknown}'")
-    store = entry.get("store")
-    if store is not None and store not in known_stores:
-        problems.append(f"{where}: unknown store '{store}' (known: {', '.join(known_stores)})")
-    lists = {}
-    for name in ("purposes", "data_categories", "recipients"):
-        value = entry.get(name)
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(item, str) and item.strip() for item in value)
-        ):
-            problems.append(f"{where}: '{name}' must be a non-empty list of names")
-            value = []
-        lists[name] = tuple(item.strip() for item in value)
-    retention = entry.get("retention_days")
-    if isinstance(retention, bool) or not isinstance(retention, int) or retention <= 0:
-        problems.append(f"{where}: 'retention_days' must be a positive number of days")
-        retention = 0
-    minimum_age = entry.get("minimum_age")
-    if minimum_age is not None and (
-        isinstance(minimum_age, bool)
-        or not isinstance(minimum_age, int)
-        or not 0 < minimum_age <= 25
-    ):
-        problems.append(f"{where}: 'minimum_age' must be an age in years")
-    systems = entry.get("systems", [])
-    if not isinstance(systems, list) or not all(isinstance(item, str) for item in systems):
-        problems.append(f"{where}: 'systems' must be a list of system keys")
-        systems = []
-    for unknown in [item for item in systems if item not in known_systems]:
-        problems.append(f"{where}: unknown system '{unknown}' (declare it as a [[system]])")
-    if len(set(systems)) != len(systems):
-        problems.append(f"{where}: a system is named twice in 'systems'")
-    notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
-    child_notices = _parse_child_notices(
-        entry,
-        where,
-        minimum_age=minimum_age,
-        jurisdiction=jurisdiction,
-        enabled_locales=enabled_locales,
-        problems=problems,
-    )
-    if len(problems) > before:
-        return None
-    terms = Terms(
-        purposes=lists["purposes"],
-        data_categories=lists["data_categories"],
-        recipients=lists["recipients"],
-        retention_days=retention,
-    )
-    return ServiceSpec(
-        key=key,
-        store=store,
-        terms=terms,
-        notices=notices,
-        minimum_age=minimum_age,
-        systems=tuple(systems),
-        child_notices=child_notices,
-    )
-
-
-def _parse_child_notices(
-    entry: dict[str, Any],
-    where: str,
-    *,
-    minimum_age: Any,
-    jurisdiction: JurisdictionPolicy,
-    enabled_locales: tuple[str, ...],
-    problems: list[str],
-) -> dict[str, NoticeText]:
-    """Required when a child below the guardian-consent age can meet the service; allowed
-    (and published) otherwise."""
-    raw = entry.get("child_notice")
-    age = minimum_age if isinstance(minimum_age, int) else None
-    if raw is None and not offered_below_consent_age(age, jurisdiction):
-        return {}
-    return _parse_notices(
-        raw,
-        where,
-        enabled_locales,
-        problems,
-        table="child_notice",
-        absent=(
-            "offered below the guardian-consent age, so it needs a child's version of its "
-            "notice ([service.child_notice.<locale>]) in every enabled locale"
-        ),
-    )
-
-
-def _parse_notices(
-    raw: Any,
-    where: str,
-    enabled_locales: tuple[str, ...],
-    problems: list[str],
-    *,
-    table: str = "notice",
-    absent: str = "no notice texts ([service.notice.<locale>])",
-) -> dict[str, NoticeText]:
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: {absent}")
-        return {}
-    raw = _renamed_locales(raw, f"{where}: notice", problems)
-    notices: dict[str, NoticeText] = {}
-    missing = [code for code in enabled_locales if code not in raw]
-    if missing:
-        problems.append(f"{where}: {table} missing in locale(s) {', '.join(missing)}")
-    for code, texts in raw.items():
-        if code not in enabled_locales:
-            continue  # texts for a locale the library has not enabled are kept out of publishing
-        if not isinstance(texts, dict):
-            problems.append(f"{where}: {table}.{code} is not a table")
-            continue
-        for unknown in sorted(set(texts) - set(NOTICE_FIELDS)):
-            problems.append(f"{where}: {table}.{code} has unknown field '{unknown}'")
-        empty = [
-            name
-            for name in NOTICE_FIELDS
-            if not isinstance(texts.get(name), str) or not texts[name].strip()
-        ]
-        if empty:
-            problems.append(f"{where}: {table}.{code} is missing {', '.join(empty)}")
-            continue
-        notices[code] = NoticeText(**{name: texts[name].strip() for name in NOTICE_FIELDS})
-    return notices

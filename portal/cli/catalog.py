@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from portal.catalog.policy import CatalogError, parse_catalog
+from portal.catalog.parsing import parse_catalog
+from portal.catalog.policy import CatalogError
 from portal.cli.database import with_db
 from portal.clock import utcnow
 from portal.officer import services as officer_services

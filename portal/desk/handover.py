@@ -14,7 +14,7 @@ from portal.clock import utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
 from portal.decisions.forms import parse_decision
-from portal.desk import services
+from portal.desk import handovers
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
 from portal.staff.access import HANDOVER_COOKIE, cookie_name, end_patron_session
@@ -23,13 +23,13 @@ from portal.web.requests import field, redirect_to, settings_of
 from portal.web.visit import LANGUAGE_COOKIE
 
 
-async def _current(request: Request) -> services.HandoverView | None:
+async def _current(request: Request) -> handovers.HandoverView | None:
     """Where the screen stands: a read, for every method."""
     settings = settings_of(request)
     token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
     if not token:
         return None
-    return await services.current_handover(
+    return await handovers.current_handover(
         settings.secret_key,
         token,
         now=utcnow(),
@@ -38,12 +38,12 @@ async def _current(request: Request) -> services.HandoverView | None:
     )
 
 
-async def _acted_on(request: Request) -> services.HandoverView | None:
+async def _acted_on(request: Request) -> handovers.HandoverView | None:
     """The screen, for a form sent from it (a POST): the patron is there, so its idle
     deadline starts again."""
     view = await _current(request)
     if view is not None:
-        await services.keep_open(view, now=utcnow())
+        await handovers.keep_open(view, now=utcnow())
     return view
 
 
@@ -77,7 +77,7 @@ async def choose_pin(request: Request) -> Response:
             raise DomainError(PatronCode.SETUP_MISSING)
         if pin != again:
             raise DomainError(PatronCode.PIN_MISMATCH)
-        await services.choose_pin(view, pin, now=utcnow())
+        await handovers.choose_pin(view, pin, now=utcnow())
     except DomainError as failure:
         return await screen(request, error=failure)
     return redirect_to(request, "handover.screen")
@@ -90,7 +90,7 @@ async def decide(request: Request) -> Response:
     try:
         posted = await request.form()
         form = parse_decision(posted)
-        await services.decide_at_desk(
+        await handovers.decide_at_desk(
             view,
             field(posted, "service"),
             form.decision,
@@ -109,7 +109,7 @@ async def later(request: Request) -> Response:
     view = await _acted_on(request)
     if view is None:
         return _cleared(request)
-    await services.decide_later(view)
+    await handovers.decide_later(view)
     return redirect_to(request, "handover.screen")
 
 
@@ -125,7 +125,7 @@ async def hand_back(request: Request) -> Response:
     settings = settings_of(request)
     token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
     if token:
-        await services.hand_back(settings.secret_key, token, now=utcnow())
+        await handovers.hand_back(settings.secret_key, token, now=utcnow())
     response = redirect_to(request, "staff.signin_form")
     await end_patron_session(request, response)
     # The next person at this screen starts in their own language.

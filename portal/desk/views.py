@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from portal import i18n
 from portal.clock import local_date, utcnow
-from portal.desk import services
+from portal.desk import handovers, services
 from portal.desk.forms import checked, parse_new_card
 from portal.desk.policy import CardRef, Purpose, make_ref, read_ref
 from portal.errors import DeskCode, DomainError
@@ -63,7 +63,7 @@ async def home(request: Request) -> Response:
     result = None
     handover_token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
     if handover_token:  # the screen came back: its outcome, shown once (the cookie goes)
-        result = await services.handover_result(settings.secret_key, handover_token, now=utcnow())
+        result = await handovers.handover_result(settings.secret_key, handover_token, now=utcnow())
     context = {
         "staff": staff,
         "result": result,
@@ -110,7 +110,7 @@ async def handover(request: Request) -> Response:
     card = await _card_from_form(request, staff)
     settings = settings_of(request)
     try:
-        handed = await services.begin_handover(
+        handed = await handovers.begin_handover(
             settings.secret_key,
             staff,
             card.patron_id,

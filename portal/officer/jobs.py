@@ -10,7 +10,7 @@ from collections.abc import Callable
 from portal.clock import local_date, utcnow
 from portal.credentials import throttle
 from portal.decisions.services import expire_unanswered
-from portal.desk.services import purge_handovers
+from portal.desk.handovers import purge_handovers
 from portal.erasure.services import apply_retention as apply_store_retention
 from portal.erasure.services import compact
 from portal.minors.services import ComingOfAge, coming_of_age, purge_expired_link_codes

@@ -13,9 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.policy import NOTICE_FIELDS, CatalogError, parse_catalog
-from portal.catalog.publishing import PublishedMeanwhile
-from portal.catalog.services import Change, latest_publication, preview_publication
+from portal.catalog.parsing import parse_catalog
+from portal.catalog.policy import NOTICE_FIELDS, CatalogError
+from portal.catalog.publishing import (
+    Change,
+    PublishedMeanwhile,
+    latest_publication,
+    preview_publication,
+)
 from portal.clock import local_date, utcnow
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services

@@ -13,8 +13,8 @@ from portal.catalog import publishing
 from portal.catalog import services as catalog_services
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import CatalogError, NoticeText, Terms, content_hash
+from portal.catalog.publishing import Change
 from portal.catalog.services import (
-    Change,
     current_notice,
     forget_published_catalog,
     published_catalog,

@@ -9,7 +9,8 @@ import pytest
 
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import CatalogError
-from portal.catalog.services import Change, age_for_decision
+from portal.catalog.publishing import Change
+from portal.catalog.services import age_for_decision
 from portal.consent import reads
 from portal.consent.policy import Decision, Status
 from portal.ledger.models import ConsentEvent, EventKind

@@ -36,7 +36,7 @@ async def _schema() -> dict[str, set[str]]:
 async def test_the_inventory_lists_exactly_the_migrated_schema(db: str) -> None:
     problems = differences(await _schema())
     assert problems == [], (
-        "The data inventory (portal/officer/inventory.py) and the migrated schema differ:\n  "
+        "The data inventory (portal/officer/inventory.toml) and the migrated schema differ:\n  "
         + "\n  ".join(problems)
         + "\nGive each stored column its line (what it holds), each table its purpose and "
         "retention, then run `python -m portal.officer.inventory` to update the README."

@@ -12,9 +12,14 @@ import pytest
 from tortoise import Tortoise
 
 from portal.catalog.models import Publication
-from portal.catalog.policy import CatalogError, parse_catalog
-from portal.catalog.publishing import PublishedMeanwhile
-from portal.catalog.services import Change, latest_publication, preview_publication
+from portal.catalog.parsing import parse_catalog
+from portal.catalog.policy import CatalogError
+from portal.catalog.publishing import (
+    Change,
+    PublishedMeanwhile,
+    latest_publication,
+    preview_publication,
+)
 from portal.consent.policy import Decision
 from portal.errors import DomainError, OfficerCode
 from portal.officer import services

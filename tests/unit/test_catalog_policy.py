@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.catalog.policy import CatalogError, Terms, is_material_change, parse_catalog
+from portal.catalog.parsing import parse_catalog
+from portal.catalog.policy import CatalogError, Terms, is_material_change
 from tests.factories import catalog_text, service_table, standard_catalog, system_table
 
 # The registry is a parameter of the pure parser; these stand for it.

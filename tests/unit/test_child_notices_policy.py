@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from portal.catalog.jurisdiction import PRESETS, AgeBand
+from portal.catalog.parsing import parse_catalog
 from portal.catalog.policy import (
     NOTICE_FIELDS,
     CatalogError,
     content_hash,
     offered_below_consent_age,
-    parse_catalog,
 )
 from portal.consent.policy import Party, audience_for
 from portal.i18n import KNOWN_LOCALES

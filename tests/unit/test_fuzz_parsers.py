@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import FormData
 
-from portal.catalog.policy import CatalogError, parse_catalog
+from portal.catalog.parsing import parse_catalog
+from portal.catalog.policy import CatalogError
 from portal.decisions.forms import parse_decision
 from portal.errors import DomainError
 from portal.patrons.views import parse_pin_setup, parse_signin
