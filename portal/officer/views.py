@@ -181,9 +181,7 @@ async def catalog_publish(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
-        await services.publish(
-            catalog, text, now=utcnow(), based_on=based_on, staff=staff
-        )
+        await services.publish(catalog, text, now=utcnow(), based_on=based_on, staff=staff)
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)
     except SecretsError as error:
