@@ -28,6 +28,7 @@ from portal.consent import views as consent_views
 from portal.db import tortoise_config
 from portal.decisions import views as decision_views
 from portal.desk import handover as handover_views
+from portal.desk import handovers
 from portal.desk import views as desk_views
 from portal.errors import ApiCode, DomainError
 from portal.minors import views as minors_views
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["has_receipt"] = has_receipt
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
+    app.state.screen_returned = handovers.hand_back  # called by staff sign-in (staff.views)
     # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.
     app.state.client_standings = ClientStandings()
     return app

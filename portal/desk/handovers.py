@@ -129,7 +129,7 @@ async def begin_handover(
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:
     """The hand-over while it is open: not handed back, not idle past its deadline. A read:
-    one left idle simply stops being found (collect_result tells staff it cleared itself)."""
+    one left idle simply stops being found (handover_result tells staff it cleared itself)."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
     if handover is None or handover.finished_at is not None or handover.expires_at <= now:
         return None
@@ -290,13 +290,13 @@ async def hand_back(secret: str, token: str, *, now: datetime) -> None:
             )
 
 
-async def handover_result(secret: str, token: str, *, now: datetime) -> HandoverResult | None:
+async def handover_result(secret: str, token: str) -> HandoverResult | None:
     """For staff signed in again at the same screen: the outcome (the page shows it once,
     dropping the hand-over's cookie). A read: the row goes with the daily purge."""
     handover = await Handover.get_or_none(token_lookup=keyed_hash(secret, Hashed.HANDOVER, token))
     if handover is None:
         return None
-    finished = handover.finished_at or now
+    finished = handover.finished_at
     patron = await Patron.get(id=handover.patron_id)
     return HandoverResult(
         Purpose(handover.purpose),
@@ -304,7 +304,7 @@ async def handover_result(secret: str, token: str, *, now: datetime) -> Handover
         handover.guardian_id,
         handover.pin_set,
         handover.guardian_needs_pin,
-        finished < handover.expires_at,
+        finished is not None and finished < handover.expires_at,
         patron.locale,
     )
 

@@ -63,7 +63,7 @@ async def home(request: Request) -> Response:
     result = None
     handover_token = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
     if handover_token:  # the screen came back: its outcome, shown once (the cookie goes)
-        result = await handovers.handover_result(settings.secret_key, handover_token, now=utcnow())
+        result = await handovers.handover_result(settings.secret_key, handover_token)
     context = {
         "staff": staff,
         "result": result,

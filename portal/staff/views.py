@@ -68,6 +68,11 @@ async def _signed_in(request: Request, staff_id: int, roles: frozenset[Role]) ->
     )
     staff = await staff_services.identity_of(staff_id)
     await audit.append(staff, AuditAction.SIGNED_IN, now=now)
+    screen = request.cookies.get(cookie_name(settings, HANDOVER_COOKIE))
+    if screen:
+        # Staff took back a screen that was handed over: the hand-over ends now (audited),
+        # handed back or not. The desk owns hand-overs; the app hands its step in.
+        await request.app.state.screen_returned(settings.secret_key, screen, now=now)
     target = "desk.home" if Role.DESK in roles else "staff.trail"
     response = redirect_to(request, target)
     await end_patron_session(request, response)

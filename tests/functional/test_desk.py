@@ -17,7 +17,7 @@ from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.settings import Settings
 from portal.staff.models import StaffAuditEvent, StaffSession
-from portal.staff.policy import Role
+from portal.staff.policy import AuditAction, Role
 from tests.desk import (
     answer_notice,
     create_card,
@@ -514,6 +514,22 @@ async def test_the_desk_shows_the_returned_screen_without_a_write_on_get(portal)
     assert await StaffAuditEvent.all().count() == trail
     again = await portal.client.get("/desk")
     assert "Card ready" not in visible_text(again.text), "shown once"
+
+
+async def test_staff_taking_the_screen_back_unreturned_ends_the_hand_over(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    staff, _ = await _onboard_and_hand_over(portal)
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    # No "hand back": staff simply sign in again on the same screen.
+    await staff_sign_in(portal.client, staff)
+
+    row = await Handover.get()
+    assert row.finished_at is not None, "the hand-over ends with the staff sign-in"
+    finished = await StaffAuditEvent.filter(action=AuditAction.HANDOVER_FINISHED).count()
+    assert finished == 1
+    desk = await portal.client.get("/desk")
+    assert "Card ready" in visible_text(desk.text)
+    assert "cleared itself" not in visible_text(desk.text)
 
 
 async def test_a_hand_over_is_not_begun_when_the_staff_session_cannot_end(
