@@ -9,7 +9,7 @@ import hmac
 import pytest
 
 from portal.credentials import policy
-from portal.credentials.policy import KeyPurpose, keyed_hash, purpose_key
+from portal.credentials.policy import PREFIXED, KeyPurpose, keyed_hash, purpose_key
 from portal.credentials.throttle import Guessing
 from tests.factories import SECRET
 
@@ -97,3 +97,38 @@ def test_a_purpose_added_later_hashes_under_its_own_key(monkeypatch: pytest.Monk
     expected = hmac.new(purpose_key(SECRET, KeyPurpose.CARD), b"42", hashlib.sha256).hexdigest()
     assert keyed_hash(SECRET, KeyPurpose.CARD, "42") == expected
     assert expected != hmac.new(SECRET.encode(), b"card:42", hashlib.sha256).hexdigest()
+
+
+def test_only_the_purposes_hashed_before_derived_keys_keep_the_old_form() -> None:
+    # Pinned by value: a purpose added to KeyPurpose later must not join this list.
+    assert {purpose.value for purpose in PREFIXED} == {
+        "card",
+        "setup",
+        "session",
+        "link",
+        "handover",
+        "desk-ref",
+        "staff",
+        "staff-setup",
+        "staff-session",
+        "staff-signin",
+        "audit-patron",
+        "receipt subject",
+        "consent-receipt",
+        "api-client-secret",
+        "outside-request-card",
+        "throttle-signin-card",
+        "throttle-signin-client",
+        "throttle-link-code-card",
+        "throttle-link-code-client",
+        "throttle-staff-card",
+        "throttle-staff-client",
+        "throttle-oauth-card",
+        "throttle-oauth-client",
+    }
+
+
+def test_every_purpose_not_kept_in_the_old_form_hashes_under_its_own_key() -> None:
+    for purpose in set(KeyPurpose) - PREFIXED:
+        derived = hmac.new(purpose_key(SECRET, purpose), b"42", hashlib.sha256).hexdigest()
+        assert keyed_hash(SECRET, purpose, "42") == derived
