@@ -138,5 +138,13 @@ def read_detail(
 @overload
 def read_detail(kind: EventKind, stored: Mapping[str, object]) -> EventDetail: ...
 def read_detail(kind: EventKind, stored: Mapping[str, object]) -> EventDetail:
-    """A stored detail as its kind's shape, with the keys and values it was stored with."""
-    return cast(EventDetail, checked(kind, stored))
+    """A stored detail as its kind's shape. Strict on writing, forgiving on reading: the
+    ledger is append-only, so a row written by a later version (a key this one does not
+    know) must not stop a patron's record from showing; such keys are left out. A row
+    missing a key its kind needs is refused (DetailError): nothing can be shown for it."""
+    keys = _KEYS[kind]
+    missing = keys.required - stored.keys()
+    if missing:
+        raise DetailError(f"{kind}: missing {sorted(missing)}")
+    known = keys.required | keys.optional
+    return cast(EventDetail, {key: value for key, value in stored.items() if key in known})

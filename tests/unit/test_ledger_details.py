@@ -99,10 +99,18 @@ def test_a_detail_is_stored_as_it_always_was_and_reads_back_as_written(
         (EventKind.DELETION_CONFIRMED, {"system": "sms", "request": "msg_a1", "via": "ack"}),
     ],
 )
-def test_a_detail_that_is_not_its_kinds_shape_is_neither_written_nor_read(
+def test_a_detail_that_is_not_its_kinds_shape_is_never_written(
     kind: EventKind, detail: dict[str, object]
 ) -> None:
     with pytest.raises(DetailError):
         checked(kind, detail)
+
+
+def test_a_stored_detail_with_a_key_this_version_does_not_know_still_reads() -> None:
+    stored = {"rows_deleted": 3, "reason": "retention", "by_a_later_version": True}
+    assert read_detail(EventKind.ERASED, stored) == {"rows_deleted": 3, "reason": "retention"}
+
+
+def test_a_stored_detail_missing_what_its_kind_needs_is_refused_on_reading() -> None:
     with pytest.raises(DetailError):
-        read_detail(kind, detail)
+        read_detail(EventKind.DELETION_REQUESTED, {"system": "ils"})
