@@ -15,8 +15,8 @@ import pytest
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState, MessageKind
 from portal.settings import Settings
-from portal.stores import reading_history
-from portal.stores.reading_history import HistoryEntry
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests.delivery import ReceiverProcess, delivery_catalog
 from tests.factories import make_patron, now, publish, system_secrets
 from tests.support import until

@@ -1,5 +1,5 @@
-"""Every domain package is held to the order of its files by the import contracts: a new
-package (a store, a domain) cannot slip past them unnamed."""
+"""Every domain package, and every module in it, is held to the order of its files by the
+import contracts: a new package (a store, a domain) or module cannot slip past them unnamed."""
 
 from __future__ import annotations
 
@@ -30,6 +30,22 @@ def test_every_domain_package_is_a_container_of_the_inside_each_domain_contract(
     inside = next(c for c in contracts() if c["name"].startswith("Inside each domain"))
     unheld = packages() - NOT_DOMAINS - set(inside["containers"])
     assert unheld == set(), f"add these to the contract's containers: {sorted(unheld)}"
+
+
+def test_every_module_of_a_domain_has_its_place_in_the_order() -> None:
+    inside = next(c for c in contracts() if c["name"].startswith("Inside each domain"))
+    placed = {
+        name.strip(" ()")
+        for layer in inside["layers"]
+        for name in layer.replace("|", ":").split(":")
+    }
+    unplaced = set()
+    for container in inside["containers"]:
+        folder = PORTAL.parent.joinpath(*container.split("."))
+        for module in folder.glob("*.py"):
+            if module.stem != "__init__" and module.stem not in placed:
+                unplaced.add(f"{container}.{module.stem}")
+    assert unplaced == set(), f"give these a layer in the contract: {sorted(unplaced)}"
 
 
 def test_no_contract_allows_indirect_imports() -> None:
