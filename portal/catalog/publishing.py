@@ -49,7 +49,7 @@ class PublishResult:
 
 async def write_publication(catalog: Catalog, source_text: str, *, now: datetime) -> PublishResult:
     """All or nothing: either every service is published, or nothing is. Call inside the
-    caller's transaction (consent.publishing), then `forget_published_catalog()`."""
+    caller's transaction (publish_catalog's, below), then `forget_published_catalog()`."""
     await _write_systems(catalog.systems)
     existing = {service.key: service for service in await Service.all().select_for_update()}
     wanted = {spec.key for spec in catalog.services}

@@ -198,27 +198,6 @@ class CardLookup:
     throttle_key: str
 
 
-@dataclass(frozen=True)
-class CardFacts:
-    """What desk staff may learn about a card: never a choice, a record or library use."""
-
-    patron_id: int
-    has_pin: bool
-    guardians: int
-    born_on: date | None
-    locale: str | None
-
-
-async def card_facts(secret: str, card_number: str) -> CardFacts | None:
-    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card_number))
-    if patron is None:
-        return None
-    guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
-    return CardFacts(
-        patron.id, patron.pin_hash is not None, guardians, patron.born_on, patron.locale
-    )
-
-
 async def look_up(
     secret: str,
     staff: StaffIdentity,
@@ -229,9 +208,10 @@ async def look_up(
     now: datetime,
     timezone: str,
 ) -> CardLookup:
-    facts = await card_facts(secret, card)
-    if facts is None:
+    patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
+    if patron is None:
         raise PatronError(PatronCode.CARD_UNKNOWN)
+    guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
     locked = await throttle.locked(
         secret,
         Guessing.SIGNIN,
@@ -240,12 +220,12 @@ async def look_up(
         window_seconds=window_seconds,
         now=now,
     )
-    age = await age_for_decision(facts.born_on, None, now=now, timezone=timezone)
-    await _audit_patron(secret, staff, AuditAction.CARD_LOOKED_UP, facts.patron_id, now)
+    age = await age_for_decision(patron.born_on, None, now=now, timezone=timezone)
+    await _audit_patron(secret, staff, AuditAction.CARD_LOOKED_UP, patron.id, now)
     return CardLookup(
-        facts.patron_id,
-        facts.has_pin,
-        facts.guardians,
+        patron.id,
+        patron.pin_hash is not None,
+        guardians,
         locked,
         age.band is AgeBand.CHILD,
         throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card)),
@@ -265,9 +245,7 @@ async def unlock_card(secret: str, staff: StaffIdentity, card: str, *, now: date
     cards too), with the audit line of a known card's patron in the same transaction."""
     patron = await Patron.get_or_none(card_lookup=card_lookup(secret, card))
     async with in_transaction():
-        cleared = await throttle.clear_key(
-            throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card))
-        )
+        cleared = await throttle.unlock(secret, Guessing.SIGNIN, guess_subject(card))
         if patron is not None:
             await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron.id, now)
     return cleared

@@ -34,8 +34,8 @@ async def erase_service_data(
     now: datetime,
     party: ActingParty,
 ) -> ErasureOutcome:
-    """Erase every row the service's store kept of the patron (an ERASED event, even when
-    there were none) and ask every connected system holding the service's data to delete it
+    """Erase every row the service's store kept of the patron (for a service with a store, an
+    ERASED event, even when there were none) and ask every connected system holding the service's data to delete it
     (a DELETION_REQUESTED event each), inside the caller's `erasing` transaction, the one
     that ended the consent."""
     rows = 0
