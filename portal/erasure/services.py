@@ -35,9 +35,9 @@ async def erase_service_data(
     party: ActingParty,
 ) -> ErasureOutcome:
     """Erase every row the service's store kept of the patron (for a service with a store, an
-    ERASED event, even when there were none) and ask every connected system holding the service's data to delete it
-    (a DELETION_REQUESTED event each), inside the caller's `erasing` transaction, the one
-    that ended the consent."""
+    ERASED event, even when there were none) and ask every connected system holding the
+    service's data to delete it (a DELETION_REQUESTED event each), inside the caller's
+    `erasing` transaction, the one that ended the consent."""
     rows = 0
     if service.store is not None:
         rows = erasure.deleted(await STORES[service.store].erase(patron_id))
