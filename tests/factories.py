@@ -14,7 +14,7 @@ from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.decisions import services as decisions
 from portal.decisions.services import Outcome
-from portal.officer.services import publish as publish_catalog
+from portal.officer.publishing import publish as publish_catalog
 from portal.outbox.policy import new_secret
 from portal.patrons.services import create_patron, set_pin_with_code
 from portal.stores.registry import KEYS as STORE_KEYS

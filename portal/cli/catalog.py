@@ -10,7 +10,7 @@ from portal.catalog.parsing import parse_catalog
 from portal.catalog.policy import CatalogError
 from portal.cli.database import with_db
 from portal.clock import utcnow
-from portal.officer import services as officer_services
+from portal.officer import publishing
 from portal.outbox.keys import SecretsError, require_secrets
 from portal.settings import Settings
 from portal.stores.registry import KEYS as STORE_KEYS
@@ -24,7 +24,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             catalog = parse_catalog(text, settings.locales, STORE_KEYS)
             # A system nobody can send signed requests to would hold deletions forever.
             require_secrets(settings, [system.key for system in catalog.systems])
-            report = await officer_services.publish(catalog, text, now=utcnow())
+            report = await publishing.publish(catalog, text, now=utcnow())
         except CatalogError as error:
             print("Nothing was published. Please fix:", file=sys.stderr)
             for problem in error.problems:

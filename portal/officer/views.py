@@ -23,7 +23,8 @@ from portal.catalog.publishing import (
 )
 from portal.clock import local_date, utcnow
 from portal.errors import DomainError, OfficerCode
-from portal.officer import services
+from portal.officer import publishing, services
+from portal.officer import register as outside_register
 from portal.officer.forms import (
     REQUEST_FIELDS,
     catalog_file,
@@ -139,7 +140,7 @@ async def catalog_preview(request: Request) -> Response:
         staff,
         AuditAction.CATALOG_PREVIEWED,
         now=utcnow(),
-        detail={"source_hash": services.source_hash(text)},
+        detail={"source_hash": publishing.source_hash(text)},
     )
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
@@ -157,10 +158,10 @@ async def catalog_preview(request: Request) -> Response:
         staff,
         previews=[preview for preview in previews if preview.change is not Change.UNCHANGED],
         unchanged=[preview.key for preview in previews if preview.change is Change.UNCHANGED],
-        already=latest is not None and latest[1] == services.source_hash(text),
+        already=latest is not None and latest[1] == publishing.source_hash(text),
         fields=NOTICE_FIELDS,
         text=text,
-        token=services.preview_token(settings.secret_key, staff.staff_id, based_on, text),
+        token=publishing.preview_token(settings.secret_key, staff.staff_id, based_on, text),
         changes=Change,
     )
 
@@ -171,7 +172,7 @@ async def catalog_publish(request: Request) -> Response:
     form = await request.form()
     raw = form.get("catalog_text")
     text = _normalised(raw if isinstance(raw, str) else "")
-    based_on = services.read_preview_token(
+    based_on = publishing.read_preview_token(
         settings.secret_key, staff.staff_id, field(form, "token"), text
     )
     if based_on is None:
@@ -181,7 +182,7 @@ async def catalog_publish(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
-        await services.publish(catalog, text, now=utcnow(), based_on=based_on, staff=staff)
+        await publishing.publish(catalog, text, now=utcnow(), based_on=based_on, staff=staff)
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)
     except SecretsError as error:
@@ -189,7 +190,7 @@ async def catalog_publish(request: Request) -> Response:
     except PublishedMeanwhile as meanwhile:
         code = (
             OfficerCode.ALREADY_PUBLISHED
-            if meanwhile.source_hash == services.source_hash(text)
+            if meanwhile.source_hash == publishing.source_hash(text)
             else OfficerCode.PUBLISHED_MEANWHILE
         )
         return _page(request, "officer/catalog.html", staff, failure=DomainError(code))
@@ -202,7 +203,7 @@ async def catalog_publish(request: Request) -> Response:
 def _register_page(
     request: Request,
     staff: StaffIdentity,
-    entries: list[services.OutsideRequestView],
+    entries: list[outside_register.OutsideRequestView],
     typed: dict[str, str] | None = None,
     deciding: dict[str, object] | None = None,
     **extra: object,
@@ -227,7 +228,7 @@ def _register_page(
 
 async def register(request: Request) -> Response:
     staff = await _officer(request, AuditAction.REGISTER_READ)
-    return _register_page(request, staff, await services.outside_requests())
+    return _register_page(request, staff, await outside_register.outside_requests())
 
 
 async def record_request(request: Request) -> Response:
@@ -237,7 +238,7 @@ async def record_request(request: Request) -> Response:
     form = await request.form()
     try:
         parsed = parse_outside_request(form, today=local_date(now, settings.timezone))
-        new = services.NewOutsideRequest(
+        new = outside_register.NewOutsideRequest(
             received_on=parsed.received_on,
             requesting_body=parsed.requesting_body,
             body_name=parsed.body_name,
@@ -250,13 +251,13 @@ async def record_request(request: Request) -> Response:
             entry_key=parsed.entry_key,
         )
         # Sent twice, it is recorded once: the register shows it either way.
-        await services.record_outside_request(settings.secret_key, new, staff, now=now)
+        await outside_register.record_outside_request(settings.secret_key, new, staff, now=now)
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=now)
         return _register_page(
             request,
             staff,
-            await services.outside_requests(),
+            await outside_register.outside_requests(),
             failure=failure,
             typed=typed_request(form),
         )
@@ -270,7 +271,7 @@ async def decide_request(request: Request) -> Response:
     try:
         decision, disclosed = parse_decision(form)
         decided = (
-            await services.decide_outside_request(
+            await outside_register.decide_outside_request(
                 settings_of(request).secret_key,
                 request_id,
                 decision,
@@ -279,7 +280,7 @@ async def decide_request(request: Request) -> Response:
                 now=utcnow(),
             )
             if request_id is not None
-            else services.Decided.UNKNOWN
+            else outside_register.Decided.UNKNOWN
         )
     except DomainError as failure:
         await audit.append(staff, AuditAction.REGISTER_READ, now=utcnow())
@@ -289,11 +290,11 @@ async def decide_request(request: Request) -> Response:
         return _register_page(
             request,
             staff,
-            await services.outside_requests(),
+            await outside_register.outside_requests(),
             failure=failure,
             deciding=deciding,
         )
-    if decided is services.Decided.UNKNOWN:
+    if decided is outside_register.Decided.UNKNOWN:
         raise HTTPException(status_code=404)
     # Decided now, or already (the register shows the decision that stands).
     return redirect_to(request, "officer.requests")
@@ -313,7 +314,7 @@ async def transparency(request: Request) -> Response:
         "officer/transparency.html",
         staff,
         year=year,
-        rows=await services.transparency_summary(year),
+        rows=await outside_register.transparency_summary(year),
         decisions=SUMMARY_DECISIONS,
     )
 
@@ -325,7 +326,7 @@ async def transparency_csv(request: Request) -> Response:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["year", "requesting_body", *SUMMARY_DECISIONS, "total"])
-    for body, cells, total in await services.transparency_summary(year):
+    for body, cells, total in await outside_register.transparency_summary(year):
         writer.writerow(
             [
                 year,

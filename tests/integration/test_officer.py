@@ -22,10 +22,10 @@ from portal.catalog.publishing import (
 )
 from portal.consent.policy import Decision
 from portal.errors import DomainError, OfficerCode
-from portal.officer import services
+from portal.officer import publishing, register, services
 from portal.officer.models import JobRun
 from portal.officer.policy import JobHealth, JobName, RunOutcome, RunState
-from portal.officer.services import publish as publish_catalog
+from portal.officer.publishing import publish as publish_catalog
 from portal.staff import audit
 from portal.staff.models import StaffAuditEvent
 from portal.staff.policy import AuditAction, Role
@@ -183,7 +183,7 @@ async def test_a_preview_publishes_once_and_never_over_a_newer_publication(db: s
     await publish_catalog(catalog, text, now=now(), based_on=base[0])
     with pytest.raises(PublishedMeanwhile) as twice:
         await publish_catalog(catalog, text, now=now(), based_on=base[0])
-    assert twice.value.source_hash == services.source_hash(text)
+    assert twice.value.source_hash == publishing.source_hash(text)
 
 
 async def test_a_publication_and_its_audit_line_stand_or_fall_together(db: str) -> None:
@@ -220,20 +220,20 @@ async def test_a_publication_and_its_audit_line_stand_or_fall_together(db: str) 
 
 
 def test_a_preview_token_binds_the_text_the_base_and_the_officer() -> None:
-    token = services.preview_token("secret", 7, 3, "text")
-    assert services.read_preview_token("secret", 7, token, "text") == 3
-    assert services.read_preview_token("secret", 7, token, "text!") is None
-    assert services.read_preview_token("secret", 8, token, "text") is None
-    assert services.read_preview_token("secret", 7, "4" + token[1:], "text") is None
+    token = publishing.preview_token("secret", 7, 3, "text")
+    assert publishing.read_preview_token("secret", 7, token, "text") == 3
+    assert publishing.read_preview_token("secret", 7, token, "text!") is None
+    assert publishing.read_preview_token("secret", 8, token, "text") is None
+    assert publishing.read_preview_token("secret", 7, "4" + token[1:], "text") is None
 
 
 async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     this_year = today().year
     for number in range(11):
-        await services.record_outside_request(
+        await register.record_outside_request(
             SECRET,
-            services.NewOutsideRequest(
+            register.NewOutsideRequest(
                 received_on=date(this_year, 1, 2),
                 requesting_body="law_enforcement",
                 body_name="County sheriff",
@@ -246,21 +246,21 @@ async def test_outside_requests_are_registered_and_summarised_by_year(db: str) -
             officer,
             now=now(),
         )
-    listed = await services.outside_requests()
+    listed = await register.outside_requests()
     assert len(listed) == 11
     assert listed[0].handled_by == officer.display_name
     rows = {
         body: (cells, total)
-        for body, cells, total in await services.transparency_summary(this_year)
+        for body, cells, total in await register.transparency_summary(this_year)
     }
     cells, total = rows["law_enforcement"]
     assert total.value == 11
     assert [cell.value for cell in cells].count(None) == 2  # the 1 disclosed, and its complement
-    assert (await services.transparency_summary(this_year - 1))[0][2].value == 0
+    assert (await register.transparency_summary(this_year - 1))[0][2].value == 0
 
 
-def _sent(entry_key: str | None, asked: str = "Loans of one patron") -> services.NewOutsideRequest:
-    return services.NewOutsideRequest(
+def _sent(entry_key: str | None, asked: str = "Loans of one patron") -> register.NewOutsideRequest:
+    return register.NewOutsideRequest(
         received_on=today(),
         requesting_body="court",
         body_name="District court",
@@ -277,12 +277,12 @@ async def test_a_form_sent_eight_times_at_once_records_one_request(db: str) -> N
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     recorded = await asyncio.gather(
         *(
-            services.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
+            register.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
             for _ in range(8)
         )
     )
     assert len([entry for entry in recorded if entry is not None]) == 1
-    assert len(await services.outside_requests()) == 1
+    assert len(await register.outside_requests()) == 1
     trail = await StaffAuditEvent.filter(action=AuditAction.OUTSIDE_REQUEST_RECORDED).count()
     assert trail == 1
 
@@ -290,9 +290,9 @@ async def test_a_form_sent_eight_times_at_once_records_one_request(db: str) -> N
 async def test_a_form_changed_and_sent_again_is_a_request_of_its_own(db: str) -> None:
     """Back, an edit, send: what was typed the second time is not lost."""
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
-    first = await services.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
+    first = await register.record_outside_request(SECRET, _sent("k" * 24), officer, now=now())
     edited = _sent("k" * 24, asked="Loans of one patron since March")
-    second = await services.record_outside_request(SECRET, edited, officer, now=now())
+    second = await register.record_outside_request(SECRET, edited, officer, now=now())
     assert None not in (first, second)
     assert first != second
 
@@ -301,8 +301,8 @@ async def test_forms_without_a_key_are_recorded_each_time_they_are_sent(db: str)
     """A page shown before the register's forms had keys."""
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     for _ in range(2):
-        assert await services.record_outside_request(SECRET, _sent(None), officer, now=now())
-    assert len(await services.outside_requests()) == 2
+        assert await register.record_outside_request(SECRET, _sent(None), officer, now=now())
+    assert len(await register.outside_requests()) == 2
 
 
 async def test_the_register_refuses_a_card_number_in_its_free_text_whoever_records_it(
@@ -311,24 +311,24 @@ async def test_the_register_refuses_a_card_number_in_its_free_text_whoever_recor
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     patron = await make_patron()
     with pytest.raises(DomainError) as refused:
-        await services.record_outside_request(
+        await register.record_outside_request(
             SECRET, _sent(None, asked=f"Loans of card {patron.card}"), officer, now=now()
         )
     assert refused.value.code == OfficerCode.CARD_IN_TEXT
-    assert await services.outside_requests() == []
+    assert await register.outside_requests() == []
 
 
 async def test_a_decision_refuses_a_card_number_in_what_was_disclosed(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     patron = await make_patron()
-    request_id = await services.record_outside_request(SECRET, _sent(None), officer, now=now())
+    request_id = await register.record_outside_request(SECRET, _sent(None), officer, now=now())
     assert request_id is not None
     with pytest.raises(DomainError) as refused:
-        await services.decide_outside_request(
+        await register.decide_outside_request(
             SECRET, request_id, "disclosed", f"loans of {patron.card}", officer, now=now()
         )
     assert refused.value.code == OfficerCode.CARD_IN_TEXT
-    assert (await services.outside_requests())[0].decision == "pending"
+    assert (await register.outside_requests())[0].decision == "pending"
 
 
 async def test_the_register_keeps_the_card_named_only_as_a_keyed_hash(db: str) -> None:
@@ -336,9 +336,9 @@ async def test_the_register_keeps_the_card_named_only_as_a_keyed_hash(db: str) -
     patron = await make_patron()
     named = replace(_sent("a" * 24), card=patron.card)
     unknown = replace(_sent("b" * 24), card="2999 0000 0001")
-    await services.record_outside_request(SECRET, named, officer, now=now())
-    await services.record_outside_request(SECRET, unknown, officer, now=now())
-    keys = {entry.reference: entry.patron_key for entry in await services.outside_requests()}
+    await register.record_outside_request(SECRET, named, officer, now=now())
+    await register.record_outside_request(SECRET, unknown, officer, now=now())
+    keys = {entry.reference: entry.patron_key for entry in await register.outside_requests()}
     stored = sorted(key or "" for key in keys.values())
     assert audit.patron_key(SECRET, patron.id) in stored
     assert all(key and "2999" not in key and patron.card not in key for key in stored)
@@ -346,9 +346,9 @@ async def test_the_register_keeps_the_card_named_only_as_a_keyed_hash(db: str) -
 
 async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
-    request_id = await services.record_outside_request(
+    request_id = await register.record_outside_request(
         SECRET,
-        services.NewOutsideRequest(
+        register.NewOutsideRequest(
             received_on=today(),
             requesting_body="law_enforcement",
             body_name="County sheriff",
@@ -363,22 +363,22 @@ async def test_two_officers_deciding_one_request_at_once_decide_it_once(db: str)
     )
     assert request_id is not None
     outcomes = await asyncio.gather(
-        services.decide_outside_request(SECRET, request_id, "refused", "", officer, now=now()),
-        services.decide_outside_request(
+        register.decide_outside_request(SECRET, request_id, "refused", "", officer, now=now()),
+        register.decide_outside_request(
             SECRET, request_id, "disclosed", "the loans", officer, now=now()
         ),
     )
-    assert sorted(outcomes) == [services.Decided.ALREADY, services.Decided.NOW]
+    assert sorted(outcomes) == [register.Decided.ALREADY, register.Decided.NOW]
     decided = await StaffAuditEvent.filter(action=AuditAction.OUTSIDE_REQUEST_DECIDED).count()
     assert decided == 1
-    stored = (await services.outside_requests())[0]
-    first = outcomes.index(services.Decided.NOW)
+    stored = (await register.outside_requests())[0]
+    first = outcomes.index(register.Decided.NOW)
     assert (stored.decision, stored.disclosed) == [("refused", ""), ("disclosed", "the loans")][
         first
     ]
-    assert await services.decide_outside_request(
+    assert await register.decide_outside_request(
         SECRET, request_id + 1, "refused", "", officer, now=now()
-    ) is (services.Decided.UNKNOWN)
+    ) is (register.Decided.UNKNOWN)
 
 
 async def test_two_officers_publishing_at_once_publish_once(db: str) -> None:
