@@ -38,7 +38,7 @@ async def guardian_home(request: Request, *, error: ErrorCode | None = None) -> 
     )
     return render(
         request,
-        "guardians/home.html",
+        "minors/home.html",
         {"children": children},
         error=error,
     )
@@ -103,7 +103,7 @@ async def guardian_notice(
         chosen = children
     return render(
         request,
-        "guardians/notice.html",
+        "minors/notice.html",
         {
             "notice": notice,
             "key": key,
@@ -158,7 +158,7 @@ async def link_code(request: Request) -> Response:
         )
     except services.MinorsError:
         raise HTTPException(status_code=403) from None
-    return render(request, "guardians/link_code.html", {"code": code, "expires_at": expires_at})
+    return render(request, "minors/link_code.html", {"code": code, "expires_at": expires_at})
 
 
 async def sharing(request: Request) -> Response:
