@@ -1,5 +1,6 @@
-"""Helpers for the desk's tests: staff accounts made as `portal staff add` makes them, and a
-staff member signing in and handing the screen over through the pages."""
+"""Helpers for the desk's tests: staff accounts made as `portal staff add` makes them, a
+staff member signing in and handing the screen over through the pages, and a database that
+refuses staff audit lines (a change must then fail with its audit line)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import itertools
 from dataclasses import dataclass
 
 import httpx2 as httpx
+from tortoise import Tortoise
 
 from portal.staff.policy import Role
 from portal.staff.services import add_local_staff, set_password_with_code
@@ -76,4 +78,21 @@ async def answer_notice(client: httpx.AsyncClient, decision: str) -> httpx.Respo
             "notice_version": hidden(screen.text, "notice_version"),
             "revision": hidden(screen.text, "revision"),
         },
+    )
+
+
+async def refuse_audit_lines(database_url: str) -> None:
+    """From here on, writing a staff audit line fails: a change must fail with it."""
+    connection = Tortoise.get_connection("default")
+    if database_url.startswith("sqlite"):
+        await connection.execute_script(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+        )
+        return
+    await connection.execute_script(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; "
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
     )

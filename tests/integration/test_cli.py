@@ -26,6 +26,7 @@ from portal.patrons.policy import guess_subject
 from portal.patrons.services import hash_secret, start_session
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
+from tests.desk import refuse_audit_lines
 from tests.factories import decides, demo_system_secrets, make_patron, now, publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -311,29 +312,12 @@ async def test_a_pin_reset_from_the_command_line_is_the_desks(db: str, portal_co
     assert await _audit_actions() == ["card_created", "pin_reset", "setup_slip_printed"]
 
 
-async def _refuse_audit_lines(database_url: str) -> None:
-    """From here on, writing a staff audit line fails: a change must fail with it."""
-    connection = Tortoise.get_connection("default")
-    if database_url.startswith("sqlite"):
-        await connection.execute_script(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
-            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
-        )
-        return
-    await connection.execute_script(
-        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
-        "RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; "
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
-    )
-
-
 async def test_a_link_made_from_the_command_line_is_undone_when_its_audit_line_fails(
     db: str, portal_command
 ) -> None:
     portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
     portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
-    await _refuse_audit_lines(db)
+    await refuse_audit_lines(db)
     portal_command(
         "link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n", expect=1
     )
@@ -346,7 +330,7 @@ async def test_a_link_ended_from_the_command_line_is_undone_when_its_audit_line_
     portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
     portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
     portal_command("link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n")
-    await _refuse_audit_lines(db)
+    await refuse_audit_lines(db)
     portal_command(
         "unlink-guardian", "--reason", "moved", stdin="2000 1000 3000\n2000 1000 2000\n", expect=1
     )
@@ -364,7 +348,7 @@ async def test_an_unlock_from_the_command_line_is_undone_when_its_audit_line_fai
         window_started_ms=0,
         attempts=5,
     )
-    await _refuse_audit_lines(db)
+    await refuse_audit_lines(db)
     portal_command("unlock-signin", stdin="2000 1000 4000\n", expect=1)
     assert await SignInCounter.filter(attempts=5).exists()
 
@@ -374,6 +358,6 @@ async def test_a_pin_reset_from_the_command_line_is_undone_when_its_audit_line_f
 ) -> None:
     portal_command("create-patron", stdin="2000 1000 6000\n")
     await Patron.all().update(pin_hash=await hash_secret("2580"))
-    await _refuse_audit_lines(db)
+    await refuse_audit_lines(db)
     portal_command("reset-pin", stdin="2000 1000 6000\n", expect=1)
     assert (await Patron.get()).pin_hash is not None

@@ -34,7 +34,7 @@ from portal.stores.reading_history.models import HistoryEntry
 from portal.stores.reading_history.services import Loan, record_loans
 from portal.stores.registry import KEYS as STORE_KEYS
 from tests.delivery import delivery_catalog
-from tests.desk import make_staff
+from tests.desk import make_staff, refuse_audit_lines
 from tests.factories import (
     SECRET,
     catalog_text,
@@ -193,27 +193,12 @@ async def test_a_publication_and_its_audit_line_stand_or_fall_together(db: str) 
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     text = standard_catalog(retention_days=900)
     catalog = parse_catalog(text, ("en",), STORE_KEYS)
-    connection = Tortoise.get_connection("default")
-    if db.startswith("sqlite"):
-        await connection.execute_script(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
-            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
-        )
-    else:
-        await connection.execute_script(
-            "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN "
-            "RAISE EXCEPTION 'audit refused'; END $$ LANGUAGE plpgsql; "
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON staff_audit_event "
-            "FOR EACH ROW EXECUTE FUNCTION refuse_audit();"
-        )
+    await refuse_audit_lines(db)
     with pytest.raises(Exception, match="audit refused"):
         await publish_catalog(catalog, text, now=now(), based_on=base[0], staff=officer)
     assert await latest_publication() == base  # not published without its audit line
-    await connection.execute_script(
-        "DROP TRIGGER refuse_audit ON staff_audit_event"
-        if not db.startswith("sqlite")
-        else "DROP TRIGGER refuse_audit"
-    )
+    on_table = "" if db.startswith("sqlite") else " ON staff_audit_event"
+    await Tortoise.get_connection("default").execute_script(f"DROP TRIGGER refuse_audit{on_table}")
     await publish_catalog(catalog, text, now=now(), based_on=base[0], staff=officer)
     published = await StaffAuditEvent.filter(action=AuditAction.CATALOG_PUBLISHED).count()
     assert published == 1
