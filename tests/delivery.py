@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from portal.db import apply_migrations, tortoise_config
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState
+from portal.settings import Settings
 from tests.factories import (
     SECRET,
     catalog_text,
@@ -293,3 +294,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def fast_delivery(settings: Settings, folder: Path) -> Settings:
+    """The delivery worker in process, fast: a poll every 0.1 s, the first retry after 0.2 s;
+    the connected system "ils" has its signing secret in `folder`."""
+    system_secrets(folder / "system-secrets.toml", "ils")
+    return replace(
+        settings,
+        delivery_in_process=True,
+        delivery_poll_seconds=0.1,
+        delivery_retry_seconds=0.2,
+        delivery_lease_seconds=2,
+        system_secrets_file=folder / "system-secrets.toml",
+    )

@@ -5,7 +5,6 @@ receiver process, down and then back: tests/system/test_deletion_pages.py.)"""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState
 from portal.settings import Settings
 from tests.api import bearer as api_bearer
-from tests.delivery import delivery_catalog
+from tests.delivery import delivery_catalog, fast_delivery
 from tests.factories import (
     catalog_text,
     decides,
@@ -26,7 +25,6 @@ from tests.factories import (
     publish,
     service_table,
     standard_catalog,
-    system_secrets,
     system_table,
 )
 from tests.web import choose, sign_in, visible_text
@@ -37,16 +35,7 @@ NOBODY = "http://127.0.0.1:9/hooks"
 
 @pytest.fixture
 def portal_settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The worker in process, fast: a poll every 0.1 s, the first retry after 0.2 s."""
-    system_secrets(tmp_path / "system-secrets.toml", "ils")
-    return replace(
-        settings,
-        delivery_in_process=True,
-        delivery_poll_seconds=0.1,
-        delivery_retry_seconds=0.2,
-        delivery_lease_seconds=2,
-        system_secrets_file=tmp_path / "system-secrets.toml",
-    )
+    return fast_delivery(settings, tmp_path)
 
 
 async def test_turning_on_again_shows_no_deletion(portal) -> None:

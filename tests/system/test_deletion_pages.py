@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from portal.outbox.policy import DeliveryState, MessageKind
 from portal.settings import Settings
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
-from tests.delivery import ReceiverProcess, delivery_catalog
-from tests.factories import make_patron, now, publish, system_secrets
+from tests.delivery import ReceiverProcess, delivery_catalog, fast_delivery
+from tests.factories import make_patron, now, publish
 from tests.support import until
 from tests.web import choose, sign_in, visible_text
 
@@ -28,16 +27,7 @@ WAITING = "Library system : waiting for confirmation. We keep asking until it is
 
 @pytest.fixture
 def portal_settings(settings: Settings, tmp_path: Path) -> Settings:
-    """The worker in process, fast: a poll every 0.1 s, the first retry after 0.2 s."""
-    system_secrets(tmp_path / "system-secrets.toml", "ils")
-    return replace(
-        settings,
-        delivery_in_process=True,
-        delivery_poll_seconds=0.1,
-        delivery_retry_seconds=0.2,
-        delivery_lease_seconds=2,
-        system_secrets_file=tmp_path / "system-secrets.toml",
-    )
+    return fast_delivery(settings, tmp_path)
 
 
 @pytest.fixture
