@@ -8,6 +8,7 @@ import hmac
 
 import pytest
 
+from portal.credentials import policy
 from portal.credentials.policy import PREFIXED, KeyPurpose, keyed_hash, purpose_key
 from portal.credentials.throttle import Guessing
 from tests.factories import SECRET
@@ -78,6 +79,33 @@ def test_the_purposes_are_the_strings_they_always_were() -> None:
 
 def test_only_the_purposes_hashed_before_derived_keys_keep_the_old_form() -> None:
     assert {purpose.value for purpose in PREFIXED} == OLD_FORM
+
+
+def test_no_purpose_can_be_mistaken_for_another() -> None:
+    # "<purpose>:<value>" splits at the first colon only if no purpose holds one.
+    assert all(":" not in purpose for purpose in KeyPurpose)
+    hashes = {keyed_hash(SECRET, purpose, "42") for purpose in KeyPurpose}
+    assert len(hashes) == len(KeyPurpose)
+
+
+def _hkdf_sha256(secret: bytes, info: bytes) -> bytes:
+    """RFC 5869 with no salt, written out, to check the library's derivation against."""
+    prk = hmac.new(b"\0" * 32, secret, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def test_a_purpose_key_is_hkdf_of_the_secret_for_that_purpose_alone() -> None:
+    card = purpose_key(SECRET, KeyPurpose.CARD)
+    assert card == _hkdf_sha256(SECRET.encode(), b"portal keyed hash card")
+    assert card != purpose_key(SECRET, KeyPurpose.SESSION)
+    assert card != purpose_key("another secret", KeyPurpose.CARD)
+
+
+def test_a_purpose_added_later_hashes_under_its_own_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policy, "PREFIXED", frozenset())
+    expected = hmac.new(purpose_key(SECRET, KeyPurpose.CARD), b"42", hashlib.sha256).hexdigest()
+    assert keyed_hash(SECRET, KeyPurpose.CARD, "42") == expected
+    assert expected != hmac.new(SECRET.encode(), b"card:42", hashlib.sha256).hexdigest()
 
 
 def test_every_purpose_not_kept_in_the_old_form_hashes_under_its_own_key() -> None:
