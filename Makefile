@@ -14,6 +14,7 @@ export PORTAL_DATA_DIR ?= data
 
 help:
 	@echo "make run     set up and run the portal on SQLite with the demo catalog (development mode)"
+	@echo "make run-sip2  the same, patrons signing in with a library card through SIP2 (a stand-in library system)"
 	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
 	@echo "make quick   lint, types, then the unit and functional tests on SQLite (no other processes)"
 	@echo "make bench   run the benchmarks and print figures"
@@ -69,6 +70,25 @@ run: setup
 	@echo
 	PORTAL_DEV_MODE=true $(BIN)/portal serve --host 127.0.0.1 --port 8000
 
+# As `run`, with patrons signing in by library card and PIN through SIP2: the library system
+# stand-in (tests/ils/server.py, its demo cards) on 127.0.0.1:6001, stopped with the portal.
+run-sip2: setup
+	PORTAL_DEV_MODE=true $(BIN)/portal migrate
+	PORTAL_DEV_MODE=true $(BIN)/portal publish deploy/catalog.toml
+	@echo
+	@PORTAL_DEV_MODE=true $(BIN)/portal demo-desk
+	@echo "Desk: choose the password at http://127.0.0.1:8000/staff/setup, then open http://127.0.0.1:8000/desk"
+	@echo
+	@exec 3< <(exec $(BIN)/python -m tests.ils.server --demo --port 6001); ils=$$!; \
+	  trap 'kill $$ils 2>/dev/null' EXIT; \
+	  read -r -u 3 word _ && [ "$$word" = ready ] || { echo "The library system stand-in did not start: is port 6001 free?"; exit 1; }; \
+	  echo "Library system stand-in on 127.0.0.1:6001 (SIP2, plain text on loopback)."; \
+	  echo "Open http://127.0.0.1:8000/ and sign in with card 21000000000001, PIN 1234"; \
+	  echo "  (a child of 10: card 21000000000002, PIN 1234; a name with accents: 21000000000003, PIN 1234)"; \
+	  echo; \
+	  PORTAL_DEV_MODE=true PORTAL_IDENTITY_SOURCE=sip2 PORTAL_SIP2_HOST=127.0.0.1 PORTAL_SIP2_PORT=6001 \
+	    PORTAL_SIP2_PLAIN_LOOPBACK=true $(BIN)/portal serve --host 127.0.0.1 --port 8000
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -119,4 +139,4 @@ vendor-htmx:
 	  cp package/dist/htmx.min.js $(CURDIR)/portal/static/htmx.min.js
 	@echo "Vendored htmx.org $(HTMX_VERSION); record it in portal/static/VENDORED.md"
 
-.PHONY: help setup system-packages run lint types messages messages-check migration test quick bench crash vendor-htmx
+.PHONY: help setup system-packages run run-sip2 lint types messages messages-check migration test quick bench crash vendor-htmx

@@ -13,6 +13,7 @@ Prints `ready <port>` once it listens; stops on SIGTERM. The patrons file is a J
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import ssl
 import sys
@@ -261,7 +262,8 @@ def main(argv: list[str]) -> None:
         entries = DEMO_PATRONS
     else:
         entries = json.loads(options.patrons.read_text(encoding="utf-8"))
-    anyio.run(serve, options, build_server(options, load_patrons(entries)))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C on `make run-sip2`
+        anyio.run(serve, options, build_server(options, load_patrons(entries)))
 
 
 if __name__ == "__main__":

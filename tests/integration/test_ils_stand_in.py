@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from pysip2 import (
     verify_checksum,
 )
 
-from tests.ils_process import RunningIls, make_tls_files, running_ils
+from tests.ils_process import DEMO_PATRONS, RunningIls, make_tls_files, running_ils
 
 ADULT = {"card": "21000000000001", "pin": "1234", "name": "Sam Rivera", "born": "19850315"}
 NO_PASSWORD = {"card": "21000000000004", "pin": None, "name": "Pat Nopin", "born": None}
@@ -279,3 +280,21 @@ def test_tls_is_served_with_a_certificate_the_ca_file_verifies(tmp_path: Path) -
             pytest.raises(ssl.SSLCertVerificationError),
         ):
             other.wrap_socket(raw, server_hostname=ils.host)
+
+
+def test_the_demo_child_turned_ten_today_and_every_demo_card_signs_in(tmp_path: Path) -> None:
+    with (
+        running_ils(tmp_path, DEMO_PATRONS) as ils,
+        socket.create_connection((ils.host, ils.port), timeout=5) as sock,
+    ):
+        asked = Line(sock)
+        answers = {
+            patron["card"]: fields(asked.raw(information(str(patron["card"]), patron["pin"] or "")))
+            for patron in DEMO_PATRONS
+        }
+    today = date.today()  # noqa: DTZ011 (the stand-in's own day)
+    born = datetime.strptime(answers["21000000000002"]["PB"], "%Y%m%d").date()  # noqa: DTZ007
+    assert today.year - born.year - ((today.month, today.day) < (born.month, born.day)) == 10
+    assert {card: (got["BL"], got["CQ"]) for card, got in answers.items()} == {
+        card: ("Y", "Y") for card in answers
+    }
