@@ -36,6 +36,7 @@ from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
 from portal.patrons import access as patron_access
 from portal.patrons import views as patron_views
+from portal.patrons.ils import library_system
 from portal.rights import views as rights_views
 from portal.rights.policy import has_receipt, receipt_reference
 from portal.settings import Settings
@@ -121,7 +122,11 @@ def create_app(settings: Settings) -> Starlette:
             RegisterTortoise(app, config=tortoise_config(settings.database_url)),
             delivery.in_process(settings),
         ):
-            yield
+            try:
+                yield
+            finally:
+                if app.state.ils is not None:
+                    await app.state.ils.close()
 
     app = Starlette(
         routes=[
@@ -173,6 +178,8 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["has_receipt"] = has_receipt
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
+    app.state.ils = library_system(settings)  # when the library system checks cards and PINs
+    app.state.templates.globals["pins_at_library"] = settings.uses_sip2
     app.state.screen_returned = handovers.hand_back  # called by staff sign-in (staff.views)
     # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.
     app.state.client_standings = ClientStandings()

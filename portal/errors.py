@@ -21,6 +21,8 @@ class PatronCode(StrEnum):
     CARD_EXISTS = "card_exists"
     CARD_UNKNOWN = "card_unknown"
     SETUP_CODE_INVALID = "setup_code_invalid"
+    ILS_UNAVAILABLE = "ils_unavailable"
+    PIN_AT_LIBRARY_SYSTEM = "pin_at_library_system"
 
 
 class ConsentCode(StrEnum):
@@ -102,6 +104,9 @@ class DeskCode(StrEnum):
     HANDOVER_ENDED = "handover_ended"
     SAME_CARD = "same_card"
     PIN_EXISTS = "pin_exists"
+    CARD_NOT_IN_ILS = "card_not_in_ils"
+    ILS_UNAVAILABLE = "desk_ils_unavailable"
+    PIN_AT_LIBRARY_SYSTEM = "desk_pin_at_library_system"
 
 
 class OfficerCode(StrEnum):

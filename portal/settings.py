@@ -17,6 +17,7 @@ from starlette.config import Config
 
 from portal.i18n import KNOWN_LOCALES
 from portal.locale_codes import canonical
+from portal.sip2.client import LOOPBACK
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -47,6 +48,16 @@ def _setting(
 
 
 _LIBRARY_LOCALES = tuple(KNOWN_LOCALES)
+
+# The character encodings a library system's SIP2 server uses, by the names operators write.
+SIP2_ENCODINGS = {
+    "cp850": "cp850",
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+}
 
 
 @dataclass(frozen=True)
@@ -253,6 +264,95 @@ class Settings:
         parse=float,
     )
 
+    identity_source: str = _setting(
+        "portal",
+        "PORTAL_IDENTITY_SOURCE",
+        "Who checks a patron's card and PIN: `portal` (PINs the patrons set in the portal) or "
+        "`sip2` (the library system, over SIP2: patrons sign in with the PIN it already holds).",
+    )
+    sip2_host: str = _setting(
+        "", "PORTAL_SIP2_HOST", "The library system's SIP2 server (its host name).", shown="none"
+    )
+    sip2_port: int = _setting(6001, "PORTAL_SIP2_PORT", "Its SIP2 port.", parse=int)
+    sip2_ca_file: str = _setting(
+        "",
+        "PORTAL_SIP2_CA_FILE",
+        "CA certificates (PEM) that the SIP2 server's TLS certificate is verified against. "
+        "Empty: the system's CAs.",
+        shown="none",
+    )
+    sip2_plain_loopback: bool = _setting(
+        False,
+        "PORTAL_SIP2_PLAIN_LOOPBACK",
+        "`true`: plain TCP to a SIP2 host on this machine, for an stunnel that carries TLS "
+        "onwards. Refused for any other host; without it, SIP2 is TLS only.",
+        parse=_bool,
+    )
+    sip2_login_user: str = _setting(
+        "",
+        "PORTAL_SIP2_LOGIN_USER",
+        "SIP2 login (`CN`) when the library system wants one; empty: no login.",
+        shown="none",
+    )
+    sip2_login_password: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "PORTAL_SIP2_LOGIN_PASSWORD",
+            "doc": "SIP2 login password (`CO`).",
+            "parse": str,
+            "shown": "none",
+        },
+    )
+    sip2_location: str = _setting(
+        "", "PORTAL_SIP2_LOCATION", "SIP2 location code (`CP`) sent with the login.", shown="none"
+    )
+    sip2_institution: str = _setting(
+        "", "PORTAL_SIP2_INSTITUTION", "SIP2 institution id (`AO`).", shown="none"
+    )
+    sip2_terminal_password: str = field(
+        default="",
+        repr=False,
+        metadata={
+            "env": "PORTAL_SIP2_TERMINAL_PASSWORD",
+            "doc": "SIP2 terminal password (`AC`), when the library system wants one.",
+            "parse": str,
+            "shown": "none",
+        },
+    )
+    sip2_message: str = _setting(
+        "patron-information",
+        "PORTAL_SIP2_MESSAGE",
+        "`patron-information` (SIP2 63) or `patron-status` (SIP2 23) to check a card and PIN.",
+    )
+    sip2_encoding: str = _setting(
+        "cp850",
+        "PORTAL_SIP2_ENCODING",
+        "The library system's SIP2 character encoding: `cp850` (the protocol's default), "
+        "`utf-8` or `latin-1`.",
+    )
+    sip2_birth_date_field: str = _setting(
+        "PB",
+        "PORTAL_SIP2_BIRTH_DATE_FIELD",
+        "The SIP2 field that carries a patron's birth date as YYYYMMDD: `PB` (Koha, "
+        "Evergreen), `BC` (Polaris), or empty when the library system sends none.",
+    )
+    sip2_pool_size: int = _setting(
+        4, "PORTAL_SIP2_POOL_SIZE", "SIP2 connections each process keeps open.", parse=int
+    )
+    sip2_connect_timeout: float = _setting(
+        3.0,
+        "PORTAL_SIP2_CONNECT_TIMEOUT",
+        "Seconds to connect (and log in) to the SIP2 server, or to wait for a free connection.",
+        parse=float,
+    )
+    sip2_read_timeout: float = _setting(
+        5.0,
+        "PORTAL_SIP2_READ_TIMEOUT",
+        "Seconds to wait for the SIP2 server's answer.",
+        parse=float,
+    )
+
     @property
     def uses_identity_provider(self) -> bool:
         return bool(self.oidc_issuer)
@@ -277,8 +377,42 @@ class Settings:
             raise ValueError("PORTAL_DELIVERY_POLL_SECONDS and _RETRY_SECONDS must be positive")
         if self.delivery_lease_seconds < 1:
             raise ValueError("PORTAL_DELIVERY_LEASE_SECONDS must be at least 1")
+        self._check_identity_source()
         if "CHANGE-ME" in self.secret_key.upper():
             raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
+
+    @property
+    def uses_sip2(self) -> bool:
+        return self.identity_source == "sip2"
+
+    def _check_identity_source(self) -> None:
+        if self.identity_source not in ("portal", "sip2"):
+            raise ValueError("PORTAL_IDENTITY_SOURCE must be `portal` or `sip2`")
+        if self.sip2_message not in ("patron-information", "patron-status"):
+            raise ValueError("PORTAL_SIP2_MESSAGE must be `patron-information` or `patron-status`")
+        if self.sip2_encoding.lower() not in SIP2_ENCODINGS:
+            raise ValueError("PORTAL_SIP2_ENCODING must be `cp850`, `utf-8` or `latin-1`")
+        object.__setattr__(self, "sip2_encoding", SIP2_ENCODINGS[self.sip2_encoding.lower()])
+        field_code = self.sip2_birth_date_field
+        if field_code and not (
+            len(field_code) == 2 and field_code.isascii() and field_code.isupper()
+        ):
+            raise ValueError(
+                "PORTAL_SIP2_BIRTH_DATE_FIELD must be a two-letter SIP2 field or empty"
+            )
+        if not self.uses_sip2:
+            return
+        if not self.sip2_host:
+            raise ValueError("PORTAL_IDENTITY_SOURCE=sip2 needs PORTAL_SIP2_HOST")
+        if self.sip2_plain_loopback and self.sip2_host not in LOOPBACK:
+            raise ValueError(
+                "PORTAL_SIP2_PLAIN_LOOPBACK is only for a SIP2 host on this machine (an "
+                "stunnel): use TLS for any other host"
+            )
+        if self.sip2_ca_file and not Path(self.sip2_ca_file).is_file():
+            raise ValueError("PORTAL_SIP2_CA_FILE: no such file")
+        if self.sip2_pool_size < 1 or min(self.sip2_connect_timeout, self.sip2_read_timeout) <= 0:
+            raise ValueError("PORTAL_SIP2_POOL_SIZE and the SIP2 timeouts must be positive")
 
     @classmethod
     def from_environment(cls, env_file: str | None = None) -> Settings:

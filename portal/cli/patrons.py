@@ -36,7 +36,22 @@ def _print_setup(code: str, expires_at: datetime) -> None:
     print("they set their own PIN at /setup-pin.")
 
 
+def _pins_at_library(settings: Settings) -> bool:
+    """With the library system as the identity source there are no portal PINs to set up:
+    say so instead of printing a code nobody can use."""
+    if settings.uses_sip2:
+        print(
+            "Patrons sign in with the PIN the library system holds (PORTAL_IDENTITY_SOURCE="
+            "sip2): no setup codes. The first sign-in makes the account; `portal "
+            "import-patrons` (without --codes-file) makes accounts beforehand.",
+            file=sys.stderr,
+        )
+    return settings.uses_sip2
+
+
 def cmd_create_patron(settings: Settings, args: argparse.Namespace) -> int:
+    if _pins_at_library(settings):
+        return 2
     card = _read_card()
 
     async def work() -> int:
@@ -120,6 +135,8 @@ def cmd_import_patrons(settings: Settings, args: argparse.Namespace) -> int:
             print(f"Cannot read {args.file}: {error.strerror}", file=sys.stderr)
             return 2
         codes = None
+        if args.codes_file and _pins_at_library(settings):
+            return 2
         if args.codes_file:
             try:
                 codes = _CodesFile(args.codes_file)
@@ -154,6 +171,8 @@ def cmd_import_patrons(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
+    if _pins_at_library(settings):
+        return 2
     card = _read_card()
 
     async def work() -> int:
@@ -177,6 +196,8 @@ def cmd_reset_pin(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo_patron(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.dev_mode:
         print("The demo patron exists only in development mode.", file=sys.stderr)
+        return 2
+    if _pins_at_library(settings):
         return 2
 
     async def work() -> int:

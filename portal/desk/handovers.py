@@ -77,13 +77,18 @@ async def begin_handover(
     idle_minutes: int,
     timezone: str,
     staff_token: str | None,
+    pin_chosen_here: bool = True,
 ) -> Handed:
     """The token for the hand-over cookie, and the screen's language. Only a card without a
     PIN (new, or just reset) is handed over: staff can never use the screen to give an
     account a PIN of their own.
     The staff session (`staff_token`) ends in the same transaction: until staff sign in
     again, nothing of the desk is reachable from this screen, and a screen is never handed
-    over with staff still signed in."""
+    over with staff still signed in.
+    `pin_chosen_here` False: the library system holds the patrons' PINs, so the screen
+    skips choosing one and opens on the notices; only a new card is handed over then."""
+    if not pin_chosen_here and purpose is not Purpose.NEW_CARD:
+        raise DeskError(DeskCode.PIN_AT_LIBRARY_SYSTEM)
     if purpose not in (Purpose.NEW_CARD, Purpose.PIN_RESET):
         raise DeskError(DeskCode.HANDOVER_ENDED)
     token = secrets.token_urlsafe(32)
@@ -109,7 +114,9 @@ async def begin_handover(
             guardian_id=guardian.id if guardian else None,
             guardian_decides=guardian_decides,
             purpose=purpose,
-            guardian_needs_pin=bool(guardian and guardian_is_new and guardian.pin_hash is None),
+            pin_set=not pin_chosen_here,
+            guardian_needs_pin=pin_chosen_here
+            and bool(guardian and guardian_is_new and guardian.pin_hash is None),
             service_keys=keys,
             started_at=now,
             expires_at=now + timedelta(minutes=idle_minutes),

@@ -25,9 +25,10 @@ from portal.credentials.throttle import Guessing
 from portal.errors import DeskCode, DomainError, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.minors.services import end_link_at_desk, link_at_desk
+from portal.patrons.ils import ask
 from portal.patrons.importing import BadRow, ImportSummary, IssuedCode, import_patrons
 from portal.patrons.models import Patron
-from portal.patrons.policy import guess_subject
+from portal.patrons.policy import guess_subject, normalise_card
 from portal.patrons.services import (
     NewPatron,
     PatronError,
@@ -38,6 +39,7 @@ from portal.patrons.services import (
     lock_patron,
     register_card,
 )
+from portal.sip2.client import Sip2Client
 from portal.staff import audit
 from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
@@ -74,10 +76,17 @@ async def onboard(
     guardian: GuardianAtDesk | None,
     now: datetime,
     timezone: str,
+    ils: Sip2Client | None = None,
 ) -> Onboarded:
     """A new card with every optional service off and no PIN. Below the guardian-consent
     age a guardian checked in person is linked in the same transaction; if anything is
-    refused, nothing is created."""
+    refused, nothing is created. When the library system checks cards and PINs (`ils`),
+    it must know the card (and a guardian card made now) first; a birth date it holds is
+    used when staff typed none."""
+    if ils is not None:
+        born_on = await _checked_with_library_system(
+            ils, card, guardian.card if guardian and guardian.new_card else None, born_on
+        )
     age = await age_for_decision(born_on, None, now=now, timezone=timezone)
     if age.band is AgeBand.CHILD and guardian is None:
         raise DeskError(DeskCode.GUARDIAN_CARD_REQUIRED)
@@ -104,6 +113,27 @@ async def onboard(
             for party in (made.child_id, made.guardian_id):
                 await _audit_patron(secret, staff, AuditAction.GUARDIAN_LINKED, party, now)
     return Onboarded(patron_id, guardian_id, guardian is not None and guardian.new_card, age.band)
+
+
+async def _checked_with_library_system(
+    ils: Sip2Client, card: str, guardian_card: str | None, born_on: date | None
+) -> date | None:
+    """Staff learn only whether the library system knows a card: no name, nothing else."""
+    for number in (card, guardian_card):
+        if number is None:
+            continue
+        normalised = normalise_card(number)
+        if normalised is None:
+            raise DeskError(PatronCode.CARD_FORMAT)
+        try:
+            answer = await ask(ils, normalised, None)
+        except PatronError:
+            raise DeskError(DeskCode.ILS_UNAVAILABLE) from None
+        if not answer.valid_patron:
+            raise DeskError(DeskCode.CARD_NOT_IN_ILS)
+        if number == card and born_on is None:
+            born_on = answer.born_on
+    return born_on
 
 
 async def _audit_patron(

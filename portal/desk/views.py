@@ -16,6 +16,7 @@ from portal.desk import handovers, services
 from portal.desk.forms import checked, parse_new_card
 from portal.desk.policy import CardRef, Purpose, make_ref, read_ref
 from portal.errors import DeskCode, DomainError
+from portal.patrons.access import library_system
 from portal.staff.access import (
     HANDOVER_COOKIE,
     STAFF_COOKIE,
@@ -92,6 +93,7 @@ async def new_card(request: Request) -> Response:
             guardian=parsed.guardian,
             now=now,
             timezone=settings.timezone,
+            ils=library_system(request),
         )
     except DomainError as failure:
         return _refused(request, staff, failure)
@@ -118,6 +120,7 @@ async def handover(request: Request) -> Response:
             guardian_is_new=card.guardian_is_new,
             purpose=card.purpose,
             now=utcnow(),
+            pin_chosen_here=library_system(request) is None,
             idle_minutes=settings.handover_idle_minutes,
             timezone=settings.timezone,
             staff_token=request.cookies.get(cookie_name(settings, STAFF_COOKIE)),
@@ -137,6 +140,8 @@ async def handover(request: Request) -> Response:
 
 async def setup_slip(request: Request) -> Response:
     staff = await require_staff(request)
+    if library_system(request) is not None:
+        return _refused(request, staff, DomainError(DeskCode.PIN_AT_LIBRARY_SYSTEM))
     card = await _card_from_form(request, staff)
     settings = settings_of(request)
     form = await request.form()
@@ -196,6 +201,8 @@ async def unlock(request: Request) -> Response:
 
 async def reset_pin(request: Request) -> Response:
     staff = await require_staff(request)
+    if library_system(request) is not None:  # the PIN is the library system's to reset
+        return _refused(request, staff, DomainError(DeskCode.PIN_AT_LIBRARY_SYSTEM))
     card = await _card_from_form(request, staff)
     await services.reset_pin(
         settings_of(request).secret_key, staff, card.patron_id, card.throttle_key, now=utcnow()

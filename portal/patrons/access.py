@@ -16,6 +16,7 @@ from portal.clock import utcnow
 from portal.credentials import throttle
 from portal.patrons.services import Identity, session_identity
 from portal.settings import Settings
+from portal.sip2.client import Sip2Client
 from portal.web.requests import settings_of
 from portal.web.visit import Visitor
 
@@ -38,6 +39,12 @@ async def visitor(settings: Settings, token: str) -> Visitor | None:
 def signed_in_patron(request: Request) -> Identity | None:
     patron: Identity | None = request.state.patron
     return patron
+
+
+def library_system(request: Request) -> Sip2Client | None:
+    """The library system's SIP2 connections when it checks cards and PINs, else None."""
+    ils: Sip2Client | None = request.app.state.ils
+    return ils
 
 
 def require_patron(request: Request) -> Identity:

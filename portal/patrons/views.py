@@ -17,7 +17,8 @@ from portal.credentials.throttle import Guessing
 from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
 from portal.patrons import services
-from portal.patrons.access import count_guess, signed_in_patron
+from portal.patrons.access import count_guess, library_system, signed_in_patron
+from portal.patrons.ils import authenticate_with_ils
 from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
@@ -70,8 +71,11 @@ async def signin(request: Request) -> Response:
     if reservation is None:
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
-        patron_id = await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
-    except services.PatronError:
+        patron_id = await _authenticate(request, parsed)
+    except services.PatronError as failure:
+        if failure.code is PatronCode.ILS_UNAVAILABLE:
+            await throttle.refund(reservation)  # nothing was checked: not a guess
+            return render(request, "patrons/signin.html", error=failure.code)
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
     await throttle.refund(reservation)
     token = await services.start_session(
@@ -89,6 +93,17 @@ async def signin(request: Request) -> Response:
     return response
 
 
+async def _authenticate(request: Request, parsed: SignIn) -> int:
+    """By the PIN the patron set in the portal, or by the library system's (over SIP2)."""
+    settings = settings_of(request)
+    ils = library_system(request)
+    if ils is None:
+        return await services.authenticate(settings.secret_key, parsed.card, parsed.pin)
+    return await authenticate_with_ils(
+        ils, settings.secret_key, parsed.card, parsed.pin, now=utcnow()
+    )
+
+
 async def signout(request: Request) -> Response:
     settings = settings_of(request)
     token = request.cookies.get(session_cookie(settings))
@@ -102,10 +117,16 @@ async def signout(request: Request) -> Response:
 
 
 async def setup_form(request: Request) -> Response:
+    if library_system(request) is not None:
+        return render(request, "patrons/pin_at_library.html")
     return render(request, "patrons/setup.html")
 
 
 async def setup(request: Request) -> Response:
+    if library_system(request) is not None:  # no portal PINs: nothing to set up here
+        return render(
+            request, "patrons/pin_at_library.html", error=PatronCode.PIN_AT_LIBRARY_SYSTEM
+        )
     try:
         parsed = parse_pin_setup(await request.form())
     except DomainError as failure:

@@ -288,10 +288,13 @@ class Sip2Client:
         """Whether the ILS knows the card and, unless pin is None (a card check at the desk),
         accepts the PIN. A value that cannot be sent raises UnsendableValue before connecting."""
         config = self._config
-        build = codec.patron_status if config.use_patron_status else codec.patron_information
+        # A card check (no PIN) always asks with 63, where AD is optional: 23 requires AD,
+        # and an empty one is never sent.
+        use_status = config.use_patron_status and pin is not None
+        build = codec.patron_status if use_status else codec.patron_information
         request = build(config.institution, card, config.terminal_password, pin, datetime.now(UTC))
         codec.encode(request, sequence=0, encoding=config.encoding)  # refuses it before any I/O
-        answer = "24" if config.use_patron_status else "64"
+        answer = "24" if use_status else "64"
         frame = await self._run(lambda connection: connection.exchange(request, answer))
         birth = frame.first(config.birth_date_field) if config.birth_date_field else None
         return PatronAnswer(

@@ -64,6 +64,20 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     PatronCode.CARD_FORMAT: Problem(400, N_("That does not look like a library card number.")),
     PatronCode.CARD_EXISTS: Problem(409, N_("A patron with that library card already exists.")),
     PatronCode.CARD_UNKNOWN: Problem(404, N_("We could not find that library card.")),
+    PatronCode.ILS_UNAVAILABLE: Problem(
+        503,
+        N_(
+            "The library system cannot be reached just now, so your card and PIN cannot be "
+            "checked. Nothing has changed. Please try again in a few minutes."
+        ),
+    ),
+    PatronCode.PIN_AT_LIBRARY_SYSTEM: Problem(
+        409,
+        N_(
+            "You sign in with the PIN your library already gave you. To change it, use the "
+            "library's catalog or ask at the library desk."
+        ),
+    ),
     PatronCode.SETUP_CODE_INVALID: Problem(
         400,
         N_("That setup code is not valid or has expired. Library staff can give you a new one."),
@@ -236,6 +250,24 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     DeskCode.PIN_EXISTS: Problem(
         409,
         N_("This card already has a PIN. If the patron forgot it, reset the PIN first."),
+    ),
+    DeskCode.CARD_NOT_IN_ILS: Problem(
+        409,
+        N_(
+            "The library system does not know this card, or it is not valid there. Check the "
+            "number, or register the card in the library system first."
+        ),
+    ),
+    DeskCode.ILS_UNAVAILABLE: Problem(
+        503,
+        N_(
+            "The library system cannot be reached just now, so the card cannot be checked. "
+            "Nothing was created. Please try again in a few minutes."
+        ),
+    ),
+    DeskCode.PIN_AT_LIBRARY_SYSTEM: Problem(
+        409,
+        N_("Patrons sign in with the PIN the library system holds: reset it there, not here."),
     ),
     DeskCode.SAME_CARD: Problem(
         400, N_("The guardian's card must be a different card from the child's.")

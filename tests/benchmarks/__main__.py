@@ -10,10 +10,12 @@
    checks against a bare raw lookup, timed and counted in instructions (valgrind), a batch
    of 100, worker memory, and at scale on PostgreSQL (1,000,000 patrons, 20,000,000 ledger
    events).
-4. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
+4. Sign-ins per second through the library system over SIP2 (tests/benchmarks/sip2_signin.py,
+   against the pysip2 stand-in on loopback) next to sign-ins with a portal PIN, on SQLite.
+5. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
 
-`python -m tests.benchmarks sqlite|postgres [import|check|scale]` runs only that part;
+`python -m tests.benchmarks sqlite|postgres [import|check|signin|scale]` runs only that part;
 BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
@@ -43,6 +45,7 @@ from portal.decisions import services as decisions
 from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
+from tests.benchmarks.sip2_signin import bench_signin
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
 from tests.support import free_port
@@ -202,7 +205,7 @@ def main(engine: str, only: str = "") -> None:
         with tempfile.TemporaryDirectory() as folder:
             urls = [
                 f"sqlite://{folder}/{name}.sqlite3"
-                for name in ("bench", "check", "import", "codes")
+                for name in ("bench", "check", "import", "codes", "signin")
             ]
             for url in urls:
                 asyncio.run(apply_migrations(url))
@@ -210,8 +213,10 @@ def main(engine: str, only: str = "") -> None:
                 bench_render(urls[0], "sqlite")
             if wanted("check"):
                 bench_check(urls[1], "sqlite", CATALOG, LOCALES)
+            if wanted("signin"):
+                bench_signin(urls[4], "sqlite", CATALOG, LOCALES)
             if wanted("import"):
-                bench_import(urls[2:], "sqlite", Path(folder))
+                bench_import(urls[2:4], "sqlite", Path(folder))
         return
     with throwaway_cluster() as cluster, tempfile.TemporaryDirectory() as folder:
         if wanted("render"):

@@ -143,6 +143,26 @@ def test_import_patrons_from_a_csv_file(portal_command, tmp_path: Path) -> None:
     assert not (tmp_path / "none.csv").exists(), "no codes issued, no file left behind"
 
 
+def test_no_setup_codes_when_the_library_system_holds_the_pins(portal_command, tmp_path) -> None:
+    portal_command("migrate")
+    sip2 = {
+        "PORTAL_IDENTITY_SOURCE": "sip2",
+        "PORTAL_SIP2_HOST": "127.0.0.1",
+        "PORTAL_SIP2_PLAIN_LOOPBACK": "true",
+    }
+    for verb in ("create-patron", "reset-pin"):
+        refused = portal_command(verb, stdin="2000 1000 5000\n", expect=2, env=sip2)
+        assert "no setup codes" in refused
+    cards = tmp_path / "cards.csv"
+    cards.write_text("Card number,Date of birth\n2000 1000 5000,2016-04-04\n", encoding="utf-8")
+    codes = tmp_path / "codes.csv"
+    portal_command("import-patrons", str(cards), "--codes-file", str(codes), expect=2, env=sip2)
+    assert not codes.exists()
+    # Accounts (with birth dates) before the first sign-in still come from an import.
+    imported = portal_command("import-patrons", str(cards), env=sip2)
+    assert "1 created" in imported
+
+
 def test_command_line_actions_are_in_the_staff_audit_trail(portal_command, database_url) -> None:
     portal_command("migrate")
     portal_command("publish", str(CATALOG))

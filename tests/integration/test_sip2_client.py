@@ -279,6 +279,15 @@ async def test_patron_status_is_asked_when_configured(world: World) -> None:
     assert (answer.valid_patron, answer.valid_password) == (True, False)
 
 
+async def test_a_card_check_asks_with_patron_information_even_when_status_is_configured(
+    world: World,
+) -> None:
+    ils = await world.ils(answering(cq="N"))
+    answer = await world.client(ils.port, use_patron_status=True).patron(CARD, None)
+    assert isinstance(ils.requests[-1], PatronInformationRequest)  # 23 would need an AD
+    assert answer.valid_patron
+
+
 async def test_an_empty_pin_is_refused_before_anything_is_sent(world: World) -> None:
     ils = await world.ils()
     with pytest.raises(UnsendableValue):

@@ -59,6 +59,22 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_DELIVERY_POLL_SECONDS": "0.5",
         "PORTAL_DELIVERY_RETRY_SECONDS": "10",
         "PORTAL_DELIVERY_LEASE_SECONDS": "120",
+        "PORTAL_IDENTITY_SOURCE": "sip2",
+        "PORTAL_SIP2_HOST": "127.0.0.1",
+        "PORTAL_SIP2_PORT": "6443",
+        "PORTAL_SIP2_CA_FILE": __file__,  # any file that exists
+        "PORTAL_SIP2_PLAIN_LOOPBACK": "true",
+        "PORTAL_SIP2_LOGIN_USER": "portal",
+        "PORTAL_SIP2_LOGIN_PASSWORD": "sip-secret",
+        "PORTAL_SIP2_LOCATION": "Main desk",
+        "PORTAL_SIP2_INSTITUTION": "MAIN",
+        "PORTAL_SIP2_TERMINAL_PASSWORD": "terminal",
+        "PORTAL_SIP2_MESSAGE": "patron-status",
+        "PORTAL_SIP2_ENCODING": "UTF8",
+        "PORTAL_SIP2_BIRTH_DATE_FIELD": "BC",
+        "PORTAL_SIP2_POOL_SIZE": "2",
+        "PORTAL_SIP2_CONNECT_TIMEOUT": "1.5",
+        "PORTAL_SIP2_READ_TIMEOUT": "2.5",
     }
     assert set(changed) == set(VARIABLES), "a new setting needs a line here"
     for name, value in changed.items():
@@ -71,6 +87,7 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
     assert settings.session_minutes == 11
     assert settings.oidc_desk_groups == ("circulation", "registration")
     assert settings.delivery_poll_seconds == 0.5
+    assert settings.sip2_encoding == "utf-8"  # as operators write it, as Python names it
 
 
 def test_delivery_timings_must_be_usable() -> None:
@@ -78,6 +95,31 @@ def test_delivery_timings_must_be_usable() -> None:
         Settings(delivery_poll_seconds=0)
     with pytest.raises(ValueError, match="PORTAL_DELIVERY_LEASE_SECONDS"):
         Settings(delivery_lease_seconds=0.5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"identity_source": "ldap"}, "PORTAL_IDENTITY_SOURCE"),
+        ({"identity_source": "sip2"}, "PORTAL_SIP2_HOST"),
+        ({"sip2_encoding": "ebcdic"}, "PORTAL_SIP2_ENCODING"),
+        ({"sip2_message": "checkout"}, "PORTAL_SIP2_MESSAGE"),
+        ({"sip2_birth_date_field": "birth"}, "PORTAL_SIP2_BIRTH_DATE_FIELD"),
+        (
+            {"identity_source": "sip2", "sip2_host": "10.0.0.5", "sip2_plain_loopback": True},
+            "PORTAL_SIP2_PLAIN_LOOPBACK",
+        ),
+        (
+            {"identity_source": "sip2", "sip2_host": "ils.example", "sip2_ca_file": "/nowhere"},
+            "PORTAL_SIP2_CA_FILE",
+        ),
+    ],
+)
+def test_the_library_system_settings_are_checked_at_start(
+    changes: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        Settings(**changes)  # type: ignore[arg-type]
 
 
 def test_an_identity_provider_needs_its_client_credentials() -> None:
