@@ -179,6 +179,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
     app.state.ils = library_system(settings)  # when the library system checks cards and PINs
+    app.state.ils_probe = catalog_views.LibrarySystemProbe(app.state.ils) if app.state.ils else None
     app.state.templates.globals["pins_at_library"] = settings.uses_sip2
     app.state.screen_returned = handovers.hand_back  # called by staff sign-in (staff.views)
     # Each process's cache of API clients' standing (revoked, rotated): portal.api.standings.

@@ -4,6 +4,8 @@ the database answers and a catalog has been published."""
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,10 +15,36 @@ from portal.catalog.services import Readiness, readiness
 from portal.sip2.client import IlsUnavailable, Sip2Client
 
 ILS_PROBE_SECONDS = 1.5
+ILS_PROBE_CACHE_SECONDS = 5.0
 
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+@dataclass
+class LibrarySystemProbe:
+    """Whether the library system answers, for /readyz: asked at most once per few seconds
+    per process (a cache that may be a little old), so a flood of probes never takes the
+    connections sign-ins need; bounded well below a load balancer's probe timeout, so a
+    library system that hangs never makes the portal look down."""
+
+    ils: Sip2Client
+    asked_at: float = float("-inf")
+    state: str = "unreachable"
+
+    async def current(self) -> str:
+        if time.monotonic() - self.asked_at < ILS_PROBE_CACHE_SECONDS:
+            return self.state
+        self.asked_at = time.monotonic()  # meanwhile, other probes answer from the cache
+        try:
+            async with asyncio.timeout(ILS_PROBE_SECONDS):
+                await self.ils.probe()
+        except (IlsUnavailable, TimeoutError):
+            self.state = "unreachable"
+        else:
+            self.state = "reachable"
+        return self.state
 
 
 async def readyz(request: Request) -> Response:
@@ -25,21 +53,10 @@ async def readyz(request: Request) -> Response:
     patrons keep working without it, so the portal stays ready."""
     state = await readiness()
     body = {"status": state.value}
-    ils: Sip2Client | None = request.app.state.ils
-    if ils is not None:
-        body["library_system"] = await _library_system_state(ils)
+    probe: LibrarySystemProbe | None = request.app.state.ils_probe
+    if probe is not None:
+        body["library_system"] = await probe.current()
     return JSONResponse(body, status_code=200 if state is Readiness.READY else 503)
-
-
-async def _library_system_state(ils: Sip2Client) -> str:
-    # Bounded well below a load balancer's probe timeout: a library system that hangs must
-    # not make the portal look down.
-    try:
-        async with asyncio.timeout(ILS_PROBE_SECONDS):
-            await ils.probe()
-    except (IlsUnavailable, TimeoutError):
-        return "unreachable"
-    return "reachable"
 
 
 routes = [

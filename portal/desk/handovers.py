@@ -24,6 +24,7 @@ from portal.catalog.services import (
     current_notice,
     published_catalog,
 )
+from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
 from portal.credentials.policy import KeyPurpose as Hashed
 from portal.credentials.policy import keyed_hash
@@ -34,7 +35,7 @@ from portal.desk.policy import Purpose, Step, handover_step
 from portal.desk.services import DeskError
 from portal.errors import DeskCode
 from portal.ledger.services import guardian_at_desk, patron_at_desk
-from portal.patrons.models import Patron
+from portal.patrons.models import Patron, PortalSession
 from portal.patrons.policy import check_new_pin
 from portal.patrons.services import lock_patron, set_first_pin
 from portal.staff import audit
@@ -96,6 +97,10 @@ async def begin_handover(
         patron = await lock_patron(patron_id)  # one hand-over per card at a time
         if patron is None or patron.pin_hash is not None:
             raise DeskError(DeskCode.PIN_EXISTS)
+        if not pin_chosen_here and await _in_use(patron_id):
+            # No PIN to guard the card here: the screen goes to a new card's first visit
+            # only, never again once the patron has had one, signed in or decided.
+            raise DeskError(DeskCode.HANDOVER_ENDED)
         guardian = await Patron.get_or_none(id=guardian_id) if guardian_id else None
         age = await age_for_decision(
             patron.born_on, patron.jurisdiction, now=now, timezone=timezone
@@ -132,6 +137,14 @@ async def begin_handover(
     # Whoever decides reads the notices in their own language.
     reader = guardian if guardian_decides and guardian is not None else patron
     return Handed(token, reader.locale or patron.locale)
+
+
+async def _in_use(patron_id: int) -> bool:
+    return (
+        await Handover.exists(patron_id=patron_id)
+        or await PortalSession.exists(patron_id=patron_id)
+        or await ConsentState.exists(patron_id=patron_id)
+    )
 
 
 async def _open_handover(secret: str, token: str, now: datetime) -> Handover | None:

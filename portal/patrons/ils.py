@@ -5,6 +5,7 @@ PIN is handed to the library system and forgotten: never stored, never logged.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from portal.errors import PatronCode
@@ -41,13 +42,28 @@ def library_system(settings: Settings) -> Sip2Client | None:
     return Sip2Client(sip2_config(settings)) if settings.uses_sip2 else None
 
 
+class IlsUnreachable(PatronError):
+    """ILS_UNAVAILABLE. `asked`: the request may have reached the library system before the
+    failure, so a sign-in counts it as a guess (an ILS made to fail on purpose gives no free
+    guesses, and its own wrong-PIN count never outruns the portal's)."""
+
+    def __init__(self, *, asked: bool) -> None:
+        super().__init__(PatronCode.ILS_UNAVAILABLE)
+        self.asked = asked
+
+
 async def ask(ils: Sip2Client, card: str, pin: str | None) -> PatronAnswer:
-    """What the library system says of a card (and its PIN, unless None): ILS_UNAVAILABLE
-    when it cannot be asked or answers nothing usable. Nothing weaker is ever tried."""
+    """What the library system says of a card (and its PIN, unless None): IlsUnreachable
+    when it cannot be asked or answers nothing usable. Nothing weaker is ever tried. An
+    answer about another card (some library systems also find a patron by login name, and
+    a stray frame must never pass for the answer) is no patron at all."""
     try:
-        return await ils.patron(card, pin)
-    except IlsUnavailable:
-        raise PatronError(PatronCode.ILS_UNAVAILABLE) from None
+        answer = await ils.patron(card, pin)
+    except IlsUnavailable as failure:
+        raise IlsUnreachable(asked=failure.request_sent) from None
+    if normalise_card(answer.card or "") != card:
+        return replace(answer, valid_patron=False, valid_password=False)
+    return answer
 
 
 async def authenticate_with_ils(

@@ -18,7 +18,7 @@ from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
 from portal.patrons import services
 from portal.patrons.access import count_guess, library_system, signed_in_patron
-from portal.patrons.ils import authenticate_with_ils
+from portal.patrons.ils import IlsUnreachable, authenticate_with_ils
 from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
@@ -73,8 +73,9 @@ async def signin(request: Request) -> Response:
     try:
         patron_id = await _authenticate(request, parsed)
     except services.PatronError as failure:
-        if failure.code is PatronCode.ILS_UNAVAILABLE:
-            await throttle.refund(reservation)  # nothing was checked: not a guess
+        if isinstance(failure, IlsUnreachable):
+            if not failure.asked:
+                await throttle.refund(reservation)  # the PIN never left: not a guess
             return render(request, "patrons/signin.html", error=failure.code)
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
     await throttle.refund(reservation)

@@ -41,19 +41,15 @@ _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class IlsUnavailable(Exception):
-    def __init__(self, reason: str) -> None:
+    """`request_sent`: whether the request (a PIN with it) may have reached the ILS before
+    the failure; a sign-in counts it as a guess then."""
+
+    def __init__(self, reason: str, *, request_sent: bool = False) -> None:
         if reason not in REASONS:
             raise ValueError("an unknown reason")
         super().__init__(reason)
         self.reason = reason
-
-
-class _Stale(IlsUnavailable):
-    """The ILS closed the connection before answering: worth one fresh connection if this
-    one had sat idle in the pool."""
-
-    def __init__(self) -> None:
-        super().__init__("closed")
+        self.request_sent = request_sent
 
 
 @dataclass(frozen=True)
@@ -100,6 +96,7 @@ class PatronAnswer:
     valid_password: bool
     born_on: date | None
     personal_name: str | None = None
+    card: str | None = None  # AA as the ILS answered: the caller checks it is the one asked
 
     @property
     def authenticated(self) -> bool:
@@ -150,7 +147,17 @@ class Connection:
             self._writer.write(frame)
             await self._writer.drain()
         except OSError:
-            raise _Stale from None
+            raise IlsUnavailable("closed") from None
+
+    @property
+    def reusable(self) -> bool:
+        """Nothing unread, not closed by the ILS: safe for the next request. Bytes the ILS
+        sent beyond its answer could otherwise be read as the answer to someone else's
+        sign-in (a CR smuggled through a field the ILS echoes)."""
+        # asyncio.StreamReader has no public way to ask what it holds unread; its `_buffer`
+        # has been that bytearray since Python 3.4 (unknown: treated as unread).
+        unread = getattr(self._reader, "_buffer", b"?")
+        return not unread and not self._reader.at_eof() and not self._writer.is_closing()
 
     async def receive(self) -> Frame:
         """The next answer; raises ChecksumError for a damaged one, which may be asked again."""
@@ -161,12 +168,8 @@ class Connection:
             raise IlsUnavailable("timeout") from None
         except asyncio.LimitOverrunError:
             raise IlsUnavailable("frame-too-long") from None
-        except asyncio.IncompleteReadError as cut:
-            raise (
-                _Stale() if not cut.partial.lstrip(b"\n") else IlsUnavailable("closed")
-            ) from None
-        except OSError:
-            raise _Stale from None
+        except (asyncio.IncompleteReadError, OSError):
+            raise IlsUnavailable("closed") from None
         # A LF after the CR (some ILSes send CRLF) shows up at the start of the next frame.
         raw = raw.lstrip(b"\n")[:-1]
         try:
@@ -177,7 +180,16 @@ class Connection:
             raise IlsUnavailable("garbage") from None
 
     async def exchange(self, message: str, answer: str) -> Frame:
-        """One request and its answer: asks again (97) for a damaged answer, resends on 96."""
+        """One request and its answer: asks again (97) for a damaged answer, resends on 96
+        (the ILS saw a damaged request: it did not act on it). A failure once the request is
+        on its way says so (`request_sent`); nothing is ever sent twice otherwise."""
+        try:
+            return await self._exchange(message, answer)
+        except IlsUnavailable as failure:
+            failure.request_sent = True
+            raise
+
+    async def _exchange(self, message: str, answer: str) -> Frame:
         sent = await self.send(message)
         damaged = resent = 0
         while True:
@@ -234,15 +246,13 @@ class Pool:
         except TimeoutError:
             raise IlsUnavailable("busy") from None
         try:
-            if self._idle:
-                try:
-                    return await self._use(self._idle.pop(), operation)
-                except _Stale:
-                    logger.info(
-                        "sip2 %s:%d closed an idle connection; reconnecting",
-                        self._config.host,
-                        self._config.port,
-                    )
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.reusable:
+                    return await self._use(connection, operation)
+                # Closed by the ILS while idle (or holding stray bytes): found before
+                # anything is sent on it, so nothing is ever sent twice.
+                connection.close()
             return await self._use(await self._open(), operation)
         finally:
             slots.release()
@@ -255,7 +265,10 @@ class Pool:
         except BaseException:
             connection.close()
             raise
-        self._idle.append(connection)
+        if connection.reusable:
+            self._idle.append(connection)
+        else:
+            connection.close()
         return result
 
     async def _open(self) -> Connection:
@@ -296,12 +309,15 @@ class Sip2Client:
         codec.encode(request, sequence=0, encoding=config.encoding)  # refuses it before any I/O
         answer = "24" if use_status else "64"
         frame = await self._run(lambda connection: connection.exchange(request, answer))
+        if any(sum(code == key for code, _ in frame.fields) > 1 for key in ("AA", "BL", "CQ")):
+            raise IlsUnavailable("garbage", request_sent=True)  # which one would be meant?
         birth = frame.first(config.birth_date_field) if config.birth_date_field else None
         return PatronAnswer(
             valid_patron=frame.first("BL") == "Y",
             valid_password=frame.first("CQ") == "Y",
             born_on=_birth_date(birth),
             personal_name=frame.first("AE"),
+            card=frame.first("AA"),
         )
 
     async def probe(self) -> None:

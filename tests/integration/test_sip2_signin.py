@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from pysip2 import calculate_checksum
 
 from portal.app import create_app
 from portal.catalog.jurisdiction import born_on_or_before
@@ -31,7 +32,7 @@ from tests.desk import create_card, hand_over, make_staff, staff_sign_in
 from tests.factories import SECRET, now, publish, standard_catalog
 from tests.ils_process import RunningIls, make_tls_files, running_ils
 from tests.support import free_port, portal_client
-from tests.web import visible_text
+from tests.web import hidden, visible_text
 
 ADULT, CHILD, NO_CQ, NO_PASSWORD, UNKNOWN = (
     "21000000000011",
@@ -41,6 +42,7 @@ ADULT, CHILD, NO_CQ, NO_PASSWORD, UNKNOWN = (
     "21000000000015",
 )
 ADULT_PIN = "Pw8qZ4xk"  # library systems' PINs may be passwords: nothing in the portal limits it
+DESK_CARD = "21000000000017"  # registered at the desk in the tests (no birth date in the ILS)
 TEN_YEARS_AGO = born_on_or_before(now().date(), 10)
 PATRONS = [
     {"card": ADULT, "pin": ADULT_PIN, "name": "Zoë Müller", "born": "19800214", "valid": True},
@@ -53,6 +55,7 @@ PATRONS = [
     },
     {"card": NO_CQ, "pin": "4826", "name": "X", "born": None, "valid": True, "omit_cq": True},
     {"card": NO_PASSWORD, "pin": None, "name": "Y", "born": None, "valid": True},
+    {"card": DESK_CARD, "pin": "4826", "name": "Z", "born": None, "valid": True},
 ]
 
 
@@ -279,7 +282,8 @@ def test_plain_text_is_refused_for_a_host_that_is_not_this_machine(settings) -> 
 
 
 # A library system that misbehaves: each fault gives the patron the same plain page, and
-# nothing changes (no account, no guess counted, nothing weaker tried).
+# nothing changes (no account, nothing weaker tried). The PIN was on its way in each: the
+# guess counts, so an ILS made to fail on purpose gives no free guesses.
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -297,6 +301,9 @@ def _closing(handler: Handler) -> Handler:
             writer.transport.abort()
 
     return handle
+
+
+requests_seen: dict[str, int] = {}
 
 
 async def _never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -350,10 +357,16 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-async def test_each_fault_gives_the_plain_page_and_changes_nothing(
+async def test_each_fault_gives_the_plain_page_and_counts_the_guess(
     settings: Settings, ils: RunningIls, fault: str
 ) -> None:
-    server = await asyncio.start_server(_closing(FAULTS[fault]), "127.0.0.1", 0)
+    requests_seen[fault] = 0
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests_seen[fault] += 1
+        await FAULTS[fault](reader, writer)
+
+    server = await asyncio.start_server(_closing(counted), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     misbehaving = _through(
         settings, replace(ils, port=port), sip2_login_user="", sip2_read_timeout=0.5
@@ -365,7 +378,8 @@ async def test_each_fault_gives_the_plain_page_and_changes_nothing(
         assert "The library system cannot be reached just now" in answer.text
         assert ADULT_PIN not in answer.text
         assert await Patron.all().count() == 0
-        assert await SignInCounter.filter(attempts__gt=0).count() == 0
+        assert await SignInCounter.filter(attempts__gt=0).count() == 2  # the card, the network
+    assert requests_seen[fault] <= 1  # never sent again on another connection
 
 
 async def test_tls_signs_in_with_the_right_ca_and_never_falls_back_with_another(
@@ -384,3 +398,92 @@ async def test_tls_signs_in_with_the_right_ca_and_never_falls_back_with_another(
             assert refused.status_code == 503
             assert "The library system cannot be reached just now" in refused.text
         assert len(tls_ils.requests()) == asked  # not one frame reached it in plain text
+
+
+def _answer_64(card: str, *, bl: str, cq: str, sequence: str, extra: bytes = b"") -> bytes:
+    body = (
+        f"64{' ' * 14}000{'20261207    120000'}{'0' * 24}AOMAIN|AA{card}|AEX|BL{bl}|CQ{cq}|"
+        f"AY{sequence}AZ"
+    ).encode("cp850")
+    return body + calculate_checksum(body).encode() + b"\r" + extra
+
+
+async def _sequence_of(reader: asyncio.StreamReader) -> str:
+    request = await reader.readuntil(b"\r")
+    return request[request.rindex(b"AY") + 2 : request.rindex(b"AY") + 3].decode()
+
+
+async def test_a_stray_frame_is_never_read_as_the_answer_to_another_sign_in(
+    settings: Settings, ils: RunningIls
+) -> None:
+    """A patron's name carrying a CR and a forged answer (an ILS that echoes it unescaped):
+    the bytes after the first answer must not answer the victim's sign-in."""
+    victim = "21000000000099"
+
+    async def echoing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await _sequence_of(reader)
+        forged = b"".join(_answer_64(victim, bl="Y", cq="Y", sequence=str(n)) for n in range(10))
+        writer.write(_answer_64(ADULT, bl="Y", cq="N", sequence=first, extra=forged))
+        await writer.drain()
+        while True:  # later requests on this connection: a plain "no"
+            writer.write(_answer_64(victim, bl="Y", cq="N", sequence=await _sequence_of(reader)))
+            await writer.drain()
+
+    server = await asyncio.start_server(_closing(echoing), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    through = _through(settings, replace(ils, port=port), sip2_login_user="")
+    async with server, _portal(through) as client:
+        await publish(standard_catalog())
+        own = await client.post("/signin", data={"card": ADULT, "pin": "wrong-PIN"})
+        assert own.status_code == 400
+        taken = await client.post("/signin", data={"card": victim, "pin": "any-PIN"})
+        assert taken.status_code == 400
+        assert await Patron.filter(card_lookup=card_lookup(SECRET, victim)).count() == 0
+
+
+async def test_an_answer_about_another_card_is_no_sign_in(
+    settings: Settings, ils: RunningIls
+) -> None:
+    """Some library systems also find a patron by login name and answer with the card:
+    the portal signs in only the card it asked about (one person, one account)."""
+
+    async def other_card(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            sequence = await _sequence_of(reader)
+            writer.write(_answer_64("21000000000098", bl="Y", cq="Y", sequence=sequence))
+            await writer.drain()
+
+    server = await asyncio.start_server(_closing(other_card), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    through = _through(settings, replace(ils, port=port), sip2_login_user="")
+    async with server, _portal(through) as client:
+        await publish(standard_catalog())
+        refused = await client.post("/signin", data={"card": ADULT, "pin": ADULT_PIN})
+        assert refused.status_code == 400
+        assert await Patron.all().count() == 0
+
+
+async def test_readiness_asks_the_library_system_at_most_every_few_seconds(portal, ils) -> None:
+    await publish(standard_catalog())
+    before = ils.requests().count("99")
+    for _ in range(20):
+        assert (await portal.client.get("/readyz")).json()["library_system"] == "reachable"
+    assert ils.requests().count("99") - before <= 1
+
+
+async def test_a_handed_back_screen_is_not_handed_over_again(portal, ils) -> None:
+    """No PIN guards a card on the hand-over here: once the screen came back, the same page
+    cannot open it again (to decide in the patron's name)."""
+    await publish(standard_catalog())
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    created = await create_card(portal.client, card=DESK_CARD, locale="en")
+    assert created.status_code == 200, created.text
+    await hand_over(portal.client, created)
+    await portal.client.post("/handover/back")
+    await staff_sign_in(portal.client, staff)
+    again = await portal.client.post(
+        "/desk/handover", data={"ref": hidden(created.text, "ref"), "purpose": "new_card"}
+    )
+    assert again.status_code == 409
+    assert await Handover.all().count() == 1
