@@ -157,9 +157,32 @@ def transparency_rows(
 
 
 # What may stand between the groups of a card number as people print and type it: any space
-# (a non-breaking or thin one too, and a line break), a dash of any kind, a dot, a slash.
-_GROUP_SEPARATOR = re.compile(r"[\s\-\u2010-\u2015\u2212./]+")
+# (a non-breaking or thin one too, and a line break), a dash or connector of any kind (the
+# underscore, the minus sign), a dot or middle dot, a slash, a comma or an apostrophe
+# (thousands separators). Invisible format characters (zero-width space, soft hyphen, joiners,
+# direction marks) are dropped first: a page shows the number around them intact.
+_SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd", "Pc"})
+_SEPARATORS = frozenset(".,/'\u2019\u2212\u2043\u00b7\u2027\u30fb\u2219\u22c5\u2022")
+_GROUP_SEPARATOR = re.compile(r" +")
 _GROUP = re.compile(r"[0-9A-Z]+")
+
+
+def _folded(text: str) -> str:
+    """The text as a card number would be read from it: compatibility forms folded (NFKC:
+    fullwidth letters and digits, the small hyphen-minus), format characters dropped, digits
+    of any script as ASCII digits, every separator as one space, in capitals."""
+    folded = []
+    for char in unicodedata.normalize("NFKC", text):
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        if char.isdecimal():
+            folded.append(str(unicodedata.digit(char)))
+        elif char.isspace() or category in _SEPARATOR_CATEGORIES or char in _SEPARATORS:
+            folded.append(" ")
+        else:
+            folded.append(char)
+    return "".join(folded).upper()
 
 
 def card_candidates(text: str) -> Iterator[str]:
@@ -167,9 +190,7 @@ def card_candidates(text: str) -> Iterator[str]:
     join them, that has a card number's length and holds a digit. A group with letters before
     its digits ("ID21234000012345") is also read from its first digit, and digits of any
     script count as the digits they are."""
-    folded = "".join(
-        str(unicodedata.digit(char)) if char.isdecimal() else char for char in text
-    ).upper()
+    folded = _folded(text)
     groups = list(_GROUP.finditer(folded))
     for first, group in enumerate(groups):
         digit = next((i for i, char in enumerate(group.group()) if char.isdigit()), None)

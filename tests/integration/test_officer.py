@@ -303,6 +303,23 @@ async def test_the_register_refuses_a_card_number_in_its_free_text_whoever_recor
     assert await register.outside_requests() == []
 
 
+@pytest.mark.parametrize(
+    "between", ["\u200b", "\u00ad", "_", ",", "\u00b7"], ids=["zwsp", "shy", "_", ",", "dot"]
+)
+async def test_the_register_refuses_a_card_split_by_invisible_or_unusual_characters(
+    db: str, between: str
+) -> None:
+    officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
+    patron = await make_patron()
+    split = between.join(patron.card[i : i + 4] for i in range(0, len(patron.card), 4))
+    with pytest.raises(DomainError) as refused:
+        await register.record_outside_request(
+            SECRET, _sent(None, asked=f"Loans of card {split}"), officer, now=now()
+        )
+    assert refused.value.code == OfficerCode.CARD_IN_TEXT
+    assert await register.outside_requests() == []
+
+
 async def test_a_decision_refuses_a_card_number_in_what_was_disclosed(db: str) -> None:
     officer = await identity_of((await make_staff(Role.PRIVACY_OFFICER)).staff_id)
     patron = await make_patron()

@@ -121,10 +121,33 @@ def test_a_card_number_is_found_in_free_text_however_it_is_printed() -> None:
     assert "21234000012345" in set(card_candidates("ID21234000012345"))  # a prefix glued on
 
 
+def test_a_card_split_by_invisible_or_unusual_characters_is_still_found() -> None:
+    card = "LIB21234000012345"
+    for between in (
+        "\u200b",  # zero-width space
+        "\u00ad",  # soft hyphen
+        "\u200c\u200d\u2060\ufeff",  # zero-width non-joiner and joiner, word joiner, BOM
+        "\u200e\u202e\u2066",  # direction marks and overrides
+        "_",
+        "\u203f",  # undertie: another connector, like the underscore
+        ",",
+        "\u00b7",  # middle dot
+        "\u2027\u30fb\u2219\u22c5",  # hyphenation point, katakana middle dot, operators
+        "\u3000",  # ideographic space
+        "\u2e3a\ufe63\uff0d",  # two-em dash, small and fullwidth hyphen-minus
+        "'\u2019",  # apostrophes, as thousands are grouped in Switzerland
+        " \u00ad-\u200b ",  # several at once
+    ):
+        text = f"Loans of card LIB{between}2123{between}4000{between}0123{between}45 in March"
+        assert card in set(card_candidates(text)), repr(between)
+    fullwidth = "card \uff2c\uff29\uff22\uff12\uff11234000012345"
+    assert card in set(card_candidates(fullwidth))
+
+
 def test_groups_apart_or_without_a_digit_are_not_read_as_one_card() -> None:
-    candidates = set(card_candidates("County sheriff, 2123400 (see 21234, 00001); 12 x 34"))
+    candidates = set(card_candidates("County sheriff, 2123400 (see 21234; 00001) 12 x 34"))
     assert "COUNTYSHERIFF" not in candidates  # no digit: a name, not a card
     assert "2123400SEE21234" not in candidates  # a parenthesis between them
-    assert "2123400001" not in candidates  # a comma between them
+    assert "2123400001" not in candidates  # a semicolon between them
     assert "1234" not in candidates  # shorter than any card
     assert {"2123400", "21234", "SEE21234", "00001"} <= candidates
