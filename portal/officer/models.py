@@ -1,5 +1,6 @@
-"""What the privacy officer's pages keep: the history of the scheduled jobs, and the
-register of requests from outside bodies (law enforcement, courts, other agencies)."""
+"""What the privacy officer's pages keep: the history of the scheduled jobs, the register of
+requests from outside bodies (law enforcement, courts, other agencies), and the consent
+report's figures as released each month."""
 
 from __future__ import annotations
 
@@ -62,3 +63,28 @@ class OutsideRequest(Model):
     class Meta:
         table = "outside_request"
         ordering = ("-received_on", "-id")
+
+
+class ReportRelease(Model):
+    """One service's row of the consent report for one month, as released: true counts plus
+    noise (portal.officer.policy.Noise), never the true counts. Drawn the first time the
+    report is read in the month and kept: every later reading that month shows these figures,
+    so asking again releases nothing new. Kept for the life of the database (a deleted row
+    would be drawn again, with new noise to average)."""
+
+    id = fields.IntField(primary_key=True)
+    period = fields.CharField(max_length=7)  # "2026-11", the library's calendar month
+    service = fields.CharField(max_length=40)  # the catalog's key
+    on = fields.IntField()
+    off = fields.IntField()
+    never = fields.IntField()
+    paused = fields.IntField()
+    # The month's privacy budget spent on the whole release ("1", "1/2") and the ± range of
+    # each count at portal.officer.policy.CONFIDENCE.
+    epsilon = fields.CharField(max_length=20)
+    margin = fields.IntField()
+    taken_at = fields.DatetimeField()
+
+    class Meta:
+        table = "report_release"
+        unique_together = (("period", "service"),)

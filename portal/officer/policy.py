@@ -1,15 +1,20 @@
-"""The privacy officer's rules: small counts suppressed in every aggregate (docs/PROMISES.md promise
-8), when a scheduled job needs attention, and the vocabulary of the register of outside
-requests, with what in its free text could be a card number. Pure: no database, no web."""
+"""The privacy officer's rules: the consent report's counts released with differential privacy
+(the discrete Laplace mechanism, exactly sampled as in Canonne, Kamath and Steinke 2020), small
+counts suppressed in the other aggregates (docs/PROMISES.md promise 8), when a scheduled job
+needs attention, and the vocabulary of the register of outside requests, with what in its free
+text could be a card number. Pure: no database, no web."""
 
 from __future__ import annotations
 
+import math
+import random
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from fractions import Fraction
 
 from portal.patrons.policy import CARD_MAX, CARD_MIN
 
@@ -52,6 +57,104 @@ def suppress_row(counts: Sequence[int]) -> tuple[Cell, ...]:
 
 def suppress_total(total: int) -> Cell:
     return Cell(None if 0 < total < SMALL_CELL else total)
+
+
+# --- the consent report: differential privacy ----------------------------------------------
+
+# The privacy budget of the consent report, per calendar month: everything the report shows in
+# a month about any one patron, all their choices together, is REPORT_EPSILON-differentially
+# private (a year: 12 times this). The month's figures are drawn once and kept: asking again
+# that month shows them again and releases nothing new (the arithmetic: SECURITY.md).
+REPORT_EPSILON = Fraction(1)
+# The range shown beside each count: the true count is inside it this often (the report page
+# says "19 times out of 20").
+CONFIDENCE = 0.95
+
+
+def report_period(day: date) -> str:
+    """The month whose figures a report on `day` (the library's calendar) shows."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def report_sensitivity(services: int) -> int:
+    """How far one patron can move the whole report (L1 distance): in every service they
+    leave one column and join another (a change of choices), or join or leave one column (a
+    patron added or erased, half of that)."""
+    return 2 * services
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The discrete Laplace mechanism calibrated to `sensitivity` and `epsilon`: a count c is
+    released as c + Y, P(Y = k) proportional to exp(-epsilon |k| / sensitivity)."""
+
+    epsilon: Fraction
+    sensitivity: int
+
+    @property
+    def scale(self) -> Fraction:
+        return Fraction(self.sensitivity) / self.epsilon
+
+    def draw(self, rng: random.Random) -> int:
+        return discrete_laplace(self.scale, rng)
+
+    def probability(self, k: int) -> float:
+        """P(Y = k), exactly as the mechanism draws it (for its test and the margin)."""
+        q = math.exp(-1 / self.scale)
+        return (1 - q) / (1 + q) * q ** abs(k)
+
+    def margin(self, confidence: float = CONFIDENCE) -> int:
+        """The smallest m with P(|Y| <= m) >= confidence: P(|Y| > m) = 2 q^(m+1) / (1 + q)."""
+        q = math.exp(-1 / self.scale)
+        return max(0, math.ceil(math.log((1 - confidence) * (1 + q) / 2) / math.log(q)) - 1)
+
+
+def _bernoulli(p: Fraction, rng: random.Random) -> bool:
+    return rng.randrange(p.denominator) < p.numerator
+
+
+def _bernoulli_exp(gamma: Fraction, rng: random.Random) -> bool:
+    """True with probability exp(-gamma), gamma >= 0, in exact rational arithmetic."""
+    while gamma > 1:
+        if not _bernoulli_exp(Fraction(1), rng):
+            return False
+        gamma -= 1
+    k = 1
+    while _bernoulli(gamma / k, rng):
+        k += 1
+    return k % 2 == 1
+
+
+def discrete_laplace(scale: Fraction, rng: random.Random) -> int:
+    """One draw of Y with P(Y = k) proportional to exp(-|k| / scale), with no floating point
+    (so no rounding leaks: Mironov 2012). Algorithm 2 of Canonne, Kamath and Steinke, "The
+    Discrete Gaussian for Differential Privacy" (2020), for scale = t / s."""
+    t, s = scale.numerator, scale.denominator
+    while True:
+        u = rng.randrange(t)
+        if not _bernoulli_exp(Fraction(u, t), rng):
+            continue
+        v = 0
+        while _bernoulli_exp(Fraction(1), rng):
+            v += 1
+        y = (u + t * v) // s
+        negative = rng.randrange(2) == 1
+        if negative and y == 0:
+            continue
+        return -y if negative else y
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A released count: the true count plus noise. Shown as at least 0 (a true count never
+    is below it), which changes nothing of the guarantee (it is worked out from the release
+    alone)."""
+
+    value: int
+
+    @property
+    def shown(self) -> int:
+        return max(self.value, 0)
 
 
 class JobName(StrEnum):
@@ -157,9 +260,32 @@ def transparency_rows(
 
 
 # What may stand between the groups of a card number as people print and type it: any space
-# (a non-breaking or thin one too, and a line break), a dash of any kind, a dot, a slash.
-_GROUP_SEPARATOR = re.compile(r"[\s\-\u2010-\u2015\u2212./]+")
+# (a non-breaking or thin one too, and a line break), a dash or connector of any kind (the
+# underscore, the minus sign), a dot or middle dot, a slash, a comma or an apostrophe
+# (thousands separators). Invisible format characters (zero-width space, soft hyphen, joiners,
+# direction marks) are dropped first: a page shows the number around them intact.
+_SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Pd", "Pc"})
+_SEPARATORS = frozenset(".,/'\u2019\u2212\u2043\u00b7\u2027\u30fb\u2219\u22c5\u2022")
+_GROUP_SEPARATOR = re.compile(r" +")
 _GROUP = re.compile(r"[0-9A-Z]+")
+
+
+def _folded(text: str) -> str:
+    """The text as a card number would be read from it: compatibility forms folded (NFKC:
+    fullwidth letters and digits, the small hyphen-minus), format characters dropped, digits
+    of any script as ASCII digits, every separator as one space, in capitals."""
+    folded = []
+    for char in unicodedata.normalize("NFKC", text):
+        category = unicodedata.category(char)
+        if category == "Cf":
+            continue
+        if char.isdecimal():
+            folded.append(str(unicodedata.digit(char)))
+        elif char.isspace() or category in _SEPARATOR_CATEGORIES or char in _SEPARATORS:
+            folded.append(" ")
+        else:
+            folded.append(char)
+    return "".join(folded).upper()
 
 
 def card_candidates(text: str) -> Iterator[str]:
@@ -167,9 +293,7 @@ def card_candidates(text: str) -> Iterator[str]:
     join them, that has a card number's length and holds a digit. A group with letters before
     its digits ("ID21234000012345") is also read from its first digit, and digits of any
     script count as the digits they are."""
-    folded = "".join(
-        str(unicodedata.digit(char)) if char.isdecimal() else char for char in text
-    ).upper()
+    folded = _folded(text)
     groups = list(_GROUP.finditer(folded))
     for first, group in enumerate(groups):
         digit = next((i for i, char in enumerate(group.group()) if char.isdigit()), None)

@@ -1,33 +1,43 @@
-"""The privacy officer's use cases: the consent report (aggregate only), whether the portal
-keeps its promises (retention, erasures, deletions downstream, the scheduled jobs), and the
-record of each scheduled job's runs. Publishing the catalog is portal.officer.publishing;
+"""The privacy officer's use cases: the consent report (aggregate only, released with
+differential privacy once a month), whether the portal keeps its promises (retention,
+erasures, deletions downstream, the scheduled jobs), and the record of each scheduled job's
+runs. Publishing the catalog is portal.officer.publishing;
 the register of outside requests portal.officer.register."""
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
+from tortoise.transactions import in_transaction
 
 from portal.catalog.services import all_services
 from portal.db import fetch_rows
 from portal.erasure.services import StoreRetention, retention_report
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.officer.models import JobRun
+from portal.officer.models import JobRun, ReportRelease
 from portal.officer.policy import (
+    REPORT_EPSILON,
     Cell,
+    Estimate,
     JobHealth,
     JobName,
+    Noise,
     RunOutcome,
     RunState,
     job_health,
+    report_period,
+    report_sensitivity,
     run_state,
-    suppress_row,
     suppress_total,
 )
 from portal.outbox import services as outbox
@@ -43,13 +53,26 @@ RUNS_SHOWN = 10
 
 @dataclass(frozen=True)
 class ServiceCounts:
-    """One service: patrons with it on, off, never asked, paused (each suppressed)."""
+    """One service: patrons with it on, off, never asked, paused (each an estimate)."""
 
     service: str
-    on: Cell
-    off: Cell
-    never: Cell
-    paused: Cell
+    on: Estimate
+    off: Estimate
+    never: Estimate
+    paused: Estimate
+
+
+@dataclass(frozen=True)
+class ConsentReport:
+    """The month's released figures: what they spent, their ± range, and the services
+    published after they were drawn (in next month's figures)."""
+
+    period: str
+    taken_at: datetime
+    epsilon: Fraction
+    margin: int
+    rows: list[ServiceCounts]
+    later: list[str]
 
 
 # Counted in the database: one row per service and state, however many patrons.
@@ -60,20 +83,81 @@ _STATES_QUERY = (
 )
 
 
-async def consent_report() -> list[ServiceCounts]:
-    """Counts only, per service; never a patron. Every patron is in exactly one column of
-    each row, so the row is suppressed as a whole (portal.officer.policy.suppress_row)."""
+async def true_counts() -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Per service in the catalog's order: patrons on, off, never asked, paused. Every patron
+    is in exactly one column of each row. Never shown: consent_report releases these only
+    with noise."""
     patrons = await Patron.all().count()
     counted: Counter[tuple[int, str]] = Counter()
     for row in await fetch_rows(_STATES_QUERY):
         counted[(row["service_id"], row["state"])] = int(row["patrons"])
-    report = []
+    counts = []
     for service in sorted(await all_services(), key=lambda item: item.position):
         on, off, paused = (counted[(service.id, column)] for column in ("on", "off", "paused"))
         never = max(patrons - on - off - paused, 0)
-        cells = suppress_row([on, off, never, paused])
-        report.append(ServiceCounts(service.key, *cells))
-    return report
+        counts.append((service.key, (on, off, never, paused)))
+    return counts
+
+
+async def consent_report(
+    *, now: datetime, today: date, rng: random.Random | None = None
+) -> ConsentReport:
+    """The month's figures: drawn with differential privacy the first time the report is
+    read in the month (the library's calendar), the same figures every later time. Two
+    reports a few minutes apart are the same release, so their difference says nothing; a
+    new month's figures have new noise, and the budget is spent again (REPORT_EPSILON a
+    month). `rng`: a seeded one in tests; the system's secure source otherwise."""
+    period = report_period(today)
+    if not await ReportRelease.filter(period=period).exists():
+        await _release(period, now, rng or secrets.SystemRandom())
+    released = await ReportRelease.filter(period=period).order_by("id")
+    shown = {row.service for row in released}
+    first = released[0] if released else None  # none: no service is published yet
+    return ConsentReport(
+        period=period,
+        taken_at=first.taken_at if first else now,
+        epsilon=Fraction(first.epsilon) if first else REPORT_EPSILON,
+        margin=first.margin if first else 0,
+        rows=[
+            ServiceCounts(
+                row.service, *(Estimate(n) for n in (row.on, row.off, row.never, row.paused))
+            )
+            for row in released
+        ],
+        later=[
+            service.key
+            for service in sorted(await all_services(), key=lambda item: item.position)
+            if service.key not in shown
+        ],
+    )
+
+
+async def _release(period: str, now: datetime, rng: random.Random) -> None:
+    counts = await true_counts()
+    if not counts:
+        return
+    # One patron moves one unit out of one column and into another in every row: the noise
+    # covers all the rows together, so the month's budget is spent once for the whole report.
+    noise = Noise(REPORT_EPSILON, report_sensitivity(len(counts)))
+    rows = [
+        ReportRelease(
+            period=period,
+            service=key,
+            **{
+                column: count + noise.draw(rng)
+                for column, count in zip(("on", "off", "never", "paused"), values, strict=True)
+            },
+            epsilon=str(REPORT_EPSILON),
+            margin=noise.margin(),
+            taken_at=now,
+        )
+        for key, values in counts
+    ]
+    try:
+        async with in_transaction():
+            await ReportRelease.bulk_create(rows)
+    except IntegrityError:
+        pass  # another officer's reading drew the month's figures first: theirs are shown
 
 
 # --- promises kept -------------------------------------------------------------------------

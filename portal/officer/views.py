@@ -1,4 +1,4 @@
-"""The privacy officer's pages: the consent report (aggregate, small counts suppressed),
+"""The privacy officer's pages: the consent report (aggregate, with differential privacy),
 promises kept, the catalog published from the browser, the register of outside requests
 with its transparency summary, and the data inventory. Every page is behind the
 privacy-officer role, and every view and act is in the staff audit trail."""
@@ -98,7 +98,14 @@ def _page(request: Request, template: str, staff: StaffIdentity, **context: obje
 
 async def report(request: Request) -> Response:
     staff = await _officer(request, AuditAction.REPORT_READ)
-    return _page(request, "officer/report.html", staff, rows=await services.consent_report())
+    now = utcnow()
+    today = local_date(now, settings_of(request).timezone)
+    return _page(
+        request,
+        "officer/report.html",
+        staff,
+        report=await services.consent_report(now=now, today=today),
+    )
 
 
 async def promises(request: Request) -> Response:

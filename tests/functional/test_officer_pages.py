@@ -14,7 +14,7 @@ import pytest
 from portal.catalog.models import NoticeVersion
 from portal.consent.policy import Decision
 from portal.officer import services
-from portal.officer.models import OutsideRequest
+from portal.officer.models import OutsideRequest, ReportRelease
 from portal.officer.policy import JobName
 from portal.settings import Settings
 from portal.staff import audit
@@ -78,8 +78,12 @@ async def test_an_officer_previews_a_material_change_and_publishes_it_once(porta
     published = await portal.client.post("/officer/catalog/publish", data=form)
     assert published.status_code == 303
     report = await portal.client.get(published.headers["location"])
+    # The month's figures, drawn now (after the change): 11 paused, plus noise.
+    released = await ReportRelease.get(service="reading_history")
     row = report.text.split('id="service-reading_history"')[1].split("</tr>")[0]
-    assert '<td class="paused">11</td>' in row
+    assert f'<td class="paused">about <bdi>{max(released.paused, 0)}</bdi></td>' in row
+    meaning = visible_text(report.text).split("Each count is close to the true number")[1]
+    assert f"19 times out of 20 the true number is within {released.margin} of" in meaning
     again = await portal.client.post("/officer/catalog/publish", data=form)
     assert again.status_code == 409
     assert "already published" in visible_text(again.text)

@@ -1,21 +1,27 @@
-"""The privacy officer's pure rules: small cells suppressed (and not recoverable by
+"""The privacy officer's pure rules: the consent report's noise drawn from exactly the
+distribution its guarantee is worked out for, small cells suppressed (and not recoverable by
 subtraction from a row's total), when a scheduled job needs attention."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
+from random import Random
 
 from portal.officer.policy import (
     SMALL_CELL,
     STALE_AFTER,
     UNFINISHED_AFTER,
     JobHealth,
+    Noise,
     RequestDecision,
     RequestingBody,
     RunOutcome,
     RunState,
     card_candidates,
     job_health,
+    report_period,
+    report_sensitivity,
     run_state,
     suppress_row,
     suppress_total,
@@ -23,6 +29,55 @@ from portal.officer.policy import (
 )
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+# The 99.9th percentile of the chi-square distribution with 26 degrees of freedom (27 bins).
+CHI_SQUARE_26_999 = 54.052
+BINS = 12  # one bin for each of -12 … 12, and one for each tail beyond
+
+
+def _chi_square(draws: list[int], noise: Noise) -> float:
+    """Pearson's statistic of the draws against the mechanism's exact distribution."""
+    observed = [0] * (2 * BINS + 3)
+    for draw in draws:
+        observed[max(-BINS - 1, min(BINS + 1, draw)) + BINS + 1] += 1
+    inner = [noise.probability(k) for k in range(-BINS, BINS + 1)]
+    tail = (1 - sum(inner)) / 2
+    expected = [tail, *inner, tail]
+    n = len(draws)
+    return sum((o - n * e) ** 2 / (n * e) for o, e in zip(observed, expected, strict=True))
+
+
+def test_the_noise_follows_the_discrete_laplace_distribution() -> None:
+    # Seeded: the same draws every run, so the test cannot flake. A scale that is not a
+    # whole number (5/2) as well, as a month's budget split over services gives.
+    for noise in (Noise(Fraction(1), 2), Noise(Fraction(4, 5), 2)):
+        rng = Random(f"noise-{noise.scale}")  # noqa: S311 - seeded: the same draws every run
+        draws = [noise.draw(rng) for _ in range(20_000)]
+        assert _chi_square(draws, noise) < CHI_SQUARE_26_999, noise
+        # The same test tells a scale a fifth off apart: it would catch a wrong mechanism.
+        wrong = Noise(noise.epsilon * Fraction(5, 4), noise.sensitivity)
+        assert _chi_square(draws, wrong) > CHI_SQUARE_26_999, noise
+        assert abs(sum(draws) / len(draws)) < 0.1  # centred: no count is pushed one way
+
+
+def test_the_margin_holds_the_true_count_19_times_out_of_20() -> None:
+    for noise in (Noise(Fraction(1), 2), Noise(Fraction(1), 18), Noise(Fraction(1, 2), 6)):
+        margin = noise.margin()
+        inside = sum(noise.probability(k) for k in range(-margin, margin + 1))
+        narrower = inside - 2 * noise.probability(margin)
+        assert narrower < 0.95 <= inside, noise
+    assert Noise(Fraction(1), 18).margin() == 54  # the demo catalog's nine services
+
+
+def test_one_patron_moves_the_report_by_two_per_service() -> None:
+    # Out of one column, into another, in every row.
+    assert report_sensitivity(9) == 18
+
+
+def test_the_figures_are_drawn_once_per_month_of_the_librarys_calendar() -> None:
+    assert report_period(date(2026, 11, 30)) == report_period(date(2026, 11, 1)) == "2026-11"
+    assert report_period(date(2026, 12, 1)) == "2026-12"
 
 
 def values(counts: list[int]) -> list[int | None]:
@@ -121,10 +176,33 @@ def test_a_card_number_is_found_in_free_text_however_it_is_printed() -> None:
     assert "21234000012345" in set(card_candidates("ID21234000012345"))  # a prefix glued on
 
 
+def test_a_card_split_by_invisible_or_unusual_characters_is_still_found() -> None:
+    card = "LIB21234000012345"
+    for between in (
+        "\u200b",  # zero-width space
+        "\u00ad",  # soft hyphen
+        "\u200c\u200d\u2060\ufeff",  # zero-width non-joiner and joiner, word joiner, BOM
+        "\u200e\u202e\u2066",  # direction marks and overrides
+        "_",
+        "\u203f",  # undertie: another connector, like the underscore
+        ",",
+        "\u00b7",  # middle dot
+        "\u2027\u30fb\u2219\u22c5",  # hyphenation point, katakana middle dot, operators
+        "\u3000",  # ideographic space
+        "\u2e3a\ufe63\uff0d",  # two-em dash, small and fullwidth hyphen-minus
+        "'\u2019",  # apostrophes, as thousands are grouped in Switzerland
+        " \u00ad-\u200b ",  # several at once
+    ):
+        text = f"Loans of card LIB{between}2123{between}4000{between}0123{between}45 in March"
+        assert card in set(card_candidates(text)), repr(between)
+    fullwidth = "card \uff2c\uff29\uff22\uff12\uff11234000012345"
+    assert card in set(card_candidates(fullwidth))
+
+
 def test_groups_apart_or_without_a_digit_are_not_read_as_one_card() -> None:
-    candidates = set(card_candidates("County sheriff, 2123400 (see 21234, 00001); 12 x 34"))
+    candidates = set(card_candidates("County sheriff, 2123400 (see 21234; 00001) 12 x 34"))
     assert "COUNTYSHERIFF" not in candidates  # no digit: a name, not a card
     assert "2123400SEE21234" not in candidates  # a parenthesis between them
-    assert "2123400001" not in candidates  # a comma between them
+    assert "2123400001" not in candidates  # a semicolon between them
     assert "1234" not in candidates  # shorter than any card
     assert {"2123400", "21234", "SEE21234", "00001"} <= candidates
