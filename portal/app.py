@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from tortoise.contrib.starlette import RegisterTortoise
 
 from portal.api import deletions as api_deletions
@@ -45,6 +46,7 @@ from portal.staff import views as staff_views
 from portal.stores import registry as stores
 from portal.stores import views as store_views
 from portal.web.access_log import AccessLogMiddleware
+from portal.web.failures import FailureLog
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
 from portal.web.origin import MACHINE_PREFIXES, CrossOriginGuard
@@ -108,6 +110,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+class _Portal(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around Starlette's server-error layer, which answers 500 and raises on to the
+        # server: the failure is logged without its text (portal.web.failures).
+        return FailureLog(super().build_middleware_stack())
+
+
 def from_environment() -> Starlette:
     """For several worker processes (`portal serve --workers N`): each builds its own app
     from the environment. Nothing they must agree on lives in memory: sessions, the sign-in
@@ -128,7 +137,7 @@ def create_app(settings: Settings) -> Starlette:
                 if app.state.ils is not None:
                     await app.state.ils.close()
 
-    app = Starlette(
+    app = _Portal(
         routes=[
             # First: library systems call these the most, and routes are matched in order.
             *api_views.routes,
