@@ -69,8 +69,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 401:
         staff_page = request.url.path.startswith(("/desk", "/staff", "/officer"))
         return redirect_to(request, "staff.signin_form" if staff_page else "patrons.signin_form")
-    if exc.status_code == 413 and request.url.path.startswith(MACHINE_PREFIXES):
-        return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
+    if request.url.path.startswith(MACHINE_PREFIXES):
+        # A library system reads the one error body wherever it went wrong.
+        if exc.status_code == 413:
+            return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
+        if exc.status_code == 405:
+            return json_error(ApiCode.METHOD_NOT_ALLOWED, headers=exc.headers)
+        if exc.status_code == 404:
+            return json_error(ApiCode.NO_ENDPOINT)
     if not _is_page(request):
         return Response(status_code=exc.status_code)
     return render(
