@@ -100,3 +100,20 @@ async def test_a_catalog_with_an_integer_too_long_to_read_is_a_catalog_problem(p
     )
     assert answer.status_code == 200, answer.status_code
     assert "not valid TOML" in answer.text
+
+
+async def test_a_preview_token_or_desk_reference_of_odd_digits_is_refused_clearly(portal) -> None:
+    await publish(standard_catalog())
+    await staff_sign_in(portal.client, await make_staff(Role.PRIVACY_OFFICER, Role.DESK))
+    text = standard_catalog()
+    for token in ("².x.y", "\u00e9", "1." + "\u00e9" * 64):
+        answer = await portal.client.post(
+            "/officer/catalog/publish", data={"catalog_text": text, "token": token}
+        )
+        assert answer.status_code in (400, 409), (token, answer.status_code)
+    for ref in ("1.0.0.-.p.9999999999.\u00e9", "².0.0.-.p.9.x", "1.٣.0.-.p.9.x"):
+        for path in ("/desk/handover", "/desk/setup-slip", "/desk/reset-pin", "/desk/unlock"):
+            answer = await portal.client.post(path, data={"ref": ref, "purpose": "p"})
+            assert answer.status_code < 500, (path, ref, answer.status_code)
+    answer = await portal.client.get("/officer/transparency", params={"year": "²"})
+    assert answer.status_code == 200
