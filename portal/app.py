@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from tortoise.contrib.starlette import RegisterTortoise
 
 from portal.api import deletions as api_deletions
@@ -45,6 +46,7 @@ from portal.staff import views as staff_views
 from portal.stores import registry as stores
 from portal.stores import views as store_views
 from portal.web.access_log import AccessLogMiddleware
+from portal.web.failures import FailureLog
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
 from portal.web.origin import MACHINE_PREFIXES, CrossOriginGuard
@@ -67,8 +69,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 401:
         staff_page = request.url.path.startswith(("/desk", "/staff", "/officer"))
         return redirect_to(request, "staff.signin_form" if staff_page else "patrons.signin_form")
-    if exc.status_code == 413 and request.url.path.startswith(MACHINE_PREFIXES):
-        return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
+    if request.url.path.startswith(MACHINE_PREFIXES):
+        # A library system reads the one error body wherever it went wrong.
+        if exc.status_code == 413:
+            return json_error(ApiCode.BODY_TOO_LARGE)  # a streamed body that grew too large
+        if exc.status_code == 405:
+            return json_error(ApiCode.METHOD_NOT_ALLOWED, headers=exc.headers)
+        if exc.status_code == 404:
+            return json_error(ApiCode.NO_ENDPOINT)
     if not _is_page(request):
         return Response(status_code=exc.status_code)
     return render(
@@ -108,6 +116,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+class _Portal(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Around Starlette's server-error layer, which answers 500 and raises on to the
+        # server: the failure is logged without its text (portal.web.failures).
+        return FailureLog(super().build_middleware_stack())
+
+
 def from_environment() -> Starlette:
     """For several worker processes (`portal serve --workers N`): each builds its own app
     from the environment. Nothing they must agree on lives in memory: sessions, the sign-in
@@ -128,7 +143,7 @@ def create_app(settings: Settings) -> Starlette:
                 if app.state.ils is not None:
                     await app.state.ils.close()
 
-    app = Starlette(
+    app = _Portal(
         routes=[
             # First: library systems call these the most, and routes are matched in order.
             *api_views.routes,

@@ -17,6 +17,7 @@ from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
 from portal.outbox import services
 from portal.outbox.services import DeletionRequest, OutboxError
+from portal.web.requests import number_text
 
 PAGE = 100
 MAX_PAGE = 500
@@ -57,9 +58,10 @@ class SystemCaller:
 def _number(raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    number = number_text(raw, high)
+    if number is None or number < low:
         raise OutboxError(ApiCode.QUERY_INVALID)
-    return int(raw)
+    return number
 
 
 async def list_deletions(request: Request) -> Response:

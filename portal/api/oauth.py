@@ -11,6 +11,7 @@ client id and the caller's network, in the database as sign-in guesses do
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import Counter
 from typing import Any
@@ -217,11 +218,26 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {key: str(value) for key, value in items}
 
 
+def _unreadable_basic(request: Request) -> bool:
+    """An `Authorization: Basic` header whose credentials are not base64 of UTF-8 text.
+    Authlib decodes them strictly and raises on such bytes; they authenticate no client."""
+    kind, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "basic":
+        return False
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except ValueError:  # not base64 (binascii.Error), or not UTF-8 (UnicodeDecodeError)
+        return True
+    return False
+
+
 async def token(request: Request) -> Response:
     settings = settings_of(request)
     form = await _form(request)
     if form is None or "grant_type" not in form:
         return _refusal(ApiCode.OAUTH_INVALID_REQUEST)
+    if _unreadable_basic(request):
+        return _refusal(ApiCode.OAUTH_INVALID_CLIENT)
     basic_id, _ = extract_basic_authorization(request.headers)
     if basic_id is not None and (
         "client_secret" in form or form.get("client_id", basic_id) != basic_id

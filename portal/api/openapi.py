@@ -444,6 +444,7 @@ PATHS: dict[str, Any] = {
             {
                 "200": _json(_ref("Deletion"), "The request, now confirmed."),
                 "404": _error("No such deletion sent to this client's system (deletion_unknown)."),
+                "413": {"$ref": "#/components/responses/TooLarge"},
             },
             forbidden="ForSystemsOnly",
             parameters=[
@@ -463,7 +464,9 @@ def document() -> dict[str, Any]:
             "version": "1",
             "description": "For library systems (the ILS, a discovery layer). Card numbers "
             "travel only in request bodies. Every error is a JSON object with `error`, a stable "
-            "code, and `message`, what it means. Access tokens last "
+            "code, and `message`, what it means; an address that is no endpoint answers 404 "
+            "(no_endpoint) and a method an endpoint does not take 405 (method_not_allowed, with "
+            "`Allow`) with the same body. Access tokens last "
             f"{ACCESS_TOKEN_SECONDS // 60} minutes; ask for a new one when one expires.",
         },
         "paths": PATHS,

@@ -7,7 +7,6 @@ portal.outbox.keys). Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from portal.catalog.policy import (
     ServiceSpec,
     SystemSpec,
     Terms,
+    is_key,
     offered_below_consent_age,
 )
 from portal.locale_codes import canonical
@@ -43,7 +43,17 @@ JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
 TOP_KEYS = {"library", "jurisdiction", "system", "service"}
 # Deletion requests carry a patron reference: only over TLS, or to this machine itself.
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
-_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+def _read_toml(text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError([f"the catalog is not valid TOML: {exc}"]) from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise CatalogError(["the catalog is not valid TOML: nested too deeply"]) from None
+    except ValueError:  # an integer of thousands of digits (Python's int conversion limit)
+        raise CatalogError(["the catalog is not valid TOML: a number is too long"]) from None
 
 
 def parse_catalog(
@@ -51,12 +61,7 @@ def parse_catalog(
 ) -> Catalog:
     """`known_stores` are the portal's stores of retained data (portal.stores.registry): a
     service names at most one, and its rows are erased when the patron withdraws."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError([f"the catalog is not valid TOML: {exc}"]) from None
-    except RecursionError:  # arrays or tables nested thousands deep
-        raise CatalogError(["the catalog is not valid TOML: nested too deeply"]) from None
+    raw = _read_toml(text)
     problems: list[str] = []
     for unknown in sorted(set(raw) - TOP_KEYS):
         problems.append(f"unknown top-level key '{unknown}'")
@@ -171,7 +176,7 @@ def _parse_systems(raw: Any, problems: list[str]) -> tuple[SystemSpec, ...]:
             problems.append(f"system #{index} is not a table")
             continue
         key = entry.get("key")
-        if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not is_key(key):
             problems.append(f"system #{index} needs a key of lowercase letters, digits and _")
             continue
         where = f"system '{key}'"
@@ -238,7 +243,7 @@ def _parse_service(
         problems.append(f"service #{index} is not a table")
         return None
     key = entry.get("key")
-    if not isinstance(key, str) or not _KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not is_key(key):
         problems.append(f"service #{index} needs a key of lowercase letters, digits and _")
         return None
     where = f"service '{key}'"

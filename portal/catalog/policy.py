@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,15 @@ from portal.catalog.jurisdiction import (
     JurisdictionPolicy,
 )
 from portal.errors import CatalogCode, DomainError
+
+# A service's or connected system's key: what the catalog accepts, and all a lookup by key
+# needs to try (a longer or other key is refused before it reaches the 40-character column).
+KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,39}")
+
+
+def is_key(value: str) -> bool:
+    return KEY_PATTERN.fullmatch(value) is not None
+
 
 NOTICE_FIELDS = ("title", "summary", "data", "purpose", "recipients", "retention", "withdraw")
 

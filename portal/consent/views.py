@@ -18,6 +18,7 @@ from portal.ledger.services import entries
 from portal.patrons.access import require_patron, signed_in_patron, visitor_age
 from portal.patrons.services import Identity
 from portal.staff.audit import actions_on
+from portal.web.paths import KEY
 from portal.web.problems import http_status
 from portal.web.rendering import error_message, render
 from portal.web.requests import redirect_to, settings_of
@@ -124,5 +125,5 @@ routes = [
     Route("/", home, methods=["GET"], name="consent.home"),
     Route("/privacy", privacy, methods=["GET"], name="consent.privacy"),
     Route("/privacy/record", record, methods=["GET"], name="consent.record"),
-    Route("/services/{key:str}", notice, methods=["GET"], name="consent.notice"),
+    Route(f"/services/{KEY}", notice, methods=["GET"], name="consent.notice"),
 ]

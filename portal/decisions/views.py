@@ -19,6 +19,7 @@ from portal.i18n import current_locale
 from portal.ledger.services import PATRON_ONLINE
 from portal.patrons.access import require_patron
 from portal.stores.registry import PAGES as SERVICE_PAGES
+from portal.web.paths import KEY
 from portal.web.rendering import render
 from portal.web.requests import is_htmx, redirect_to, settings_of
 
@@ -85,6 +86,6 @@ async def everything_off(request: Request) -> Response:
 
 
 routes = [
-    Route("/services/{key:str}/decision", decide, methods=["POST"], name="decisions.decide"),
+    Route(f"/services/{KEY}/decision", decide, methods=["POST"], name="decisions.decide"),
     Route("/privacy/everything-off", everything_off, methods=["POST"], name="decisions.all_off"),
 ]

@@ -51,7 +51,8 @@ def make_ref(secret: str, staff_id: int, card: CardRef, *, now: datetime) -> str
 def read_ref(secret: str, staff_id: int, ref: str, *, now: datetime) -> CardRef | None:
     """The card a reference names, if this staff member made it and it has not expired."""
     parts = ref.split(".")
-    if len(parts) != 7:
+    # ASCII only: "²" is a digit to isdigit and not to int, and compare_digest needs ASCII.
+    if len(parts) != 7 or not ref.isascii():
         return None
     patron, guardian, is_new, key, purpose, until, mac = parts
     if not (patron.isdigit() and guardian.isdigit() and is_new in ("0", "1") and until.isdigit()):

@@ -27,6 +27,7 @@ from portal.staff.access import (
     set_desk_cookie,
 )
 from portal.staff.services import StaffIdentity
+from portal.web.paths import LOCALE
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, set_cookie, settings_of
 from portal.web.visit import LANGUAGE_COOKIE
@@ -284,5 +285,5 @@ routes = [
     Route("/desk/links", links_form, methods=["GET"], name="desk.links_form"),
     Route("/desk/links", link, methods=["POST"], name="desk.link"),
     Route("/desk/links/end", unlink, methods=["POST"], name="desk.unlink"),
-    Route("/desk/welcome/{locale:str}", welcome_sheet, methods=["GET"], name="desk.welcome"),
+    Route(f"/desk/welcome/{LOCALE}", welcome_sheet, methods=["GET"], name="desk.welcome"),
 ]

@@ -20,6 +20,7 @@ from portal.i18n import current_locale
 from portal.minors import services
 from portal.patrons.access import count_guess, require_patron, visitor_age
 from portal.patrons.services import set_sharing
+from portal.web.paths import KEY
 from portal.web.rendering import render
 from portal.web.requests import field, number_field, redirect_to, settings_of
 
@@ -175,13 +176,13 @@ routes = [
     Route("/guardian/link", redeem_code, methods=["POST"], name="minors.redeem_code"),
     Route("/guardian/unlink", end_link, methods=["POST"], name="minors.end_link"),
     Route(
-        "/guardian/services/{key:str}",
+        f"/guardian/services/{KEY}",
         guardian_notice,
         methods=["GET"],
         name="minors.guardian_notice",
     ),
     Route(
-        "/guardian/services/{key:str}/decision",
+        f"/guardian/services/{KEY}/decision",
         guardian_decide,
         methods=["POST"],
         name="minors.guardian_decide",

@@ -60,11 +60,15 @@ def preview_token(secret: str, staff_id: int, based_on: int, text: str) -> str:
     return f"{based_on}.{digest}.{signature}"
 
 
+MAX_ID_DIGITS = 10  # a publication's id, a 32-bit integer
+
+
 def read_preview_token(secret: str, staff_id: int, token: str, text: str) -> int | None:
     """The publication the preview was based on, if the token is this officer's for
     exactly this text; otherwise None."""
     based_on, _, _ = token.partition(".")
-    if not based_on.isdigit():
+    # ASCII only: "²" is a digit to isdigit and not to int, and compare_digest needs ASCII.
+    if not (token.isascii() and based_on.isdigit()) or len(based_on) > MAX_ID_DIGITS:
         return None
     expected = preview_token(secret, staff_id, int(based_on), text)
     return int(based_on) if hmac.compare_digest(expected, token) else None

@@ -50,7 +50,7 @@ from portal.staff.services import StaffIdentity
 from portal.stores.registry import KEYS as STORE_KEYS
 from portal.web.problems import N_
 from portal.web.rendering import render
-from portal.web.requests import field, number_field, redirect_to, settings_of
+from portal.web.requests import field, number_field, number_text, redirect_to, settings_of
 
 # What the register's values are called on its pages (translated when shown).
 LABELS: dict[str, dict[str, str]] = {
@@ -308,9 +308,9 @@ async def decide_request(request: Request) -> Response:
 
 
 def _year(request: Request) -> int:
-    value = request.query_params.get("year", "")
+    year = number_text(request.query_params.get("year", ""), 9999)
     this_year = local_date(utcnow(), settings_of(request).timezone).year
-    return int(value) if value.isdigit() and 1990 <= int(value) <= this_year else this_year
+    return year if year is not None and 1990 <= year <= this_year else this_year
 
 
 async def transparency(request: Request) -> Response:

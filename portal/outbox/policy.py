@@ -17,6 +17,9 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+MESSAGE_ID_MAX = 40
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
 
 class MessageKind(StrEnum):
     DELETION_REQUESTED = "deletion.requested"
@@ -89,6 +92,12 @@ def result_of(status: int | None, kind: MessageKind) -> Result:
 def new_message_id() -> str:
     """The request's `webhook-id`: the same on every retry, so the receiver applies it once."""
     return "msg_" + secrets.token_urlsafe(18)
+
+
+def is_message_id(value: str) -> bool:
+    """What new_message_id makes could be this: URL-safe base64 characters, at most the
+    column's 40. Anything else names no request and is never looked up."""
+    return 0 < len(value) <= MESSAGE_ID_MAX and value.isascii() and _URL_SAFE.issuperset(value)
 
 
 def new_secret() -> str:

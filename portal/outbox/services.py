@@ -30,6 +30,7 @@ from portal.outbox.policy import (
     body_of,
     consent_payload,
     deletion_payload,
+    is_message_id,
     new_message_id,
 )
 from portal.patrons.models import Patron
@@ -251,7 +252,10 @@ async def acknowledge(
     message_id: str, *, system: str, client_id: int, now: datetime
 ) -> DeletionRequest:
     """A system confirms a deletion it accepted earlier (or caught up on): idempotent, one
-    ledger event however often it is acknowledged. Another system's request is unknown to it."""
+    ledger event however often it is acknowledged. Another system's request is unknown to it,
+    and so is an id no request could have (checked before the database sees it)."""
+    if not is_message_id(message_id):
+        raise OutboxError(ApiCode.DELETION_UNKNOWN)
     async with in_transaction():
         message = (
             await OutboxMessage.filter(

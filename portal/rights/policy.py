@@ -13,6 +13,11 @@ from typing import Any
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.ledger.vocabulary import EventKind
 
+RECEIPT_REFERENCE_LENGTH = 24
+_HEX = frozenset("0123456789abcdef")
+# Notice revisions are 32-bit integers in the database: a larger one names no version.
+MAX_REVISION = 2**31 - 1
+
 RECEIPT_SCHEMA_VERSION = 1
 EXPORT_SCHEMA_VERSION = 1
 # The JWS "typ" of a receipt, so that no other token the portal signs passes for one.
@@ -31,7 +36,13 @@ def has_receipt(kind: str) -> bool:
 def receipt_reference(secret: str, event_id: int) -> str:
     """How a receipt is addressed in a URL: a keyed hash of its ledger line, so that no
     record number reaches an address bar, a proxy's log or a browser's history (promise 7)."""
-    return keyed_hash(secret, KeyPurpose.CONSENT_RECEIPT, str(event_id))[:24]
+    return keyed_hash(secret, KeyPurpose.CONSENT_RECEIPT, str(event_id))[:RECEIPT_REFERENCE_LENGTH]
+
+
+def is_receipt_reference(value: str) -> bool:
+    """Shaped as receipt_reference makes them: 24 lowercase hex digits (compared in constant
+    time with the patron's own, which needs ASCII)."""
+    return len(value) == RECEIPT_REFERENCE_LENGTH and _HEX.issuperset(value)
 
 
 class Fact(StrEnum):

@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from portal.catalog.models import NoticeVersion, Publication, Service
+from portal.catalog.policy import is_key
 from portal.consent.reads import privacy_overview
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.guardians.models import GuardianLink
@@ -30,13 +31,17 @@ from portal.rights.policy import (
     DECISIONS,
     EXPORT_SCHEMA_VERSION,
     MAX_RECEIPT_BYTES,
+    MAX_REVISION,
     RECEIPT_TYPE,
     Fact,
     ReceiptFacts,
     changed_facts,
+    is_receipt_reference,
     receipt_reference,
 )
 from portal.stores.registry import STORES
+
+LOCALE_MAX = 10  # notice_version.locale
 
 # --- receipts ------------------------------------------------------------------------------
 
@@ -61,6 +66,8 @@ async def receipt_facts(
 ) -> ReceiptFacts | None:
     """The patron's decision that `reference` names (policy.receipt_reference), None when no
     decision of theirs has it: another patron's reference finds nothing."""
+    if not is_receipt_reference(reference):
+        return None
     event = None
     for candidate in await ConsentEvent.filter(patron_id=patron_id, kind__in=list(DECISIONS)):
         if hmac.compare_digest(receipt_reference(secret, candidate.id), reference):
@@ -249,6 +256,8 @@ class NoticeHistory:
 
 
 async def notice_history(key: str) -> NoticeHistory | None:
+    if not is_key(key):  # never a catalog key: nothing to look up (and nothing to quote)
+        return None
     service = await Service.get_or_none(key=key)
     if service is None:
         return None
@@ -299,6 +308,8 @@ async def shown_version(
     """One published version in one language: what a patron who saw it read, word for word
     (a child below the consent age read its child's version). A version published under a
     renamed language code is found under the new one too."""
+    if not (is_key(key) and 0 <= revision <= MAX_REVISION and len(locale) <= LOCALE_MAX):
+        return None
     service = await Service.get_or_none(key=key)
     if service is None:
         return None

@@ -21,6 +21,7 @@ from portal.patrons.access import require_patron
 from portal.rights import services
 from portal.rights.keys import ReceiptKeys, ReceiptKeysError, load_keys
 from portal.rights.policy import MAX_RECEIPT_BYTES, receipt_claims
+from portal.web.paths import KEY, LOCALE, REFERENCE, REVISION
 from portal.web.rendering import render
 from portal.web.requests import plain_text, settings_of
 
@@ -205,11 +206,9 @@ routes = [
         methods=["GET"],
         name="rights.export_download",
     ),
+    Route(f"/privacy/receipts/{REFERENCE}", receipt_page, methods=["GET"], name="rights.receipt"),
     Route(
-        "/privacy/receipts/{reference:str}", receipt_page, methods=["GET"], name="rights.receipt"
-    ),
-    Route(
-        "/privacy/receipts/{reference:str}/download",
+        f"/privacy/receipts/{REFERENCE}/download",
         receipt_download,
         methods=["GET"],
         name="rights.receipt_download",
@@ -218,9 +217,9 @@ routes = [
     Route("/receipts/verify", verify, methods=["POST"], name="rights.verify"),
     Route("/.well-known/jwks.json", jwks, methods=["GET"], name="rights.jwks"),
     Route("/notices", notices, methods=["GET"], name="rights.notices"),
-    Route("/notices/{key:str}", notice_history, methods=["GET"], name="rights.notice_history"),
+    Route(f"/notices/{KEY}", notice_history, methods=["GET"], name="rights.notice_history"),
     Route(
-        "/notices/{key:str}/v{revision:int}/{locale:str}",
+        f"/notices/{KEY}/v{REVISION}/{LOCALE}",
         notice_version,
         methods=["GET"],
         name="rights.notice_version",

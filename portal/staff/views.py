@@ -32,7 +32,7 @@ from portal.staff.access import (
 )
 from portal.staff.policy import AuditAction, Role, StaffError
 from portal.web.rendering import render
-from portal.web.requests import field, redirect_to, settings_of
+from portal.web.requests import MAX_ID, field, number_text, redirect_to, settings_of
 
 
 def _provider(request: Request) -> object:
@@ -214,8 +214,9 @@ async def trail(request: Request) -> Response:
         since=since,
         until=until + timedelta(days=1) if until else None,
     )
-    before = params.get("before", "")
-    entries = await audit.trail(filters, before_id=int(before) if before.isdigit() else None)
+    # An entry id; anything else (30 digits, "²") reads as the first page.
+    before = number_text(params.get("before", ""), MAX_ID)
+    entries = await audit.trail(filters, before_id=before)
     await audit.append(staff, AuditAction.TRAIL_READ, now=utcnow())
     return render(
         request,

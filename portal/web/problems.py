@@ -196,6 +196,10 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ),
     ApiCode.SYSTEM_UNKNOWN: Problem(400, N_("No connected system in the catalog has that key.")),
     ApiCode.SYSTEM_NOT_YOURS: Problem(403, N_("This client speaks for another connected system.")),
+    ApiCode.NO_ENDPOINT: Problem(404, N_("There is no endpoint at this address.")),
+    ApiCode.METHOD_NOT_ALLOWED: Problem(
+        405, N_("This endpoint does not accept that method; the Allow header lists those it does.")
+    ),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")

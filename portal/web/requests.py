@@ -70,8 +70,14 @@ def plain_text(value: str) -> str:
 
 def number_field(form: FormData, name: str) -> int | None:
     """A database id: digits only, within the range of the id columns."""
-    value = field(form, name)
-    if not value.isascii() or not value.isdigit() or len(value) > 10:
+    return number_text(field(form, name), MAX_ID)
+
+
+def number_text(value: str, high: int) -> int | None:
+    """A whole number from 0 to `high` written in ASCII digits, or None. Not str.isdigit
+    alone ("²" and "٣" are digits to it and not to int), and no int() of thousands of
+    digits (Python refuses past 4,300)."""
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > len(str(high)):
         return None
     number = int(value)
-    return number if number <= MAX_ID else None
+    return number if number <= high else None

@@ -131,7 +131,7 @@ async def test_the_access_log_writes_route_templates_not_what_was_typed(portal, 
     logged = [record.getMessage() for record in caplog.records]
     assert all("forged" not in line and "2000000000001" not in line for line in logged)
     assert any(line.startswith("GET (no route) 404") for line in logged)
-    assert any(line.startswith("GET /services/{key:str} ") for line in logged)
+    assert any(line.startswith("GET /services/{key:catalog_key} ") for line in logged)
 
 
 async def test_an_api_failure_answers_json_with_the_security_headers(portal) -> None:

@@ -92,3 +92,33 @@ def test_the_token_endpoint_describes_rfc_6749_errors() -> None:
         ApiCode.OAUTH_THROTTLED,
     ):
         assert code.value in described
+
+
+async def test_an_unknown_api_address_and_a_wrong_method_answer_the_error_body(portal) -> None:
+    for method, path, status in (
+        ("GET", "/api/v1/nothing-here", 404),
+        ("POST", "/api/v2/consent-check", 404),
+        ("GET", "/oauth/authorize", 404),
+        ("GET", "/api/v1/loans", 405),
+        ("DELETE", "/api/v1/deletions", 405),
+        ("GET", "/oauth/token", 405),
+    ):
+        answer = await portal.client.request(method, path)
+        assert answer.status_code == status, (method, path)
+        body = answer.json()
+        assert set(body) == {"error", "message"}, (method, path, body)
+        assert body["message"]
+        if status == 405:
+            assert method not in answer.headers["allow"]
+
+
+async def test_every_body_too_large_is_an_answer_the_document_gives(portal) -> None:
+    too_large = {"content-length": str(2 * 1024 * 1024), "content-type": "application/json"}
+    for method, path, operation in _operations():
+        if method != "POST":
+            continue
+        served = path.replace("{id}", "msg_unknown")
+        answer = await portal.client.request(method, served, headers=too_large, content=b"{}")
+        assert answer.status_code == 413, (method, path)
+        assert answer.json()["error"] == "body_too_large"
+        assert "413" in operation["responses"], f"{method} {path} does not list its 413"

@@ -152,7 +152,7 @@ async def test_no_guardian_reachable_response_contains_the_childs_library_use(po
             if not isinstance(route, Route) or route.path.startswith("/static"):
                 continue
             paths = (
-                [route.path.replace("{key:str}", key) for key in keys]
+                [route.path.replace("{key:catalog_key}", key) for key in keys]
                 if "{" in route.path
                 else [route.path]
             )

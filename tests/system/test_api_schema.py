@@ -26,7 +26,7 @@ from tests.live import portal_process
 from tests.web import hidden
 
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
-EXAMPLES = 60
+EXAMPLES = 200
 PIN = "4826"
 
 
