@@ -97,6 +97,7 @@ class StaffCode(StrEnum):
     PROVIDER_FAILED = "identity_provider_failed"
     ROLE_REQUIRED = "staff_role_required"
     USERNAME_TAKEN = "staff_username_taken"
+    TRAIL_PAGE_INVALID = "trail_page_invalid"
 
 
 class DeskCode(StrEnum):

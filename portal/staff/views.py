@@ -214,8 +214,10 @@ async def trail(request: Request) -> Response:
         since=since,
         until=until + timedelta(days=1) if until else None,
     )
-    # An entry id; anything else (30 digits, "²") reads as the first page.
+    # An entry id; anything else (30 digits, "²") is a link nobody made: said plainly.
     before = number_text(params.get("before", ""), MAX_ID)
+    if before is None and params.get("before"):
+        raise DomainError(StaffCode.TRAIL_PAGE_INVALID)
     entries = await audit.trail(filters, before_id=before)
     await audit.append(staff, AuditAction.TRAIL_READ, now=utcnow())
     return render(

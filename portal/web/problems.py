@@ -201,6 +201,9 @@ PROBLEMS: dict[ErrorCode, Problem] = {
         405, N_("This endpoint does not accept that method; the Allow header lists those it does.")
     ),
     StaffCode.SIGNIN_MISSING: Problem(400, N_("Please fill in every field.")),
+    StaffCode.TRAIL_PAGE_INVALID: Problem(
+        400, N_("That link to a page of the trail is not valid. Please start from the first page.")
+    ),
     StaffCode.SIGNIN_FAILED: Problem(
         400, N_("That username and password do not match. Please try again.")
     ),

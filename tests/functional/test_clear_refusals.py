@@ -83,11 +83,13 @@ async def test_a_receipt_reference_not_in_ascii_is_not_found(portal) -> None:
             assert answer.status_code == 404, (path, answer.status_code)
 
 
-async def test_a_trail_page_past_any_entry_shows_the_first_page(portal) -> None:
+async def test_a_trail_page_link_nobody_made_is_a_clear_refusal(portal) -> None:
     await staff_sign_in(portal.client, await make_staff(Role.PRIVACY_OFFICER))
     for before in ("9" * 30, "²", "٣", str(2**63)):
         answer = await portal.client.get("/staff/trail", params={"before": before})
-        assert answer.status_code == 200, (before, answer.status_code)
+        assert answer.status_code == 400, (before, answer.status_code)
+        assert "start from the first page" in answer.text
+    assert (await portal.client.get("/staff/trail", params={"before": "12"})).status_code == 200
 
 
 async def test_a_catalog_with_an_integer_too_long_to_read_is_a_catalog_problem(portal) -> None:
