@@ -46,6 +46,8 @@ def _connection(database_url: str) -> dict[str, Any]:
     if connection["engine"].endswith("asyncpg"):
         connection["credentials"]["reset"] = _keep_session
     else:
+        # Transactions that take the write lock first (portal/sqlite.py).
+        connection["engine"] = "portal.sqlite"
         # Deleted rows are overwritten with zeros in the database file, not just unlinked
         # (docs/PROMISES.md promise 4: erased means unrecoverable from what the portal controls).
         connection["credentials"]["secure_delete"] = "ON"
