@@ -450,7 +450,10 @@ def _development_secret(data_dir: Path) -> str:
     path = data_dir / "dev-secret"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not data_dir.exists():
+        # Private whatever the umask, as `portal serve` requires (portal.db.create_data_files).
+        data_dir.mkdir(parents=True, mode=0o700)
+        data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
     path.write_text(secret, encoding="utf-8")
     path.chmod(0o600)
