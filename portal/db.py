@@ -73,6 +73,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def apply_migrations(database_url: str) -> None:
+    files = _sqlite_files(database_url)
+    if files and not files[0].exists():
+        _create_private_file(files[0])
     try:
         await migrate(config=tortoise_config(database_url))
     finally:
@@ -112,7 +115,16 @@ def create_data_files(data_dir: Path, database_url: str) -> None:
     files = _sqlite_files(database_url)
     if files:
         _make_folder(files[0].parent)
-        descriptor = os.open(files[0], os.O_CREAT | os.O_WRONLY, PRIVATE_FILE)
+        if not files[0].exists():
+            _create_private_file(files[0])
+
+
+def _create_private_file(path: Path) -> None:
+    # An empty file is an empty SQLite database; created here so that its mode is ours.
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+    finally:
         os.close(descriptor)
 
 
