@@ -433,3 +433,27 @@ def test_serve_refuses_a_database_other_users_can_read_and_migrate_tightens_it(
     tightened = portal_command("migrate", env=env)
     assert f"Made private (it was readable by other local users): {database}" in tightened
     assert (_mode(data), _mode(database)) == (0o700, 0o600)
+
+
+def test_publish_refuses_an_endpoint_on_an_internal_address(portal_command, tmp_path) -> None:
+    portal_command("migrate")
+    for endpoint in (
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5/hooks",
+        "https://[fd00::1]/hooks",
+        "https://localhost:5432/hooks",  # a name resolving to loopback
+        "http://127.0.0.1:22/",
+    ):
+        catalog = tmp_path / "internal.toml"
+        catalog.write_text(
+            CATALOG.read_text(encoding="utf-8").replace(
+                "https://ils.riverside.example/portal/deletions", endpoint
+            ),
+            encoding="utf-8",
+        )
+        refused = portal_command("publish", str(catalog), expect=2)
+        assert "Nothing was published" in refused, endpoint
+        assert "system 'ils': endpoint" in refused, endpoint
+    # Named by the operator, the same internal endpoint is accepted.
+    allowed = {"PORTAL_SYSTEM_ALLOWED_ADDRESSES": "127.0.0.1"}
+    assert "reading_history: new" in portal_command("publish", str(catalog), env=allowed)
