@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
@@ -46,6 +49,8 @@ def _connection(database_url: str) -> dict[str, Any]:
     if connection["engine"].endswith("asyncpg"):
         connection["credentials"]["reset"] = _keep_session
     else:
+        # Transactions that take the write lock first (portal/sqlite.py).
+        connection["engine"] = "portal.sqlite"
         # Deleted rows are overwritten with zeros in the database file, not just unlinked
         # (docs/PROMISES.md promise 4: erased means unrecoverable from what the portal controls).
         connection["credentials"]["secure_delete"] = "ON"
@@ -68,10 +73,80 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def apply_migrations(database_url: str) -> None:
+    files = _sqlite_files(database_url)
+    if files and not files[0].exists():
+        _create_private_file(files[0])
     try:
         await migrate(config=tortoise_config(database_url))
     finally:
         await Tortoise.close_connections()
+
+
+# The data folder and the SQLite database hold card lookups, consents and keys: nobody but the
+# portal's own account may read them (docs/PROMISES.md). The database's -wal and -shm files
+# are made by SQLite with the mode of the database file.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _sqlite_files(database_url: str) -> list[Path]:
+    if not database_url.startswith("sqlite://") or ":memory:" in database_url:
+        return []
+    database = Path(database_url.removeprefix("sqlite://"))
+    return [database.with_name(database.name + suffix) for suffix in _SQLITE_COMPANIONS]
+
+
+def _shared(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o077)
+
+
+def _make_folder(folder: Path) -> None:
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=PRIVATE_FOLDER)
+        folder.chmod(PRIVATE_FOLDER)  # whatever the umask took away or left
+
+
+def create_data_files(data_dir: Path, database_url: str) -> None:
+    """The data folder, and the SQLite database's folder and (empty) file, made where missing,
+    private whatever the umask: SQLite would otherwise create the file 0644 under the usual
+    umask, and its -wal and -shm after it."""
+    _make_folder(data_dir)
+    files = _sqlite_files(database_url)
+    if files:
+        _make_folder(files[0].parent)
+        if not files[0].exists():
+            _create_private_file(files[0])
+
+
+def _create_private_file(path: Path) -> None:
+    # An empty file is an empty SQLite database; created here so that its mode is ours.
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+    finally:
+        os.close(descriptor)
+
+
+def exposed_data_files(data_dir: Path, database_url: str) -> list[Path]:
+    """What other local accounts could read: the data folder (which shelters the files in it)
+    and the SQLite database files, wherever they are, when they allow group or others."""
+    exposed = [data_dir] if data_dir.exists() and _shared(data_dir) else []
+    return exposed + [f for f in _sqlite_files(database_url) if f.exists() and _shared(f)]
+
+
+def make_data_files_private(data_dir: Path, database_url: str) -> list[Path]:
+    """The data folder 0700 with every folder in it, every file in it 0600, and the SQLite
+    database files 0600; returns what was wider (a folder or file shared with others)."""
+    tightened = []
+    candidates = [data_dir, *(p for p in sorted(data_dir.rglob("*")) if not p.is_symlink())]
+    for path in [*candidates, *(f for f in _sqlite_files(database_url) if f.exists())]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        private = PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE
+        if mode & 0o077 and path not in tightened:
+            path.chmod(mode & private)
+            tightened.append(path)
+    return tightened
 
 
 class Erasure:

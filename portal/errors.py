@@ -23,6 +23,8 @@ class PatronCode(StrEnum):
     SETUP_CODE_INVALID = "setup_code_invalid"
     ILS_UNAVAILABLE = "ils_unavailable"
     PIN_AT_LIBRARY_SYSTEM = "pin_at_library_system"
+    SIGNIN_DURING_HANDOVER = "signin_during_handover"
+    SIGNIN_AT_STAFF_SCREEN = "signin_at_staff_screen"
 
 
 class ConsentCode(StrEnum):

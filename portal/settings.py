@@ -7,6 +7,7 @@ means. `from_environment` reads them by that declaration, and the README's setti
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -226,6 +227,16 @@ class Settings:
         parse=Path,
         shown="none",
     )
+    system_allowed_addresses: tuple[str, ...] = _setting(
+        (),
+        "PORTAL_SYSTEM_ALLOWED_ADDRESSES",
+        "Comma-separated host names and addresses or networks (`10.2.0.0/16`, `fd00::/8`) a "
+        "connected system's endpoint may be on although they are internal (loopback, private, "
+        "link-local, unique-local), and plain HTTP to a loopback host named here. Outside "
+        "development mode every other such endpoint is refused at publishing and at delivery.",
+        parse=_csv,
+        shown="none",
+    )
     receipt_keys_file: Path | None = _setting(
         None,
         "PORTAL_RECEIPT_KEYS_FILE",
@@ -369,6 +380,14 @@ class Settings:
             raise ValueError(f"unknown locale(s) in PORTAL_LOCALES: {', '.join(unknown)}")
         if self.default_locale not in self.locales:
             raise ValueError("PORTAL_DEFAULT_LOCALE must be one of PORTAL_LOCALES")
+        for entry in self.system_allowed_addresses:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"PORTAL_SYSTEM_ALLOWED_ADDRESSES: {entry!r} is not a network"
+                    ) from None
         if len(self.secret_key) < 16:
             raise ValueError("PORTAL_SECRET_KEY must be at least 16 characters")
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
@@ -450,7 +469,10 @@ def _development_secret(data_dir: Path) -> str:
     path = data_dir / "dev-secret"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if not data_dir.exists():
+        # Private whatever the umask, as `portal serve` requires (portal.db.create_data_files).
+        data_dir.mkdir(parents=True, mode=0o700)
+        data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
     path.write_text(secret, encoding="utf-8")
     path.chmod(0o600)

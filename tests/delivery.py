@@ -65,6 +65,8 @@ def portal_environment(database_url: str, folder: Path, **settings: str) -> dict
         "PORTAL_DELIVERY_POLL_SECONDS": "0.1",
         "PORTAL_DELIVERY_RETRY_SECONDS": "0.2",
         "PORTAL_DELIVERY_LEASE_SECONDS": "2",
+        # The receivers listen on this machine, over plain HTTP, as an operator may allow.
+        "PORTAL_SYSTEM_ALLOWED_ADDRESSES": "127.0.0.1",
         **settings,
     }
 
@@ -307,4 +309,6 @@ def fast_delivery(settings: Settings, folder: Path) -> Settings:
         delivery_retry_seconds=0.2,
         delivery_lease_seconds=2,
         system_secrets_file=folder / "system-secrets.toml",
+        # The receivers listen on this machine, over plain HTTP, as an operator may allow.
+        system_allowed_addresses=("127.0.0.1",),
     )

@@ -7,7 +7,9 @@ portal.outbox.keys). Pure: no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -164,6 +166,63 @@ def endpoint_problem(endpoint: str) -> str | None:
     if parts.fragment:
         return "must not have a #fragment"
     return None
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def internal_address(address: Address) -> bool:
+    """Not a public unicast address: loopback, private, link-local (169.254.169.254, the cloud
+    metadata service), unique-local (fd00::/8), shared, reserved, unspecified or multicast;
+    an IPv4 address written as IPv6 (::ffff:10.0.0.1) is judged as itself."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
+
+
+@dataclass(frozen=True)
+class EndpointRules:
+    """Where connected systems may be reached, beyond `endpoint_problem`: in development
+    anywhere it allows; otherwise over HTTPS to public addresses only, except the hosts,
+    addresses and networks the operator names (PORTAL_SYSTEM_ALLOWED_ADDRESSES). Deletion
+    requests are sent by the server, so an internal address would let whoever writes the
+    catalog make the server call its own network (OWASP: server-side request forgery)."""
+
+    development: bool
+    allowed: tuple[str, ...] = ()
+
+    def names_host(self, host: str) -> bool:
+        return host.lower().rstrip(".") in {entry.lower().rstrip(".") for entry in self.allowed}
+
+    def names_address(self, address: Address) -> bool:
+        for entry in self.allowed:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue  # a host name
+        return False
+
+    def refusal(self, endpoint: str, addresses: list[Address]) -> str | None:
+        """Why `endpoint`, its host resolving to `addresses` now, must not be called."""
+        if self.development:
+            return None
+        parts = urlsplit(endpoint)
+        host = parts.hostname or ""
+        if self.names_host(host):
+            return None
+        if parts.scheme != "https":
+            return (
+                "must use https:// outside development mode (plain http only to a host "
+                "named in PORTAL_SYSTEM_ALLOWED_ADDRESSES)"
+            )
+        for address in addresses:
+            if internal_address(address) and not self.names_address(address):
+                return (
+                    f"is on an internal address ({address}); if that is intended, name it in "
+                    "PORTAL_SYSTEM_ALLOWED_ADDRESSES"
+                )
+        return None
 
 
 def _parse_systems(raw: Any, problems: list[str]) -> tuple[SystemSpec, ...]:

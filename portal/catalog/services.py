@@ -4,12 +4,16 @@ in the age rules. Publishing is portal.catalog.publishing."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from tortoise.exceptions import BaseORMException
 
@@ -21,8 +25,11 @@ from portal.catalog.jurisdiction import (
     age_context,
 )
 from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, Service
+from portal.catalog.parsing import Address, EndpointRules
+from portal.catalog.policy import CatalogError, SystemSpec
 from portal.clock import local_date
 from portal.locale_codes import canonical, spellings
+from portal.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -232,3 +239,45 @@ async def age_for_decision(
     """The same, by the jurisdiction in the database: decisions never rely on the snapshot."""
     library = await library_jurisdiction()
     return age_context(born_on, jurisdiction, library, local_date(now, timezone))
+
+
+def endpoint_rules(settings: Settings) -> EndpointRules:
+    return EndpointRules(settings.dev_mode, settings.system_allowed_addresses)
+
+
+async def resolve(host: str, port: int) -> list[Address]:
+    """The addresses `host` resolves to now (itself when it is one); none when it does not."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    # A scoped IPv6 address comes back as "fe80::1%eth0".
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+
+
+async def endpoint_refusal(endpoint: str, rules: EndpointRules) -> tuple[str | None, list[Address]]:
+    """Why `endpoint` must not be called now (portal.catalog.parsing.EndpointRules), and the
+    addresses its host resolved to, so that the caller connects to one of those it checked
+    (a name may resolve elsewhere a moment later)."""
+    if rules.development:
+        return None, []
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    return rules.refusal(endpoint, addresses), addresses
+
+
+async def check_endpoints(systems: tuple[SystemSpec, ...], rules: EndpointRules) -> None:
+    """Before publishing: every connected system's endpoint allowed where its host resolves
+    today (a name that does not resolve yet is checked again at each delivery)."""
+    problems = []
+    for system in systems:
+        refusal, _ = await endpoint_refusal(system.endpoint, rules)
+        if refusal is not None:
+            problems.append(f"system '{system.key}': endpoint {refusal}")
+    if problems:
+        raise CatalogError(problems)

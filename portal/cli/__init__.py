@@ -9,29 +9,47 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import stat
 import sys
-from pathlib import Path
 
 import uvicorn
 
 from portal.app import create_app
 from portal.cli import api, catalog, jobs, patrons, receipts, staff
-from portal.db import apply_migrations
+from portal.db import (
+    apply_migrations,
+    create_data_files,
+    exposed_data_files,
+    make_data_files_private,
+)
 from portal.settings import Settings
 from portal.web.access_log import LOGGING_CONFIG
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.database_url.startswith("sqlite://"):
-        Path(settings.database_url.removeprefix("sqlite://")).parent.mkdir(
-            parents=True, exist_ok=True
-        )
+    # The operator's setup and upgrade step: it makes the data private, and says so when it
+    # had to (an installation from before this check, or files copied in by hand).
+    create_data_files(settings.data_dir, settings.database_url)
     asyncio.run(apply_migrations(settings.database_url))
+    for path in make_data_files_private(settings.data_dir, settings.database_url):
+        print(f"Made private (it was readable by other local users): {path}")
     print("Database is up to date.")
     return 0
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    # Serving does not change modes behind the operator's back: it refuses, and says how to
+    # fix it, so a folder shared on purpose is a decision someone has to undo.
+    create_data_files(settings.data_dir, settings.database_url)
+    exposed = exposed_data_files(settings.data_dir, settings.database_url)
+    if exposed:
+        names = ", ".join(f"{path} ({stat.S_IMODE(path.stat().st_mode):04o})" for path in exposed)
+        print(
+            f"Refusing to start: other local users can read {names}. The data folder must be "
+            "0700 and the database files 0600: run `portal migrate`, which makes them so.",
+            file=sys.stderr,
+        )
+        return 2
     several = args.workers > 1
     uvicorn.run(
         "portal.app:from_environment" if several else create_app(settings),

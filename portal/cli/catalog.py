@@ -8,6 +8,7 @@ from pathlib import Path
 
 from portal.catalog.parsing import parse_catalog
 from portal.catalog.policy import CatalogError
+from portal.catalog.services import check_endpoints, endpoint_rules
 from portal.cli.database import with_db
 from portal.clock import utcnow
 from portal.officer import publishing
@@ -24,6 +25,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             catalog = parse_catalog(text, settings.locales, STORE_KEYS)
             # A system nobody can send signed requests to would hold deletions forever.
             require_secrets(settings, [system.key for system in catalog.systems])
+            await check_endpoints(catalog.systems, endpoint_rules(settings))
             report = await publishing.publish(catalog, text, now=utcnow())
         except CatalogError as error:
             print("Nothing was published. Please fix:", file=sys.stderr)

@@ -21,6 +21,7 @@ from portal.catalog.publishing import (
     latest_publication,
     preview_publication,
 )
+from portal.catalog.services import check_endpoints, endpoint_rules
 from portal.clock import local_date, utcnow
 from portal.errors import DomainError, OfficerCode
 from portal.officer import publishing, services
@@ -152,6 +153,7 @@ async def catalog_preview(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
+        await check_endpoints(catalog.systems, endpoint_rules(settings))
         previews = await preview_publication(catalog)
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)
@@ -189,6 +191,7 @@ async def catalog_publish(request: Request) -> Response:
     try:
         catalog = parse_catalog(text, settings.locales, STORE_KEYS)
         require_secrets(settings, [system.key for system in catalog.systems])
+        await check_endpoints(catalog.systems, endpoint_rules(settings))
         await publishing.publish(catalog, text, now=utcnow(), based_on=based_on, staff=staff)
     except CatalogError as error:
         return _page(request, "officer/catalog.html", staff, problems=error.problems)

@@ -11,11 +11,19 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 from tortoise.exceptions import BaseORMException
 
-from portal.catalog.services import PublishedSystem, connected_systems
+from portal.catalog.parsing import Address
+from portal.catalog.services import (
+    PublishedSystem,
+    connected_systems,
+    endpoint_refusal,
+    endpoint_rules,
+)
 from portal.clock import utcnow
 from portal.outbox.delivery import Claimed, claim_due, record_answer
 from portal.outbox.keys import SecretsError, load_secrets, require_secrets
@@ -47,6 +55,7 @@ class DeliveryWorker:
         # may take it over.
         self.timeout = min(10.0, settings.delivery_lease_seconds / 3)
         self.client = httpx2.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self.rules = endpoint_rules(settings)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -123,17 +132,41 @@ class DeliveryWorker:
             return None, "system not in the published catalog"
         if key is None:
             return None, "no signing secret configured"
+        # Checked again at each delivery: a name allowed at publishing may resolve elsewhere
+        # now. The request then goes to an address just checked, not to a second look-up.
+        refusal, addresses = await endpoint_refusal(system.endpoint, self.rules)
+        if refusal is not None:
+            logger.warning("not sent to %s: endpoint %s", message.system, refusal)
+            return None, "endpoint not allowed (PORTAL_SYSTEM_ALLOWED_ADDRESSES)"
+        url, extensions = pinned(system.endpoint, addresses)
         headers = signed_headers(key, message.message_id, int(time.time()), message.body)
+        if url != system.endpoint:
+            headers["host"] = urlsplit(system.endpoint).netloc
         try:
             # Streamed and never read: a receiver's answer body is not the portal's business.
             async with self.client.stream(
-                "POST", system.endpoint, content=message.body, headers=headers
+                "POST", url, content=message.body, headers=headers, extensions=extensions
             ) as response:
                 return response.status_code, None
         except httpx2.TimeoutException:
             return None, "no answer in time"
         except (httpx2.HTTPError, httpx2.InvalidURL, OSError) as error:
             return None, type(error).__name__
+
+
+def pinned(endpoint: str, addresses: list[Address]) -> tuple[str, dict[str, Any]]:
+    """The endpoint with its host name replaced by the first address it was checked at, and
+    the TLS name to verify the certificate against (the host name, as before); unchanged
+    when nothing was resolved for it (development) or the host is an address already."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if not addresses or host.strip("[]") == str(addresses[0]):
+        return endpoint, {}
+    address = addresses[0]
+    where = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{where}:{parts.port}" if parts.port else where
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), extensions
 
 
 @asynccontextmanager

@@ -22,7 +22,13 @@ from portal.patrons.ils import IlsUnreachable, authenticate_with_ils
 from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
-from portal.web.visit import LANGUAGE_COOKIE, session_cookie
+from portal.web.visit import (
+    HANDOVER_COOKIE,
+    LANGUAGE_COOKIE,
+    STAFF_COOKIE,
+    host_cookie,
+    session_cookie,
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,12 @@ async def signin(request: Request) -> Response:
             return render(request, "patrons/signin.html", error=failure.code)
         return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
     await throttle.refund(reservation)
+    at_the_desk = _desk_screen(request)
+    if at_the_desk is not None:
+        # The desk's screen ignores patron sessions (portal.web.visit): a session started
+        # here would only send the patron back to this form, with nothing said.
+        back = {"back_to_handover": at_the_desk is PatronCode.SIGNIN_DURING_HANDOVER}
+        return render(request, "patrons/signin.html", back, error=at_the_desk)
     token = await services.start_session(
         settings.secret_key,
         patron_id,
@@ -92,6 +104,17 @@ async def signin(request: Request) -> Response:
     response = redirect_to(request, "consent.privacy")
     set_cookie(request, response, session_cookie(settings), token, max_age=None)
     return response
+
+
+def _desk_screen(request: Request) -> PatronCode | None:
+    """Why a patron cannot sign in on this screen: handed over at the desk, or a staff
+    member's (the desk's cookies, as portal.web.visit reads them)."""
+    settings = settings_of(request)
+    if host_cookie(settings, HANDOVER_COOKIE) in request.cookies:
+        return PatronCode.SIGNIN_DURING_HANDOVER
+    if host_cookie(settings, STAFF_COOKIE) in request.cookies:
+        return PatronCode.SIGNIN_AT_STAFF_SCREEN
+    return None
 
 
 async def _authenticate(request: Request, parsed: SignIn) -> int:

@@ -46,6 +46,21 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     PatronCode.SIGNIN_FAILED: Problem(
         400, N_("That card number and PIN do not match. Please try again.")
     ),
+    PatronCode.SIGNIN_DURING_HANDOVER: Problem(
+        409,
+        N_(
+            "This screen is handed over at the library desk, so you cannot sign in to your"
+            " own page on it now. Go back to the desk's screen to finish, or hand it back to"
+            " staff; then sign in."
+        ),
+    ),
+    PatronCode.SIGNIN_AT_STAFF_SCREEN: Problem(
+        409,
+        N_(
+            "Library staff are signed in on this screen, so you cannot sign in to your own"
+            " page on it now. Ask them to sign out first, or use another device."
+        ),
+    ),
     PatronCode.SIGNIN_THROTTLED: Problem(
         429,
         Np_(

@@ -108,6 +108,8 @@ def bench_render(database_url: str, label: str) -> None:
     patron = asyncio.run(prepare(database_url))
     env = {
         "PORTAL_DATABASE_URL": database_url,
+        # The server's own data folder (its files private, as `portal serve` requires).
+        "PORTAL_DATA_DIR": tempfile.mkdtemp(prefix="portal-bench-"),
         "PORTAL_SECRET_KEY": SECRET,
         "PORTAL_DEV_MODE": "false",
         # The page is measured, not the delivery of the demo systems' requests.

@@ -398,9 +398,11 @@ async def test_a_patron_signed_in_on_the_library_screen_is_forgotten(portal) -> 
     await publish(standard_catalog(LOCALES), LOCALES)
     _, card = await _onboard_and_hand_over(portal)
     await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
-    # The patron types /signin on the handed-over screen and signs in.
-    await portal.client.post("/signin", data={"card": card, "pin": "4826"})
-    assert await PortalSession.all().count() == 1
+    # The patron types /signin on the handed-over screen and signs in: told why not, and no
+    # session is started on the library's screen.
+    refused = await portal.client.post("/signin", data={"card": card, "pin": "4826"})
+    assert refused.status_code == 409
+    assert await PortalSession.all().count() == 0
     mine = await portal.client.get("/privacy/record")
     assert mine.headers["location"] == "/signin"  # the library's screen is never a patron
     await portal.client.post("/handover/back")
@@ -568,3 +570,30 @@ async def _refuse_ending_staff_sessions(database_url: str) -> None:
         "CREATE TRIGGER keep_sessions BEFORE DELETE ON staff_session "
         "FOR EACH ROW EXECUTE FUNCTION keep_sessions();"
     )
+
+
+async def test_signing_in_on_a_handed_over_screen_says_why_it_cannot(portal) -> None:
+    """The desk's screen ignores a patron session while it is handed over: a sign-in there
+    would land back on the form with nothing said."""
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    await _onboard_and_hand_over(portal)
+    answer = await portal.client.post(
+        "/signin", data={"card": patron.card, "pin": patron.pin}, follow_redirects=True
+    )
+    assert answer.status_code == 409
+    assert "handed over at the library desk" in visible_text(answer.text)
+    assert await PortalSession.filter(patron_id=patron.id).count() == 0  # nothing left behind
+    assert "/handover" in answer.text  # the way back to the screen
+
+
+async def test_signing_in_where_staff_are_signed_in_says_why_it_cannot(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    await staff_sign_in(portal.client, await make_staff(Role.DESK))
+    answer = await portal.client.post(
+        "/signin", data={"card": patron.card, "pin": patron.pin}, follow_redirects=True
+    )
+    assert answer.status_code == 409
+    assert "staff are signed in on this screen" in visible_text(answer.text)
+    assert await PortalSession.filter(patron_id=patron.id).count() == 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -381,3 +383,77 @@ async def test_a_pin_reset_from_the_command_line_is_undone_when_its_audit_line_f
     await refuse_audit_lines(db)
     portal_command("reset-pin", stdin="2000 1000 6000\n", expect=1)
     assert (await Patron.get()).pin_hash is not None
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most accounts have (022): files 0644 and folders 0755 unless the portal says
+    otherwise. The processes the test starts inherit it."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_migrate_makes_the_data_folder_and_database_files_private(
+    portal_command, tmp_path: Path
+) -> None:
+    data = tmp_path / "fresh" / "data"
+    database = data / "portal.sqlite3"
+    env = {"PORTAL_DATA_DIR": str(data), "PORTAL_DATABASE_URL": f"sqlite://{database}"}
+    portal_command("migrate", env=env)
+    portal_command("publish", str(CATALOG), env=env)  # writes, so the -wal file exists
+    assert _mode(data) == 0o700
+    files = [path for path in data.iterdir() if path.name.startswith("portal.sqlite3")]
+    assert database in files
+    assert {path.name: _mode(path) for path in files} == {path.name: 0o600 for path in files}
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_serve_refuses_a_database_other_users_can_read_and_migrate_tightens_it(
+    portal_command, tmp_path: Path
+) -> None:
+    data = tmp_path / "old" / "data"
+    database = data / "portal.sqlite3"
+    env = {"PORTAL_DATA_DIR": str(data), "PORTAL_DATABASE_URL": f"sqlite://{database}"}
+    portal_command("migrate", env=env)
+    # As an installation from before the check left them.
+    data.chmod(0o755)
+    database.chmod(0o644)
+    refused = portal_command("serve", "--port", "1", env=env, expect=2)
+    assert f"{database} (0644)" in refused
+    assert f"{data} (0755)" in refused
+    assert "portal migrate" in refused
+    tightened = portal_command("migrate", env=env)
+    assert f"Made private (it was readable by other local users): {database}" in tightened
+    assert (_mode(data), _mode(database)) == (0o700, 0o600)
+
+
+def test_publish_refuses_an_endpoint_on_an_internal_address(portal_command, tmp_path) -> None:
+    portal_command("migrate")
+    for endpoint in (
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5/hooks",
+        "https://[fd00::1]/hooks",
+        "https://localhost:5432/hooks",  # a name resolving to loopback
+        "http://127.0.0.1:22/",
+    ):
+        catalog = tmp_path / "internal.toml"
+        catalog.write_text(
+            CATALOG.read_text(encoding="utf-8").replace(
+                "https://ils.riverside.example/portal/deletions", endpoint
+            ),
+            encoding="utf-8",
+        )
+        refused = portal_command("publish", str(catalog), expect=2)
+        assert "Nothing was published" in refused, endpoint
+        assert "system 'ils': endpoint" in refused, endpoint
+    # Named by the operator, the same internal endpoint is accepted.
+    allowed = {"PORTAL_SYSTEM_ALLOWED_ADDRESSES": "127.0.0.1"}
+    assert "reading_history: new" in portal_command("publish", str(catalog), env=allowed)

@@ -5,10 +5,14 @@ engine serialises writers and the same assertions hold."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from datetime import date
 
 import pytest
 
+from portal.api import services as api
+from portal.api.policy import Scope
 from portal.consent import reads
 from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Decision
@@ -16,7 +20,7 @@ from portal.decisions import services as decisions
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
-from tests.factories import decides, make_patron, now, publish, standard_catalog
+from tests.factories import SECRET, decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -71,3 +75,39 @@ async def test_concurrent_yes_no_and_loans_leave_a_consistent_state() -> None:
     revisions = await ConsentState.get(patron_id=patron.id)
     state_changes = [e for e in events if e.kind != EventKind.ERASED]
     assert revisions.revision == len(state_changes)  # one event per state change, no more
+
+
+async def test_rotating_a_client_while_another_process_writes_is_never_refused_as_locked(
+    engine: str, database_url: str
+) -> None:
+    """`portal api-client rotate` reads the client, then writes it. In a deferred SQLite
+    transaction the read takes a snapshot, and a commit by the busy server in between makes
+    the write fail at once with "database is locked" (no busy wait helps a stale snapshot)."""
+    if engine != "sqlite":
+        pytest.skip("PostgreSQL locks the row; the deferred snapshot is SQLite's")
+
+    await api.add_client(SECRET, "ils", frozenset({Scope.CONSENT_READ}), now=now())
+    await api.add_client(SECRET, "busy", frozenset({Scope.CONSENT_READ}), now=now())
+    stop = threading.Event()
+
+    def busy_server() -> None:
+        # Another process's writes, one short transaction after another (tokens issued).
+        server = sqlite3.connect(database_url.removeprefix("sqlite://"), timeout=5)
+        try:
+            while not stop.is_set():
+                server.execute(
+                    "UPDATE api_client SET last_token_at = ? WHERE name = 'busy'",
+                    (now().isoformat(),),
+                )
+                server.commit()
+        finally:
+            server.close()
+
+    writer = threading.Thread(target=busy_server)
+    writer.start()
+    try:
+        for _ in range(40):
+            await api.rotate_client(SECRET, "ils", None, now=now())
+    finally:
+        stop.set()
+        writer.join()

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +27,12 @@ from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState, MessageKind
-from portal.outbox.worker import in_process
+from portal.outbox.worker import DeliveryWorker, in_process
 from portal.patrons.models import Patron
 from portal.settings import Settings
 from portal.stores.reading_history import services as reading_history
 from portal.stores.registry import STORES
+from tests.delivery import delivery_catalog, fast_delivery
 from tests.factories import (
     SECRET,
     catalog_text,
@@ -341,3 +345,36 @@ async def test_delivery_refuses_to_start_without_a_published_systems_secret(tmp_
             pass
     async with in_process(replace(settings, delivery_in_process=False)) as worker:
         assert worker is None  # `portal deliver` runs elsewhere
+
+
+async def test_delivery_refuses_a_name_that_resolves_to_an_internal_address_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published while the name did not resolve (or resolved to a public address), the
+    endpoint's host now answers with an address on the library's own network: nothing is
+    sent there. (127.0.0.2 stands for it: loopback, and not the one the operator named.)"""
+    endpoint = "https://ils.library.example/hooks"
+    await publish(delivery_catalog(endpoint))
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await decides(patron.id, "reading_history", Decision.NO)
+    real = socket.getaddrinfo
+
+    def answers(host: object, *args: Any, **kwargs: Any) -> Any:
+        if host == "ils.library.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", 443))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", answers)
+    settings = fast_delivery(Settings(secret_key=SECRET, data_dir=tmp_path), tmp_path)
+    worker = DeliveryWorker(settings)
+    try:
+        assert await worker.deliver_due() == 1
+    finally:
+        await worker.close()
+    # The first of the patron's requests (the consent given, then its deletion, in order).
+    request = await OutboxMessage.filter(patron_id=patron.id).order_by("id").first()
+    assert request is not None
+    assert request.attempts == 1
+    assert request.state is DeliveryState.PENDING  # tried again later, when it may be fixed
+    assert request.last_error == "endpoint not allowed (PORTAL_SYSTEM_ALLOWED_ADDRESSES)"

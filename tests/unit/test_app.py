@@ -35,11 +35,12 @@ def test_create_app_is_the_only_constructor() -> None:
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     """What `portal serve` hands to uvicorn (instead of serving), with the environment of an
     operator who set a secret and a session length."""
     for setting in fields(Settings):
         monkeypatch.delenv(setting.metadata["env"], raising=False)
+    monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PORTAL_SECRET_KEY", SECRET)
     monkeypatch.setenv("PORTAL_SESSION_MINUTES", "17")
     handed: dict[str, Any] = {}

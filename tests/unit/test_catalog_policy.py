@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
-from portal.catalog.parsing import parse_catalog
+from portal.catalog.parsing import EndpointRules, parse_catalog
 from portal.catalog.policy import CatalogError, Terms, is_material_change
 from tests.factories import catalog_text, service_table, standard_catalog, system_table
 
@@ -194,3 +196,65 @@ def test_a_notice_under_both_codes_is_refused() -> None:
     assert "service 'newsletter': notice: 'tl' and 'fil' are the same locale; keep 'fil'" in (
         problems
     )
+
+
+PRODUCTION = EndpointRules(development=False)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",  # the cloud metadata service
+        "10.1.2.3",
+        "172.16.0.9",
+        "192.168.1.1",
+        "127.0.0.1",
+        "100.64.0.1",  # shared address space
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
+        "::1",
+        "fd00::5",  # unique-local
+        "fe80::1",  # link-local
+        "::ffff:10.0.0.1",  # an IPv4 private address written as IPv6
+        "224.0.0.1",
+    ],
+)
+def test_an_endpoint_on_an_internal_address_is_refused_outside_development(address: str) -> None:
+    host = f"[{address}]" if ":" in address else address
+    endpoint = f"https://{host}:5432/hooks"
+    refusal = PRODUCTION.refusal(endpoint, [ipaddress.ip_address(address)])
+    assert refusal is not None
+    assert "internal address" in refusal
+    assert (
+        EndpointRules(development=True).refusal(endpoint, [ipaddress.ip_address(address)]) is None
+    )
+
+
+def test_a_public_https_endpoint_is_allowed() -> None:
+    assert (
+        PRODUCTION.refusal("https://ils.example/h", [ipaddress.ip_address("93.184.216.34")]) is None
+    )
+    assert (
+        PRODUCTION.refusal("https://ils.example/h", [ipaddress.ip_address("2606:4700::1")]) is None
+    )
+
+
+def test_a_name_resolving_to_one_internal_address_among_public_ones_is_refused() -> None:
+    addresses = [ipaddress.ip_address(a) for a in ("93.184.216.34", "10.0.0.7")]
+    assert PRODUCTION.refusal("https://ils.example/h", addresses) is not None
+
+
+def test_plain_http_is_refused_outside_development_even_to_loopback() -> None:
+    loopback = [ipaddress.ip_address("127.0.0.1")]
+    refusal = PRODUCTION.refusal("http://127.0.0.1:22/", loopback)
+    assert refusal is not None
+    assert "https://" in refusal
+    assert EndpointRules(development=True).refusal("http://127.0.0.1:22/", loopback) is None
+
+
+def test_the_operator_can_name_internal_hosts_and_networks() -> None:
+    rules = EndpointRules(development=False, allowed=("10.2.0.0/16", "relay.internal", "127.0.0.1"))
+    assert rules.refusal("https://ils.internal/h", [ipaddress.ip_address("10.2.3.4")]) is None
+    assert rules.refusal("https://ils.internal/h", [ipaddress.ip_address("10.3.0.1")]) is not None
+    assert rules.refusal("https://relay.internal/h", [ipaddress.ip_address("10.9.9.9")]) is None
+    assert rules.refusal("http://127.0.0.1:8080/h", [ipaddress.ip_address("127.0.0.1")]) is None
+    assert rules.refusal("http://localhost:8080/h", [ipaddress.ip_address("127.0.0.1")]) is not None

@@ -54,6 +54,7 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_OIDC_DESK_GROUPS": "circulation, registration",
         "PORTAL_OIDC_OFFICER_GROUPS": "privacy",
         "PORTAL_SYSTEM_SECRETS_FILE": "/etc/portal/system-secrets.toml",
+        "PORTAL_SYSTEM_ALLOWED_ADDRESSES": "10.2.0.0/16, relay.internal",
         "PORTAL_RECEIPT_KEYS_FILE": "/etc/portal/receipt-keys.json",
         "PORTAL_DELIVERY_IN_PROCESS": "false",
         "PORTAL_DELIVERY_POLL_SECONDS": "0.5",
