@@ -22,7 +22,7 @@ from portal.patrons.ils import authenticate_with_ils
 from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
-from portal.web.visit import LANGUAGE_COOKIE, session_cookie
+from portal.web.visit import language_cookie, session_cookie
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ async def signin(request: Request) -> Response:
         minutes=settings.session_minutes,
         hours=settings.session_hours,
     )
-    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    chosen = request.cookies.get(language_cookie(settings))
     if chosen in settings.locales:
         await services.set_locale(patron_id, chosen)  # the latest explicit choice wins
     response = redirect_to(request, "consent.privacy")
@@ -112,7 +112,7 @@ async def signout(request: Request) -> Response:
     response = redirect_to(request, "patrons.signin_form")
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.https)
     # A shared terminal forgets the language too: the next patron's choice is their own.
-    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
+    response.delete_cookie(language_cookie(settings), path="/", secure=settings.https)
     return response
 
 
@@ -156,7 +156,7 @@ async def choose_language(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     if chosen in settings.locales:
         # Purpose: show the portal in the chosen language; kept for one year at most.
-        set_cookie(request, response, LANGUAGE_COOKIE, chosen, max_age=365 * 86_400)
+        set_cookie(request, response, language_cookie(settings), chosen, max_age=365 * 86_400)
         patron = signed_in_patron(request)
         if patron is not None:
             await services.set_locale(patron.patron_id, chosen)
