@@ -11,6 +11,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -130,7 +131,20 @@ def from_environment() -> Starlette:
     return create_app(Settings.from_environment())
 
 
+def _host_guard(settings: Settings) -> list[Middleware]:
+    """Requests naming another host in `Host` are refused (400) before anything answers them:
+    nothing the portal builds, a signed receipt's links least of all, names a host a client
+    chose. Behind a reverse proxy, the proxy passes the patron's `Host` on."""
+    if not settings.public_url:
+        return []  # development mode only: any host, links from the request
+    hosts = [settings.public_host, *settings.allowed_hosts]
+    return [Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)]
+
+
 def create_app(settings: Settings) -> Starlette:
+    if not (settings.public_url or settings.dev_mode):
+        raise ValueError("PORTAL_PUBLIC_URL is required outside development mode")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
@@ -163,6 +177,7 @@ def create_app(settings: Settings) -> Starlette:
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=[
+            *_host_guard(settings),  # first: no request reaches anything with another host
             Middleware(ConsentCheckLane),
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),

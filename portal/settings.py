@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 
@@ -87,6 +88,24 @@ class Settings:
             "parse": str,
             "shown": "none",
         },
+    )
+    public_url: str = _setting(
+        "",
+        "PORTAL_PUBLIC_URL",
+        "The portal's address as patrons reach it, e.g. `https://privacy.library.example` "
+        "(scheme, host, and port when not the usual one; no path). Signed receipts link to "
+        "it, and requests naming any other host in `Host` are refused (400). Required outside "
+        "development mode; in development, empty means any host, links from the request.",
+        shown="none",
+    )
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "PORTAL_ALLOWED_HOSTS",
+        "Comma-separated further host names the portal answers to besides the public "
+        "address's, e.g. an internal name library systems call the API by (`*.example.org` "
+        "for its subdomains). Nothing signed ever names them.",
+        parse=_csv,
+        shown="none",
     )
     dev_mode: bool = _setting(
         False,
@@ -397,8 +416,38 @@ class Settings:
         if self.delivery_lease_seconds < 1:
             raise ValueError("PORTAL_DELIVERY_LEASE_SECONDS must be at least 1")
         self._check_identity_source()
+        self._check_public_url()
         if "CHANGE-ME" in self.secret_key.upper():
             raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
+
+    @property
+    def public_host(self) -> str:
+        """The public address's host name ("" when none is set)."""
+        return urlsplit(self.public_url).hostname or ""
+
+    def _check_public_url(self) -> None:
+        if not self.public_url:
+            return
+        parts = urlsplit(self.public_url)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or not port_ok
+        ):
+            raise ValueError(
+                "PORTAL_PUBLIC_URL must be the portal's address alone, like "
+                "https://privacy.library.example"
+            )
+        object.__setattr__(self, "public_url", f"{parts.scheme}://{parts.netloc}".lower())
 
     @property
     def uses_sip2(self) -> bool:

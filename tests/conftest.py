@@ -25,7 +25,7 @@ from portal.db import apply_migrations, tortoise_config
 from portal.settings import Settings
 from tests.factories import SECRET
 from tests.pg import throwaway_cluster
-from tests.support import portal_client
+from tests.support import BASE_URL, portal_client
 
 _database_numbers = itertools.count()
 
@@ -124,6 +124,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=tmp_path,
         secret_key=SECRET,
+        public_url=BASE_URL,
         locales=("en",),
         default_locale="en",
         # The delivery worker runs only in the tests about delivery, which turn it on.

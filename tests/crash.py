@@ -30,7 +30,7 @@ from portal.stores.reading_history.models import HistoryEntry
 from portal.stores.saved_lists.models import SavedList
 from tests.factories import SECRET, FactoryPatron, make_patron, publish, standard_catalog
 from tests.pg import throwaway_cluster
-from tests.support import free_port
+from tests.support import LOOPBACK_URL, free_port
 
 SERVICES = ("reading_history", "saved_lists", "newsletter")
 STATE_EVENTS = {
@@ -266,6 +266,7 @@ async def crash_run(
         **os.environ,
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_LOCALES": "en",
         "PORTAL_SIGNIN_ATTEMPTS": "1000",
     }

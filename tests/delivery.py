@@ -47,7 +47,7 @@ from tests.factories import (
     system_table,
 )
 from tests.pg import throwaway_cluster
-from tests.support import free_port
+from tests.support import LOOPBACK_URL, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,7 @@ def portal_environment(database_url: str, folder: Path, **settings: str) -> dict
         "PYTHONPATH": str(ROOT),
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_LOCALES": "en",
         "PORTAL_DATA_DIR": str(folder),
         "PORTAL_SYSTEM_SECRETS_FILE": str(folder / "system-secrets.toml"),

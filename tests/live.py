@@ -26,10 +26,13 @@ def portal_process(
     """A migrated portal with the demo catalog, served by `portal serve` on loopback: its
     URL, and a way to run the operator's other commands against it."""
     data.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "PORTAL_DATA_DIR": str(data),
         "PORTAL_SECRET_KEY": "live-portal-secret-0123456789",
+        "PORTAL_PUBLIC_URL": url,
         "PORTAL_DATABASE_URL": f"sqlite://{data / 'portal.sqlite3'}",
         "PORTAL_SYSTEM_SECRETS_FILE": str(demo_system_secrets(data / "system-secrets.toml")),
         "PORTAL_RECEIPT_KEYS_FILE": str(data / "receipt-keys.json"),
@@ -48,13 +51,11 @@ def portal_process(
     run("migrate")
     run("receipt-key", "rotate")
     run("publish", str(ROOT / "deploy" / "catalog.toml"))
-    port = port or free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / f"server-{data.name}.log").open("w", encoding="utf-8")
     server = subprocess.Popen(
         [*portal, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
             try:

@@ -15,6 +15,8 @@ from starlette.types import ASGIApp
 T = TypeVar("T")
 
 BASE_URL = "http://portal.test"
+# The public address of the portal processes the tests start on this machine (any port).
+LOOPBACK_URL = "http://127.0.0.1"
 
 
 def free_port() -> int:

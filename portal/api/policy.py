@@ -8,7 +8,6 @@ portal.api.standings)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -21,7 +20,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from portal.credentials.policy import KeyPurpose, keyed_hash
+from portal.credentials.policy import KeyPurpose, keyed_hash, purpose_key
 from portal.errors import ApiCode, DomainError
 
 
@@ -101,10 +100,10 @@ def secret_matches(secret: str, client_secret: str, stored: str | None) -> bool:
 
 @lru_cache(maxsize=4)
 def signing_key(secret: str) -> OctKey:
-    """The token key, derived from PORTAL_SECRET_KEY with a purpose label: it signs nothing
-    else, and no other keyed hash can be used as a token signature."""
-    raw = hmac.new(secret.encode(), b"portal oauth access token key v1", hashlib.sha256).digest()
-    return OctKey.import_key(raw)
+    """The token key, derived from PORTAL_SECRET_KEY by HKDF for this purpose alone: it signs
+    nothing else, and neither the secret's other keys (the patron reference key connected
+    systems hold) nor any keyed hash can make one."""
+    return OctKey.import_key(purpose_key(secret, KeyPurpose.ACCESS_TOKEN))
 
 
 @dataclass(frozen=True)

@@ -40,20 +40,25 @@ class ClientStandings:
         # Every API request asks: the fresh case costs no awaiting.
         standings = self._standings if self._fresh() else await self._reread()
         standing = standings.get(token.client)
-        if standing is None:
-            return True  # a client added since the last read: nothing can be held against it
-        if token.generation != standing.generation:
-            # A newer generation than this process knows was issued after a rotation it has
-            # not read yet; an older one belongs to a secret that was replaced.
-            return token.generation > standing.generation
-        return not standing.revoked
+        if standing is None or token.generation > standing.generation:
+            # A client added, or a secret rotated, since the last read (in another process)?
+            # Read again now: a token is admitted only for a client and a secret generation
+            # that exist. Only a token this portal signed gets here.
+            standing = (await self._reread(force=True)).get(token.client)
+            if standing is None:
+                return False
+        # An older generation belongs to a secret that was replaced.
+        return token.generation == standing.generation and not standing.revoked
 
     def _fresh(self) -> bool:
         return self._read_at is not None and self.clock() - self._read_at < self.refresh_seconds
 
-    async def _reread(self) -> Mapping[int, Standing]:
+    async def _reread(self, *, force: bool = False) -> Mapping[int, Standing]:
+        asked_at = self.clock()
         async with self._lock:  # one read for all the requests that find it stale
-            if not self._fresh():
+            # Forced: unless a read began after this request asked, as a read it waited for.
+            stale = self._read_at is None or self._read_at <= asked_at
+            if (force and stale) or not self._fresh():
                 # Timed before the read: whatever committed before it is in what it reads.
                 started = self.clock()
                 self._standings = await self.load()

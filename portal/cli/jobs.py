@@ -11,6 +11,7 @@ import sys
 
 from portal.cli.database import with_db
 from portal.clock import utcnow
+from portal.credentials.policy import reference_key
 from portal.officer import jobs
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
@@ -131,6 +132,19 @@ def cmd_system_secret(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference_key(settings: Settings, args: argparse.Namespace) -> int:
+    # The one key a connected system needs to know which patron a request names. Derived
+    # from PORTAL_SECRET_KEY, it tells nothing of it: no token, session or receipt comes of it.
+    print(reference_key(settings.secret_key).hex())
+    print(
+        "A patron's reference is HMAC-SHA256, under these 32 bytes (hex above), of the card "
+        "number in upper case without spaces or dashes, written in lower-case hex. Accounts "
+        "made before references had this key keep the reference they were sent under then.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def add_coming_of_age(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     commands.add_parser(
         "coming-of-age", help="scheduled daily: hand over accounts of patrons who came of age"
@@ -177,3 +191,7 @@ def add_delivery_verbs(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     secret.add_argument("system", help="the system's key in the catalog")
     secret.set_defaults(run=cmd_system_secret)
+    commands.add_parser(
+        "reference-key",
+        help="print the key connected systems compute patron references with (it signs nothing)",
+    ).set_defaults(run=cmd_reference_key)

@@ -41,6 +41,9 @@ class KeyPurpose(StrEnum):
     THROTTLE_STAFF_CLIENT = "throttle-staff-client"
     THROTTLE_OAUTH_CARD = "throttle-oauth-card"
     THROTTLE_OAUTH_CLIENT = "throttle-oauth-client"
+    # Keys of their own (never a keyed hash under PORTAL_SECRET_KEY, so never PREFIXED):
+    PATRON_REFERENCE = "patron-reference"  # the patron as connected systems know them
+    ACCESS_TOKEN = "access-token"  # noqa: S105 (a purpose's name) the API's access tokens
 
 
 # Hashed before each purpose had its own key: HMAC under the secret itself of
@@ -88,7 +91,13 @@ def keyed_hash(secret: str, purpose: KeyPurpose, value: str) -> str:
 @functools.lru_cache(maxsize=64)
 def purpose_key(secret: str, purpose: KeyPurpose) -> bytes:
     """The purpose's own key, derived from the portal's secret: knowing one tells nothing of
-    the secret or of another purpose's key."""
+    the secret or of another purpose's key. It keys a hash, or signs, for that purpose only."""
     info = f"portal keyed hash {purpose}".encode()
     derive = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info)
     return derive.derive(secret.encode())
+
+
+def reference_key(secret: str) -> bytes:
+    """The key connected systems compute patron references with (`portal reference-key`):
+    HMAC-SHA256 under it of the normalised card. It keys nothing else and signs nothing."""
+    return purpose_key(secret, KeyPurpose.PATRON_REFERENCE)

@@ -20,7 +20,7 @@ from portal.i18n import current_locale
 from portal.staff.access import HANDOVER_COOKIE, cookie_name, end_patron_session
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, settings_of
-from portal.web.visit import LANGUAGE_COOKIE
+from portal.web.visit import language_cookie
 
 
 async def _current(request: Request) -> handovers.HandoverView | None:
@@ -49,7 +49,8 @@ async def _acted_on(request: Request) -> handovers.HandoverView | None:
 
 def _cleared(request: Request) -> Response:
     response = render(request, "desk/handover_cleared.html", status_code=410)
-    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings_of(request).https)
+    settings = settings_of(request)
+    response.delete_cookie(language_cookie(settings), path="/", secure=settings.https)
     return response
 
 
@@ -129,7 +130,7 @@ async def hand_back(request: Request) -> Response:
     response = redirect_to(request, "staff.signin_form")
     await end_patron_session(request, response)
     # The next person at this screen starts in their own language.
-    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
+    response.delete_cookie(language_cookie(settings), path="/", secure=settings.https)
     return response
 
 

@@ -30,7 +30,7 @@ from portal.staff.services import StaffIdentity
 from portal.web.paths import LOCALE
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, set_cookie, settings_of
-from portal.web.visit import LANGUAGE_COOKIE
+from portal.web.visit import language_cookie
 
 
 def _ref(request: Request, staff: StaffIdentity, card: CardRef) -> str:
@@ -135,7 +135,7 @@ async def handover(request: Request) -> Response:
     locale = handed.locale
     if locale in settings.locales:
         # The handed-over screen opens in the patron's language (the switcher stays).
-        set_cookie(request, response, LANGUAGE_COOKIE, locale, max_age=None)
+        set_cookie(request, response, language_cookie(settings), locale, max_age=None)
     return response
 
 

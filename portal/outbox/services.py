@@ -79,9 +79,10 @@ async def _enqueue(
 
 
 async def _patron_reference(patron_id: int) -> str:
-    """The keyed hash of the patron's card, as stored (the portal keeps no card number)."""
-    reference: str = (await Patron.get(id=patron_id)).card_lookup
-    return reference
+    """The patron as connected systems know them: their reference, or for an account made
+    before references had a key of their own, the card's keyed hash they were sent then."""
+    patron = await Patron.get(id=patron_id)
+    return patron.reference or patron.card_lookup
 
 
 @dataclass(frozen=True)

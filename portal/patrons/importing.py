@@ -22,9 +22,9 @@ from portal.locale_codes import RENAMED
 from portal.patrons.policy import new_setup_code, normalise_card
 
 # Rows per transaction: big enough that a round trip per batch costs little, small enough
-# that SQLite's 32,766 bound parameters are never reached (4 per row).
+# that SQLite's 32,766 bound parameters are never reached (5 per row).
 BATCH_SIZE = 2_000
-MAX_BATCH_SIZE = 8_000
+MAX_BATCH_SIZE = 6_000
 # The summary keeps the first bad rows; the caller hears of every one as it is read.
 KEPT_BAD_ROWS = 1_000
 EARLIEST_BIRTH = date(1900, 1, 1)
@@ -219,7 +219,7 @@ async def _commit(
 ) -> None:
     postgres = _is_postgres()
     async with in_transaction():
-        created = await _insert_patrons(batch, now, postgres=postgres)
+        created = await _insert_patrons(secret, batch, now, postgres=postgres)
         codes = []
         if on_codes is not None:
             codes = await _issue_codes(secret, created, batch, expires_at, postgres=postgres)
@@ -235,9 +235,10 @@ def _is_postgres() -> bool:
 
 # Known cards are left as they are (ON CONFLICT DO NOTHING): RETURNING names only the new.
 _INSERT_PATRONS_PG = (
-    "INSERT INTO patron (card_lookup, born_on, locale, created_at) "
-    "SELECT lookup, born_on, locale, ?::timestamptz "
-    "FROM unnest(?::varchar[], ?::date[], ?::varchar[]) AS imported(lookup, born_on, locale) "
+    "INSERT INTO patron (card_lookup, reference, born_on, locale, created_at) "
+    "SELECT lookup, reference, born_on, locale, ?::timestamptz "
+    "FROM unnest(?::varchar[], ?::varchar[], ?::date[], ?::varchar[]) "
+    "AS imported(lookup, reference, born_on, locale) "
     "ON CONFLICT (card_lookup) DO NOTHING RETURNING id, card_lookup"
 )
 _INSERT_CODES_PG = (
@@ -249,7 +250,7 @@ _INSERT_CODES_PG = (
 
 
 _INSERT_PATRONS_SQLITE = (
-    "INSERT INTO patron (card_lookup, born_on, locale, created_at) VALUES {rows} "
+    "INSERT INTO patron (card_lookup, reference, born_on, locale, created_at) VALUES {rows} "
     "ON CONFLICT (card_lookup) DO NOTHING RETURNING id, card_lookup"
 )
 _INSERT_CODES_SQLITE = (
@@ -266,24 +267,29 @@ def _sqlite_rows(sql: str, rows: int, columns: int) -> str:
 
 
 async def _insert_patrons(
-    batch: dict[str, CardRow], now: datetime, *, postgres: bool
+    secret: str, batch: dict[str, CardRow], now: datetime, *, postgres: bool
 ) -> list[tuple[int, str]]:
-    """One statement for the batch; the (id, card lookup) of each patron it created."""
+    """One statement for the batch; the (id, card lookup) of each patron it created. Each
+    with their reference for connected systems, as patrons.services makes it."""
+    references = [
+        keyed_hash(secret, KeyPurpose.PATRON_REFERENCE, row.card) for row in batch.values()
+    ]
     if postgres:
         rows = await fetch_rows(
             _INSERT_PATRONS_PG,
             now,
             list(batch),
+            references,
             [row.born_on for row in batch.values()],
             [row.locale for row in batch.values()],
         )
     else:
         values = [
             value
-            for lookup, row in batch.items()
-            for value in (lookup, row.born_on, row.locale, now)
+            for (lookup, row), reference in zip(batch.items(), references, strict=True)
+            for value in (lookup, reference, row.born_on, row.locale, now)
         ]
-        rows = await fetch_rows(_sqlite_rows(_INSERT_PATRONS_SQLITE, len(batch), 4), *values)
+        rows = await fetch_rows(_sqlite_rows(_INSERT_PATRONS_SQLITE, len(batch), 5), *values)
     return [(row["id"], row["card_lookup"]) for row in rows]
 
 

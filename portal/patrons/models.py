@@ -15,6 +15,10 @@ class Patron(Model):
     # HMAC-SHA256 of the normalised card number (purpose: sign-in and matching; kept while
     # the account exists).
     card_lookup = fields.CharField(max_length=64, unique=True)
+    # The patron as connected systems know them (deletion requests name it): HMAC-SHA256 of
+    # the normalised card under the patron reference key, which keys nothing else. Null for
+    # an account made before there was one: its reference is card_lookup, for good.
+    reference = fields.CharField(max_length=64, null=True, unique=True)
     # Argon2 hash, set by the patron through a one-time setup code; null until then.
     pin_hash = fields.CharField(max_length=200, null=True)
     # Purpose: show the portal in the patron's language; kept while the account exists.

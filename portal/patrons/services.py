@@ -54,6 +54,13 @@ def card_lookup(secret: str, card_number: str) -> str:
     return keyed_hash(secret, KeyPurpose.CARD, card)
 
 
+def patron_reference(secret: str, card: str) -> str:
+    """What connected systems are told a patron is: HMAC-SHA256 of the normalised card under
+    the patron reference key (portal.credentials.policy.reference_key), so that a library
+    system computing it from its own cards holds that key only, never the portal's secret."""
+    return keyed_hash(secret, KeyPurpose.PATRON_REFERENCE, card)
+
+
 async def create_patron(
     secret: str,
     card_number: str,
@@ -84,11 +91,15 @@ async def register_card(
 ) -> int:
     """A new account with every optional service off (no consent exists until the patron
     gives one) and no PIN; CARD_EXISTS, and nothing created, when the card is known."""
-    lookup = card_lookup(secret, card_number)
+    card = normalise_card(card_number)
+    if card is None:
+        raise PatronError(PatronCode.CARD_FORMAT)
+    lookup = keyed_hash(secret, KeyPurpose.CARD, card)
     try:
         async with in_transaction():
             patron = await Patron.create(
                 card_lookup=lookup,
+                reference=patron_reference(secret, card),
                 born_on=born_on,
                 locale=locale,
                 jurisdiction=jurisdiction,

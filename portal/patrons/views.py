@@ -24,9 +24,9 @@ from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
 from portal.web.visit import (
     HANDOVER_COOKIE,
-    LANGUAGE_COOKIE,
     STAFF_COOKIE,
     host_cookie,
+    language_cookie,
     session_cookie,
 )
 
@@ -98,7 +98,7 @@ async def signin(request: Request) -> Response:
         minutes=settings.session_minutes,
         hours=settings.session_hours,
     )
-    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    chosen = request.cookies.get(language_cookie(settings))
     if chosen in settings.locales:
         await services.set_locale(patron_id, chosen)  # the latest explicit choice wins
     response = redirect_to(request, "consent.privacy")
@@ -136,7 +136,7 @@ async def signout(request: Request) -> Response:
     response = redirect_to(request, "patrons.signin_form")
     response.delete_cookie(session_cookie(settings), path="/", secure=settings.https)
     # A shared terminal forgets the language too: the next patron's choice is their own.
-    response.delete_cookie(LANGUAGE_COOKIE, path="/", secure=settings.https)
+    response.delete_cookie(language_cookie(settings), path="/", secure=settings.https)
     return response
 
 
@@ -180,7 +180,7 @@ async def choose_language(request: Request) -> Response:
     response = RedirectResponse(target, status_code=303)
     if chosen in settings.locales:
         # Purpose: show the portal in the chosen language; kept for one year at most.
-        set_cookie(request, response, LANGUAGE_COOKIE, chosen, max_age=365 * 86_400)
+        set_cookie(request, response, language_cookie(settings), chosen, max_age=365 * 86_400)
         patron = signed_in_patron(request)
         if patron is not None:
             await services.set_locale(patron.patron_id, chosen)

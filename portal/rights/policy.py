@@ -26,6 +26,12 @@ RECEIPT_TYPE = "consent-receipt+jwt"
 DECISIONS = frozenset({EventKind.GIVEN, EventKind.REFUSED, EventKind.WITHDRAWN, EventKind.RENEWED})
 # A receipt is a few hundred bytes; anything much larger pasted or uploaded is not one.
 MAX_RECEIPT_BYTES = 16 * 1024
+# The order n of P-256's group (FIPS 186-5; SEC 2 secp256r1). An ECDSA signature (r, s)
+# verifies as (r, n - s) too, so one receipt would have two signed forms: only the one with
+# s <= n/2 ("low-S", as Bitcoin's BIP 62 and libsecp256k1 require) is made or accepted.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = P256_ORDER // 2
+_SCALAR = 32  # bytes of r and of s in a JWS ES256 signature (RFC 7518 §3.4)
 
 
 def has_receipt(kind: str) -> bool:
@@ -43,6 +49,21 @@ def is_receipt_reference(value: str) -> bool:
     """Shaped as receipt_reference makes them: 24 lowercase hex digits (compared in constant
     time with the patron's own, which needs ASCII)."""
     return len(value) == RECEIPT_REFERENCE_LENGTH and _HEX.issuperset(value)
+
+
+def low_s(signature: bytes) -> bytes:
+    """The low-S form of an ES256 signature (r || s): s replaced by n - s when above n/2."""
+    r, s = signature[:_SCALAR], int.from_bytes(signature[_SCALAR:], "big")
+    if s > _HALF_ORDER:
+        s = P256_ORDER - s
+    return r + s.to_bytes(_SCALAR, "big")
+
+
+def is_low_s(signature: bytes) -> bool:
+    """Whether an ES256 signature is r || s of the right length with s in the low half."""
+    if len(signature) != 2 * _SCALAR:
+        return False
+    return 0 < int.from_bytes(signature[_SCALAR:], "big") <= _HALF_ORDER
 
 
 class Fact(StrEnum):

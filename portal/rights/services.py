@@ -5,6 +5,7 @@ a receipt is a signed copy of one line of it)."""
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from collections.abc import Callable
@@ -36,7 +37,9 @@ from portal.rights.policy import (
     Fact,
     ReceiptFacts,
     changed_facts,
+    is_low_s,
     is_receipt_reference,
+    low_s,
     receipt_reference,
 )
 from portal.stores.registry import STORES
@@ -117,10 +120,27 @@ async def receipt_facts(
 
 
 def sign_receipt(claims: dict[str, Any], keys: ReceiptKeys) -> str:
-    """A JWS in compact serialisation, signed with the current key (its kid in the header)."""
+    """A JWS in compact serialisation, signed with the current key (its kid in the header),
+    its signature in the low-S form (the only one verify_receipt accepts)."""
     payload = json.dumps(claims, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     header = {"alg": ALGORITHM, "kid": keys.signing.kid, "typ": RECEIPT_TYPE}
-    return jws.serialize_compact(header, payload.encode("utf-8"), keys.signing, [ALGORITHM])
+    token = jws.serialize_compact(header, payload.encode("utf-8"), keys.signing, [ALGORITHM])
+    signed, _, signature = token.rpartition(".")
+    return f"{signed}.{_base64url(low_s(_unbase64url(signature)))}"
+
+
+def _base64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unbase64url(text: str) -> bytes:
+    """Strict (RFC 7515 §2: no padding, the URL-safe alphabet only); ValueError otherwise."""
+    if not text.isascii() or "=" in text:
+        raise ValueError("not base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _base64url(raw) != text:  # trailing bits set: another spelling of the same bytes
+        raise ValueError("not canonical base64url")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -137,9 +157,12 @@ def verify_receipt(token: str, public: KeySet) -> Verification:
     if not token or len(token) > MAX_RECEIPT_BYTES:
         return Verification(valid=False)
     try:
+        # Plain ECDSA also accepts (r, n - s): a second valid form of the same receipt.
+        if not is_low_s(_unbase64url(token.rpartition(".")[2])):
+            return Verification(valid=False)
         signed = jws.deserialize_compact(token, public, algorithms=[ALGORITHM])
         claims = json.loads(signed.payload)
-    except (JoseError, ValueError, TypeError, KeyError):
+    except (JoseError, ValueError, TypeError, KeyError):  # a bad base64 is a ValueError
         return Verification(valid=False)
     if signed.protected.get("typ") != RECEIPT_TYPE or not isinstance(claims, dict):
         return Verification(valid=False)

@@ -89,9 +89,19 @@ async def export_download(request: Request) -> Response:
 
 async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
     patron = require_patron(request)
+    public_url = settings_of(request).public_url
 
     def notice_url(key: str, revision: int, locale: str, for_children: bool) -> str:
-        url = request.url_for("rights.notice_version", key=key, revision=revision, locale=locale)
+        # Signed: the configured address, never the request's Host (development mode
+        # without one aside, where any host is served).
+        params = {"key": key, "revision": revision, "locale": locale}
+        url = (
+            request.app.url_path_for("rights.notice_version", **params).make_absolute_url(
+                public_url
+            )
+            if public_url
+            else request.url_for("rights.notice_version", **params)
+        )
         return str(url.include_query_params(**{"for": "children"}) if for_children else url)
 
     facts = await services.receipt_facts(

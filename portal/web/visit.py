@@ -43,6 +43,12 @@ def host_cookie(settings: Settings, name: str) -> str:
     return f"__Host-{name}" if settings.https else name
 
 
+def language_cookie(settings: Settings) -> str:
+    """Host-only behind HTTPS too: a sibling host or a plain-HTTP answer could otherwise set
+    the language a patron reads their notices in."""
+    return host_cookie(settings, LANGUAGE_COOKIE)
+
+
 @dataclass(frozen=True)
 class Visitor:
     """A signed-in patron as the request plumbing needs them."""
@@ -78,6 +84,7 @@ class VisitMiddleware:
         self.find_visitor = find_visitor
         self.find_library = find_library
         self.session_cookie = session_cookie(settings)
+        self.language_cookie = language_cookie(settings)
         self.desk_cookies = (
             host_cookie(settings, STAFF_COOKIE),
             host_cookie(settings, HANDOVER_COOKIE),
@@ -95,10 +102,11 @@ class VisitMiddleware:
         at_the_desk = any(name in connection.cookies for name in self.desk_cookies)
         if token and not at_the_desk:
             visitor = await self.find_visitor(self.settings, token)
+        chosen = connection.cookies.get(self.language_cookie)
         locale = i18n.negotiate(
             self.settings.locales,
             self.settings.default_locale,
-            chosen=connection.cookies.get(LANGUAGE_COOKIE) or (visitor.locale if visitor else None),
+            chosen=chosen or (visitor.locale if visitor else None),
             accept_language=Headers(scope=scope).get("accept-language"),
         )
         scope.setdefault("state", {})

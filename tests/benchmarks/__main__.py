@@ -48,7 +48,7 @@ from tests.benchmarks.import_patrons import bench_import
 from tests.benchmarks.sip2_signin import bench_signin
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
-from tests.support import free_port
+from tests.support import LOOPBACK_URL, free_port
 
 CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
 LOCALES = ("en", "es", "fr", "zh_Hans", "zh_Hant", "vi", "fil", "ko", "ru", "ar")
@@ -111,6 +111,7 @@ def bench_render(database_url: str, label: str) -> None:
         # The server's own data folder (its files private, as `portal serve` requires).
         "PORTAL_DATA_DIR": tempfile.mkdtemp(prefix="portal-bench-"),
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_DEV_MODE": "false",
         # The page is measured, not the delivery of the demo systems' requests.
         "PORTAL_DELIVERY_IN_PROCESS": "false",

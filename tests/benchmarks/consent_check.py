@@ -46,7 +46,7 @@ from portal.patrons.policy import normalise_card
 from portal.patrons.services import start_session
 from portal.web.access_log import LOGGING_CONFIG
 from tests.factories import SECRET, decides, make_patron, now, publish
-from tests.support import free_port
+from tests.support import LOOPBACK_URL, free_port
 
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 ROUNDS = 5
@@ -213,6 +213,7 @@ def bench_check(database_url: str, label: str, catalog: str, locales: tuple[str,
     env = {
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         # The checks are measured, not the delivery of the demo systems' requests.
         "PORTAL_DELIVERY_IN_PROCESS": "false",
     }
@@ -458,6 +459,7 @@ def bench_scale(database_url: str, catalog: str, locales: tuple[str, ...]) -> No
     env = {
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         # The checks are measured, not the delivery of the demo systems' requests.
         "PORTAL_DELIVERY_IN_PROCESS": "false",
     }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.factories import SECRET
+from tests.support import LOOPBACK_URL
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 TARGET_SECONDS = 600
@@ -39,6 +40,7 @@ def run_import(database_url: str, cards: Path, *options: str) -> Run:
         **os.environ,
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_DEV_MODE": "false",
         "PORTAL_DATA_DIR": str(cards.parent),
     }

@@ -18,6 +18,7 @@ from portal.db import tortoise_config
 from tests.benchmarks.consent_check import serve, wrk
 from tests.factories import SECRET, make_patron, publish
 from tests.ils_process import running_ils
+from tests.support import LOOPBACK_URL
 
 SIP2_CARD, SIP2_PIN = "21000000009999", "Pw8qZ4xk"
 
@@ -45,6 +46,7 @@ def bench_signin(database_url: str, label: str, catalog: str, locales: tuple[str
     env = {
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_DEV_MODE": "false",
         "PORTAL_DELIVERY_IN_PROCESS": "false",
         # Every sign-in here succeeds and is refunded; the limit only guards failures.

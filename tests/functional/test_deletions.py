@@ -5,12 +5,13 @@ receiver process, down and then back: tests/system/test_deletion_pages.py.)"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from portal.api.access import Scope
-from portal.api.policy import ApiError
+from portal.api.policy import ApiError, sign_access_token
 from portal.consent.policy import Decision
 from portal.errors import ApiCode
 from portal.outbox.models import OutboxMessage
@@ -19,6 +20,7 @@ from portal.settings import Settings
 from tests.api import bearer as api_bearer
 from tests.delivery import delivery_catalog, fast_delivery
 from tests.factories import (
+    SECRET,
     catalog_text,
     decides,
     make_patron,
@@ -145,3 +147,26 @@ async def test_a_client_cannot_speak_for_a_system_the_catalog_does_not_name(port
     with pytest.raises(ApiError) as refused:
         await api_bearer(Scope.DELETIONS_READ, system="ils")
     assert refused.value.code is ApiCode.SYSTEM_UNKNOWN
+
+
+async def test_a_token_for_a_client_that_does_not_exist_lists_nothing(portal) -> None:
+    await publish(delivery_catalog(NOBODY))
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await decides(patron.id, "reading_history", Decision.NO)
+    await bearer()  # the system's real client exists: 999 is not it
+    forged = sign_access_token(
+        SECRET,
+        client=999,
+        client_id="no-such-client",
+        name="ils",
+        generation=1,
+        scopes=frozenset(Scope),
+        now=int(time.time()),
+        system="ils",
+    )
+    listed = await portal.client.get(
+        "/api/v1/deletions?system=ils", headers={"authorization": f"Bearer {forged}"}
+    )
+    assert listed.status_code == 401
+    assert "deletions" not in listed.json()

@@ -34,12 +34,21 @@ from tests.factories import (
 from tests.receipts import b64, receipt_of_last_decision, tamper
 from tests.web import choose, sign_in, visible_text
 
+# Not the address the test client uses (it is allowed as a further host name): a receipt's
+# links are the configured address whatever a request says.
+PUBLIC_URL = "https://privacy.library.example"
+
 
 @pytest.fixture
 def portal_settings(settings: Settings, tmp_path: Path) -> Settings:
     path = tmp_path / "receipt-keys.json"
     rotate(path)
-    return replace(settings, receipt_keys_file=path)
+    return replace(
+        settings,
+        receipt_keys_file=path,
+        public_url=PUBLIC_URL,
+        allowed_hosts=(*settings.allowed_hosts, "portal.test"),
+    )
 
 
 def _hand_check(receipt: str, jwks: dict[str, object]) -> bool:
@@ -256,3 +265,21 @@ async def test_my_data_matches_its_published_json_schema(portal) -> None:
     errors = [error.message for error in jsonschema_rs.validator_for(schema).iter_errors(data)]
     assert errors == []
     assert data["retained_data"]["saved_lists"][0]["items"][0]["title"] == "Jazz"
+
+
+async def test_a_receipt_links_to_the_configured_address_and_other_hosts_are_refused(
+    portal,
+) -> None:
+    await publish(standard_catalog())
+    await sign_in(portal.client, await make_patron())
+    await choose(portal.client, "newsletter", "no")
+    record = await portal.client.get("/privacy/record")
+    reference = record.text.split('href="/privacy/receipts/')[-1].split('"')[0]
+    forged_host = await portal.client.get(
+        f"/privacy/receipts/{reference}/download", headers={"host": "evil.example"}
+    )
+    assert forged_host.status_code == 400
+    assert "evil.example" not in forged_host.text
+    receipt = await receipt_of_last_decision(portal)
+    link = json.loads(b64(receipt.split(".")[1]))["notice"]["url"]
+    assert link.startswith(f"{PUBLIC_URL}/notices/newsletter/v1/en")

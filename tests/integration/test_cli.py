@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import re
 import stat
@@ -306,6 +308,16 @@ async def test_a_job_that_cannot_work_is_recorded_as_failed(
 
 
 CLI_SECRET = "cli-test-secret-0123456789"  # the portal_command fixture's PORTAL_SECRET_KEY
+
+
+async def test_the_reference_key_is_printed_for_connected_systems(db: str, portal_command) -> None:
+    portal_command("migrate")
+    portal_command("create-patron", stdin="2000 1000 7000\n")
+    key = bytes.fromhex(portal_command("reference-key").split()[0])
+    card = b"200010007000"  # as printed, upper case without spaces or dashes
+    reference = hmac.new(key, card, hashlib.sha256).hexdigest()
+    assert (await Patron.get()).reference == reference
+    assert key != CLI_SECRET.encode()
 
 
 async def _audit_actions() -> list[str]:

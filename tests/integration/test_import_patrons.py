@@ -63,6 +63,15 @@ async def test_card_numbers_are_stored_only_as_keyed_hashes() -> None:
     assert "200010000001" not in patron.card_lookup
 
 
+async def test_imported_patrons_have_their_reference_for_connected_systems() -> None:
+    await run_import(cards(3), batch_size=2)
+    for patron in await Patron.all():
+        [line] = [
+            line for line in cards(3) if services.card_lookup(SECRET, line) == patron.card_lookup
+        ]
+        assert patron.reference == services.patron_reference(SECRET, line.replace(" ", "").strip())
+
+
 async def test_each_new_patron_sets_their_own_pin_with_their_code() -> None:
     summary, _, issued = await run_import(cards(5), batch_size=2, codes=True)
     assert summary.created == 5

@@ -5,6 +5,8 @@ listed. (Real receivers and real processes: tests/system/test_delivery.py.)"""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import socket
 from dataclasses import replace
@@ -18,6 +20,7 @@ from portal.catalog.policy import CatalogError
 from portal.catalog.services import connected_systems
 from portal.consent import reads
 from portal.consent.policy import Decision
+from portal.credentials.policy import reference_key
 from portal.decisions import services as decisions
 from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
@@ -89,11 +92,11 @@ async def test_a_withdrawal_asks_each_system_to_delete_with_a_ledger_event_each(
     assert outcome.erased == 0  # nothing kept here: the data lives in the two systems
     requests = await deletions(patron.id)
     assert [request.system for request in requests] == ["sms", "ils"]
-    card_lookup = (await Patron.get(id=patron.id)).card_lookup
+    reference = as_a_library_system_computes_it(patron.card)
     for request in requests:
         body = json.loads(request.body)
         assert body["data"] == {
-            "service": "sms_notices", "patron": card_lookup, "reason": "withdrawn", "before": None
+            "service": "sms_notices", "patron": reference, "reason": "withdrawn", "before": None
         }  # fmt: skip
         assert patron.card not in request.body
     events = await ConsentEvent.filter(patron_id=patron.id, kind=EventKind.DELETION_REQUESTED)
@@ -101,6 +104,34 @@ async def test_a_withdrawal_asks_each_system_to_delete_with_a_ledger_event_each(
         ("TextRelay", requests[0].message_id),
         ("Library system", requests[1].message_id),
     ]
+
+
+def as_a_library_system_computes_it(card: str) -> str:
+    """From its own card number and the key `portal reference-key` printed, and nothing else."""
+    key = bytes.fromhex(reference_key(SECRET).hex())
+    return hmac.new(key, card.replace(" ", "").upper().encode(), hashlib.sha256).hexdigest()
+
+
+async def test_systems_are_sent_a_reference_under_its_own_key_not_the_card_lookup() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, "sms_notices", Decision.YES)
+    await decides(patron.id, "sms_notices", Decision.NO)
+    stored = await Patron.get(id=patron.id)
+    [sent] = {json.loads(request.body)["data"]["patron"] for request in await deletions(patron.id)}
+    assert sent == stored.reference == as_a_library_system_computes_it(patron.card)
+    assert sent != stored.card_lookup  # the sign-in lookup, keyed with the secret, stays inside
+
+
+async def test_an_account_from_before_keeps_the_reference_systems_already_hold() -> None:
+    await publish(catalog())
+    patron = await make_patron()
+    await Patron.filter(id=patron.id).update(reference=None)  # as migration 0016 leaves it
+    await decides(patron.id, "sms_notices", Decision.YES)
+    await decides(patron.id, "sms_notices", Decision.NO)
+    stored = await Patron.get(id=patron.id)
+    sent = {json.loads(request.body)["data"]["patron"] for request in await deletions(patron.id)}
+    assert sent == {stored.card_lookup}
 
 
 async def test_a_withdrawal_that_fails_midway_writes_no_request(monkeypatch) -> None:

@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.factories import SECRET, catalog_text, service_table
-from tests.support import free_port
+from tests.support import LOOPBACK_URL, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +79,7 @@ def environment(engine: str, database_url: str, tmp_path: Path) -> dict[str, str
         **os.environ,
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": SECRET,
+        "PORTAL_PUBLIC_URL": LOOPBACK_URL,
         "PORTAL_LOCALES": "en",
         "PORTAL_DATA_DIR": str(tmp_path),
     }

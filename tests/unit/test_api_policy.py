@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwt
+from joserfc.jwk import OctKey
 
 from portal.api.access import _statement_of
 from portal.api.policy import (
@@ -22,6 +28,7 @@ from portal.api.policy import (
 )
 from portal.api.services import Standing
 from portal.api.standings import REFRESH_SECONDS, ClientStandings
+from portal.credentials.policy import reference_key
 
 SECRET = "unit-test-secret-long-enough"
 ISSUED = 1_800_000_000
@@ -146,22 +153,70 @@ async def test_a_revocation_is_seen_within_the_interval() -> None:
 
 
 async def test_a_rotation_ends_older_tokens_and_not_newer_ones() -> None:
-    cache, _, _ = standings({7: Standing(2, revoked=False)})
+    known = {7: Standing(2, revoked=False)}
+    cache, _, loads = standings(known)
     assert not await cache.admits(statement(generation=1))
     assert await cache.admits(statement(generation=2))
-    # Issued after a rotation this process has not read yet: newer than what it knows.
+    # Issued after a rotation this process has not read yet: newer than what it knows, so
+    # it reads again at once, and admits the token once the rotation is there.
+    known[7] = Standing(3, revoked=False)
     assert await cache.admits(statement(generation=3))
+    assert len(loads) == 2
+
+
+async def test_a_token_of_a_generation_no_client_has_is_refused() -> None:
+    cache, _, _ = standings({7: Standing(2, revoked=False)})
+    assert not await cache.admits(statement(generation=3))
 
 
 async def test_a_revoked_client_given_a_new_secret_is_admitted_with_it() -> None:
-    cache, _, _ = standings({7: Standing(2, revoked=True)})
+    known = {7: Standing(2, revoked=True)}
+    cache, _, _ = standings(known)
     assert not await cache.admits(statement(generation=2))
+    known[7] = Standing(3, revoked=False)  # `portal api-client rotate`, in another process
     assert await cache.admits(statement(generation=3))
 
 
 async def test_a_client_added_since_the_last_read_is_admitted() -> None:
-    cache, _, _ = standings({})
+    known: dict[int, Standing] = {}
+    cache, _, _ = standings(known)
+    assert not await cache.admits(statement())
+    known[7] = Standing(1, revoked=False)  # added in another process a moment ago
     assert await cache.admits(statement())
+
+
+async def test_a_token_for_a_client_that_does_not_exist_is_refused() -> None:
+    cache, _, _ = standings({7: Standing(1, revoked=False)})
+    everything = frozenset(Scope)
+    forged = sign_access_token(
+        SECRET, client=999, client_id="x", name="x", generation=1, scopes=everything, now=ISSUED
+    )
+    found = read_access_token(SECRET, forged, now=ISSUED)
+    assert found is not None  # correctly signed: only the client's standing can refuse it
+    assert not await cache.admits(found)
+
+
+def _keys_derived_from(held: bytes) -> list[bytes]:
+    """What a holder of `held` could sign with: the key itself, and `held` put through each
+    derivation the portal uses (an HMAC with a label, HKDF with a purpose)."""
+    labels = [b"portal oauth access token key v1", b"portal keyed hash access-token"]
+    return [
+        held,
+        *(hmac.new(held, label, hashlib.sha256).digest() for label in labels),
+        *(HKDF(hashes.SHA256(), 32, None, label).derive(held) for label in labels),
+    ]
+
+
+def test_the_key_library_systems_compute_references_with_signs_no_access_token() -> None:
+    claims = {
+        "iss": "portal", "aud": "portal-api", "sub": "7", "client_id": "abc123", "name": "ils",
+        "gen": 1, "scope": "deletions:read deletions:ack", "iat": ISSUED, "exp": ISSUED + 60,
+    }  # fmt: skip
+    for key in _keys_derived_from(reference_key(SECRET)):
+        forged = jwt.encode(
+            {"alg": "HS256", "typ": "at+jwt"}, claims, OctKey.import_key(key), ["HS256"]
+        )
+        assert read_access_token(SECRET, forged, now=ISSUED) is None
 
 
 async def test_when_the_database_cannot_be_read_no_token_is_admitted() -> None:

@@ -42,6 +42,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
         monkeypatch.delenv(setting.metadata["env"], raising=False)
     monkeypatch.setenv("PORTAL_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PORTAL_SECRET_KEY", SECRET)
+    monkeypatch.setenv("PORTAL_PUBLIC_URL", "https://privacy.library.example")
     monkeypatch.setenv("PORTAL_SESSION_MINUTES", "17")
     handed: dict[str, Any] = {}
 
@@ -83,10 +84,16 @@ def test_each_of_several_workers_builds_the_same_app_from_the_environment(
 
 
 def test_the_app_is_built_from_the_settings_it_is_given() -> None:
-    settings = Settings(secret_key=SECRET)
+    settings = Settings(secret_key=SECRET, public_url="https://privacy.library.example")
     app = create_app(settings)
     assert app.state.settings is settings
     names = [route.name for route in app.routes]
     assert len(names) == len(set(names)), "route names are unique"
     for name in names:
         assert re.fullmatch(r"(static|[a-z]+\.[a-z_.]+)", name), f"undotted route name {name}"
+
+
+def test_outside_development_mode_the_app_needs_its_public_address() -> None:
+    with pytest.raises(ValueError, match="PORTAL_PUBLIC_URL"):
+        create_app(Settings(secret_key=SECRET))
+    assert create_app(Settings(secret_key=SECRET, dev_mode=True))

@@ -9,7 +9,13 @@ import hmac
 import pytest
 
 from portal.credentials import policy
-from portal.credentials.policy import PREFIXED, KeyPurpose, keyed_hash, purpose_key
+from portal.credentials.policy import (
+    PREFIXED,
+    KeyPurpose,
+    keyed_hash,
+    purpose_key,
+    reference_key,
+)
 from portal.credentials.throttle import Guessing
 from tests.factories import SECRET
 
@@ -70,7 +76,8 @@ OLD_FORM = {
     "outside-request-card",
     *(f"throttle-{guessing}-{side}" for guessing in Guessing for side in ("card", "client")),
 }
-ADDED_LATER: set[str] = set()  # a new purpose goes here, never into OLD_FORM
+# A new purpose goes here, never into OLD_FORM.
+ADDED_LATER: set[str] = {"patron-reference", "access-token"}
 
 
 def test_the_purposes_are_the_strings_they_always_were() -> None:
@@ -106,6 +113,15 @@ def test_a_purpose_added_later_hashes_under_its_own_key(monkeypatch: pytest.Monk
     expected = hmac.new(purpose_key(SECRET, KeyPurpose.CARD), b"42", hashlib.sha256).hexdigest()
     assert keyed_hash(SECRET, KeyPurpose.CARD, "42") == expected
     assert expected != hmac.new(SECRET.encode(), b"card:42", hashlib.sha256).hexdigest()
+
+
+def test_the_reference_key_and_the_token_key_are_different_derivations() -> None:
+    held = reference_key(SECRET)
+    assert held == _hkdf_sha256(SECRET.encode(), b"portal keyed hash patron-reference")
+    assert purpose_key(SECRET, KeyPurpose.ACCESS_TOKEN) == _hkdf_sha256(
+        SECRET.encode(), b"portal keyed hash access-token"
+    )
+    assert held != purpose_key(SECRET, KeyPurpose.ACCESS_TOKEN)
 
 
 def test_every_purpose_not_kept_in_the_old_form_hashes_under_its_own_key() -> None:

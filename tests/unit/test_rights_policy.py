@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -163,3 +164,38 @@ def test_a_rotated_file_is_never_left_half_written(tmp_path: Path) -> None:
     rotate(path)
     rotate(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys.json"]
+
+
+# The order of P-256's group (FIPS 186-5, SEC 2): s and n - s both verify under plain ECDSA.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _signature_s(receipt: str) -> int:
+    signature = base64.urlsafe_b64decode(receipt.rsplit(".", 1)[1] + "==")
+    return int.from_bytes(signature[32:], "big")
+
+
+def _with_s(receipt: str, s: int) -> str:
+    head, signature = receipt.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "==")[:32] + s.to_bytes(32, "big")
+    return f"{head}.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}"
+
+
+def test_receipts_are_signed_in_the_low_s_form_only(tmp_path: Path) -> None:
+    rotate(tmp_path / "keys.json")
+    keys = load_keys(Settings(receipt_keys_file=tmp_path / "keys.json"))
+    claims = receipt_claims(_facts(), issued_at=datetime.now(UTC))
+    # ECDSA signatures are random: about half come out high-S unless the signer lowers them.
+    for _ in range(40):
+        assert _signature_s(sign_receipt(claims, keys)) <= P256_ORDER // 2
+
+
+def test_the_high_s_twin_of_a_valid_receipt_is_not_valid(tmp_path: Path) -> None:
+    rotate(tmp_path / "keys.json")
+    keys = load_keys(Settings(receipt_keys_file=tmp_path / "keys.json"))
+    receipt = sign_receipt(receipt_claims(_facts(), issued_at=datetime.now(UTC)), keys)
+    s = _signature_s(receipt)
+    low, high = sorted((s, P256_ORDER - s))
+    assert verify_receipt(_with_s(receipt, low), keys.public).valid
+    twin = _with_s(receipt, high)
+    assert not verify_receipt(twin, keys.public).valid

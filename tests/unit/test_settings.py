@@ -31,6 +31,8 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_DATA_DIR": "elsewhere",
         "PORTAL_DATABASE_URL": "postgres://portal@db/portal",
         "PORTAL_SECRET_KEY": "a-secret-that-is-long-enough",
+        "PORTAL_PUBLIC_URL": "https://Privacy.Library.example/",
+        "PORTAL_ALLOWED_HOSTS": "portal.internal, 10.0.0.7",
         "PORTAL_DEV_MODE": "true",
         "PORTAL_HTTPS": "true",
         "PORTAL_LOCALES": "en, ar",
@@ -89,6 +91,25 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
     assert settings.oidc_desk_groups == ("circulation", "registration")
     assert settings.delivery_poll_seconds == 0.5
     assert settings.sip2_encoding == "utf-8"  # as operators write it, as Python names it
+    assert settings.public_url == "https://privacy.library.example"
+    assert settings.public_host == "privacy.library.example"
+    assert settings.allowed_hosts == ("portal.internal", "10.0.0.7")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "privacy.library.example",
+        "ftp://privacy.library.example",
+        "https://privacy.library.example/portal",
+        "https://privacy.library.example/?next=x",
+        "https://user@privacy.library.example",
+        "https://privacy.library.example:99999",
+    ],
+)
+def test_the_public_address_is_a_scheme_and_a_host_alone(address: str) -> None:
+    with pytest.raises(ValueError, match="PORTAL_PUBLIC_URL"):
+        Settings(public_url=address)
 
 
 def test_delivery_timings_must_be_usable() -> None:
