@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tortoise.exceptions import BaseORMException
@@ -29,7 +29,9 @@ from portal.catalog.parsing import Address, EndpointRules
 from portal.catalog.policy import CatalogError, SystemSpec
 from portal.clock import local_date
 from portal.locale_codes import canonical, spellings
-from portal.settings import Settings
+
+if TYPE_CHECKING:  # the settings read the environment with Starlette: use cases load no web code
+    from portal.settings import Settings
 
 
 @dataclass(frozen=True)
