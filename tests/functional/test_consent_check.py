@@ -197,7 +197,8 @@ async def exchange(
         "raw_path": b"/api/v1/consent-check",
         "query_string": b"",
         "root_path": "",
-        "headers": headers,
+        # The configured public address, as a library system's requests carry it.
+        "headers": [(b"host", b"portal.test"), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
