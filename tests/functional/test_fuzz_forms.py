@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from portal.app import create_app
 from portal.ledger.models import ConsentEvent
+from portal.settings import Settings
 from tests.factories import make_patron, publish, standard_catalog, system_table
 from tests.functional.test_route_access import ACCESS, ANONYMOUS, EVERYONE, ROLES, _headers, _people
 from tests.support import portal_client
@@ -167,3 +169,40 @@ async def test_every_route_answers_any_input_without_a_server_error(callers, dat
         path,
         answer.text[:300],
     )
+
+
+# --- every page form, a few hundred cases each ---------------------------------------------
+
+PAGE_FORMS = sorted(
+    route.name
+    for route in create_app(Settings(dev_mode=True, secret_key="f" * 32)).routes  # no database
+    if isinstance(route, Route)
+    and "POST" in (route.methods or ())
+    and not route.path.startswith(("/api/", "/oauth/"))
+)
+
+
+@pytest.mark.parametrize("form_route", PAGE_FORMS)
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_each_page_form_answers_a_few_hundred_forms_without_a_server_error(
+    callers, engine: str, form_route: str, data
+) -> None:
+    if engine != "sqlite":
+        pytest.skip("a few hundred cases per form on one engine; every route on both above")
+    portal, people, routes = callers
+    route = next(route for route, method in routes if route.name == form_route)
+    reaching = ACCESS[route.name]
+    role = next((r for r in ROLES if r in reaching and reaching is not EVERYONE), ANONYMOUS)
+    params = {name: data.draw(path_values, label=name) for name in route.param_convertors}
+    path = re.sub(
+        r"\{(\w+)(:\w+)?\}", lambda m: quote(str(params[m.group(1)]), safe=""), route.path
+    )
+    form = data.draw(st.dictionaries(st.sampled_from(EVERY_FIELD), hostile, max_size=6))
+    async with portal_client(portal.app, **await _headers(people, role)) as client:
+        answer = await client.post(path, data=form)
+    assert answer.status_code < 500 or answer.status_code == 503, (path, answer.text[:300])
