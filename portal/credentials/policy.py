@@ -41,6 +41,9 @@ class KeyPurpose(StrEnum):
     THROTTLE_STAFF_CLIENT = "throttle-staff-client"
     THROTTLE_OAUTH_CARD = "throttle-oauth-card"
     THROTTLE_OAUTH_CLIENT = "throttle-oauth-client"
+    # A card's PIN guesses over a day, and over the period after which the card is held.
+    THROTTLE_PIN_DAY = "throttle-pin-day"
+    THROTTLE_PIN_HOLD = "throttle-pin-hold"
 
 
 # Hashed before each purpose had its own key: HMAC under the secret itself of
