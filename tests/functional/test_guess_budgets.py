@@ -104,16 +104,22 @@ async def test_a_held_network_checks_a_known_card_once_and_answers_as_the_hold(p
                 for n in range(3000, 3020)
             )
         )
-    # Twenty parallel guesses at a real card from the held network: one is checked (its
-    # failure now holds the card here too), and all answer as a made-up card does.
+    # Twenty parallel guesses at a real card from the held network: at most one is checked
+    # (its failure then holds the card here too; racing first counts may leave none clean),
+    # and all answer as a made-up card does.
     assert {guess.status_code for guess in guesses} == {429} == {made_up.status_code}
     assert {visible_text(guess.text) for guess in guesses} == {visible_text(made_up.text)}
     window, _, _ = throttle.card_keys(SECRET, guess_subject(patron.card))
-    assert (await SignInCounter.get(key_lookup=window)).attempts == 1
+    assert (await SignInCounter.get(key_lookup=window)).attempts <= 1
     # A card with a failure of its own waits like every other card on the held network.
+    other = await make_patron()
     async with client_on(portal, LIBRARY_WIFI) as wifi:
-        again = await wifi.post("/signin", data={"card": patron.card, "pin": patron.pin})
-    assert again.status_code == 429
+        first = await wifi.post("/signin", data={"card": other.card, "pin": "0000"})
+        again = await wifi.post("/signin", data={"card": other.card, "pin": other.pin})
+    assert (first.status_code, again.status_code) == (429, 429)
+    assert (
+        await SignInCounter.get(key_lookup=throttle.card_keys(SECRET, other.card)[0])
+    ).attempts == 1
 
 
 async def test_the_desk_sees_and_lifts_a_hold_on_its_own_network(portal) -> None:
