@@ -13,6 +13,8 @@ class PatronCode(StrEnum):
     SIGNIN_MISSING = "signin_missing"
     SIGNIN_FAILED = "signin_failed"
     SIGNIN_THROTTLED = "signin_throttled"
+    SIGNIN_DAY_SPENT = "signin_day_spent"
+    SIGNIN_HELD = "signin_held"
     SETUP_MISSING = "setup_missing"
     PIN_MISMATCH = "pin_mismatch"
     PIN_FORMAT = "pin_format"

@@ -157,6 +157,19 @@ class Settings:
         "Length of that window; the throttled page tells the patron how long to wait.",
         parse=int,
     )
+    pin_guesses_per_day: int = _setting(
+        10,
+        "PORTAL_PIN_GUESSES_PER_DAY",
+        "Wrong PINs allowed per card in a day (whatever the network).",
+        parse=int,
+    )
+    pin_guesses_before_hold: int = _setting(
+        20,
+        "PORTAL_PIN_GUESSES_BEFORE_HOLD",
+        "Wrong PINs per card in 30 days after which its sign-in is held until the patron uses "
+        "a setup code or the desk unlocks it; the patron's record says so.",
+        parse=int,
+    )
     setup_code_hours: int = _setting(
         72, "PORTAL_SETUP_CODE_HOURS", "Validity of a one-time PIN setup code.", parse=int
     )

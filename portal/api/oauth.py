@@ -6,7 +6,7 @@ authorization-server pieces, for library systems. Clients authenticate with
 Authlib's server is synchronous and has no Starlette integration: this module is the glue.
 The client a request names is read from the database first (asynchronously), then Authlib
 runs its checks against that one record. Failed client authentication counts against the
-client id and the caller's network, in the database as sign-in guesses do
+caller's network, never the client id, in the database as sign-in guesses do
 (portal.credentials.throttle, Guessing.OAUTH)."""
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ from portal.clock import utcnow
 from portal.credentials import throttle
 from portal.credentials.throttle import Guessing
 from portal.errors import ApiCode
-from portal.patrons.access import count_guess
-from portal.patrons.policy import guess_subject
+from portal.patrons.access import count_network_guess
 from portal.web.problems import json_error
 from portal.web.requests import settings_of
 
@@ -246,8 +245,10 @@ async def token(request: Request) -> Response:
     named = basic_id or form.get("client_id")
     if not named:
         return _refusal(ApiCode.OAUTH_INVALID_CLIENT)
-    # Counted before the secret is checked, so parallel guesses cannot outrun the limit.
-    reservation = await count_guess(request, Guessing.OAUTH, guess_subject(named))
+    # Counted before the secret is checked, so parallel guesses cannot outrun the limit; by
+    # the network alone: a client id is no secret, and a 256-bit secret cannot be guessed, so
+    # a stranger who knows the id must not lock its library system out.
+    reservation = await count_network_guess(request, Guessing.OAUTH)
     if reservation is None:
         return _refusal(ApiCode.OAUTH_THROTTLED, retry_after=settings.signin_window_seconds)
     record = await services.client_for_authentication(named)

@@ -16,7 +16,7 @@ from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import entries
 from portal.patrons.access import require_patron, signed_in_patron, visitor_age
-from portal.patrons.services import Identity
+from portal.patrons.services import Identity, signin_held_at
 from portal.staff.audit import actions_on
 from portal.web.paths import KEY
 from portal.web.problems import http_status
@@ -117,6 +117,7 @@ async def record(request: Request) -> Response:
             "events": await entries(patron.patron_id),
             "titles": titles,
             "staff_actions": await actions_on(settings_of(request).secret_key, patron.patron_id),
+            "signin_held_at": await signin_held_at(patron.patron_id),
         },
     )
 

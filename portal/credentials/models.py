@@ -33,13 +33,18 @@ class SlidingSession(Model):
 
 class SignInCounter(Model):
     """Guesses counted against one throttle key (a keyed hash of a card, or of a client's
-    network) in the current window. KeyPurpose: limit guessing; purged when the window ends."""
+    network) in the current window. KeyPurpose: limit guessing; purged when the window ends,
+    but a card held until it is cleared (`holds_at` reached) is kept until then."""
 
     id = fields.IntField(primary_key=True)
     key_lookup = fields.CharField(max_length=64, unique=True)
     # Milliseconds since the epoch: compared in SQL the same way on every engine.
     window_started_ms = fields.BigIntField(db_index=True)
     attempts = fields.IntField()
+    # The window's length, so that each row is purged when its own window ends.
+    window_ms = fields.BigIntField(default=0, db_default=0)
+    # For a card's budget before a hold: the count at which it holds until it is cleared.
+    holds_at = fields.IntField(null=True)
 
     class Meta:
         table = "signin_counter"

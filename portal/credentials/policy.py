@@ -41,6 +41,9 @@ class KeyPurpose(StrEnum):
     THROTTLE_STAFF_CLIENT = "throttle-staff-client"
     THROTTLE_OAUTH_CARD = "throttle-oauth-card"
     THROTTLE_OAUTH_CLIENT = "throttle-oauth-client"
+    # A card's PIN guesses over a day, and over the period after which the card is held.
+    THROTTLE_PIN_DAY = "throttle-pin-day"
+    THROTTLE_PIN_HOLD = "throttle-pin-hold"
     # Keys of their own (never a keyed hash under PORTAL_SECRET_KEY, so never PREFIXED):
     PATRON_REFERENCE = "patron-reference"  # the patron as connected systems know them
     ACCESS_TOKEN = "access-token"  # noqa: S105 (a purpose's name) the API's access tokens

@@ -44,15 +44,35 @@ class Guessing(StrEnum):
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A key and the attempts it allows in its window. A holding limit (`holds`), once
+    reached, stays reached when its window ends: only clearing the key lifts it (a patron's
+    setup code, the desk's unlock)."""
+
+    key: str
+    attempts: int
+    window_seconds: int
+    holds: bool = False
+
+
+@dataclass(frozen=True)
 class Reservation:
     keys: tuple[str, ...]
     # Attempts already counted against the card in this window (for the growing delay).
     earlier: int
+    # The client's network was at its limit and the card's clean record let this attempt
+    # through (see `reserve`): a failure is answered as the network's hold is.
+    past_held_network: bool = False
+    # This attempt is the last a holding limit allows: if it fails, the card is held.
+    last_before_hold: bool = False
 
 
 # A network (a branch's Wi-Fi, a carrier's NAT) is shared by many patrons: it gets this many
 # times the attempts of one card before it is held back.
 NETWORK_FACTOR = 20
+DAY_SECONDS = 86_400
+# The period a card's budget of PIN guesses before a hold is counted over.
+HOLD_WINDOW_SECONDS = 30 * DAY_SECONDS
 
 
 def client_network(client_host: str | None) -> str:
@@ -76,7 +96,7 @@ def throttle_keys(
     network."""
     return (
         subject_key(secret, guessing, subject),
-        keyed_hash(secret, guessing.client_purpose, client_network(client_host)),
+        network_key(secret, guessing, client_host),
     )
 
 
@@ -85,16 +105,58 @@ def subject_key(secret: str, guessing: Guessing, subject: str) -> str:
     return keyed_hash(secret, guessing.subject_purpose, subject)
 
 
-def limits(keys: tuple[str, str], attempts: int) -> tuple[tuple[str, int], ...]:
+def network_key(secret: str, guessing: Guessing, client_host: str | None) -> str:
+    """The key guesses from the client's network are counted under."""
+    return keyed_hash(secret, guessing.client_purpose, client_network(client_host))
+
+
+def card_keys(secret: str, subject: str) -> tuple[str, str, str]:
+    """Every key a card's PIN guesses count under: the window's, the day's, the hold's."""
+    return card_keys_of(secret, subject_key(secret, Guessing.SIGNIN, subject))
+
+
+def card_keys_of(secret: str, window_key: str) -> tuple[str, str, str]:
+    """The day's and the hold's keys follow from the window's, so that the desk, which
+    carries only that key in its pages, can clear all three."""
+    return (
+        window_key,
+        keyed_hash(secret, KeyPurpose.THROTTLE_PIN_DAY, window_key),
+        keyed_hash(secret, KeyPurpose.THROTTLE_PIN_HOLD, window_key),
+    )
+
+
+def limits(keys: tuple[str, str], attempts: int, window_seconds: int) -> tuple[Limit, Limit]:
+    """The subject's limit and its network's, in one window."""
     card_key, client_key = keys
-    return ((card_key, attempts), (client_key, attempts * NETWORK_FACTOR))
+    return (
+        Limit(card_key, attempts, window_seconds),
+        Limit(client_key, attempts * NETWORK_FACTOR, window_seconds),
+    )
 
 
+def pin_limits(
+    secret: str, subject: str, *, attempts: int, window_seconds: int, per_day: int, before_hold: int
+) -> tuple[Limit, Limit, Limit]:
+    """A card's PIN guesses: `attempts` a window, `per_day` a day, and `before_hold` over
+    HOLD_WINDOW_SECONDS, after which the card is held until it is cleared."""
+    window, day, hold = card_keys(secret, subject)
+    return (
+        Limit(window, attempts, window_seconds),
+        Limit(day, per_day, DAY_SECONDS),
+        Limit(hold, before_hold, HOLD_WINDOW_SECONDS, holds=True),
+    )
+
+
+# One conditional UPDATE per key: a new window starts when the old one has ended, unless
+# the key holds at its limit; past its limit the row is not touched and nothing is returned.
 _COUNT = (
     "UPDATE signin_counter SET "
-    "attempts = CASE WHEN window_started_ms <= ? THEN 1 ELSE attempts + 1 END, "
-    "window_started_ms = CASE WHEN window_started_ms <= ? THEN ? ELSE window_started_ms END "
-    "WHERE key_lookup = ? AND (window_started_ms <= ? OR attempts < ?) RETURNING attempts"
+    "attempts = CASE WHEN window_started_ms <= ? AND (holds_at IS NULL OR attempts < holds_at) "
+    "THEN 1 ELSE attempts + 1 END, "
+    "window_started_ms = CASE WHEN window_started_ms <= ? "
+    "AND (holds_at IS NULL OR attempts < holds_at) THEN ? ELSE window_started_ms END, "
+    "window_ms = ?, holds_at = ? WHERE key_lookup = ? AND ((window_started_ms <= ? "
+    "AND (holds_at IS NULL OR attempts < holds_at)) OR attempts < ?) RETURNING attempts"
 )
 _REFUND = "UPDATE signin_counter SET attempts = attempts - 1 WHERE key_lookup = ? AND attempts > 0"
 
@@ -103,34 +165,64 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-async def _count(key: str, limit: int, *, since: datetime, now: datetime) -> int | None:
+async def _count(limit: Limit, *, now: datetime) -> int | None:
     """This attempt's number in the key's window, or None when the limit is reached."""
     with contextlib.suppress(IntegrityError):  # created meanwhile by a concurrent attempt
         await SignInCounter.get_or_create(
-            key_lookup=key, defaults={"window_started_ms": _ms(now), "attempts": 0}
+            key_lookup=limit.key, defaults={"window_started_ms": _ms(now), "attempts": 0}
         )
-    cut = _ms(since)
-    rows = await fetch_rows(_COUNT, cut, cut, _ms(now), key, cut, limit)
+    cut = _ms(now - timedelta(seconds=limit.window_seconds))
+    holds_at = limit.attempts if limit.holds else None
+    rows = await fetch_rows(
+        _COUNT,
+        cut,
+        cut,
+        _ms(now),
+        limit.window_seconds * 1000,
+        holds_at,
+        limit.key,
+        cut,
+        limit.attempts,
+    )
     return int(rows[0]["attempts"]) if rows else None
 
 
 async def reserve(
-    limited: tuple[tuple[str, int], ...], *, window_seconds: int, now: datetime
+    card: tuple[Limit, ...], network: Limit | None, *, now: datetime, known: bool = False
 ) -> Reservation | None:
-    """Count this attempt against each (key, limit); None when any key is at its limit.
-    The first key's count sets the delay (the card's failures, not the network's)."""
-    since = now - timedelta(seconds=window_seconds)
+    """Count this attempt against each of the card's limits, then its network's; None when
+    any is reached. The first limit's count sets the delay (the card's failures).
+
+    A network at its limit holds back every card but one the portal `known`s with a clean
+    record (no failure of its own counted in its window or its day): a patron with the right
+    PIN still gets in from a library's public network that a spray of made-up cards has
+    filled. The spray stays held: a made-up card is not known, and a known card that fails
+    has a record from then on, so from a held network each known card is checked once and
+    made-up cards not at all. The attempt is then not counted against the network (it is at
+    its limit), and a failure is answered like the hold, so the answer does not tell a known
+    card from a made-up one."""
     counted: list[str] = []
-    earlier = 0
-    for key, limit in limited:
-        number = await _count(key, limit, since=since, now=now)
+    numbers: list[int] = []
+    last_before_hold = False
+    for limit in card:
+        number = await _count(limit, now=now)
         if number is None:
             await refund(Reservation(tuple(counted), earlier=0))  # refused: never evaluated
             return None
-        if not counted:
-            earlier = number - 1
-        counted.append(key)
-    return Reservation(tuple(counted), earlier=earlier)
+        counted.append(limit.key)
+        numbers.append(number)
+        last_before_hold = last_before_hold or (limit.holds and number == limit.attempts)
+    earlier = numbers[0] - 1 if numbers else 0
+    past_held_network = False
+    if network is not None:
+        if await _count(network, now=now) is not None:
+            counted.append(network.key)
+        elif known and all(n == 1 for n, lim in zip(numbers, card, strict=True) if not lim.holds):
+            past_held_network = True
+        else:
+            await refund(Reservation(tuple(counted), earlier=0))
+            return None
+    return Reservation(tuple(counted), earlier, past_held_network, last_before_hold)
 
 
 async def refund(reservation: Reservation) -> None:
@@ -147,9 +239,14 @@ def delay_seconds(earlier_failures: int) -> float:
 
 
 async def unlock(secret: str, guessing: Guessing, subject: str) -> int:
-    """Staff, after checking who the patron is: the subject's counted attempts are cleared
-    (the client network's count stays, so this is no way around the per-client limit)."""
-    return await clear_key(subject_key(secret, guessing, subject))
+    """Staff, after checking who the patron is: the subject's counted attempts are cleared,
+    and a card's day and hold with them (the client network's count stays, so this is no
+    way around the per-client limit)."""
+    key = subject_key(secret, guessing, subject)
+    cleared = await clear_key(key)
+    if guessing is Guessing.SIGNIN:
+        await clear_card(secret, key)
+    return cleared
 
 
 async def clear_key(key: str) -> int:
@@ -158,6 +255,44 @@ async def clear_key(key: str) -> int:
         return 0
     await SignInCounter.filter(id=counter.id).delete()
     return counter.attempts
+
+
+async def clear_card(secret: str, window_key: str) -> None:
+    """A card's PIN guesses forgotten, its hold too: its setup code was used, or staff
+    checked who the patron is."""
+    for key in card_keys_of(secret, window_key):
+        await clear_key(key)
+
+
+@dataclass(frozen=True)
+class CardStanding:
+    """Whether guesses at a card are held back now: by its window or day (time lifts it),
+    or by the hold (only clearing lifts it)."""
+
+    waiting: bool
+    held: bool
+
+    @property
+    def locked(self) -> bool:
+        return self.waiting or self.held
+
+
+async def standing(limited: tuple[Limit, ...], *, now: datetime) -> CardStanding:
+    waiting = held = False
+    for limit in limited:
+        counter = await SignInCounter.get_or_none(key_lookup=limit.key)
+        if counter is None or counter.attempts < limit.attempts:
+            continue
+        if limit.holds:
+            held = True
+        elif counter.window_started_ms > _ms(now - timedelta(seconds=limit.window_seconds)):
+            waiting = True
+    return CardStanding(waiting, held)
+
+
+async def network_held(limit: Limit, *, now: datetime) -> bool:
+    """Whether the network a limit is for has reached it in its current window."""
+    return (await standing((limit,), now=now)).waiting
 
 
 async def locked(
@@ -170,15 +305,15 @@ async def locked(
     now: datetime,
 ) -> bool:
     """Whether guesses at the subject are held back by its failures in the current window."""
-    counter = await SignInCounter.get_or_none(key_lookup=subject_key(secret, guessing, subject))
-    if counter is None:
-        return False
-    in_window = counter.window_started_ms > _ms(now - timedelta(seconds=window_seconds))
-    return in_window and counter.attempts >= attempts
+    limit = Limit(subject_key(secret, guessing, subject), attempts, window_seconds)
+    return (await standing((limit,), now=now)).waiting
 
 
-async def purge_expired(*, now: datetime, window_seconds: int) -> int:
-    deleted: int = await SignInCounter.filter(
-        window_started_ms__lte=_ms(now - timedelta(seconds=window_seconds))
-    ).delete()
-    return deleted
+async def purge_expired(*, now: datetime) -> int:
+    """Rows whose window has ended, but for a card held until it is cleared."""
+    rows = await fetch_rows(
+        "DELETE FROM signin_counter WHERE window_started_ms + window_ms <= ? "
+        "AND (holds_at IS NULL OR attempts < holds_at) RETURNING id",
+        _ms(now),
+    )
+    return len(rows)

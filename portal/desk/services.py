@@ -226,6 +226,8 @@ class CardLookup:
     locked: bool
     is_child: bool
     throttle_key: str
+    # Held after its budget of wrong PINs: only a setup code or the desk lifts it.
+    held: bool = False
 
 
 async def look_up(
@@ -233,8 +235,7 @@ async def look_up(
     staff: StaffIdentity,
     card: str,
     *,
-    attempts: int,
-    window_seconds: int,
+    limits: PinLimits,
     now: datetime,
     timezone: str,
 ) -> CardLookup:
@@ -242,12 +243,15 @@ async def look_up(
     if patron is None:
         raise PatronError(PatronCode.CARD_UNKNOWN)
     guardians = await GuardianLink.filter(child_id=patron.id, ended_at=None).count()
-    locked = await throttle.locked(
-        secret,
-        Guessing.SIGNIN,
-        guess_subject(card),
-        attempts=attempts,
-        window_seconds=window_seconds,
+    standing = await throttle.standing(
+        throttle.pin_limits(
+            secret,
+            guess_subject(card),
+            attempts=limits.attempts,
+            window_seconds=limits.window_seconds,
+            per_day=limits.per_day,
+            before_hold=limits.before_hold,
+        ),
         now=now,
     )
     age = await age_for_decision(patron.born_on, None, now=now, timezone=timezone)
@@ -256,17 +260,52 @@ async def look_up(
         patron.id,
         patron.pin_hash is not None,
         guardians,
-        locked,
+        standing.locked,
         age.band is AgeBand.CHILD,
         throttle.subject_key(secret, Guessing.SIGNIN, guess_subject(card)),
+        held=standing.held,
     )
+
+
+@dataclass(frozen=True)
+class PinLimits:
+    """The settings a card's standing is read against (portal.credentials.throttle)."""
+
+    attempts: int
+    window_seconds: int
+    per_day: int
+    before_hold: int
+
+
+async def network_held(
+    secret: str, client_host: str | None, *, attempts: int, window_seconds: int, now: datetime
+) -> bool:
+    """Whether sign-in from the desk's own network is held by failures from it. The desk
+    cannot know a patron's network, but a library's public network is usually its own."""
+    _, network = throttle.limits(
+        throttle.throttle_keys(secret, Guessing.SIGNIN, "", client_host), attempts, window_seconds
+    )
+    return await throttle.network_held(network, now=now)
+
+
+async def unlock_network(
+    secret: str, staff: StaffIdentity, client_host: str | None, *, now: datetime
+) -> None:
+    """Staff clear the hold on their own network's sign-ins, in the audit trail."""
+    async with in_transaction():
+        cleared = await throttle.clear_key(
+            throttle.network_key(secret, Guessing.SIGNIN, client_host)
+        )
+        await audit.append(
+            staff, AuditAction.NETWORK_UNLOCKED, now=now, detail={"cleared": cleared}
+        )
 
 
 async def unlock(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
     async with in_transaction():
-        await throttle.clear_key(throttle_key)
+        await throttle.clear_card(secret, throttle_key)
         await _audit_patron(secret, staff, AuditAction.SIGNIN_UNLOCKED, patron_id, now)
 
 
@@ -295,7 +334,7 @@ async def _reset_pin(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
     await clear_pin(patron_id)
-    await throttle.clear_key(throttle_key)
+    await throttle.clear_card(secret, throttle_key)
     await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
 
 

@@ -1,7 +1,7 @@
 """The desk's screens for staff: a new card, handing the screen over, setup slips, looking
-up a card (whether it exists, has a PIN, how many guardians, whether sign-in is locked;
-never a choice or a record), PIN resets, guardian links. Card numbers arrive only in form
-bodies, never in URLs."""
+up a card (whether it exists, has a PIN, how many guardians, whether sign-in is locked or on
+hold; never a choice or a record) and whether the desk's own network is held, PIN resets,
+guardian links. Card numbers arrive only in form bodies, never in URLs."""
 
 from __future__ import annotations
 
@@ -164,31 +164,52 @@ async def setup_slip(request: Request) -> Response:
         return render(request, "desk/setup_slip.html", {"new": new})
 
 
+def _client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _lookup_context(request: Request, staff: StaffIdentity) -> dict[str, object]:
+    """What every look-up page shows besides the card: whether sign-in from the desk's own
+    network is held (a library's public network is usually the desk's too)."""
+    settings = settings_of(request)
+    held = await services.network_held(
+        settings.secret_key,
+        _client_host(request),
+        attempts=settings.signin_attempts,
+        window_seconds=settings.signin_window_seconds,
+        now=utcnow(),
+    )
+    return {"staff": staff, "found": None, "network_held": held}
+
+
 async def lookup_form(request: Request) -> Response:
     staff = await require_staff(request)
-    return render(request, "desk/lookup.html", {"staff": staff, "found": None})
+    return render(request, "desk/lookup.html", await _lookup_context(request, staff))
 
 
 async def lookup(request: Request) -> Response:
     staff = await require_staff(request)
     settings = settings_of(request)
     card = field(await request.form(), "card")
+    context = await _lookup_context(request, staff)
     try:
         found = await services.look_up(
             settings.secret_key,
             staff,
             card,
-            attempts=settings.signin_attempts,
-            window_seconds=settings.signin_window_seconds,
+            limits=services.PinLimits(
+                settings.signin_attempts,
+                settings.signin_window_seconds,
+                settings.pin_guesses_per_day,
+                settings.pin_guesses_before_hold,
+            ),
             now=utcnow(),
             timezone=settings.timezone,
         )
     except DomainError as failure:
-        return render(
-            request, "desk/lookup.html", {"staff": staff, "found": None}, error=failure.code
-        )
+        return render(request, "desk/lookup.html", context, error=failure.code)
     ref = _ref(request, staff, CardRef(found.patron_id, throttle_key=found.throttle_key))
-    return render(request, "desk/lookup.html", {"staff": staff, "found": found, "ref": ref})
+    return render(request, "desk/lookup.html", {**context, "found": found, "ref": ref})
 
 
 async def unlock(request: Request) -> Response:
@@ -198,6 +219,16 @@ async def unlock(request: Request) -> Response:
         settings_of(request).secret_key, staff, card.patron_id, card.throttle_key, now=utcnow()
     )
     return render(request, "desk/done.html", {"staff": staff, "done": "unlocked"})
+
+
+async def unlock_network(request: Request) -> Response:
+    """Staff lift the hold on sign-ins from the desk's own network (after a spray of wrong
+    cards from it); audited. Only their own network: the one the request comes from."""
+    staff = await require_staff(request)
+    await services.unlock_network(
+        settings_of(request).secret_key, staff, _client_host(request), now=utcnow()
+    )
+    return render(request, "desk/done.html", {"staff": staff, "done": "network_unlocked"})
 
 
 async def reset_pin(request: Request) -> Response:
@@ -281,6 +312,7 @@ routes = [
     Route("/desk/lookup", lookup_form, methods=["GET"], name="desk.lookup_form"),
     Route("/desk/lookup", lookup, methods=["POST"], name="desk.lookup"),
     Route("/desk/unlock", unlock, methods=["POST"], name="desk.unlock"),
+    Route("/desk/unlock-network", unlock_network, methods=["POST"], name="desk.unlock_network"),
     Route("/desk/reset-pin", reset_pin, methods=["POST"], name="desk.reset_pin"),
     Route("/desk/links", links_form, methods=["GET"], name="desk.links_form"),
     Route("/desk/links", link, methods=["POST"], name="desk.link"),

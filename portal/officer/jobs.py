@@ -55,9 +55,7 @@ async def purge_sessions(settings: Settings) -> int:
         now = utcnow()
         count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
         count += await staff_services.purge_expired(now) + await purge_handovers(now)
-        count += await throttle.purge_expired(
-            now=now, window_seconds=settings.signin_window_seconds
-        )
+        count += await throttle.purge_expired(now=now)
         count += await outbox.purge_confirmed(now=now)
         count += await purge_old_runs(now)
         run.counts["rows_deleted"] = count

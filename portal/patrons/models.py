@@ -35,6 +35,9 @@ class Patron(Model):
     # session: a page may reuse what it read of them while it is unchanged.
     consent_version = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField()
+    # Purpose: tell the patron, in their record, when sign-in with their card was last held
+    # after too many wrong PINs (portal.credentials.throttle); kept while the account exists.
+    signin_held_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "patron"

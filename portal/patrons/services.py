@@ -9,6 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from portal.credentials import throttle
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.credentials.services import (
     OneTimeCodes,
@@ -18,7 +19,7 @@ from portal.credentials.services import (
 )
 from portal.errors import DomainError, PatronCode
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
-from portal.patrons.policy import check_new_pin, new_setup_code, normalise_card
+from portal.patrons.policy import check_new_pin, guess_subject, new_setup_code, normalise_card
 
 SETUP_CODES = OneTimeCodes(PinSetupCode, KeyPurpose.PIN_SETUP, "patron_id", new_setup_code)
 
@@ -174,6 +175,11 @@ async def set_pin_with_code(
             raise PatronError(PatronCode.SETUP_CODE_INVALID)
         await Patron.filter(id=patron_id).update(pin_hash=pin_hash)
         await SESSIONS.end_all(patron_id)
+        # The patron proved the card is theirs: its wrong PINs, and a hold, are forgotten.
+        await throttle.clear_card(
+            secret,
+            throttle.subject_key(secret, throttle.Guessing.SIGNIN, guess_subject(card_number)),
+        )
     return patron_id
 
 
@@ -187,6 +193,32 @@ async def authenticate(secret: str, card_number: str, pin: str) -> int:
     if not await verify_secret(patron.pin_hash if patron else None, pin) or patron is None:
         raise PatronError(PatronCode.SIGNIN_FAILED)
     return patron.id
+
+
+async def card_known(secret: str, card_number: str) -> bool:
+    """Whether the card is one the portal has an account for (made at the desk, imported,
+    or on an earlier sign-in through the library system)."""
+    try:
+        lookup = card_lookup(secret, card_number)
+    except PatronError:
+        return False
+    return await Patron.exists(card_lookup=lookup)
+
+
+async def note_signin_hold(secret: str, card_number: str, *, now: datetime) -> None:
+    """Sign-in with the card is held after too many wrong PINs: its patron, if it is a card
+    the portal knows, finds when in their record."""
+    try:
+        lookup = card_lookup(secret, card_number)
+    except PatronError:
+        return
+    await Patron.filter(card_lookup=lookup).update(signin_held_at=now)
+
+
+async def signin_held_at(patron_id: int) -> datetime | None:
+    """When sign-in with the patron's card was last held after too many wrong PINs."""
+    patron = await Patron.get_or_none(id=patron_id).only("id", "signin_held_at")
+    return patron.signin_held_at if patron else None
 
 
 async def start_session(

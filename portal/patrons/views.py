@@ -1,6 +1,6 @@
 """Who is signed in: sign-in, sign-out, the patron setting their own PIN with a one-time
-code, and the language switcher. Guesses are counted per card and per client network before
-they are checked (portal.credentials.throttle)."""
+code, and the language switcher. Guesses are counted per card (a window, a day, a budget
+before a hold) and per client network before they are checked (portal.credentials.throttle)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ from starlette.routing import Route
 
 from portal.clock import utcnow
 from portal.credentials import throttle
-from portal.credentials.throttle import Guessing
 from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
 from portal.patrons import services
-from portal.patrons.access import count_guess, library_system, signed_in_patron
+from portal.patrons.access import (
+    count_pin_guess,
+    library_system,
+    pin_guess_failed,
+    refusal,
+    signed_in_patron,
+)
 from portal.patrons.ils import IlsUnreachable, authenticate_with_ils
-from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
 from portal.web.requests import field, redirect_to, safe_next, set_cookie, settings_of
 from portal.web.visit import (
@@ -73,17 +77,18 @@ async def signin(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/signin.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await count_guess(request, Guessing.SIGNIN, guess_subject(parsed.card))
+    # Counted before the PIN is checked, by the portal or by the library system alike.
+    reservation = await count_pin_guess(request, parsed.card)
     if reservation is None:
-        return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_THROTTLED)
+        return render(request, "patrons/signin.html", error=await refusal(request, parsed.card))
     try:
         patron_id = await _authenticate(request, parsed)
     except services.PatronError as failure:
-        if isinstance(failure, IlsUnreachable):
-            if not failure.asked:
-                await throttle.refund(reservation)  # the PIN never left: not a guess
-            return render(request, "patrons/signin.html", error=failure.code)
-        return render(request, "patrons/signin.html", error=PatronCode.SIGNIN_FAILED)
+        return render(
+            request,
+            "patrons/signin.html",
+            error=await _failed(request, parsed, reservation, failure),
+        )
     await throttle.refund(reservation)
     at_the_desk = _desk_screen(request)
     if at_the_desk is not None:
@@ -104,6 +109,20 @@ async def signin(request: Request) -> Response:
     response = redirect_to(request, "consent.privacy")
     set_cookie(request, response, session_cookie(settings), token, max_age=None)
     return response
+
+
+async def _failed(
+    request: Request, parsed: SignIn, reservation: throttle.Reservation, failure: DomainError
+) -> PatronCode:
+    """What a sign-in that did not succeed says, once its guess is settled."""
+    if isinstance(failure, IlsUnreachable):
+        if not failure.asked:
+            await throttle.refund(reservation)  # the PIN never left: not a guess
+        return PatronCode.ILS_UNAVAILABLE
+    await pin_guess_failed(request, parsed.card, reservation)
+    if reservation.past_held_network:  # answered as the hold is (throttle.reserve)
+        return PatronCode.SIGNIN_THROTTLED
+    return PatronCode.SIGNIN_FAILED
 
 
 def _desk_screen(request: Request) -> PatronCode | None:
@@ -156,7 +175,7 @@ async def setup(request: Request) -> Response:
     except DomainError as failure:
         return render(request, "patrons/setup.html", error=failure.code)
     settings = settings_of(request)
-    reservation = await count_guess(request, Guessing.SIGNIN, guess_subject(parsed.card))
+    reservation = await count_pin_guess(request, parsed.card, setup_code=True)
     if reservation is None:
         return render(request, "patrons/setup.html", error=PatronCode.SIGNIN_THROTTLED)
     try:
@@ -164,7 +183,13 @@ async def setup(request: Request) -> Response:
             settings.secret_key, parsed.card, parsed.code, parsed.pin, now=utcnow()
         )
     except services.PatronError as failure:
-        return render(request, "patrons/setup.html", error=failure.code)
+        # Past a held network, a failure is answered as the hold is (throttle.reserve).
+        held = reservation.past_held_network
+        return render(
+            request,
+            "patrons/setup.html",
+            error=PatronCode.SIGNIN_THROTTLED if held else failure.code,
+        )
     except DomainError as rejected:  # the new PIN itself: nothing was guessed
         await throttle.refund(reservation)
         return render(request, "patrons/setup.html", error=rejected.code)

@@ -31,6 +31,8 @@ class AuditAction(StrEnum):
     GUARDIAN_UNLINKED = "guardian_unlinked"
     CARD_LOOKED_UP = "card_looked_up"
     SIGNIN_UNLOCKED = "signin_unlocked"
+    # The desk's own network cleared of a hold that failed sign-ins from it put on it.
+    NETWORK_UNLOCKED = "network_unlocked"
     PATRONS_IMPORTED = "patrons_imported"
     STAFF_ADDED = "staff_added"
     TRAIL_READ = "trail_read"

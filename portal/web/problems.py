@@ -68,6 +68,21 @@ PROBLEMS: dict[ErrorCode, Problem] = {
             "Too many tries. Please wait %(num)s minutes, or ask library staff for help.",
         ),
     ),
+    PatronCode.SIGNIN_DAY_SPENT: Problem(
+        429,
+        N_(
+            "Too many wrong PINs for this card today. Please try again tomorrow, or ask library "
+            "staff for help."
+        ),
+    ),
+    PatronCode.SIGNIN_HELD: Problem(
+        429,
+        N_(
+            "Sign-in with this card is on hold after too many wrong PINs. Library staff can "
+            "lift the hold once they have checked the card is yours; setting your PIN with a "
+            "setup code from the library lifts it too."
+        ),
+    ),
     PatronCode.SETUP_MISSING: Problem(400, N_("Please fill in every field.")),
     PatronCode.PIN_MISMATCH: Problem(
         400, N_("The two PINs are not the same. Please type them again.")

@@ -106,6 +106,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "desk.lookup_form": frozenset({DESK}),
     "desk.lookup": frozenset({DESK}),
     "desk.unlock": frozenset({DESK}),
+    "desk.unlock_network": frozenset({DESK}),
     "desk.reset_pin": frozenset({DESK}),
     "desk.links_form": frozenset({DESK}),
     "desk.link": frozenset({DESK}),

@@ -96,39 +96,39 @@ async def test_a_session_ends_after_its_absolute_lifetime_however_active() -> No
 
 
 async def test_staff_unlock_clears_the_cards_count_but_not_the_networks() -> None:
-    keys = throttle.limits(
-        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5
+    card, network = throttle.limits(
+        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5, 900
     )
     for _ in range(5):
-        assert await throttle.reserve(keys, window_seconds=900, now=now())
-    assert await throttle.reserve(keys, window_seconds=900, now=now()) is None
+        assert await throttle.reserve((card,), network, now=now())
+    assert await throttle.reserve((card,), network, now=now()) is None
     assert await throttle.unlock(SECRET, Guessing.SIGNIN, guess_subject(CARD)) == 5
-    assert await throttle.reserve(keys, window_seconds=900, now=now())
-    network = throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3")[1]
-    assert (await SignInCounter.get(key_lookup=network)).attempts == 6
+    assert await throttle.reserve((card,), network, now=now())
+    assert (await SignInCounter.get(key_lookup=network.key)).attempts == 6
 
 
 async def test_a_shared_network_holds_back_only_after_many_cards_failed() -> None:
     allowed = []
     for n in range(5 * throttle.NETWORK_FACTOR + 1):  # a busy branch, one typo per patron
-        keys = throttle.throttle_keys(
-            SECRET, Guessing.SIGNIN, guess_subject(f"2000 0000 {n:04d}"), "192.0.2.7"
+        card, network = throttle.limits(
+            throttle.throttle_keys(
+                SECRET, Guessing.SIGNIN, guess_subject(f"2000 0000 {n:04d}"), "192.0.2.7"
+            ),
+            5,
+            900,
         )
-        reservation = await throttle.reserve(
-            throttle.limits(keys, 5), window_seconds=900, now=now()
-        )
-        allowed.append(reservation is not None)
+        allowed.append(await throttle.reserve((card,), network, now=now()) is not None)
     assert allowed == [True] * (5 * throttle.NETWORK_FACTOR) + [False]
 
 
 async def test_link_code_guesses_never_lock_anyone_out_of_signing_in() -> None:
-    guesses = throttle.limits(
-        throttle.throttle_keys(SECRET, Guessing.LINK_CODE, "17", "10.1.2.3"), 5
+    code, code_network = throttle.limits(
+        throttle.throttle_keys(SECRET, Guessing.LINK_CODE, "17", "10.1.2.3"), 5, 900
     )
     for _ in range(5):
-        assert await throttle.reserve(guesses, window_seconds=900, now=now())
-    assert await throttle.reserve(guesses, window_seconds=900, now=now()) is None
-    signin = throttle.limits(
-        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5
+        assert await throttle.reserve((code,), code_network, now=now())
+    assert await throttle.reserve((code,), code_network, now=now()) is None
+    card, network = throttle.limits(
+        throttle.throttle_keys(SECRET, Guessing.SIGNIN, guess_subject(CARD), "10.1.2.3"), 5, 900
     )
-    assert await throttle.reserve(signin, window_seconds=900, now=now())
+    assert await throttle.reserve((card,), network, now=now())

@@ -42,6 +42,8 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_SESSION_HOURS": "3",
         "PORTAL_SIGNIN_ATTEMPTS": "12",
         "PORTAL_SIGNIN_WINDOW_SECONDS": "13",
+        "PORTAL_PIN_GUESSES_PER_DAY": "7",
+        "PORTAL_PIN_GUESSES_BEFORE_HOLD": "8",
         "PORTAL_SETUP_CODE_HOURS": "14",
         "PORTAL_RECONSENT_GRACE_DAYS": "15",
         "PORTAL_MAJORITY_GRACE_DAYS": "16",
