@@ -28,7 +28,7 @@ from tests.desk import (
     staff_sign_in,
 )
 from tests.factories import aged, make_patron, publish, standard_catalog
-from tests.web import hidden, visible_text
+from tests.web import client_for, hidden, visible_text
 
 LOCALES = ("en", "es", "ar")
 
@@ -597,3 +597,50 @@ async def test_signing_in_where_staff_are_signed_in_says_why_it_cannot(portal) -
     assert answer.status_code == 409
     assert "staff are signed in on this screen" in visible_text(answer.text)
     assert await PortalSession.filter(patron_id=patron.id).count() == 0
+
+
+async def _linked_with_the_childs_code(portal):  # type: ignore[no-untyped-def]
+    child = await make_patron(born_on=aged(8))
+    parent = await make_patron()
+    code_page = await (await client_for(portal.app, child)).post("/privacy/guardian-code")
+    code = code_page.text.split("<strong>")[1].split("</strong>")[0]
+    parent_client = await client_for(portal.app, parent)
+    linked = await parent_client.post("/guardian/link", data={"code": code, "label": "Ana"})
+    assert linked.status_code == 303
+    assert (await GuardianLink.get()).method == "guardian"
+    return child, parent, parent_client
+
+
+async def test_the_desk_checks_in_person_a_link_made_with_the_childs_code(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    child, parent, parent_client = await _linked_with_the_childs_code(portal)
+    code_link = await GuardianLink.get()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    form = {"guardian_card": parent.card, "child_card": child.card, "label": "Ana"}
+    checked = await portal.client.post("/desk/links", data={**form, "identity_checked": "yes"})
+    assert checked.status_code == 200, checked.text
+    link = await GuardianLink.get()  # the same link, not a second one
+    assert (link.id, link.method, link.ended_at) == (code_link.id, "desk_handover", None)
+    entry = await ConsentEvent.filter(patron_id=child.id).order_by("-id").first()
+    assert entry is not None
+    assert (entry.kind, entry.method.value, entry.channel.value) == (
+        "guardian_linked",
+        "desk_handover",
+        "desk",
+    )
+    assert entry.witnessed_by is not None
+    assert await StaffAuditEvent.filter(action="guardian_linked").count() == 2
+    review = await parent_client.get("/guardian/services/reading_history")
+    assert 'name="decision"' in review.text, "the guardian may now decide"
+
+
+async def test_the_desk_ends_a_link_made_with_the_childs_code(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    child, parent, _ = await _linked_with_the_childs_code(portal)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    ending = {"guardian_card": parent.card, "child_card": child.card, "identity_checked": "yes"}
+    ended = await portal.client.post("/desk/links/end", data={**ending, "reason": "unknown adult"})
+    assert ended.status_code == 200
+    assert (await GuardianLink.get()).ended_at is not None

@@ -91,6 +91,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.guardian_notice": PATRONS,
     "minors.guardian_decide": PATRONS,
     "minors.sharing": NOBODY,
+    "minors.child_end_link": NOBODY,
     # The integration API: a library system's OAuth access token, nothing else. The token
     # endpoint checks client credentials itself, and the API's description is public.
     "api.consent_check": frozenset({API_CLIENT}),
