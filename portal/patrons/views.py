@@ -17,7 +17,7 @@ from portal.credentials.throttle import Guessing
 from portal.errors import DomainError, PatronCode
 from portal.locale_codes import canonical
 from portal.patrons import services
-from portal.patrons.access import count_guess, library_system, signed_in_patron
+from portal.patrons.access import count_guess, library_system, require_patron, signed_in_patron
 from portal.patrons.ils import IlsUnreachable, authenticate_with_ils
 from portal.patrons.policy import guess_subject
 from portal.web.rendering import render
@@ -187,6 +187,13 @@ async def choose_language(request: Request) -> Response:
     return response
 
 
+async def dismiss_pin_reset(request: Request) -> Response:
+    """The patron has read that staff reset their PIN: the notice goes."""
+    patron = require_patron(request)
+    await services.dismiss_pin_reset_notice(patron.patron_id)
+    return redirect_to(request, "consent.privacy")
+
+
 routes = [
     Route("/signin", signin_form, methods=["GET"], name="patrons.signin_form"),
     Route("/signin", signin, methods=["POST"], name="patrons.signin"),
@@ -194,4 +201,10 @@ routes = [
     Route("/setup-pin", setup_form, methods=["GET"], name="patrons.setup_form"),
     Route("/setup-pin", setup, methods=["POST"], name="patrons.setup"),
     Route("/language", choose_language, methods=["POST"], name="patrons.language"),
+    Route(
+        "/privacy/pin-reset-notice",
+        dismiss_pin_reset,
+        methods=["POST"],
+        name="patrons.dismiss_pin_reset",
+    ),
 ]

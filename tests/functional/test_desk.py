@@ -14,6 +14,7 @@ from tortoise import Tortoise
 
 from portal.desk.models import Handover
 from portal.guardians.models import GuardianLink
+from portal.i18n import format_moment, gettext, use_locale
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.settings import Settings
@@ -28,6 +29,7 @@ from tests.desk import (
     staff_sign_in,
 )
 from tests.factories import aged, make_patron, publish, standard_catalog
+from tests.support import portal_client
 from tests.web import client_for, hidden, visible_text
 
 LOCALES = ("en", "es", "ar")
@@ -644,3 +646,41 @@ async def test_the_desk_ends_a_link_made_with_the_childs_code(portal) -> None:
     ended = await portal.client.post("/desk/links/end", data={**ending, "reason": "unknown adult"})
     assert ended.status_code == 200
     assert (await GuardianLink.get()).ended_at is not None
+
+
+async def test_after_a_pin_reset_the_patron_is_told_at_their_next_sign_in_until_dismissed(
+    portal, portal_settings
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    found = await portal.client.post("/desk/lookup", data={"card": patron.card})
+    ref = hidden(found.text, "ref")
+    assert (await portal.client.post("/desk/reset-pin", data={"ref": ref})).status_code == 200
+    slip = await portal.client.post("/desk/setup-slip", data={"ref": ref})
+    code = slip.text.split('class="code" dir="ltr">')[1].split("<")[0]
+    reset_at = (await StaffAuditEvent.get(action="pin_reset")).occurred_at
+    patron_client = portal_client(portal.app)
+    await patron_client.post("/language", data={"locale": "es", "next": "/signin"})
+    done = await patron_client.post(
+        "/setup-pin", data={"card": patron.card, "code": code, "pin": "5820", "pin_again": "5820"}
+    )
+    assert done.status_code == 200
+    signed_in = await patron_client.post("/signin", data={"card": patron.card, "pin": "5820"})
+    first_page = await patron_client.get(signed_in.headers["location"])
+    with use_locale("es"):
+        when = format_moment(reset_at, portal_settings.timezone)
+        heading = gettext("Library staff reset your PIN")
+    notice = first_page.text.split('role="alert" id="pin-reset"')[1].split("</section>")[0]
+    assert heading in visible_text(notice)
+    assert when in visible_text(notice)
+    assert "If you did not ask for this, tell the library" in visible_text(notice)
+    again = await patron_client.get("/privacy")
+    assert 'id="pin-reset"' in again.text, "shown until the patron dismisses it"
+    dismissed = await patron_client.post("/privacy/pin-reset-notice")
+    assert dismissed.status_code == 303
+    assert 'id="pin-reset"' not in (await patron_client.get("/privacy")).text
+    later = portal_client(portal.app)
+    await later.post("/signin", data={"card": patron.card, "pin": "5820"})
+    assert 'id="pin-reset"' not in (await later.get("/privacy")).text, "nor at the next sign-in"

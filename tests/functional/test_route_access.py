@@ -67,6 +67,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "rights.notice_history": EVERYONE,
     "rights.notice_version": EVERYONE,
     "consent.privacy": PATRONS,
+    "patrons.dismiss_pin_reset": PATRONS,
     "consent.record": PATRONS,
     "consent.notice": PATRONS,
     # A patron's own copy and receipts (a guardian's holds none of the child's library use).

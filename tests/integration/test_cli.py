@@ -485,3 +485,12 @@ async def test_link_guardian_checks_in_person_a_link_made_with_the_childs_code(
         "cli",
     )
     assert await _audit_actions() == ["card_created", "card_created"] + ["guardian_linked"] * 2
+
+
+async def test_a_pin_reset_from_the_command_line_is_told_to_the_patron(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", stdin="2000 1000 6000\n")
+    assert (await Patron.get()).pin_reset_at is None
+    portal_command("reset-pin", stdin="2000 1000 6000\n")
+    assert (await Patron.get()).pin_reset_at is not None, "My privacy tells the patron"
