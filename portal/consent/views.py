@@ -16,7 +16,7 @@ from portal.errors import ConsentCode, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import entries
 from portal.patrons.access import require_patron, signed_in_patron, visitor_age
-from portal.patrons.services import Identity, signin_held_at
+from portal.patrons.services import Identity, pin_reset_notice, signin_held_at
 from portal.staff.audit import actions_on
 from portal.web.paths import KEY
 from portal.web.problems import http_status
@@ -52,6 +52,7 @@ async def privacy_context(request: Request, patron: Identity) -> dict[str, objec
         "guardian_links": overview.guardian_links,
         "shares": patron.shares_with_guardians,
         "now_in_charge": overview.now_in_charge,
+        "pin_reset_at": await pin_reset_notice(patron.patron_id),
     }
 
 

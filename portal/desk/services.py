@@ -333,7 +333,7 @@ async def reset_pin(
 async def _reset_pin(
     secret: str, staff: StaffIdentity, patron_id: int, throttle_key: str, *, now: datetime
 ) -> None:
-    await clear_pin(patron_id)
+    await clear_pin(patron_id, now=now)
     await throttle.clear_card(secret, throttle_key)
     await _audit_patron(secret, staff, AuditAction.PIN_RESET, patron_id, now)
 

@@ -18,6 +18,7 @@ class LinkInfo:
     linked_at: datetime
     in_person: bool
     ended_at: datetime | None
+    link_id: int  # for the child's own "end this link" (a number, naming nobody)
 
 
 # Links ended this recently are still shown to the child and the other guardians.
@@ -32,7 +33,7 @@ async def links_of(
     since = now - timedelta(days=RECENT_LINK_DAYS)
     links = await GuardianLink.filter(child_id=child_id).order_by("linked_at")
     return [
-        LinkInfo(link.linked_at, link.method == Method.DESK_HANDOVER, link.ended_at)
+        LinkInfo(link.linked_at, link.method == Method.DESK_HANDOVER, link.ended_at, link.id)
         for link in links
         if link.id != except_link and (link.ended_at is None or link.ended_at >= since)
     ]

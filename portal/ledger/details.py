@@ -31,7 +31,7 @@ class GuardianLinked(TypedDict):
 
 class GuardianLinkEnded(TypedDict):
     link: int
-    reason: str  # "guardian_ended", "ended_by_library" or "came_of_age"
+    reason: str  # "guardian_ended", "ended_by_child", "ended_by_library" or "came_of_age"
 
 
 class DeletionRequested(TypedDict):

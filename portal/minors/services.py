@@ -41,6 +41,7 @@ from portal.guardians.services import LinkInfo, links_of
 from portal.ledger.details import GuardianLinked, GuardianLinkEnded
 from portal.ledger.models import EventKind
 from portal.ledger.services import (
+    PATRON_ONLINE,
     SYSTEM_JOB,
     ActingParty,
     guardian_at_desk,
@@ -48,6 +49,7 @@ from portal.ledger.services import (
     library_staff,
     record,
 )
+from portal.ledger.vocabulary import Method
 from portal.minors.models import LinkCode
 from portal.minors.policy import (
     LINK_CODE_HOURS,
@@ -112,7 +114,12 @@ async def _link(
     if (await _age_of(guardian, now, tz)).band is not AgeBand.ADULT:
         raise MinorsError(MinorsCode.GUARDIAN_NOT_ADULT)
     await lock_patron(child.id)  # links to one child are counted one at a time
-    if await GuardianLink.exists(guardian_id=guardian.id, child_id=child.id, ended_at=None):
+    existing = await GuardianLink.get_or_none(
+        guardian_id=guardian.id, child_id=child.id, ended_at=None
+    )
+    if existing is not None:
+        if party.method is Method.DESK_HANDOVER and not may_decide_for_child(existing.method):
+            return await _verify_in_person(existing, party, now=now)
         raise MinorsError(MinorsCode.ALREADY_LINKED)
     if await GuardianLink.filter(child_id=child.id, ended_at=None).count() >= MAX_GUARDIANS:
         raise MinorsError(MinorsCode.TOO_MANY_GUARDIANS)
@@ -126,6 +133,19 @@ async def _link(
     await record(
         child.id, EventKind.GUARDIAN_LINKED, party, now=now, detail=GuardianLinked(link=link.id)
     )
+    return link.id
+
+
+async def _verify_in_person(link: GuardianLink, party: ActingParty, *, now: datetime) -> int:
+    """Staff check in person a link the guardian made with the child's code: the same link
+    (its label, its date) now lets the guardian decide, and the child's record says so with
+    the entry an in-person link writes, naming the witness. Ending it and linking again
+    would pause nothing (a code link gives no consent) but would tell the child that a
+    link ended."""
+    link.method = party.method.value
+    await link.save(update_fields=["method"])
+    detail = GuardianLinked(link=link.id)
+    await record(link.child_id, EventKind.GUARDIAN_LINKED, party, now=now, detail=detail)
     return link.id
 
 
@@ -256,6 +276,23 @@ async def end_own_link(guardian_id: int, link_id: int, *, now: datetime) -> None
         if link is None:
             raise MinorsError(MinorsCode.NOT_LINKED)
         await _end_link(link, "guardian_ended", guardian_online(guardian_id), now=now)
+
+
+async def end_code_link_as_child(child_id: int, link_id: int, *, now: datetime) -> None:
+    """A child (or teenager) ends a link an adult made with their code: a code is easily
+    given to the wrong adult, and such a link decides nothing. A link staff checked in
+    person is ended at the desk. A link already ended is left as it is."""
+    async with in_transaction():
+        link = (
+            await GuardianLink.filter(id=link_id, child_id=child_id, ended_at=None)
+            .select_for_update()
+            .first()
+        )
+        if link is None:
+            return
+        if may_decide_for_child(link.method):
+            raise MinorsError(MinorsCode.NOT_VERIFIED)
+        await _end_link(link, "ended_by_child", PATRON_ONLINE, now=now)
 
 
 async def end_link_at_desk(

@@ -162,6 +162,21 @@ async def link_code(request: Request) -> Response:
     return render(request, "minors/link_code.html", {"code": code, "expires_at": expires_at})
 
 
+async def child_end_link(request: Request) -> Response:
+    """A minor ends a link an adult made with their code; back to My privacy, which tells
+    them it ended. A link checked in person is ended by library staff."""
+    patron = require_patron(request)
+    if (await visitor_age(request, patron)).band is AgeBand.ADULT:
+        raise HTTPException(status_code=403)
+    link_id = number_field(await request.form(), "link")
+    if link_id is not None:
+        try:
+            await services.end_code_link_as_child(patron.patron_id, link_id, now=utcnow())
+        except services.MinorsError:
+            raise HTTPException(status_code=403) from None
+    return redirect_to(request, "consent.privacy")
+
+
 async def sharing(request: Request) -> Response:
     patron = require_patron(request)
     if (await visitor_age(request, patron)).band is not AgeBand.TEEN:
@@ -189,4 +204,10 @@ routes = [
     ),
     Route("/privacy/guardian-code", link_code, methods=["POST"], name="minors.link_code"),
     Route("/privacy/sharing", sharing, methods=["POST"], name="minors.sharing"),
+    Route(
+        "/privacy/guardian-links/end",
+        child_end_link,
+        methods=["POST"],
+        name="minors.child_end_link",
+    ),
 ]

@@ -34,6 +34,10 @@ class Patron(Model):
     # Grows with every change to the patron's consents (portal.consent), read with the
     # session: a page may reuse what it read of them while it is unchanged.
     consent_version = fields.IntField(default=0, db_default=0)
+    # When library staff last reset the PIN. Purpose: tell the patron on My privacy, in case
+    # they did not ask for it; kept until the patron dismisses the notice (the staff audit
+    # trail keeps the reset itself, as long as it keeps any staff action).
+    pin_reset_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     # Purpose: tell the patron, in their record, when sign-in with their card was last held
     # after too many wrong PINs (portal.credentials.throttle); kept while the account exists.

@@ -138,13 +138,24 @@ async def set_first_pin(patron_id: int, pin_hash: str) -> bool:
     return bool(changed)
 
 
-async def clear_pin(patron_id: int) -> None:
+async def clear_pin(patron_id: int, *, now: datetime) -> None:
     """Staff reset a forgotten or exposed PIN: it stops working, every session of the patron
-    ends, and so do unused setup codes. The patron chooses the next one."""
+    ends, and so do unused setup codes. The patron chooses the next one, and is told of the
+    reset when they next sign in (someone else may have asked for it)."""
     async with in_transaction():
-        await Patron.filter(id=patron_id).update(pin_hash=None)
+        await Patron.filter(id=patron_id).update(pin_hash=None, pin_reset_at=now)
         await SETUP_CODES.revoke(patron_id)
         await SESSIONS.end_all(patron_id)
+
+
+async def pin_reset_notice(patron_id: int) -> datetime | None:
+    """When staff reset the patron's PIN, until the patron has dismissed the notice."""
+    patron = await Patron.get_or_none(id=patron_id).only("id", "pin_reset_at")
+    return patron.pin_reset_at if patron else None
+
+
+async def dismiss_pin_reset_notice(patron_id: int) -> None:
+    await Patron.filter(id=patron_id).update(pin_reset_at=None)
 
 
 async def issue_setup_code(

@@ -21,6 +21,7 @@ from portal.patrons.access import (
     library_system,
     pin_guess_failed,
     refusal,
+    require_patron,
     signed_in_patron,
 )
 from portal.patrons.ils import IlsUnreachable, authenticate_with_ils
@@ -212,6 +213,13 @@ async def choose_language(request: Request) -> Response:
     return response
 
 
+async def dismiss_pin_reset(request: Request) -> Response:
+    """The patron has read that staff reset their PIN: the notice goes."""
+    patron = require_patron(request)
+    await services.dismiss_pin_reset_notice(patron.patron_id)
+    return redirect_to(request, "consent.privacy")
+
+
 routes = [
     Route("/signin", signin_form, methods=["GET"], name="patrons.signin_form"),
     Route("/signin", signin, methods=["POST"], name="patrons.signin"),
@@ -219,4 +227,10 @@ routes = [
     Route("/setup-pin", setup_form, methods=["GET"], name="patrons.setup_form"),
     Route("/setup-pin", setup, methods=["POST"], name="patrons.setup"),
     Route("/language", choose_language, methods=["POST"], name="patrons.language"),
+    Route(
+        "/privacy/pin-reset-notice",
+        dismiss_pin_reset,
+        methods=["POST"],
+        name="patrons.dismiss_pin_reset",
+    ),
 ]

@@ -14,6 +14,7 @@ from tortoise import Tortoise
 
 from portal.desk.models import Handover
 from portal.guardians.models import GuardianLink
+from portal.i18n import format_moment, gettext, use_locale
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron, PinSetupCode, PortalSession
 from portal.settings import Settings
@@ -28,7 +29,8 @@ from tests.desk import (
     staff_sign_in,
 )
 from tests.factories import aged, make_patron, publish, standard_catalog
-from tests.web import hidden, visible_text
+from tests.support import portal_client
+from tests.web import client_for, hidden, visible_text
 
 LOCALES = ("en", "es", "ar")
 
@@ -597,3 +599,88 @@ async def test_signing_in_where_staff_are_signed_in_says_why_it_cannot(portal) -
     assert answer.status_code == 409
     assert "staff are signed in on this screen" in visible_text(answer.text)
     assert await PortalSession.filter(patron_id=patron.id).count() == 0
+
+
+async def _linked_with_the_childs_code(portal):  # type: ignore[no-untyped-def]
+    child = await make_patron(born_on=aged(8))
+    parent = await make_patron()
+    code_page = await (await client_for(portal.app, child)).post("/privacy/guardian-code")
+    code = code_page.text.split("<strong>")[1].split("</strong>")[0]
+    parent_client = await client_for(portal.app, parent)
+    linked = await parent_client.post("/guardian/link", data={"code": code, "label": "Ana"})
+    assert linked.status_code == 303
+    assert (await GuardianLink.get()).method == "guardian"
+    return child, parent, parent_client
+
+
+async def test_the_desk_checks_in_person_a_link_made_with_the_childs_code(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    child, parent, parent_client = await _linked_with_the_childs_code(portal)
+    code_link = await GuardianLink.get()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    form = {"guardian_card": parent.card, "child_card": child.card, "label": "Ana"}
+    checked = await portal.client.post("/desk/links", data={**form, "identity_checked": "yes"})
+    assert checked.status_code == 200, checked.text
+    link = await GuardianLink.get()  # the same link, not a second one
+    assert (link.id, link.method, link.ended_at) == (code_link.id, "desk_handover", None)
+    entry = await ConsentEvent.filter(patron_id=child.id).order_by("-id").first()
+    assert entry is not None
+    assert (entry.kind, entry.method.value, entry.channel.value) == (
+        "guardian_linked",
+        "desk_handover",
+        "desk",
+    )
+    assert entry.witnessed_by is not None
+    assert await StaffAuditEvent.filter(action="guardian_linked").count() == 2
+    review = await parent_client.get("/guardian/services/reading_history")
+    assert 'name="decision"' in review.text, "the guardian may now decide"
+
+
+async def test_the_desk_ends_a_link_made_with_the_childs_code(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    child, parent, _ = await _linked_with_the_childs_code(portal)
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    ending = {"guardian_card": parent.card, "child_card": child.card, "identity_checked": "yes"}
+    ended = await portal.client.post("/desk/links/end", data={**ending, "reason": "unknown adult"})
+    assert ended.status_code == 200
+    assert (await GuardianLink.get()).ended_at is not None
+
+
+async def test_after_a_pin_reset_the_patron_is_told_at_their_next_sign_in_until_dismissed(
+    portal, portal_settings
+) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    patron = await make_patron()
+    staff = await make_staff(Role.DESK)
+    await staff_sign_in(portal.client, staff)
+    found = await portal.client.post("/desk/lookup", data={"card": patron.card})
+    ref = hidden(found.text, "ref")
+    assert (await portal.client.post("/desk/reset-pin", data={"ref": ref})).status_code == 200
+    slip = await portal.client.post("/desk/setup-slip", data={"ref": ref})
+    code = slip.text.split('class="code" dir="ltr">')[1].split("<")[0]
+    reset_at = (await StaffAuditEvent.get(action="pin_reset")).occurred_at
+    patron_client = portal_client(portal.app)
+    await patron_client.post("/language", data={"locale": "es", "next": "/signin"})
+    done = await patron_client.post(
+        "/setup-pin", data={"card": patron.card, "code": code, "pin": "5820", "pin_again": "5820"}
+    )
+    assert done.status_code == 200
+    signed_in = await patron_client.post("/signin", data={"card": patron.card, "pin": "5820"})
+    first_page = await patron_client.get(signed_in.headers["location"])
+    with use_locale("es"):
+        when = format_moment(reset_at, portal_settings.timezone)
+        heading = gettext("Library staff reset your PIN")
+    notice = first_page.text.split('role="alert" id="pin-reset"')[1].split("</section>")[0]
+    assert heading in visible_text(notice)
+    assert when in visible_text(notice)
+    assert "If you did not ask for this, tell the library" in visible_text(notice)
+    again = await patron_client.get("/privacy")
+    assert 'id="pin-reset"' in again.text, "shown until the patron dismisses it"
+    dismissed = await patron_client.post("/privacy/pin-reset-notice")
+    assert dismissed.status_code == 303
+    assert 'id="pin-reset"' not in (await patron_client.get("/privacy")).text
+    later = portal_client(portal.app)
+    await later.post("/signin", data={"card": patron.card, "pin": "5820"})
+    assert 'id="pin-reset"' not in (await later.get("/privacy")).text, "nor at the next sign-in"

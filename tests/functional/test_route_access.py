@@ -67,6 +67,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "rights.notice_history": EVERYONE,
     "rights.notice_version": EVERYONE,
     "consent.privacy": PATRONS,
+    "patrons.dismiss_pin_reset": PATRONS,
     "consent.record": PATRONS,
     "consent.notice": PATRONS,
     # A patron's own copy and receipts (a guardian's holds none of the child's library use).
@@ -91,6 +92,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.guardian_notice": PATRONS,
     "minors.guardian_decide": PATRONS,
     "minors.sharing": NOBODY,
+    "minors.child_end_link": NOBODY,
     # The integration API: a library system's OAuth access token, nothing else. The token
     # endpoint checks client credentials itself, and the API's description is public.
     "api.consent_check": frozenset({API_CLIENT}),

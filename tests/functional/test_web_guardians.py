@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from portal.consent import reads
 from portal.consent.policy import Decision
+from portal.guardians.models import GuardianLink
 from portal.i18n import gettext, use_locale
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
@@ -260,3 +261,33 @@ async def test_guessing_link_codes_is_throttled(portal) -> None:
     ]
     assert [answer.status_code for answer in answers] == [400] * 5 + [429]
     assert "Too many tries" in answers[-1].text
+
+
+async def test_a_child_ends_a_link_an_adult_made_with_their_code(portal) -> None:
+    await publish(catalog(), LOCALES)
+    child, child_client, _, father_client = await ten_year_old_with_two_guardians(portal)
+    page = (await child_client.get("/privacy")).text
+    assert page.count('name="link"') == 1, "only the code link has a button"
+    ended = await child_client.post(
+        "/privacy/guardian-links/end", data={"link": hidden(page, "link")}
+    )
+    assert ended.status_code == 303
+    assert "A link ended on" in visible_text((await child_client.get("/privacy")).text)
+    with use_locale("ar"):
+        assert gettext("No child is linked to your account yet.") in visible_text(
+            (await father_client.get("/guardian")).text
+        )
+    event = await ConsentEvent.filter(patron_id=child.id).order_by("-id").first()
+    assert event is not None
+    assert event.kind is EventKind.GUARDIAN_LINK_ENDED
+    assert event.detail["reason"] == "ended_by_child"
+    assert event.actor.value == "patron"
+
+
+async def test_a_child_cannot_end_a_link_staff_checked_in_person(portal) -> None:
+    await publish(catalog(), LOCALES)
+    child, child_client, _, _ = await ten_year_old_with_two_guardians(portal)
+    in_person = await GuardianLink.get(child_id=child.id, method="desk_handover")
+    refused = await child_client.post("/privacy/guardian-links/end", data={"link": in_person.id})
+    assert refused.status_code == 403
+    assert (await GuardianLink.get(id=in_person.id)).ended_at is None

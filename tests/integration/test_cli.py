@@ -23,6 +23,8 @@ from portal.credentials.models import SignInCounter
 from portal.credentials.throttle import Guessing
 from portal.db import tortoise_config
 from portal.guardians.models import GuardianLink
+from portal.ledger.models import ConsentEvent
+from portal.minors import services as minors
 from portal.officer.models import JobRun
 from portal.officer.policy import JobName, RunOutcome
 from portal.patrons.models import Patron, PortalSession
@@ -469,3 +471,38 @@ def test_publish_refuses_an_endpoint_on_an_internal_address(portal_command, tmp_
     # Named by the operator, the same internal endpoint is accepted.
     allowed = {"PORTAL_SYSTEM_ALLOWED_ADDRESSES": "127.0.0.1"}
     assert "reading_history: new" in portal_command("publish", str(catalog), env=allowed)
+
+
+async def test_link_guardian_checks_in_person_a_link_made_with_the_childs_code(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", "--born", "2016-04-04", stdin="2000 1000 2000\n")
+    portal_command("create-patron", "--born", "1980-01-01", stdin="2000 1000 3000\n")
+    child, parent = await Patron.all().order_by("id")
+    code, _ = await minors.issue_link_code(CLI_SECRET, child.id, now=now(), timezone="UTC")
+    await minors.redeem_link_code(CLI_SECRET, parent.id, code, "Ada", now=now(), timezone="UTC")
+
+    output = portal_command(
+        "link-guardian", "--label", "Ada", stdin="2000 1000 3000\n2000 1000 2000\n"
+    )
+
+    assert "Linked" in output
+    link = await GuardianLink.get()
+    assert (link.method, link.ended_at) == ("desk_handover", None)
+    entry = await ConsentEvent.filter(patron_id=child.id).order_by("-id").first()
+    assert entry is not None
+    assert (entry.kind, entry.method.value, entry.channel.value) == (
+        "guardian_linked",
+        "desk_handover",
+        "cli",
+    )
+    assert await _audit_actions() == ["card_created", "card_created"] + ["guardian_linked"] * 2
+
+
+async def test_a_pin_reset_from_the_command_line_is_told_to_the_patron(
+    db: str, portal_command
+) -> None:
+    portal_command("create-patron", stdin="2000 1000 6000\n")
+    assert (await Patron.get()).pin_reset_at is None
+    portal_command("reset-pin", stdin="2000 1000 6000\n")
+    assert (await Patron.get()).pin_reset_at is not None, "My privacy tells the patron"
