@@ -118,4 +118,23 @@ PLURALS: tuple[tuple[str, str], ...] = (
         "You have %(number)s parent or guardian linked.",
         "You have %(number)s parents or guardians linked.",
     ),
+    Cp_("child", "End this link"),
+    Cp_(
+        "child",
+        "A link checked in person at the library is ended by library staff: ask at the desk.",
+    ),
+    Cp_("child", "Library staff reset your PIN"),
+    Cp_("child", "Library staff reset your PIN on %(moment)s. Since then, only the new PIN works."),
+    Cp_(
+        "child",
+        "If you did not ask for this, tell the library: ask at the desk of %(library)s or call them, and say that your PIN was reset without your asking. Staff will check who did it and help you choose a new PIN.",
+    ),
+    Cp_("child", "See what library staff did on your account"),
+    Cp_("child", "I asked for this: hide this message"),
+    Cp_("child", "Sign-in with your card"),
+    Cp_(
+        "child",
+        "Sign-in with your card was put on hold on %(day)s after too many wrong PINs. If that was not you, someone may have tried to guess your PIN: choose a new one with a setup code from the library.",
+    ),
+    Cp_("child", "Library staff reset your PIN on %(day)s"),
 )
