@@ -110,14 +110,6 @@ MESSAGES: tuple[str, ...] = (
     ),
     Cp_("child", "Please give your list a name."),
     Cp_("child", "Please enter a title."),
-)
-
-PLURALS: tuple[tuple[str, str], ...] = (
-    Cnp_(
-        "child",
-        "You have %(number)s parent or guardian linked.",
-        "You have %(number)s parents or guardians linked.",
-    ),
     Cp_("child", "End this link"),
     Cp_(
         "child",
@@ -137,4 +129,12 @@ PLURALS: tuple[tuple[str, str], ...] = (
         "Sign-in with your card was put on hold on %(day)s after too many wrong PINs. If that was not you, someone may have tried to guess your PIN: choose a new one with a setup code from the library.",
     ),
     Cp_("child", "Library staff reset your PIN on %(day)s"),
+)
+
+PLURALS: tuple[tuple[str, str], ...] = (
+    Cnp_(
+        "child",
+        "You have %(number)s parent or guardian linked.",
+        "You have %(number)s parents or guardians linked.",
+    ),
 )
