@@ -672,10 +672,15 @@ async def test_after_a_pin_reset_the_patron_is_told_at_their_next_sign_in_until_
     with use_locale("es"):
         when = format_moment(reset_at, portal_settings.timezone)
         heading = gettext("Library staff reset your PIN")
+        what_to_do = gettext(
+            "If you did not ask for this, tell the library: ask at the desk of %(library)s or "
+            "call them, and say that your PIN was reset without your asking. Staff will check "
+            "who did it and help you choose a new PIN."
+        )
     notice = first_page.text.split('role="alert" id="pin-reset"')[1].split("</section>")[0]
     assert heading in visible_text(notice)
     assert when in visible_text(notice)
-    assert "If you did not ask for this, tell the library" in visible_text(notice)
+    assert what_to_do.split("%(")[0].strip() in visible_text(notice)  # in the patron's language
     again = await patron_client.get("/privacy")
     assert 'id="pin-reset"' in again.text, "shown until the patron dismisses it"
     dismissed = await patron_client.post("/privacy/pin-reset-notice")
