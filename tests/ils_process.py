@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import select
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 import trustme
 
 from tests.ils import DEMO_PATRONS
-from tests.support import free_port
+from tests.support import free_port, ready_line, stop_process
 
 __all__ = ["DEMO_PATRONS", "RunningIls", "TlsFiles", "make_tls_files", "running_ils"]
 
@@ -71,7 +66,7 @@ class RunningIls:
 
     def stop(self) -> None:
         """The library system goes away (also done when the context exits)."""
-        _stop(self._process)
+        stop_process(self._process, STOP_TIMEOUT)
 
 
 @contextlib.contextmanager
@@ -117,7 +112,7 @@ def running_ils(
     with stderr_file.open("wb") as stderr:
         process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=stderr)
     try:
-        _wait_until_ready(process, stderr_file)
+        ready_line(process, "the ILS stand-in", stderr_file.read_text, seconds=START_TIMEOUT)
         yield RunningIls(
             host=HOST,
             port=port,
@@ -126,34 +121,4 @@ def running_ils(
             _process=process,
         )
     finally:
-        _stop(process)
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], stderr: Path) -> None:
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    line = b""
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        readable, _, _ = select.select([process.stdout], [], [], max(remaining, 0))
-        chunk = os.read(process.stdout.fileno(), 256) if readable else b""
-        if not chunk:
-            why = "exited" if readable else f"did not start within {START_TIMEOUT:.0f} s"
-            _stop(process)
-            pytest.fail(f"the ILS stand-in {why}; its stderr:\n{stderr.read_text()}")
-        line += chunk
-    if not line.startswith(b"ready "):
-        _stop(process)
-        pytest.fail(f"the ILS stand-in said {line!r}; its stderr:\n{stderr.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
+        stop_process(process, STOP_TIMEOUT)

@@ -7,11 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import select
-import signal
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +19,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx2 as httpx
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, ready_line, stop_process
 
 SCRIPT = Path(__file__).parent / "oidc" / "provider.mjs"
 START_TIMEOUT = 20.0
@@ -69,10 +66,12 @@ def running_provider(
         ["node", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        issuer = _wait_until_ready(process, _forward_stderr(process))
+        issuer = ready_line(
+            process, "the oidc provider", _forward_stderr(process), seconds=START_TIMEOUT
+        )
         yield Provider(issuer, client_id, client_secret, redirect_uri)
     finally:
-        _stop(process)
+        stop_process(process, STOP_TIMEOUT)
 
 
 def _forward_stderr(process: subprocess.Popen[bytes]) -> Callable[[], str]:
@@ -99,38 +98,6 @@ def _forward_stderr(process: subprocess.Popen[bytes]) -> Callable[[], str]:
         return "".join(last)
 
     return said
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], stderr: Callable[[], str]) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT
-    line = b""
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        readable, _, _ = select.select([process.stdout], [], [], max(remaining, 0))
-        chunk = os.read(process.stdout.fileno(), 256) if readable else b""
-        if not chunk:
-            why = "exited" if readable else f"did not start within {START_TIMEOUT:.0f} s"
-            _stop(process)
-            pytest.fail(f"the oidc provider {why}; its stderr:\n{stderr()}")
-        line += chunk
-    word, _, issuer = line.decode().strip().partition(" ")
-    if word != "ready":
-        _stop(process)
-        pytest.fail(f"the oidc provider said {line!r}; its stderr:\n{stderr()}")
-    return issuer
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 # The driver: what a person's browser does at the provider. It talks to the provider over real
