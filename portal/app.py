@@ -38,7 +38,7 @@ from portal.officer import views as officer_views
 from portal.outbox import worker as delivery
 from portal.patrons import access as patron_access
 from portal.patrons import views as patron_views
-from portal.patrons.ils import library_system
+from portal.patrons.ils import sip2_client
 from portal.rights import views as rights_views
 from portal.rights.policy import has_receipt, receipt_reference
 from portal.settings import Settings
@@ -208,7 +208,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.templates.globals["has_receipt"] = has_receipt
     app.state.url_paths = {}
     app.state.oidc_client = oidc.build_client(settings)
-    app.state.ils = library_system(settings)  # when the library system checks cards and PINs
+    app.state.ils = sip2_client(settings)  # None unless the library system checks PINs
     app.state.ils_probe = catalog_views.LibrarySystemProbe(app.state.ils) if app.state.ils else None
     app.state.templates.globals["pins_at_library"] = settings.uses_sip2
     app.state.screen_returned = handovers.hand_back  # called by staff sign-in (staff.views)

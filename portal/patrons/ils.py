@@ -37,7 +37,7 @@ def sip2_config(settings: Settings) -> Sip2Config:
     )
 
 
-def library_system(settings: Settings) -> Sip2Client | None:
+def sip2_client(settings: Settings) -> Sip2Client | None:
     """The process's connections to the library system, when it is the identity source."""
     return Sip2Client(sip2_config(settings)) if settings.uses_sip2 else None
 
