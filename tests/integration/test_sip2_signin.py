@@ -103,6 +103,8 @@ async def test_first_sign_in_makes_the_account_with_everything_off(portal, ils) 
     assert await ConsentState.filter(patron_id=patron.id).count() == 0
     privacy = await portal.client.get("/privacy")
     assert privacy.status_code == 200
+    # An adult decides alone (the child's test below sees no such button).
+    assert 'value="yes"' in (await portal.client.get("/services/reading_history")).text
     assert 'aria-pressed="true"' not in privacy.text
     assert "checked" not in privacy.text
 
