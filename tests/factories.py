@@ -101,6 +101,70 @@ def service_table(
     )
 
 
+def messages_table(
+    key: str = "messages",
+    *,
+    kinds: tuple[str, ...] = ("hold_filled", "item_due"),
+    channels: tuple[str, ...] = ("email", "sms"),
+    locales: tuple[str, ...] = ("en",),
+    systems: tuple[str, ...] = (),
+    channel_systems: dict[str, tuple[str, ...]] | None = None,
+    carry_over: tuple[tuple[str, str, tuple[str, ...]], ...] = (),
+    purposes: tuple[str, ...] = ("notices",),
+    recipients: tuple[str, ...] = ("library",),
+    wording: str = "",
+) -> str:
+    """A messaging service: each kind by each channel is its own choice. `carry_over`:
+    (service replaced, its channel, the kinds its notice named)."""
+
+    def toml_list(items: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+    table = service_table(
+        key,
+        locales=locales,
+        purposes=purposes,
+        data_categories=("contact_detail",),
+        recipients=recipients,
+        retention_days=30,
+        systems=systems,
+        wording=wording,
+    )
+    words = ""
+    for locale in locales:
+        for which in ("notice", "child_notice"):
+            words += f"\n[service.{which}.{locale}.kinds]\n" + "".join(
+                f'{kind} = {{ title = "{kind} {locale} {which}", says = "{kind} says {locale}" }}\n'
+                for kind in kinds
+            )
+    # The kinds' words go inside each notice table: append them under a marker the
+    # notice tables' fields are followed by, so TOML reads them as subtables.
+    for locale in locales:
+        for which in ("notice", "child_notice"):
+            table = table.replace(
+                f"[service.{which}.{locale}]\n",
+                f'[service.{which}.{locale}]\ntitles = "titles line {locale} {which}"\n',
+            )
+    spec = [f"\n[service.messages]\nchannels = {toml_list(channels)}"]
+    if channel_systems:
+        spec.append(
+            "channel_systems = { "
+            + ", ".join(f"{c} = {toml_list(s)}" for c, s in channel_systems.items())
+            + " }"
+        )
+    for kind in kinds:
+        spec.append(
+            f'[[service.messages.kind]]\nkey = "{kind}"\nils_name = "{kind.title()}"\n'
+            'contains = ["branch"]'
+        )
+    for service, channel, moved in carry_over:
+        spec.append(
+            f'[[service.messages.carry_over]]\nservice = "{service}"\nchannel = "{channel}"\n'
+            f"kinds = {toml_list(moved)}"
+        )
+    return table + words + "\n".join(spec) + "\n"
+
+
 def system_table(key: str, endpoint: str, *, name: str | None = None) -> str:
     """A connected system; its signing secret comes from `system_secrets`."""
     return f'[[system]]\nkey = "{key}"\nname = "{name or key.upper()}"\nendpoint = "{endpoint}"\n'

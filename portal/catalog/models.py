@@ -23,6 +23,12 @@ class Service(Model):
     systems: list[str] | None = fields.JSONField(null=True)
     position = fields.IntField()
     published_at = fields.DatetimeField()
+    # A message choice (one kind of message by one channel, or titles in messages) of a
+    # messaging service: portal.catalog.policy.MessageChoice as a dict; null for the rest.
+    choice: dict[str, Any] | None = fields.JSONField(null=True)
+    # Set when a messaging service replaced it (its consents were carried over to message
+    # choices): it is no longer offered; the row stays, as the ledger points at it.
+    retired_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "service"

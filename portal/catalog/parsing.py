@@ -15,15 +15,24 @@ from urllib.parse import urlsplit
 
 from portal.catalog.jurisdiction import DEFAULT_PRESET, PRESETS, JurisdictionPolicy
 from portal.catalog.policy import (
+    CHANNELS,
+    KEY_LENGTH,
+    MESSAGE_CONTENTS,
     NOTICE_FIELDS,
+    PAIR_SEPARATOR,
+    CarryOver,
     Catalog,
     CatalogError,
+    MessageKindSpec,
+    MessagesSpec,
+    MessageWords,
     NoticeText,
     ServiceSpec,
     SystemSpec,
     Terms,
     is_key,
     offered_below_consent_age,
+    pair_key,
 )
 from portal.locale_codes import canonical
 
@@ -38,7 +47,13 @@ SERVICE_KEYS = {
     "systems",
     "notice",
     "child_notice",
+    "messages",
 }
+MESSAGES_KEYS = {"channels", "channel_systems", "kind", "carry_over"}
+KIND_KEYS = {"key", "ils_name", "contains"}
+CARRY_OVER_KEYS = {"service", "channel", "kinds"}
+# A messaging notice's own fields beside NOTICE_FIELDS, in [service.notice.<locale>].
+MESSAGE_NOTICE_KEYS = ("kinds", "titles")
 SYSTEM_KEYS = {"key", "name", "endpoint"}
 LIBRARY_KEYS = {"name", "name_in"}
 JURISDICTION_KEYS = {"preset", "guardian_consent_below", "age_of_majority"}
@@ -103,6 +118,7 @@ def parse_catalog(
             problems.append(f"service '{spec.key}' is defined twice")
         seen.add(spec.key)
         services.append(spec)
+    _check_carry_over(services, problems)
     stores = [spec.store for spec in services if spec.store]
     for store in sorted({s for s in stores if stores.count(s) > 1}):
         problems.append(f"store '{store}' belongs to more than one service")
@@ -342,6 +358,7 @@ def _parse_service(
         problems.append(f"{where}: unknown system '{unknown}' (declare it as a [[system]])")
     if len(set(systems)) != len(systems):
         problems.append(f"{where}: a system is named twice in 'systems'")
+    messages, words, child_words, entry = _parse_messaging(entry, key, known_systems, problems)
     notices = _parse_notices(entry.get("notice"), where, enabled_locales, problems)
     child_notices = _parse_child_notices(
         entry,
@@ -367,7 +384,224 @@ def _parse_service(
         minimum_age=minimum_age,
         systems=tuple(systems),
         child_notices=child_notices,
+        messages=messages,
+        message_words={code: words[code] for code in notices if code in words},
+        child_message_words={
+            code: child_words[code] for code in child_notices if code in child_words
+        },
     )
+
+
+def _parse_messaging(
+    entry: dict[str, Any], key: str, known_systems: tuple[str, ...], problems: list[str]
+) -> tuple[MessagesSpec | None, dict[str, MessageWords], dict[str, MessageWords], dict[str, Any]]:
+    """A messaging service's [service.messages], its notices' own lines, and the entry with
+    those lines taken out of its notices (for the checks every notice passes)."""
+    if "messages" not in entry:
+        return None, {}, {}, entry
+    if PAIR_SEPARATOR in key:
+        problems.append(f"service '{key}': a messaging service's key cannot contain '__'")
+    messages = _parse_messages(entry["messages"], key, known_systems, problems)
+    entry = dict(entry)
+    where = f"service '{key}'"
+    words, entry["notice"] = _split_message_words(
+        entry.get("notice"), where, "notice", messages, problems
+    )
+    child_words: dict[str, MessageWords] = {}
+    if "child_notice" in entry:
+        child_words, entry["child_notice"] = _split_message_words(
+            entry["child_notice"], where, "child_notice", messages, problems
+        )
+    return messages, words, child_words, entry
+
+
+def _names(value: Any) -> list[str] | None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        return None
+    return value
+
+
+def _parse_messages(
+    raw: Any, key: str, known_systems: tuple[str, ...], problems: list[str]
+) -> MessagesSpec | None:
+    """[service.messages]: the kinds of message a messaging service sends and its channels;
+    each kind by each channel is published as its own choice."""
+    where = f"service '{key}'"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: 'messages' must be a table")
+        return None
+    before = len(problems)
+    for unknown in sorted(set(raw) - MESSAGES_KEYS):
+        problems.append(f"{where}: messages: unknown key '{unknown}'")
+    channels = _names(raw.get("channels"))
+    if not channels or len(set(channels)) != len(channels) or set(channels) - set(CHANNELS):
+        problems.append(
+            f"{where}: messages.channels must name each channel once, of {', '.join(CHANNELS)}"
+        )
+        channels = []
+    channel_systems = _parse_channel_systems(
+        raw.get("channel_systems", {}), where, channels, known_systems, problems
+    )
+    kinds = _parse_kinds(raw.get("kind"), key, channels, problems)
+    carry_over = _parse_carry_over(raw.get("carry_over", []), where, channels, kinds, problems)
+    if len(problems) > before:
+        return None
+    return MessagesSpec(tuple(channels), kinds, channel_systems, carry_over)
+
+
+def _parse_channel_systems(
+    raw: Any,
+    where: str,
+    channels: list[str],
+    known_systems: tuple[str, ...],
+    problems: list[str],
+) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: messages.channel_systems must be a table of channel = [keys]")
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for channel, systems in raw.items():
+        names = _names(systems)
+        if channel not in channels or names is None:
+            problems.append(f"{where}: messages.channel_systems.{channel} is not a channel's list")
+            continue
+        for unknown in [name for name in names if name not in known_systems]:
+            problems.append(f"{where}: messages.channel_systems: unknown system '{unknown}'")
+        found[channel] = tuple(names)
+    return found
+
+
+def _parse_kinds(
+    raw: Any, key: str, channels: list[str], problems: list[str]
+) -> tuple[MessageKindSpec, ...]:
+    where = f"service '{key}'"
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"{where}: messages needs at least one [[service.messages.kind]]")
+        return ()
+    longest_channel = max((len(channel) for channel in channels), default=0)
+    kinds: list[MessageKindSpec] = []
+    for index, kind in enumerate(raw, start=1):
+        if not isinstance(kind, dict) or not isinstance(kind.get("key"), str):
+            problems.append(f"{where}: message kind #{index} needs a key")
+            continue
+        name = f"{where}: message kind '{kind['key']}'"
+        if not is_key(kind["key"]) or PAIR_SEPARATOR in kind["key"]:
+            problems.append(f"{name} needs a key of lowercase letters, digits and single _")
+            continue
+        # Each kind by each channel is published as "<service>__<kind>__<channel>".
+        if len(pair_key(key, kind["key"], "x" * longest_channel)) > KEY_LENGTH:
+            problems.append(f"{name}: with the service's key and a channel, over 40 characters")
+        for unknown in sorted(set(kind) - KIND_KEYS):
+            problems.append(f"{name}: unknown key '{unknown}'")
+        ils_name = kind.get("ils_name")
+        if not isinstance(ils_name, str) or not ils_name.strip() or len(ils_name) > 60:
+            problems.append(f"{name} needs ils_name, the library system's name for it")
+        contains = _names(kind.get("contains", []))
+        if contains is None or set(contains) - set(MESSAGE_CONTENTS):
+            problems.append(
+                f"{name}: contains may name only {', '.join(MESSAGE_CONTENTS)} "
+                "(titles are the patron's own choice)"
+            )
+            contains = []
+        if any(known.key == kind["key"] for known in kinds):
+            problems.append(f"{name} is defined twice")
+        kinds.append(MessageKindSpec(kind["key"], str(ils_name).strip(), tuple(contains)))
+    return tuple(kinds)
+
+
+def _parse_carry_over(
+    raw: Any,
+    where: str,
+    channels: list[str],
+    kinds: tuple[MessageKindSpec, ...],
+    problems: list[str],
+) -> tuple[CarryOver, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"{where}: messages.carry_over must be a list of tables")
+        return ()
+    kind_keys = {kind.key for kind in kinds}
+    carried: list[CarryOver] = []
+    for index, moved in enumerate(raw, start=1):
+        if not isinstance(moved, dict) or set(moved) - CARRY_OVER_KEYS:
+            problems.append(f"{where}: carry_over #{index} takes service, channel and kinds")
+            continue
+        service, channel = moved.get("service"), moved.get("channel")
+        moved_kinds = _names(moved.get("kinds"))
+        if not isinstance(service, str) or not is_key(service):
+            problems.append(f"{where}: carry_over #{index} needs the key of the service replaced")
+        elif channel not in channels:
+            problems.append(f"{where}: carry_over '{service}': channel is not one of channels")
+        elif not moved_kinds or set(moved_kinds) - kind_keys:
+            problems.append(
+                f"{where}: carry_over '{service}': kinds must be this service's kinds, "
+                "those the replaced notice named"
+            )
+        else:
+            carried.append(CarryOver(service, str(channel), tuple(moved_kinds)))
+    return tuple(carried)
+
+
+def _split_message_words(
+    raw: Any, where: str, table: str, messages: MessagesSpec | None, problems: list[str]
+) -> tuple[dict[str, MessageWords], Any]:
+    """A messaging notice's tables carry, beside the usual fields, `titles` (the line about
+    titles in messages) and `kinds` (per kind: {title, says}). Returns those per locale, and
+    the tables without them for the usual checks."""
+    if not isinstance(raw, dict) or messages is None:
+        return {}, raw
+    words: dict[str, MessageWords] = {}
+    rest: dict[str, Any] = {}
+    for code, texts in raw.items():
+        if not isinstance(texts, dict):
+            rest[code] = texts
+            continue
+        rest[code] = {
+            name: value for name, value in texts.items() if name not in MESSAGE_NOTICE_KEYS
+        }
+        titles = texts.get("titles")
+        kinds = texts.get("kinds")
+        local_problems = []
+        if not isinstance(titles, str) or not titles.strip():
+            local_problems.append(
+                f"{where}: {table}.{code} needs 'titles', the line about titles in messages"
+            )
+        if not isinstance(kinds, dict):
+            kinds = {}
+        found: dict[str, tuple[str, str]] = {}
+        for kind in messages.kinds:
+            said = kinds.get(kind.key)
+            if (
+                not isinstance(said, dict)
+                or set(said) != {"title", "says"}
+                or not all(isinstance(value, str) and value.strip() for value in said.values())
+            ):
+                local_problems.append(
+                    f"{where}: {table}.{code}.kinds.{kind.key} needs a title and says"
+                )
+                continue
+            found[kind.key] = (said["title"].strip(), said["says"].strip())
+        for unknown in sorted(set(kinds) - {kind.key for kind in messages.kinds}):
+            local_problems.append(f"{where}: {table}.{code}.kinds has unknown kind '{unknown}'")
+        problems.extend(local_problems)
+        if not local_problems:
+            words[code] = MessageWords(found, str(titles).strip())
+    return words, rest
+
+
+def _check_carry_over(services: list[ServiceSpec], problems: list[str]) -> None:
+    """A replaced service must be gone from the catalog and replaced once."""
+    keys = {spec.key for spec in services}
+    replaced: set[str] = set()
+    for spec in services:
+        for moved in spec.messages.carry_over if spec.messages else ():
+            if moved.service in keys:
+                problems.append(
+                    f"service '{spec.key}': carry_over '{moved.service}' is still in the "
+                    "catalog; remove it there"
+                )
+            if moved.service in replaced:
+                problems.append(f"service '{moved.service}' is carried over twice")
+            replaced.add(moved.service)
 
 
 def _parse_child_notices(

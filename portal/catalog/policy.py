@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from portal.catalog.jurisdiction import (
@@ -25,6 +25,7 @@ from portal.errors import CatalogCode, DomainError
 
 # A service's or connected system's key: what the catalog accepts, and all a lookup by key
 # needs to try (a longer or other key is refused before it reaches the 40-character column).
+KEY_LENGTH = 40
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{1,39}")
 
 
@@ -84,9 +85,12 @@ class NoticeText:
     recipients: str
     retention: str
     withdraw: str
+    # A message choice's own lines beside the messaging service's notice (MESSAGE_FIELDS):
+    # what the patron read about the one kind of message, or about titles in messages.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in NOTICE_FIELDS}
+        return {name: getattr(self, name) for name in NOTICE_FIELDS} | dict(self.extra)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,97 @@ class SystemSpec:
     endpoint: str  # where deletion requests are sent (HTTPS)
 
 
+# The channels a library may send its messages by, and the contact detail each needs.
+CHANNELS = ("email", "sms", "phone")
+CONTACT_OF_CHANNEL = {"email": "email", "sms": "phone", "phone": "phone"}
+# A message kind's own lines in a notice, and the titles choice's line.
+MESSAGE_FIELDS = ("kind_title", "kind_says", "titles")
+# What a message may carry beyond its kind. Titles and authors are not here: they are only
+# ever sent to a patron who chose "titles in messages" (its own consent).
+MESSAGE_CONTENTS = ("branch", "pickup_by", "due_date", "item_count", "expiry_date", "fee")
+TITLES_CHOICE = "titles"
+PAIR_SEPARATOR = "__"
+
+
+@dataclass(frozen=True)
+class MessageKindSpec:
+    key: str
+    ils_name: str  # the library system's own name for it (Koha: Hold_Filled)
+    contains: tuple[str, ...]  # MESSAGE_CONTENTS it may carry
+
+
+@dataclass(frozen=True)
+class MessageChoice:
+    """What one published service is within a messaging service: one kind of message by one
+    channel, or (kind and channel None) the choice of titles in messages. Each is consented
+    to on its own, with the messaging service's one notice and its own line."""
+
+    group: str  # the messaging service's key
+    kind: str | None
+    channel: str | None
+    ils_name: str | None = None
+    contains: tuple[str, ...] = ()
+
+    @property
+    def is_titles(self) -> bool:
+        return self.kind is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "kind": self.kind,
+            "channel": self.channel,
+            "ils_name": self.ils_name,
+            "contains": list(self.contains),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> MessageChoice:
+        return cls(
+            group=raw["group"],
+            kind=raw.get("kind"),
+            channel=raw.get("channel"),
+            ils_name=raw.get("ils_name"),
+            contains=tuple(raw.get("contains") or ()),
+        )
+
+
+def pair_key(group: str, kind: str, channel: str) -> str:
+    return PAIR_SEPARATOR.join((group, kind, channel))
+
+
+def titles_key(group: str) -> str:
+    return PAIR_SEPARATOR.join((group, TITLES_CHOICE))
+
+
+@dataclass(frozen=True)
+class MessageWords:
+    """A messaging notice's own lines in one locale: per kind (title, what it says), and
+    the line about titles in messages."""
+
+    kinds: dict[str, tuple[str, str]]
+    titles: str
+
+
+@dataclass(frozen=True)
+class CarryOver:
+    """A published service of one channel (e.g. text message reminders) that the messaging
+    service replaces: its consents in force become exactly these kinds on that channel."""
+
+    service: str
+    channel: str
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MessagesSpec:
+    channels: tuple[str, ...]
+    kinds: tuple[MessageKindSpec, ...]
+    # Systems holding one channel's contact detail beyond the service's own (the SMS gateway).
+    channel_systems: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    carry_over: tuple[CarryOver, ...] = ()
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     key: str
@@ -109,6 +204,13 @@ class ServiceSpec:
     systems: tuple[str, ...] = ()  # keys of the connected systems holding its data
     # The child's version of the notice per locale: the same facts, in a child's words.
     child_notices: dict[str, NoticeText] = field(default_factory=dict)
+    # A messaging service: its kinds and channels (published as one service per pair).
+    messages: MessagesSpec | None = None
+    # Per locale, each kind's title and line, and the titles choice's line (messaging only).
+    message_words: dict[str, MessageWords] = field(default_factory=dict)
+    child_message_words: dict[str, MessageWords] = field(default_factory=dict)
+    # Set on each service published for one message choice.
+    choice: MessageChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +221,78 @@ class Catalog:
     systems: tuple[SystemSpec, ...] = ()
     # The library's name per locale ([library.name_in]); a locale not listed shows `library_name`.
     library_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def published(self) -> tuple[ServiceSpec, ...]:
+        """Every service as published: a messaging service as its message choices."""
+        return tuple(one for spec in self.services for one in published_services(spec))
+
+    @property
+    def carried_over(self) -> dict[str, tuple[ServiceSpec, CarryOver]]:
+        """Services a messaging service replaces, by key: the messaging service and how."""
+        return {
+            moved.service: (spec, moved)
+            for spec in self.services
+            if spec.messages is not None
+            for moved in spec.messages.carry_over
+        }
+
+
+def published_services(spec: ServiceSpec) -> tuple[ServiceSpec, ...]:
+    """What the catalog's service is published as: itself, or for a messaging service one
+    service per kind and channel and one for titles in messages. Each shares the messaging
+    service's terms and notice, with its own line added, so adding a kind or a channel is a
+    new choice and changes no consent given to another."""
+    if spec.messages is None:
+        return (spec,)
+    messages = spec.messages
+
+    def worded(
+        notices: dict[str, NoticeText], words: dict[str, MessageWords], kind: str | None
+    ) -> dict[str, NoticeText]:
+        out = {}
+        for locale, notice in notices.items():
+            said = words[locale]
+            extra = (
+                (("titles", said.titles),)
+                if kind is None
+                else (("kind_title", said.kinds[kind][0]), ("kind_says", said.kinds[kind][1]))
+            )
+            out[locale] = replace(notice, extra=extra)
+        return out
+
+    published = []
+    for kind in messages.kinds:
+        for channel in messages.channels:
+            systems = spec.systems + tuple(
+                key for key in messages.channel_systems.get(channel, ()) if key not in spec.systems
+            )
+            published.append(
+                replace(
+                    spec,
+                    key=pair_key(spec.key, kind.key, channel),
+                    systems=systems,
+                    notices=worded(spec.notices, spec.message_words, kind.key),
+                    child_notices=worded(spec.child_notices, spec.child_message_words, kind.key),
+                    messages=None,
+                    message_words={},
+                    child_message_words={},
+                    choice=MessageChoice(spec.key, kind.key, channel, kind.ils_name, kind.contains),
+                )
+            )
+    published.append(
+        replace(
+            spec,
+            key=titles_key(spec.key),
+            notices=worded(spec.notices, spec.message_words, None),
+            child_notices=worded(spec.child_notices, spec.child_message_words, None),
+            messages=None,
+            message_words={},
+            child_message_words={},
+            choice=MessageChoice(spec.key, None, None),
+        )
+    )
+    return tuple(published)
 
 
 def is_material_change(old: Terms, new: Terms) -> bool:

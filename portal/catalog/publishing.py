@@ -19,12 +19,14 @@ from tortoise.transactions import in_transaction
 
 from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, Service
 from portal.catalog.policy import (
+    CarryOver,
     Catalog,
     CatalogError,
     ServiceSpec,
     SystemSpec,
     Terms,
     content_hash,
+    pair_key,
     stale_child_versions,
 )
 from portal.catalog.policy import is_material_change as _is_material
@@ -40,11 +42,21 @@ class Change(StrEnum):
 
 
 @dataclass(frozen=True)
+class Replaced:
+    """A published service a messaging service replaced at this publication: its consents
+    in force become the message choices `choices` (service ids), and nothing more."""
+
+    service_id: int
+    choices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class PublishResult:
     changes: dict[str, Change]
     # Services whose terms changed materially: the consents given to the old terms no
     # longer cover them.
     materially_changed: tuple[int, ...]
+    replaced: tuple[Replaced, ...] = ()
 
 
 async def write_publication(catalog: Catalog, source_text: str, *, now: datetime) -> PublishResult:
@@ -52,8 +64,12 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
     caller's transaction (publish_catalog's, below), then `forget_published_catalog()`."""
     await _write_systems(catalog.systems)
     existing = {service.key: service for service in await Service.all().select_for_update()}
-    wanted = {spec.key for spec in catalog.services}
-    retired = sorted(set(existing) - wanted)
+    published = catalog.published
+    wanted = {spec.key for spec in published}
+    carried = catalog.carried_over
+    retired = sorted(
+        key for key in set(existing) - wanted if key not in carried and not existing[key].retired_at
+    )
     if retired:
         raise CatalogError(
             [
@@ -64,7 +80,8 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
         )
     changes: dict[str, Change] = {}
     material: list[int] = []
-    for position, spec in enumerate(catalog.services):
+    for position, spec in enumerate(published):
+        choice = spec.choice.as_dict() if spec.choice else None
         service = existing.get(spec.key)
         if service is None:
             service = await Service.create(
@@ -75,21 +92,25 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
                 terms=spec.terms.as_dict(),
                 minimum_age=spec.minimum_age,
                 systems=list(spec.systems),
+                choice=choice,
                 position=position,
                 published_at=now,
             )
+            existing[spec.key] = service
             await _write_notices(service, spec, now)
             changes[spec.key] = Change.NEW
             continue
         change = await _classify(service, spec)
         changes[spec.key] = change
         service.position = position
-        # Who the service is offered to, and which systems hold its data (whom deletion
-        # requests go to), are not part of the notice: they change in place.
+        # Who the service is offered to, which systems hold its data (whom deletion
+        # requests go to) and the library system's name for a message are not part of the
+        # notice: they change in place.
         service.minimum_age = spec.minimum_age
         service.systems = list(spec.systems)
+        service.choice = choice
         if change is Change.UNCHANGED:
-            await service.save(update_fields=["position", "minimum_age", "systems"])
+            await service.save(update_fields=["position", "minimum_age", "systems", "choice"])
             continue
         service.revision += 1
         if change is Change.MATERIAL:
@@ -100,6 +121,7 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
         await _write_notices(service, spec, now)
         if change is Change.MATERIAL:
             material.append(service.id)
+    replaced = await _retire_replaced(existing, carried, now)
     await Publication.create(
         library_name=catalog.library_name,
         library_names=catalog.library_names,
@@ -108,7 +130,30 @@ async def write_publication(catalog: Catalog, source_text: str, *, now: datetime
         published_at=now,
         changed_services={key: change.value for key, change in changes.items()},
     )
-    return PublishResult(changes=changes, materially_changed=tuple(material))
+    return PublishResult(changes=changes, materially_changed=tuple(material), replaced=replaced)
+
+
+async def _retire_replaced(
+    existing: dict[str, Service], carried: dict[str, tuple[ServiceSpec, CarryOver]], now: datetime
+) -> tuple[Replaced, ...]:
+    """Services a messaging service replaces leave the catalog now: each is retired, and
+    its consents in force are to become exactly the kinds it named on its channel."""
+    replaced = []
+    for key, (spec, moved) in carried.items():
+        service = existing.get(key)
+        if service is None or service.retired_at is not None:
+            continue  # never published here, or replaced at an earlier publication
+        if service.store is not None:
+            raise CatalogError(
+                [f"service '{key}' keeps retained data here: it cannot be carried over"]
+            )
+        service.retired_at = now
+        await service.save(update_fields=["retired_at"])
+        choices = tuple(
+            existing[pair_key(spec.key, kind, moved.channel)].id for kind in moved.kinds
+        )
+        replaced.append(Replaced(service.id, choices))
+    return tuple(replaced)
 
 
 @dataclass(frozen=True)
@@ -139,13 +184,15 @@ async def preview_publication(catalog: Catalog) -> list[ServicePreview]:
         for key in sorted(published_systems - wanted_systems)
     ]
     existing = {service.key: service for service in await Service.all()}
+    published = catalog.published
     problems += [
         f"service '{key}' is published but missing from the catalog; "
         "published services cannot be removed by publishing"
-        for key in sorted(set(existing) - {spec.key for spec in catalog.services})
+        for key in sorted(set(existing) - {spec.key for spec in published})
+        if key not in catalog.carried_over and not existing[key].retired_at
     ]
     previews = []
-    for spec in catalog.services:
+    for spec in published:
         service = existing.get(spec.key)
         new_texts = {locale: notice.as_dict() for locale, notice in spec.notices.items()}
         new_child = {locale: notice.as_dict() for locale, notice in spec.child_notices.items()}
@@ -286,12 +333,16 @@ async def _write_notices(service: Service, spec: ServiceSpec, now: datetime) -> 
 # Pauses every consent in force for one service (its id) in the caller's transaction; returns
 # how many it paused.
 PauseConsents = Callable[[int, datetime], Awaitable[int]]
+# Carries the consents in force of a replaced service over to its message choices, in the
+# caller's transaction; returns how many patrons' consents it carried.
+CarryConsents = Callable[[Replaced, datetime], Awaitable[int]]
 
 
 @dataclass(frozen=True)
 class PublishReport:
     changes: dict[str, Change]
     consents_suspended: int
+    consents_carried: int = 0
 
 
 class PublishedMeanwhile(Exception):
@@ -309,6 +360,7 @@ async def publish_catalog(
     *,
     now: datetime,
     pause_consents: PauseConsents,
+    carry_consents: CarryConsents | None = None,
     based_on: int | None = None,
     record: Callable[[PublishReport], Awaitable[None]] | None = None,
 ) -> PublishReport:
@@ -336,7 +388,14 @@ async def publish_catalog(
         suspended = 0
         for service_id in result.materially_changed:
             suspended += await pause_consents(service_id, now)
-        report = PublishReport(changes=result.changes, consents_suspended=suspended)
+        carried = 0
+        for replaced in result.replaced:
+            if carry_consents is None:
+                raise CatalogError(["this publisher cannot carry consents over"])
+            carried += await carry_consents(replaced, now)
+        report = PublishReport(
+            changes=result.changes, consents_suspended=suspended, consents_carried=carried
+        )
         if record is not None:
             await record(report)
     forget_published_catalog()

@@ -26,7 +26,7 @@ from portal.catalog.jurisdiction import (
 )
 from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, Service
 from portal.catalog.parsing import Address, EndpointRules
-from portal.catalog.policy import CatalogError, SystemSpec
+from portal.catalog.policy import CatalogError, MessageChoice, SystemSpec
 from portal.clock import local_date
 from portal.locale_codes import canonical, spellings
 
@@ -45,6 +45,14 @@ class PublishedService:
     terms_revision: int
     terms: dict[str, Any]
     systems: tuple[str, ...] = ()  # connected systems holding its data, by key
+    # One kind of message by one channel (or titles in messages) of a messaging service.
+    choice: MessageChoice | None = None
+    retired: bool = False  # replaced by a messaging service: no longer offered
+
+    @property
+    def group(self) -> str:
+        """The key patrons see it under: its messaging service's, or its own."""
+        return self.choice.group if self.choice else self.key
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,10 @@ async def published_catalog() -> CatalogSnapshot:
     if _snapshot and _snapshot[0][1] == latest_id:
         _snapshot[:] = [(clock, latest_id, _snapshot[0][2])]
         return _snapshot[0][2]
-    services = {service.id: _published_service(service) for service in await Service.all()}
+    services = {
+        service.id: _published_service(service)
+        for service in await Service.filter(retired_at__isnull=True)
+    }
     notices = {}
     for notice in await NoticeVersion.filter(service_id__in=list(services)):
         service = services[notice.service_id]
@@ -151,6 +162,8 @@ def _published_service(service: Service) -> PublishedService:
         terms_revision=service.terms_revision,
         terms=service.terms,
         systems=tuple(service.systems or ()),
+        choice=MessageChoice.from_dict(service.choice) if service.choice else None,
+        retired=service.retired_at is not None,
     )
 
 
@@ -171,8 +184,9 @@ def _published_notice(notice: NoticeVersion, service: PublishedService) -> Publi
 
 
 async def current_service(key: str) -> PublishedService | None:
-    """Read from the database, not the snapshot: for decisions and the notice gate."""
-    service = await Service.get_or_none(key=key)
+    """Read from the database, not the snapshot: for decisions and the notice gate. A retired
+    service is no longer offered: none."""
+    service = await Service.get_or_none(key=key, retired_at__isnull=True)
     return _published_service(service) if service else None
 
 
@@ -200,7 +214,10 @@ async def services_by_id(ids: list[int]) -> dict[int, PublishedService]:
 
 
 async def all_services() -> list[PublishedService]:
-    return [_published_service(service) for service in await Service.all()]
+    """Every service offered now (not those a messaging service replaced)."""
+    return [
+        _published_service(service) for service in await Service.filter(retired_at__isnull=True)
+    ]
 
 
 async def connected_systems() -> dict[str, PublishedSystem]:

@@ -22,7 +22,13 @@ class ConsentState(Model):
         "models.Service", related_name="consents", on_delete=fields.RESTRICT
     )
     granted = fields.BooleanField()
-    last_kind = fields.CharEnumField(EventKind, max_length=20)
+    # A fixed description: a new kind of event then needs no migration (on SQLite, altering
+    # the column rebuilds the table).
+    last_kind = fields.CharEnumField(
+        EventKind,
+        max_length=20,
+        description="a kind of ledger event (portal.ledger.vocabulary.EventKind)",
+    )
     notice_version: fields.ForeignKeyNullableRelation[NoticeVersion] = fields.ForeignKeyField(
         "models.NoticeVersion", related_name=False, on_delete=fields.RESTRICT, null=True
     )

@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from portal.catalog.policy import Terms, is_material_change
 from portal.catalog.services import PublishedNotice, PublishedService, services_by_id
 from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Status, SuspensionReason
 from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
-from portal.ledger.details import EventDetail, Suspended
+from portal.ledger.details import CarriedOver, EventDetail, Suspended
 from portal.ledger.models import Actor, ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
 from portal.ledger.vocabulary import Audience
@@ -96,6 +97,62 @@ async def set_choice(
     await consent_changed(step.patron_id)
     await record_step(step, kind, notice)
     return state
+
+
+async def carry_state(step: Step, state: ConsentState, to: list[PublishedService]) -> None:
+    """`state`, a consent in force to a service a messaging service replaced, becomes a
+    consent to each message choice in `to` (same notice version, same party), and ends on
+    the old service without erasing anything: the data is used under the choices now. A
+    choice whose terms go beyond the old service's is paused for the patron's answer."""
+    old = step.service
+    choice = to[0].choice
+    for service in to:
+        given = await locked_state(step.patron_id, service.id)
+        if given is None:
+            given = ConsentState(patron_id=step.patron_id, service_id=service.id, revision=0)
+        given.granted = True
+        given.granted_by = state.granted_by
+        given.last_kind = EventKind.CARRIED_OVER
+        given.notice_version_id = state.notice_version_id
+        given.terms_revision = service.terms_revision
+        given.suspended_at = None
+        given.suspension_reason = None
+        given.revision += 1
+        given.updated_at = step.now
+        await given.save()
+        await record(
+            step.patron_id,
+            EventKind.CARRIED_OVER,
+            SYSTEM_JOB,
+            now=step.now,
+            service_id=service.id,
+            purposes=old.terms["purposes"],
+            notice_version_id=state.notice_version_id,
+            detail=CarriedOver(from_service=old.key),
+        )
+        if is_material_change(Terms.from_dict(old.terms), Terms.from_dict(service.terms)):
+            await suspend(given, service, SuspensionReason.MATERIAL_CHANGE, step.now)
+    state.granted = False
+    state.granted_by = None
+    state.last_kind = EventKind.CARRIED_OVER
+    state.revision += 1
+    state.updated_at = step.now
+    await state.save()
+    await consent_changed(step.patron_id)
+    await record(
+        step.patron_id,
+        EventKind.CARRIED_OVER,
+        SYSTEM_JOB,
+        now=step.now,
+        service_id=old.id,
+        purposes=old.terms["purposes"],
+        notice_version_id=state.notice_version_id,
+        detail=CarriedOver(
+            to_service=choice.group if choice else "",
+            channel=(choice.channel or "") if choice else "",
+            kinds=",".join(s.choice.kind or "" for s in to if s.choice),
+        ),
+    )
 
 
 async def record_step(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
@@ -33,6 +34,7 @@ from portal.consent.policy import (
 from portal.consent.reads import ServiceOverview, SystemDeletion, overview_of
 from portal.consent.services import (
     Step,
+    carry_state,
     locked_granted_states,
     locked_state,
     relock,
@@ -174,6 +176,40 @@ async def expire_unanswered(
             await _withdraw(erasure, step, state, None, kind=EventKind.EXPIRED, reason=reason)
             expired += 1
     return expired
+
+
+async def carry_over(replaced: Replaced, now: datetime) -> int:
+    """A messaging service replaced a service of one channel (publishing, in its
+    transaction): each consent in force to it becomes exactly the message choices its notice
+    named, and nothing more; each side's ledger event says so. The choices keep the notice
+    the patron agreed to. If the messaging service's terms go further than the old ones, the
+    choices wait, paused, for the patron's yes, as after any material change. A paused
+    consent to the old service cannot be answered any more: it ends as unanswered, and what
+    it covered is erased. Returns the patrons whose consent was carried."""
+    old = (await services_by_id([replaced.service_id]))[replaced.service_id]
+    choices = await services_by_id(list(replaced.choices))
+    carried = 0
+    for candidate in await ConsentState.filter(service_id=old.id, granted=True):
+        async with erasing() as erasure:
+            await lock_patron(candidate.patron_id)
+            state = await relock(candidate)
+            if state is None or not state.granted:
+                continue
+            step = Step(state.patron_id, old, now, SYSTEM_JOB)
+            if state.suspended_at is not None or state.terms_revision != old.terms_revision:
+                await _withdraw(
+                    erasure,
+                    step,
+                    state,
+                    None,
+                    kind=EventKind.EXPIRED,
+                    reason=DeletionReason.EXPIRED,
+                )
+                continue
+            to = [choices[service_id] for service_id in replaced.choices]
+            await carry_state(step, state, to)
+            carried += 1
+    return carried
 
 
 async def _notice_for_decision(

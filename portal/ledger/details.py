@@ -49,6 +49,16 @@ class DeletionConfirmed(TypedDict):
     client: NotRequired[int]  # the API client that acknowledged it
 
 
+class CarriedOver(TypedDict):
+    """On a message choice: the service its consent came from. On that service: the
+    messaging service, channel and kinds (comma-separated) it went to."""
+
+    from_service: NotRequired[str]
+    to_service: NotRequired[str]
+    channel: NotRequired[str]
+    kinds: NotRequired[str]
+
+
 EventDetail = (
     NoDetail
     | Suspended
@@ -57,6 +67,7 @@ EventDetail = (
     | GuardianLinkEnded
     | DeletionRequested
     | DeletionConfirmed
+    | CarriedOver
 )
 
 SHAPES: dict[EventKind, type[EventDetail]] = {
@@ -71,6 +82,7 @@ SHAPES: dict[EventKind, type[EventDetail]] = {
     EventKind.GUARDIAN_LINK_ENDED: GuardianLinkEnded,
     EventKind.DELETION_REQUESTED: DeletionRequested,
     EventKind.DELETION_CONFIRMED: DeletionConfirmed,
+    EventKind.CARRIED_OVER: CarriedOver,
 }
 
 
@@ -135,6 +147,10 @@ def read_detail(
 def read_detail(
     kind: Literal[EventKind.DELETION_CONFIRMED], stored: Mapping[str, object]
 ) -> DeletionConfirmed: ...
+@overload
+def read_detail(
+    kind: Literal[EventKind.CARRIED_OVER], stored: Mapping[str, object]
+) -> CarriedOver: ...
 @overload
 def read_detail(kind: EventKind, stored: Mapping[str, object]) -> EventDetail: ...
 def read_detail(kind: EventKind, stored: Mapping[str, object]) -> EventDetail:

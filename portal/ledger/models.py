@@ -26,7 +26,13 @@ class ConsentEvent(Model):
     service: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.Service", related_name="events", on_delete=fields.RESTRICT, null=True
     )
-    kind = fields.CharEnumField(EventKind, max_length=20)
+    # A fixed description: a new kind of event then needs no migration (on SQLite, altering
+    # the column rebuilds the table).
+    kind = fields.CharEnumField(
+        EventKind,
+        max_length=20,
+        description="a kind of ledger event (portal.ledger.vocabulary.EventKind)",
+    )
     notice_version: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.NoticeVersion", related_name=False, on_delete=fields.RESTRICT, null=True
     )

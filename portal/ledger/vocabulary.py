@@ -19,6 +19,9 @@ class EventKind(StrEnum):
     # One per connected system holding the service's data (detail: system, request id).
     DELETION_REQUESTED = "deletion_requested"
     DELETION_CONFIRMED = "deletion_confirmed"
+    # A service a messaging service replaced: its consent became exactly the message choices
+    # its notice had named (on the old service: to which; on each choice: from which).
+    CARRIED_OVER = "carried_over"
 
 
 class Method(StrEnum):

@@ -10,6 +10,7 @@ from datetime import datetime
 from portal.catalog.policy import Catalog
 from portal.catalog.publishing import PublishReport, publish_catalog
 from portal.consent.services import pause_for_material_change
+from portal.decisions.services import carry_over
 from portal.staff import audit
 from portal.staff.policy import AuditAction
 from portal.staff.services import StaffIdentity
@@ -47,6 +48,7 @@ async def publish(
         now=now,
         based_on=based_on,
         pause_consents=pause_for_material_change,
+        carry_consents=carry_over,
         record=audited,
     )
 

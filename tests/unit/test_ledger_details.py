@@ -69,6 +69,16 @@ STORED: list[tuple[EventKind, EventDetail, str]] = [
         ),
         '{"system":"sms","system_name":"SMS gateway","request":"msg_a1","via":"ack","client":7}',
     ),
+    (
+        EventKind.CARRIED_OVER,
+        {"from_service": "sms_notices"},
+        '{"from_service":"sms_notices"}',
+    ),
+    (
+        EventKind.CARRIED_OVER,
+        {"to_service": "messages", "channel": "sms", "kinds": "hold_filled,item_due"},
+        '{"to_service":"messages","channel":"sms","kinds":"hold_filled,item_due"}',
+    ),
 ]
 
 
