@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "portal.ledger.models",
     "portal.consent.models",
     "portal.stores.models",
+    "portal.contacts.models",
     "portal.api.models",
     "portal.minors.models",
     "portal.staff.models",

@@ -47,6 +47,13 @@ class StoreCode(StrEnum):
     NOT_FOUND = "not_found"
 
 
+class MessagesCode(StrEnum):
+    CONTACT_REQUIRED = "contact_required"
+    CONTACT_INVALID = "contact_invalid"
+    NOT_A_MOBILE = "not_a_mobile"
+    CONTACT_UNUSED = "contact_unused"
+
+
 class MinorsCode(StrEnum):
     NOT_LINKED = "not_linked"
     NOT_A_MINOR = "not_a_minor"
@@ -131,6 +138,7 @@ ErrorCode = (
     PatronCode
     | ConsentCode
     | StoreCode
+    | MessagesCode
     | MinorsCode
     | CatalogCode
     | ApiCode
@@ -142,6 +150,7 @@ ERROR_ENUMS: tuple[type[StrEnum], ...] = (
     PatronCode,
     ConsentCode,
     StoreCode,
+    MessagesCode,
     MinorsCode,
     CatalogCode,
     ApiCode,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from starlette.config import Config
 
 from portal.i18n import KNOWN_LOCALES
@@ -135,6 +136,13 @@ class Settings:
         "America/New_York",
         "PORTAL_TIMEZONE",
         "The library's IANA time zone: dates shown, birthdays, daily jobs.",
+    )
+    phone_region: str = _setting(
+        "US",
+        "PORTAL_PHONE_REGION",
+        "Where a phone number a patron gives without a country code is read as dialled from "
+        "(ISO 3166 two letters): kept as E.164.",
+        parse=lambda raw: raw.strip().upper(),
     )
     session_minutes: int = _setting(
         30, "PORTAL_SESSION_MINUTES", "Idle minutes before a session ends.", parse=int
@@ -420,6 +428,8 @@ class Settings:
                     raise ValueError(
                         f"PORTAL_SYSTEM_ALLOWED_ADDRESSES: {entry!r} is not a network"
                     ) from None
+        if self.phone_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("PORTAL_PHONE_REGION must be a country's two letters, e.g. US")
         if len(self.secret_key) < 16:
             raise ValueError("PORTAL_SECRET_KEY must be at least 16 characters")
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):

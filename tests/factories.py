@@ -23,6 +23,10 @@ SECRET = "test-secret-key-that-is-long-enough"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a patron gives for a message choice's channel, in the tests.
+TEST_CONTACTS = {"sms": "+12015550123", "phone": "+12015550123", "email": "reader@example.org"}
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -243,8 +247,12 @@ async def decides(
     *,
     at: datetime | None = None,
     timezone: str = "UTC",
+    contact: str | None = None,
 ) -> Outcome:
-    """The patron reads the service's current notice and answers it, as the web form does."""
+    """The patron reads the service's current notice and answers it, as the web form does.
+    A yes to a message choice gives a contact detail for its channel unless `contact` does."""
+    if contact is None and decision is Decision.YES:
+        contact = TEST_CONTACTS.get(key.rsplit("__", 1)[-1]) if "__" in key else None
     view = await reads.service_view(patron_id, key, "en")
     return await decisions.decide(
         patron_id,
@@ -255,4 +263,5 @@ async def decides(
         locale="en",
         now=at or now(),
         timezone=timezone,
+        contact=contact,
     )

@@ -213,6 +213,17 @@ async def services_by_id(ids: list[int]) -> dict[int, PublishedService]:
     return {service.id: _published_service(service) for service in await Service.filter(id__in=ids)}
 
 
+async def channel_choices(group: str, channel: str) -> list[PublishedService]:
+    """The message choices of a messaging service on one channel, read from the database."""
+    return [
+        service
+        for service in await all_services()
+        if service.choice is not None
+        and service.choice.group == group
+        and service.choice.channel == channel
+    ]
+
+
 async def all_services() -> list[PublishedService]:
     """Every service offered now (not those a messaging service replaced)."""
     return [

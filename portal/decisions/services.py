@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.transactions import in_transaction
+
 from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
     age_for_decision,
+    channel_choices,
     current_notice,
     current_service,
     notice_version,
@@ -41,14 +44,16 @@ from portal.consent.services import (
     set_choice,
     suspended_states,
 )
+from portal.contacts.policy import ContactError
+from portal.contacts.services import contact_of, keep_contact
 from portal.db import Erasure, erasing
 from portal.erasure.services import ErasureOutcome, erase_service_data
-from portal.errors import ConsentCode, DomainError, MinorsCode
+from portal.errors import ConsentCode, DomainError, MessagesCode, MinorsCode
 from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import notify_consent_given
+from portal.outbox.services import notify_consent_given, notify_contact_changed
 from portal.patrons.services import lock_patron
 
 
@@ -76,12 +81,17 @@ async def decide(
     now: datetime,
     timezone: str,
     party: ActingParty = PATRON_ONLINE,
+    contact: str | None = None,
+    phone_region: str = "US",
 ) -> Outcome:
     """Record a yes or no to a service's notice; a no to a consent in force withdraws it.
 
     `expected_revision` is the state revision the form was rendered with: a replayed or
     concurrent form that no longer matches is refused unless its outcome is already in place.
     `timezone` says where birthdays happen; `locale` is the language of the page that follows.
+    `contact`: for a yes to a message choice, the number or address its channel's messages
+    go to (read as dialled from `phone_region`); needed when none is kept for the channel
+    yet, and kept (or replaced) in the same transaction as the consent.
     """
     async with erasing() as erasure:
         patron = await lock_patron(patron_id)
@@ -111,9 +121,10 @@ async def decide(
         erased, deletions = 0, None
         step = Step(patron_id, service, now, party, plan.audience)
         if plan.change in (Change.GIVE, Change.RENEW):
+            kept = await _contact_for(patron_id, service, contact, phone_region, now)
             kind = EventKind.RENEWED if plan.change is Change.RENEW else EventKind.GIVEN
             state = await set_choice(step, state, kind, notice, granted=True)
-            await notify_consent_given(patron_id, service, now=now)
+            await notify_consent_given(patron_id, service, now=now, contact=kept)
         elif plan.change is Change.WITHDRAW:
             state, done = await _withdraw(erasure, step, state, notice)
             erased = done.rows
@@ -131,6 +142,47 @@ async def decide(
         view=overview_of(service, shown, state, age) if shown else None,
         deletions=deletions,
     )
+
+
+async def _contact_for(
+    patron_id: int, service: PublishedService, given: str | None, region: str, now: datetime
+) -> str | None:
+    """The contact detail a message choice's messages go to: the one given now (kept), or
+    the one kept for its channel. A choice needs one; other services have none."""
+    channel = service.choice.channel if service.choice else None
+    if channel is None:
+        return None
+    if given is not None and given.strip():
+        return await keep_contact(patron_id, channel, given, region=region, now=now)
+    kept = await contact_of(patron_id, channel)
+    if kept is None:
+        raise ContactError(MessagesCode.CONTACT_REQUIRED)
+    return kept
+
+
+async def change_contact(
+    patron_id: int, group: str, channel: str, raw: str, *, region: str, now: datetime
+) -> str:
+    """A patron changes the number or address a channel's messages go to, choices untouched:
+    only while a message choice on that channel is on (a detail with no purpose is never
+    kept). Each system holding it for a choice that is on is told, in the same transaction."""
+    async with in_transaction():
+        await lock_patron(patron_id)
+        choices = {choice.id: choice for choice in await channel_choices(group, channel)}
+        on = await ConsentState.filter(
+            patron_id=patron_id, service_id__in=list(choices), granted=True
+        )
+        if not on:
+            raise ContactError(MessagesCode.CONTACT_UNUSED)
+        before = await contact_of(patron_id, channel)
+        value = await keep_contact(patron_id, channel, raw, region=region, now=now)
+        if value != before:
+            systems: dict[str, int] = {}
+            for state in on:
+                for system in choices[state.service_id].systems:
+                    systems.setdefault(system, state.service_id)
+            await notify_contact_changed(patron_id, channel, value, list(systems.items()), now=now)
+    return value
 
 
 async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingParty) -> int:

@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from portal.catalog.services import PublishedService, all_services
+from portal.catalog.services import PublishedService, all_services, channel_choices
+from portal.consent.models import ConsentState
+from portal.contacts.services import TABLES as CONTACT_TABLES
+from portal.contacts.services import erase_contact
 from portal.db import Erasure, compact_tables, erasing
 from portal.ledger import details
 from portal.ledger.models import EventKind
@@ -50,8 +53,46 @@ async def erase_service_data(
             purposes=service.terms["purposes"],
             detail=details.Erased(rows_deleted=rows),
         )
-    asked = await request_deletions(patron_id, service, reason, now=now, party=party)
+    contact_erased = False
+    choice = service.choice
+    if choice is not None and choice.channel is not None:
+        contact_erased = await _erase_unused_contact(
+            erasure, patron_id, service, choice.channel, now=now, party=party
+        )
+    asked = await request_deletions(
+        patron_id, service, reason, now=now, party=party, contact_erased=contact_erased
+    )
     return ErasureOutcome(rows, asked)
+
+
+async def _erase_unused_contact(
+    erasure: Erasure,
+    patron_id: int,
+    service: PublishedService,
+    channel: str,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> bool:
+    """A message choice just went off: if it was the last on its channel, the number or
+    address that channel's messages went to is erased now (an ERASED event naming the
+    channel). Returns whether it was."""
+    group = service.choice.group if service.choice else service.key
+    choices = [choice.id for choice in await channel_choices(group, channel)]
+    if await ConsentState.exists(patron_id=patron_id, service_id__in=choices, granted=True):
+        return False
+    rows = erasure.deleted(await erase_contact(patron_id, channel))
+    if rows:
+        await record(
+            patron_id,
+            EventKind.ERASED,
+            party,
+            now=now,
+            service_id=service.id,
+            purposes=service.terms["purposes"],
+            detail=details.Erased(rows_deleted=rows, contact=channel),
+        )
+    return rows > 0
 
 
 async def apply_retention(*, now: datetime, today: date) -> int:
@@ -85,7 +126,7 @@ async def apply_retention(*, now: datetime, today: date) -> int:
 
 async def compact() -> None:
     """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
-    await compact_tables(TABLES)
+    await compact_tables(TABLES + CONTACT_TABLES)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ class Suspended(TypedDict):
 class Erased(TypedDict):
     rows_deleted: int  # by the portal, from the service's store
     reason: NotRequired[str]  # "retention" when the retention period ran out
+    # The channel whose contact detail was erased (its last message choice went off).
+    contact: NotRequired[str]
 
 
 class GuardianLinked(TypedDict):

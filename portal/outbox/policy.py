@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from portal.catalog.policy import MessageChoice
+
 MESSAGE_ID_MAX = 40
 _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -24,6 +26,8 @@ _URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 class MessageKind(StrEnum):
     DELETION_REQUESTED = "deletion.requested"
     CONSENT_GIVEN = "consent.given"  # the system may now use the data (e.g. send texts)
+    # A patron changed the number or address a channel's messages go to (choices unchanged).
+    CONTACT_CHANGED = "contact.changed"
 
 
 class DeletionReason(StrEnum):
@@ -145,26 +149,62 @@ def deletion_payload(
     reason: DeletionReason,
     requested_at: datetime,
     before: date | None = None,
+    message: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`patron` is the keyed hash of the card (no card number leaves the portal); None with
-    `before` asks to delete every patron's entries of the service dated before that day."""
+    `before` asks to delete every patron's entries of the service dated before that day.
+    `message`: for a message choice, which one (message_of), and whether the contact
+    detail of its channel goes too (`contact_erased`)."""
+    data: dict[str, Any] = {
+        "service": service,
+        "patron": patron,
+        "reason": reason.value,
+        "before": before.isoformat() if before else None,
+    }
+    if message is not None:
+        data["message"] = message
     return {
         "type": MessageKind.DELETION_REQUESTED.value,
         "timestamp": _moment(requested_at),
-        "data": {
-            "service": service,
-            "patron": patron,
-            "reason": reason.value,
-            "before": before.isoformat() if before else None,
-        },
+        "data": data,
     }
 
 
-def consent_payload(*, service: str, patron: str, given_at: datetime) -> dict[str, Any]:
+def consent_payload(
+    *, service: str, patron: str, given_at: datetime, message: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`message`: for a message choice, which one and the contact detail it goes to."""
+    data: dict[str, Any] = {"service": service, "patron": patron}
+    if message is not None:
+        data["message"] = message
     return {
         "type": MessageKind.CONSENT_GIVEN.value,
         "timestamp": _moment(given_at),
-        "data": {"service": service, "patron": patron},
+        "data": data,
+    }
+
+
+def contact_payload(
+    *, patron: str, channel: str, contact: str, changed_at: datetime
+) -> dict[str, Any]:
+    return {
+        "type": MessageKind.CONTACT_CHANGED.value,
+        "timestamp": _moment(changed_at),
+        "data": {"patron": patron, "channel": channel, "contact": contact},
+    }
+
+
+def message_of(choice: MessageChoice) -> dict[str, Any]:
+    """A message choice as connected systems read it:
+    the library system's own name for the kind, the channel, and what a message may carry
+    (titles only by the patron's separate choice)."""
+    if choice.kind is None:
+        return {"group": choice.group, "titles": True}
+    return {
+        "group": choice.group,
+        "kind": choice.ils_name,
+        "channel": choice.channel,
+        "contains": list(choice.contains),
     }
 
 

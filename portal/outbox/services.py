@@ -29,8 +29,10 @@ from portal.outbox.policy import (
     MessageKind,
     body_of,
     consent_payload,
+    contact_payload,
     deletion_payload,
     is_message_id,
+    message_of,
     new_message_id,
 )
 from portal.patrons.models import Patron
@@ -100,16 +102,23 @@ async def request_deletions(
     *,
     now: datetime,
     party: ActingParty,
+    contact_erased: bool = False,
 ) -> list[DeletionAsked]:
     """One deletion request per connected system holding the service's data, each with its
     ledger event. Call in the transaction that ended the consent and erased what the portal
-    kept; returns the systems asked."""
+    kept; returns the systems asked. `contact_erased`: for a message choice, the last on its
+    channel, so the number or address goes too."""
     if not service.systems:
         return []
     names = {key: system.name for key, system in (await connected_systems()).items()}
     reference = await _patron_reference(patron_id)
+    message = None
+    if service.choice is not None:
+        message = message_of(service.choice)
+        if service.choice.channel is not None:
+            message["contact_erased"] = contact_erased
     payload = deletion_payload(
-        service=service.key, patron=reference, reason=reason, requested_at=now
+        service=service.key, patron=reference, reason=reason, requested_at=now, message=message
     )
     for system in service.systems:
         message_id = await _enqueue(
@@ -137,13 +146,24 @@ async def request_deletions(
     return [DeletionAsked(system, names.get(system, system)) for system in service.systems]
 
 
-async def notify_consent_given(patron_id: int, service: PublishedService, *, now: datetime) -> int:
+async def notify_consent_given(
+    patron_id: int, service: PublishedService, *, now: datetime, contact: str | None = None
+) -> int:
     """Tell the service's connected systems they may now keep and use the patron's data (the
-    SMS gateway may send). Call in the transaction that recorded the consent."""
+    SMS gateway may send). Call in the transaction that recorded the consent. `contact`: for
+    a message choice, the number or address its messages go to."""
     if not service.systems:
         return 0
+    message = None
+    if service.choice is not None:
+        message = message_of(service.choice)
+        if service.choice.channel is not None:
+            message["contact"] = contact
     payload = consent_payload(
-        service=service.key, patron=await _patron_reference(patron_id), given_at=now
+        service=service.key,
+        patron=await _patron_reference(patron_id),
+        given_at=now,
+        message=message,
     )
     for system in service.systems:
         await _enqueue(
@@ -155,6 +175,26 @@ async def notify_consent_given(patron_id: int, service: PublishedService, *, now
             now=now,
         )
     return len(service.systems)
+
+
+async def notify_contact_changed(
+    patron_id: int, channel: str, contact: str, systems: list[tuple[str, int]], *, now: datetime
+) -> int:
+    """Tell each system holding the patron's contact detail for a channel (key, and a
+    message choice it holds it for) that it changed. In the transaction that changed it."""
+    payload = contact_payload(
+        patron=await _patron_reference(patron_id), channel=channel, contact=contact, changed_at=now
+    )
+    for system, service_id in systems:
+        await _enqueue(
+            system,
+            MessageKind.CONTACT_CHANGED,
+            payload,
+            patron_id=patron_id,
+            service_id=service_id,
+            now=now,
+        )
+    return len(systems)
 
 
 async def request_retention(service: PublishedService, *, before: date, now: datetime) -> int:

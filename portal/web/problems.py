@@ -15,6 +15,7 @@ from portal.errors import (
     ConsentCode,
     DeskCode,
     ErrorCode,
+    MessagesCode,
     MinorsCode,
     OfficerCode,
     PatronCode,
@@ -149,6 +150,26 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ConsentCode.NOT_GUARDIANS_CHOICE: Problem(
         403,
         N_("This choice belongs to your child. Between their age and adulthood they decide alone."),
+    ),
+    MessagesCode.CONTACT_REQUIRED: Problem(
+        400, N_("Please give the number or address these messages should go to.")
+    ),
+    MessagesCode.CONTACT_INVALID: Problem(
+        400,
+        N_(
+            "That does not look like a phone number or email address we can use. Please check "
+            "it and try again. Nothing was changed."
+        ),
+    ),
+    MessagesCode.NOT_A_MOBILE: Problem(
+        400, N_("Text messages need a mobile phone number. Nothing was changed.")
+    ),
+    MessagesCode.CONTACT_UNUSED: Problem(
+        409,
+        N_(
+            "No messages are on for that way of reaching you, so we do not keep a number or "
+            "address for it."
+        ),
     ),
     StoreCode.LIST_NAME_MISSING: Problem(400, N_("Please give your list a name.")),
     StoreCode.TITLE_MISSING: Problem(400, N_("Please enter a title.")),

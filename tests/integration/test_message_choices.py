@@ -4,6 +4,8 @@ one channel it replaces hands over exactly the kinds its notice named, nothing m
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from portal.catalog.models import Service
@@ -12,6 +14,11 @@ from portal.catalog.services import published_catalog
 from portal.consent import reads
 from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Decision, Status
+from portal.contacts.models import MessageContact
+from portal.contacts.policy import ContactError
+from portal.contacts.services import contact_of
+from portal.decisions import services as decisions
+from portal.errors import MessagesCode
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.outbox.models import OutboxMessage
 from tests.factories import (
@@ -19,6 +26,7 @@ from tests.factories import (
     decides,
     make_patron,
     messages_table,
+    now,
     publish,
     service_table,
     system_table,
@@ -45,7 +53,8 @@ def before() -> str:
             purposes=("notices",),
             data_categories=("contact_detail",),
             retention_days=30,
-        ), service_table("newsletter")
+        ),
+        service_table("newsletter"),
     )
 
 
@@ -191,3 +200,103 @@ async def test_carrying_over_to_terms_that_go_further_pauses_the_choices() -> No
     assert await statuses(patron.id, ["messages__hold_filled__sms"]) == {
         "messages__hold_filled__sms": Status.NEEDS_RENEWAL
     }
+
+
+# --- contact details live only while they are used ---------------------------------------
+
+
+async def decides_with(patron_id: int, key: str, decision: Decision, contact: str | None):
+    view = await reads.service_view(patron_id, key, "en")
+    return await decisions.decide(
+        patron_id,
+        key,
+        decision,
+        notice_version_id=view.notice.id,
+        expected_revision=view.revision,
+        locale="en",
+        now=now(),
+        timezone="UTC",
+        contact=contact,
+    )
+
+
+def with_gateway() -> str:
+    return GATEWAY + catalog_text(
+        messages_table(channel_systems={"sms": ("sms_gateway",)}), service_table("newsletter")
+    )
+
+
+async def sent(patron_id: int) -> list[dict[str, object]]:
+    rows = await OutboxMessage.filter(patron_id=patron_id).order_by("id")
+    return [json.loads(row.body) for row in rows]
+
+
+async def test_the_first_choice_on_a_channel_asks_for_its_number_and_nothing_changes_without():
+    await publish(with_gateway())
+    patron = await make_patron()
+    with pytest.raises(ContactError) as refused:
+        await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, None)
+    assert refused.value.code is MessagesCode.CONTACT_REQUIRED
+    for bad, code in (
+        ("not a number", MessagesCode.CONTACT_INVALID),
+        ("+1 555 0100", MessagesCode.CONTACT_INVALID),
+        ("(201) 555-0123x" + "9" * 300, MessagesCode.CONTACT_INVALID),
+    ):
+        with pytest.raises(ContactError) as refused:
+            await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, bad)
+        assert refused.value.code is code
+    assert await MessageContact.filter(patron_id=patron.id).count() == 0
+    assert await ConsentState.filter(patron_id=patron.id).count() == 0
+    assert await ConsentEvent.filter(patron_id=patron.id).count() == 0
+
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "(201) 555-0123")
+    assert await contact_of(patron.id, "sms") == "+12015550123"
+    # The second choice on the channel needs none; the gateway is told each, with the number.
+    await decides_with(patron.id, "messages__item_due__sms", Decision.YES, None)
+    given = [body for body in await sent(patron.id) if body["type"] == "consent.given"]
+    assert {body["data"]["message"]["kind"] for body in given} == {"Hold_Filled", "Item_Due"}
+    assert {body["data"]["message"]["contact"] for body in given} == {"+12015550123"}
+    # An email choice asks for an address of its own.
+    with pytest.raises(ContactError):
+        await decides_with(patron.id, "messages__hold_filled__email", Decision.YES, None)
+    with pytest.raises(ContactError):
+        await decides_with(patron.id, "messages__hold_filled__email", Decision.YES, "me@")
+
+
+async def test_the_last_choice_off_on_a_channel_erases_its_number_with_a_deletion_request():
+    await publish(with_gateway())
+    patron = await make_patron()
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+44 7911 123456")
+    await decides_with(patron.id, "messages__item_due__sms", Decision.YES, None)
+    await decides_with(
+        patron.id, "messages__hold_filled__email", Decision.YES, "Reader@Example.org"
+    )
+
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.NO, None)
+    assert await contact_of(patron.id, "sms") == "+447911123456"  # one text choice still on
+    await decides_with(patron.id, "messages__item_due__sms", Decision.NO, None)
+    assert await contact_of(patron.id, "sms") is None
+    assert await contact_of(patron.id, "email") == "Reader@example.org"
+    erased = await ConsentEvent.filter(patron_id=patron.id, kind=EventKind.ERASED)
+    assert [event.detail for event in erased] == [{"rows_deleted": 1, "contact": "sms"}]
+    deletions = [body for body in await sent(patron.id) if body["type"] == "deletion.requested"]
+    assert [body["data"]["message"]["contact_erased"] for body in deletions] == [False, True]
+
+
+async def test_a_patron_changes_a_number_without_touching_their_choices():
+    await publish(with_gateway())
+    patron = await make_patron()
+    with pytest.raises(ContactError) as refused:
+        await decisions.change_contact(
+            patron.id, "messages", "sms", "+12015550123", region="US", now=now()
+        )
+    assert refused.value.code is MessagesCode.CONTACT_UNUSED
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
+    events = await ConsentEvent.filter(patron_id=patron.id).count()
+    await decisions.change_contact(
+        patron.id, "messages", "sms", "201-555-0199", region="US", now=now()
+    )
+    assert await contact_of(patron.id, "sms") == "+12015550199"
+    assert await ConsentEvent.filter(patron_id=patron.id).count() == events
+    changed = [body for body in await sent(patron.id) if body["type"] == "contact.changed"]
+    assert [body["data"]["contact"] for body in changed] == ["+12015550199"]

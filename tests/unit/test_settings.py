@@ -38,6 +38,7 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_LOCALES": "en, ar",
         "PORTAL_DEFAULT_LOCALE": "ar",
         "PORTAL_TIMEZONE": "Europe/Berlin",
+        "PORTAL_PHONE_REGION": "de",
         "PORTAL_SESSION_MINUTES": "11",
         "PORTAL_SESSION_HOURS": "3",
         "PORTAL_SIGNIN_ATTEMPTS": "12",
