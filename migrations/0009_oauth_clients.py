@@ -10,61 +10,55 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise import fields
 
-
 class Migration(migrations.Migration):
-    dependencies = [("models", "0008_outbox")]
+    dependencies = [('models', '0008_outbox')]
 
     initial = False
 
     operations = [
         ops.AlterModelOptions(
-            name="ApiClient",
-            options={
-                "table": "api_client",
-                "app": "models",
-                "pk_attr": "id",
-                "table_description": "A library system's OAuth client; never deleted, as loans name the client.",
-            },
+            name='ApiClient',
+            options={'table': 'api_client', 'app': 'models', 'pk_attr': 'id', 'table_description': "A library system's OAuth client; never deleted, as loans name the client."},
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="client_id",
+            model_name='ApiClient',
+            name='client_id',
             field=fields.CharField(null=True, unique=True, max_length=32),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="last_token_at",
+            model_name='ApiClient',
+            name='last_token_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="revoked_at",
+            model_name='ApiClient',
+            name='revoked_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="rotated_at",
+            model_name='ApiClient',
+            name='rotated_at',
             field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="scopes",
-            field=fields.CharField(default="", db_default="", max_length=200),
+            model_name='ApiClient',
+            name='scopes',
+            field=fields.CharField(default='', db_default='', max_length=200),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="secret_generation",
+            model_name='ApiClient',
+            name='secret_generation',
             field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
-            model_name="ApiClient",
-            name="secret_lookup",
+            model_name='ApiClient',
+            name='secret_lookup',
             field=fields.CharField(null=True, max_length=64),
         ),
-        ops.RemoveField(model_name="ApiClient", name="token_lookup"),
+        ops.RemoveField(model_name='ApiClient', name='token_lookup'),
         ops.AddField(
-            model_name="HistoryEntry",
-            name="recorded_by_client",
+            model_name='HistoryEntry',
+            name='recorded_by_client',
             field=fields.IntField(null=True),
         ),
     ]

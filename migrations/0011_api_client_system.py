@@ -7,16 +7,15 @@ from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise import fields
 
-
 class Migration(migrations.Migration):
-    dependencies = [("models", "0010_sqlite_lost_indexes")]
+    dependencies = [('models', '0010_sqlite_lost_indexes')]
 
     initial = False
 
     operations = [
         ops.AddField(
-            model_name="ApiClient",
-            name="system",
+            model_name='ApiClient',
+            name='system',
             field=fields.CharField(null=True, max_length=40),
         ),
     ]

@@ -15,10 +15,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name="ReportRelease",
             fields=[
-                (
-                    "id",
-                    fields.IntField(generated=True, primary_key=True, unique=True, db_index=True),
-                ),
+                ("id", fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ("period", fields.CharField(max_length=7)),
                 ("service", fields.CharField(max_length=40)),
                 ("on", fields.IntField()),

@@ -8,9 +8,8 @@ needs no migration. On SQLite this last alteration rebuilds consent_event and co
 which drops their append-only triggers and indexes: they are created again here, as
 migrations 0008 and 0010 do."""
 
-from tortoise import migrations
+from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
-from tortoise import fields
 
 from portal.ledger.vocabulary import EventKind
 

@@ -1,10 +1,33 @@
 """The contact details messages are sent to, one per patron and channel, kept only while a
-message choice on that channel is on (portal/contacts/models.py). A new table."""
+message choice on that channel is on (portal/contacts/models.py). A new table; and the
+outbox's kinds of request (contact.changed is new) described by one fixed sentence, so that
+the next kind needs no migration. On SQLite that alteration rebuilds outbox_message, which
+drops its indexes: they are created again here, by the names the models give."""
 
-from tortoise import migrations
-from tortoise.migrations import operations as ops
+from tortoise import fields, migrations
 from tortoise.fields.base import OnDelete
-from tortoise import fields
+from tortoise.migrations import operations as ops
+
+from portal.outbox.policy import MessageKind
+
+SQLITE_INDEXES = [
+    'CREATE INDEX IF NOT EXISTS "idx_outbox_mess_state_4ffb9b" '
+    'ON "outbox_message" ("state", "due_ms")',
+    'CREATE INDEX IF NOT EXISTS "idx_outbox_mess_system_896712" '
+    'ON "outbox_message" ("system", "patron_id")',
+    'CREATE INDEX IF NOT EXISTS "idx_outbox_mess_patron__841504" '
+    'ON "outbox_message" ("patron_id", "service_id")',
+]
+
+
+async def restore_indexes(apps, editor):
+    if editor.client.capabilities.dialect == "sqlite":
+        for statement in SQLITE_INDEXES:
+            await editor.client.execute_script(statement)
+
+
+async def nothing(apps, editor):
+    """Going back, the indexes stay: they belong to the outbox's migration."""
 
 
 class Migration(migrations.Migration):
@@ -43,4 +66,14 @@ class Migration(migrations.Migration):
             },
             bases=["Model"],
         ),
+        ops.AlterField(
+            model_name="OutboxMessage",
+            name="kind",
+            field=fields.CharEnumField(
+                description="a kind of request (portal.outbox.policy)",
+                enum_type=MessageKind,
+                max_length=30,
+            ),
+        ),
+        ops.RunPython(restore_indexes, nothing),
     ]

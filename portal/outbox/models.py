@@ -15,7 +15,10 @@ class OutboxMessage(Model):
     # The request's webhook-id: the same on every retry, so the receiver applies it once.
     message_id = fields.CharField(max_length=40, unique=True)
     system = fields.CharField(max_length=40)  # a connected system's key (portal.catalog)
-    kind = fields.CharEnumField(MessageKind, max_length=30)
+    # A fixed description: a new kind of request then needs no migration.
+    kind = fields.CharEnumField(
+        MessageKind, max_length=30, description="a kind of request (portal.outbox.policy)"
+    )
     # Null for a retention request about every patron of a service.
     patron: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.Patron", related_name=False, on_delete=fields.RESTRICT, null=True
