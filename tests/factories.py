@@ -147,7 +147,8 @@ def messages_table(
         for which in ("notice", "child_notice"):
             table = table.replace(
                 f"[service.{which}.{locale}]\n",
-                f'[service.{which}.{locale}]\ntitles = "titles line {locale} {which}"\n',
+                f"[service.{which}.{locale}]\n"
+                f'titles = {{ title = "Titles {locale} {which}", says = "titles {locale}" }}\n',
             )
     spec = [f"\n[service.messages]\nchannels = {toml_list(channels)}"]
     if channel_systems:

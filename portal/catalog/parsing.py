@@ -558,34 +558,39 @@ def _split_message_words(
         rest[code] = {
             name: value for name, value in texts.items() if name not in MESSAGE_NOTICE_KEYS
         }
-        titles = texts.get("titles")
+        titles = _title_and_says(texts.get("titles"))
         kinds = texts.get("kinds")
         local_problems = []
-        if not isinstance(titles, str) or not titles.strip():
+        if titles is None:
             local_problems.append(
-                f"{where}: {table}.{code} needs 'titles', the line about titles in messages"
+                f"{where}: {table}.{code}.titles needs title, says (titles in messages)"
             )
         if not isinstance(kinds, dict):
             kinds = {}
         found: dict[str, tuple[str, str]] = {}
         for kind in messages.kinds:
-            said = kinds.get(kind.key)
-            if (
-                not isinstance(said, dict)
-                or set(said) != {"title", "says"}
-                or not all(isinstance(value, str) and value.strip() for value in said.values())
-            ):
-                local_problems.append(
-                    f"{where}: {table}.{code}.kinds.{kind.key} needs a title and says"
-                )
+            said = _title_and_says(kinds.get(kind.key))
+            if said is None:
+                local_problems.append(f"{where}: {table}.{code}.kinds.{kind.key} needs title, says")
                 continue
-            found[kind.key] = (said["title"].strip(), said["says"].strip())
+            found[kind.key] = said
         for unknown in sorted(set(kinds) - {kind.key for kind in messages.kinds}):
             local_problems.append(f"{where}: {table}.{code}.kinds has unknown kind '{unknown}'")
         problems.extend(local_problems)
-        if not local_problems:
-            words[code] = MessageWords(found, str(titles).strip())
+        if not local_problems and titles is not None:
+            words[code] = MessageWords(found, titles)
     return words, rest
+
+
+def _title_and_says(raw: Any) -> tuple[str, str] | None:
+    """{title = "…", says = "…"}: a message choice's own title and line."""
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"title", "says"}
+        or not all(isinstance(value, str) and value.strip() for value in raw.values())
+    ):
+        return None
+    return raw["title"].strip(), raw["says"].strip()
 
 
 def _check_carry_over(services: list[ServiceSpec], problems: list[str]) -> None:

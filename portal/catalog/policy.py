@@ -106,8 +106,9 @@ class SystemSpec:
 # The channels a library may send its messages by, and the contact detail each needs.
 CHANNELS = ("email", "sms", "phone")
 CONTACT_OF_CHANNEL = {"email": "email", "sms": "phone", "phone": "phone"}
-# A message kind's own lines in a notice, and the titles choice's line.
-MESSAGE_FIELDS = ("kind_title", "kind_says", "titles")
+# A message choice's own lines beside its messaging service's notice: the kind's (or
+# titles in messages') title and what it says.
+MESSAGE_FIELDS = ("kind_title", "kind_says")
 # What a message may carry beyond its kind. Titles and authors are not here: they are only
 # ever sent to a patron who chose "titles in messages" (its own consent).
 MESSAGE_CONTENTS = ("branch", "pickup_by", "due_date", "item_count", "expiry_date", "fee")
@@ -171,8 +172,8 @@ class MessageWords:
     """A messaging notice's own lines in one locale: per kind (title, what it says), and
     the line about titles in messages."""
 
-    kinds: dict[str, tuple[str, str]]
-    titles: str
+    kinds: dict[str, tuple[str, str]]  # per kind: its title, what a message says
+    titles: tuple[str, str]  # titles in messages: its title, what choosing it means
 
 
 @dataclass(frozen=True)
@@ -252,13 +253,8 @@ def published_services(spec: ServiceSpec) -> tuple[ServiceSpec, ...]:
     ) -> dict[str, NoticeText]:
         out = {}
         for locale, notice in notices.items():
-            said = words[locale]
-            extra = (
-                (("titles", said.titles),)
-                if kind is None
-                else (("kind_title", said.kinds[kind][0]), ("kind_says", said.kinds[kind][1]))
-            )
-            out[locale] = replace(notice, extra=extra)
+            title, says = words[locale].titles if kind is None else words[locale].kinds[kind]
+            out[locale] = replace(notice, extra=(("kind_title", title), ("kind_says", says)))
         return out
 
     published = []
