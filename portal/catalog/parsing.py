@@ -49,8 +49,9 @@ SERVICE_KEYS = {
     "child_notice",
     "messages",
 }
-MESSAGES_KEYS = {"channels", "channel_systems", "kind", "carry_over"}
-KIND_KEYS = {"key", "ils_name", "contains"}
+MESSAGES_KEYS = {"channels", "channel_systems", "channel_terms", "kind", "carry_over"}
+KIND_KEYS = {"key", "ils_name", "contains", "purposes"}
+CHANNEL_TERMS_KEYS = {"data_categories", "recipients"}
 CARRY_OVER_KEYS = {"service", "channel", "kinds"}
 # A messaging notice's own fields beside NOTICE_FIELDS, in [service.notice.<locale>].
 MESSAGE_NOTICE_KEYS = ("kinds", "titles")
@@ -331,9 +332,11 @@ def _parse_service(
     lists = {}
     for name in ("purposes", "data_categories", "recipients"):
         value = entry.get(name)
+        # A messaging service's channels may bring all its data and recipients themselves.
+        may_be_empty = "messages" in entry and name != "purposes"
         if (
             not isinstance(value, list)
-            or not value
+            or (not value and not may_be_empty)
             or not all(isinstance(item, str) and item.strip() for item in value)
         ):
             problems.append(f"{where}: '{name}' must be a non-empty list of names")
@@ -368,6 +371,7 @@ def _parse_service(
         enabled_locales=enabled_locales,
         problems=problems,
     )
+    _check_channel_terms(messages, lists, where, problems)
     if len(problems) > before:
         return None
     terms = Terms(
@@ -390,6 +394,22 @@ def _parse_service(
             code: child_words[code] for code in child_notices if code in child_words
         },
     )
+
+
+def _check_channel_terms(
+    messages: MessagesSpec | None,
+    lists: dict[str, tuple[str, ...]],
+    where: str,
+    problems: list[str],
+) -> None:
+    """Every message choice's terms name some data and some recipient."""
+    for channel in messages.channels if messages else ():
+        data, recipients = messages.channel_terms.get(channel, ((), ())) if messages else ((), ())
+        if not (lists["data_categories"] or data) or not (lists["recipients"] or recipients):
+            problems.append(
+                f"{where}: channel '{channel}' has no data categories or no recipients "
+                "(give them for the service or in messages.channel_terms)"
+            )
 
 
 def _parse_messaging(
@@ -442,11 +462,37 @@ def _parse_messages(
     channel_systems = _parse_channel_systems(
         raw.get("channel_systems", {}), where, channels, known_systems, problems
     )
+    channel_terms = _parse_channel_terms(raw.get("channel_terms", {}), where, channels, problems)
     kinds = _parse_kinds(raw.get("kind"), key, channels, problems)
     carry_over = _parse_carry_over(raw.get("carry_over", []), where, channels, kinds, problems)
     if len(problems) > before:
         return None
-    return MessagesSpec(tuple(channels), kinds, channel_systems, carry_over)
+    return MessagesSpec(tuple(channels), kinds, channel_systems, carry_over, channel_terms)
+
+
+def _parse_channel_terms(
+    raw: Any, where: str, channels: list[str], problems: list[str]
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """[service.messages.channel_terms.<channel>]: the data and recipients a channel adds."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: messages.channel_terms must be a table per channel")
+        return {}
+    found = {}
+    for channel, terms in raw.items():
+        if channel not in channels or not isinstance(terms, dict):
+            problems.append(f"{where}: messages.channel_terms.{channel} is not a channel's table")
+            continue
+        for unknown in sorted(set(terms) - CHANNEL_TERMS_KEYS):
+            problems.append(f"{where}: messages.channel_terms.{channel}: unknown key '{unknown}'")
+        lists = []
+        for name in ("data_categories", "recipients"):
+            names = _names(terms.get(name, []))
+            if names is None or not all(item.strip() for item in names):
+                problems.append(f"{where}: messages.channel_terms.{channel}.{name}: names")
+                names = []
+            lists.append(tuple(item.strip() for item in names))
+        found[channel] = (lists[0], lists[1])
+    return found
 
 
 def _parse_channel_systems(
@@ -503,9 +549,20 @@ def _parse_kinds(
                 "(titles are the patron's own choice)"
             )
             contains = []
+        purposes = _names(kind.get("purposes", []))
+        if purposes is None or not all(item.strip() for item in purposes):
+            problems.append(f"{name}: purposes must be a list of names")
+            purposes = []
         if any(known.key == kind["key"] for known in kinds):
             problems.append(f"{name} is defined twice")
-        kinds.append(MessageKindSpec(kind["key"], str(ils_name).strip(), tuple(contains)))
+        kinds.append(
+            MessageKindSpec(
+                kind["key"],
+                str(ils_name).strip(),
+                tuple(contains),
+                tuple(item.strip() for item in purposes),
+            )
+        )
     return tuple(kinds)
 
 

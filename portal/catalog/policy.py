@@ -121,6 +121,7 @@ class MessageKindSpec:
     key: str
     ils_name: str  # the library system's own name for it (Koha: Hold_Filled)
     contains: tuple[str, ...]  # MESSAGE_CONTENTS it may carry
+    purposes: tuple[str, ...] = ()  # its own purposes; none: the messaging service's
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,35 @@ class MessagesSpec:
     # Systems holding one channel's contact detail beyond the service's own (the SMS gateway).
     channel_systems: dict[str, tuple[str, ...]] = field(default_factory=dict)
     carry_over: tuple[CarryOver, ...] = ()
+    # What one channel adds to the terms: (data categories, recipients), e.g. a mobile
+    # number and the company that sends the texts.
+    channel_terms: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+    def terms_of(self, base: Terms, kind: MessageKindSpec | None, channel: str | None) -> Terms:
+        """A choice's own terms: its kind's purposes, and what its channel adds to the data
+        and the recipients (titles in messages: every channel's recipients, and the titles)."""
+        if kind is None:
+            every = tuple(item for _, added in self.channel_terms.values() for item in added)
+            return Terms(
+                purposes=base.purposes,
+                data_categories=_merged(base.data_categories, (TITLES_DATA,)),
+                recipients=_merged(base.recipients, every),
+                retention_days=base.retention_days,
+            )
+        data, recipients = self.channel_terms.get(channel or "", ((), ()))
+        return Terms(
+            purposes=kind.purposes or base.purposes,
+            data_categories=_merged(base.data_categories, data),
+            recipients=_merged(base.recipients, recipients),
+            retention_days=base.retention_days,
+        )
+
+
+TITLES_DATA = "item_titles_in_messages"
+
+
+def _merged(first: tuple[str, ...], then: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(first + then))
 
 
 @dataclass(frozen=True)
@@ -267,6 +297,7 @@ def published_services(spec: ServiceSpec) -> tuple[ServiceSpec, ...]:
                 replace(
                     spec,
                     key=pair_key(spec.key, kind.key, channel),
+                    terms=messages.terms_of(spec.terms, kind, channel),
                     systems=systems,
                     notices=worded(spec.notices, spec.message_words, kind.key),
                     child_notices=worded(spec.child_notices, spec.child_message_words, kind.key),
@@ -280,6 +311,7 @@ def published_services(spec: ServiceSpec) -> tuple[ServiceSpec, ...]:
         replace(
             spec,
             key=titles_key(spec.key),
+            terms=messages.terms_of(spec.terms, None, None),
             notices=worded(spec.notices, spec.message_words, None),
             child_notices=worded(spec.child_notices, spec.child_message_words, None),
             messages=None,

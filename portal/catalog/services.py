@@ -198,6 +198,21 @@ async def current_notice(service: PublishedService, locale: str) -> PublishedNot
     return _published_notice(notice, service) if notice else None
 
 
+async def current_notices(
+    services: list[PublishedService], locale: str
+) -> dict[int, PublishedNotice]:
+    """Each service's current notice in `locale`, by service id, in one query."""
+    by_id = {service.id: service for service in services}
+    found = {}
+    for notice in await NoticeVersion.filter(
+        service_id__in=list(by_id), locale__in=spellings(locale)
+    ):
+        service = by_id[notice.service_id]
+        if notice.revision == service.revision:
+            found[service.id] = _published_notice(notice, service)
+    return found
+
+
 async def notice_version(version_id: int, service: PublishedService) -> PublishedNotice | None:
     """A notice version of this service, current or not (a form may carry an older one)."""
     notice = await NoticeVersion.get_or_none(id=version_id, service_id=service.id)

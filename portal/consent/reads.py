@@ -14,7 +14,9 @@ from portal.catalog.jurisdiction import AgeBand, AgeContext, is_offered
 from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
+    all_services,
     current_notice,
+    current_notices,
     current_service,
     published_catalog,
     service_for_store,
@@ -144,16 +146,106 @@ def overview_of(
 
 
 @dataclass(frozen=True)
+class MessageKindRow:
+    key: str
+    title: str
+    says: str
+    cells: dict[str, ServiceOverview]  # by channel
+
+
+@dataclass(frozen=True)
+class MessageGrid:
+    """A messaging service as patrons see it: its one notice, then each kind of message by
+    each channel, each cell its own choice, and titles in messages."""
+
+    group: str
+    first: ServiceOverview  # any of its choices: the notice they share, the age rules
+    channels: tuple[str, ...]
+    rows: tuple[MessageKindRow, ...]
+    titles: ServiceOverview | None
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return self.first.texts
+
+    @property
+    def choices(self) -> list[ServiceOverview]:
+        cells = [
+            row.cells[channel]
+            for row in self.rows
+            for channel in self.channels
+            if channel in row.cells
+        ]
+        return cells + ([self.titles] if self.titles else [])
+
+    @property
+    def on(self) -> list[ServiceOverview]:
+        return [choice for choice in self.choices if choice.status is Status.ON]
+
+    def channels_on(self) -> set[str]:
+        return {
+            choice.service.choice.channel
+            for choice in self.on
+            if choice.service.choice and choice.service.choice.channel
+        }
+
+
+def message_grids(services: list[ServiceOverview]) -> list[ServiceOverview | MessageGrid]:
+    """The services as My privacy lists them: each messaging service's choices gathered into
+    one grid, where its first choice stood."""
+    listed: list[ServiceOverview | str] = []  # a group's key where its grid goes
+    groups: dict[str, list[ServiceOverview]] = {}
+    for item in services:
+        choice = item.service.choice
+        if choice is None:
+            listed.append(item)
+            continue
+        if choice.group not in groups:
+            groups[choice.group] = []
+            listed.append(choice.group)
+        groups[choice.group].append(item)
+    return [_grid(groups[item]) if isinstance(item, str) else item for item in listed]
+
+
+def _grid(items: list[ServiceOverview]) -> MessageGrid:
+    channels: list[str] = []
+    rows: dict[str, MessageKindRow] = {}
+    titles = None
+    for item in items:
+        choice = item.service.choice
+        if choice is None:
+            continue  # not one of a messaging service's choices
+        if choice.kind is None or choice.channel is None:
+            titles = item
+            continue
+        if choice.channel not in channels:
+            channels.append(choice.channel)
+        if choice.kind not in rows:
+            texts = item.texts
+            rows[choice.kind] = MessageKindRow(
+                choice.kind, texts.get("kind_title", ""), texts.get("kind_says", ""), {}
+            )
+        rows[choice.kind].cells[choice.channel] = item
+    group = items[0].service.choice.group if items[0].service.choice else ""
+    return MessageGrid(group, items[0], tuple(channels), tuple(rows.values()), titles)
+
+
+@dataclass(frozen=True)
 class PrivacyOverview:
     """Everything My privacy shows: each service and its state, and for a minor how many
     guardians are linked."""
 
-    services: list[ServiceOverview]
+    services: list[ServiceOverview]  # every service, each message choice its own
     guardians: int  # linked now
     # A minor's guardian links, in force or recently ended: the child is told of each.
     guardian_links: list[LinkInfo]
     # Consents a guardian gave, paused since the patron came of age: now theirs to decide.
     now_in_charge: bool
+
+    @property
+    def listed(self) -> list[ServiceOverview | MessageGrid]:
+        """As the page lists them: a messaging service as one grid."""
+        return message_grids(self.services)
 
 
 async def privacy_overview(
@@ -199,6 +291,35 @@ async def service_view(
         raise ConsentError(ConsentCode.NOTICE_LOCALE)
     state = await ConsentState.get_or_none(patron_id=patron_id, service_id=service.id)
     return overview_of(service, notice, state, age)
+
+
+async def message_grid(
+    patron_id: int, group: str, locale: str, age: AgeContext | None = None
+) -> MessageGrid:
+    """One messaging service's grid, read from the database (never a stale notice)."""
+    services = [
+        service
+        for service in await all_services()
+        if service.choice is not None and service.choice.group == group
+    ]
+    if not services:
+        raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+    services.sort(key=lambda service: service.position)
+    states = {
+        state.service_id: state
+        for state in await ConsentState.filter(
+            patron_id=patron_id, service_id__in=[service.id for service in services]
+        )
+    }
+    notices = await current_notices(services, locale)
+    if len(notices) < len(services):
+        raise ConsentError(ConsentCode.NOTICE_LOCALE)
+    return _grid(
+        [
+            overview_of(service, notices[service.id], states.get(service.id), age)
+            for service in services
+        ]
+    )
 
 
 async def status_of_service(patron_id: int, service: PublishedService) -> Status:

@@ -45,7 +45,7 @@ async def privacy_context(request: Request, patron: Identity) -> dict[str, objec
         version=patron.consent_version,
     )
     return {
-        "services": overview.services,
+        "services": overview.listed,
         "flash": request.query_params.get("done"),
         "band": age.band.value,
         "guardians": overview.guardians,

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.datastructures import FormData
 
+from portal.catalog.policy import CHANNELS, is_key
 from portal.consent.policy import ConsentError, Decision
+from portal.decisions.services import MessageCell
 from portal.errors import ConsentCode
-from portal.web.requests import number_field
+from portal.web.requests import field, number_field
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,41 @@ def parse_onward(form: FormData, known: tuple[str, ...]) -> str | None:
     """The service page a decision leads on to: one of `known` route names, else none."""
     value = form.get("next")
     return value if isinstance(value, str) and value in known else None
+
+
+@dataclass(frozen=True)
+class MessagesForm:
+    cells: list[MessageCell]
+    contacts: dict[str, str]  # by channel, as typed (empty: keep what is kept)
+    all_off: bool
+
+
+def parse_messages(form: FormData) -> MessagesForm:
+    """A messaging grid: every cell shown carries its notice version and state revision
+    ("version:<key>", "revision:<key>"); the ticked ones are named by "on"."""
+    all_off = form.get("all_off") == "yes"
+    ticked = {value for value in form.getlist("on") if isinstance(value, str)}
+    cells = []
+    for name in form:
+        prefix, _, key = name.partition(":")
+        if prefix != "version":
+            continue
+        revision = number_field(form, f"revision:{key}")
+        if not is_key(key) or revision is None:
+            raise ConsentError(ConsentCode.NOTICE_REQUIRED)
+        cells.append(
+            MessageCell(
+                key=key,
+                ticked=key in ticked and not all_off,
+                notice_version_id=number_field(form, name),
+                expected_revision=revision,
+            )
+        )
+    if not cells or ticked - {cell.key for cell in cells}:
+        raise ConsentError(ConsentCode.NOTICE_REQUIRED)  # a choice without its notice
+    contacts = {
+        channel: field(form, f"contact:{channel}")
+        for channel in CHANNELS
+        if f"contact:{channel}" in form
+    }
+    return MessagesForm(cells, {} if all_off else contacts, all_off)

@@ -11,11 +11,13 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
+from portal.catalog.jurisdiction import AgeContext
 from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
     PublishedNotice,
     PublishedService,
     age_for_decision,
+    all_services,
     channel_choices,
     current_notice,
     current_service,
@@ -94,54 +96,173 @@ async def decide(
     yet, and kept (or replaced) in the same transaction as the consent.
     """
     async with erasing() as erasure:
-        patron = await lock_patron(patron_id)
-        service = await current_service(key)
-        if patron is None or service is None:
-            raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
-        if party.guardian_id is not None and not await has_verified_link(
-            party.guardian_id, patron_id
-        ):
-            raise DomainError(MinorsCode.NOT_VERIFIED)  # ended or never checked in person
-        notice = await _notice_for_decision(service, decision, notice_version_id, locale)
-        age = await age_for_decision(
-            patron.born_on, patron.jurisdiction, now=now, timezone=timezone
-        )
-        state = await locked_state(patron_id, service.id)
-        plan = plan_decision(
-            decision=decision,
-            party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
-            age=age,
-            minimum_age=service.minimum_age,
-            state=state,
-            terms_revision=service.terms_revision,
+        made = await _decide(
+            erasure,
+            patron_id,
+            key,
+            decision,
+            notice_version_id=notice_version_id,
             expected_revision=expected_revision,
-            current_revision=state.revision if state else 0,
-            has_child_version=notice is not None and notice.child_texts is not None,
+            locale=locale,
+            now=now,
+            timezone=timezone,
+            party=party,
+            contact=contact,
+            phone_region=phone_region,
         )
-        erased, deletions = 0, None
-        step = Step(patron_id, service, now, party, plan.audience)
-        if plan.change in (Change.GIVE, Change.RENEW):
-            kept = await _contact_for(patron_id, service, contact, phone_region, now)
-            kind = EventKind.RENEWED if plan.change is Change.RENEW else EventKind.GIVEN
-            state = await set_choice(step, state, kind, notice, granted=True)
-            await notify_consent_given(patron_id, service, now=now, contact=kept)
-        elif plan.change is Change.WITHDRAW:
-            state, done = await _withdraw(erasure, step, state, notice)
-            erased = done.rows
-            deletions = [
-                SystemDeletion(asked.system, asked.name, now, None) for asked in done.asked
-            ]
-        elif plan.change is Change.REFUSE:
-            state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
+    service, state, age = made.service, made.state, made.age
+    erased, deletions = made.erased, made.deletions
     # Read after the commit: a page that cannot be shown never undoes a decision.
     shown = await current_notice(service, locale)
     return Outcome(
         status=state_status(state, service.terms_revision),
-        changed=plan.change is not None,
+        changed=made.changed,
         erased=erased,
         view=overview_of(service, shown, state, age) if shown else None,
         deletions=deletions,
     )
+
+
+@dataclass(frozen=True)
+class _Made:
+    service: PublishedService
+    state: ConsentState | None
+    age: AgeContext
+    changed: bool
+    erased: int
+    deletions: list[SystemDeletion] | None
+
+
+async def _decide(
+    erasure: Erasure,
+    patron_id: int,
+    key: str,
+    decision: Decision,
+    *,
+    notice_version_id: int | None,
+    expected_revision: int,
+    locale: str,
+    now: datetime,
+    timezone: str,
+    party: ActingParty,
+    contact: str | None,
+    phone_region: str,
+) -> _Made:
+    """One decision in the caller's erasing transaction (`decide` says what each does)."""
+    patron = await lock_patron(patron_id)
+    service = await current_service(key)
+    if patron is None or service is None:
+        raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+    if party.guardian_id is not None and not await has_verified_link(party.guardian_id, patron_id):
+        raise DomainError(MinorsCode.NOT_VERIFIED)  # ended or never checked in person
+    notice = await _notice_for_decision(service, decision, notice_version_id, locale)
+    age = await age_for_decision(patron.born_on, patron.jurisdiction, now=now, timezone=timezone)
+    state = await locked_state(patron_id, service.id)
+    plan = plan_decision(
+        decision=decision,
+        party=Party.GUARDIAN if party.actor is Actor.GUARDIAN else Party.PATRON,
+        age=age,
+        minimum_age=service.minimum_age,
+        state=state,
+        terms_revision=service.terms_revision,
+        expected_revision=expected_revision,
+        current_revision=state.revision if state else 0,
+        has_child_version=notice is not None and notice.child_texts is not None,
+    )
+    erased, deletions = 0, None
+    step = Step(patron_id, service, now, party, plan.audience)
+    if plan.change in (Change.GIVE, Change.RENEW):
+        kept = await _contact_for(patron_id, service, contact, phone_region, now)
+        kind = EventKind.RENEWED if plan.change is Change.RENEW else EventKind.GIVEN
+        state = await set_choice(step, state, kind, notice, granted=True)
+        await notify_consent_given(patron_id, service, now=now, contact=kept)
+    elif plan.change is Change.WITHDRAW:
+        state, done = await _withdraw(erasure, step, state, notice)
+        erased = done.rows
+        deletions = [SystemDeletion(asked.system, asked.name, now, None) for asked in done.asked]
+    elif plan.change is Change.REFUSE:
+        state = await set_choice(step, state, EventKind.REFUSED, notice, granted=False)
+    return _Made(service, state, age, plan.change is not None, erased, deletions)
+
+
+@dataclass(frozen=True)
+class MessageCell:
+    """One cell of a messaging grid as the form sent it: the choice, whether it is ticked,
+    and the notice version and state revision it was shown with."""
+
+    key: str
+    ticked: bool
+    notice_version_id: int | None
+    expected_revision: int
+
+
+async def choose_messages(
+    patron_id: int,
+    group: str,
+    cells: list[MessageCell],
+    contacts: dict[str, str],
+    *,
+    locale: str,
+    now: datetime,
+    timezone: str,
+    party: ActingParty = PATRON_ONLINE,
+    phone_region: str = "US",
+) -> list[str]:
+    """A messaging grid saved: each ticked choice that is not on is turned on, each choice
+    on that is no longer ticked is turned off (a paused one left unticked waits for its
+    answer), each a decision of its own with its ledger event; `contacts` (by channel) gives
+    the number or address for a channel's first choice, or changes it. All or nothing: one
+    refused decision (a contact that cannot be used, a guardian needed) changes nothing.
+    Returns the keys of the choices changed."""
+    changed: list[str] = []
+    async with erasing() as erasure:
+        await lock_patron(patron_id)
+        own = {
+            service.id: service
+            for service in await all_services()
+            if service.choice is not None and service.choice.group == group
+        }
+        by_key = {service.key: service for service in own.values()}
+        if any(cell.key not in by_key for cell in cells):
+            raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+        states = {
+            state.service_id: state
+            for state in await ConsentState.filter(
+                patron_id=patron_id, service_id__in=list(own)
+            ).select_for_update()
+        }
+        for cell in cells:
+            service = by_key[cell.key]
+            state = states.get(service.id)
+            status = state_status(state, service.terms_revision)
+            if cell.ticked and status is not Status.ON:
+                decision = Decision.YES
+            elif not cell.ticked and status is Status.ON:
+                decision = Decision.NO
+            else:
+                continue
+            channel = service.choice.channel if service.choice else None
+            await _decide(
+                erasure,
+                patron_id,
+                cell.key,
+                decision,
+                notice_version_id=cell.notice_version_id,
+                expected_revision=cell.expected_revision,
+                locale=locale,
+                now=now,
+                timezone=timezone,
+                party=party,
+                contact=contacts.get(channel or ""),
+                phone_region=phone_region,
+            )
+            changed.append(cell.key)
+        for channel, raw in contacts.items():
+            if raw.strip():
+                await _change_contact_in(
+                    patron_id, group, channel, raw, region=phone_region, now=now
+                )
+    return changed
 
 
 async def _contact_for(
@@ -168,20 +289,29 @@ async def change_contact(
     kept). Each system holding it for a choice that is on is told, in the same transaction."""
     async with in_transaction():
         await lock_patron(patron_id)
-        choices = {choice.id: choice for choice in await channel_choices(group, channel)}
-        on = await ConsentState.filter(
-            patron_id=patron_id, service_id__in=list(choices), granted=True
-        )
-        if not on:
-            raise ContactError(MessagesCode.CONTACT_UNUSED)
-        before = await contact_of(patron_id, channel)
-        value = await keep_contact(patron_id, channel, raw, region=region, now=now)
-        if value != before:
-            systems: dict[str, int] = {}
-            for state in on:
-                for system in choices[state.service_id].systems:
-                    systems.setdefault(system, state.service_id)
-            await notify_contact_changed(patron_id, channel, value, list(systems.items()), now=now)
+        value = await _change_contact_in(patron_id, group, channel, raw, region=region, now=now)
+    if value is None:
+        raise ContactError(MessagesCode.CONTACT_UNUSED)
+    return value
+
+
+async def _change_contact_in(
+    patron_id: int, group: str, channel: str, raw: str, *, region: str, now: datetime
+) -> str | None:
+    """In the caller's transaction: the detail kept, or None (nothing kept) when no choice
+    on the channel is on."""
+    choices = {choice.id: choice for choice in await channel_choices(group, channel)}
+    on = await ConsentState.filter(patron_id=patron_id, service_id__in=list(choices), granted=True)
+    if not on:
+        return None
+    before = await contact_of(patron_id, channel)
+    value = await keep_contact(patron_id, channel, raw, region=region, now=now)
+    if value != before:
+        systems: dict[str, int] = {}
+        for state in on:
+            for system in choices[state.service_id].systems:
+                systems.setdefault(system, state.service_id)
+        await notify_contact_changed(patron_id, channel, value, list(systems.items()), now=now)
     return value
 
 

@@ -9,17 +9,21 @@ from starlette.routing import Route
 
 from portal.catalog.services import forget_published_catalog
 from portal.clock import utcnow
+from portal.consent import reads
 from portal.consent.policy import ConsentError, Status
 from portal.consent.reads import deletions_of
 from portal.consent.views import gate
+from portal.contacts.policy import shown
+from portal.contacts.services import contacts_of
 from portal.decisions import services
-from portal.decisions.forms import parse_decision, parse_onward
-from portal.errors import ConsentCode
+from portal.decisions.forms import parse_decision, parse_messages, parse_onward
+from portal.errors import ConsentCode, DomainError, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import PATRON_ONLINE
-from portal.patrons.access import require_patron
+from portal.patrons.access import require_patron, visitor_age
+from portal.patrons.services import Identity
 from portal.stores.registry import PAGES as SERVICE_PAGES
-from portal.web.paths import KEY
+from portal.web.paths import GROUP, KEY
 from portal.web.rendering import render
 from portal.web.requests import is_htmx, redirect_to, settings_of
 
@@ -85,7 +89,93 @@ async def everything_off(request: Request) -> Response:
     return response
 
 
+async def messages(request: Request) -> Response:
+    patron = require_patron(request)
+    saved = request.query_params.get("saved", "")
+    return await _messages_page(
+        request,
+        patron,
+        request.path_params["group"],
+        saved=int(saved) if saved.isascii() and saved.isdigit() and len(saved) < 4 else None,
+    )
+
+
+async def choose_messages(request: Request) -> Response:
+    patron = require_patron(request)
+    group = request.path_params["group"]
+    settings = settings_of(request)
+    raw = await request.form()
+    try:
+        form = parse_messages(raw)
+        changed = await services.choose_messages(
+            patron.patron_id,
+            group,
+            form.cells,
+            form.contacts,
+            locale=current_locale(),
+            now=utcnow(),
+            timezone=settings.timezone,
+            phone_region=settings.phone_region,
+        )
+    except DomainError as failure:
+        if failure.code is ConsentCode.UNKNOWN_SERVICE:
+            raise HTTPException(status_code=404, detail=failure.code) from None
+        if failure.code is ConsentCode.STALE_NOTICE:
+            forget_published_catalog()
+        # Nothing was changed: the page comes back as the patron left it, with the reason.
+        return await _messages_page(
+            request,
+            patron,
+            group,
+            error=failure.code,
+            ticked={value for value in raw.getlist("on") if isinstance(value, str)},
+            entered={
+                name.partition(":")[2]: value
+                for name, value in raw.items()
+                if name.startswith("contact:") and isinstance(value, str)
+            },
+        )
+    response = redirect_to(request, "decisions.messages", group=group)
+    response.headers["location"] += f"?saved={len(changed)}"
+    return response
+
+
+async def _messages_page(
+    request: Request,
+    patron: Identity,
+    group: str,
+    *,
+    saved: int | None = None,
+    error: ErrorCode | None = None,
+    ticked: set[str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    try:
+        grid = await reads.message_grid(
+            patron.patron_id, group, current_locale(), await visitor_age(request, patron)
+        )
+    except ConsentError as failure:
+        raise HTTPException(status_code=404, detail=failure.code) from None
+    kept = (await contacts_of([patron.patron_id])).get(patron.patron_id, {})
+    return render(
+        request,
+        "messages/choose.html",
+        {
+            "grid": grid,
+            "contacts": {channel: shown(value) for channel, value in kept.items()},
+            "entered": entered or {},
+            "ticked": ticked,
+            "saved": saved,
+        },
+        error=error,
+    )
+
+
 routes = [
     Route(f"/services/{KEY}/decision", decide, methods=["POST"], name="decisions.decide"),
     Route("/privacy/everything-off", everything_off, methods=["POST"], name="decisions.all_off"),
+    Route(f"/messages/{GROUP}", messages, methods=["GET"], name="decisions.messages"),
+    Route(
+        f"/messages/{GROUP}", choose_messages, methods=["POST"], name="decisions.choose_messages"
+    ),
 ]

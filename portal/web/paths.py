@@ -56,6 +56,7 @@ register_url_convertor("revision", Revision())
 
 # The parameters as route templates write them: Route(f"/services/{KEY}", ...).
 KEY = "{key:catalog_key}"
+GROUP = "{group:catalog_key}"  # a messaging service's key
 LOCALE = "{locale:locale}"
 REFERENCE = "{reference:receipt_reference}"
 REVISION = "{revision:revision}"
