@@ -160,6 +160,14 @@ class MessageChoice:
         )
 
 
+def choice_title(texts: dict[str, str]) -> str:
+    """A notice version's title as a record names it: a message choice's with its own
+    (the kind's, or titles in messages'); the channel is named by the page."""
+    title = texts.get("title", "")
+    kind = texts.get("kind_title")
+    return f"{title}: {kind}" if kind else title
+
+
 def pair_key(group: str, kind: str, channel: str) -> str:
     return PAIR_SEPARATOR.join((group, kind, channel))
 

@@ -26,7 +26,7 @@ from portal.catalog.jurisdiction import (
 )
 from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, Service
 from portal.catalog.parsing import Address, EndpointRules
-from portal.catalog.policy import CatalogError, MessageChoice, SystemSpec
+from portal.catalog.policy import CatalogError, MessageChoice, SystemSpec, choice_title
 from portal.clock import local_date
 from portal.locale_codes import canonical, spellings
 
@@ -211,6 +211,18 @@ async def current_notices(
         if notice.revision == service.revision:
             found[service.id] = _published_notice(notice, service)
     return found
+
+
+async def last_titles(service_ids: list[int], locale: str) -> dict[int, str]:
+    """The title each service's latest notice in `locale` gave it: for services no longer in
+    the catalog (replaced by a messaging service) that a patron's record still names."""
+    titles: dict[int, tuple[int, str]] = {}
+    for notice in await NoticeVersion.filter(
+        service_id__in=service_ids, locale__in=spellings(locale)
+    ):
+        if notice.revision >= titles.get(notice.service_id, (0, ""))[0]:
+            titles[notice.service_id] = (notice.revision, choice_title(notice.texts))
+    return {service_id: title for service_id, (_, title) in titles.items()}
 
 
 async def notice_version(version_id: int, service: PublishedService) -> PublishedNotice | None:

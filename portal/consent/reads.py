@@ -241,6 +241,9 @@ class PrivacyOverview:
     guardian_links: list[LinkInfo]
     # Consents a guardian gave, paused since the patron came of age: now theirs to decide.
     now_in_charge: bool
+    # Message choices carried over from a replaced service, unchanged since: the patron is
+    # told what was kept on, until they choose themselves.
+    carried_over: tuple[str, ...] = ()  # the messaging services' keys
 
     @property
     def listed(self) -> list[ServiceOverview | MessageGrid]:
@@ -275,6 +278,16 @@ async def privacy_overview(
         now_in_charge=any(
             state.granted and state.suspension_reason == SuspensionReason.CAME_OF_AGE
             for state in states.values()
+        ),
+        carried_over=tuple(
+            dict.fromkeys(
+                service.choice.group
+                for service in catalog.services
+                if service.choice
+                and (state := states.get(service.id)) is not None
+                and state.granted
+                and state.last_kind == EventKind.CARRIED_OVER
+            )
         ),
     )
 

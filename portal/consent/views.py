@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.services import published_catalog
+from portal.catalog.policy import choice_title
+from portal.catalog.services import last_titles, published_catalog
 from portal.clock import utcnow
 from portal.consent import reads
 from portal.consent.policy import ConsentError, Status
@@ -52,6 +53,7 @@ async def privacy_context(request: Request, patron: Identity) -> dict[str, objec
         "guardian_links": overview.guardian_links,
         "shares": patron.shares_with_guardians,
         "now_in_charge": overview.now_in_charge,
+        "carried_over": overview.carried_over,
         "pin_reset_at": await pin_reset_notice(patron.patron_id),
     }
 
@@ -107,16 +109,26 @@ async def record(request: Request) -> Response:
     catalog = await published_catalog()
     locale = current_locale()
     titles = {
-        service.id: notice.texts["title"]
+        service.id: choice_title(notice.texts)
         for service in catalog.services
         if (notice := catalog.notice(service.id, locale))
+    }
+    events = await entries(patron.patron_id)
+    missing = {event.service_id for event in events if event.service_id} - set(titles)
+    if missing:
+        titles |= await last_titles(sorted(missing), locale)
+    channels = {
+        service.id: service.choice.channel
+        for service in catalog.services
+        if service.choice and service.choice.channel
     }
     return render(
         request,
         "consent/record.html",
         {
-            "events": await entries(patron.patron_id),
+            "events": events,
             "titles": titles,
+            "channels": channels,
             "staff_actions": await actions_on(settings_of(request).secret_key, patron.patron_id),
             "signin_held_at": await signin_held_at(patron.patron_id),
         },

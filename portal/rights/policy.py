@@ -122,6 +122,8 @@ class ReceiptFacts:
     channel: str
     witnessed_by: str | None
     notice_url: str | None
+    # A message choice: its kind and channel ({"group", "kind", "ils_name", "channel"}).
+    message: dict[str, str] | None = None
 
 
 def receipt_claims(facts: ReceiptFacts, *, issued_at: datetime) -> dict[str, Any]:
@@ -132,7 +134,10 @@ def receipt_claims(facts: ReceiptFacts, *, issued_at: datetime) -> dict[str, Any
         "iat": int(issued_at.timestamp()),
         "controller": {"name": facts.controller},
         "subject": facts.subject,
-        "service": {"key": facts.service_key, "title": facts.service_title},
+        "service": (
+            {"key": facts.service_key, "title": facts.service_title}
+            | ({"message": facts.message} if facts.message else {})
+        ),
         "event": facts.kind.value,
         "state": consent_state_after(facts.kind),
         "purposes": list(facts.terms.get("purposes", [])),

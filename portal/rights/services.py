@@ -18,7 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from portal.catalog.models import NoticeVersion, Publication, Service
-from portal.catalog.policy import is_key
+from portal.catalog.policy import MessageChoice, choice_title, is_key
 from portal.consent.reads import privacy_overview
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.guardians.models import GuardianLink
@@ -100,7 +100,8 @@ async def receipt_facts(
         # receipts alone, never the card's lookup key in the database.
         subject=keyed_hash(secret, KeyPurpose.RECEIPT_SUBJECT, str(patron.id)),
         service_key=service.key,
-        service_title=title_source.texts.get("title", service.key) if title_source else service.key,
+        service_title=choice_title(title_source.texts) if title_source else service.key,
+        message=_message_claim(service),
         terms=terms_source.terms if terms_source else service.terms,
         notice_version_id=shown.id if shown else None,
         notice_revision=shown.revision if shown else None,
@@ -117,6 +118,21 @@ async def receipt_facts(
             else None
         ),
     )
+
+
+def _message_claim(service: Service) -> dict[str, str] | None:
+    """For a message choice: which kind (the library system's name too) and which channel."""
+    if not service.choice:
+        return None
+    choice = MessageChoice.from_dict(service.choice)
+    if choice.kind is None:
+        return {"group": choice.group, "titles": "yes"}
+    return {
+        "group": choice.group,
+        "kind": choice.kind,
+        "ils_name": choice.ils_name or "",
+        "channel": choice.channel or "",
+    }
 
 
 def sign_receipt(claims: dict[str, Any], keys: ReceiptKeys) -> str:

@@ -9,7 +9,7 @@ import re
 from portal.contacts.services import contact_of
 from portal.ledger.models import ConsentEvent, EventKind
 from tests.factories import catalog_text, make_patron, messages_table, publish, service_table
-from tests.web import sign_in, visible_text
+from tests.web import choose, sign_in, visible_text
 
 
 def catalog() -> str:
@@ -128,3 +128,36 @@ async def test_an_unknown_messaging_service_or_a_foreign_key_is_not_found(portal
         data={**form, "version:newsletter": "1", "revision:newsletter": "0", "on": "newsletter"},
     )
     assert smuggled.status_code == 404
+
+
+async def test_a_patron_whose_reminders_were_carried_over_is_told_on_their_next_visit(
+    portal,
+) -> None:
+    old = service_table(
+        "sms_notices", purposes=("notices",), data_categories=("contact_detail",), retention_days=30
+    )
+    await publish(catalog_text(service_table("newsletter"), old))
+    patron = await make_patron()
+    await sign_in(portal.client, patron)
+    await choose(portal.client, "sms_notices", "yes")
+    await publish(
+        catalog_text(
+            service_table("newsletter"),
+            messages_table(carry_over=(("sms_notices", "sms", ("hold_filled",)),)),
+        )
+    )
+    privacy = visible_text((await portal.client.get("/privacy")).text)
+    assert "Your reminders now have a choice for each kind of message" in privacy
+    page = await portal.client.get("/messages/messages")
+    assert re.findall(r'value="([a-z_]+)" id="[^"]+" checked', page.text) == [
+        "messages__hold_filled__sms"
+    ]
+    record = visible_text((await portal.client.get("/privacy/record")).text)
+    assert "Kept on from your earlier choice of reminders" in record
+    assert "Replaced by a choice for each kind of message" in record
+    assert "sms_notices title en" in record  # the old service by its own notice's title
+    # Once the patron chooses, the banner has said what it had to.
+    form = grid_form(page.text)
+    await portal.client.post("/messages/messages", data={**form, "all_off": "yes"})
+    privacy = visible_text((await portal.client.get("/privacy")).text)
+    assert "Your reminders now have a choice" not in privacy
