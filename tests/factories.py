@@ -27,6 +27,24 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_CONTACTS = {"sms": "+12015550123", "phone": "+12015550123", "email": "reader@example.org"}
 
 
+def notice_strings(table: dict[str, object]) -> list[tuple[str, str]]:
+    """Every text of one notice table of the catalog as written, by field: a messaging
+    service's `titles` and `kinds` ({title, says} each) included."""
+    found: list[tuple[str, str]] = []
+    for field, value in table.items():
+        if isinstance(value, str):
+            found.append((field, value))
+        elif isinstance(value, dict):
+            for name, inner in value.items():
+                if isinstance(inner, str):
+                    found.append((f"{field}.{name}", inner))
+                elif isinstance(inner, dict):
+                    found += [
+                        (f"{field}.{name}.{k}", v) for k, v in inner.items() if isinstance(v, str)
+                    ]
+    return found
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

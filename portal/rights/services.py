@@ -20,6 +20,7 @@ from joserfc.jwk import KeySet
 from portal.catalog.models import NoticeVersion, Publication, Service
 from portal.catalog.policy import MessageChoice, choice_title, is_key
 from portal.consent.reads import privacy_overview
+from portal.contacts.services import export as export_contacts
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.guardians.models import GuardianLink
 from portal.ledger.models import ConsentEvent
@@ -217,6 +218,7 @@ async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[s
     retained: dict[str, Any] = {}
     for key, store in STORES.items():
         retained[key] = await store.export(patron_id)
+    retained["message_contacts"] = await export_contacts(patron_id)
     return {
         "schema_version": EXPORT_SCHEMA_VERSION,
         "exported_at": _moment(now),
@@ -237,10 +239,11 @@ async def export_patron(patron_id: int, locale: str, *, now: datetime) -> dict[s
         "consents": [
             {
                 "service": item.service.key,
-                "title": item.notice.texts.get("title", item.service.key),
+                "title": choice_title(item.notice.texts),
                 "status": item.status.value,
                 "since": _moment(item.since),
             }
+            | ({"message": item.service.choice.as_dict()} if item.service.choice else {})
             for item in overview.services
         ],
         "consent_record": [

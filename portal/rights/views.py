@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from portal.catalog.policy import choice_title
 from portal.catalog.services import published_catalog
 from portal.clock import utcnow
 from portal.consent.reads import privacy_overview
@@ -56,7 +57,7 @@ async def export_page(request: Request) -> Response:
     locale = current_locale()
     catalog = await published_catalog()
     titles = {
-        service.id: notice.texts["title"]
+        service.id: choice_title(notice.texts)
         for service in catalog.services
         if (notice := catalog.notice(service.id, locale))
     }

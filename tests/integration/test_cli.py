@@ -90,7 +90,7 @@ def test_bad_catalog_is_refused_with_named_problems(portal_command, tmp_path: Pa
     )
     output = portal_command("publish", str(broken), expect=2)
     assert "Nothing was published" in output
-    assert "service 'sms_notices': 'retention_days' must be a positive number of days" in output
+    assert "service 'messages': 'retention_days' must be a positive number of days" in output
 
 
 def test_card_numbers_are_never_taken_as_arguments(portal_command) -> None:

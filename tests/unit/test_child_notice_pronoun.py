@@ -13,6 +13,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, SOURCE_LOCALE
+from tests.factories import notice_strings
 
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml"
 MSGID = 'This is the privacy notice the library shows your child. "You" in it means your child.'
@@ -38,7 +39,7 @@ def child_versions(code: str) -> str:
     return "\n".join(
         value
         for service in demo["service"]
-        for value in service.get("child_notice", {}).get(code, {}).values()
+        for _, value in notice_strings(service.get("child_notice", {}).get(code, {}))
     )
 
 

@@ -16,6 +16,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, SOURCE_LOCALE
+from tests.factories import notice_strings
 
 GLOSSARY = LOCALES_DIR / "glossary.toml"
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml"
@@ -50,7 +51,7 @@ def texts(code: str) -> Iterator[tuple[str, str, str, bool]]:
         demo = tomllib.load(handle)
     for service in demo["service"]:
         for table in ("notice", "child_notice"):
-            for field, value in service.get(table, {}).get(code, {}).items():
+            for field, value in notice_strings(service.get(table, {}).get(code, {})):
                 where = f"deploy/catalog.toml {table}.{code} {service['key']}.{field}"
                 yield where, "", value, table == "child_notice"
 
