@@ -71,6 +71,10 @@ SOURCE_LOCALE = "en"
 
 
 def text_direction(code: str) -> str:
+    """ "rtl" or "ltr"; a code no longer known (a stored "tl" is known as "fil") is "auto"."""
+    code = canonical(code)
+    if code not in KNOWN_LOCALES:
+        return "auto"
     return _parsed_locale(code).text_direction
 
 
@@ -296,12 +300,14 @@ _LATIN_RUN = re.compile(
 _ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z][a-z]{0,3}|[A-Z]{2,5})\.$")
 
 
-def isolate_latin(text: str) -> Markup | str:
+def isolate_latin(text: str, language: str | None = None) -> Markup | str:
     """Notice text for a right-to-left page: each Latin-script run (a company's name) in a
     <bdi dir="ltr">, so "TextRelay Messaging Inc." keeps its full stop on its own right and
     a sentence's full stop stays at the sentence's end (Unicode bidi isolates, UAX #9).
-    Only the rendering changes: the published text stays exactly as published."""
-    if text_direction(current_locale()) != "rtl":
+    Only the rendering changes: the published text stays exactly as published.
+    `language`: the text's own locale when it is not the page's (an earlier version shown
+    in its language on another language's page)."""
+    if text_direction(language or current_locale()) != "rtl":
         return text
     parts: list[Markup] = []
     position = 0

@@ -288,3 +288,28 @@ async def test_a_ledger_entry_written_as_tl_reads_as_filipino(portal) -> None:
     assert '<html lang="fil"' in record.text
     assert "Filipino (Tagalog)" in visible_text(record.text)
     assert (await ConsentEvent.get(patron_id=patron.id)).locale == "tl"
+
+
+@pytest.mark.parametrize("page_language", ["ar", "en"])
+async def test_an_arabic_notice_version_is_right_to_left_with_its_latin_names_isolated(
+    portal, page_language: str
+) -> None:
+    """On an Arabic page and on an English one alike: the version keeps its own direction
+    and "TextRelay Messaging Inc." keeps its full stop."""
+    await publish(CATALOG, ALL)
+    await portal.client.post("/language", data={"locale": page_language, "next": "/signin"})
+    page = (await portal.client.get("/notices/sms_notices/v1/ar")).text
+    facts = re.findall(r'<dd lang="ar" dir="(\w+)">(.*?)</dd>', page, re.S)
+    assert len(facts) == 6  # what, why, who, how long, how to stop, the language
+    assert {direction for direction, _ in facts} == {"rtl"}
+    assert '<bdi dir="ltr">TextRelay Messaging Inc.</bdi> التي' in page
+    assert '<article class="notice" lang="ar" dir="rtl">' in page
+
+
+async def test_an_english_notice_version_on_an_arabic_page_is_left_to_right(portal) -> None:
+    await publish(CATALOG, ALL)
+    await portal.client.post("/language", data={"locale": "ar", "next": "/signin"})
+    page = (await portal.client.get("/notices/sms_notices/v1/en")).text
+    assert '<article class="notice" lang="en" dir="ltr">' in page
+    assert re.findall(r'<dd lang="en" dir="(\w+)">', page) == ["ltr"] * 6
+    assert "<bdi" not in page.split("<article", 1)[1].split("</dl>")[0]
