@@ -347,5 +347,14 @@ def format_moment(value: datetime, timezone: str) -> str:
     )
 
 
+# CLDR's minimumGroupingDigits where it is 2 (Babel does not carry it): a four-digit number
+# is written without a separator, "1095 días", and grouping starts at 10.950.
+_MINIMUM_GROUPING_DIGITS: dict[str, int] = {"es": 2}
+
+
 def format_count(value: int) -> str:
-    return format_decimal(value, locale=_babel_locale())
+    """Every count on every page (the `count` filter): Babel's format in the locale."""
+    locale = _babel_locale()
+    minimum = _MINIMUM_GROUPING_DIGITS.get(locale.language, 1)
+    grouped = abs(value) >= 10 ** (2 + minimum)
+    return format_decimal(value, locale=locale, group_separator=grouped)
