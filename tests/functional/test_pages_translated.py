@@ -313,3 +313,31 @@ async def test_an_english_notice_version_on_an_arabic_page_is_left_to_right(port
     assert '<article class="notice" lang="en" dir="ltr">' in page
     assert re.findall(r'<dd lang="en" dir="(\w+)">', page) == ["ltr"] * 6
     assert "<bdi" not in page.split("<article", 1)[1].split("</dl>")[0]
+
+
+@pytest.mark.parametrize("code", ALL)
+async def test_a_receipt_shows_the_notices_words_beside_the_signed_values(
+    portal_with_receipts, code: str
+) -> None:
+    """Purposes, data and recipients are signed as machine values ("TextRelay Messaging Inc.
+    (text message provider)"); the patron reads them in the words of the notice shown."""
+    await publish(CATALOG, ALL)
+    client = portal_with_receipts.client
+    await client.post("/language", data={"locale": code, "next": "/signin"})
+    await sign_in(client, await make_patron())
+    await choose(client, "sms_notices", "yes")
+    record = (await client.get("/privacy/record")).text
+    event = record.split('href="/privacy/receipts/')[1].split('"')[0]
+    page = (await client.get(f"/privacy/receipts/{event}")).text
+    receipt = (await client.get(f"/privacy/receipts/{event}/download")).text
+    checked = (await client.post("/receipts/verify", data={"receipt": receipt})).text
+    notice = next(s for s in tomllib.loads(CATALOG)["service"] if s["key"] == "sms_notices")
+    info = KNOWN_LOCALES[code]
+    for shown in (page, checked):
+        text = visible_text(shown)
+        for field in ("purpose", "data", "recipients"):
+            assert notice["notice"][code][field] in text, (field, code)
+        assert "TextRelay Messaging Inc. (text message provider)" in text  # still signed
+        assert f'<span class="worded" lang="{info.html_lang}" dir="{text_direction(code)}">' in (
+            shown
+        )
