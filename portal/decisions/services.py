@@ -45,6 +45,7 @@ from portal.errors import ConsentCode, DomainError, MinorsCode
 from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
+from portal.locale_codes import fallbacks
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import notify_consent_given
 from portal.patrons.services import lock_patron
@@ -190,7 +191,7 @@ async def _notice_for_decision(
         raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
     if notice.revision != service.revision:
         raise ConsentError(ConsentCode.STALE_NOTICE)
-    if notice.locale != locale:
+    if notice.locale not in fallbacks(locale):  # a variant's page shows its language's
         if decision is Decision.NO:
             return None  # turning off never depends on which notice was on screen
         raise ConsentError(ConsentCode.NOTICE_REQUIRED)
