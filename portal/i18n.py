@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from markupsafe import Markup
 
-from portal.locale_codes import RENAMED, canonical
+from portal.locale_codes import RENAMED, VARIANT_OF, canonical
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 
@@ -58,6 +58,9 @@ KNOWN_LOCALES: dict[str, LocaleInfo] = _KnownLocales(
         LocaleInfo("fr", "fr", "fr", "Français"),
         LocaleInfo("zh_Hans", "zh_Hans_CN", "zh-Hans", "简体中文"),
         LocaleInfo("zh_Hant", "zh_Hant_TW", "zh-Hant", "繁體中文"),
+        # Hong Kong's words and dates over Traditional Chinese (locale_codes.VARIANT_OF); also
+        # chosen for Macao and for Cantonese browsers.
+        LocaleInfo("zh_Hant_HK", "zh_Hant_HK", "zh-Hant-HK", "繁體中文（香港）"),
         LocaleInfo("vi", "vi", "vi", "Tiếng Việt"),
         # One code everywhere (folders, <html lang>, Babel, the PO header): screen readers
         # register fil-PH voices. Labelled so US patrons who say "Tagalog" find it.
@@ -71,6 +74,10 @@ SOURCE_LOCALE = "en"
 
 
 def text_direction(code: str) -> str:
+    """ "rtl" or "ltr"; a code no longer known (a stored "tl" is known as "fil") is "auto"."""
+    code = canonical(code)
+    if code not in KNOWN_LOCALES:
+        return "auto"
     return _parsed_locale(code).text_direction
 
 
@@ -120,11 +127,15 @@ def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
     except (ValueError, UnknownLocaleError):
         return None
     language = canonical(wanted.language)
-    if language == "yue":  # Cantonese readers write Traditional Chinese (README, Languages)
-        return "zh_Hant" if "zh_Hant" in enabled else None
+    if wanted.script == "Hans" and language in {"zh", "yue"}:
+        return "zh_Hans" if "zh_Hans" in enabled else None
+    if language == "yue" or (language == "zh" and wanted.territory in {"HK", "MO"}):
+        # Hong Kong's and Macao's readers, and Cantonese ones (README, Languages): Hong Kong
+        # words where enabled, else Traditional Chinese.
+        return next((code for code in ("zh_Hant_HK", "zh_Hant") if code in enabled), None)
     if language == "zh":
         traditional = wanted.script == "Hant" or (
-            wanted.script is None and wanted.territory in {"TW", "HK", "MO"}
+            wanted.script is None and wanted.territory == "TW"
         )
         code = "zh_Hant" if traditional else "zh_Hans"
         return code if code in enabled else None
@@ -133,7 +144,8 @@ def _match_tag(tag: str, enabled: tuple[str, ...]) -> str | None:
 
 @functools.cache
 def translations(code: str) -> NullTranslations:
-    """Compile locales/<code>/LC_MESSAGES/messages.po in memory (no build step, no .mo files)."""
+    """Compile locales/<code>/LC_MESSAGES/messages.po in memory (no build step, no .mo files).
+    A regional variant's catalog falls back to its language's for every entry it lacks."""
     if code == SOURCE_LOCALE:
         return NullTranslations()
     po_path = LOCALES_DIR / code / "LC_MESSAGES" / "messages.po"
@@ -142,7 +154,10 @@ def translations(code: str) -> NullTranslations:
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return GNUTranslations(buffer)
+    compiled = GNUTranslations(buffer)
+    if code in VARIANT_OF:
+        compiled.add_fallback(translations(VARIANT_OF[code]))
+    return compiled
 
 
 _current_locale: ContextVar[str] = ContextVar("portal_locale", default=SOURCE_LOCALE)
@@ -198,15 +213,22 @@ def _lookup(
     catalog has no such entry (the plain message is then used, never the English)."""
     if context is None:
         return None
-    catalog = translations(current_locale())
-    entries: dict[Any, str] | None = getattr(catalog, "_catalog", None)
-    if entries is None:  # the source language: nothing to look up
-        return None
     key = f"{context}\x04{message}"
-    if plural is None:
-        return entries.get(key)
-    plural_of = getattr(catalog, "plural", lambda n: int(n != 1))
-    return entries.get((key, plural_of(num)))
+    catalog: NullTranslations | None = translations(current_locale())
+    # A variant's own entry first, then its language's (the fallback chain).
+    while catalog is not None:
+        entries: dict[Any, str] | None = getattr(catalog, "_catalog", None)
+        if entries is None:  # the source language: nothing to look up
+            return None
+        if plural is None:
+            found = entries.get(key)
+        else:
+            plural_of = getattr(catalog, "plural", lambda n: int(n != 1))
+            found = entries.get((key, plural_of(num)))
+        if found is not None:
+            return found
+        catalog = getattr(catalog, "_fallback", None)
+    return None
 
 
 def gettext(message: str, **variables: Any) -> str:
@@ -296,12 +318,14 @@ _LATIN_RUN = re.compile(
 _ABBREVIATION = re.compile(r"(?:^|\s)(?:[A-Z][a-z]{0,3}|[A-Z]{2,5})\.$")
 
 
-def isolate_latin(text: str) -> Markup | str:
+def isolate_latin(text: str, language: str | None = None) -> Markup | str:
     """Notice text for a right-to-left page: each Latin-script run (a company's name) in a
     <bdi dir="ltr">, so "TextRelay Messaging Inc." keeps its full stop on its own right and
     a sentence's full stop stays at the sentence's end (Unicode bidi isolates, UAX #9).
-    Only the rendering changes: the published text stays exactly as published."""
-    if text_direction(current_locale()) != "rtl":
+    Only the rendering changes: the published text stays exactly as published.
+    `language`: the text's own locale when it is not the page's (an earlier version shown
+    in its language on another language's page)."""
+    if text_direction(language or current_locale()) != "rtl":
         return text
     parts: list[Markup] = []
     position = 0
@@ -341,5 +365,14 @@ def format_moment(value: datetime, timezone: str) -> str:
     )
 
 
+# CLDR's minimumGroupingDigits where it is 2 (Babel does not carry it): a four-digit number
+# is written without a separator, "1095 días", and grouping starts at 10.950.
+_MINIMUM_GROUPING_DIGITS: dict[str, int] = {"es": 2}
+
+
 def format_count(value: int) -> str:
-    return format_decimal(value, locale=_babel_locale())
+    """Every count on every page (the `count` filter): Babel's format in the locale."""
+    locale = _babel_locale()
+    minimum = _MINIMUM_GROUPING_DIGITS.get(locale.language, 1)
+    grouped = abs(value) >= 10 ** (2 + minimum)
+    return format_decimal(value, locale=locale, group_separator=grouped)

@@ -123,9 +123,10 @@ class Settings:
     locales: tuple[str, ...] = _setting(
         _LIBRARY_LOCALES,
         "PORTAL_LOCALES",
-        "Comma-separated enabled locales; notices must exist in each.",
+        "Comma-separated enabled locales; notices must exist in each (`zh_Hant_HK`, a "
+        "regional variant, may read `zh_Hant`'s).",
         parse=_csv,
-        shown="all ten",
+        shown="all eleven",
     )
     default_locale: str = _setting(
         "en",

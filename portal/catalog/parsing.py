@@ -34,7 +34,7 @@ from portal.catalog.policy import (
     offered_below_consent_age,
     pair_key,
 )
-from portal.locale_codes import canonical
+from portal.locale_codes import canonical, fallbacks
 
 SERVICE_KEYS = {
     "key",
@@ -144,7 +144,7 @@ def _parse_library_names(
     raw = _renamed_locales(raw, "[library.name_in]", problems)
     names: dict[str, str] = {}
     for locale, name in sorted(raw.items()):
-        if locale not in enabled_locales:
+        if not any(locale in fallbacks(code) for code in enabled_locales):
             problems.append(f"[library.name_in]: '{locale}' is not an enabled locale")
         elif not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
             problems.append(f"[library.name_in]: {locale} needs a name (up to 200 characters)")
@@ -708,11 +708,14 @@ def _parse_notices(
         return {}
     raw = _renamed_locales(raw, f"{where}: notice", problems)
     notices: dict[str, NoticeText] = {}
-    missing = [code for code in enabled_locales if code not in raw]
+    # A regional variant (zh_Hant_HK) may have its own texts; without, its readers read its
+    # language's, which are then published even where the language itself is not enabled.
+    missing = [code for code in enabled_locales if not any(c in raw for c in fallbacks(code))]
     if missing:
         problems.append(f"{where}: {table} missing in locale(s) {', '.join(missing)}")
+    publishable = {fallback for code in enabled_locales for fallback in fallbacks(code)}
     for code, texts in raw.items():
-        if code not in enabled_locales:
+        if code not in publishable:
             continue  # texts for a locale the library has not enabled are kept out of publishing
         if not isinstance(texts, dict):
             problems.append(f"{where}: {table}.{code} is not a table")

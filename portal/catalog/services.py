@@ -28,7 +28,7 @@ from portal.catalog.models import ConnectedSystem, NoticeVersion, Publication, S
 from portal.catalog.parsing import Address, EndpointRules
 from portal.catalog.policy import CatalogError, MessageChoice, SystemSpec, choice_title
 from portal.clock import local_date
-from portal.locale_codes import canonical, spellings
+from portal.locale_codes import canonical, fallbacks, spellings
 
 if TYPE_CHECKING:  # the settings read the environment with Starlette: use cases load no web code
     from portal.settings import Settings
@@ -89,10 +89,17 @@ class CatalogSnapshot:
     library_names: dict[str, str] = field(default_factory=dict)
 
     def library_name_in(self, locale: str) -> str:
-        return self.library_names.get(locale) or self.library_name
+        return next(
+            (self.library_names[c] for c in fallbacks(locale) if self.library_names.get(c)),
+            self.library_name,
+        )
 
     def notice(self, service_id: int, locale: str) -> PublishedNotice | None:
-        return self.notices.get((service_id, locale))
+        """In `locale`, or for a regional variant without its own, in its language's."""
+        for code in fallbacks(locale):
+            if (found := self.notices.get((service_id, code))) is not None:
+                return found
+        return None
 
     @functools.cached_property
     def by_key(self) -> dict[str, PublishedService]:
@@ -191,11 +198,15 @@ async def current_service(key: str) -> PublishedService | None:
 
 
 async def current_notice(service: PublishedService, locale: str) -> PublishedNotice | None:
-    """The service's current notice in `locale`, read from the database."""
-    notice = await NoticeVersion.get_or_none(
-        service_id=service.id, revision=service.revision, locale__in=spellings(locale)
-    )
-    return _published_notice(notice, service) if notice else None
+    """The service's current notice in `locale` (a regional variant without its own reads
+    its language's), read from the database."""
+    for code in fallbacks(locale):
+        notice = await NoticeVersion.get_or_none(
+            service_id=service.id, revision=service.revision, locale__in=spellings(code)
+        )
+        if notice is not None:
+            return _published_notice(notice, service)
+    return None
 
 
 async def current_notices(

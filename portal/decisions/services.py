@@ -54,6 +54,7 @@ from portal.errors import ConsentCode, DomainError, MessagesCode, MinorsCode
 from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
+from portal.locale_codes import fallbacks
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import notify_consent_given, notify_contact_changed
 from portal.patrons.services import lock_patron
@@ -408,7 +409,7 @@ async def _notice_for_decision(
         raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
     if notice.revision != service.revision:
         raise ConsentError(ConsentCode.STALE_NOTICE)
-    if notice.locale != locale:
+    if notice.locale not in fallbacks(locale):  # a variant's page shows its language's
         if decision is Decision.NO:
             return None  # turning off never depends on which notice was on screen
         raise ConsentError(ConsentCode.NOTICE_REQUIRED)

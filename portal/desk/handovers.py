@@ -34,6 +34,7 @@ from portal.desk.models import Handover
 from portal.desk.policy import Purpose, Step, handover_step
 from portal.desk.services import DeskError
 from portal.errors import DeskCode
+from portal.guardians.models import GuardianLink
 from portal.ledger.services import guardian_at_desk, patron_at_desk
 from portal.patrons.models import Patron, PortalSession
 from portal.patrons.policy import check_new_pin
@@ -58,6 +59,9 @@ class HandoverView:
     number: int  # which notice of how many
     total: int
     idle_minutes: int
+    # When a guardian decides for a child: the name they gave the child when linking, for
+    # the heading (as on /guardian pages). The portal keeps no other name.
+    child_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +205,21 @@ async def current_handover(
         position + 1,
         len(keys),
         idle_minutes,
+        await _child_label(handover) if step is Step.NOTICE else None,
     )
+
+
+async def _child_label(handover: Handover) -> str | None:
+    if not handover.guardian_decides or handover.guardian_id is None:
+        return None
+    link = (
+        await GuardianLink.filter(
+            guardian_id=handover.guardian_id, child_id=handover.patron_id, ended_at=None
+        )
+        .order_by("-id")
+        .first()
+    )
+    return link.label if link else None
 
 
 async def keep_open(view: HandoverView, *, now: datetime) -> None:

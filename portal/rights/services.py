@@ -376,3 +376,33 @@ async def shown_version(
         revision_info=info,
         for_children=for_children,
     )
+
+
+@dataclass(frozen=True)
+class NoticeWords:
+    """What a receipt's notice said of its purposes, data and recipients, in its words."""
+
+    locale: str
+    texts: dict[str, str]
+
+
+RECEIPT_WORDED_FIELDS = ("purpose", "data", "recipients")
+
+
+async def receipt_notice_words(version_id: object, content_hash: object) -> NoticeWords | None:
+    """The words of the notice a receipt names (its version and fingerprint, the adult's or
+    the child's text) to show beside the signed machine values; None when the receipt names
+    no version this portal published (an older receipt, another library's)."""
+    if not (isinstance(version_id, int) and isinstance(content_hash, str) and content_hash):
+        return None
+    version = await NoticeVersion.get_or_none(id=version_id)
+    if version is None:
+        return None
+    if hmac.compare_digest(version.content_hash, content_hash):
+        texts = version.texts
+    elif version.child_hash and hmac.compare_digest(version.child_hash, content_hash):
+        texts = version.child_texts or {}
+    else:
+        return None
+    worded = {name: texts[name] for name in RECEIPT_WORDED_FIELDS if texts.get(name)}
+    return NoticeWords(locale=canonical(version.locale), texts=worded)

@@ -120,6 +120,13 @@ async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
     return claims, services.sign_receipt(claims, keys)
 
 
+async def _notice_words(claims: dict[str, object]) -> services.NoticeWords | None:
+    notice = claims.get("notice")
+    if not isinstance(notice, dict):
+        return None
+    return await services.receipt_notice_words(notice.get("version_id"), notice.get("sha256"))
+
+
 def _unavailable(request: Request) -> Response:
     return render(request, "rights/unavailable.html", status_code=503)
 
@@ -132,7 +139,12 @@ async def receipt_page(request: Request) -> Response:
     return render(
         request,
         "rights/receipt.html",
-        {"claims": claims, "token": token, "reference": request.path_params["reference"]},
+        {
+            "claims": claims,
+            "words": await _notice_words(claims),
+            "token": token,
+            "reference": request.path_params["reference"],
+        },
     )
 
 
@@ -160,10 +172,15 @@ async def verify(request: Request) -> Response:
     if keys is None:
         return _unavailable(request)
     result = services.verify_receipt(token, keys.public)
+    words = await _notice_words(result.claims) if result.valid and result.claims else None
     return render(
         request,
         "rights/verify.html",
-        {"result": result, "pasted": token if len(token) <= MAX_RECEIPT_BYTES else ""},
+        {
+            "result": result,
+            "words": words,
+            "pasted": token if len(token) <= MAX_RECEIPT_BYTES else "",
+        },
     )
 
 

@@ -28,9 +28,9 @@ class CatalogKey(_Text):
 
 
 class LocaleCode(_Text):
-    """A locale's folder name: `en`, `fil`, `zh_Hans` (portal.i18n.KNOWN_LOCALES)."""
+    """A locale's folder name: `en`, `fil`, `zh_Hans`, `zh_Hant_HK` (portal.i18n.KNOWN_LOCALES)."""
 
-    regex = "[a-z]{2,3}(?:_[A-Za-z]{2,4})?"
+    regex = "[a-z]{2,3}(?:_[A-Za-z]{2,4}){0,2}"
 
 
 class ReceiptReference(_Text):

@@ -4,6 +4,7 @@ rendering pages: whole, or with an error code's message and status (portal.web.p
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from portal import i18n
 from portal.errors import ErrorCode
+from portal.locale_codes import fallbacks
 from portal.settings import Settings
 from portal.web.problems import http_status, message_for
 
@@ -43,7 +45,17 @@ def build_environment(timezone: str, *, reload: bool = False) -> Environment:
     env.filters["moment"] = lambda value: i18n.format_moment(value, timezone)
     env.filters["count"] = i18n.format_count
     env.filters["bidi"] = i18n.isolate_latin
+    env.globals["text_direction"] = i18n.text_direction
     return env
+
+
+def for_locale(mapping: Mapping[str, Any]) -> Any:
+    """What `mapping` (by locale) holds for the page's language, or for the language a
+    regional variant falls back to (zh_Hant_HK reads zh_Hant's); None when neither."""
+    for code in fallbacks(i18n.current_locale()):
+        if mapping.get(code) is not None:
+            return mapping[code]
+    return None
 
 
 def render(
@@ -78,8 +90,9 @@ def render(
         "known_locales": i18n.KNOWN_LOCALES,
         "enabled_locales": request.app.state.settings.locales,
         # In the language of the page (a printed sheet may be in the patron's, not the staff's).
-        "library_name": getattr(request.state, "library_names", {}).get(locale)
+        "library_name": for_locale(getattr(request.state, "library_names", {}))
         or request.state.library_name,
+        "for_locale": for_locale,
         "error": None,
         **(context or {}),
     }

@@ -133,7 +133,7 @@ def test_an_officer_publishes_a_material_change_from_the_browser(
     page.click("text=Check and preview")
     preview = page.locator("#preview-reading_history")
     assert "material change" in preview.locator("h2").inner_text()
-    assert "1825 (longer)" in preview.locator("table.terms").inner_text()
+    assert "1,825 (longer)" in preview.locator("table.terms").inner_text()
     english = page.locator("#diff-reading_history-en tr.changed", has_text="retention")
     assert "up to 3 years" in english.locator("td").nth(0).inner_text()
     assert "up to 5 years" in english.locator("td").nth(1).inner_text()

@@ -189,3 +189,54 @@ def test_receipt_and_notice_pages_have_no_wcag_violations(
         found["verify"] = violations
     choose_language(page, "en")
     assert found == {}
+
+
+def test_an_arabic_receipt_and_notice_versions_in_arabic_and_hong_kong_chinese(
+    browser: Browser, rights_portal: RightsPortal, axe_source: str
+) -> None:
+    """A decision taken in Arabic: its receipt shows the notice's Arabic words, right to left,
+    with the company's name isolated; the version pages in Arabic and in Hong Kong Chinese.
+    axe finds nothing on any of them."""
+    url = rights_portal.live.url
+    page = signed_in_page(browser, rights_portal.live)
+    choose_language(page, "ar")
+    page.goto(f"{url}/services/sms_notices")
+    page.click("button[value=yes]")
+    page.locator("main").wait_for()
+    page.goto(f"{url}/privacy/record")
+    row = page.locator("tr").filter(has=page.locator("a[href^='/notices/sms_notices/v']")).first
+    receipt_path = row.locator("a[href^='/privacy/receipts/']").get_attribute("href")
+    version_path = row.locator("a[href^='/notices/sms_notices/v']").get_attribute("href")
+    assert version_path is not None
+    assert version_path.endswith("/ar")
+    found = {}
+    page.goto(f"{url}{receipt_path}")
+    worded = page.locator(".receipt-facts .worded", has_text="TextRelay").first
+    assert worded.get_attribute("lang") == "ar"
+    assert worded.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    name = worded.locator("bdi", has_text="TextRelay Messaging Inc.")
+    assert name.evaluate("e => getComputedStyle(e).direction") == "ltr"
+    assert "TextRelay Messaging Inc. (text message provider)" in page.locator("main").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "receipt-ar.png"), full_page=True)
+    if violations := wcag_violations(page, axe_source):
+        found["receipt in Arabic"] = violations
+    page.goto(f"{url}{version_path}")
+    facts = page.locator("dl.notice-facts dd[lang=ar]").first
+    assert facts.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    page.screenshot(path=str(ARTIFACTS / "notice-version-ar.png"), full_page=True)
+    if violations := wcag_violations(page, axe_source):
+        found["version in Arabic"] = violations
+    choose_language(page, "zh_Hant_HK")
+    page.goto(f"{url}{version_path.rpartition('/')[0]}/zh_Hant")
+    assert page.locator("html").get_attribute("lang") == "zh-Hant-HK"
+    assert "借閱證" not in page.locator("header").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "notice-version-zh-hk.png"), full_page=True)
+    if violations := wcag_violations(page, axe_source):
+        found["version in Hong Kong Chinese"] = violations
+    page.goto(f"{url}{version_path}")  # the Arabic version on a Hong Kong page
+    facts = page.locator("dl.notice-facts dd[lang=ar]").first
+    assert facts.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    if violations := wcag_violations(page, axe_source):
+        found["Arabic version on a Hong Kong page"] = violations
+    choose_language(page, "en")
+    assert found == {}

@@ -689,3 +689,38 @@ async def test_after_a_pin_reset_the_patron_is_told_at_their_next_sign_in_until_
     later = portal_client(portal.app)
     await later.post("/signin", data={"card": patron.card, "pin": "5820"})
     assert 'id="pin-reset"' not in (await later.get("/privacy")).text, "nor at the next sign-in"
+
+
+async def test_a_guardian_deciding_at_the_desk_sees_the_childs_version_and_the_childs_name(
+    portal,
+) -> None:
+    """As on /guardian pages: the full notice, headed with the child's name, and beside it
+    "What your child is shown"."""
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(
+        portal,
+        born_on=aged(9).isoformat(),
+        locale="en",
+        guardian_card=new_card_number(),
+        guardian_new="yes",
+        guardian_label="Lucía",
+        identity_checked="yes",
+    )
+    await portal.client.post("/handover/pin", data={"pin": "1397", "pin_again": "1397"})
+    await portal.client.post("/handover/pin", data={"pin": "8642", "pin_again": "8642"})
+    screen = await portal.client.get("/handover")
+    heading = visible_text(screen.text.split("<h1>", 1)[1].split("</h1>", 1)[0])
+    assert heading.endswith("for Lucía")
+    text = visible_text(screen.text)
+    assert "What your child is shown" in text
+    assert "for a child" in text  # the child's version's own words
+    assert 'name="notice_version"' in screen.text  # and the guardian still decides
+
+
+async def test_an_adult_at_the_desk_reads_the_notice_alone(portal) -> None:
+    await publish(standard_catalog(LOCALES), LOCALES)
+    await _onboard_and_hand_over(portal, born_on=aged(30).isoformat(), locale="en")
+    await portal.client.post("/handover/pin", data={"pin": "1397", "pin_again": "1397"})
+    text = visible_text((await portal.client.get("/handover")).text)
+    assert "What your child is shown" not in text
+    assert "for a child" not in text

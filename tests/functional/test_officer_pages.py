@@ -355,3 +355,11 @@ async def test_a_pending_request_is_decided_later_and_the_change_is_audited(port
         "",
     )
     assert (await _actions()).count(AuditAction.OUTSIDE_REQUEST_DECIDED) == 1
+
+
+async def test_promises_kept_formats_retention_periods_as_receipts_do(portal) -> None:
+    """One number filter: "1,095 days" here as on every receipt, not "1095 days"."""
+    await publish(standard_catalog(locales=LOCALES, retention_days=1095), locales=LOCALES)
+    await _officer(portal)
+    page = visible_text((await portal.client.get("/officer/promises")).text)
+    assert "1,095 days" in page

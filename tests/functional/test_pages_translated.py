@@ -17,6 +17,7 @@ from portal.catalog.models import Service
 from portal.catalog.services import forget_published_catalog
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, gettext, text_direction, use_locale
 from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
+from portal.locale_codes import fallbacks
 from portal.minors import services as minors
 from portal.rights.keys import rotate
 from portal.staff.policy import Role
@@ -158,7 +159,8 @@ async def test_every_page_is_fully_translated(portal, code: str) -> None:
     pages.update(await pages_of_minors_and_their_guardian(portal, code))
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
-    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
+    names = tomllib.loads(CATALOG)["library"]["name_in"]
+    library_name = next(names[c] for c in fallbacks(code) if c in names)
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
         assert f'<p class="library">{library_name}</p>' in page, name
@@ -257,7 +259,8 @@ async def test_hand_over_slip_and_welcome_sheet_are_fully_translated(portal, cod
     pages["cleared"] = (await client.get("/handover/cleared")).text
     phrases = english_phrases(code)
     info = KNOWN_LOCALES[code]
-    library_name = tomllib.loads(CATALOG)["library"]["name_in"][code]
+    names = tomllib.loads(CATALOG)["library"]["name_in"]
+    library_name = next(names[c] for c in fallbacks(code) if c in names)
     for name, page in pages.items():
         assert f'<html lang="{info.html_lang}" dir="{text_direction(code)}">' in page, name
         assert f'<p class="library">{library_name}</p>' in page, name
@@ -288,3 +291,103 @@ async def test_a_ledger_entry_written_as_tl_reads_as_filipino(portal) -> None:
     assert '<html lang="fil"' in record.text
     assert "Filipino (Tagalog)" in visible_text(record.text)
     assert (await ConsentEvent.get(patron_id=patron.id)).locale == "tl"
+
+
+@pytest.mark.parametrize("page_language", ["ar", "en"])
+async def test_an_arabic_notice_version_is_right_to_left_with_its_latin_names_isolated(
+    portal, page_language: str
+) -> None:
+    """On an Arabic page and on an English one alike: the version keeps its own direction
+    and "TextRelay Messaging Inc." keeps its full stop."""
+    await publish(CATALOG, ALL)
+    await portal.client.post("/language", data={"locale": page_language, "next": "/signin"})
+    page = (await portal.client.get("/notices/sms_notices/v1/ar")).text
+    facts = re.findall(r'<dd lang="ar" dir="(\w+)">(.*?)</dd>', page, re.S)
+    assert len(facts) == 6  # what, why, who, how long, how to stop, the language
+    assert {direction for direction, _ in facts} == {"rtl"}
+    assert '<bdi dir="ltr">TextRelay Messaging Inc.</bdi> التي' in page
+    assert '<article class="notice" lang="ar" dir="rtl">' in page
+
+
+async def test_an_english_notice_version_on_an_arabic_page_is_left_to_right(portal) -> None:
+    await publish(CATALOG, ALL)
+    await portal.client.post("/language", data={"locale": "ar", "next": "/signin"})
+    page = (await portal.client.get("/notices/sms_notices/v1/en")).text
+    assert '<article class="notice" lang="en" dir="ltr">' in page
+    assert re.findall(r'<dd lang="en" dir="(\w+)">', page) == ["ltr"] * 6
+    assert "<bdi" not in page.split("<article", 1)[1].split("</dl>")[0]
+
+
+@pytest.mark.parametrize("code", ALL)
+async def test_a_receipt_shows_the_notices_words_beside_the_signed_values(
+    portal_with_receipts, code: str
+) -> None:
+    """Purposes, data and recipients are signed as machine values ("TextRelay Messaging Inc.
+    (text message provider)"); the patron reads them in the words of the notice shown."""
+    await publish(CATALOG, ALL)
+    client = portal_with_receipts.client
+    await client.post("/language", data={"locale": code, "next": "/signin"})
+    await sign_in(client, await make_patron())
+    await choose(client, "sms_notices", "yes")
+    record = (await client.get("/privacy/record")).text
+    event = record.split('href="/privacy/receipts/')[1].split('"')[0]
+    page = (await client.get(f"/privacy/receipts/{event}")).text
+    receipt = (await client.get(f"/privacy/receipts/{event}/download")).text
+    checked = (await client.post("/receipts/verify", data={"receipt": receipt})).text
+    notice = next(s for s in tomllib.loads(CATALOG)["service"] if s["key"] == "sms_notices")
+    shown_in = next(c for c in fallbacks(code) if c in notice["notice"])  # zh_Hant_HK: zh_Hant
+    info = KNOWN_LOCALES[shown_in]
+    for shown in (page, checked):
+        text = visible_text(shown)
+        for field in ("purpose", "data", "recipients"):
+            assert notice["notice"][shown_in][field] in text, (field, code)
+        assert "TextRelay Messaging Inc. (text message provider)" in text  # still signed
+        assert f'<span class="worded" lang="{info.html_lang}" dir="{text_direction(code)}">' in (
+            shown
+        )
+
+
+async def test_a_hong_kong_reader_gets_hong_kong_words_and_the_traditional_chinese_notice(
+    portal,
+) -> None:
+    """Chosen for zh-HK, offered in the switcher; the catalog has no Hong Kong notices, so
+    the Traditional Chinese one is shown and the ledger says so."""
+    await publish(CATALOG, ALL)
+    patron = await make_patron()
+    signin = await portal.client.get("/signin", headers={"accept-language": "zh-HK,zh;q=0.9"})
+    assert '<html lang="zh-Hant-HK" dir="ltr">' in signin.text
+    assert "繁體中文（香港）" in signin.text  # the switcher offers it
+    assert "借閱證" not in visible_text(signin.text)
+    await portal.client.post("/language", data={"locale": "zh_Hant_HK", "next": "/signin"})
+    await sign_in(portal.client, patron)
+    notice = await portal.client.get("/services/reading_history")
+    assert notice.status_code == 200
+    traditional = next(
+        s for s in tomllib.loads(CATALOG)["service"] if s["key"] == "reading_history"
+    )
+    assert traditional["notice"]["zh_Hant"]["summary"] in visible_text(notice.text)
+    await choose(portal.client, "reading_history", "yes")
+    event = await ConsentEvent.get(patron_id=patron.id)
+    assert (event.kind, event.locale) == (EventKind.GIVEN, "zh_Hant")  # the language shown
+
+
+async def test_a_catalog_may_give_hong_kong_its_own_notice(portal) -> None:
+    text = standard_catalog(("en", "zh_Hant", "zh_Hant_HK"))
+    await publish(text, ("en", "zh_Hant", "zh_Hant_HK"))
+    patron = await make_patron()
+    await portal.client.post("/language", data={"locale": "zh_Hant_HK", "next": "/signin"})
+    await sign_in(portal.client, patron)
+    page = visible_text((await portal.client.get("/services/newsletter")).text)
+    assert "newsletter summary zh_Hant_HK" in page
+    await choose(portal.client, "newsletter", "yes")
+    assert (await ConsentEvent.get(patron_id=patron.id)).locale == "zh_Hant_HK"
+
+
+async def test_hong_kong_alone_enabled_publishes_and_shows_the_traditional_chinese_notice(
+    portal,
+) -> None:
+    await publish(standard_catalog(("en", "zh_Hant")), ("en", "zh_Hant_HK"))
+    await portal.client.post("/language", data={"locale": "zh_Hant_HK", "next": "/signin"})
+    await sign_in(portal.client, await make_patron())
+    page = visible_text((await portal.client.get("/services/newsletter")).text)
+    assert "newsletter summary zh_Hant" in page

@@ -3,6 +3,7 @@ without one, and which text a person reads."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -19,10 +20,12 @@ from portal.catalog.policy import (
 from portal.consent.policy import Party, audience_for
 from portal.i18n import KNOWN_LOCALES
 from portal.ledger.vocabulary import Audience
-from tests.factories import catalog_text, service_table
+from portal.locale_codes import VARIANT_OF
+from tests.factories import catalog_text, notice_strings, service_table
 
 STORE_KEYS = ("reading_history", "saved_lists")
 ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = {code for code in KNOWN_LOCALES if code not in VARIANT_OF}
 
 
 def problems_of(text: str, locales: tuple[str, ...] = ("en",)) -> list[str]:
@@ -110,7 +113,8 @@ def test_the_demo_catalog_has_a_childs_version_in_every_locale_where_one_is_need
     needing = [s for s in catalog.services if offered_below_consent_age(s.minimum_age, library)]
     assert len(needing) == 6
     for service in needing:
-        assert set(service.child_notices) == set(KNOWN_LOCALES), service.key
+        # A regional variant (zh_Hant_HK) reads its language's child's version.
+        assert set(service.child_notices) == LANGUAGES, service.key
         for locale, child in service.child_notices.items():
             adult = service.notices[locale]
             # A child's version is its own text, and shorter than the notice it stands for.
@@ -121,13 +125,85 @@ def test_the_demo_catalog_has_a_childs_version_in_every_locale_where_one_is_need
             ), (service.key, locale)
 
 
-def test_the_demo_catalogs_childs_versions_name_the_same_retention() -> None:
+NUMBER = re.compile(r"\d+")
+
+# Facts a notice states in words, as each language words them (the same words in a child's
+# version as in the adult notice). When a notice states one, its child's version states it.
+FACT_WORDS: dict[str, dict[str, str]] = {
+    # Only items borrowed after the service is turned on are kept, not the past.
+    "from now on": {
+        "en": r"from now on",
+        "es": r"a partir de ahora",
+        "fr": r"à partir de maintenant",
+        "zh_Hans": r"从现在起",
+        "zh_Hant": r"從現在起",
+        "vi": r"kể từ bây giờ",
+        "fil": r"mula ngayon",
+        "ko": r"지금부터",
+        "ru": r"с этого момента",
+        "ar": r"من الآن",
+    },
+    # The period runs from the end of a loan (an e-book loan ends by itself), not a return.
+    "after the loan ends": {
+        "en": r"loan ends",
+        "es": r"termina (?:cada|el) préstamo",
+        "fr": r"fin d(?:e chaque|u) prêt",
+        "zh_Hans": r"借阅结束",
+        "zh_Hant": r"借閱結束",
+        "vi": r"mượn kết thúc",
+        "fil": r"matapos ang (?:bawat )?paghiram",
+        "ko": r"대출이 끝",
+        "ru": r"оконча|законч",
+        "ar": r"انتهاء",
+    },
+}
+
+
+def demo_notices() -> list[tuple[str, str, dict[str, str], dict[str, str]]]:
+    """(service, locale, adult notice, child's version) for every child's version."""
     raw = tomllib.loads((ROOT / "deploy" / "catalog.toml").read_text(encoding="utf-8"))
-    for service in raw["service"]:
-        for locale, child in service.get("child_notice", {}).items():
-            # A messaging service's notices also carry its titles and kinds lines.
-            extra = {"titles", "kinds"} if "messages" in service else set()
-            assert set(child) == set(NOTICE_FIELDS) | extra
-            adult_numbers = {c for c in service["notice"][locale]["retention"] if c.isdigit()}
-            child_numbers = {c for c in child["retention"] if c.isdigit()}
-            assert adult_numbers == child_numbers, (service["key"], locale)
+    return [
+        (service["key"], locale, service["notice"][locale], child)
+        for service in raw["service"]
+        for locale, child in service.get("child_notice", {}).items()
+    ]
+
+
+def test_the_demo_catalogs_childs_versions_name_the_same_retention() -> None:
+    for key, locale, adult, child in demo_notices():
+        # A messaging service's notices also carry its titles and kinds lines.
+        extra = {"titles", "kinds"} if "kinds" in adult else set()
+        assert set(child) == set(NOTICE_FIELDS) | extra
+        adult_numbers = set(NUMBER.findall(adult["retention"]))
+        child_numbers = set(NUMBER.findall(child["retention"]))
+        assert adult_numbers == child_numbers, (key, locale)
+
+
+def test_the_demo_catalogs_childs_versions_keep_every_number_and_company() -> None:
+    """Every figure of the notice (a period, an age) and every connected company it names."""
+    raw = tomllib.loads((ROOT / "deploy" / "catalog.toml").read_text(encoding="utf-8"))
+    companies = [system["name"] for system in raw.get("system", [])]
+    problems = []
+    for key, locale, adult, child in demo_notices():
+        adult_text = " ".join(text for _, text in notice_strings(adult))
+        child_text = " ".join(text for _, text in notice_strings(child))
+        missing = set(NUMBER.findall(adult_text)) - set(NUMBER.findall(child_text))
+        missing |= {name for name in companies if name in adult_text and name not in child_text}
+        if missing:
+            problems.append((key, locale, sorted(missing)))
+    assert problems == []
+
+
+@pytest.mark.parametrize("fact", FACT_WORDS)
+def test_the_demo_catalogs_childs_versions_keep_the_facts_stated_in_words(fact: str) -> None:
+    words = FACT_WORDS[fact]
+    stated = set()
+    problems = []
+    for key, locale, adult, child in demo_notices():
+        for field in NOTICE_FIELDS:
+            if re.search(words[locale], adult[field]):
+                stated.add(locale)
+                if not re.search(words[locale], child[field]):
+                    problems.append((key, locale, field, child[field]))
+    assert stated == LANGUAGES, "each language's words for the fact are out of date"
+    assert problems == []

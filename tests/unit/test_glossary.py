@@ -16,6 +16,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from portal.i18n import KNOWN_LOCALES, LOCALES_DIR, SOURCE_LOCALE
+from portal.locale_codes import fallbacks
 from tests.factories import notice_strings
 
 GLOSSARY = LOCALES_DIR / "glossary.toml"
@@ -51,15 +52,19 @@ def texts(code: str) -> Iterator[tuple[str, str, str, bool]]:
         demo = tomllib.load(handle)
     for service in demo["service"]:
         for table in ("notice", "child_notice"):
-            for field, value in notice_strings(service.get(table, {}).get(code, {})):
-                where = f"deploy/catalog.toml {table}.{code} {service['key']}.{field}"
+            # A regional variant without its own notices reads its language's.
+            shown = next((c for c in fallbacks(code) if c in service.get(table, {})), code)
+            for field, value in notice_strings(service.get(table, {}).get(shown, {})):
+                where = f"deploy/catalog.toml {table}.{shown} {service['key']}.{field}"
                 yield where, "", value, table == "child_notice"
 
 
 @pytest.mark.parametrize("code", list(KNOWN_LOCALES))
 def test_no_string_uses_a_rejected_variant(code: str) -> None:
     found = []
-    for term in (t for t in terms() if t["locale"] == code):
+    # A regional variant's texts keep its language's rules too (its own entries and the
+    # language's that it falls back to).
+    for term in (t for t in terms() if t["locale"] in fallbacks(code)):
         scope = re.compile(str(term["msgid"])) if "msgid" in term else None
         patterns = [re.compile(str(p)) for p in term["reject"]]  # type: ignore[attr-defined]
         for where, msgid, text, for_child in texts(code):
@@ -77,7 +82,7 @@ def test_no_string_uses_a_rejected_variant(code: str) -> None:
 
 @pytest.mark.parametrize("code", list(KNOWN_LOCALES))
 def test_glossary_names_the_core_words_of_every_locale(code: str) -> None:
-    concepts = {t["concept"] for t in terms() if t["locale"] == code}
+    concepts = {t["concept"] for t in terms() if t["locale"] in fallbacks(code)}
     assert CORE_CONCEPTS - concepts == set()
 
 

@@ -17,7 +17,7 @@ ENABLED = tuple(i18n.KNOWN_LOCALES)
         ("vi-VN,vi;q=0.9,en;q=0.5", "vi"),
         ("en;q=0.4, ar;q=0.9", "ar"),
         ("zh-TW", "zh_Hant"),
-        ("zh-Hant-HK", "zh_Hant"),
+        ("zh-Hant-HK", "zh_Hant_HK"),
         ("zh-CN,zh;q=0.9", "zh_Hans"),
         ("zh", "zh_Hans"),
         ("fil-PH", "fil"),
@@ -111,14 +111,14 @@ def test_isolation_escapes_and_leaves_left_to_right_text_alone() -> None:
 @pytest.mark.parametrize(
     "header", ["zh-HK", "zh-MO", "zh-Hant-HK", "zh-HK,zh;q=0.9,en;q=0.8", "yue-HK", "yue"]
 )
-def test_hong_kong_and_macau_fall_back_to_traditional_chinese(header: str) -> None:
-    # A deliberate choice (README, Languages): one Traditional catalog whose words Hong Kong
-    # readers also use, never Simplified Chinese or English.
-    assert i18n.negotiate(ENABLED, "en", accept_language=header) == "zh_Hant"
+def test_hong_kong_and_macau_read_hong_kong_chinese(header: str) -> None:
+    # README, Languages: Hong Kong's words over Traditional Chinese, never Simplified Chinese
+    # or English.
+    assert i18n.negotiate(ENABLED, "en", accept_language=header) == "zh_Hant_HK"
 
 
 def test_hong_kong_without_traditional_chinese_enabled_falls_to_the_next_language() -> None:
-    enabled = tuple(code for code in ENABLED if code != "zh_Hant")
+    enabled = tuple(code for code in ENABLED if code not in {"zh_Hant", "zh_Hant_HK"})
     assert i18n.negotiate(enabled, "en", accept_language="zh-HK,en;q=0.5") == "en"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portal.i18n import KNOWN_LOCALES
 from portal.settings import Settings, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,3 +184,11 @@ def test_secret_is_required_outside_development(clean_environment: pytest.Monkey
 def test_the_example_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="example value"):
         Settings(secret_key="CHANGE-ME-TO-A-LONG-RANDOM-STRING")
+
+
+def test_the_example_environment_offers_every_language_by_its_current_code() -> None:
+    """deploy/portal.env.example is what a library copies: a renamed code ("tl") or a
+    missing language would carry on into every new installation."""
+    lines = (ROOT / "deploy" / "portal.env.example").read_text(encoding="utf-8").splitlines()
+    listed = next(line.split("=", 1)[1] for line in lines if line.startswith("PORTAL_LOCALES="))
+    assert listed.split(",") == list(KNOWN_LOCALES)
