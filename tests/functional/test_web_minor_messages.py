@@ -85,6 +85,9 @@ async def test_a_child_cannot_tick_a_box_and_is_told_why_once(portal) -> None:
     assert text.count("Only a parent or guardian can tick a box for you.") == 1
     assert "messages data en for a child" in text  # the child's version
     assert 'name="contact:' not in page.text  # the guardian gives where messages go
+    # Short sentences for a child, the titles choice's included.
+    assert "Say which book in my messages" in text
+    assert "Without this tick, a message never says which book." in text
 
     refused = await child_client.post(
         "/messages/messages",
