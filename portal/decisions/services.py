@@ -11,7 +11,7 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
-from portal.catalog.jurisdiction import AgeContext
+from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
     PublishedNotice,
@@ -217,7 +217,15 @@ async def choose_messages(
     Returns the keys of the choices changed."""
     changed: list[str] = []
     async with erasing() as erasure:
-        await lock_patron(patron_id)
+        patron = await lock_patron(patron_id)
+        if patron is not None and party.actor is not Actor.GUARDIAN and _gives(contacts):
+            # Below the guardian-consent age, where a message goes is given by the guardian
+            # who turns it on (a child's number is collected with a parent's consent).
+            age = await age_for_decision(
+                patron.born_on, patron.jurisdiction, now=now, timezone=timezone
+            )
+            if age.band is AgeBand.CHILD:
+                raise ConsentError(ConsentCode.GUARDIAN_REQUIRED)
         own = {
             service.id: service
             for service in await all_services()
@@ -264,6 +272,10 @@ async def choose_messages(
                     patron_id, group, channel, raw, region=phone_region, now=now
                 )
     return changed
+
+
+def _gives(contacts: dict[str, str]) -> bool:
+    return any(raw.strip() for raw in contacts.values())
 
 
 async def _contact_for(

@@ -8,7 +8,7 @@ Never the child's reading history, saved lists or any other library use.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
@@ -31,10 +31,18 @@ from portal.consent.policy import (
     given_by_guardian,
     state_status,
 )
-from portal.consent.reads import states_of
+from portal.consent.reads import (
+    MessageGrid,
+    ServiceOverview,
+    message_grid,
+    message_grids,
+    overview_of,
+    states_of,
+)
 from portal.consent.services import suspend_given_by, suspend_guardian_given
+from portal.contacts.services import contacts_of
 from portal.credentials.policy import KeyPurpose, keyed_hash
-from portal.decisions.services import Outcome, decide
+from portal.decisions.services import MessageCell, Outcome, choose_messages, decide
 from portal.errors import DomainError, MinorsCode, PatronCode
 from portal.guardians.models import GuardianLink
 from portal.guardians.services import LinkInfo, links_of
@@ -49,7 +57,7 @@ from portal.ledger.services import (
     library_staff,
     record,
 )
-from portal.ledger.vocabulary import Method
+from portal.ledger.vocabulary import Audience, Method
 from portal.minors.models import LinkCode
 from portal.minors.policy import (
     LINK_CODE_HOURS,
@@ -84,6 +92,10 @@ class ChildOverview:
     services: list[ChildService]
     may_decide: bool  # this guardian's link was verified in person
     other_guardians: list[LinkInfo]
+    sees_choices: bool = True  # False: a teenager's own choices, not shared
+    # As the guardian's pages list them: each messaging service as one grid (in the full
+    # notice's words, its states the child's only when `sees_choices`), others as they are.
+    listed: list[ChildService | MessageGrid] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -220,9 +232,16 @@ async def purge_expired_link_codes(now: datetime) -> int:
 
 
 async def children(
-    guardian_id: int, locale: str, *, now: datetime, timezone: str, only_service: str | None = None
+    guardian_id: int,
+    locale: str,
+    *,
+    now: datetime,
+    timezone: str,
+    only_service: str | None = None,
+    only_group: str | None = None,
 ) -> list[ChildOverview]:
-    """Each linked child with the library's services as they apply to that child."""
+    """Each linked child with the library's services as they apply to that child
+    (`only_service`: one service; `only_group`: one messaging service's choices)."""
     catalog = await published_catalog()
     links = await GuardianLink.filter(guardian_id=guardian_id, ended_at=None).order_by("id")
     child_rows = {p.id: p for p in await Patron.filter(id__in=[link.child_id for link in links])}
@@ -236,11 +255,22 @@ async def children(
         age = age_context(child.born_on, child.jurisdiction, library, today)
         visible = guardian_sees_choices(age.band, child.shares_with_guardians)
         services = []
+        overviews: list[ServiceOverview] = []
         for service in catalog.services:
             notice = catalog.notice(service.id, locale)
             if notice is None or (only_service and service.key != only_service):
                 continue
+            group = service.choice.group if service.choice else None
+            if only_group and group != only_group:
+                continue
             state = states.get((child.id, service.id))
+            # The guardian reads the full notice; a state they may not see is never read.
+            overviews.append(
+                replace(
+                    overview_of(service, notice, state if visible else None, age),
+                    audience=Audience.ADULT,
+                )
+            )
             services.append(
                 ChildService(
                     service=service,
@@ -252,6 +282,7 @@ async def children(
                     by_guardian=visible and given_by_guardian(state),
                 )
             )
+        by_key = {item.service.key: item for item in services}
         result.append(
             ChildOverview(
                 link.id,
@@ -260,6 +291,11 @@ async def children(
                 services,
                 may_decide=may_decide_for_child(link.method),
                 other_guardians=await links_of(child.id, now=now, except_link=link.id),
+                sees_choices=visible,
+                listed=[
+                    item if isinstance(item, MessageGrid) else by_key[item.service.key]
+                    for item in message_grids(overviews)
+                ],
             )
         )
     return result
@@ -367,6 +403,79 @@ async def guardian_decide(
         now=now,
         timezone=timezone,
         party=guardian_online(guardian_id),
+    )
+
+
+@dataclass(frozen=True)
+class ChildMessages:
+    """A messaging service for one child, as a guardian reads it: the grid in the full
+    notice's words, read from the database (never a stale notice)."""
+
+    grid: MessageGrid
+    offered: bool  # at this child's age
+    # The same choices as the child reads them (the child's version), for the child below
+    # the guardian-consent age who has one; None otherwise.
+    child_rows: list[tuple[str, str]] | None
+    # The child's contact details, by channel: only for a guardian who may decide for them.
+    contacts: dict[str, str]
+
+
+async def messages_for_guardian(
+    guardian_id: int, link_id: int, group: str, locale: str, *, now: datetime, timezone: str
+) -> ChildMessages:
+    link = await GuardianLink.get_or_none(id=link_id, guardian_id=guardian_id, ended_at=None)
+    if link is None:
+        raise MinorsError(MinorsCode.NOT_LINKED)
+    child = await Patron.get(id=link.child_id)
+    age = await _age_of(child, now, timezone)
+    visible = guardian_sees_choices(age.band, child.shares_with_guardians)
+    # Without an age, the grid is in the full notice's words and nothing in it is locked;
+    # the page applies this child's age rules itself (who decides, what is offered). A
+    # teenager's choices not shared are never read: patron 0 is nobody, so all read off.
+    grid = await message_grid(child.id if visible else 0, group, locale)
+    child_rows = None
+    if age.band is AgeBand.CHILD and grid.first.notice.child_texts is not None:
+        child_rows = []
+        for row in grid.rows:
+            texts = next(iter(row.cells.values())).notice.child_texts or {}
+            child_rows.append((texts.get("kind_title", ""), texts.get("kind_says", "")))
+    contacts: dict[str, str] = {}
+    if age.band is AgeBand.CHILD and may_decide_for_child(link.method):
+        contacts = (await contacts_of([child.id])).get(child.id, {})
+    offered = all(age.offers(choice.service.minimum_age) for choice in grid.choices)
+    return ChildMessages(grid, offered, child_rows, contacts)
+
+
+async def guardian_choose_messages(
+    guardian_id: int,
+    link_id: int,
+    group: str,
+    cells: list[MessageCell],
+    contacts: dict[str, str],
+    *,
+    locale: str,
+    now: datetime,
+    timezone: str,
+    phone_region: str,
+) -> list[str]:
+    """A guardian verified in person saves a child's messaging grid, each pair under the
+    rules of any service; the number or address they give is the child's, kept for the
+    child and erased with the child's last choice on its channel."""
+    link = await GuardianLink.get_or_none(id=link_id, guardian_id=guardian_id, ended_at=None)
+    if link is None:
+        raise MinorsError(MinorsCode.NOT_LINKED)
+    if not may_decide_for_child(link.method):
+        raise MinorsError(MinorsCode.NOT_VERIFIED)
+    return await choose_messages(
+        link.child_id,
+        group,
+        cells,
+        contacts,
+        locale=locale,
+        now=now,
+        timezone=timezone,
+        party=guardian_online(guardian_id),
+        phone_region=phone_region,
     )
 
 

@@ -10,17 +10,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.catalog.jurisdiction import AgeBand
+from portal.catalog.services import forget_published_catalog
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError, Status
+from portal.consent.reads import message_grid
+from portal.contacts.policy import shown
 from portal.credentials import throttle
 from portal.credentials.throttle import Guessing
-from portal.decisions.forms import parse_decision
-from portal.errors import ConsentCode, ErrorCode, MinorsCode
+from portal.decisions.forms import parse_decision, parse_messages
+from portal.errors import ConsentCode, DomainError, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
 from portal.patrons.access import count_guess, require_patron, visitor_age
 from portal.patrons.services import set_sharing
-from portal.web.paths import KEY
+from portal.web.paths import GROUP, KEY
 from portal.web.rendering import render
 from portal.web.requests import field, number_field, redirect_to, settings_of
 
@@ -147,6 +150,102 @@ async def guardian_decide(request: Request) -> Response:
     return response
 
 
+async def guardian_messages(
+    request: Request,
+    *,
+    error: ErrorCode | None = None,
+    link_id: int | None = None,
+    ticked: set[str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    """A messaging service for one child: the full notice, the child's version beside it,
+    then the grid (a guardian verified in person chooses for a child below the
+    guardian-consent age; others see where the choices stand, when they may)."""
+    guardian_id = await _require_adult(request)
+    group = request.path_params["group"]
+    timezone = settings_of(request).timezone
+    children = await services.children(
+        guardian_id, current_locale(), now=utcnow(), timezone=timezone, only_group=group
+    )
+    if link_id is None:
+        link_id = number_field(FormData(dict(request.query_params)), "child")
+    chosen = [child for child in children if child.link_id == link_id]
+    if not chosen and len(children) == 1:
+        chosen = children
+    child = chosen[0] if chosen else None
+    try:
+        if child is None:
+            # The notice alone, and which child the page is about: nobody's choices.
+            found = services.ChildMessages(
+                await message_grid(0, group, current_locale()), True, None, {}
+            )
+        else:
+            found = await services.messages_for_guardian(
+                guardian_id, child.link_id, group, current_locale(), now=utcnow(), timezone=timezone
+            )
+    except ConsentError as failure:
+        raise HTTPException(status_code=404, detail=failure.code) from None
+    saved = request.query_params.get("saved", "")
+    return render(
+        request,
+        "minors/messages.html",
+        {
+            "found": found,
+            "group": group,
+            "child": child,
+            "choose_from": [] if chosen else children,
+            "contacts": {channel: shown(value) for channel, value in found.contacts.items()},
+            "entered": entered or {},
+            "ticked": ticked,
+            "saved": int(saved) if saved.isascii() and saved.isdigit() and len(saved) < 4 else None,
+        },
+        error=error,
+    )
+
+
+async def guardian_choose_messages(request: Request) -> Response:
+    guardian_id = await _require_adult(request)
+    group = request.path_params["group"]
+    settings = settings_of(request)
+    raw = await request.form()
+    link_id = number_field(raw, "link")
+    try:
+        form = parse_messages(raw)
+        if link_id is None:
+            raise services.MinorsError(MinorsCode.NOT_LINKED)
+        changed = await services.guardian_choose_messages(
+            guardian_id,
+            link_id,
+            group,
+            form.cells,
+            form.contacts,
+            locale=current_locale(),
+            now=utcnow(),
+            timezone=settings.timezone,
+            phone_region=settings.phone_region,
+        )
+    except DomainError as failure:
+        if failure.code is ConsentCode.UNKNOWN_SERVICE:
+            raise HTTPException(status_code=404, detail=failure.code) from None
+        if failure.code is ConsentCode.STALE_NOTICE:
+            forget_published_catalog()
+        # Nothing was changed: the page comes back as the guardian left it, with the reason.
+        return await guardian_messages(
+            request,
+            error=failure.code,
+            link_id=link_id,
+            ticked={value for value in raw.getlist("on") if isinstance(value, str)},
+            entered={
+                name.partition(":")[2]: value
+                for name, value in raw.items()
+                if name.startswith("contact:") and isinstance(value, str)
+            },
+        )
+    response = redirect_to(request, "minors.guardian_messages", group=group)
+    response.headers["location"] += f"?child={link_id}&saved={len(changed)}"
+    return response
+
+
 async def link_code(request: Request) -> Response:
     """The minor makes a one-time code to give to a parent or guardian."""
     patron = require_patron(request)
@@ -201,6 +300,18 @@ routes = [
         guardian_decide,
         methods=["POST"],
         name="minors.guardian_decide",
+    ),
+    Route(
+        f"/guardian/messages/{GROUP}",
+        guardian_messages,
+        methods=["GET"],
+        name="minors.guardian_messages",
+    ),
+    Route(
+        f"/guardian/messages/{GROUP}",
+        guardian_choose_messages,
+        methods=["POST"],
+        name="minors.guardian_choose_messages",
     ),
     Route("/privacy/guardian-code", link_code, methods=["POST"], name="minors.link_code"),
     Route("/privacy/sharing", sharing, methods=["POST"], name="minors.sharing"),

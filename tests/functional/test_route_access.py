@@ -77,6 +77,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "rights.receipt_download": PATRONS,
     "decisions.decide": PATRONS,
     "decisions.all_off": PATRONS,
+    "decisions.messages": PATRONS,
+    "decisions.choose_messages": PATRONS,
     "stores.reading_history": PATRONS,
     "stores.reading_history.demo_loan": PATRONS,
     "stores.saved_lists": PATRONS,
@@ -91,6 +93,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "minors.link_code": NOBODY,
     "minors.guardian_notice": PATRONS,
     "minors.guardian_decide": PATRONS,
+    "minors.guardian_messages": PATRONS,
+    "minors.guardian_choose_messages": PATRONS,
     "minors.sharing": NOBODY,
     "minors.child_end_link": NOBODY,
     # The integration API: a library system's OAuth access token, nothing else. The token
@@ -136,6 +140,7 @@ ACCESS: dict[str, frozenset[str]] = {
 }
 PATH_PARAMS = {
     "key": "saved_lists",
+    "group": "messages",
     "locale": "en",
     "id": "msg_unknown",
     "reference": "0" * 24,
