@@ -13,7 +13,7 @@ from starlette.routing import Route
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
-from portal.decisions.forms import parse_decision
+from portal.decisions.forms import parse_decision, parse_messages
 from portal.desk import handovers
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
@@ -54,11 +54,25 @@ def _cleared(request: Request) -> Response:
     return response
 
 
-async def screen(request: Request, *, error: DomainError | None = None) -> Response:
+async def screen(
+    request: Request,
+    *,
+    error: DomainError | None = None,
+    ticked: set[str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> Response:
+    """`ticked`, `entered`: a refused grid comes back as the patron left it."""
     view = await _current(request)
     if view is None:
         return _cleared(request)
-    context: dict[str, object] = {"view": view, "notice": view.notice}
+    context: dict[str, object] = {
+        "view": view,
+        "notice": view.notice,
+        "grid": view.grid,
+        "ticked": ticked,
+        "entered": entered or {},
+        "contacts": {},
+    }
     if view.service is not None and view.notice is not None:
         state = await service_view(view.patron_id, view.service.key, current_locale())
         context["revision"] = state.revision
@@ -106,6 +120,38 @@ async def decide(request: Request) -> Response:
     return redirect_to(request, "handover.screen")
 
 
+async def messages(request: Request) -> Response:
+    view = await _acted_on(request)
+    if view is None:
+        return _cleared(request)
+    settings = settings_of(request)
+    posted = await request.form()
+    try:
+        form = parse_messages(posted)
+        await handovers.choose_messages_at_desk(
+            view,
+            field(posted, "group"),
+            form.cells,
+            form.contacts,
+            locale=current_locale(),
+            now=utcnow(),
+            timezone=settings.timezone,
+            phone_region=settings.phone_region,
+        )
+    except DomainError as failure:
+        return await screen(
+            request,
+            error=failure,
+            ticked={value for value in posted.getlist("on") if isinstance(value, str)},
+            entered={
+                name.partition(":")[2]: value
+                for name, value in posted.items()
+                if name.startswith("contact:") and isinstance(value, str)
+            },
+        )
+    return redirect_to(request, "handover.screen")
+
+
 async def later(request: Request) -> Response:
     view = await _acted_on(request)
     if view is None:
@@ -142,6 +188,7 @@ routes = [
     Route("/handover", screen, methods=["GET"], name="handover.screen"),
     Route("/handover/pin", choose_pin, methods=["POST"], name="handover.pin"),
     Route("/handover/decision", decide, methods=["POST"], name="handover.decide"),
+    Route("/handover/messages", messages, methods=["POST"], name="handover.messages"),
     Route("/handover/later", later, methods=["POST"], name="handover.later"),
     Route("/handover/more-time", more_time, methods=["POST"], name="handover.more_time"),
     Route("/handover/back", hand_back, methods=["POST"], name="handover.back"),

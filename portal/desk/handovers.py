@@ -25,17 +25,18 @@ from portal.catalog.services import (
     published_catalog,
 )
 from portal.consent.models import ConsentState
-from portal.consent.policy import Decision
+from portal.consent.policy import ConsentError, Decision
+from portal.consent.reads import MessageGrid, message_grid
 from portal.credentials.policy import KeyPurpose as Hashed
 from portal.credentials.policy import keyed_hash
 from portal.credentials.services import hash_secret
-from portal.decisions.services import Outcome, decide
+from portal.decisions.services import MessageCell, Outcome, choose_messages, decide
 from portal.desk.models import Handover
 from portal.desk.policy import Purpose, Step, handover_step
 from portal.desk.services import DeskError
 from portal.errors import DeskCode
 from portal.guardians.models import GuardianLink
-from portal.ledger.services import guardian_at_desk, patron_at_desk
+from portal.ledger.services import ActingParty, guardian_at_desk, patron_at_desk
 from portal.patrons.models import Patron, PortalSession
 from portal.patrons.policy import check_new_pin
 from portal.patrons.services import lock_patron, set_first_pin
@@ -62,6 +63,8 @@ class HandoverView:
     # When a guardian decides for a child: the name they gave the child when linking, for
     # the heading (as on /guardian pages). The portal keeps no other name.
     child_label: str | None = None
+    # A messaging service's step: its choices, shown as a grid under its one notice.
+    grid: MessageGrid | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,10 @@ async def begin_handover(
         keys: list[str] = []
         if purpose is Purpose.NEW_CARD and (guardian_decides or age.band is not AgeBand.CHILD):
             catalog = await published_catalog()
-            keys = [s.key for s in catalog.services if age.offers(s.minimum_age)]
+            # A messaging service is one step: its notice, then its grid.
+            keys = list(
+                dict.fromkeys(s.group for s in catalog.services if age.offers(s.minimum_age))
+            )
         await Handover.filter(patron_id=patron_id, finished_at=None).update(finished_at=now)
         await Handover.create(
             token_lookup=keyed_hash(secret, Hashed.HANDOVER, token),
@@ -169,7 +175,9 @@ async def current_handover(
     handover = await _open_handover(secret, token, now)
     if handover is None:
         return None
-    catalog = {service.key: service for service in (await published_catalog()).services}
+    published = (await published_catalog()).services
+    catalog = {service.key: service for service in published}
+    groups = {service.group for service in published if service.choice is not None}
     keys = handover.service_keys
     step = handover_step(
         pin_set=handover.pin_set,
@@ -177,13 +185,22 @@ async def current_handover(
         position=handover.position,
         notices=len(keys),
     )
-    service, notice = None, None
+    service, notice, grid = None, None, None
     position = handover.position
     if step is Step.NOTICE:
         # A notice withdrawn since, or not published in this language, is passed over here
         # (a read); the next answer moves the stored position past it.
         step = Step.DONE
         for position in range(handover.position, len(keys)):
+            if keys[position] in groups:
+                # Whoever decides here reads every kind's notice: no age rule hides a box
+                # (the services were chosen for the patron's age when the screen was handed
+                # over, and a guardian present decides for a child).
+                grid = await _grid(handover.patron_id, keys[position], locale)
+                if grid is not None:
+                    service, notice, step = grid.first.service, grid.first.notice, Step.NOTICE
+                    break
+                continue
             service = catalog.get(keys[position])
             notice = await current_notice(service, locale) if service else None
             if notice is not None:
@@ -206,7 +223,15 @@ async def current_handover(
         len(keys),
         idle_minutes,
         await _child_label(handover) if step is Step.NOTICE else None,
+        grid,
     )
+
+
+async def _grid(patron_id: int, group: str, locale: str) -> MessageGrid | None:
+    try:
+        return await message_grid(patron_id, group, locale)
+    except ConsentError:
+        return None  # withdrawn since, or not in this language: passed over
 
 
 async def _child_label(handover: Handover) -> str | None:
@@ -266,12 +291,7 @@ async def decide_at_desk(
     notice than the one the screen is at (a repeated or stale form): nothing is decided."""
     if view.step is not Step.NOTICE or view.service is None or view.service.key != service_key:
         return None
-    witness = (await identity_of(view.staff_id)).pseudonym
-    party = (
-        guardian_at_desk(view.guardian_id, witness)
-        if view.guardian_decides and view.guardian_id is not None
-        else patron_at_desk(witness)
-    )
+    party = await _desk_party(view)
     outcome = await decide(
         view.patron_id,
         view.service.key,
@@ -285,6 +305,43 @@ async def decide_at_desk(
     )
     await _next_notice(view)
     return outcome
+
+
+async def choose_messages_at_desk(
+    view: HandoverView,
+    group: str,
+    cells: list[MessageCell],
+    contacts: dict[str, str],
+    *,
+    locale: str,
+    now: datetime,
+    timezone: str,
+    phone_region: str,
+) -> bool:
+    """The patron's (or the present guardian's) messages, saved from the grid on screen; the
+    screen then moves on. False when the form was for another step than the screen's."""
+    if view.step is not Step.NOTICE or view.grid is None or view.grid.group != group:
+        return False
+    await choose_messages(
+        view.patron_id,
+        group,
+        cells,
+        contacts,
+        locale=locale,
+        now=now,
+        timezone=timezone,
+        party=await _desk_party(view),
+        phone_region=phone_region,
+    )
+    await _next_notice(view)
+    return True
+
+
+async def _desk_party(view: HandoverView) -> ActingParty:
+    witness = (await identity_of(view.staff_id)).pseudonym
+    if view.guardian_decides and view.guardian_id is not None:
+        return guardian_at_desk(view.guardian_id, witness)
+    return patron_at_desk(witness)
 
 
 async def _next_notice(view: HandoverView) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +29,15 @@ from tests.desk import (
     new_card_number,
     staff_sign_in,
 )
-from tests.factories import aged, make_patron, publish, standard_catalog
+from tests.factories import (
+    aged,
+    catalog_text,
+    make_patron,
+    messages_table,
+    publish,
+    service_table,
+    standard_catalog,
+)
 from tests.support import portal_client
 from tests.web import client_for, hidden, visible_text
 
@@ -724,3 +733,38 @@ async def test_an_adult_at_the_desk_reads_the_notice_alone(portal) -> None:
     text = visible_text((await portal.client.get("/handover")).text)
     assert "What your child is shown" not in text
     assert "for a child" not in text
+
+
+async def test_at_the_desk_a_messaging_service_is_one_step_with_its_grid_and_staff_never_see_it(
+    portal,
+) -> None:
+    await publish(
+        catalog_text(messages_table(locales=LOCALES), service_table("newsletter", locales=LOCALES)),
+        LOCALES,
+    )
+    staff, _card = await _onboard_and_hand_over(portal, locale="en")
+    await portal.client.post("/handover/pin", data={"pin": "4826", "pin_again": "4826"})
+    step = await portal.client.get("/handover")
+    # Two steps, not five: the messaging service is one, its notice then its grid.
+    assert "Privacy notice 1 of 2" in visible_text(step.text)
+    assert 'class="message-grid"' in step.text
+    assert "checked" not in step.text
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', step.text))
+    refused = await portal.client.post(
+        "/handover/messages", data={**form, "on": "messages__hold_filled__sms"}
+    )
+    assert refused.status_code == 400
+    assert re.search(r'value="messages__hold_filled__sms" id="[^"]+" checked', refused.text)
+    saved = await portal.client.post(
+        "/handover/messages",
+        data={**form, "on": "messages__hold_filled__sms", "contact:sms": "+1 201 555 0123"},
+    )
+    assert saved.status_code == 303
+    assert "Privacy notice 2 of 2" in visible_text((await portal.client.get("/handover")).text)
+    given = await ConsentEvent.filter(kind="given").order_by("id")
+    assert [(e.channel, e.method) for e in given] == [("desk", "desk_handover")]
+    await portal.client.post("/handover/back")
+    await staff_sign_in(portal.client, staff)
+    desk = await portal.client.get("/desk")
+    assert "messages" not in desk.text.replace("/messages", "")
+    assert "555" not in desk.text
