@@ -113,18 +113,18 @@ STOP_AFTER_NAME = """([element, word]) => {
 
 
 @pytest.mark.parametrize(
-    ("service", "name", "last_word"),
+    ("path", "name", "last_word"),
     [
-        ("sms_notices", "TextRelay Messaging Inc.", "Inc"),
-        ("ebook_vendor", "Lantern eBooks Ltd.", "Ltd"),
+        ("messages/messages", "TextRelay Messaging Inc.", "Inc"),
+        ("services/ebook_vendor", "Lantern eBooks Ltd.", "Ltd"),
     ],
 )
 def test_a_latin_company_name_keeps_its_full_stop_in_arabic(
-    browser: Browser, patron_with_pin: LivePortal, service: str, name: str, last_word: str
+    browser: Browser, patron_with_pin: LivePortal, path: str, name: str, last_word: str
 ) -> None:
     page = signed_in_page(browser, patron_with_pin)
     choose_language(page, "ar")
-    page.goto(f"{patron_with_pin.url}/services/{service}")
+    page.goto(f"{patron_with_pin.url}/{path}")
     recipients = page.locator("dl.notice-facts dd").nth(2)
     published = recipients.text_content() or ""
     assert name in published  # the text reads exactly as published: isolation adds nothing
@@ -142,7 +142,7 @@ def test_a_latin_company_name_keeps_its_full_stop_in_arabic(
         }""",
         [published, last_word, STOP_AFTER_NAME],
     )
-    page.screenshot(path=str(ARTIFACTS / f"notice-ar-{service}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"notice-ar-{path.replace('/', '-')}.png"), full_page=True)
     choose_language(page, "en")
     assert broken["stop_right"] <= broken["name_left"] + 1, (
         "the unisolated text should show the bug"
