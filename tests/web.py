@@ -49,3 +49,22 @@ def visible_text(page: str) -> str:
     """What a reader sees: tags dropped, entities decoded, white space folded."""
     page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+async def choose_messages(
+    client: httpx.AsyncClient,
+    group: str,
+    on: list[str],
+    contacts: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Open a messaging service's page, tick exactly `on` (keys of its choices), give the
+    `contacts` (by channel) and save, as a browser sends the grid."""
+    page = await client.get(f"/messages/{group}")
+    assert page.status_code == 200
+    form: dict[str, object] = dict(
+        re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+    )
+    form["on"] = on
+    for channel, value in (contacts or {}).items():
+        form[f"contact:{channel}"] = value
+    return await client.post(f"/messages/{group}", data=form)

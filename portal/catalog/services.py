@@ -212,16 +212,23 @@ async def current_notice(service: PublishedService, locale: str) -> PublishedNot
 async def current_notices(
     services: list[PublishedService], locale: str
 ) -> dict[int, PublishedNotice]:
-    """Each service's current notice in `locale`, by service id, in one query."""
+    """Each service's current notice in `locale` (a regional variant without its own reads
+    its language's), by service id, in one query."""
     by_id = {service.id: service for service in services}
-    found = {}
+    order = {canonical(code): rank for rank, code in enumerate(fallbacks(locale))}
+    found: dict[int, tuple[int, PublishedNotice]] = {}
     for notice in await NoticeVersion.filter(
-        service_id__in=list(by_id), locale__in=spellings(locale)
+        service_id__in=list(by_id),
+        locale__in=[spelling for code in fallbacks(locale) for spelling in spellings(code)],
     ):
         service = by_id[notice.service_id]
-        if notice.revision == service.revision:
-            found[service.id] = _published_notice(notice, service)
-    return found
+        rank = order.get(canonical(notice.locale), len(order))
+        if (
+            notice.revision == service.revision
+            and rank < found.get(service.id, (len(order) + 1,))[0]
+        ):
+            found[service.id] = (rank, _published_notice(notice, service))
+    return {service_id: notice for service_id, (_, notice) in found.items()}
 
 
 async def last_titles(service_ids: list[int], locale: str) -> dict[int, str]:
@@ -229,7 +236,8 @@ async def last_titles(service_ids: list[int], locale: str) -> dict[int, str]:
     the catalog (replaced by a messaging service) that a patron's record still names."""
     titles: dict[int, tuple[int, str]] = {}
     for notice in await NoticeVersion.filter(
-        service_id__in=service_ids, locale__in=spellings(locale)
+        service_id__in=service_ids,
+        locale__in=[spelling for code in fallbacks(locale) for spelling in spellings(code)],
     ):
         if notice.revision >= titles.get(notice.service_id, (0, ""))[0]:
             titles[notice.service_id] = (notice.revision, choice_title(notice.texts))

@@ -81,6 +81,10 @@ async def gate(
                 status_code=status,
             )
         raise HTTPException(status_code=404, detail=failure.code) from None
+    if view.service.choice is not None:
+        # One choice of a messaging service is chosen on its service's grid, with the
+        # number or address its channel needs.
+        return redirect_to(request, "decisions.messages", group=view.service.choice.group)
     # Turned off: where the deletion stands here and in each connected system.
     deletions = (
         await reads.deletions_of(patron.patron_id, view.service.id)

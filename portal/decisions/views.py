@@ -7,13 +7,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from portal.catalog.services import forget_published_catalog
+from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.clock import utcnow
 from portal.consent import reads
 from portal.consent.policy import ConsentError, Status
 from portal.consent.reads import deletions_of
 from portal.consent.views import gate
-from portal.contacts.policy import shown
+from portal.contacts.policy import ContactError, shown
 from portal.contacts.services import contacts_of
 from portal.decisions import services
 from portal.decisions.forms import parse_decision, parse_messages, parse_onward
@@ -44,14 +44,14 @@ async def decide(request: Request) -> Response:
             now=utcnow(),
             timezone=settings_of(request).timezone,
         )
-    except ConsentError as failure:
-        if failure.code is ConsentCode.UNKNOWN_SERVICE:
-            raise HTTPException(status_code=404, detail=failure.code) from None
-        if failure.code is ConsentCode.STALE_NOTICE:
-            forget_published_catalog()  # a publish happened: show the new notice everywhere
-        return await gate(request, key, error=failure.code)
+    except (ConsentError, ContactError) as failure:
+        return await _refused(request, patron, key, failure.code)
     if outcome.view is None:
         return redirect_to(request, "consent.privacy")
+    if outcome.view.service.choice is not None:
+        response = redirect_to(request, "decisions.messages", group=outcome.view.service.group)
+        response.headers["location"] += f"?saved={int(outcome.changed)}"
+        return response
     # The notice stood in front of a service page: after a yes, on to it. Only a known
     # service page's route name is accepted, never a URL (no open redirect).
     onward = parse_onward(raw, tuple(SERVICE_PAGES.values()))
@@ -79,6 +79,19 @@ async def decide(request: Request) -> Response:
             "oob": is_htmx(request),
         },
     )
+
+
+async def _refused(request: Request, patron: Identity, key: str, code: ErrorCode) -> Response:
+    """The page again, with why nothing was decided: the notice, or for one choice of a
+    messaging service its grid."""
+    if code is ConsentCode.UNKNOWN_SERVICE:
+        raise HTTPException(status_code=404, detail=code)
+    if code is ConsentCode.STALE_NOTICE:
+        forget_published_catalog()  # a publish happened: show the new notice everywhere
+    service = (await published_catalog()).by_key.get(key)
+    if service is not None and service.choice is not None:
+        return await _messages_page(request, patron, service.choice.group, error=code)
+    return await gate(request, key, error=code)
 
 
 async def everything_off(request: Request) -> Response:

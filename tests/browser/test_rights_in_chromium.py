@@ -200,13 +200,16 @@ def test_an_arabic_receipt_and_notice_versions_in_arabic_and_hong_kong_chinese(
     url = rights_portal.live.url
     page = signed_in_page(browser, rights_portal.live)
     choose_language(page, "ar")
-    page.goto(f"{url}/services/sms_notices")
-    page.click("button[value=yes]")
+    page.goto(f"{url}/messages/messages")
+    page.check("#cell-messages__hold_filled__sms")
+    page.fill("#contact-sms", "+1 201 555 0123")
+    page.locator("form.messages-form button.choice").first.click()
     page.locator("main").wait_for()
     page.goto(f"{url}/privacy/record")
-    row = page.locator("tr").filter(has=page.locator("a[href^='/notices/sms_notices/v']")).first
+    pair = "a[href^='/notices/messages__hold_filled__sms/v']"
+    row = page.locator("tr").filter(has=page.locator(pair)).first
     receipt_path = row.locator("a[href^='/privacy/receipts/']").get_attribute("href")
-    version_path = row.locator("a[href^='/notices/sms_notices/v']").get_attribute("href")
+    version_path = row.locator(pair).get_attribute("href")
     assert version_path is not None
     assert version_path.endswith("/ar")
     found = {}

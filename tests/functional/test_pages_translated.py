@@ -26,7 +26,7 @@ from tests.conftest import Portal
 from tests.desk import create_card, hand_over, make_staff, new_card_number, staff_sign_in
 from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
 from tests.support import portal_client
-from tests.web import choose, hidden, sign_in, visible_text
+from tests.web import choose, choose_messages, hidden, sign_in, visible_text
 
 CATALOG = (Path(__file__).resolve().parents[2] / "deploy" / "catalog.toml").read_text("utf-8")
 ALL = tuple(KNOWN_LOCALES)
@@ -301,9 +301,9 @@ async def test_an_arabic_notice_version_is_right_to_left_with_its_latin_names_is
     and "TextRelay Messaging Inc." keeps its full stop."""
     await publish(CATALOG, ALL)
     await portal.client.post("/language", data={"locale": page_language, "next": "/signin"})
-    page = (await portal.client.get("/notices/sms_notices/v1/ar")).text
+    page = (await portal.client.get("/notices/messages__hold_filled__sms/v1/ar")).text
     facts = re.findall(r'<dd lang="ar" dir="(\w+)">(.*?)</dd>', page, re.S)
-    assert len(facts) == 6  # what, why, who, how long, how to stop, the language
+    assert len(facts) == 7  # the message, what, why, who, how long, how to stop, the language
     assert {direction for direction, _ in facts} == {"rtl"}
     assert '<bdi dir="ltr">TextRelay Messaging Inc.</bdi> التي' in page
     assert '<article class="notice" lang="ar" dir="rtl">' in page
@@ -312,9 +312,9 @@ async def test_an_arabic_notice_version_is_right_to_left_with_its_latin_names_is
 async def test_an_english_notice_version_on_an_arabic_page_is_left_to_right(portal) -> None:
     await publish(CATALOG, ALL)
     await portal.client.post("/language", data={"locale": "ar", "next": "/signin"})
-    page = (await portal.client.get("/notices/sms_notices/v1/en")).text
+    page = (await portal.client.get("/notices/messages__hold_filled__sms/v1/en")).text
     assert '<article class="notice" lang="en" dir="ltr">' in page
-    assert re.findall(r'<dd lang="en" dir="(\w+)">', page) == ["ltr"] * 6
+    assert re.findall(r'<dd lang="en" dir="(\w+)">', page) == ["ltr"] * 7
     assert "<bdi" not in page.split("<article", 1)[1].split("</dl>")[0]
 
 
@@ -328,19 +328,22 @@ async def test_a_receipt_shows_the_notices_words_beside_the_signed_values(
     client = portal_with_receipts.client
     await client.post("/language", data={"locale": code, "next": "/signin"})
     await sign_in(client, await make_patron())
-    await choose(client, "sms_notices", "yes")
+    saved = await choose_messages(
+        client, "messages", ["messages__hold_filled__sms"], {"sms": "+1 201 555 0123"}
+    )
+    assert saved.status_code == 303
     record = (await client.get("/privacy/record")).text
     event = record.split('href="/privacy/receipts/')[1].split('"')[0]
     page = (await client.get(f"/privacy/receipts/{event}")).text
     receipt = (await client.get(f"/privacy/receipts/{event}/download")).text
     checked = (await client.post("/receipts/verify", data={"receipt": receipt})).text
-    notice = next(s for s in tomllib.loads(CATALOG)["service"] if s["key"] == "sms_notices")
+    notice = next(s for s in tomllib.loads(CATALOG)["service"] if s["key"] == "messages")
     shown_in = next(c for c in fallbacks(code) if c in notice["notice"])  # zh_Hant_HK: zh_Hant
     info = KNOWN_LOCALES[shown_in]
     for shown in (page, checked):
         text = visible_text(shown)
         for field in ("purpose", "data", "recipients"):
-            assert notice["notice"][shown_in][field] in text, (field, code)
+            assert " ".join(notice["notice"][shown_in][field].split()) in text, (field, code)
         assert "TextRelay Messaging Inc. (text message provider)" in text  # still signed
         assert f'<span class="worded" lang="{info.html_lang}" dir="{text_direction(code)}">' in (
             shown

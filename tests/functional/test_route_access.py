@@ -134,6 +134,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "handover.screen": NOBODY,
     "handover.pin": NOBODY,
     "handover.decide": NOBODY,
+    "handover.messages": NOBODY,
     "handover.later": NOBODY,
     "handover.more_time": NOBODY,
     "handover.back": EVERYONE,  # handing back an unknown screen only leads to staff sign-in
