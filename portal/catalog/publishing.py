@@ -22,6 +22,7 @@ from portal.catalog.policy import (
     CarryOver,
     Catalog,
     CatalogError,
+    MessageChoice,
     ServiceSpec,
     SystemSpec,
     Terms,
@@ -283,6 +284,8 @@ async def _classify(service: Service, spec: ServiceSpec) -> Change:
         )
         for locale, notice in spec.notices.items()
     }
+    if _carries_more(service, spec):
+        return Change.MATERIAL
     if current_hashes == new_hashes:
         return Change.UNCHANGED
     if _is_material(Terms.from_dict(service.terms), spec.terms):
@@ -299,6 +302,15 @@ async def _classify(service: Service, spec: ServiceSpec) -> Change:
             )
         return Change.MATERIAL
     return Change.WORDING
+
+
+def _carries_more(service: Service, spec: ServiceSpec) -> bool:
+    """A message choice whose messages may now carry more than the patron agreed to (its
+    kind's `contains` grew) needs their yes again, as a new data category would."""
+    if not service.choice or spec.choice is None:
+        return False
+    before = set(MessageChoice.from_dict(service.choice).contains)
+    return not set(spec.choice.contains) <= before
 
 
 def _child_hash(spec: ServiceSpec, locale: str) -> str | None:

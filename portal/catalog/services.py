@@ -259,14 +259,13 @@ async def services_by_id(ids: list[int]) -> dict[int, PublishedService]:
     return {service.id: _published_service(service) for service in await Service.filter(id__in=ids)}
 
 
-async def channel_choices(group: str, channel: str) -> list[PublishedService]:
-    """The message choices of a messaging service on one channel, read from the database."""
+async def channel_choices(channel: str) -> list[PublishedService]:
+    """The message choices on one channel, of every messaging service (a patron has one
+    number or address per channel), read from the database."""
     return [
         service
         for service in await all_services()
-        if service.choice is not None
-        and service.choice.group == group
-        and service.choice.channel == channel
+        if service.choice is not None and service.choice.channel == channel
     ]
 
 

@@ -99,17 +99,23 @@ async def set_choice(
     return state
 
 
-async def carry_state(step: Step, state: ConsentState, to: list[PublishedService]) -> None:
+async def carry_state(
+    step: Step, state: ConsentState, to: list[PublishedService]
+) -> list[PublishedService]:
     """`state`, a consent in force to a service a messaging service replaced, becomes a
     consent to each message choice in `to` (same notice version, same party), and ends on
     the old service without erasing anything: the data is used under the choices now. A
-    choice whose terms go beyond the old service's is paused for the patron's answer."""
+    choice whose terms go beyond the old service's is paused for the patron's answer; one
+    the patron already decided about keeps their decision. Returns the choices carried."""
     old = step.service
     choice = to[0].choice
+    carried = []
     for service in to:
         given = await locked_state(step.patron_id, service.id)
-        if given is None:
-            given = ConsentState(patron_id=step.patron_id, service_id=service.id, revision=0)
+        if given is not None:
+            continue  # the patron has decided about this choice already: theirs stands
+        carried.append(service)
+        given = ConsentState(patron_id=step.patron_id, service_id=service.id, revision=0)
         given.granted = True
         given.granted_by = state.granted_by
         given.last_kind = EventKind.CARRIED_OVER
@@ -150,9 +156,10 @@ async def carry_state(step: Step, state: ConsentState, to: list[PublishedService
         detail=CarriedOver(
             to_service=choice.group if choice else "",
             channel=(choice.channel or "") if choice else "",
-            kinds=",".join(s.choice.kind or "" for s in to if s.choice),
+            kinds=",".join(s.choice.kind or "" for s in carried if s.choice),
         ),
     )
+    return carried
 
 
 async def record_step(

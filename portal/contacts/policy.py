@@ -48,14 +48,18 @@ def normalised(channel: str, raw: str, *, region: str) -> str:
     kind = CONTACT_OF_CHANNEL[channel]
     if kind is ContactKind.EMAIL:
         try:
-            return validate_email(text, check_deliverability=False).normalized
+            # An address every library mail system can deliver to: no non-ASCII local
+            # part; an internationalised domain kept in its ASCII (IDNA) form.
+            checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
         except EmailNotValidError:
             raise ContactError(MessagesCode.CONTACT_INVALID) from None
+        return checked.ascii_email or checked.normalized
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         raise ContactError(MessagesCode.CONTACT_INVALID) from None
-    if not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_valid_number(number) or number.extension:
+        # An extension would be dropped from E.164 and the call reach a switchboard.
         raise ContactError(MessagesCode.CONTACT_INVALID)
     if channel == "sms" and phonenumbers.number_type(number) in (
         phonenumbers.PhoneNumberType.FIXED_LINE,

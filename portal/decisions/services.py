@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tortoise.transactions import in_transaction
-
 from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
@@ -56,7 +54,7 @@ from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.locale_codes import fallbacks
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import notify_consent_given, notify_contact_changed
+from portal.outbox.services import forget_contact, notify_consent_given, notify_contact_changed
 from portal.patrons.services import lock_patron
 
 
@@ -173,7 +171,7 @@ async def _decide(
     erased, deletions = 0, None
     step = Step(patron_id, service, now, party, plan.audience)
     if plan.change in (Change.GIVE, Change.RENEW):
-        kept = await _contact_for(patron_id, service, contact, phone_region, now)
+        kept = await _contact_for(erasure, patron_id, service, contact, phone_region, now)
         kind = EventKind.RENEWED if plan.change is Change.RENEW else EventKind.GIVEN
         state = await set_choice(step, state, kind, notice, granted=True)
         await notify_consent_given(patron_id, service, now=now, contact=kept)
@@ -218,14 +216,25 @@ async def choose_messages(
     changed: list[str] = []
     async with erasing() as erasure:
         patron = await lock_patron(patron_id)
-        if patron is not None and party.actor is not Actor.GUARDIAN and _gives(contacts):
+        if patron is None:
+            raise ConsentError(ConsentCode.UNKNOWN_SERVICE)
+        age = await age_for_decision(
+            patron.born_on, patron.jurisdiction, now=now, timezone=timezone
+        )
+        if party.actor is Actor.GUARDIAN:
+            # Before any cell or contact is read: a guardian acts only for a child below the
+            # guardian-consent age, through a link checked in person (a teenager's choices
+            # and number are theirs alone, not even to be probed).
+            if party.guardian_id is None or not await has_verified_link(
+                party.guardian_id, patron_id
+            ):
+                raise DomainError(MinorsCode.NOT_VERIFIED)
+            if age.band is not AgeBand.CHILD:
+                raise ConsentError(ConsentCode.NOT_GUARDIANS_CHOICE)
+        elif _gives(contacts) and age.band is AgeBand.CHILD:
             # Below the guardian-consent age, where a message goes is given by the guardian
             # who turns it on (a child's number is collected with a parent's consent).
-            age = await age_for_decision(
-                patron.born_on, patron.jurisdiction, now=now, timezone=timezone
-            )
-            if age.band is AgeBand.CHILD:
-                raise ConsentError(ConsentCode.GUARDIAN_REQUIRED)
+            raise ConsentError(ConsentCode.GUARDIAN_REQUIRED)
         own = {
             service.id: service
             for service in await all_services()
@@ -240,7 +249,9 @@ async def choose_messages(
                 patron_id=patron_id, service_id__in=list(own)
             ).select_for_update()
         }
-        for cell in cells:
+        # Ticks first, then unticks: a tick moved from one kind to another on the same
+        # channel keeps the number that channel already has.
+        for cell in sorted(cells, key=lambda cell: not cell.ticked):
             service = by_key[cell.key]
             state = states.get(service.id)
             status = state_status(state, service.terms_revision)
@@ -269,7 +280,7 @@ async def choose_messages(
         for channel, raw in contacts.items():
             if raw.strip():
                 await _change_contact_in(
-                    patron_id, group, channel, raw, region=phone_region, now=now
+                    erasure, patron_id, channel, raw, region=phone_region, now=now
                 )
     return changed
 
@@ -278,8 +289,13 @@ def _gives(contacts: dict[str, str]) -> bool:
     return any(raw.strip() for raw in contacts.values())
 
 
-async def _contact_for(
-    patron_id: int, service: PublishedService, given: str | None, region: str, now: datetime
+async def _contact_for(  # noqa: PLR0917 - the one caller names them all
+    erasure: Erasure,
+    patron_id: int,
+    service: PublishedService,
+    given: str | None,
+    region: str,
+    now: datetime,
 ) -> str | None:
     """The contact detail a message choice's messages go to: the one given now (kept), or
     the one kept for its channel. A choice needs one; other services have none."""
@@ -287,7 +303,14 @@ async def _contact_for(
     if channel is None:
         return None
     if given is not None and given.strip():
-        return await keep_contact(patron_id, channel, given, region=region, now=now)
+        # A new number or address typed with a new tick is a change for every choice on
+        # the channel already on: their systems are told too.
+        return (
+            await _change_contact_in(
+                erasure, patron_id, channel, given, region=region, now=now, first=True
+            )
+            or ""
+        )
     kept = await contact_of(patron_id, channel)
     if kept is None:
         raise ContactError(MessagesCode.CONTACT_REQUIRED)
@@ -295,31 +318,41 @@ async def _contact_for(
 
 
 async def change_contact(
-    patron_id: int, group: str, channel: str, raw: str, *, region: str, now: datetime
+    patron_id: int, channel: str, raw: str, *, region: str, now: datetime
 ) -> str:
     """A patron changes the number or address a channel's messages go to, choices untouched:
     only while a message choice on that channel is on (a detail with no purpose is never
     kept). Each system holding it for a choice that is on is told, in the same transaction."""
-    async with in_transaction():
+    async with erasing() as erasure:
         await lock_patron(patron_id)
-        value = await _change_contact_in(patron_id, group, channel, raw, region=region, now=now)
+        value = await _change_contact_in(erasure, patron_id, channel, raw, region=region, now=now)
     if value is None:
         raise ContactError(MessagesCode.CONTACT_UNUSED)
     return value
 
 
 async def _change_contact_in(
-    patron_id: int, group: str, channel: str, raw: str, *, region: str, now: datetime
+    erasure: Erasure,
+    patron_id: int,
+    channel: str,
+    raw: str,
+    *,
+    region: str,
+    now: datetime,
+    first: bool = False,
 ) -> str | None:
     """In the caller's transaction: the detail kept, or None (nothing kept) when no choice
-    on the channel is on."""
-    choices = {choice.id: choice for choice in await channel_choices(group, channel)}
+    on the channel is on, of any messaging service (`first`: one is being turned on now).
+    Each system holding the old detail for a choice that is on is told of the new one."""
+    choices = {choice.id: choice for choice in await channel_choices(channel)}
     on = await ConsentState.filter(patron_id=patron_id, service_id__in=list(choices), granted=True)
-    if not on:
+    if not on and not first:
         return None
     before = await contact_of(patron_id, channel)
     value = await keep_contact(patron_id, channel, raw, region=region, now=now)
-    if value != before:
+    if before is not None and value != before:
+        # The number replaced is erased as any other: out of the requests that carried it.
+        erasure.deleted(await forget_contact(patron_id, before))
         systems: dict[str, int] = {}
         for state in on:
             for system in choices[state.service_id].systems:
@@ -383,27 +416,30 @@ async def carry_over(replaced: Replaced, now: datetime) -> int:
     it covered is erased. Returns the patrons whose consent was carried."""
     old = (await services_by_id([replaced.service_id]))[replaced.service_id]
     choices = await services_by_id(list(replaced.choices))
+    # A replaced service keeps nothing in the portal (publishing refuses one with a store):
+    # ending a paused consent only asks connected systems to delete, so nothing is scrubbed,
+    # and the publication's own transaction holds it all.
+    erasure = Erasure()
     carried = 0
     for candidate in await ConsentState.filter(service_id=old.id, granted=True):
-        async with erasing() as erasure:
-            await lock_patron(candidate.patron_id)
-            state = await relock(candidate)
-            if state is None or not state.granted:
-                continue
-            step = Step(state.patron_id, old, now, SYSTEM_JOB)
-            if state.suspended_at is not None or state.terms_revision != old.terms_revision:
-                await _withdraw(
-                    erasure,
-                    step,
-                    state,
-                    None,
-                    kind=EventKind.EXPIRED,
-                    reason=DeletionReason.EXPIRED,
-                )
-                continue
-            to = [choices[service_id] for service_id in replaced.choices]
-            await carry_state(step, state, to)
-            carried += 1
+        await lock_patron(candidate.patron_id)
+        state = await relock(candidate)
+        if state is None or not state.granted:
+            continue
+        step = Step(state.patron_id, old, now, SYSTEM_JOB)
+        if state.suspended_at is not None or state.terms_revision != old.terms_revision:
+            await _withdraw(
+                erasure, step, state, None, kind=EventKind.EXPIRED, reason=DeletionReason.EXPIRED
+            )
+            continue
+        moved = await carry_state(
+            step, state, [choices[service_id] for service_id in replaced.choices]
+        )
+        for service in moved:
+            # The systems learn each choice now in force, and which service it came from
+            # (the gateway holds the number under that one).
+            await notify_consent_given(state.patron_id, service, now=now, carried_from=old.key)
+        carried += 1
     return carried
 
 

@@ -11,13 +11,19 @@ from datetime import date, datetime
 from portal.catalog.services import PublishedService, all_services, channel_choices
 from portal.consent.models import ConsentState
 from portal.contacts.services import TABLES as CONTACT_TABLES
-from portal.contacts.services import erase_contact
+from portal.contacts.services import contact_of, erase_contact
 from portal.db import Erasure, compact_tables, erasing
 from portal.ledger import details
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, record
+from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import DeletionAsked, request_deletions, request_retention
+from portal.outbox.services import (
+    DeletionAsked,
+    forget_contact,
+    request_deletions,
+    request_retention,
+)
 from portal.stores.base import Cutoff, Retained
 from portal.stores.registry import STORES, TABLES
 
@@ -77,11 +83,16 @@ async def _erase_unused_contact(
     """A message choice just went off: if it was the last on its channel, the number or
     address that channel's messages went to is erased now (an ERASED event naming the
     channel). Returns whether it was."""
-    group = service.choice.group if service.choice else service.key
-    choices = [choice.id for choice in await channel_choices(group, channel)]
+    choices = [choice.id for choice in await channel_choices(channel)]
     if await ConsentState.exists(patron_id=patron_id, service_id__in=choices, granted=True):
         return False
+    # No message goes this way any more: the systems are told to delete the number or
+    # address even when this portal never had it (a choice carried over from a service
+    # whose number only the gateway held).
+    value = await contact_of(patron_id, channel)
     rows = erasure.deleted(await erase_contact(patron_id, channel))
+    if value is not None:
+        erasure.deleted(await forget_contact(patron_id, value))
     if rows:
         await record(
             patron_id,
@@ -92,7 +103,7 @@ async def _erase_unused_contact(
             purposes=service.terms["purposes"],
             detail=details.Erased(rows_deleted=rows, contact=channel),
         )
-    return rows > 0
+    return True
 
 
 async def apply_retention(*, now: datetime, today: date) -> int:
@@ -126,7 +137,8 @@ async def apply_retention(*, now: datetime, today: date) -> int:
 
 async def compact() -> None:
     """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
-    await compact_tables(TABLES + CONTACT_TABLES)
+    # The outbox too: a contact detail erased was rewritten out of the requests that carried it.
+    await compact_tables(TABLES + CONTACT_TABLES + [OutboxMessage._meta.db_table])
 
 
 @dataclass(frozen=True)

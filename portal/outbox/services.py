@@ -147,7 +147,12 @@ async def request_deletions(
 
 
 async def notify_consent_given(
-    patron_id: int, service: PublishedService, *, now: datetime, contact: str | None = None
+    patron_id: int,
+    service: PublishedService,
+    *,
+    now: datetime,
+    contact: str | None = None,
+    carried_from: str | None = None,
 ) -> int:
     """Tell the service's connected systems they may now keep and use the patron's data (the
     SMS gateway may send). Call in the transaction that recorded the consent. `contact`: for
@@ -159,6 +164,8 @@ async def notify_consent_given(
         message = message_of(service.choice)
         if service.choice.channel is not None:
             message["contact"] = contact
+        if carried_from is not None:
+            message["carried_from"] = carried_from
     payload = consent_payload(
         service=service.key,
         patron=await _patron_reference(patron_id),
@@ -195,6 +202,26 @@ async def notify_contact_changed(
             now=now,
         )
     return len(systems)
+
+
+async def forget_contact(patron_id: int, value: str) -> int:
+    """The patron's number or address was erased: it is taken out of every request to
+    connected systems that carried it (kept up to 30 days after delivery; a request still
+    waiting is sent without it). Returns the requests rewritten. In the erasing transaction."""
+    rewritten = 0
+    for message in await OutboxMessage.filter(
+        patron_id=patron_id, kind__in=(MessageKind.CONSENT_GIVEN, MessageKind.CONTACT_CHANGED)
+    ).select_for_update():
+        payload = json.loads(message.body)
+        data = payload.get("data", {})
+        found = data.get("message", {}) if message.kind is MessageKind.CONSENT_GIVEN else data
+        if not isinstance(found, dict) or found.get("contact") != value:
+            continue
+        found["contact"] = None
+        message.body = body_of(payload)
+        await message.save(update_fields=["body"])
+        rewritten += 1
+    return rewritten
 
 
 async def request_retention(service: PublishedService, *, before: date, now: datetime) -> int:

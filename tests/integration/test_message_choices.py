@@ -145,7 +145,8 @@ async def test_text_reminders_become_exactly_the_kinds_their_notice_named() -> N
     await decides(kept.id, "sms_notices", Decision.YES)
     await decides(off.id, "sms_notices", Decision.YES)
     await decides(off.id, "sms_notices", Decision.NO)
-    requests_before = await OutboxMessage.all().count()
+    last = await OutboxMessage.all().order_by("-id").first()
+    requests_before = last.id if last else 0
 
     report = await publish(after())
 
@@ -183,7 +184,14 @@ async def test_text_reminders_become_exactly_the_kinds_their_notice_named() -> N
             ),
         ]
     )
-    assert await OutboxMessage.all().count() == requests_before
+    # The gateway learns each choice now in force, from which service; nothing is deleted.
+    sent_now = await OutboxMessage.filter(id__gt=requests_before).order_by("id")
+    bodies = [json.loads(message.body)["data"] for message in sent_now]
+    assert [(body["service"], body["message"]["carried_from"]) for body in bodies] == [
+        ("messages__hold_filled__sms", "sms_notices"),
+        ("messages__item_due__sms", "sms_notices"),
+    ]
+    assert {message.kind for message in sent_now} == {"consent.given"}
     # The old switch is no longer offered, anywhere.
     assert "sms_notices" not in (await published_catalog()).by_key
     with pytest.raises(ConsentError):
@@ -287,16 +295,98 @@ async def test_a_patron_changes_a_number_without_touching_their_choices():
     await publish(with_gateway())
     patron = await make_patron()
     with pytest.raises(ContactError) as refused:
-        await decisions.change_contact(
-            patron.id, "messages", "sms", "+12015550123", region="US", now=now()
-        )
+        await decisions.change_contact(patron.id, "sms", "+12015550123", region="US", now=now())
     assert refused.value.code is MessagesCode.CONTACT_UNUSED
     await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
     events = await ConsentEvent.filter(patron_id=patron.id).count()
-    await decisions.change_contact(
-        patron.id, "messages", "sms", "201-555-0199", region="US", now=now()
-    )
+    await decisions.change_contact(patron.id, "sms", "201-555-0199", region="US", now=now())
     assert await contact_of(patron.id, "sms") == "+12015550199"
     assert await ConsentEvent.filter(patron_id=patron.id).count() == events
     changed = [body for body in await sent(patron.id) if body["type"] == "contact.changed"]
     assert [body["data"]["contact"] for body in changed] == ["+12015550199"]
+
+
+async def test_the_last_carried_text_choice_off_tells_the_gateway_to_delete_the_number() -> None:
+    """The portal never had this number (the gateway held it under the old service): the
+    deletion request still says it goes."""
+    await publish(before())
+    patron = await make_patron()
+    await decides(patron.id, "sms_notices", Decision.YES)
+    await publish(after())
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.NO, None)
+    await decides_with(patron.id, "messages__item_due__sms", Decision.NO, None)
+    deletions = [body for body in await sent(patron.id) if body["type"] == "deletion.requested"]
+    assert [body["data"]["message"]["contact_erased"] for body in deletions] == [False, True]
+
+
+async def test_an_erased_number_is_taken_out_of_every_request_that_carried_it() -> None:
+    await publish(with_gateway())
+    patron = await make_patron()
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
+    await decisions.change_contact(patron.id, "sms", "+12015550199", region="US", now=now())
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.NO, None)
+    bodies = [message.body for message in await OutboxMessage.filter(patron_id=patron.id)]
+    assert bodies
+    assert not [body for body in bodies if "+1201555" in body]
+
+
+async def test_two_messaging_services_share_one_number_per_channel() -> None:
+    await publish(
+        catalog_text(
+            messages_table("news", kinds=("digest",), channels=("email",)),
+            messages_table("alerts", kinds=("hold_filled",), channels=("email",)),
+        )
+    )
+    patron = await make_patron()
+    await decides_with(patron.id, "news__digest__email", Decision.YES, "a@example.org")
+    await decides_with(patron.id, "alerts__hold_filled__email", Decision.YES, None)
+    await decides_with(patron.id, "news__digest__email", Decision.NO, None)
+    assert await contact_of(patron.id, "email") == "a@example.org"  # alerts still use it
+    await decides_with(patron.id, "alerts__hold_filled__email", Decision.NO, None)
+    assert await contact_of(patron.id, "email") is None
+
+
+async def test_a_new_number_typed_with_a_new_tick_is_a_change_for_the_choices_already_on():
+    await publish(with_gateway())
+    patron = await make_patron()
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
+    await decides_with(patron.id, "messages__item_due__sms", Decision.YES, "+12015550199")
+    changed = [body for body in await sent(patron.id) if body["type"] == "contact.changed"]
+    assert [body["data"]["contact"] for body in changed] == ["+12015550199"]
+
+
+async def test_moving_a_tick_between_kinds_on_one_channel_keeps_its_number() -> None:
+    await publish(with_gateway())
+    patron = await make_patron()
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
+    grid = await reads.message_grid(patron.id, "messages", "en")
+    cells = [
+        decisions.MessageCell(
+            choice.service.key,
+            choice.service.key == "messages__item_due__sms",
+            choice.notice.id,
+            choice.revision,
+        )
+        for choice in grid.choices
+    ]
+    changed = await decisions.choose_messages(
+        patron.id, "messages", cells, {}, locale="en", now=now(), timezone="UTC"
+    )
+    assert sorted(changed) == ["messages__hold_filled__sms", "messages__item_due__sms"]
+    assert await contact_of(patron.id, "sms") == "+12015550123"
+
+
+async def test_a_kind_whose_messages_may_carry_more_asks_again() -> None:
+    await publish(catalog_text(messages_table(), service_table("newsletter")))
+    patron = await make_patron()
+    await decides(patron.id, "messages__hold_filled__sms", Decision.YES)
+    more = catalog_text(messages_table(), service_table("newsletter")).replace(
+        'key = "hold_filled"\nils_name = "Hold_Filled"\ncontains = ["branch"]',
+        'key = "hold_filled"\nils_name = "Hold_Filled"\ncontains = ["branch", "pickup_by"]',
+    )
+    report = await publish(more)
+    assert report.changes["messages__hold_filled__sms"] is Change.MATERIAL
+    assert report.changes["messages__item_due__sms"] is Change.UNCHANGED
+    assert await statuses(patron.id, ["messages__hold_filled__sms"]) == {
+        "messages__hold_filled__sms": Status.NEEDS_RENEWAL
+    }

@@ -114,3 +114,21 @@ async def test_a_guardian_sees_a_messaging_service_as_one_grid() -> None:
     assert isinstance(grid, reads.MessageGrid)
     assert grid.channels == ("email", "sms", "phone")
     assert [row.title for row in grid.rows] == ["hold_filled en notice", "item_due en notice"]
+
+
+async def test_a_guardian_can_neither_change_a_teenagers_number_nor_probe_their_choices() -> None:
+    await publish(catalog_text(messages_table()))
+    teen, guardian, link_id = await child_and_guardian(date(2011, 3, 3))  # 15 on NOW
+    assert await choose_messages(
+        teen.id, "messages", await cells(teen.id, {HOLD_BY_TEXT}), {"sms": NUMBER},
+        locale="en", now=NOW, timezone=TZ, phone_region="US",
+    ) == [HOLD_BY_TEXT]  # fmt: skip
+    events = await ConsentEvent.filter(patron_id=teen.id).count()
+    # Nothing ticked or unticked: only a new number, then a probe of a choice that is on.
+    for on in (set(), {HOLD_BY_TEXT}):
+        with pytest.raises(ConsentError, match="not_guardians_choice"):
+            await guardian_saves(guardian.id, link_id, teen.id, on, sms="(201) 555-0199")
+    with pytest.raises(ConsentError, match="not_guardians_choice"):
+        await guardian_saves(guardian.id, link_id, teen.id, {HOLD_BY_TEXT})
+    assert await contact_of(teen.id, "sms") == "+12015550123"
+    assert await ConsentEvent.filter(patron_id=teen.id).count() == events

@@ -8,6 +8,7 @@ import pytest
 
 from portal.catalog.parsing import parse_catalog
 from portal.catalog.policy import CatalogError, Terms, is_material_change
+from portal.contacts.policy import ContactError, normalised
 from tests.factories import catalog_text, messages_table, service_table
 
 STORES = ("reading_history", "saved_lists")
@@ -131,3 +132,36 @@ def test_every_locale_needs_every_kinds_words() -> None:
     )
     assert broken != text
     assert any("notice.fr.kinds.item_due" in p for p in problems(broken, ("en", "fr")))
+
+
+@pytest.mark.parametrize(
+    ("channel", "typed", "kept"),
+    [
+        ("sms", "(201) 555-0123", "+12015550123"),
+        ("sms", "+44 7911 123456", "+447911123456"),
+        ("sms", "٢٠١٥٥٥٠١٢٣", "+12015550123"),  # Arabic-Indic digits
+        ("email", "Reader@Example.org", "Reader@example.org"),
+        ("email", "reader@bücher.example", "reader@xn--bcher-kva.example"),
+    ],
+)
+def test_a_contact_detail_is_kept_in_the_form_every_system_can_use(
+    channel: str, typed: str, kept: str
+) -> None:
+    assert normalised(channel, typed, region="US") == kept
+
+
+@pytest.mark.parametrize(
+    ("channel", "typed"),
+    [
+        ("sms", "+"),
+        ("sms", "12"),
+        ("phone", "(201) 555-0123 ext. 45"),  # an extension E.164 cannot carry
+        ("sms", "9" * 300),
+        ("email", "me@"),
+        ("email", "lecteur.é@example.org"),  # a non-ASCII local part many mailers refuse
+        ("email", "Name <a@example.org>"),
+    ],
+)
+def test_a_contact_detail_that_cannot_be_used_is_refused(channel: str, typed: str) -> None:
+    with pytest.raises(ContactError):
+        normalised(channel, typed, region="US")
