@@ -46,6 +46,7 @@ from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
 from tests.benchmarks.sip2_signin import bench_signin
+from tests.benchmarks.tail_probe import bench_tail
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
 from tests.support import LOOPBACK_URL, free_port
@@ -229,6 +230,8 @@ def main(engine: str, only: str = "") -> None:
             bench_check(
                 asyncio.run(create_database(cluster, "bench_check")), "postgres", CATALOG, LOCALES
             )
+        if only == "tail":  # not part of a whole run: its figures are in the closing note
+            bench_tail(asyncio.run(create_database(cluster, "bench_tail")), CATALOG, LOCALES)
         if wanted("scale"):
             bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
         if wanted("import"):
