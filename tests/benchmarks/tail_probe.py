@@ -136,9 +136,12 @@ def probed_portal() -> Starlette:
     variant = os.environ.get("BENCH_TAIL_VARIANT", "as served")
     if variant.startswith("pool "):
         os.environ["PORTAL_DATABASE_URL"] += f"?maxsize={variant.split()[1]}"
+    if variant == "before":  # Tortoise's default pool, as the portal had it
+        os.environ["PORTAL_DATABASE_URL"] += "?maxsize=5"
     if variant == "caches hourly":
         catalog_services._SNAPSHOT_TTL_SECONDS = 3600.0
-    # The two changes this probe led to, undone one at a time, to see what each is worth.
+    # The changes this probe led to, undone one at a time ("pool 5" for the third), or all
+    # at once ("before"), to see what each is worth.
     if variant in ("before", "catalog stampede"):
         catalog_services._checking = _NeverChecking()
     if variant in ("before", "gc not frozen"):
@@ -146,8 +149,6 @@ def probed_portal() -> Starlette:
     app = from_environment()
     if variant == "caches hourly":
         app.state.client_standings.refresh_seconds = 3600.0
-    if variant == "gc frozen":
-        gc.freeze()
     # ClientStandings took its loader when the app was made: time it there.
     standings = app.state.client_standings
     standings.load = _timed("client standings re-read", standings.load)
@@ -175,7 +176,9 @@ def bench_tail(database_url: str, catalog: str, locales: tuple[str, ...]) -> Non
     """The single check at 32 connections on PostgreSQL, served with the probes: where the
     slowest checks spent their time."""
     cards = asyncio.run(_small_library(database_url, catalog, locales))
-    variants = os.environ.get("BENCH_TAIL_VARIANTS", "as served").split(",")
+    variants = os.environ.get(
+        "BENCH_TAIL_VARIANTS", "before,as served,pool 5,catalog stampede,gc not frozen"
+    ).split(",")
     for variant in variants:
         url = database_url
         env = {
