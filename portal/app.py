@@ -132,7 +132,7 @@ def _freeze_what_startup_made() -> None:
     """Once per process, when the app has started: the objects made so far (modules, routes,
     templates, the ORM's models) live as long as the process, so the garbage collector's full
     passes stop scanning them (gc.freeze). Such a pass took 25-45 ms with them, a pause every
-    few seconds for every request in flight; about 2 ms without (README, "Performance")."""
+    few seconds for every request in flight; about 1 ms without (README, "Performance")."""
     if not _frozen:
         gc.collect()
         gc.freeze()
