@@ -47,7 +47,7 @@ from portal.staff import oidc
 from portal.staff import views as staff_views
 from portal.stores import registry as stores
 from portal.stores import views as store_views
-from portal.web.access_log import AccessLogMiddleware
+from portal.web.access_log import AccessLogMiddleware, write_queued_lines
 from portal.web.failures import FailureLog
 from portal.web.headers import SecurityHeadersMiddleware, security_headers
 from portal.web.limits import BodyLimitMiddleware
@@ -172,6 +172,7 @@ def create_app(settings: Settings) -> Starlette:
             finally:
                 if app.state.ils is not None:
                     await app.state.ils.close()
+                write_queued_lines()  # every request has been answered by now
 
     app = _Portal(
         routes=[

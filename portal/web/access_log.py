@@ -190,6 +190,15 @@ def _queued() -> QueuedAccessLog | None:
     return None
 
 
+def write_queued_lines() -> None:
+    """Called when the app stops. uvicorn ends a worker stopped by SIGTERM by raising the
+    signal again once it has shut down, so the process ends without Python's exit handlers
+    (logging's among them): the lines still queued are written here, or they were lost."""
+    queued = _queued()
+    if queued is not None:
+        queued.flush()
+
+
 def log_request(method: str, route: str | None, status: int, started: float) -> None:
     """`route` is the route's template, never the raw path: nothing a client typed reaches the
     log (no forged lines from an encoded newline, no card number in an unknown path).

@@ -93,3 +93,18 @@ def test_a_line_reaches_the_log_within_a_second_of_its_request(
         while b"GET (no route) 404" not in log.read_bytes():
             assert time.monotonic() - answered < 1.9, "not in the log a second later"
             time.sleep(0.02)
+
+
+def test_a_stopped_server_has_written_every_line(
+    environment: dict[str, str], tmp_path: Path
+) -> None:
+    # uvicorn stops on SIGTERM, then raises the signal again: the process ends without
+    # Python's exit handlers, so the lines still queued are written when the app stops.
+    log = tmp_path / "portal.log"
+    with log.open("wb") as stderr, serving(environment, stderr) as (url, process):
+        with httpx.Client(base_url=url) as client:
+            for _ in range(200):
+                assert client.get("/no-such-page").status_code == 404
+        process.terminate()
+        process.wait(timeout=15)
+    assert log.read_bytes().count(b"GET (no route) 404") == 200
