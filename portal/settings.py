@@ -76,7 +76,9 @@ class Settings:
     database_url: str = _setting(
         "",
         "PORTAL_DATABASE_URL",
-        "Database URL: `sqlite://PATH` or `postgres://user:pass@host:port/db`.",
+        "Database URL: `sqlite://PATH` or `postgres://user:pass@host:port/db`. On PostgreSQL "
+        "each worker keeps up to 16 connections; `?maxsize=N` at the end of the URL sets "
+        "another number.",
         shown="`sqlite://` + the data folder + `/portal.sqlite3`",
     )
     secret_key: str = field(

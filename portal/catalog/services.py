@@ -112,12 +112,25 @@ class CatalogSnapshot:
 _SNAPSHOT_TTL_SECONDS = 5.0
 # (checked at, the publication it shows, the snapshot)
 _snapshot: list[tuple[float, int | None, CatalogSnapshot]] = []
+# Whether a request is asking right now. The others go on with the snapshot they have until
+# it answers: at 32 concurrent checks, every request that found the snapshot stale asked
+# the same question at once, took a pooled connection each, and made the slowest checks
+# of the whole run wait behind them (README, "Performance").
+_checking: list[bool] = [False]
 
 
 async def published_catalog() -> CatalogSnapshot:
     clock = time.monotonic()
-    if _snapshot and clock - _snapshot[0][0] < _SNAPSHOT_TTL_SECONDS:
+    if _snapshot and (clock - _snapshot[0][0] < _SNAPSHOT_TTL_SECONDS or _checking[0]):
         return _snapshot[0][2]
+    _checking[0] = True
+    try:
+        return await _check_publication(clock)
+    finally:
+        _checking[0] = False
+
+
+async def _check_publication(clock: float) -> CatalogSnapshot:
     latest = await Publication.all().order_by("-id").first()
     latest_id = latest.id if latest else None
     if _snapshot and _snapshot[0][1] == latest_id:
@@ -156,6 +169,7 @@ async def library_jurisdiction() -> JurisdictionPolicy:
 
 def forget_published_catalog() -> None:
     _snapshot.clear()
+    _checking[0] = False
 
 
 def _published_service(service: Service) -> PublishedService:

@@ -7,15 +7,18 @@
 2. Withdrawal-with-erasure latency for a patron with 10,000 history entries on PostgreSQL
    (target: p99 under 100 ms).
 3. The consent check for library systems (tests/benchmarks/consent_check.py): single
-   checks against a bare raw lookup, timed and counted in instructions (valgrind), a batch
-   of 100, worker memory, and at scale on PostgreSQL (1,000,000 patrons, 20,000,000 ledger
-   events).
+   checks as `portal serve` runs them (access log on) against a bare raw lookup, timed
+   (rate, p50, p99) and counted in instructions (valgrind), a batch of 100, worker memory,
+   `portal serve --workers 2` against one worker, and at scale on PostgreSQL (1,000,000
+   patrons, 20,000,000 ledger events).
 4. Sign-ins per second through the library system over SIP2 (tests/benchmarks/sip2_signin.py,
    against the pysip2 stand-in on loopback) next to sign-ins with a portal PIN, on SQLite.
 5. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
 
-`python -m tests.benchmarks sqlite|postgres [import|check|signin|scale]` runs only that part;
+`python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale]` runs only that
+part; `python -m tests.benchmarks postgres tail` probes where slow checks wait on PostgreSQL
+(tests/benchmarks/tail_probe.py; not part of a whole run);
 BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
@@ -46,6 +49,7 @@ from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
 from tests.benchmarks.sip2_signin import bench_signin
+from tests.benchmarks.tail_probe import bench_tail
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
 from tests.support import LOOPBACK_URL, free_port
@@ -229,6 +233,8 @@ def main(engine: str, only: str = "") -> None:
             bench_check(
                 asyncio.run(create_database(cluster, "bench_check")), "postgres", CATALOG, LOCALES
             )
+        if only == "tail":  # not part of a whole run: its figures are in the closing note
+            bench_tail(asyncio.run(create_database(cluster, "bench_tail")), CATALOG, LOCALES)
         if wanted("scale"):
             bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
         if wanted("import"):

@@ -3,6 +3,7 @@ bad input publishes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -224,3 +225,24 @@ async def test_notice_versions_published_as_tl_keep_working_as_fil() -> None:
     report = await publish(text, ("en", "fil"))
     assert set(report.changes.values()) == {Change.UNCHANGED}
     assert await NoticeVersion.filter(locale="fil").count() == 0
+
+
+async def test_requests_that_find_the_snapshot_stale_ask_the_database_once(monkeypatch) -> None:
+    """At 32 concurrent checks every request that found it stale asked at once, each on a
+    pooled connection of its own: the slowest checks of a PostgreSQL run waited behind them."""
+    await publish(standard_catalog())
+    forget_published_catalog()
+    first = await published_catalog()
+    asked = []
+    original = Publication.all
+
+    def counted_all(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Publication, "all", counted_all)
+    # The snapshot's few seconds are up.
+    monkeypatch.setattr(catalog_services, "_SNAPSHOT_TTL_SECONDS", 0.0)
+    snapshots = await asyncio.gather(*(published_catalog() for _ in range(32)))
+    assert len(asked) == 1
+    assert all(snapshot is first for snapshot in snapshots)  # nothing was published since
