@@ -1,0 +1,177 @@
+"""What library systems may read of patrons' message choices (/api/v1/message-preferences):
+per patron, the kinds of message by channel that are on now, by the library system's own
+names, and when asked the contact detail of each channel in use. "On" is the consent check's
+rule (portal.consent.policy.check_answer): given, not paused, under the current notice, and
+offered at the patron's age; so a guardian's rules and a paused choice count as they do there.
+A batch costs one query for the patrons and their choices, and one for contact details,
+whatever its size."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from portal.catalog.jurisdiction import is_offered
+from portal.catalog.services import PublishedService, published_catalog
+from portal.consent.policy import CheckAnswer, check_answer
+from portal.contacts.services import contacts_of
+from portal.db import fetch_rows
+
+
+@dataclass(frozen=True)
+class PatronAsked:
+    """One patron as a library system names them: by their reference (what connected systems
+    are told), or by their card's keyed hash (portal.patrons.services.card_lookup)."""
+
+    reference: str | None = None
+    card_lookup: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageOn:
+    """One kind of message by one channel the patron agreed to, as the library system
+    names it, with what it may carry and whether it may name the title and author."""
+
+    group: str  # the messaging service's key
+    kind: str  # the library system's own name for it (Koha: Hold_Filled)
+    channel: str
+    contains: tuple[str, ...]
+    titles: bool
+
+
+@dataclass(frozen=True)
+class Preferences:
+    patron: str  # the patron's reference
+    messages: tuple[MessageOn, ...]
+    # Per channel of a message that is on; None when the caller may not read them.
+    contacts: dict[str, str] | None = None
+
+
+# Each patron asked, with the choices they turned on (given, whether paused or not: the rule
+# decides). `s.granted` alone is a true test on both engines (an integer in SQLite).
+_QUERY = (
+    "SELECT p.id, p.reference, p.card_lookup, p.born_on, s.service_id, s.terms_revision, "
+    "s.suspended_at IS NOT NULL AS suspended FROM patron p LEFT JOIN consent_state s "
+    "ON s.patron_id = p.id AND s.granted AND s.service_id IN ({services}) WHERE {patrons}"
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _query(services: int, references: int, lookups: int) -> str:
+    """One text per shape, so the driver's statement cache prepares each shape once. A patron
+    made before references had a key of their own is known by their card's keyed hash."""
+
+    def marks(count: int) -> str:
+        return ", ".join("?" * count)
+
+    patrons = [f"p.card_lookup IN ({marks(lookups)})"]
+    if references:
+        patrons.insert(0, f"p.reference IN ({marks(references)})")
+    return _QUERY.format(
+        # No messaging service published: an empty list is no SQL, and no state can match -1.
+        services=marks(services) if services else "-1",
+        patrons=" OR ".join(patrons),
+    )
+
+
+async def message_preferences(
+    asked: list[PatronAsked], *, today: date, with_contacts: bool
+) -> list[Preferences | None]:
+    """Each patron's choices in the order asked, None for a patron the portal does not know."""
+    if not asked:
+        return []
+    choices = [s for s in (await published_catalog()).services if s.choice is not None]
+    references = sorted({one.reference for one in asked if one.reference})
+    # A reference may also be a patron's card lookup, for accounts made before references.
+    lookups = sorted({one.card_lookup for one in asked if one.card_lookup} | set(references))
+    rows = await fetch_rows(
+        _query(len(choices), len(references), len(lookups)),
+        *(service.id for service in choices),
+        *references,
+        *lookups,
+    )
+    patrons: dict[int, dict[str, Any]] = {}
+    given: dict[int, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        patrons[row["id"]] = row
+        if row["service_id"] is not None:
+            given.setdefault(row["id"], {})[row["service_id"]] = row
+    by_reference = {row["reference"]: row["id"] for row in patrons.values() if row["reference"]}
+    for row in patrons.values():
+        if row["reference"] is None:
+            by_reference.setdefault(row["card_lookup"], row["id"])
+    by_lookup = {row["card_lookup"]: row["id"] for row in patrons.values()}
+    found = [
+        by_reference.get(one.reference) if one.reference else by_lookup.get(one.card_lookup or "")
+        for one in asked
+    ]
+    answers = {
+        patron_id: _messages_on(choices, given.get(patron_id, {}), _born_on(row), today)
+        for patron_id, row in patrons.items()
+    }
+    contacts: dict[int, dict[str, str]] = {}
+    if with_contacts and (using := [pid for pid, on in answers.items() if on]):
+        contacts = await contacts_of(using)
+    return [
+        None
+        if patron_id is None
+        else Preferences(
+            patrons[patron_id]["reference"] or patrons[patron_id]["card_lookup"],
+            answers[patron_id],
+            _in_use(contacts.get(patron_id, {}), answers[patron_id]) if with_contacts else None,
+        )
+        for patron_id in found
+    ]
+
+
+def _messages_on(
+    choices: list[PublishedService],
+    given: dict[int, dict[str, Any]],
+    born_on: date | None,
+    today: date,
+) -> tuple[MessageOn, ...]:
+    on = {
+        service.id
+        for service in choices
+        if service.id in given
+        and check_answer(
+            granted=True,
+            suspended=bool(given[service.id]["suspended"]),
+            current_terms=given[service.id]["terms_revision"] == service.terms_revision,
+            offered=is_offered(service.minimum_age, born_on, today),
+        )
+        is CheckAnswer.ON
+    }
+    titles = {
+        service.choice.group
+        for service in choices
+        if service.choice is not None and service.choice.is_titles and service.id in on
+    }
+    return tuple(
+        MessageOn(
+            group=service.choice.group,
+            kind=service.choice.ils_name or service.choice.kind,
+            channel=service.choice.channel,
+            contains=service.choice.contains,
+            titles=service.choice.group in titles,
+        )
+        for service in choices
+        if service.id in on
+        and service.choice is not None
+        and service.choice.kind is not None
+        and service.choice.channel is not None
+    )
+
+
+def _in_use(contacts: dict[str, str], messages: tuple[MessageOn, ...]) -> dict[str, str]:
+    """Only the details a message that is on goes to: a channel whose choices are all paused
+    keeps its detail for the patron, but no system needs it until one is on again."""
+    channels = {message.channel for message in messages}
+    return {channel: value for channel, value in sorted(contacts.items()) if channel in channels}
+
+
+def _born_on(row: dict[str, Any]) -> date | None:
+    value = row["born_on"]
+    return date.fromisoformat(value) if isinstance(value, str) else value
