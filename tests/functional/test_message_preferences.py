@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from portal.api.access import Scope
+from portal.api.openapi import document
 from portal.api.reads import PatronAsked, message_preferences
 from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent.models import ConsentState
@@ -288,3 +291,38 @@ async def test_the_query_count_does_not_grow_with_the_batch(
         return sum(1 for r in caplog.records if r.name == "tortoise.db_client")
 
     assert await statements(1) == await statements(100) == 2  # the choices, the contacts
+
+
+def matches_the_document(body: Any, schema: str) -> list[str]:
+    """What in `body` the OpenAPI document's schema `schema` does not allow (its $refs
+    resolved within the document)."""
+    validator = jsonschema_rs.validator_for(
+        {**document(), "$ref": f"#/components/schemas/{schema}"}
+    )
+    return [error.message for error in validator.iter_errors(body)]
+
+
+async def test_every_answer_is_as_the_openapi_document_says(portal) -> None:
+    """The live schemathesis run (tests/system/test_api_schema.py) serves the demo catalog,
+    which has no messaging service: the answers with messages, titles and contacts are
+    checked against the document here."""
+    await publish(catalog())
+    patron = await make_patron()
+    await decides(patron.id, HOLD_BY_TEXT, Decision.YES)
+    await decides(patron.id, "messages__item_due__email", Decision.YES)
+    await decides(patron.id, "messages__titles", Decision.YES)
+    headers = await readers(Scope.PREFERENCES_READ, Scope.CONTACTS_READ)
+    one = await get(portal, reference(patron), headers)
+    assert len(one.json()["messages"]) == 2
+    assert one.json()["contacts"]
+    assert matches_the_document(one.json(), "MessagePreferences") == []
+    asked = [
+        {"patron": reference(patron)},
+        {"patron": patron_reference(SECRET, "29999999999")},
+        {"card_number": "12"},
+    ]
+    assert matches_the_document({"patrons": asked}, "MessagePreferencesBatch") == []
+    batch = await post(portal, asked, headers)
+    assert matches_the_document(batch.json(), "MessagePreferencesBatchAnswer") == []
+    # The check can fail: an answer the document does not allow is named.
+    assert matches_the_document({**one.json(), "patron": patron.card}, "MessagePreferences")
