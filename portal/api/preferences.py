@@ -6,6 +6,7 @@ preferences:read; the contact detail of each channel in use only with contacts:r
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from starlette.requests import Request
@@ -14,7 +15,7 @@ from starlette.routing import Route
 
 from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
 from portal.api.policy import MAX_PATRONS, ApiError, looks_like_reference
-from portal.api.reads import PatronAsked, Preferences, message_preferences
+from portal.api.reads import MessageOn, PatronAsked, Preferences, message_preferences
 from portal.clock import local_date, utcnow
 from portal.errors import ApiCode, DomainError, ErrorCode, PatronCode
 from portal.patrons.services import PatronError, card_lookup
@@ -23,19 +24,23 @@ from portal.web.requests import settings_of
 PATH = "/api/v1/message-preferences"
 
 
+@functools.lru_cache(maxsize=1024)
+def _message_json(message: MessageOn) -> dict[str, Any]:
+    """The same few messages for every patron: each written once (and never changed after:
+    every answer holding it only encodes it)."""
+    return {
+        "group": message.group,
+        "kind": message.kind,
+        "channel": message.channel,
+        "contains": list(message.contains),
+        "titles": message.titles,
+    }
+
+
 def as_json(found: Preferences) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "patron": found.patron,
-        "messages": [
-            {
-                "group": message.group,
-                "kind": message.kind,
-                "channel": message.channel,
-                "contains": list(message.contains),
-                "titles": message.titles,
-            }
-            for message in found.messages
-        ],
+        "messages": [_message_json(message) for message in found.messages],
     }
     if found.contacts is not None:
         answer["contacts"] = found.contacts

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from portal.catalog.jurisdiction import is_offered
+from portal.catalog.policy import MessageChoice
 from portal.catalog.services import PublishedService, published_catalog
 from portal.consent.policy import CheckAnswer, check_answer
 from portal.contacts.services import contacts_of
@@ -49,17 +50,18 @@ class Preferences:
     contacts: dict[str, str] | None = None
 
 
-# Each patron asked, with the choices they turned on (given, whether paused or not: the rule
-# decides). `s.granted` alone is a true test on both engines (an integer in SQLite).
+# Each patron asked, with every consent they gave (paused or not: the rule decides; those
+# that are not message choices are left out after). `s.granted` alone is a true test on
+# both engines (an integer in SQLite).
 _QUERY = (
     "SELECT p.id, p.reference, p.card_lookup, p.born_on, s.service_id, s.terms_revision, "
     "s.suspended_at IS NOT NULL AS suspended FROM patron p LEFT JOIN consent_state s "
-    "ON s.patron_id = p.id AND s.granted AND s.service_id IN ({services}) WHERE {patrons}"
+    "ON s.patron_id = p.id AND s.granted WHERE {patrons}"
 )
 
 
 @functools.lru_cache(maxsize=512)
-def _query(services: int, references: int, lookups: int) -> str:
+def _query(references: int, lookups: int) -> str:
     """One text per shape, so the driver's statement cache prepares each shape once. A patron
     made before references had a key of their own is known by their card's keyed hash."""
 
@@ -69,11 +71,7 @@ def _query(services: int, references: int, lookups: int) -> str:
     patrons = [f"p.card_lookup IN ({marks(lookups)})"]
     if references:
         patrons.insert(0, f"p.reference IN ({marks(references)})")
-    return _QUERY.format(
-        # No messaging service published: an empty list is no SQL, and no state can match -1.
-        services=marks(services) if services else "-1",
-        patrons=" OR ".join(patrons),
-    )
+    return _QUERY.format(patrons=" OR ".join(patrons))
 
 
 async def message_preferences(
@@ -82,21 +80,16 @@ async def message_preferences(
     """Each patron's choices in the order asked, None for a patron the portal does not know."""
     if not asked:
         return []
-    choices = [s for s in (await published_catalog()).services if s.choice is not None]
+    choices = {s.id: s for s in (await published_catalog()).services if s.choice is not None}
     references = sorted({one.reference for one in asked if one.reference})
     # A reference may also be a patron's card lookup, for accounts made before references.
     lookups = sorted({one.card_lookup for one in asked if one.card_lookup} | set(references))
-    rows = await fetch_rows(
-        _query(len(choices), len(references), len(lookups)),
-        *(service.id for service in choices),
-        *references,
-        *lookups,
-    )
+    rows = await fetch_rows(_query(len(references), len(lookups)), *references, *lookups)
     patrons: dict[int, dict[str, Any]] = {}
     given: dict[int, dict[int, dict[str, Any]]] = {}
     for row in rows:
         patrons[row["id"]] = row
-        if row["service_id"] is not None:
+        if row["service_id"] in choices:
             given.setdefault(row["id"], {})[row["service_id"]] = row
     by_reference = {row["reference"]: row["id"] for row in patrons.values() if row["reference"]}
     for row in patrons.values():
@@ -127,41 +120,43 @@ async def message_preferences(
 
 
 def _messages_on(
-    choices: list[PublishedService],
+    choices: dict[int, PublishedService],
     given: dict[int, dict[str, Any]],
     born_on: date | None,
     today: date,
 ) -> tuple[MessageOn, ...]:
-    on = {
-        service.id
-        for service in choices
-        if service.id in given
+    """`choices`: the published message choices by id; `given`: the
+    patron's choices they said yes to (a few of them), by service id."""
+    on = [
+        service
+        for service_id, state in given.items()
+        if (service := choices[service_id]).choice is not None
         and check_answer(
             granted=True,
-            suspended=bool(given[service.id]["suspended"]),
-            current_terms=given[service.id]["terms_revision"] == service.terms_revision,
+            suspended=bool(state["suspended"]),
+            current_terms=state["terms_revision"] == service.terms_revision,
             offered=is_offered(service.minimum_age, born_on, today),
         )
         is CheckAnswer.ON
-    }
-    titles = {
-        service.choice.group
-        for service in choices
-        if service.choice is not None and service.choice.is_titles and service.id in on
-    }
+    ]
+    on.sort(key=lambda service: service.position)
+    titles = {s.choice.group for s in on if s.choice is not None and s.choice.is_titles}
     return tuple(
-        MessageOn(
-            group=service.choice.group,
-            kind=service.choice.ils_name or service.choice.kind,
-            channel=service.choice.channel,
-            contains=service.choice.contains,
-            titles=service.choice.group in titles,
-        )
-        for service in choices
-        if service.id in on
-        and service.choice is not None
-        and service.choice.kind is not None
-        and service.choice.channel is not None
+        _message_on(choice, choice.group in titles)
+        for service in on
+        if (choice := service.choice) is not None and not choice.is_titles
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _message_on(choice: MessageChoice, titles: bool) -> MessageOn:
+    """The same few answers for every patron: made once each."""
+    return MessageOn(
+        group=choice.group,
+        kind=choice.ils_name or choice.kind or "",
+        channel=choice.channel or "",
+        contains=choice.contains,
+        titles=titles,
     )
 
 

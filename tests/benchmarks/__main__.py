@@ -14,8 +14,12 @@
    against the pysip2 stand-in on loopback) next to sign-ins with a portal PIN, on SQLite.
 5. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
+6. The message-preferences API (tests/benchmarks/message_preferences.py): a batch of 100
+   patrons with contact details, p99 (target < 20 ms), and the statements a request costs by
+   batch size (constant), on SQLite and on PostgreSQL.
 
-`python -m tests.benchmarks sqlite|postgres [import|check|signin|scale]` runs only that part;
+`python -m tests.benchmarks sqlite|postgres [import|check|signin|scale|preferences]` runs
+only that part;
 BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
@@ -45,6 +49,7 @@ from portal.decisions import services as decisions
 from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
+from tests.benchmarks.message_preferences import bench_preferences
 from tests.benchmarks.sip2_signin import bench_signin
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
 from tests.pg import throwaway_cluster
@@ -208,7 +213,7 @@ def main(engine: str, only: str = "") -> None:
         with tempfile.TemporaryDirectory() as folder:
             urls = [
                 f"sqlite://{folder}/{name}.sqlite3"
-                for name in ("bench", "check", "import", "codes", "signin")
+                for name in ("bench", "check", "import", "codes", "signin", "preferences")
             ]
             for url in urls:
                 asyncio.run(apply_migrations(url))
@@ -218,6 +223,8 @@ def main(engine: str, only: str = "") -> None:
                 bench_check(urls[1], "sqlite", CATALOG, LOCALES)
             if wanted("signin"):
                 bench_signin(urls[4], "sqlite", CATALOG, LOCALES)
+            if wanted("preferences"):
+                bench_preferences(urls[5], "sqlite", LOCALES)
             if wanted("import"):
                 bench_import(urls[2:4], "sqlite", Path(folder))
         return
@@ -228,6 +235,10 @@ def main(engine: str, only: str = "") -> None:
         if wanted("check"):
             bench_check(
                 asyncio.run(create_database(cluster, "bench_check")), "postgres", CATALOG, LOCALES
+            )
+        if wanted("preferences"):
+            bench_preferences(
+                asyncio.run(create_database(cluster, "bench_preferences")), "postgres", LOCALES
             )
         if wanted("scale"):
             bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
