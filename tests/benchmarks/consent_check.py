@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 from starlette.applications import Starlette
@@ -148,6 +149,12 @@ def wrk(
     connections: int = 32,
     server: Server | None = None,
 ) -> WrkRun:
+    # wrk formats these requests as its script loads, before it knows the host: without a
+    # Host header of their own they carry none, which the portal refuses (400).
+    host = {"Host": urlsplit(url).netloc}
+    requests = [
+        (method, path, {**host, **headers}, body) for method, path, headers, body in requests
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua(requests))
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "--latency", "-s", script.name]
