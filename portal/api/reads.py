@@ -15,7 +15,7 @@ from typing import Any
 
 from portal.catalog.jurisdiction import is_offered
 from portal.catalog.policy import MessageChoice
-from portal.catalog.services import PublishedService, published_catalog
+from portal.catalog.services import CatalogSnapshot, published_catalog
 from portal.consent.policy import CheckAnswer, check_answer
 from portal.contacts.services import contacts_of
 from portal.db import fetch_rows
@@ -80,7 +80,7 @@ async def message_preferences(
     """Each patron's choices in the order asked, None for a patron the portal does not know."""
     if not asked:
         return []
-    choices = {s.id: s for s in (await published_catalog()).services if s.choice is not None}
+    choices = _choices(await published_catalog())
     references = sorted({one.reference for one in asked if one.reference})
     # A reference may also be a patron's card lookup, for accounts made before references.
     lookups = sorted({one.card_lookup for one in asked if one.card_lookup} | set(references))
@@ -119,44 +119,82 @@ async def message_preferences(
     ]
 
 
-def _messages_on(
-    choices: dict[int, PublishedService],
-    given: dict[int, dict[str, Any]],
-    born_on: date | None,
-    today: date,
-) -> tuple[MessageOn, ...]:
-    """`choices`: the published message choices by id; `given`: the
-    patron's choices they said yes to (a few of them), by service id."""
-    on = [
-        service
-        for service_id, state in given.items()
-        if (service := choices[service_id]).choice is not None
-        and check_answer(
-            granted=True,
-            suspended=bool(state["suspended"]),
-            current_terms=state["terms_revision"] == service.terms_revision,
-            offered=is_offered(service.minimum_age, born_on, today),
+@dataclass(frozen=True)
+class _Choice:
+    """A published message choice, with what the rule needs and both answers it can give
+    (None for the titles choice, which is said with each message instead)."""
+
+    position: int
+    terms_revision: int
+    minimum_age: int | None
+    group: str
+    plain: MessageOn | None
+    titled: MessageOn | None
+
+
+# The choices of the catalog snapshot in memory, made once per publication, not per request.
+_CHOICES: list[tuple[CatalogSnapshot, dict[int, _Choice]]] = []
+
+
+def _choices(catalog: CatalogSnapshot) -> dict[int, _Choice]:
+    if _CHOICES and _CHOICES[0][0] is catalog:
+        return _CHOICES[0][1]
+    choices = {}
+    for service in catalog.services:
+        choice = service.choice
+        if choice is None:
+            continue
+        pair = choice.kind is not None and choice.channel is not None
+        choices[service.id] = _Choice(
+            position=service.position,
+            terms_revision=service.terms_revision,
+            minimum_age=service.minimum_age,
+            group=choice.group,
+            plain=_message_on(choice, titles=False) if pair else None,
+            titled=_message_on(choice, titles=True) if pair else None,
         )
-        is CheckAnswer.ON
-    ]
-    on.sort(key=lambda service: service.position)
-    titles = {s.choice.group for s in on if s.choice is not None and s.choice.is_titles}
-    return tuple(
-        _message_on(choice, choice.group in titles)
-        for service in on
-        if (choice := service.choice) is not None and not choice.is_titles
-    )
+    _CHOICES[:] = [(catalog, choices)]
+    return choices
 
 
-@functools.lru_cache(maxsize=1024)
-def _message_on(choice: MessageChoice, titles: bool) -> MessageOn:
-    """The same few answers for every patron: made once each."""
+def _message_on(choice: MessageChoice, *, titles: bool) -> MessageOn:
     return MessageOn(
         group=choice.group,
         kind=choice.ils_name or choice.kind or "",
         channel=choice.channel or "",
         contains=choice.contains,
         titles=titles,
+    )
+
+
+def _messages_on(
+    choices: dict[int, _Choice],
+    given: dict[int, dict[str, Any]],
+    born_on: date | None,
+    today: date,
+) -> tuple[MessageOn, ...]:
+    """`given`: the message choices the patron said yes to (a few), by service id."""
+    on = [
+        choice
+        for service_id, state in given.items()
+        if check_answer(
+            granted=True,
+            suspended=bool(state["suspended"]),
+            current_terms=state["terms_revision"] == (choice := choices[service_id]).terms_revision,
+            offered=is_offered(choice.minimum_age, born_on, today),
+        )
+        is CheckAnswer.ON
+    ]
+    if not on:
+        return ()
+    on.sort(key=lambda choice: choice.position)
+    titles = {choice.group for choice in on if choice.plain is None}
+    return tuple(
+        [
+            choice.titled if choice.group in titles else choice.plain
+            for choice in on
+            if choice.plain is not None and choice.titled is not None
+        ]
     )
 
 
