@@ -7,10 +7,11 @@ preferences:read; the contact detail of each channel in use only with contacts:r
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.api.access import ApiCaller, Scope, api_error, json_body, require_scope
@@ -22,6 +23,15 @@ from portal.patrons.services import PatronError, card_lookup
 from portal.web.requests import settings_of
 
 PATH = "/api/v1/message-preferences"
+# What Starlette's JSONResponse writes, without its check for circular references: a batch
+# answer holds a thousand small objects, none of them its own ancestor.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
+
+
+def _json(content: dict[str, Any]) -> Response:
+    return Response(_ENCODER.encode(content).encode(), media_type="application/json")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -71,7 +81,7 @@ async def one_patron(request: Request) -> Response:
             raise ApiError(ApiCode.PATRON_UNKNOWN)
     except DomainError as failure:
         return api_error(failure)
-    return JSONResponse(as_json(found))
+    return _json(as_json(found))
 
 
 def _asked(body: Any, secret: str) -> list[PatronAsked | ErrorCode]:
@@ -121,7 +131,7 @@ async def many_patrons(request: Request) -> Response:
     for one in asked:
         answer = next(answers) if isinstance(one, PatronAsked) else None
         results.append(as_json(answer) if answer is not None else _refused(one))
-    return JSONResponse({"results": results})
+    return _json({"results": results})
 
 
 routes = [
