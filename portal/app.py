@@ -22,6 +22,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from portal.api import deletions as api_deletions
 from portal.api import oauth
+from portal.api import preferences as api_preferences
 from portal.api import views as api_views
 from portal.api.check import ConsentCheckLane
 from portal.api.standings import ClientStandings
@@ -179,6 +180,7 @@ def create_app(settings: Settings) -> Starlette:
             # First: library systems call these the most, and routes are matched in order.
             *api_views.routes,
             *api_deletions.routes,
+            *api_preferences.routes,
             *catalog_views.routes,
             *patron_views.routes,
             *consent_views.routes,

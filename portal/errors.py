@@ -92,6 +92,8 @@ class ApiCode(StrEnum):
     SYSTEM_REQUIRED = "system_required"
     SYSTEM_UNKNOWN = "system_unknown"
     SYSTEM_NOT_YOURS = "system_not_yours"
+    PATRONS_INVALID = "patrons_invalid"
+    PATRON_UNKNOWN = "patron_unknown"
     # An address under /api/ or /oauth/ that is no endpoint, or a method it does not take.
     NO_ENDPOINT = "no_endpoint"
     METHOD_NOT_ALLOWED = "method_not_allowed"

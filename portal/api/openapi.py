@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from portal.api.policy import ACCESS_TOKEN_SECONDS, MAX_LOANS, Scope
+from portal.api.policy import ACCESS_TOKEN_SECONDS, MAX_LOANS, MAX_PATRONS, Scope
+from portal.catalog.policy import CHANNELS, MESSAGE_CONTENTS
 from portal.outbox.policy import DeliveryState
 
 SCOPE_MEANINGS = {
@@ -16,6 +17,9 @@ SCOPE_MEANINGS = {
     Scope.LOANS_WRITE: "Hand over loans to keep in a patron's reading history.",
     Scope.DELETIONS_READ: "Read the deletions connected systems must carry out.",
     Scope.DELETIONS_ACK: "Confirm that a deletion was carried out.",
+    Scope.PREFERENCES_READ: "Read which kinds of message each patron agreed to, by which channel.",
+    Scope.CONTACTS_READ: "With preferences:read, also read the phone number or email address "
+    "each channel's messages go to.",
 }
 # What a library system is told about one patron and one service: only whether it may use
 # the service now, never why or since when.
@@ -198,6 +202,105 @@ SCHEMAS: dict[str, Any] = {
         "required": ["recorded"],
         "properties": {"recorded": {"type": "integer", "minimum": 1}},
     },
+    "PatronAsked": {
+        "description": "One patron: by their reference (what connected systems are sent), or "
+        "by card number.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["patron"],
+                "additionalProperties": False,
+                "properties": {"patron": _ref("PatronReference")},
+            },
+            {
+                "type": "object",
+                "required": ["card_number"],
+                "additionalProperties": False,
+                "properties": {"card_number": {"type": "string"}},
+            },
+        ],
+    },
+    "PatronReference": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{64}$",
+        "description": "The patron as connected systems know them: the HMAC-SHA256 of the "
+        "normalised card under the patron reference key, in hex.",
+    },
+    "MessagePreferencesBatch": {
+        "type": "object",
+        "required": ["patrons"],
+        "properties": {
+            "patrons": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_PATRONS,
+                "items": _ref("PatronAsked"),
+            }
+        },
+    },
+    "MessageOn": {
+        "type": "object",
+        "description": "One kind of message by one channel the patron agreed to and may be "
+        "sent now. Anything not listed must not be sent.",
+        "required": ["group", "kind", "channel", "contains", "titles"],
+        "properties": {
+            "group": {"type": "string", "description": "The messaging service's key."},
+            "kind": {
+                "type": "string",
+                "description": "The library system's own name for it (Koha: Hold_Filled).",
+            },
+            "channel": {"type": "string", "enum": list(CHANNELS)},
+            "contains": {
+                "type": "array",
+                "description": "What the message may carry besides its kind.",
+                "items": {"type": "string", "enum": list(MESSAGE_CONTENTS)},
+            },
+            "titles": {
+                "type": "boolean",
+                "description": "Whether it may name the title and author: the patron's own "
+                "choice, off unless they turned it on.",
+            },
+        },
+    },
+    "MessagePreferences": {
+        "type": "object",
+        "required": ["patron", "messages"],
+        "properties": {
+            "patron": _ref("PatronReference"),
+            "messages": {
+                "type": "array",
+                "description": "Only what is on: agreed, under the current notice, not paused, "
+                "and offered at the patron's age.",
+                "items": _ref("MessageOn"),
+            },
+            "contacts": {
+                "type": "object",
+                "description": "Only with the contacts:read scope: the detail each channel "
+                "of a message that is on goes to (E.164 for sms and phone).",
+                "propertyNames": {"enum": list(CHANNELS)},
+                "additionalProperties": {"type": "string"},
+            },
+        },
+    },
+    "MessagePreferencesRefused": {
+        "type": "object",
+        "description": "One patron of a batch the portal does not know (patron_unknown, "
+        "card_unknown) or whose card number cannot be one (card_format). A reference asked is "
+        "named; a card number is not sent back.",
+        "required": ["error"],
+        "properties": {"patron": _ref("PatronReference"), "error": {"type": "string"}},
+    },
+    "MessagePreferencesBatchAnswer": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "description": "One result per patron, in the order asked.",
+                "items": {"anyOf": [_ref("MessagePreferences"), _ref("MessagePreferencesRefused")]},
+            }
+        },
+    },
     "Deletion": {
         "type": "object",
         "required": [
@@ -246,7 +349,7 @@ SCHEMAS: dict[str, Any] = {
 RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
         "The body is not valid JSON, or misses or mangles a field (invalid_json, "
-        "card_number_required, card_format, loans_invalid, checks_invalid)."
+        "card_number_required, card_format, loans_invalid, checks_invalid, patrons_invalid)."
     ),
     "Unauthorised": _error(
         "No access token, or one that is not valid, has expired, or belongs to a revoked or "
@@ -398,6 +501,49 @@ PATHS: dict[str, Any] = {
                 },
             ),
         )
+    },
+    "/api/v1/message-preferences": {
+        "get": _api(
+            Scope.PREFERENCES_READ,
+            "Which messages one patron agreed to, by kind and channel; their contact details "
+            "too with contacts:read.",
+            {
+                "200": _json(_ref("MessagePreferences"), "The patron's messages that are on."),
+                "400": _error(
+                    "No patron reference, more than one, or something else (a card number "
+                    "never goes in an address) (query_invalid)."
+                ),
+                "404": _error("No patron has that reference (patron_unknown)."),
+            },
+            parameters=[
+                {
+                    "name": "patron",
+                    "in": "query",
+                    "required": True,
+                    "description": "The patron's reference.",
+                    "schema": _ref("PatronReference"),
+                    "examples": {"reference": {"value": "0" * 64}},
+                }
+            ],
+        ),
+        "post": _api(
+            Scope.PREFERENCES_READ,
+            f"Which messages up to {MAX_PATRONS} patrons agreed to, in one round trip; their "
+            "contact details too with contacts:read.",
+            {
+                "200": _json(
+                    _ref("MessagePreferencesBatchAnswer"),
+                    "One result per patron, in the order asked.",
+                ),
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "413": {"$ref": "#/components/responses/TooLarge"},
+            },
+            requestBody=_body(
+                _ref("MessagePreferencesBatch"),
+                cards={"patrons": [{"card_number": DEMO_CARD}]},
+                mixed={"patrons": [{"card_number": DEMO_CARD}, {"patron": "0" * 64}]},
+            ),
+        ),
     },
     "/api/v1/deletions": {
         "get": _api(

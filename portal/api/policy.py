@@ -29,6 +29,10 @@ class Scope(StrEnum):
     LOANS_WRITE = "loans:write"
     DELETIONS_READ = "deletions:read"
     DELETIONS_ACK = "deletions:ack"
+    # Which messages each patron agreed to, by kind and channel (GET/POST message-preferences).
+    PREFERENCES_READ = "preferences:read"
+    # With preferences:read: the phone number or address each channel's messages go to.
+    CONTACTS_READ = "contacts:read"
 
 
 class ApiError(DomainError):
@@ -45,6 +49,7 @@ class ScopeMissing(ApiError):
 
 ACCESS_TOKEN_SECONDS = 300
 MAX_LOANS = 500  # loans in one hand-over
+MAX_PATRONS = 100  # patrons in one message-preferences request
 ISSUER = "portal"
 AUDIENCE = "portal-api"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 (RFC 9068's media type, not a secret)
@@ -53,6 +58,8 @@ _ALGORITHM = "HS256"
 _LEEWAY_SECONDS = 5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{16}$")
+# A patron reference (portal.patrons.services.patron_reference): a SHA-256 HMAC in hex.
+_REFERENCE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def parse_scopes(text: str | None) -> frozenset[Scope] | None:
@@ -81,6 +88,12 @@ def new_client_id() -> str:
 def looks_like_client_id(text: str) -> bool:
     """What new_client_id makes; anything else is no client, and never reaches the database."""
     return _CLIENT_ID.match(text) is not None
+
+
+def looks_like_reference(text: str) -> bool:
+    """What a patron reference looks like; anything else is no patron, and never reaches the
+    database."""
+    return _REFERENCE.match(text) is not None
 
 
 def new_client_secret() -> str:

@@ -4,11 +4,13 @@ choice on its channel is on (the decision use cases check that; portal.erasure e
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from portal.contacts.models import MessageContact
 from portal.contacts.policy import normalised
+from portal.db import fetch_rows
 
 TABLES = [MessageContact._meta.db_table]
 
@@ -18,11 +20,24 @@ async def contact_of(patron_id: int, channel: str) -> str | None:
     return contact.value if contact else None
 
 
+_CONTACTS_QUERY = "SELECT patron_id, channel, value FROM message_contact WHERE patron_id IN ({})"
+
+
+@functools.lru_cache(maxsize=128)
+def _contacts_query(patrons: int) -> str:
+    """One text per batch size, so the driver's statement cache prepares each once."""
+    return _CONTACTS_QUERY.format(", ".join("?" * patrons))
+
+
 async def contacts_of(patron_ids: list[int]) -> dict[int, dict[str, str]]:
-    """Each patron's contact details by channel (none for a patron with none)."""
+    """Each patron's contact details by channel (none for a patron with none). Raw SQL: the
+    API reads a hundred patrons' at once, and building model rows would cost more than the
+    query."""
+    if not patron_ids:
+        return {}
     found: dict[int, dict[str, str]] = {}
-    for contact in await MessageContact.filter(patron_id__in=patron_ids):
-        found.setdefault(contact.patron_id, {})[contact.channel] = contact.value
+    for row in await fetch_rows(_contacts_query(len(patron_ids)), *patron_ids):
+        found.setdefault(row["patron_id"], {})[row["channel"]] = row["value"]
     return found
 
 

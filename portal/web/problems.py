@@ -247,6 +247,11 @@ PROBLEMS: dict[ErrorCode, Problem] = {
     ),
     ApiCode.SYSTEM_UNKNOWN: Problem(400, N_("No connected system in the catalog has that key.")),
     ApiCode.SYSTEM_NOT_YOURS: Problem(403, N_("This client speaks for another connected system.")),
+    ApiCode.PATRONS_INVALID: Problem(
+        400,
+        N_("Each patron needs a patron reference or a card number, and at most 100 at once."),
+    ),
+    ApiCode.PATRON_UNKNOWN: Problem(404, N_("We could not find that patron.")),
     ApiCode.NO_ENDPOINT: Problem(404, N_("There is no endpoint at this address.")),
     ApiCode.METHOD_NOT_ALLOWED: Problem(
         405, N_("This endpoint does not accept that method; the Allow header lists those it does.")

@@ -15,10 +15,13 @@
    against the pysip2 stand-in on loopback) next to sign-ins with a portal PIN, on SQLite.
 5. `portal import-patrons` of 1,000,000 cards, with and without setup codes, on SQLite and
    on PostgreSQL (targets: under 10 minutes, peak memory of the process under 200 MB).
+6. The message-preferences API (tests/benchmarks/message_preferences.py): a batch of 100
+   patrons with contact details, p99 (target < 20 ms), and the statements a request costs by
+   batch size (constant), on SQLite and on PostgreSQL.
 
-`python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale]` runs only that
-part; `python -m tests.benchmarks postgres tail` probes where slow checks wait on PostgreSQL
-(tests/benchmarks/tail_probe.py; not part of a whole run);
+`python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale|preferences]`
+runs only that part; `python -m tests.benchmarks postgres tail` probes where slow checks wait
+on PostgreSQL (tests/benchmarks/tail_probe.py; not part of a whole run);
 BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
@@ -48,6 +51,7 @@ from portal.decisions import services as decisions
 from portal.stores.reading_history.models import HistoryEntry
 from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.import_patrons import bench_import
+from tests.benchmarks.message_preferences import bench_preferences
 from tests.benchmarks.sip2_signin import bench_signin
 from tests.benchmarks.tail_probe import bench_tail
 from tests.factories import SECRET, FactoryPatron, make_patron, now, publish
@@ -205,26 +209,39 @@ async def create_database(server: str, name: str) -> str:
 
 def main(engine: str, only: str = "") -> None:
     # One engine per process: Tortoise caches dialect-specific queries per process.
+    if engine == "sqlite":
+        bench_sqlite(only)
+    else:
+        bench_postgres(only)
+
+
+def bench_sqlite(only: str) -> None:
     def wanted(part: str) -> bool:
         return only in ("", part)
 
-    if engine == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            urls = [
-                f"sqlite://{folder}/{name}.sqlite3"
-                for name in ("bench", "check", "import", "codes", "signin")
-            ]
-            for url in urls:
-                asyncio.run(apply_migrations(url))
-            if wanted("render"):
-                bench_render(urls[0], "sqlite")
-            if wanted("check"):
-                bench_check(urls[1], "sqlite", CATALOG, LOCALES)
-            if wanted("signin"):
-                bench_signin(urls[4], "sqlite", CATALOG, LOCALES)
-            if wanted("import"):
-                bench_import(urls[2:4], "sqlite", Path(folder))
-        return
+    with tempfile.TemporaryDirectory() as folder:
+        urls = [
+            f"sqlite://{folder}/{name}.sqlite3"
+            for name in ("bench", "check", "import", "codes", "signin", "preferences")
+        ]
+        for url in urls:
+            asyncio.run(apply_migrations(url))
+        if wanted("render"):
+            bench_render(urls[0], "sqlite")
+        if wanted("check"):
+            bench_check(urls[1], "sqlite", CATALOG, LOCALES)
+        if wanted("signin"):
+            bench_signin(urls[4], "sqlite", CATALOG, LOCALES)
+        if wanted("preferences"):
+            bench_preferences(urls[5], "sqlite", LOCALES)
+        if wanted("import"):
+            bench_import(urls[2:4], "sqlite", Path(folder))
+
+
+def bench_postgres(only: str) -> None:
+    def wanted(part: str) -> bool:
+        return only in ("", part)
+
     with throwaway_cluster() as cluster, tempfile.TemporaryDirectory() as folder:
         if wanted("render"):
             bench_render(asyncio.run(create_database(cluster, "bench_render")), "postgres")
@@ -232,6 +249,10 @@ def main(engine: str, only: str = "") -> None:
         if wanted("check"):
             bench_check(
                 asyncio.run(create_database(cluster, "bench_check")), "postgres", CATALOG, LOCALES
+            )
+        if wanted("preferences"):
+            bench_preferences(
+                asyncio.run(create_database(cluster, "bench_preferences")), "postgres", LOCALES
             )
         if only == "tail":  # not part of a whole run: its figures are in the closing note
             bench_tail(asyncio.run(create_database(cluster, "bench_tail")), CATALOG, LOCALES)

@@ -221,14 +221,14 @@ def _milliseconds(percentile: str, output: str) -> float:
     return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
 
 
-async def api_token(database_url: str, url: str) -> str:
-    """A token with the consent:read scope, the way a library system gets one: a client
-    made by the operator, then the client credentials grant at the token endpoint."""
+async def api_token(
+    database_url: str, url: str, scopes: frozenset[Scope] = frozenset({Scope.CONSENT_READ})
+) -> str:
+    """A token with the consent:read scope (or `scopes`), the way a library system gets one:
+    a client made by the operator, then the client credentials grant at the token endpoint."""
     await Tortoise.init(config=tortoise_config(database_url))
     try:
-        client = await add_client(
-            SECRET, f"bench-{time.monotonic_ns()}", frozenset({Scope.CONSENT_READ}), now=now()
-        )
+        client = await add_client(SECRET, f"bench-{time.monotonic_ns()}", scopes, now=now())
     finally:
         await Tortoise.close_connections()
     answer = httpx.post(

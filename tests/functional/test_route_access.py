@@ -105,6 +105,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "oauth.token": EVERYONE,
     "api.deletions": frozenset({API_CLIENT}),
     "api.deletions_ack": frozenset({API_CLIENT}),
+    "api.message_preferences": frozenset({API_CLIENT}),
+    "api.message_preferences_batch": frozenset({API_CLIENT}),
     "desk.home": frozenset({DESK}),
     "desk.new_card": frozenset({DESK}),
     "desk.handover": frozenset({DESK}),

@@ -113,7 +113,7 @@ def test_every_answer_matches_the_document(engine: str, tmp_path: Path) -> None:
     report = run.stdout[-6000:] + run.stderr[-2000:]
     assert run.returncode == 0, report
     # Every operation (acknowledging finds no deletion to confirm: its 404 is documented).
-    assert re.search(r"Operations:\s+5 selected / 5 total", run.stdout), report
+    assert re.search(r"Operations:\s+7 selected / 7 total", run.stdout), report
     assert seconds < 60, f"the bounded run took {seconds:.0f} s"
     # The loans example reached a success: kept, and recorded as the fuzzer's.
     with sqlite3.connect(data / "portal.sqlite3") as database:
