@@ -295,11 +295,20 @@ def _signed_root(row: LedgerCheckpoint, verify: Verify) -> bytes | None:
     return merkle.from_hex(row.root_hash)
 
 
-async def verify(check: Verify) -> list[Problem]:
+@dataclass(frozen=True)
+class Verdict:
+    events: int
+    checkpoints: int
+    problems: tuple[Problem, ...]
+
+
+async def verify(check: Verify) -> Verdict:
     """Recompute the tree from the ledger as it is now and check every checkpoint: its root,
     its signature (`check`), its consistency with the one before; each problem named."""
     rows = await LedgerCheckpoint.all().order_by("tree_size")
-    return _compare(await _events(), await _stored(), rows, check)
+    events = await _events()
+    problems = _compare(events, await _stored(), rows, check)
+    return Verdict(len(events), len(rows), tuple(problems))
 
 
 async def make_checkpoint(sign: Sign, check: Verify, *, now: datetime) -> Made:
