@@ -33,7 +33,15 @@ from portal.patrons.services import hash_secret, start_session
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
 from tests.desk import refuse_audit_lines
-from tests.factories import decides, demo_system_secrets, make_patron, now, publish
+from tests.factories import (
+    decides,
+    demo_system_secrets,
+    make_patron,
+    now,
+    publish,
+    standard_catalog,
+)
+from tests.ledger import as_superuser
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "catalog.toml"
@@ -283,11 +291,14 @@ def test_receipt_keys_are_made_rotated_and_a_receipt_checked_from_the_command_li
     assert "NOT VALID" in portal_command("verify-receipt", str(nonsense), env=keys, expect=1)
 
 
-async def test_scheduled_jobs_record_each_run(db: str, portal_command) -> None:
+async def test_scheduled_jobs_record_each_run(db: str, portal_command, tmp_path: Path) -> None:
     portal_command("publish", str(CATALOG))
     for verb in ("expire-consents", "apply-retention", "compact-erased", "purge-sessions"):
         portal_command(verb)
     portal_command("coming-of-age")
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(tmp_path / "receipt-keys.json")}
+    portal_command("receipt-key", "rotate", env=keys)
+    portal_command("checkpoint", env=keys)
     portal_command("deliver", "--once")
     runs = {run.job: run for run in await JobRun.all()}
     assert set(runs) == {job.value for job in JobName}
@@ -320,6 +331,30 @@ async def test_the_reference_key_is_printed_for_connected_systems(db: str, porta
     reference = hmac.new(key, card, hashlib.sha256).hexdigest()
     assert (await Patron.get()).reference == reference
     assert key != CLI_SECRET.encode()
+
+
+async def test_the_ledger_is_checkpointed_and_a_rewrite_named_from_the_command_line(
+    db: str, portal_command, tmp_path: Path
+) -> None:
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(tmp_path / "receipt-keys.json")}
+    portal_command("receipt-key", "rotate", env=keys)
+    assert "No checkpoint" in portal_command("checkpoint", expect=2)  # no key, no signature
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "newsletter", Decision.YES)
+    await decides(patron.id, "newsletter", Decision.NO)
+    assert "Checkpoint signed: 2 ledger event(s)" in portal_command("checkpoint", env=keys)
+    assert "nothing to sign" in portal_command("checkpoint", env=keys)
+    assert "OK: 2 ledger event(s); 1 checkpoint(s)" in portal_command("verify-ledger", env=keys)
+    first = (await ConsentEvent.all().order_by("id").first()).id
+    await as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first}")  # noqa: S608
+    found = portal_command("verify-ledger", env=keys, expect=1)
+    assert f"event {first} (leaf 0, checkpoint 2) was changed" in found
+    refused = portal_command("checkpoint", env=keys, expect=1)
+    assert f"event {first} (leaf 0, checkpoint 2) was changed" in refused
+    run = await JobRun.filter(job="checkpoint").order_by("-id").first()
+    assert run is not None
+    assert run.outcome is RunOutcome.FAILED
 
 
 async def _audit_actions() -> list[str]:

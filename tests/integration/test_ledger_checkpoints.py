@@ -6,7 +6,6 @@ can) is found and named, by event and checkpoint; no checkpoint is signed over i
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import pytest
@@ -21,10 +20,10 @@ from portal.rights.keys import ReceiptKeys, new_key
 from portal.rights.proofs import checker, signer
 from tests import rfc9162
 from tests.factories import make_patron, now, publish, standard_catalog
+from tests.ledger import as_superuser
 
 pytestmark = pytest.mark.usefixtures("db")
 
-APPEND_ONLY = importlib.import_module("migrations.0004_ledger_append_only")
 COLUMNS = ", ".join(merkle.LEAF_FIELDS[1:])  # every column but the id
 
 
@@ -50,23 +49,6 @@ async def _events(count: int) -> list[int]:
 
 async def _checkpoint() -> checkpoints.Made:
     return await checkpoints.make_checkpoint(signer(KEYS), checker(KEYS.public), now=now())
-
-
-async def _as_superuser(*statements: str) -> None:
-    """What a database superuser can do: the append-only triggers off, the change, back on."""
-    db = connections.get("default")
-    if db.capabilities.dialect == "postgres":
-        await db.execute_script("ALTER TABLE consent_event DISABLE TRIGGER USER")
-        for statement in statements:
-            await db.execute_script(statement)
-        await db.execute_script("ALTER TABLE consent_event ENABLE TRIGGER USER")
-        return
-    for statement in APPEND_ONLY.SQLITE_REVERSE:
-        await db.execute_script(statement)
-    for statement in statements:
-        await db.execute_script(statement)
-    for statement in APPEND_ONLY.SQLITE:
-        await db.execute_script(statement)
 
 
 @pytest.fixture
@@ -142,7 +124,7 @@ async def _found() -> set[tuple[str, int | None, int | None]]:
 
 async def test_an_edited_event_is_named(signed: tuple[list[int], list[int]]) -> None:
     first, _ = signed
-    await _as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first[2]}")
+    await as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first[2]}")
     found = await _found()
     assert ("changed", first[2], 7) in found
     assert {("root", None, 7), ("root", None, 12)} <= found
@@ -150,7 +132,7 @@ async def test_an_edited_event_is_named(signed: tuple[list[int], list[int]]) -> 
 
 async def test_a_deleted_event_is_named(signed: tuple[list[int], list[int]]) -> None:
     _, second = signed
-    await _as_superuser(f"DELETE FROM consent_event WHERE id = {second[1]}")
+    await as_superuser(f"DELETE FROM consent_event WHERE id = {second[1]}")
     found = await _found()
     assert ("removed", second[1], 12) in found
     assert ("size", None, 12) in found
@@ -160,7 +142,7 @@ async def test_a_deleted_event_is_named(signed: tuple[list[int], list[int]]) -> 
 async def test_swapped_events_are_named(signed: tuple[list[int], list[int]]) -> None:
     first, _ = signed
     a, b = first[1], first[4]
-    await _as_superuser(
+    await as_superuser(
         f"UPDATE consent_event SET id = -1 WHERE id = {a}",
         f"UPDATE consent_event SET id = {a} WHERE id = {b}",
         f"UPDATE consent_event SET id = {b} WHERE id = -1",
@@ -185,7 +167,7 @@ async def test_a_checkpoint_rewritten_to_match_is_named(
     signed: tuple[list[int], list[int]],
 ) -> None:
     first, _ = signed
-    await _as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first[2]}")
+    await as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first[2]}")
     # The attacker recomputes the first head and writes it in, without the signing key.
     events = await ConsentEvent.all().order_by("id").values(*merkle.LEAF_FIELDS)
     leaves = [merkle.leaf_hash(merkle.leaf_data(event)) for event in events]
