@@ -1,6 +1,6 @@
-"""The consent ledger as a Merkle tree (portal/ledger/merkle.py): its signed checkpoints, and
-the leaf hashes each checkpoint took. Both are written by `portal checkpoint`, never when an
-event is written: recording an event stays one insert."""
+"""The consent ledger as a Merkle tree (portal/ledger/merkle.py): its signed checkpoints, the
+leaf hashes each checkpoint took and the hashes of whole blocks of leaves. All are written by
+`portal checkpoint`, never when an event is written: recording an event stays one insert."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
@@ -14,6 +14,15 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.CreateModel(
+            name='LedgerBlock',
+            fields=[
+                ('index', fields.IntField(generated=False, primary_key=True, unique=True, db_index=True)),
+                ('block_hash', fields.CharField(max_length=64)),
+            ],
+            options={'table': 'ledger_block', 'app': 'models', 'pk_attr': 'index', 'table_description': 'MTH of one whole block of merkle.BLOCK leaves, written at checkpoint time, so that a'},
+            bases=['Model'],
+        ),
         ops.CreateModel(
             name='LedgerCheckpoint',
             fields=[

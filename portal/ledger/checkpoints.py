@@ -13,10 +13,11 @@ from typing import Any
 
 from tortoise.connection import connections
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from portal.ledger import merkle
-from portal.ledger.models import ConsentEvent, LedgerCheckpoint, LedgerLeaf
+from portal.ledger.models import ConsentEvent, LedgerBlock, LedgerCheckpoint, LedgerLeaf
 
 BATCH = 2000  # events read, or leaves written, per query
 
@@ -214,6 +215,27 @@ def _compare(
     return problems
 
 
+def _check_blocks(stored: list[tuple[int, int, bytes]], blocks: list[bytes]) -> list[Problem]:
+    """The whole blocks' hashes, which receipts' proofs are made from, against the leaves."""
+    expected = merkle.block_hashes([value for _, _, value in stored])
+    if blocks == expected:
+        return []
+    return [
+        Problem(
+            "leaves",
+            f"block {index} of the leaf table (leaves {index * merkle.BLOCK} onwards) does not "
+            "match its leaves: inclusion proofs made from it would not verify",
+        )
+        for index in range(max(len(blocks), len(expected)))
+        if index >= len(blocks) or index >= len(expected) or blocks[index] != expected[index]
+    ]
+
+
+async def _blocks() -> list[bytes]:
+    values = await LedgerBlock.all().order_by("index").values_list("block_hash", flat=True)
+    return [merkle.from_hex(value) or b"" for value in values]
+
+
 def _check_heads(
     events: list[tuple[int, bytes, bytes]],
     stored: list[tuple[int, int, bytes]],
@@ -306,8 +328,8 @@ async def verify(check: Verify) -> Verdict:
     """Recompute the tree from the ledger as it is now and check every checkpoint: its root,
     its signature (`check`), its consistency with the one before; each problem named."""
     rows = await LedgerCheckpoint.all().order_by("tree_size")
-    events = await _events()
-    problems = _compare(events, await _stored(), rows, check)
+    events, stored = await _events(), await _stored()
+    problems = _compare(events, stored, rows, check) + _check_blocks(stored, await _blocks())
     return Verdict(len(events), len(rows), tuple(problems))
 
 
@@ -320,7 +342,7 @@ async def make_checkpoint(sign: Sign, check: Verify, *, now: datetime) -> Made:
     rows = await LedgerCheckpoint.all().order_by("tree_size")
     events = await _events(horizon)
     stored = await _stored()
-    problems = _compare(events, stored, rows, check)
+    problems = _compare(events, stored, rows, check) + _check_blocks(stored, await _blocks())
     if problems:
         return Made(None, tuple(problems))
     previous = rows[-1] if rows else None
@@ -349,6 +371,15 @@ async def make_checkpoint(sign: Sign, check: Verify, *, now: datetime) -> Made:
                         )
                     ]
                 )
+            kept = await LedgerBlock.all().count()
+            await LedgerBlock.bulk_create(
+                [
+                    LedgerBlock(index=index, block_hash=value.hex())
+                    for index, value in enumerate(merkle.block_hashes(leaves))
+                    if index >= kept
+                ],
+                batch_size=BATCH,
+            )
             row = await LedgerCheckpoint.create(
                 tree_size=size,
                 last_event_id=fresh[-1][0],
@@ -374,9 +405,23 @@ async def inclusion(event_id: int) -> Inclusion | None:
     event = await ConsentEvent.filter(id=event_id).values(*merkle.LEAF_FIELDS)
     if not event:
         return None
-    stored = await _stored()
-    leaves = [value for _, _, value in stored[: head.tree_size]]
-    path = merkle.inclusion_proof(leaves, leaf.position, head.tree_size)
+    size, block = head.tree_size, merkle.BLOCK
+    blocks = [
+        merkle.from_hex(value) or b""
+        for value in await LedgerBlock.filter(index__lt=size // block)
+        .order_by("index")
+        .values_list("block_hash", flat=True)
+    ]
+    start, tail = leaf.position - leaf.position % block, size - size % block
+    rows = await LedgerLeaf.filter(
+        Q(position__gte=start, position__lt=min(start + block, size))
+        | Q(position__gte=tail, position__lt=size)
+    ).values_list("position", "leaf_hash")
+    leaves = {int(position): merkle.from_hex(value) or b"" for position, value in rows}
+    try:
+        path = merkle.blocked_inclusion_proof(leaf.position, size, blocks, leaves)
+    except (ValueError, KeyError):  # the tables lost a block or a leaf: verify-ledger names it
+        return None
     return Inclusion(
         event_id=event_id,
         leaf=merkle.leaf_data(event[0]).decode("utf-8"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,21 +121,56 @@ def roots_at(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
     return heads
 
 
-def _path(leaves: Sequence[bytes], m: int, lo: int, hi: int) -> list[bytes]:
+Range = Callable[[int, int], bytes]  # MTH(D[lo:hi]), however it is found
+
+
+def _path(mth: Range, m: int, lo: int, hi: int) -> list[bytes]:
     n = hi - lo
     if n <= 1:
         return []
     k = _split(n)
     if m < k:
-        return [*_path(leaves, m, lo, lo + k), _mth(leaves, lo + k, hi)]
-    return [*_path(leaves, m - k, lo + k, hi), _mth(leaves, lo, lo + k)]
+        return [*_path(mth, m, lo, lo + k), mth(lo + k, hi)]
+    return [*_path(mth, m - k, lo + k, hi), mth(lo, lo + k)]
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
     """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1)."""
     if not 0 <= index < size <= len(leaves):
         raise ValueError("index or size out of range")
-    return _path(leaves, index, 0, size)
+    return _path(lambda lo, hi: _mth(leaves, lo, hi), index, 0, size)
+
+
+# A proof for a patron's receipt is made from the hashes of whole blocks of BLOCK leaves,
+# kept at checkpoint time, and the leaves of two blocks: a few thousand hashes for a
+# million events rather than a million. Every range PATH asks for that is longer than a
+# block starts on a block's edge (it starts at a multiple of the power of two at least its
+# length), so it splits into whole blocks and at most the last, partial one.
+BLOCK = 256
+
+
+def block_hashes(leaves: Sequence[bytes]) -> list[bytes]:
+    """MTH of each whole block of BLOCK leaves, in order."""
+    return [_mth(leaves, lo, lo + BLOCK) for lo in range(0, len(leaves) - BLOCK + 1, BLOCK)]
+
+
+def blocked_inclusion_proof(
+    index: int, size: int, blocks: Sequence[bytes], leaves: Mapping[int, bytes]
+) -> list[bytes]:
+    """PATH(index, D[0:size]) from the whole blocks' hashes and the leaves (by position) of
+    the block holding `index` and of the last, partial block."""
+    if not 0 <= index < size or len(blocks) < size // BLOCK:
+        raise ValueError("index, size or blocks out of range")
+
+    def mth(lo: int, hi: int) -> bytes:
+        if hi - lo == BLOCK and lo % BLOCK == 0:
+            return blocks[lo // BLOCK]
+        if hi - lo > BLOCK:
+            k = _split(hi - lo)
+            return node_hash(mth(lo, lo + k), mth(lo + k, hi))
+        return _mth([leaves[position] for position in range(lo, hi)], 0, hi - lo)
+
+    return _path(mth, index, 0, size)
 
 
 def _subproof(leaves: Sequence[bytes], m: int, lo: int, hi: int, whole: bool) -> list[bytes]:

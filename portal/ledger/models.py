@@ -19,6 +19,7 @@ __all__ = [
     "Channel",
     "ConsentEvent",
     "EventKind",
+    "LedgerBlock",
     "LedgerCheckpoint",
     "LedgerLeaf",
     "Method",
@@ -87,6 +88,18 @@ class LedgerLeaf(Model):
     class Meta:
         table = "ledger_leaf"
         ordering = ("position",)
+
+
+class LedgerBlock(Model):
+    """MTH of one whole block of merkle.BLOCK leaves, written at checkpoint time, so that a
+    receipt's inclusion proof reads a few thousand hashes rather than every leaf."""
+
+    index = fields.IntField(primary_key=True, generated=False)  # leaves index*BLOCK onwards
+    block_hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "ledger_block"
+        ordering = ("index",)
 
 
 class LedgerCheckpoint(Model):

@@ -14,7 +14,7 @@ from tortoise.connection import connections
 
 from portal.catalog.models import Service
 from portal.ledger import checkpoints, merkle
-from portal.ledger.models import ConsentEvent, EventKind, LedgerCheckpoint
+from portal.ledger.models import ConsentEvent, EventKind, LedgerBlock, LedgerCheckpoint
 from portal.ledger.services import PATRON_ONLINE, record
 from portal.rights.keys import ReceiptKeys, new_key
 from portal.rights.proofs import checker, signer
@@ -183,3 +183,50 @@ async def test_a_checkpoint_signed_with_another_key_is_named(signed: Any) -> Non
     claims = merkle.checkpoint_claims(12, bytes.fromhex(row.root_hash), row.made_at)
     await LedgerCheckpoint.filter(tree_size=12).update(signature=signer(other)(claims))
     assert ("signature", None, 12) in await _found()
+
+
+async def _many(count: int) -> None:
+    patron = await make_patron()
+    service = await Service.get(key="newsletter")
+    await ConsentEvent.bulk_create(
+        [
+            ConsentEvent(
+                patron_id=patron.id,
+                service_id=service.id,
+                kind=EventKind.GIVEN,
+                purposes=[f"p{n}"],
+                occurred_at=now(),
+                method=PATRON_ONLINE.method,
+                actor=PATRON_ONLINE.actor,
+                channel=PATRON_ONLINE.channel,
+                detail={},
+            )
+            for n in range(count)
+        ],
+        batch_size=500,
+    )
+
+
+async def test_proofs_past_many_blocks_verify_from_the_rfc_alone() -> None:
+    await publish(standard_catalog())
+    await _many(2 * merkle.BLOCK + 40)
+    await _checkpoint()
+    await _many(merkle.BLOCK + 3)  # the second checkpoint ends in a partial block
+    head = (await _checkpoint()).checkpoint
+    assert head is not None
+    assert head.tree_size == 3 * merkle.BLOCK + 43
+    events = await ConsentEvent.all().order_by("id").values(*merkle.LEAF_FIELDS)
+    leaves = [rfc9162.leaf(merkle.leaf_data(event)) for event in events]
+    for position in (0, 255, 256, 600, head.tree_size - 1):
+        proof = await checkpoints.inclusion(int(events[position]["id"]))
+        assert proof is not None
+        assert [bytes.fromhex(value) for value in proof.path] == rfc9162.path(position, leaves)
+    assert (await checkpoints.verify(checker(KEYS.public))).problems == ()
+
+
+async def test_a_block_hash_changed_is_named() -> None:
+    await publish(standard_catalog())
+    await _many(merkle.BLOCK + 1)
+    await _checkpoint()
+    await LedgerBlock.filter(index=0).update(block_hash="00" * 32)
+    assert ("leaves", None, None) in await _found()

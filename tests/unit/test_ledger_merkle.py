@@ -293,3 +293,19 @@ def test_a_leaf_is_every_column_as_sorted_json() -> None:
     for name in merkle.LEAF_FIELDS:
         changed = dict(event, **{name: "x" if event[name] != "x" else "y"})
         assert merkle.leaf_data(changed) != data, name
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5 * merkle.BLOCK + 7), st.data())
+def test_a_proof_from_blocks_is_the_proof_from_every_leaf(size: int, draw: st.DataObject) -> None:
+    leaves = [merkle.leaf_hash(n.to_bytes(4, "big")) for n in range(size)]
+    index = draw.draw(st.integers(0, size - 1))
+    blocks = merkle.block_hashes(leaves)
+    assert len(blocks) == size // merkle.BLOCK
+    start, tail = index - index % merkle.BLOCK, size - size % merkle.BLOCK
+    needed = {
+        position: leaves[position]
+        for position in [*range(start, min(start + merkle.BLOCK, size)), *range(tail, size)]
+    }
+    proof = merkle.blocked_inclusion_proof(index, size, blocks, needed)
+    assert proof == rfc9162.path(index, leaves)
