@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import re
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from portal.credentials.models import SignInCounter
 from portal.credentials.throttle import Guessing
 from portal.db import tortoise_config
 from portal.guardians.models import GuardianLink
+from portal.ledger import checkpoints
 from portal.ledger.models import ConsentEvent
 from portal.minors import services as minors
 from portal.officer.models import JobRun
@@ -30,6 +33,10 @@ from portal.officer.policy import JobName, RunOutcome
 from portal.patrons.models import Patron, PortalSession
 from portal.patrons.policy import guess_subject
 from portal.patrons.services import hash_secret, start_session
+from portal.rights.keys import load_keys
+from portal.rights.policy import receipt_claims, receipt_reference
+from portal.rights.services import receipt_facts, sign_receipt
+from portal.settings import Settings
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
 from tests.desk import refuse_audit_lines
@@ -355,6 +362,37 @@ async def test_the_ledger_is_checkpointed_and_a_rewrite_named_from_the_command_l
     run = await JobRun.filter(job="checkpoint").order_by("-id").first()
     assert run is not None
     assert run.outcome is RunOutcome.FAILED
+
+
+async def test_a_receipts_proof_is_checked_from_the_command_line(
+    db: str, portal_command, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "receipt-keys.json"
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(path)}
+    portal_command("receipt-key", "rotate", env=keys)
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "newsletter", Decision.YES)
+    portal_command("checkpoint", env=keys)
+    event = await ConsentEvent.get(patron_id=patron.id)
+    facts = await receipt_facts(
+        patron.id, receipt_reference(CLI_SECRET, event.id), secret=CLI_SECRET
+    )
+    assert facts is not None
+    signing = load_keys(replace(settings, receipt_keys_file=path))
+    receipt = tmp_path / "receipt.jws"
+    receipt.write_text(sign_receipt(receipt_claims(facts, issued_at=now()), signing))
+    inclusion = await checkpoints.inclusion(event.id)
+    assert inclusion is not None
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(inclusion.bundle()))
+    checked = portal_command("verify-receipt", str(receipt), "--proof", str(proof), env=keys)
+    assert "IN THE LEDGER: this decision is in the checkpoint of 1 event(s)" in checked
+    proof.write_text(json.dumps(inclusion.bundle() | {"leaf_index": 1}))
+    refused = portal_command(
+        "verify-receipt", str(receipt), "--proof", str(proof), env=keys, expect=1
+    )
+    assert "PROOF NOT VALID" in refused
 
 
 async def _audit_actions() -> list[str]:
