@@ -6,11 +6,13 @@ can) is found and named, by event and checkpoint; no checkpoint is signed over i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from joserfc.jwk import ECKey, KeySet
 from tortoise.connection import connections
+from tortoise.transactions import in_transaction
 
 from portal.catalog.models import Service
 from portal.ledger import checkpoints, merkle
@@ -230,3 +232,37 @@ async def test_a_block_hash_changed_is_named() -> None:
     await _checkpoint()
     await LedgerBlock.filter(index=0).update(block_hash="00" * 32)
     assert ("leaves", None, None) in await _found()
+
+
+async def test_a_checkpoint_waits_for_an_event_being_written(db: str) -> None:
+    """PostgreSQL draws an event's id when it is inserted, not when it commits: a checkpoint
+    taken meanwhile must not sign a tree that the event then lands inside."""
+    if connections.get("default").capabilities.dialect != "postgres":
+        pytest.skip("SQLite writes one transaction at a time")
+    await publish(standard_catalog())
+    await _events(2)
+    patron = await make_patron()
+    service = await Service.get(key="newsletter")
+    inserted, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with in_transaction():
+            await record(
+                patron.id, EventKind.GIVEN, PATRON_ONLINE, now=now(), service_id=service.id
+            )
+            inserted.set()
+            await release.wait()
+
+    writer = asyncio.create_task(slow_writer())
+    await inserted.wait()
+    checkpointing = asyncio.create_task(_checkpoint())
+    await asyncio.sleep(0.5)
+    assert not checkpointing.done()  # waiting for the writer, not signing without its event
+    release.set()
+    await writer
+    made = (await checkpointing).checkpoint
+    assert made is not None
+    assert made.tree_size == 3
+    await _events(1)
+    assert (await _checkpoint()).problems == ()
+    assert (await checkpoints.verify(checker(KEYS.public))).problems == ()
