@@ -16,6 +16,7 @@ from portal.officer import jobs
 from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.policy import UNCONFIRMED_AFTER, new_secret
+from portal.rights.keys import ReceiptKeysError
 from portal.settings import Settings
 from portal.web.access_log import LOGGING_CONFIG
 
@@ -67,6 +68,30 @@ def cmd_coming_of_age(settings: Settings, args: argparse.Namespace) -> int:
             f"{report.patrons} patron(s) came of age: {report.links_ended} guardian link(s) "
             f"ended, {report.consents_suspended} guardian consent(s) paused for confirmation."
         )
+        return 0
+
+    return with_db(settings, work)
+
+
+def cmd_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    async def work() -> int:
+        try:
+            made = await jobs.checkpoint(settings)
+        except ReceiptKeysError as error:
+            print(f"No checkpoint: {error}", file=sys.stderr)
+            return 2
+        if made.problems:
+            print("No checkpoint: the ledger no longer matches its checkpoints.", file=sys.stderr)
+            for problem in made.problems:
+                print(f"  {problem.message}", file=sys.stderr)
+            return 1
+        if made.checkpoint is None:
+            print("No new ledger events since the latest checkpoint: nothing to sign.")
+        else:
+            print(
+                f"Checkpoint signed: {made.checkpoint.tree_size} ledger event(s), "
+                f"root {made.checkpoint.root_hash}."
+            )
         return 0
 
     return with_db(settings, work)
@@ -166,6 +191,11 @@ def add_scheduled_verbs(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "purge-sessions",
         help="scheduled: delete expired sessions, setup and link codes, sign-in attempts",
     ).set_defaults(run=cmd_purge_sessions)
+    commands.add_parser(
+        "checkpoint",
+        help="scheduled daily: sign the consent ledger's Merkle tree head, published with its "
+        "consistency proof",
+    ).set_defaults(run=cmd_checkpoint)
 
 
 def add_delivery_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

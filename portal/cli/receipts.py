@@ -1,4 +1,5 @@
-"""The verbs of signed consent receipts: rotating the signing key, checking a receipt."""
+"""The verbs of signed consent receipts: rotating the signing key, checking a receipt (and
+its inclusion proof), checking the whole ledger against its signed checkpoints."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import sys
 from pathlib import Path
 
+from portal.cli.database import with_db
+from portal.ledger import checkpoints
 from portal.rights.keys import ReceiptKeysError, keys_path, load_keys
 from portal.rights.keys import rotate as rotate_receipt_key
+from portal.rights.proofs import check_proof, checker
 from portal.rights.services import verify_receipt
 from portal.settings import Settings
 
@@ -41,7 +45,45 @@ def cmd_verify_receipt(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(f"VALID: signed with key {result.key_id}.")
     print(json.dumps(result.claims, ensure_ascii=False, indent=2, sort_keys=True))
+    if args.proof:
+        try:
+            bundle = Path(args.proof).read_text(encoding="utf-8", errors="replace")
+        except OSError as error:
+            print(f"Cannot check the proof: {error}", file=sys.stderr)
+            return 2
+        proof = check_proof(bundle, keys.public, result.claims)
+        if not proof.valid:
+            print("PROOF NOT VALID: the ledger's signed checkpoints do not show this decision.")
+            return 1
+        print(
+            f"IN THE LEDGER: this decision is in the checkpoint of {proof.tree_size} event(s) "
+            f"signed {proof.checkpoint_time}."
+        )
     return 0
+
+
+def cmd_verify_ledger(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        keys = load_keys(settings)
+    except ReceiptKeysError as error:
+        print(f"Cannot check: {error}", file=sys.stderr)
+        return 2
+
+    async def work() -> int:
+        verdict = await checkpoints.verify(checker(keys.public))
+        for problem in verdict.problems:
+            print(f"PROBLEM: {problem.message}")
+        if verdict.problems:
+            count = len(verdict.problems)
+            print(f"{count} problem(s): the ledger was changed after it was signed.")
+            return 1
+        print(
+            f"OK: {verdict.events} ledger event(s); {verdict.checkpoints} checkpoint(s), each "
+            "signed, matching the events and consistent with the one before."
+        )
+        return 0
+
+    return with_db(settings, work)
 
 
 def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,4 +97,11 @@ def add_verbs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "verify-receipt", help="check a consent receipt file: valid or not, and what it says"
     )
     verify.add_argument("file")
+    verify.add_argument(
+        "--proof", help="its inclusion proof (from the receipt's page), checked against the ledger"
+    )
     verify.set_defaults(run=cmd_verify_receipt)
+    commands.add_parser(
+        "verify-ledger",
+        help="recompute the consent ledger's Merkle tree and check every signed checkpoint",
+    ).set_defaults(run=cmd_verify_ledger)

@@ -14,7 +14,16 @@ from tortoise.models import Model
 
 from portal.ledger.vocabulary import Actor, Channel, EventKind, Method
 
-__all__ = ["Actor", "Channel", "ConsentEvent", "EventKind", "Method"]
+__all__ = [
+    "Actor",
+    "Channel",
+    "ConsentEvent",
+    "EventKind",
+    "LedgerBlock",
+    "LedgerCheckpoint",
+    "LedgerLeaf",
+    "Method",
+]
 
 
 class ConsentEvent(Model):
@@ -64,3 +73,49 @@ class ConsentEvent(Model):
     class Meta:
         table = "consent_event"
         ordering = ("id",)
+
+
+class LedgerLeaf(Model):
+    """One event's leaf hash as a checkpoint took it (portal.ledger.merkle), at its place in
+    the tree: written at checkpoint time, never when the event is written. Kept as long as
+    the ledger: `portal verify-ledger` compares each event with it to name the one changed,
+    removed or inserted; the signed checkpoints, not this table, are what proves."""
+
+    position = fields.IntField(primary_key=True, generated=False)  # the leaf index, from 0
+    event_id = fields.IntField(unique=True)
+    leaf_hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "ledger_leaf"
+        ordering = ("position",)
+
+
+class LedgerBlock(Model):
+    """MTH of one whole block of merkle.BLOCK leaves, written at checkpoint time, so that a
+    receipt's inclusion proof reads a few thousand hashes rather than every leaf."""
+
+    index = fields.IntField(primary_key=True, generated=False)  # leaves index*BLOCK onwards
+    block_hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "ledger_block"
+        ordering = ("index",)
+
+
+class LedgerCheckpoint(Model):
+    """A signed tree head of the ledger (RFC 9162 §4.10's spirit): its size, root and time,
+    signed with the receipt key, and the consistency proof from the checkpoint before it.
+    Public, and kept as long as the ledger."""
+
+    id = fields.IntField(primary_key=True)
+    tree_size = fields.IntField(unique=True)
+    last_event_id = fields.IntField()  # the newest event the tree holds
+    root_hash = fields.CharField(max_length=64)
+    made_at = fields.DatetimeField()
+    signature = fields.TextField()  # a compact JWS of merkle.checkpoint_claims
+    previous_size = fields.IntField(null=True)
+    consistency: list[str] = fields.JSONField()  # hex hashes; empty for the first
+
+    class Meta:
+        table = "ledger_checkpoint"
+        ordering = ("tree_size",)

@@ -13,6 +13,7 @@ from portal.decisions.services import expire_unanswered
 from portal.desk.handovers import purge_handovers
 from portal.erasure.services import apply_retention as apply_store_retention
 from portal.erasure.services import compact
+from portal.ledger.checkpoints import Made, make_checkpoint
 from portal.minors.services import ComingOfAge, coming_of_age, purge_expired_link_codes
 from portal.officer.policy import JobName
 from portal.officer.services import Run, purge_old_runs, recorded
@@ -20,6 +21,8 @@ from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.worker import DeliveryWorker, check_published_secrets
 from portal.patrons.services import purge_expired_sessions
+from portal.rights.keys import ReceiptKeysError, load_keys
+from portal.rights.proofs import checker, signer
 from portal.settings import Settings
 from portal.staff import services as staff_services
 
@@ -71,6 +74,29 @@ async def hand_over_coming_of_age(settings: Settings) -> ComingOfAge:
             consents_paused=report.consents_suspended,
         )
     return report
+
+
+async def checkpoint(settings: Settings) -> Made:
+    """Sign the ledger's tree as it stands (portal.ledger.checkpoints). Refused, and the run
+    failed, when the ledger no longer matches an earlier checkpoint or no key can sign.
+    ReceiptKeysError once the run is recorded as failed."""
+    refused: ReceiptKeysError | None = None
+    made = Made(None)
+    async with recorded(JobName.CHECKPOINT, utcnow) as run:
+        try:
+            keys = load_keys(settings)
+        except ReceiptKeysError as error:
+            run.fail(str(error)[:200])
+            refused = error
+        else:
+            made = await make_checkpoint(signer(keys), checker(keys.public), now=utcnow())
+            run.counts["tree_size"] = made.checkpoint.tree_size if made.checkpoint else 0
+            run.counts["problems"] = len(made.problems)
+            if made.problems:
+                run.fail("the ledger does not match its checkpoints: run portal verify-ledger")
+    if refused is not None:
+        raise refused
+    return made
 
 
 async def _keep_alive(run: Run, stop: asyncio.Event) -> None:

@@ -166,6 +166,7 @@ class JobName(StrEnum):
     PURGE_SESSIONS = "purge-sessions"
     COMING_OF_AGE = "coming-of-age"
     DELIVER = "deliver"
+    CHECKPOINT = "checkpoint"
 
 
 class RunOutcome(StrEnum):

@@ -24,6 +24,7 @@ from portal.catalog.publishing import (
 from portal.catalog.services import check_endpoints, endpoint_rules
 from portal.clock import local_date, utcnow
 from portal.errors import DomainError, OfficerCode
+from portal.ledger import checkpoints
 from portal.officer import publishing, services
 from portal.officer import register as outside_register
 from portal.officer.forms import (
@@ -326,6 +327,7 @@ async def transparency(request: Request) -> Response:
         year=year,
         rows=await outside_register.transparency_summary(year),
         decisions=SUMMARY_DECISIONS,
+        checkpoint=await checkpoints.latest(),
     )
 
 

@@ -5,6 +5,7 @@ channel), in the spirit of the Kantara Consent Receipt v1.1, signed as a JWS els
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,7 @@ RECEIPT_SCHEMA_VERSION = 1
 EXPORT_SCHEMA_VERSION = 1
 # The JWS "typ" of a receipt, so that no other token the portal signs passes for one.
 RECEIPT_TYPE = "consent-receipt+jwt"
+RECEIPT_ID_PREFIX = "consent-event-"  # and the ledger event's id
 # Decisions, each with a receipt: a yes, a no, a withdrawal, a yes to a changed notice.
 DECISIONS = frozenset({EventKind.GIVEN, EventKind.REFUSED, EventKind.WITHDRAWN, EventKind.RENEWED})
 # A receipt is a few hundred bytes; anything much larger pasted or uploaded is not one.
@@ -130,7 +132,7 @@ def receipt_claims(facts: ReceiptFacts, *, issued_at: datetime) -> dict[str, Any
     """The receipt's payload: plain JSON, the same for every signer and verifier."""
     return {
         "schema_version": RECEIPT_SCHEMA_VERSION,
-        "receipt_id": f"consent-event-{facts.event_id}",
+        "receipt_id": f"{RECEIPT_ID_PREFIX}{facts.event_id}",
         "iat": int(issued_at.timestamp()),
         "controller": {"name": facts.controller},
         "subject": facts.subject,
@@ -157,3 +159,29 @@ def receipt_claims(facts: ReceiptFacts, *, issued_at: datetime) -> dict[str, Any
         "channel": facts.channel,
         "witness": facts.witnessed_by,
     }
+
+
+def leaf_is_receipts(leaf: str, claims: dict[str, Any]) -> bool:
+    """Whether a ledger leaf (portal.ledger.merkle.leaf_data, as text) is the event a receipt
+    is a signed copy of: the same event, kind, notice, time, method, actor and channel."""
+    try:
+        event = json.loads(leaf)
+        receipt_id = str(claims["receipt_id"])
+        notice = claims.get("notice") or {}
+        time = str(claims["time"])
+    except (ValueError, TypeError, KeyError):
+        return False
+    if not (isinstance(event, dict) and receipt_id.startswith(RECEIPT_ID_PREFIX)):
+        return False
+    occurred = str(event.get("occurred_at", ""))
+    return (
+        str(event.get("id")) == receipt_id.removeprefix(RECEIPT_ID_PREFIX)
+        and event.get("kind") == claims.get("event")
+        and event.get("notice_hash") == notice.get("sha256")
+        and event.get("method") == claims.get("method")
+        and event.get("actor") == claims.get("actor")
+        and event.get("channel") == claims.get("channel")
+        # The receipt says the second, the leaf the microsecond.
+        and time.endswith("Z")
+        and occurred.startswith(time[:-1] + ".")
+    )

@@ -136,11 +136,12 @@ def _message_claim(service: Service) -> dict[str, str] | None:
     }
 
 
-def sign_receipt(claims: dict[str, Any], keys: ReceiptKeys) -> str:
+def sign_receipt(claims: dict[str, Any], keys: ReceiptKeys, *, typ: str = RECEIPT_TYPE) -> str:
     """A JWS in compact serialisation, signed with the current key (its kid in the header),
-    its signature in the low-S form (the only one verify_receipt accepts)."""
+    its signature in the low-S form (the only one verify_receipt accepts). The ledger's
+    checkpoints are signed so too, with a `typ` of their own."""
     payload = json.dumps(claims, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    header = {"alg": ALGORITHM, "kid": keys.signing.kid, "typ": RECEIPT_TYPE}
+    header = {"alg": ALGORITHM, "kid": keys.signing.kid, "typ": typ}
     token = jws.serialize_compact(header, payload.encode("utf-8"), keys.signing, [ALGORITHM])
     signed, _, signature = token.rpartition(".")
     return f"{signed}.{_base64url(low_s(_unbase64url(signature)))}"
@@ -167,9 +168,9 @@ class Verification:
     key_id: str | None = None
 
 
-def verify_receipt(token: str, public: KeySet) -> Verification:
+def verify_receipt(token: str, public: KeySet, *, typ: str = RECEIPT_TYPE) -> Verification:
     """Valid only when signed by one of the library's keys (current or retired), as a
-    receipt, and unchanged since: any altered byte fails."""
+    receipt (or what `typ` names), and unchanged since: any altered byte fails."""
     token = "".join(token.split())
     if not token or len(token) > MAX_RECEIPT_BYTES:
         return Verification(valid=False)
@@ -181,7 +182,7 @@ def verify_receipt(token: str, public: KeySet) -> Verification:
         claims = json.loads(signed.payload)
     except (JoseError, ValueError, TypeError, KeyError):  # a bad base64 is a ValueError
         return Verification(valid=False)
-    if signed.protected.get("typ") != RECEIPT_TYPE or not isinstance(claims, dict):
+    if signed.protected.get("typ") != typ or not isinstance(claims, dict):
         return Verification(valid=False)
     return Verification(valid=True, claims=claims, key_id=signed.protected.get("kid"))
 

@@ -1,6 +1,7 @@
-"""The patron's copy of their data, receipts of their decisions, the public verify page, the
-library's published keys (/.well-known/jwks.json) and the history of every privacy notice.
-Downloads are attachments, never cached, and no card number is ever in a URL."""
+"""The patron's copy of their data, receipts of their decisions (with their inclusion proofs
+in the ledger), the public verify page, the library's published keys (/.well-known/jwks.json),
+the ledger's signed checkpoints and the history of every privacy notice. Downloads are
+attachments, never cached, and no card number is ever in a URL."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from portal.catalog.services import published_catalog
 from portal.clock import utcnow
 from portal.consent.reads import privacy_overview
 from portal.i18n import current_locale
+from portal.ledger import checkpoints
+from portal.ledger.merkle import CHECKPOINT_LOG
 from portal.ledger.services import entries
 from portal.patrons.access import require_patron
-from portal.rights import services
+from portal.rights import proofs, services
 from portal.rights.keys import ReceiptKeys, ReceiptKeysError, load_keys
 from portal.rights.policy import MAX_RECEIPT_BYTES, receipt_claims
-from portal.web.paths import KEY, LOCALE, REFERENCE, REVISION
+from portal.web.paths import KEY, LOCALE, REFERENCE, REVISION, SIZE
 from portal.web.rendering import render
 from portal.web.requests import plain_text, settings_of
 
@@ -88,7 +91,7 @@ async def export_download(request: Request) -> Response:
 # --- receipts ------------------------------------------------------------------------------
 
 
-async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
+async def _signed(request: Request) -> tuple[dict[str, object], str, int] | None:
     patron = require_patron(request)
     public_url = settings_of(request).public_url
 
@@ -117,7 +120,7 @@ async def _signed(request: Request) -> tuple[dict[str, object], str] | None:
     if keys is None:
         return None
     claims = receipt_claims(facts, issued_at=utcnow())
-    return claims, services.sign_receipt(claims, keys)
+    return claims, services.sign_receipt(claims, keys), facts.event_id
 
 
 async def _notice_words(claims: dict[str, object]) -> services.NoticeWords | None:
@@ -135,7 +138,8 @@ async def receipt_page(request: Request) -> Response:
     signed = await _signed(request)
     if signed is None:
         return _unavailable(request)
-    claims, token = signed
+    claims, token, event_id = signed
+    inclusion = await checkpoints.inclusion(event_id)
     return render(
         request,
         "rights/receipt.html",
@@ -144,8 +148,26 @@ async def receipt_page(request: Request) -> Response:
             "words": await _notice_words(claims),
             "token": token,
             "reference": request.path_params["reference"],
+            "inclusion": inclusion,
+            "proof": _proof_text(inclusion) if inclusion else "",
         },
     )
+
+
+def _proof_text(inclusion: checkpoints.Inclusion) -> str:
+    return json.dumps(inclusion.bundle(), ensure_ascii=False, indent=2)
+
+
+async def receipt_proof(request: Request) -> Response:
+    """The decision's inclusion proof against the newest checkpoint, as a file."""
+    signed = await _signed(request)
+    if signed is None:
+        return _unavailable(request)
+    inclusion = await checkpoints.inclusion(signed[2])
+    if inclusion is None:
+        raise HTTPException(status_code=404)
+    body = _proof_text(inclusion) + "\n"
+    return _attachment(body, "consent-receipt-proof.json", "application/json")
 
 
 async def receipt_download(request: Request) -> Response:
@@ -156,30 +178,43 @@ async def receipt_download(request: Request) -> Response:
 
 
 async def verify_form(request: Request) -> Response:
-    return render(request, "rights/verify.html", {"result": None, "pasted": ""})
+    return render(request, "rights/verify.html", {"result": None, "pasted": "", "proof_pasted": ""})
+
+
+MAX_PROOF_CHARACTERS = 4 * MAX_RECEIPT_BYTES  # a proof is a leaf, a few dozen hashes, a JWS
 
 
 async def verify(request: Request) -> Response:
-    async with request.form(max_files=1, max_fields=4) as form:
+    async with request.form(max_files=1, max_fields=5) as form:
         pasted = form.get("receipt")
         upload = form.get("file")
         token = pasted if isinstance(pasted, str) else ""
         if isinstance(upload, UploadFile) and upload.filename:
             content = await upload.read(MAX_RECEIPT_BYTES + 1)
             token = content.decode("utf-8", errors="replace")
+        proof_field = form.get("proof")
+        proof_text = proof_field if isinstance(proof_field, str) else ""
     token = plain_text(token)[: MAX_RECEIPT_BYTES + 1]
+    proof_text = proof_text[: MAX_PROOF_CHARACTERS + 1]
     keys = _keys(request)
     if keys is None:
         return _unavailable(request)
     result = services.verify_receipt(token, keys.public)
     words = await _notice_words(result.claims) if result.valid and result.claims else None
+    proof = (
+        proofs.check_proof(proof_text, keys.public, result.claims)
+        if result.valid and proof_text.strip()
+        else None
+    )
     return render(
         request,
         "rights/verify.html",
         {
             "result": result,
             "words": words,
+            "proof": proof,
             "pasted": token if len(token) <= MAX_RECEIPT_BYTES else "",
+            "proof_pasted": proof_text if len(proof_text) <= MAX_PROOF_CHARACTERS else "",
         },
     )
 
@@ -190,6 +225,47 @@ async def jwks(request: Request) -> Response:
         keys.public_jwks() if keys else {"keys": []},
         media_type="application/jwk-set+json",
     )
+
+
+# --- the ledger's signed checkpoints -------------------------------------------------------
+
+
+def _checkpoint_json(request: Request, checkpoint: checkpoints.Checkpoint) -> dict[str, object]:
+    return {
+        "tree_size": checkpoint.tree_size,
+        "root_hash": checkpoint.root_hash,
+        "time": checkpoint.made_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "previous_size": checkpoint.previous_size,
+        "consistency_proof": list(checkpoint.consistency),
+        "signed": checkpoint.signature,
+        "url": str(request.app.url_path_for("rights.checkpoint", size=checkpoint.tree_size)),
+    }
+
+
+def _wants_json(request: Request) -> bool:
+    return request.query_params.get("format") == "json"
+
+
+async def checkpoint_list(request: Request) -> Response:
+    listed = list(reversed(await checkpoints.checkpoints()))  # newest first
+    if _wants_json(request):
+        return JSONResponse(
+            {
+                "log": CHECKPOINT_LOG,
+                "keys": str(request.app.url_path_for("rights.jwks")),
+                "checkpoints": [_checkpoint_json(request, item) for item in listed],
+            }
+        )
+    return render(request, "rights/checkpoints.html", {"checkpoints": listed})
+
+
+async def checkpoint_page(request: Request) -> Response:
+    found = await checkpoints.checkpoint(request.path_params["size"])
+    if found is None:
+        raise HTTPException(status_code=404)
+    if _wants_json(request):
+        return JSONResponse({"log": CHECKPOINT_LOG, **_checkpoint_json(request, found)})
+    return render(request, "rights/checkpoint.html", {"checkpoint": found})
 
 
 # --- the history of each privacy notice ----------------------------------------------------
@@ -241,9 +317,19 @@ routes = [
         methods=["GET"],
         name="rights.receipt_download",
     ),
+    Route(
+        f"/privacy/receipts/{REFERENCE}/proof",
+        receipt_proof,
+        methods=["GET"],
+        name="rights.receipt_proof",
+    ),
     Route("/receipts/verify", verify_form, methods=["GET"], name="rights.verify_form"),
     Route("/receipts/verify", verify, methods=["POST"], name="rights.verify"),
     Route("/.well-known/jwks.json", jwks, methods=["GET"], name="rights.jwks"),
+    Route("/ledger/checkpoints", checkpoint_list, methods=["GET"], name="rights.checkpoints"),
+    Route(
+        f"/ledger/checkpoints/{SIZE}", checkpoint_page, methods=["GET"], name="rights.checkpoint"
+    ),
     Route("/notices", notices, methods=["GET"], name="rights.notices"),
     Route(f"/notices/{KEY}", notice_history, methods=["GET"], name="rights.notice_history"),
     Route(

@@ -60,3 +60,4 @@ GROUP = "{group:catalog_key}"  # a messaging service's key
 LOCALE = "{locale:locale}"
 REFERENCE = "{reference:receipt_reference}"
 REVISION = "{revision:revision}"
+SIZE = "{size:revision}"  # a ledger checkpoint's tree size

@@ -63,6 +63,8 @@ ACCESS: dict[str, frozenset[str]] = {
     "rights.verify_form": EVERYONE,
     "rights.verify": EVERYONE,
     "rights.jwks": EVERYONE,
+    "rights.checkpoints": EVERYONE,
+    "rights.checkpoint": EVERYONE,
     "rights.notices": EVERYONE,
     "rights.notice_history": EVERYONE,
     "rights.notice_version": EVERYONE,
@@ -75,6 +77,7 @@ ACCESS: dict[str, frozenset[str]] = {
     "rights.export_download": PATRONS,
     "rights.receipt": PATRONS,
     "rights.receipt_download": PATRONS,
+    "rights.receipt_proof": PATRONS,
     "decisions.decide": PATRONS,
     "decisions.all_off": PATRONS,
     "decisions.messages": PATRONS,
@@ -148,6 +151,7 @@ PATH_PARAMS = {
     "id": "msg_unknown",
     "reference": "0" * 24,
     "revision": 1,
+    "size": 1,
 }
 MARKER = "Marker-of-patron-A"
 

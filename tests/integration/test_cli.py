@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import re
 import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from portal.credentials.models import SignInCounter
 from portal.credentials.throttle import Guessing
 from portal.db import tortoise_config
 from portal.guardians.models import GuardianLink
+from portal.ledger import checkpoints
 from portal.ledger.models import ConsentEvent
 from portal.minors import services as minors
 from portal.officer.models import JobRun
@@ -30,10 +33,22 @@ from portal.officer.policy import JobName, RunOutcome
 from portal.patrons.models import Patron, PortalSession
 from portal.patrons.policy import guess_subject
 from portal.patrons.services import hash_secret, start_session
+from portal.rights.keys import load_keys
+from portal.rights.policy import receipt_claims, receipt_reference
+from portal.rights.services import receipt_facts, sign_receipt
+from portal.settings import Settings
 from portal.staff.models import StaffAuditEvent
 from tests.delivery import delivery_catalog
 from tests.desk import refuse_audit_lines
-from tests.factories import decides, demo_system_secrets, make_patron, now, publish
+from tests.factories import (
+    decides,
+    demo_system_secrets,
+    make_patron,
+    now,
+    publish,
+    standard_catalog,
+)
+from tests.ledger import as_superuser
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "deploy" / "catalog.toml"
@@ -283,11 +298,14 @@ def test_receipt_keys_are_made_rotated_and_a_receipt_checked_from_the_command_li
     assert "NOT VALID" in portal_command("verify-receipt", str(nonsense), env=keys, expect=1)
 
 
-async def test_scheduled_jobs_record_each_run(db: str, portal_command) -> None:
+async def test_scheduled_jobs_record_each_run(db: str, portal_command, tmp_path: Path) -> None:
     portal_command("publish", str(CATALOG))
     for verb in ("expire-consents", "apply-retention", "compact-erased", "purge-sessions"):
         portal_command(verb)
     portal_command("coming-of-age")
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(tmp_path / "receipt-keys.json")}
+    portal_command("receipt-key", "rotate", env=keys)
+    portal_command("checkpoint", env=keys)
     portal_command("deliver", "--once")
     runs = {run.job: run for run in await JobRun.all()}
     assert set(runs) == {job.value for job in JobName}
@@ -320,6 +338,61 @@ async def test_the_reference_key_is_printed_for_connected_systems(db: str, porta
     reference = hmac.new(key, card, hashlib.sha256).hexdigest()
     assert (await Patron.get()).reference == reference
     assert key != CLI_SECRET.encode()
+
+
+async def test_the_ledger_is_checkpointed_and_a_rewrite_named_from_the_command_line(
+    db: str, portal_command, tmp_path: Path
+) -> None:
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(tmp_path / "receipt-keys.json")}
+    portal_command("receipt-key", "rotate", env=keys)
+    assert "No checkpoint" in portal_command("checkpoint", expect=2)  # no key, no signature
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "newsletter", Decision.YES)
+    await decides(patron.id, "newsletter", Decision.NO)
+    assert "Checkpoint signed: 2 ledger event(s)" in portal_command("checkpoint", env=keys)
+    assert "nothing to sign" in portal_command("checkpoint", env=keys)
+    assert "OK: 2 ledger event(s); 1 checkpoint(s)" in portal_command("verify-ledger", env=keys)
+    first = (await ConsentEvent.all().order_by("id").first()).id
+    await as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {first}")  # noqa: S608
+    found = portal_command("verify-ledger", env=keys, expect=1)
+    assert f"event {first} (leaf 0, checkpoint 2) was changed" in found
+    refused = portal_command("checkpoint", env=keys, expect=1)
+    assert f"event {first} (leaf 0, checkpoint 2) was changed" in refused
+    run = await JobRun.filter(job="checkpoint").order_by("-id").first()
+    assert run is not None
+    assert run.outcome is RunOutcome.FAILED
+
+
+async def test_a_receipts_proof_is_checked_from_the_command_line(
+    db: str, portal_command, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "receipt-keys.json"
+    keys = {"PORTAL_RECEIPT_KEYS_FILE": str(path)}
+    portal_command("receipt-key", "rotate", env=keys)
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "newsletter", Decision.YES)
+    portal_command("checkpoint", env=keys)
+    event = await ConsentEvent.get(patron_id=patron.id)
+    facts = await receipt_facts(
+        patron.id, receipt_reference(CLI_SECRET, event.id), secret=CLI_SECRET
+    )
+    assert facts is not None
+    signing = load_keys(replace(settings, receipt_keys_file=path))
+    receipt = tmp_path / "receipt.jws"
+    receipt.write_text(sign_receipt(receipt_claims(facts, issued_at=now()), signing))
+    inclusion = await checkpoints.inclusion(event.id)
+    assert inclusion is not None
+    proof = tmp_path / "proof.json"
+    proof.write_text(json.dumps(inclusion.bundle()))
+    checked = portal_command("verify-receipt", str(receipt), "--proof", str(proof), env=keys)
+    assert "IN THE LEDGER: this decision is in the checkpoint of 1 event(s)" in checked
+    proof.write_text(json.dumps(inclusion.bundle() | {"leaf_index": 1}))
+    refused = portal_command(
+        "verify-receipt", str(receipt), "--proof", str(proof), env=keys, expect=1
+    )
+    assert "PROOF NOT VALID" in refused
 
 
 async def _audit_actions() -> list[str]:

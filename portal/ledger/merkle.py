@@ -1,0 +1,301 @@
+"""The consent ledger as a Merkle tree, after RFC 9162 §2.1 (Certificate Transparency 2.0): the
+hashing with its leaf and node prefixes, the tree head of any size, inclusion and consistency
+proofs and the algorithms that verify them. Pure: hashes in, hashes out.
+
+A leaf is one ledger event's canonical bytes (`leaf_data`): every column of the row as JSON
+with sorted keys, no whitespace, UTF-8, the time in UTC to the microsecond, and a format
+version. Changing any column, the id included, changes the leaf and so the root. The ledger
+holds no titles and no card numbers (patrons are row numbers, notices are versions and
+hashes), so erasure never needs to touch a leaf."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+HASH_SIZE = 32
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) = HASH() (RFC 9162 §2.1.1)
+
+# The leaf format's version, inside every leaf: a later format is a new value, never a
+# silent change to the bytes of leaves already signed.
+LEAF_VERSION = 1
+LEAF_FIELDS = (
+    "id",
+    "patron_id",
+    "service_id",
+    "kind",
+    "notice_version_id",
+    "notice_hash",
+    "locale",
+    "notice_audience",
+    "purposes",
+    "occurred_at",
+    "method",
+    "actor",
+    "channel",
+    "acting_guardian_id",
+    "detail",
+    "witnessed_by",
+)
+
+# The JWS "typ" of a checkpoint: no receipt passes for one, nor one for a receipt.
+CHECKPOINT_TYPE = "ledger-checkpoint+jwt"
+CHECKPOINT_LOG = "consent-ledger"
+
+
+def _moment(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def leaf_data(event: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of one event: the columns of LEAF_FIELDS (enums by their value)."""
+    document: dict[str, Any] = {"v": LEAF_VERSION}
+    for name in LEAF_FIELDS:
+        value = event[name]
+        if isinstance(value, datetime):
+            value = _moment(value)
+        elif hasattr(value, "value"):  # an enum member
+            value = value.value
+        document[name] = value
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two smaller than n (n > 1)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _mth(leaves: Sequence[bytes], lo: int, hi: int) -> bytes:
+    n = hi - lo
+    if n == 0:
+        return EMPTY_ROOT
+    if n == 1:
+        return leaves[lo]
+    k = _split(n)
+    return node_hash(_mth(leaves, lo, lo + k), _mth(leaves, lo + k, hi))
+
+
+def root(leaves: Sequence[bytes], size: int | None = None) -> bytes:
+    """MTH(D[0:size]) over leaf hashes (RFC 9162 §2.1.1)."""
+    size = len(leaves) if size is None else size
+    if not 0 <= size <= len(leaves):
+        raise ValueError("size out of range")
+    return _mth(leaves, 0, size)
+
+
+def roots_at(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
+    """The tree head at each of `sizes`, in one pass over the leaves: the perfect subtrees of
+    the prefix so far are kept (largest first), and MTH of the prefix folds them from the
+    right, as the left-balanced tree of §2.1.1 is built."""
+    wanted = set(sizes)
+    heads: dict[int, bytes] = {}
+    if 0 in wanted:
+        heads[0] = EMPTY_ROOT
+    stack: list[tuple[int, bytes]] = []  # (leaves covered, hash), strictly decreasing sizes
+    for count, leaf in enumerate(leaves, start=1):
+        width, value = 1, leaf
+        while stack and stack[-1][0] == width:
+            left = stack.pop()
+            width, value = width * 2, node_hash(left[1], value)
+        stack.append((width, value))
+        if count in wanted:
+            folded = stack[-1][1]
+            for _, left_hash in reversed(stack[:-1]):
+                folded = node_hash(left_hash, folded)
+            heads[count] = folded
+    return heads
+
+
+Range = Callable[[int, int], bytes]  # MTH(D[lo:hi]), however it is found
+
+
+def _path(mth: Range, m: int, lo: int, hi: int) -> list[bytes]:
+    n = hi - lo
+    if n <= 1:
+        return []
+    k = _split(n)
+    if m < k:
+        return [*_path(mth, m, lo, lo + k), mth(lo + k, hi)]
+    return [*_path(mth, m - k, lo + k, hi), mth(lo, lo + k)]
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
+    """PATH(index, D[0:size]) (RFC 9162 §2.1.3.1)."""
+    if not 0 <= index < size <= len(leaves):
+        raise ValueError("index or size out of range")
+    return _path(lambda lo, hi: _mth(leaves, lo, hi), index, 0, size)
+
+
+# A proof for a patron's receipt is made from the hashes of whole blocks of BLOCK leaves,
+# kept at checkpoint time, and the leaves of two blocks: a few thousand hashes for a
+# million events rather than a million. Every range PATH asks for that is longer than a
+# block starts on a block's edge (it starts at a multiple of the power of two at least its
+# length), so it splits into whole blocks and at most the last, partial one.
+BLOCK = 256
+
+
+def block_hashes(leaves: Sequence[bytes]) -> list[bytes]:
+    """MTH of each whole block of BLOCK leaves, in order."""
+    return [_mth(leaves, lo, lo + BLOCK) for lo in range(0, len(leaves) - BLOCK + 1, BLOCK)]
+
+
+def blocked_inclusion_proof(
+    index: int, size: int, blocks: Sequence[bytes], leaves: Mapping[int, bytes]
+) -> list[bytes]:
+    """PATH(index, D[0:size]) from the whole blocks' hashes and the leaves (by position) of
+    the block holding `index` and of the last, partial block."""
+    if not 0 <= index < size or len(blocks) < size // BLOCK:
+        raise ValueError("index, size or blocks out of range")
+
+    def mth(lo: int, hi: int) -> bytes:
+        if hi - lo == BLOCK and lo % BLOCK == 0:
+            return blocks[lo // BLOCK]
+        if hi - lo > BLOCK:
+            k = _split(hi - lo)
+            return node_hash(mth(lo, lo + k), mth(lo + k, hi))
+        return _mth([leaves[position] for position in range(lo, hi)], 0, hi - lo)
+
+    return _path(mth, index, 0, size)
+
+
+def _subproof(leaves: Sequence[bytes], m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+    n = hi - lo
+    if m == n:
+        return [] if whole else [_mth(leaves, lo, hi)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(leaves, m, lo, lo + k, whole), _mth(leaves, lo + k, hi)]
+    return [*_subproof(leaves, m - k, lo + k, hi, False), _mth(leaves, lo, lo + k)]
+
+
+def consistency_proof(leaves: Sequence[bytes], first: int, second: int) -> list[bytes]:
+    """PROOF(first, D[0:second]) (RFC 9162 §2.1.4.1); empty when the sizes are equal."""
+    if not 0 < first <= second <= len(leaves):
+        raise ValueError("sizes out of range")
+    if first == second:
+        return []
+    return _subproof(leaves, first, 0, second, True)
+
+
+def _hashes(values: Sequence[bytes]) -> bool:
+    return all(len(value) == HASH_SIZE for value in values)
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, path: Sequence[bytes], root_hash: bytes
+) -> bool:
+    """RFC 9162 §2.1.3.2: whether `leaf` (a leaf hash) is at `index` of the tree of `size`
+    leaves whose head is `root_hash`."""
+    if not (0 <= index < size and _hashes([leaf, root_hash, *path])):
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root_hash
+
+
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]
+) -> bool:
+    """RFC 9162 §2.1.4.2: whether the tree of `second` leaves extends the tree of `first`,
+    nothing in the first changed, removed or reordered."""
+    if not (0 <= first <= second and _hashes([first_root, second_root, *path])):
+        return False
+    if first == second:
+        return not path and first_root == second_root
+    if first == 0:
+        return not path  # the empty tree is a prefix of every tree
+    if not path:
+        return False
+    proof = list(path)
+    if first & (first - 1) == 0:  # an exact power of two: its head is a node of the second
+        proof.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while fn and not fn & 1:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def checkpoint_claims(size: int, root_hash: bytes, made_at: datetime) -> dict[str, Any]:
+    """What a checkpoint signs: the tree's size and head, and when."""
+    return {
+        "log": CHECKPOINT_LOG,
+        "tree_size": size,
+        "root_hash": root_hash.hex(),
+        "time": made_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "iat": int(made_at.timestamp()),
+    }
+
+
+def from_hex(value: object) -> bytes | None:
+    """A hash written as 64 hex digits, or None."""
+    if not (isinstance(value, str) and len(value) == 2 * HASH_SIZE):
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def bundle_holds(bundle: Mapping[str, Any], signed: Mapping[str, Any]) -> bool:
+    """Whether an inclusion bundle (its leaf as text, index, tree size and audit path, as
+    portal.ledger.checkpoints.Inclusion.bundle makes it) proves its leaf is in the tree whose
+    size and head `signed` holds: the claims of a checkpoint whose signature verified."""
+    leaf, index, size = bundle.get("leaf"), bundle.get("leaf_index"), bundle.get("tree_size")
+    path, head = bundle.get("audit_path"), from_hex(signed.get("root_hash"))
+    if not (
+        isinstance(leaf, str)
+        and isinstance(index, int)
+        and isinstance(size, int)
+        and isinstance(path, list)
+        and head is not None
+        and signed.get("log") == CHECKPOINT_LOG
+        and signed.get("tree_size") == size
+    ):
+        return False
+    hashes = [from_hex(value) for value in path]
+    if any(value is None for value in hashes):
+        return False
+    return verify_inclusion(
+        leaf_hash(leaf.encode("utf-8")), index, size, [h for h in hashes if h], head
+    )
