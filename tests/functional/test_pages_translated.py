@@ -24,7 +24,15 @@ from portal.staff.policy import Role
 from portal.stores.reading_history import services as reading_history
 from tests.conftest import Portal
 from tests.desk import create_card, hand_over, make_staff, new_card_number, staff_sign_in
-from tests.factories import SECRET, aged, make_patron, now, publish, standard_catalog
+from tests.factories import (
+    SECRET,
+    aged,
+    make_patron,
+    notice_strings,
+    now,
+    publish,
+    standard_catalog,
+)
 from tests.support import portal_client
 from tests.web import choose, choose_messages, hidden, sign_in, visible_text
 
@@ -60,7 +68,7 @@ def english_phrases(code: str) -> set[str]:
         if plain and target != source and len(plain.split()) >= 2:
             phrases.add(plain)
     for service in tomllib.loads(CATALOG)["service"]:
-        phrases.update(service["notice"]["en"].values())
+        phrases.update(text for _, text in notice_strings(service["notice"]["en"]))
     return phrases
 
 
