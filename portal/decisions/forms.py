@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import FormData
 
@@ -74,3 +75,16 @@ def parse_messages(form: FormData) -> MessagesForm:
         if f"contact:{channel}" in form
     }
     return MessagesForm(cells, {} if all_off else contacts, all_off)
+
+
+def left_as(form: FormData) -> dict[str, Any]:
+    """A refused grid comes back as it was left: the boxes ticked and the numbers or
+    addresses typed (the page's `ticked` and `entered`)."""
+    return {
+        "ticked": {value for value in form.getlist("on") if isinstance(value, str)},
+        "entered": {
+            name.partition(":")[2]: value
+            for name, value in form.items()
+            if name.startswith("contact:") and isinstance(value, str)
+        },
+    }

@@ -16,7 +16,7 @@ from portal.consent.views import gate
 from portal.contacts.policy import ContactError, shown
 from portal.contacts.services import contacts_of
 from portal.decisions import services
-from portal.decisions.forms import parse_decision, parse_messages, parse_onward
+from portal.decisions.forms import left_as, parse_decision, parse_messages, parse_onward
 from portal.errors import ConsentCode, DomainError, ErrorCode
 from portal.i18n import current_locale
 from portal.ledger.services import PATRON_ONLINE
@@ -141,12 +141,7 @@ async def choose_messages(request: Request) -> Response:
             patron,
             group,
             error=failure.code,
-            ticked={value for value in raw.getlist("on") if isinstance(value, str)},
-            entered={
-                name.partition(":")[2]: value
-                for name, value in raw.items()
-                if name.startswith("contact:") and isinstance(value, str)
-            },
+            **left_as(raw),
         )
     response = redirect_to(request, "decisions.messages", group=group)
     response.headers["location"] += f"?saved={len(changed)}"

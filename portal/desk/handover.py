@@ -13,7 +13,7 @@ from starlette.routing import Route
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError
 from portal.consent.reads import service_view
-from portal.decisions.forms import parse_decision, parse_messages
+from portal.decisions.forms import left_as, parse_decision, parse_messages
 from portal.desk import handovers
 from portal.errors import DomainError, PatronCode
 from portal.i18n import current_locale
@@ -142,12 +142,7 @@ async def messages(request: Request) -> Response:
         return await screen(
             request,
             error=failure,
-            ticked={value for value in posted.getlist("on") if isinstance(value, str)},
-            entered={
-                name.partition(":")[2]: value
-                for name, value in posted.items()
-                if name.startswith("contact:") and isinstance(value, str)
-            },
+            **left_as(posted),
         )
     return redirect_to(request, "handover.screen")
 

@@ -17,7 +17,7 @@ from portal.consent.reads import message_grid
 from portal.contacts.policy import shown
 from portal.credentials import throttle
 from portal.credentials.throttle import Guessing
-from portal.decisions.forms import parse_decision, parse_messages
+from portal.decisions.forms import left_as, parse_decision, parse_messages
 from portal.errors import ConsentCode, DomainError, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
@@ -234,12 +234,7 @@ async def guardian_choose_messages(request: Request) -> Response:
             request,
             error=failure.code,
             link_id=link_id,
-            ticked={value for value in raw.getlist("on") if isinstance(value, str)},
-            entered={
-                name.partition(":")[2]: value
-                for name, value in raw.items()
-                if name.startswith("contact:") and isinstance(value, str)
-            },
+            **left_as(raw),
         )
     response = redirect_to(request, "minors.guardian_messages", group=group)
     response.headers["location"] += f"?child={link_id}&saved={len(changed)}"
