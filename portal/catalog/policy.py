@@ -85,8 +85,8 @@ class NoticeText:
     recipients: str
     retention: str
     withdraw: str
-    # A message choice's own lines beside the messaging service's notice (MESSAGE_FIELDS):
-    # what the patron read about the one kind of message, or about titles in messages.
+    # A message choice's own lines beside the messaging service's notice ("kind_title",
+    # "kind_says"): what the patron read about the one kind of message, or about titles.
     extra: tuple[tuple[str, str], ...] = ()
 
     def as_dict(self) -> dict[str, str]:
@@ -103,12 +103,9 @@ class SystemSpec:
     endpoint: str  # where deletion requests are sent (HTTPS)
 
 
-# The channels a library may send its messages by, and the contact detail each needs.
+# The channels a library may send its messages by (the contact detail each needs is
+# portal.contacts.policy's).
 CHANNELS = ("email", "sms", "phone")
-CONTACT_OF_CHANNEL = {"email": "email", "sms": "phone", "phone": "phone"}
-# A message choice's own lines beside its messaging service's notice: the kind's (or
-# titles in messages') title and what it says.
-MESSAGE_FIELDS = ("kind_title", "kind_says")
 # What a message may carry beyond its kind. Titles and authors are not here: they are only
 # ever sent to a patron who chose "titles in messages" (its own consent).
 MESSAGE_CONTENTS = ("branch", "pickup_by", "due_date", "item_count", "expiry_date", "fee")

@@ -182,13 +182,6 @@ class MessageGrid:
     def on(self) -> list[ServiceOverview]:
         return [choice for choice in self.choices if choice.status is Status.ON]
 
-    def channels_on(self) -> set[str]:
-        return {
-            choice.service.choice.channel
-            for choice in self.on
-            if choice.service.choice and choice.service.choice.channel
-        }
-
 
 def message_grids(services: list[ServiceOverview]) -> list[ServiceOverview | MessageGrid]:
     """The services as My privacy lists them: each messaging service's choices gathered into
