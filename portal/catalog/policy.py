@@ -133,10 +133,6 @@ class MessageChoice:
     ils_name: str | None = None
     contains: tuple[str, ...] = ()
 
-    @property
-    def is_titles(self) -> bool:
-        return self.kind is None
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
