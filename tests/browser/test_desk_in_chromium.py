@@ -90,13 +90,19 @@ class Visit:
         self.page.click("form[action='/handover/pin'] button")
 
     def answer_every_notice(self, first: str) -> int:
-        """`first` to the first notice, no to every other; returns how many were shown."""
-        shown = 0
-        while self.page.locator("button[value=yes]").count():
-            self.check(f"notice-{shown}")
-            self.page.click(f"button[value={first if shown == 0 else 'no'}]")
-            shown += 1
-        return shown
+        """`first` to the first notice, no to every other; the messaging service's grid is
+        left with nothing ticked (which decides nothing, so records nothing). Returns how
+        many notices were answered."""
+        answered, step = 0, 0
+        while self.page.locator("button[name=decision], button[name=all_off]").count():
+            self.check(f"notice-{step}")
+            step += 1
+            if self.page.locator("table.message-grid").count():
+                self.page.click("button[name=all_off]")
+                continue
+            self.page.click(f"button[name=decision][value={first if answered == 0 else 'no'}]")
+            answered += 1
+        return answered
 
 
 def test_a_whole_desk_visit(browser: Browser, live_desk: LiveDesk, axe_source: str) -> None:
