@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from datetime import date
 
 import pytest
@@ -100,6 +101,10 @@ async def test_rotating_a_client_while_another_process_writes_is_never_refused_a
                     (now().isoformat(),),
                 )
                 server.commit()
+                # A server's writes come between requests, not back to back for ever: a
+                # loop that takes the lock again the instant it lets go can starve any other
+                # writer past its busy timeout (SQLite's busy handler is not a queue).
+                time.sleep(0.001)
         finally:
             server.close()
 
