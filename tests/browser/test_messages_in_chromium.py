@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -38,6 +39,18 @@ HOLD_BY_TEXT = "messages__hold_filled__sms"
 class Messaging:
     live: LivePortal
     gateway: ReceiverProcess
+    token: str  # the library system's, with preferences:read and contacts:read
+
+    def preferences(self) -> dict[str, object]:
+        """What the library system reads of this patron: POST, by card number."""
+        answer = httpx.post(
+            f"{self.live.url}/api/v1/message-preferences",
+            json={"patrons": [{"card_number": self.live.card}]},
+            headers={"authorization": f"Bearer {self.token}"},
+        )
+        assert answer.status_code == 200, answer.text
+        found: dict[str, object] = answer.json()["results"][0]
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +88,22 @@ def messaging(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Ite
             page.fill("#pin_again", PIN)
             page.click("button.primary")
             page.close()
-            yield Messaging(LivePortal(url, card, code.group(1)), gateway)
+            shown = dict(
+                re.findall(
+                    r"^Client (id|secret): (\S+)$",
+                    run(
+                        "api-client", "add", "ils-messages", "--system", "ils",
+                        "--scope", "preferences:read", "--scope", "contacts:read",
+                    ),
+                    flags=re.M,
+                )
+            )  # fmt: skip
+            token = httpx.post(
+                f"{url}/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(shown["id"], shown["secret"]),
+            ).json()["access_token"]
+            yield Messaging(LivePortal(url, card, code.group(1)), gateway, token)
         finally:
             gateway.stop()
 
@@ -149,6 +177,19 @@ def test_hold_ready_by_text_only_then_off_erases_the_number_here_and_at_the_gate
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"messages-{locale}.png"), full_page=True)
 
+    # The library system reads exactly that one choice, and where it goes.
+    read = messaging.preferences()
+    assert read["messages"] == [
+        {
+            "group": "messages",
+            "kind": "Hold_Filled",
+            "channel": "sms",
+            "contains": ["branch", "pickup_by"],
+            "titles": False,
+        }
+    ]
+    assert read["contacts"] == {"sms": "+12015550123"}
+
     given = wait_for(gateway, "consent.given", given_before + 1)[-1]
     assert given["service"] == HOLD_BY_TEXT
     assert given["message"] == {
@@ -164,6 +205,7 @@ def test_hold_ready_by_text_only_then_off_erases_the_number_here_and_at_the_gate
     page.wait_for_load_state()
     assert ticked(page) == []
     assert page.locator("#kept-sms").count() == 0  # erased here
+    assert messaging.preferences()["messages"] == []
     deletion = wait_for(gateway, "deletion.requested", deleted_before + 1)[-1]
     assert deletion["service"] == HOLD_BY_TEXT
     assert deletion["message"]["contact_erased"] is True  # type: ignore[index]
