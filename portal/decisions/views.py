@@ -81,13 +81,19 @@ async def decide(request: Request) -> Response:
     )
 
 
-async def _refused(request: Request, patron: Identity, key: str, code: ErrorCode) -> Response:
-    """The page again, with why nothing was decided: the notice, or for one choice of a
-    messaging service its grid."""
+def settle_refusal(code: ErrorCode) -> None:
+    """Before a refused decision's page comes back: a service that does not exist is not
+    found; a stale notice means a publication came, so every page shows the new one."""
     if code is ConsentCode.UNKNOWN_SERVICE:
         raise HTTPException(status_code=404, detail=code)
     if code is ConsentCode.STALE_NOTICE:
-        forget_published_catalog()  # a publish happened: show the new notice everywhere
+        forget_published_catalog()
+
+
+async def _refused(request: Request, patron: Identity, key: str, code: ErrorCode) -> Response:
+    """The page again, with why nothing was decided: the notice, or for one choice of a
+    messaging service its grid."""
+    settle_refusal(code)
     service = (await published_catalog()).by_key.get(key)
     if service is not None and service.choice is not None:
         return await _messages_page(request, patron, service.choice.group, error=code)
@@ -131,10 +137,7 @@ async def choose_messages(request: Request) -> Response:
             phone_region=settings.phone_region,
         )
     except DomainError as failure:
-        if failure.code is ConsentCode.UNKNOWN_SERVICE:
-            raise HTTPException(status_code=404, detail=failure.code) from None
-        if failure.code is ConsentCode.STALE_NOTICE:
-            forget_published_catalog()
+        settle_refusal(failure.code)
         # Nothing was changed: the page comes back as the patron left it, with the reason.
         return await _messages_page(
             request,

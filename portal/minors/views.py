@@ -10,7 +10,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portal.catalog.jurisdiction import AgeBand
-from portal.catalog.services import forget_published_catalog
 from portal.clock import utcnow
 from portal.consent.policy import ConsentError, Status
 from portal.consent.reads import message_grid
@@ -18,6 +17,7 @@ from portal.contacts.policy import shown
 from portal.credentials import throttle
 from portal.credentials.throttle import Guessing
 from portal.decisions.forms import left_as, parse_decision, parse_messages
+from portal.decisions.views import settle_refusal
 from portal.errors import ConsentCode, DomainError, ErrorCode, MinorsCode
 from portal.i18n import current_locale
 from portal.minors import services
@@ -225,10 +225,7 @@ async def guardian_choose_messages(request: Request) -> Response:
             phone_region=settings.phone_region,
         )
     except DomainError as failure:
-        if failure.code is ConsentCode.UNKNOWN_SERVICE:
-            raise HTTPException(status_code=404, detail=failure.code) from None
-        if failure.code is ConsentCode.STALE_NOTICE:
-            forget_published_catalog()
+        settle_refusal(failure.code)
         # Nothing was changed: the page comes back as the guardian left it, with the reason.
         return await guardian_messages(
             request,
