@@ -17,7 +17,7 @@ from portal.clock import utcnow
 from portal.errors import ApiCode, DomainError
 from portal.outbox import services
 from portal.outbox.services import DeletionRequest, OutboxError
-from portal.web.requests import number_text
+from portal.web.requests import MAX_ID, number_text
 
 PAGE = 100
 MAX_PAGE = 500
@@ -83,7 +83,8 @@ async def list_deletions(request: Request) -> Response:
         found = await services.deletion_requests(
             system=system,
             unconfirmed_only=status == "unconfirmed",
-            after=_number(params.get("after"), 0, 0, 2**62),
+            # A cursor is a request's id: a 32-bit integer, as the column is.
+            after=_number(params.get("after"), 0, 0, MAX_ID),
             limit=limit,
         )
     except DomainError as failure:
