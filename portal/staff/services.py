@@ -148,7 +148,12 @@ async def has_password(username: str) -> bool:
 
 async def authenticate_local(username: str, password: str) -> tuple[int, frozenset[Role]]:
     """The staff member's id and roles, or StaffError(signin_failed) whatever was wrong."""
-    member = await StaffMember.get_or_none(username=_normalise_username(username), source="local")
+    name = _normalise_username(username)
+    # A name longer than the column can be no one's (the lookup would refuse the value);
+    # the password is still checked, so the refusal takes as long as any other.
+    member = (
+        await StaffMember.get_or_none(username=name, source="local") if len(name) <= 60 else None
+    )
     stored = member.password_hash if member else None
     if not await verify_secret(stored, password) or member is None:
         raise StaffError(StaffCode.SIGNIN_FAILED)
