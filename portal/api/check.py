@@ -10,9 +10,9 @@ one database query either way, and none for the token."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -148,31 +148,38 @@ def _server_error(https: bool) -> Answer:
     return 500, [*headers, _JSON, (b"content-length", str(len(body)).encode())], body
 
 
+# Host names as DNS and IPv4 write them: a subset of what Starlette's host guard parses.
+_PLAIN_NAME = re.compile(r"[a-z0-9.-]+")
+
+
 def known_hosts(settings: Settings) -> frozenset[bytes] | None:
-    """The `Host` values the lane answers itself: the public address's host and every named
-    allowed host, bare or with the public address's port (None: development mode, any
-    host). A subset of what the host guard admits: any other value (a port, a subdomain
-    pattern, an IPv6 address) takes the ordinary way through the guard."""
+    """The host names whose checks the lane answers itself: the public address's and every
+    plain allowed name (None: development mode, any host). Any other `Host` (a subdomain
+    pattern, an IPv6 address, something malformed) takes the ordinary way through the
+    guard, which admits or refuses it."""
     if not settings.public_url:
         return None
-    names = [settings.public_host, *settings.allowed_hosts]
-    port = urlsplit(settings.public_url).port
-    exact = [name.lower() for name in names if name and "*" not in name and ":" not in name]
-    with_port = [f"{name}:{port}" for name in exact] if port else []
-    return frozenset(value.encode("ascii", "replace") for value in exact + with_port)
+    names = (name.lower() for name in [settings.public_host, *settings.allowed_hosts])
+    return frozenset(name.encode() for name in names if _PLAIN_NAME.fullmatch(name))
+
+
+def admitted(host: bytes, names: frozenset[bytes]) -> bool:
+    """`Host` is one of `names`, with or without a port: the guard admits no less."""
+    name, colon, port = host.lower().partition(b":")
+    return name in names and (not colon or port.isdigit())
 
 
 def _host(scope: Scope) -> bytes:
     value: bytes
     for name, value in scope["headers"]:
         if name == b"host":
-            return value.lower()  # the first, as Starlette's host guard reads it
+            return value  # the first, as Starlette's host guard reads it
     return b""
 
 
 class ConsentCheckLane:
     """Outermost, in front of Starlette itself (portal.app's build_middleware_stack): takes a
-    consent check whose `Host` it knows by heart straight to its endpoint, which sends its
+    consent check whose `Host` names a host it knows straight to its endpoint, which sends its
     own headers and bounds its own body, and writes the access log line. Everything else,
     another `Host` included, goes on through the host guard and the middleware stack. Its
     own server-error handling does what Starlette's and portal.web.failures' do: a bug
@@ -188,7 +195,7 @@ class ConsentCheckLane:
             scope["type"] != "http"
             or scope["path"] != PATH
             or scope["method"] != "POST"
-            or (self.hosts is not None and _host(scope) not in self.hosts)
+            or (self.hosts is not None and not admitted(_host(scope), self.hosts))
         ):
             await self.app(scope, receive, send)
             return

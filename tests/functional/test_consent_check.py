@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from portal.api.access import Scope
-from portal.api.check import known_hosts
+from portal.api.check import admitted, known_hosts
 from portal.api.services import check_consents
 from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent.models import ConsentState
@@ -269,20 +269,22 @@ async def test_a_host_the_guard_admits_is_answered_either_way(
     ]  # one line, whichever way it went
 
 
-def test_the_lane_knows_only_exact_hosts() -> None:
+def test_the_lane_knows_only_plain_host_names() -> None:
     settings = Settings(
         database_url="sqlite://:memory:",
         secret_key=SECRET,
         public_url="https://Portal.Example.org:8443",
         allowed_hosts=("ils.internal", "*.example.org", "::1"),
     )
-    assert known_hosts(settings) == {
-        b"portal.example.org",
-        b"portal.example.org:8443",
-        b"ils.internal",
-        b"ils.internal:8443",
-    }
+    names = known_hosts(settings)
+    assert names == {b"portal.example.org", b"ils.internal"}
     assert known_hosts(Settings(database_url="sqlite://:memory:", secret_key=SECRET)) is None
+    for host in (b"portal.example.org", b"PORTAL.example.org:8443", b"ils.internal:80"):
+        assert admitted(host, names)
+    for host in (b"a.example.org", b"portal.example.org:", b"portal.example.org:x", b"[::1]"):
+        assert not admitted(host, names)
+    for host in (b"portal.example.org:\xd9\xa3", b"portal.example.org :1", b"ils.internal\t"):
+        assert not admitted(host, names)  # digits other than ASCII, spaces: the guard decides
 
 
 async def test_the_check_sends_the_machine_headers_and_one_log_line(
