@@ -5,6 +5,7 @@ keys derived with HKDF-SHA256, RFC 5869)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 from enum import StrEnum
 
@@ -86,9 +87,8 @@ PREFIXED = frozenset(
 def keyed_hash(secret: str, purpose: KeyPurpose, value: str) -> str:
     if purpose in PREFIXED:
         message = f"{purpose}:{value}".encode()
-        return hmac.digest(secret.encode(), message, "sha256").hex()
-    # hmac.digest: the same HMAC in one call to OpenSSL (every card lookup, every API check).
-    return hmac.digest(purpose_key(secret, purpose), value.encode(), "sha256").hex()
+        return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.new(purpose_key(secret, purpose), value.encode(), hashlib.sha256).hexdigest()
 
 
 @functools.lru_cache(maxsize=64)
