@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography.exceptions import InvalidTag
 from tortoise import Tortoise
 
 from portal.backups import services
@@ -25,6 +26,7 @@ from portal.db import tortoise_config
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron
 from portal.stores.reading_history import services as reading_history
+from tests import age_reader
 from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 TITLE = "Zyxwvut Quorble and the Marmalade Lighthouse"  # nowhere else in the database
@@ -183,6 +185,27 @@ async def test_the_backup_file_holds_no_plaintext(
     assert _payload(backup, identity[0]).startswith(
         b"SQLite format 3" if engine == "sqlite" else b"PGDMP"
     )
+
+
+def test_a_reader_written_from_the_age_specification_decrypts_a_backup(
+    portal, tmp_path: Path, identity
+) -> None:
+    """Not only pyrage, which wrote it: an independent reader (tests/age_reader.py) agrees."""
+    backup = tmp_path / "portal.age"
+    portal("backup", "--to", str(backup))
+    plain = age_reader.decrypt(
+        backup.read_bytes(), age_reader.read_identity(identity[0].read_text())
+    )
+    assert plain.startswith(MAGIC)
+    assert plain == pyrage.decrypt(backup.read_bytes(), _identities(identity[0]))
+    tampered = bytearray(backup.read_bytes())
+    tampered[-40] ^= 1
+    with pytest.raises(InvalidTag):  # each chunk is authenticated
+        age_reader.decrypt(bytes(tampered), age_reader.read_identity(identity[0].read_text()))
+    other = tmp_path / "other.txt"
+    services.make_identity(other, now=now())
+    with pytest.raises(ValueError, match="not encrypted to this identity"):
+        age_reader.decrypt(backup.read_bytes(), age_reader.read_identity(other.read_text()))
 
 
 @pytest.mark.parametrize("tool", ["age", "rage"])
