@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "portal.guardians.models",
     "portal.ledger.models",
     "portal.consent.models",
+    "portal.retained_keys.models",
     "portal.stores.models",
     "portal.contacts.models",
     "portal.api.models",

@@ -49,7 +49,7 @@ async def erase_service_data(
     `erasing` transaction, the one that ended the consent."""
     rows = 0
     if service.store is not None:
-        rows = erasure.deleted(await STORES[service.store].erase(patron_id))
+        rows = erasure.deleted(await STORES[service.store].erase(erasure, patron_id))
         await record(
             patron_id,
             EventKind.ERASED,
@@ -90,7 +90,7 @@ async def _erase_unused_contact(
     # address even when this portal never had it (a choice carried over from a service
     # whose number only the gateway held).
     value = await contact_of(patron_id, channel)
-    rows = erasure.deleted(await erase_contact(patron_id, channel))
+    rows = erasure.deleted(await erase_contact(erasure, patron_id, channel))
     if value is not None:
         erasure.deleted(await forget_contact(patron_id, value))
     if rows:
