@@ -6,7 +6,8 @@ On SQLite widening a column rebuilds the table, which drops its indexes: they ar
 again here, by the names the models give. The migration is not one transaction: the last
 step rewrites the tables outside any (PostgreSQL's VACUUM FULL cannot run in one), so that
 the plaintext rows the sealing replaced leave no dead tuple behind; on SQLite, with secure
-deletion on, the replaced cells are zeroed and the write-ahead log is truncated. Sealing
+deletion on, the replaced cells are zeroed and the write-ahead log is truncated. While SQLite rebuilds saved_list its foreign keys are
+off, or dropping the old table would delete every item through ON DELETE CASCADE. Sealing
 skips a value that is already sealed and opens, so running it again after a failure is safe."""
 
 from datetime import UTC, datetime
@@ -65,6 +66,18 @@ KEPT = [
 def _numbered(sql):
     parts = sql.split("?")
     return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, 1))
+
+
+async def foreign_keys_off(apps, editor):
+    """SQLite rebuilds saved_list to widen its column: dropping the old table with foreign
+    keys enforced would delete every saved_list_item through ON DELETE CASCADE."""
+    if editor.client.capabilities.dialect == "sqlite":
+        await editor.client.execute_script("PRAGMA foreign_keys = OFF")
+
+
+async def foreign_keys_on(apps, editor):
+    if editor.client.capabilities.dialect == "sqlite":
+        await editor.client.execute_script("PRAGMA foreign_keys = ON")
 
 
 async def restore_indexes(apps, editor):
@@ -169,6 +182,7 @@ class Migration(migrations.Migration):
             },
             bases=["Model"],
         ),
+        ops.RunPython(foreign_keys_off, foreign_keys_on),
         ops.AlterField(
             model_name="HistoryEntry", name="author", field=fields.TextField(unique=False)
         ),
@@ -182,7 +196,8 @@ class Migration(migrations.Migration):
         ops.AlterField(
             model_name="SavedListItem", name="title", field=fields.TextField(unique=False)
         ),
-        ops.RunPython(restore_indexes, nothing, atomic=True),
-        ops.RunPython(seal_kept_rows, nothing, atomic=True),
+        ops.RunPython(foreign_keys_on, foreign_keys_off),
+        ops.RunPython(restore_indexes, nothing),
+        ops.RunPython(seal_kept_rows, nothing),
         ops.RunPython(rewrite_tables, nothing, atomic=False),
     ]
