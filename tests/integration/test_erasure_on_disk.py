@@ -71,7 +71,7 @@ async def files_hold(data: bytes, *, tables: list[str] | None = None) -> bool:
         ]
     for path in paths:
         rows = await connection.execute_query_dict(
-            "SELECT pg_read_binary_file($1, true) AS data", [path]
+            "SELECT pg_read_binary_file($1::text, 0, 100000000, true) AS data", [path]
         )
         if rows and rows[0]["data"] is not None and data in bytes(rows[0]["data"]):
             return True
