@@ -39,7 +39,13 @@ async def contact_of(patron_id: int, channel: str) -> str | None:
     return _open(key, contact.value) if key else None
 
 
-_CONTACTS_QUERY = "SELECT patron_id, channel, value FROM message_contact WHERE patron_id IN ({})"
+# With each detail's key, in the one query (the API's hot path): the key of store
+# "contact:<channel>" (portal.retained_keys).
+_CONTACTS_QUERY = (
+    "SELECT c.patron_id, c.channel, c.value, k.key FROM message_contact c "
+    "JOIN retained_data_key k ON k.patron_id = c.patron_id AND k.store = 'contact:' || c.channel "
+    "WHERE c.patron_id IN ({})"
+)
 
 
 @functools.lru_cache(maxsize=128)
@@ -55,12 +61,9 @@ async def contacts_of(patron_ids: list[int]) -> dict[int, dict[str, str]]:
     if not patron_ids:
         return {}
     found: dict[int, dict[str, str]] = {}
-    rows = await fetch_rows(_contacts_query(len(patron_ids)), *patron_ids)
-    keys = await keys_of(sorted({row["patron_id"] for row in rows}), CONTACT_STORE) if rows else {}
-    for row in rows:
-        key = keys.get((row["patron_id"], contact_store(row["channel"])))
-        if key is not None:
-            found.setdefault(row["patron_id"], {})[row["channel"]] = _open(key, row["value"])
+    for row in await fetch_rows(_contacts_query(len(patron_ids)), *patron_ids):
+        key = PatronKey(row["patron_id"], bytes(row["key"]))
+        found.setdefault(row["patron_id"], {})[row["channel"]] = _open(key, row["value"])
     return found
 
 

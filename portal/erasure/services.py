@@ -23,8 +23,8 @@ from portal.outbox.services import (
     request_deletions,
     request_retention,
 )
-from portal.stores.base import Cutoff, Retained
 from portal.retained_keys.services import KEY_TABLE
+from portal.stores.base import Cutoff, Retained
 from portal.stores.registry import STORES
 
 

@@ -230,7 +230,7 @@ async def _files_hold(text: str, tables: list[str]) -> bool:
     await connection.execute_script("CHECKPOINT")
     for table in tables:
         rows = await connection.execute_query_dict(
-            f"SELECT pg_read_binary_file(pg_relation_filepath('{table}')) AS data"  # noqa: S608
+            f"SELECT pg_read_binary_file(pg_relation_filepath('{table}')) AS data"
         )
         if text.encode() in bytes(rows[0]["data"]):
             return True
