@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
+from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.retained_keys.models import RetainedDataKey
 from portal.retained_keys.services import (
@@ -25,6 +26,7 @@ from portal.retained_keys.services import (
 )
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.saved_lists import services as saved_lists
 from tests.factories import decides, make_patron, now, publish, standard_catalog
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -59,7 +61,7 @@ async def test_two_first_writes_for_one_patron_share_one_key() -> None:
     assert await RetainedDataKey.filter(patron_id=patron.id).count() == 1
 
 
-async def test_a_withdrawal_destroys_the_key_and_retention_keeps_it() -> None:
+async def test_a_withdrawal_destroys_the_key() -> None:
     await publish(standard_catalog())
     patron = await make_patron()
     await decides(patron.id, "reading_history", Decision.YES)
@@ -68,6 +70,39 @@ async def test_a_withdrawal_destroys_the_key_and_retention_keeps_it() -> None:
     await decides(patron.id, "reading_history", Decision.NO)
     assert await key_of(patron.id, "reading_history") is None
     assert await reading_history.history(patron.id) == []
+
+
+async def test_retention_deletes_rows_and_keeps_the_key() -> None:
+    """The consent is still in force: a missing key must keep meaning it ended."""
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    old = reading_history.Loan("Old", "", date(2001, 1, 1))
+    await reading_history.record_loans(patron.id, [old, loan("Recent")], now=now())
+    kept = await key_of(patron.id, "reading_history")
+    assert await apply_retention(now=now(), today=now().date()) == 1
+    assert [e.title for e in await reading_history.history(patron.id)] == ["Recent"]
+    after = await key_of(patron.id, "reading_history")
+    assert kept is not None
+    assert after is not None
+    assert after.key == kept.key
+
+
+async def test_deleting_one_list_replaces_the_key_and_keeps_the_others_readable() -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "saved_lists", Decision.YES)
+    gone = await saved_lists.create_list(patron.id, "Gone", now=now())
+    stays = await saved_lists.create_list(patron.id, "Stays", now=now())
+    await saved_lists.add_to_list(patron.id, stays, "Kindred", now=now())
+    before = await key_of(patron.id, "saved_lists")
+    await saved_lists.delete_list(patron.id, gone, now=now())
+    after = await key_of(patron.id, "saved_lists")
+    assert before is not None
+    assert after is not None
+    assert after.key != before.key
+    [left] = await saved_lists.saved_lists(patron.id)
+    assert (left.name, left.titles) == ("Stays", ("Kindred",))
 
 
 async def test_keys_are_imported_only_for_patrons_held_and_never_replace_one() -> None:
