@@ -519,8 +519,11 @@ def read_key_backup(
 class Unreadable(Protocol):
     """What settling a restore reports (portal.retained_keys.services.Unreadable)."""
 
-    rows: int
-    consents_ended: int
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def consents_ended(self) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -17,19 +17,19 @@ from portal.backups import services
 from portal.backups.policy import BackupError, Engine, engine_of
 from portal.backups.services import KeyRow, KeyTable, Settled
 from portal.cli.database import with_db
-from portal.clock import utcnow
+from portal.clock import local_date, utcnow
 from portal.db import apply_migrations
+from portal.erasure.services import apply_retention
+from portal.retained_keys import services as retained_keys
 from portal.settings import Settings
 
-# The retained-data keys (issue 22). Until portal.retained_keys exists nothing is sealed and
-# there is no key table: a backup carries everything, and a restore has no keys to bring.
-# Wiring it in is these lines:
-#     from portal.retained_keys import services as retained_keys
-#     RETAINED_KEYS = KeyTable(
-#         retained_keys.KEY_TABLE, retained_keys.export_keys,
-#         retained_keys.import_keys, retained_keys.settle_after_restore,
-#     )
-RETAINED_KEYS: KeyTable | None = None
+# The retained-data keys: a backup leaves them out, a restore brings today's.
+RETAINED_KEYS = KeyTable(
+    retained_keys.KEY_TABLE,
+    retained_keys.export_keys,
+    retained_keys.replace_keys,
+    retained_keys.settle_after_restore,
+)
 
 
 def _refuse(message: str) -> int:
@@ -64,17 +64,8 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _backup_keys(settings: Settings, to: Path) -> services.BackupMade:
-    keys = RETAINED_KEYS
-    if keys is None:
-        raise BackupError(
-            "this portal keeps no retained-data keys yet: there is nothing to back up"
-        )
     services.recipients_from(settings.backup_recipients)  # refuse before reading any key
-
-    async def export() -> list[KeyRow]:
-        return await keys.export()
-
-    rows = _in_database(settings, settings.database_url, export)
+    rows = _in_database(settings, settings.database_url, RETAINED_KEYS.export)
     return services.backup_keys(
         rows,
         to,
@@ -136,14 +127,15 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
             f"{counts.consents:,} consents, {counts.ledger_events:,} ledger events); "
             f"migrations up to date; {time.monotonic() - started:.1f} s."
         )
-        if settled is None:
-            print("No retained-data keys on this portal: nothing sealed to settle.")
-        else:
-            print(
-                f"Keys: {settled.keys_imported:,} brought in. Could not be decrypted (withdrawn "
-                f"or erased since the backup): {settled.unreadable_rows:,} rows, erased; "
-                f"{settled.consents_ended:,} consents ended."
-            )
+        print(
+            f"Keys: {settled.keys_imported:,} brought in. Could not be decrypted (withdrawn "
+            f"or erased since the backup): {settled.unreadable_rows:,} rows, erased; "
+            f"{settled.consents_ended:,} consents ended."
+        )
+        # What passed its retention period since the backup was taken goes now, not when the
+        # operator remembers to run the nightly job against the restored database.
+        expired = await apply_retention(now=now, today=local_date(now, settings.timezone))
+        print(f"Retention applied: {expired:,} rows past their service's period erased.")
         return 0
 
     return with_db(replace(settings, database_url=target), settle)
@@ -174,22 +166,14 @@ def _keys_for_restore(
             now=utcnow(),
             max_age_hours=settings.key_backup_max_age_hours,
         )
-    keys = RETAINED_KEYS
-    if args.keys_from and keys is not None:
-
-        async def export() -> list[KeyRow]:
-            return await keys.export()
-
-        return _in_database(settings, args.keys_from, export)
+    if args.keys_from:
+        return _in_database(settings, args.keys_from, RETAINED_KEYS.export)
     return []
 
 
-async def _keys_then_settle(rows: list[KeyRow], *, now: datetime) -> Settled | None:
-    # ---- KEYS, THEN SETTLE -------------------------------------------------------------
-    # The one step that needs portal.retained_keys (RETAINED_KEYS above): today's keys into
-    # the restored database, then whatever they cannot open erased and its consents ended.
-    if RETAINED_KEYS is None:
-        return None
+async def _keys_then_settle(rows: list[KeyRow], *, now: datetime) -> Settled:
+    # Today's keys into the restored database (replacing any it came with), then whatever
+    # they cannot open erased and its consents ended.
     return await services.keys_then_settle(RETAINED_KEYS, rows, now=now)
 
 

@@ -145,6 +145,14 @@ async def import_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
     return written
 
 
+async def replace_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
+    """A restored database's keys become today's (`import_keys`): whatever key table it came
+    with is emptied first (a copy made outside `portal backup` may carry one), so that no key
+    destroyed since the copy was made opens its rows again."""
+    await RetainedDataKey.all().delete()
+    return await import_keys(keys)
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """What a restore could not bring back: rows that no key opens any more, and the

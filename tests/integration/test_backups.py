@@ -19,15 +19,19 @@ from cryptography.exceptions import InvalidTag
 from tortoise import Tortoise
 
 from portal.backups import services
-from portal.backups.policy import MAGIC, BackupError, Engine
+from portal.backups.policy import LEFT_OUT_OF_BACKUPS, MAGIC, BackupError, Engine
+from portal.catalog.services import forget_published_catalog
 from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
 from portal.db import tortoise_config
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron
+from portal.retained_keys.services import KEY_TABLE, export_keys, key_of
 from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
 from tests import age_reader
 from tests.factories import decides, make_patron, now, publish, standard_catalog
+from tests.forensics import files_hold
 
 TITLE = "Zyxwvut Quorble and the Marmalade Lighthouse"  # nowhere else in the database
 AUTHOR = "Ottoline Brackenfeather"
@@ -141,6 +145,61 @@ async def test_a_backup_restored_into_a_fresh_database_has_everything(
     assert "OK: " in portal("verify-ledger", env=on_restored)
 
 
+WITHDRAWN = "Quillon Vesper and the Borrowed Hour"  # borrowed before the backup, withdrawn after
+LATER = "Thimbleweather Crossing"  # borrowed after the backup, withdrawn with it
+KEPT = "Marrowfield Almanac of Quiet Things"
+
+
+async def test_a_restore_brings_back_nothing_a_patron_withdrew_after_the_backup(
+    db: str, portal, empty_database_url: str, tmp_path: Path, identity
+) -> None:
+    """Take a backup, borrow, withdraw, restore the backup into a fresh database: the
+    withdrawn patron's rows are gone, their consent is not in force, and no title nor the key
+    that sealed it is anywhere in the restored database's files or in the backup."""
+    await publish(standard_catalog())
+    leaving, staying = await make_patron(), await make_patron()
+    for patron, title in ((leaving, WITHDRAWN), (staying, KEPT)):
+        await decides(patron.id, "reading_history", Decision.YES)
+        loan = reading_history.Loan(title=title, author=AUTHOR, borrowed_on=date(2026, 3, 1))
+        await reading_history.record_loans(patron.id, [loan], now=now())
+    backup = tmp_path / "before.age"
+    portal("backup", "--to", str(backup))
+    later = reading_history.Loan(title=LATER, author=AUTHOR, borrowed_on=date(2026, 3, 2))
+    await reading_history.record_loans(leaving.id, [later], now=now())
+    key = await key_of(leaving.id, reading_history.KEY)
+    assert key is not None
+    await decides(leaving.id, "reading_history", Decision.NO)
+
+    restored = portal(
+        "restore", str(backup), "--identity", str(identity[0]),
+        "--into", empty_database_url, "--keys-from", db,
+    )  # fmt: skip
+    assert "Could not be decrypted (withdrawn or erased since the backup): 1 rows" in restored
+    assert "1 consents ended" in restored
+    assert WITHDRAWN not in restored  # counts only
+    engine = "sqlite" if db.startswith("sqlite") else "postgres"
+    readable = _readable(_payload(backup, identity[0]), engine, tmp_path)
+    for title in (WITHDRAWN, KEPT):  # sealed in the backup too
+        assert title.encode() not in readable
+
+    await Tortoise.close_connections()
+    forget_published_catalog()
+    await Tortoise.init(config=tortoise_config(empty_database_url))
+    assert await HistoryEntry.filter(patron_id=leaving.id).count() == 0
+    assert not await ConsentState.exists(patron_id=leaving.id, granted=True)
+    # The patron who stayed keeps what they chose to keep, opened with today's key.
+    assert [entry.title for entry in await reading_history.history(staying.id)] == [KEPT]
+    assert await ConsentState.exists(patron_id=staying.id, granted=True)
+    assert await files_hold(KEPT.encode()) is False  # sealed on disk, as everywhere
+    for title in (WITHDRAWN, LATER):
+        assert not await files_hold(title.encode())
+    assert not await files_hold(key.key, tables=[KEY_TABLE, "history_entry"])
+
+
+def test_the_key_table_is_left_out_of_every_backup() -> None:
+    assert KEY_TABLE in LEFT_OUT_OF_BACKUPS
+
+
 async def test_a_left_out_tables_rows_are_not_in_the_backup(
     db: str, engine: str, tmp_path: Path, identity
 ) -> None:
@@ -150,14 +209,19 @@ async def test_a_left_out_tables_rows_are_not_in_the_backup(
     kept, left = tmp_path / "kept.age", tmp_path / "left.age"
     services.backup_database(db, kept, [identity[1]], work_dir=work, now=now(), left_out=())
     made = services.backup_database(
-        db, left, [identity[1]], work_dir=work, now=now(), left_out=("history_entry",)
+        db, left, [identity[1]], work_dir=work, now=now(), left_out=LEFT_OUT_OF_BACKUPS
     )
-    assert made.left_out == ("history_entry",)
-    # The search finds the title where the table is kept: it would find it if it were there.
-    assert TITLE.encode() in _readable(_payload(kept, identity[0]), engine, tmp_path)
+    assert made.left_out == (KEY_TABLE,)
+    keys = [key for _, _, key in await export_keys()]
+    assert keys
+    # pg_restore renders a bytea as hex; SQLite's file holds the bytes themselves.
+    needles = [key if engine == "sqlite" else key.hex().encode() for key in keys]
+    # The search finds each key where the table is kept: it would find it if it were there.
+    kept_readable = _readable(_payload(kept, identity[0]), engine, tmp_path)
+    assert all(needle in kept_readable for needle in needles)
     readable = _readable(_payload(left, identity[0]), engine, tmp_path)
-    assert TITLE.encode() not in readable
-    assert AUTHOR.encode() not in readable
+    assert not any(needle in readable for needle in needles)
+    assert TITLE.encode() not in readable  # sealed
     assert list(work.iterdir()) == []  # the plaintext copy is gone
 
 
@@ -166,7 +230,7 @@ async def test_a_left_out_table_that_does_not_exist_yet_is_skipped(
 ) -> None:
     made = services.backup_database(
         db, tmp_path / "b.age", [identity[1]], work_dir=tmp_path, now=now(),
-        left_out=("retained_data_key",),
+        left_out=("no_such_table",),
     )  # fmt: skip
     assert made.size > 0
 

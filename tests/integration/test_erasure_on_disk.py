@@ -7,16 +7,15 @@ write-ahead log or shared memory file, or PostgreSQL's files."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
-from tortoise.connection import connections
 
 from portal.consent.policy import Decision
 from portal.erasure.services import compact
 from portal.retained_keys.services import KEY_TABLE, key_of
 from portal.stores.reading_history import services as reading_history
 from tests.factories import decides, make_patron, now, publish, standard_catalog
+from tests.forensics import files_hold
 
 pytestmark = pytest.mark.usefixtures("db")
 MARKER = "Zebra Marker Title 7731"
@@ -36,46 +35,6 @@ async def borrowed() -> tuple[int, bytes]:
     key = await key_of(patron.id, reading_history.KEY)
     assert key is not None
     return patron.id, key.key
-
-
-async def files_hold(data: bytes, *, tables: list[str] | None = None) -> bool:
-    """SQLite: the database, -wal and -shm files. PostgreSQL: the relation files of `tables`,
-    or of every table, index and TOAST table of the database and its write-ahead log."""
-    connection = connections.get("default")
-    if connection.capabilities.dialect == "sqlite":
-        database = Path(connection.filename)  # type: ignore[attr-defined]
-        files = [database, *database.parent.glob(database.name + "-*")]
-        return any(data in file.read_bytes() for file in files if file.exists())
-    await connection.execute_script("CHECKPOINT")
-    if tables is None:
-        paths = [
-            row["path"]
-            for row in await connection.execute_query_dict(
-                "SELECT pg_relation_filepath(oid) AS path FROM pg_class "
-                "WHERE pg_relation_filepath(oid) IS NOT NULL AND relkind IN ('r', 'i', 't')"
-            )
-        ] + [
-            "pg_wal/" + row["name"]
-            for row in await connection.execute_query_dict(
-                "SELECT name FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"
-            )
-        ]
-    else:
-        paths = [
-            row["path"]
-            for row in await connection.execute_query_dict(
-                "SELECT pg_relation_filepath(oid) AS path FROM pg_class "
-                "WHERE relname = ANY($1::text[])",
-                [tables],
-            )
-        ]
-    for path in paths:
-        rows = await connection.execute_query_dict(
-            "SELECT pg_read_binary_file($1::text, 0, 100000000, true) AS data", [path]
-        )
-        if rows and rows[0]["data"] is not None and data in bytes(rows[0]["data"]):
-            return True
-    return False
 
 
 async def test_no_file_holds_a_title_or_author_even_before_erasure() -> None:
