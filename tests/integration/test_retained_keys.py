@@ -13,6 +13,7 @@ from tortoise.transactions import in_transaction
 
 from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
+from portal.contacts.models import MessageContact
 from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.retained_keys.models import RetainedDataKey
@@ -27,7 +28,17 @@ from portal.retained_keys.services import (
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
 from portal.stores.saved_lists import services as saved_lists
-from tests.factories import decides, make_patron, now, publish, standard_catalog
+from portal.stores.saved_lists.models import SavedList, SavedListItem
+from tests.factories import (
+    catalog_text,
+    decides,
+    make_patron,
+    messages_table,
+    now,
+    publish,
+    service_table,
+    standard_catalog,
+)
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -160,3 +171,43 @@ async def test_a_restore_brings_back_nothing_erased_after_the_backup() -> None:
         assert kinds[0].detail == {"rows_deleted": 2, "reason": "restore"}
     assert await ConsentState.exists(patron_id=stays.id, granted=True)
     assert await settle_after_restore(now=now()) == Unreadable(rows=0, consents_ended=0)
+
+
+async def test_a_restore_settles_saved_lists_and_contacts_as_it_does_history() -> None:
+    """Every sealed store, not only reading history: a list and a number kept before the
+    backup, withdrawn after it, are erased by the restore and their consents ended."""
+    await publish(
+        catalog_text(
+            service_table("saved_lists", store="saved_lists"),
+            messages_table(kinds=("hold_filled",), channels=("sms",)),
+        )
+    )
+    patron = await make_patron()
+    choice = "messages__hold_filled__sms"
+    await decides(patron.id, "saved_lists", Decision.YES)
+    await decides(patron.id, choice, Decision.YES)  # keeps the test number
+    listed = await saved_lists.create_list(patron.id, "Summer", now=now())
+    await saved_lists.add_to_list(patron.id, listed, "Kindred", now=now())
+    backup = {
+        model: await model.all().values() for model in (SavedList, SavedListItem, MessageContact)
+    }
+    assert all(backup.values())
+    # After the backup: both withdrawn, so both keys are destroyed.
+    await decides(patron.id, "saved_lists", Decision.NO)
+    await decides(patron.id, choice, Decision.NO)
+    live = await export_keys()
+
+    for model in (SavedListItem, SavedList, MessageContact):
+        await model.all().delete()
+    await RetainedDataKey.all().delete()
+    for model in (SavedList, SavedListItem, MessageContact):
+        await model.bulk_create([model(**row) for row in backup[model]])
+    await ConsentState.filter(patron_id=patron.id).update(granted=True)  # as in the backup
+    await import_keys(live)
+
+    outcome = await settle_after_restore(now=now())
+
+    assert outcome == Unreadable(rows=3, consents_ended=2)
+    for model in (SavedList, SavedListItem, MessageContact):
+        assert await model.all().count() == 0
+    assert not await ConsentState.exists(patron_id=patron.id, granted=True)
