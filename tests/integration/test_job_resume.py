@@ -1,0 +1,138 @@
+"""A scheduled job killed half-way (SIGKILL, as an operator's timeout or an out-of-memory
+killer does) and run again does the rest, never anything twice: a real `portal` process over
+a database with several batches of work, killed once its first batch has committed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+
+from tortoise.connection import connections
+from tortoise.transactions import in_transaction
+
+from portal import batches
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.officer.models import JobRun
+from portal.officer.policy import RunOutcome
+from portal.outbox.models import OutboxMessage
+from portal.patrons.models import Patron
+from portal.stores.reading_history.models import HistoryEntry
+from tests.delivery import delivery_catalog
+from tests.factories import now, publish, system_secrets
+
+PATRONS = 37
+ROWS = 6 * batches.BATCH + 123  # six whole batches and a part one
+
+
+def _start(verb: str, database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PORTAL_SYSTEM_SECRETS_FILE": str(system_secrets(tmp_path / "secrets.toml", "ils")),
+        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_DATA_DIR": str(tmp_path),
+        "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
+        "PORTAL_DEV_MODE": "false",
+    }
+    return subprocess.Popen(  # noqa: S603 - our own command, no shell
+        [sys.executable, "-m", "portal.cli", verb],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _kill_after_first_batch(process: subprocess.Popen[bytes], job: str) -> JobRun:
+    """Wait until the run record shows a committed batch, then SIGKILL the process. On
+    PostgreSQL the record is read under a lock that stops the job writing it again, so the
+    run is caught running whatever the machine's speed; on SQLite (where a transaction
+    takes the one writer lock, waiting behind the job) it is read without one and the
+    process killed at once, with several batches of some 20 ms each still to go."""
+    postgres = connections.get("default").capabilities.dialect == "postgres"
+    while True:
+        if postgres:
+            async with in_transaction() as connection:
+                await connection.execute_script("LOCK TABLE job_run IN EXCLUSIVE MODE")
+                run = await JobRun.filter(job=job).using_db(connection).first()
+                if run is not None and run.done > 0:
+                    process.kill()
+                    process.wait()
+                    break
+        else:  # a transaction here would take SQLite's writer lock and wait behind the job
+            run = await JobRun.filter(job=job).first()
+            if run is not None and run.done > 0:
+                process.kill()
+                process.wait()
+                break
+        assert process.poll() is None, "the job ended before its first batch was seen"
+        await asyncio.sleep(0.001)
+    await run.refresh_from_db()
+    assert run.outcome is RunOutcome.RUNNING, "the job finished before it was killed"
+    return run
+
+
+async def _retention_work() -> list[tuple[int, int]]:
+    """ROWS loans of PATRONS patrons, all past retention, interleaved so that batches split
+    patrons; returns the ERASED events an uninterrupted run writes: per batch of BATCH rows,
+    lowest id first, one per patron with its rows in the batch."""
+    await publish(delivery_catalog("https://ils.library.example/hooks"))
+    await Patron.bulk_create(
+        [
+            Patron(card_lookup=secrets.token_hex(16), born_on=date(1990, 1, 1), created_at=now())
+            for _ in range(PATRONS)
+        ]
+    )
+    patrons = [patron.id for patron in await Patron.all().order_by("id")]
+    long_ago = now().date() - timedelta(days=4000)
+    await HistoryEntry.bulk_create(
+        [
+            HistoryEntry(
+                patron_id=patrons[n % PATRONS],
+                title=f"T{n}",
+                borrowed_on=long_ago,
+                recorded_at=now(),
+            )
+            for n in range(ROWS)
+        ],
+        batch_size=1000,
+    )
+    rows = await HistoryEntry.all().order_by("id").values_list("patron_id", flat=True)
+    expected: list[tuple[int, int]] = []
+    for start in range(0, len(rows), batches.BATCH):
+        expected += Counter(int(p) for p in rows[start : start + batches.BATCH]).items()  # type: ignore[call-overload]
+    return sorted(expected)
+
+
+async def _erased() -> list[tuple[int, int]]:
+    events = await ConsentEvent.filter(kind=EventKind.ERASED)
+    return sorted((event.patron_id, event.detail["rows_deleted"]) for event in events)
+
+
+async def test_retention_killed_half_way_does_the_rest_once_when_run_again(
+    db: str, tmp_path: Path
+) -> None:
+    uninterrupted = await _retention_work()
+    killed = await _kill_after_first_batch(
+        _start("apply-retention", db, tmp_path), "apply-retention"
+    )
+    assert 0 < killed.done < ROWS
+    assert 0 < await HistoryEntry.all().count() < ROWS  # work left for the next run
+
+    again = _start("apply-retention", db, tmp_path)
+    assert await asyncio.to_thread(again.wait) == 0
+
+    assert not await HistoryEntry.exists()
+    assert await _erased() == uninterrupted  # every batch's events once, none lost
+    assert await ConsentEvent.all().count() == len(uninterrupted)
+    requests = await OutboxMessage.all()
+    assert [(message.system, message.patron_id) for message in requests] == [("ils", None)]
+    runs = await JobRun.filter(job="apply-retention").order_by("id")
+    assert [run.outcome for run in runs] == [RunOutcome.RUNNING, RunOutcome.SUCCEEDED]
+    assert runs[0].finished_at is None  # the killed run stays "not finished"
+    assert runs[0].done + runs[1].counts["rows_deleted"] >= ROWS
+    assert runs[1].done == runs[1].counts["rows_deleted"]
