@@ -10,21 +10,24 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
 from portal import batches
+from portal.consent import reads
+from portal.consent.policy import Decision
 from portal.ledger.models import ConsentEvent, EventKind
+from portal.minors import services as minors
 from portal.officer.models import JobRun
 from portal.officer.policy import RunOutcome
 from portal.outbox.models import OutboxMessage
 from portal.patrons.models import Patron
 from portal.stores.reading_history.models import HistoryEntry
 from tests.delivery import delivery_catalog
-from tests.factories import now, publish, system_secrets
+from tests.factories import SECRET, make_patron, now, publish, standard_catalog, system_secrets
 
 PATRONS = 37
 ROWS = 6 * batches.BATCH + 123  # six whole batches and a part one
@@ -39,7 +42,7 @@ def _start(verb: str, database_url: str, tmp_path: Path) -> subprocess.Popen[byt
         "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
         "PORTAL_DEV_MODE": "false",
     }
-    return subprocess.Popen(  # noqa: S603 - our own command, no shell
+    return subprocess.Popen(
         [sys.executable, "-m", "portal.cli", verb],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -101,10 +104,10 @@ async def _retention_work() -> list[tuple[int, int]]:
         ],
         batch_size=1000,
     )
-    rows = await HistoryEntry.all().order_by("id").values_list("patron_id", flat=True)
+    rows = [row["patron_id"] for row in await HistoryEntry.all().order_by("id").values("patron_id")]
     expected: list[tuple[int, int]] = []
     for start in range(0, len(rows), batches.BATCH):
-        expected += Counter(int(p) for p in rows[start : start + batches.BATCH]).items()  # type: ignore[call-overload]
+        expected += Counter(rows[start : start + batches.BATCH]).items()
     return sorted(expected)
 
 
@@ -136,3 +139,65 @@ async def test_retention_killed_half_way_does_the_rest_once_when_run_again(
     assert runs[0].finished_at is None  # the killed run stays "not finished"
     assert runs[0].done + runs[1].counts["rows_deleted"] >= ROWS
     assert runs[1].done == runs[1].counts["rows_deleted"]
+
+
+async def _adults(count: int) -> None:
+    await Patron.bulk_create(
+        [
+            Patron(card_lookup=secrets.token_hex(16), born_on=date(1990, 1, 1), created_at=now())
+            for _ in range(count)
+        ],
+        batch_size=1000,
+    )
+
+
+async def _grown_up_child() -> None:
+    """A child linked to a guardian who said yes for them years ago, now an adult: coming
+    of age ends the link and pauses the guardian's yes (two ledger events)."""
+    years_ago = datetime(2019, 1, 10, tzinfo=UTC)
+    child = await make_patron(born_on=date(2007, 1, 2))
+    guardian = await make_patron(born_on=date(1980, 5, 5))
+    link = await minors.link_at_desk(
+        SECRET, guardian.card, child.card, "Child", now=years_ago, timezone="UTC"
+    )
+    view = await reads.service_view(child.id, "reading_history", "en")
+    await minors.guardian_decide(
+        guardian.id, link.link_id, "reading_history", Decision.YES,
+        notice_version_id=view.notice.id, expected_revision=view.revision, locale="en",
+        now=years_ago, timezone="UTC",
+    )  # fmt: skip
+
+
+async def _events() -> Counter[tuple[int, str]]:
+    return Counter((event.patron_id, event.kind.value) for event in await ConsentEvent.all())
+
+
+async def test_coming_of_age_killed_half_way_hands_each_over_once_when_run_again(
+    db: str, tmp_path: Path
+) -> None:
+    await publish(standard_catalog())
+    for _ in range(3):  # a grown-up child among the adults of each batch after the first
+        await _adults(batches.BATCH + 200)
+        await _grown_up_child()
+    before = await _events()
+    patrons = await Patron.all().count()
+
+    killed = await _kill_after_first_batch(_start("coming-of-age", db, tmp_path), "coming-of-age")
+    assert killed.total == patrons
+    assert 0 < killed.done < patrons
+    assert await Patron.filter(came_of_age_at=None).exists()  # work left for the next run
+    again = _start("coming-of-age", db, tmp_path)
+    assert await asyncio.to_thread(again.wait) == 0
+
+    assert not await Patron.filter(came_of_age_at=None).exists()
+    written = await _events() - before
+    # What one uninterrupted run writes: each grown-up child's link ended and the guardian's
+    # yes paused, once.
+    assert sorted(written.values()) == [1] * 6
+    assert Counter(kind for _, kind in written) == {
+        EventKind.GUARDIAN_LINK_ENDED.value: 3,
+        EventKind.SUSPENDED.value: 3,
+    }
+    runs = await JobRun.filter(job="coming-of-age").order_by("id")
+    assert [run.outcome for run in runs] == [RunOutcome.RUNNING, RunOutcome.SUCCEEDED]
+    assert runs[0].finished_at is None
