@@ -400,7 +400,8 @@ async def expire_unanswered(
         batch = await suspended_states().filter(id__gt=after).order_by("id").limit(batches.BATCH)
         for candidate in batch:
             expired += await _expire_if_unanswered(candidate, grace, material_grace_days, now)
-        await progress(len(batch))
+        if batch:  # none left after a whole batch: nothing to record
+            await progress(len(batch))
         if len(batch) < batches.BATCH:
             return expired
         after = batch[-1].id

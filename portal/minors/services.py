@@ -525,7 +525,8 @@ async def coming_of_age(
                 report.links_ended + done.links_ended,
                 report.consents_suspended + done.consents_suspended,
             )
-        await progress(len(batch))
+        if batch:  # none left after a whole batch: nothing to record
+            await progress(len(batch))
         if len(batch) < batches.BATCH:
             return report
         after = batch[-1].id

@@ -104,3 +104,11 @@ async def test_purges_delete_in_batches(db: str, settings: Settings) -> None:
     run = await _run("purge-sessions")
     assert (run.batches, run.done) == (3, ROWS)
     assert await JobRun.all().count() == 1  # its own run
+
+
+async def test_work_of_exactly_two_batches_records_two(db: str, settings: Settings) -> None:
+    await publish(standard_catalog())
+    await _adults(2 * BATCH)
+    await jobs.hand_over_coming_of_age(settings)
+    run = await _run("coming-of-age")
+    assert (run.batches, run.done) == (2, 2 * BATCH)
