@@ -337,8 +337,22 @@ async def test_promises_kept_shows_a_running_jobs_progress(portal) -> None:
         batches=1,
         progress_at=now(),
     )
+    await JobRun.create(  # killed after its third batch, seven hours ago
+        job="expire-consents",
+        started_at=now() - timedelta(hours=7),
+        outcome=RunOutcome.RUNNING,
+        counts={},
+        done=3000,
+        batches=3,
+        total=4000,
+        progress_at=now() - timedelta(hours=7),
+    )
     await _officer(portal)
     page = visible_text((await portal.client.get("/officer/promises")).text)
+    expiry = page.split("portal expire-consents")[1].split("portal apply-retention")[0]
+    assert "did not finish" in expiry
+    assert "stopped after 3,000" in expiry
+    assert "the next run does the rest" in expiry
     coming = page.split("portal coming-of-age")[1]
     assert "2,000 of 5,000 done so far, 20 a second, about 2 minutes left" in coming
     retention = page.split("portal apply-retention")[1].split("portal compact-erased")[0]
