@@ -10,14 +10,18 @@ import secrets
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
 from portal import batches
+from portal.catalog.services import all_services
 from portal.consent import reads
+from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.minors import services as minors
@@ -33,21 +37,35 @@ PATRONS = 37
 ROWS = 6 * batches.BATCH + 123  # six whole batches and a part one
 
 
-def _start(verb: str, database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+@pytest.fixture
+def start(db: str, tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
+    """Starts `portal <verb>` on the test database; kills what is still running at the end
+    (a failed assertion leaves no process behind)."""
     env = {
         **os.environ,
         "PORTAL_SYSTEM_SECRETS_FILE": str(system_secrets(tmp_path / "secrets.toml", "ils")),
-        "PORTAL_DATABASE_URL": database_url,
+        "PORTAL_DATABASE_URL": db,
         "PORTAL_DATA_DIR": str(tmp_path),
         "PORTAL_SECRET_KEY": "cli-test-secret-0123456789",
         "PORTAL_DEV_MODE": "false",
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "portal.cli", verb],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    started: list[subprocess.Popen[bytes]] = []
+
+    def run(verb: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "portal.cli", verb],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 async def _kill_after_first_batch(process: subprocess.Popen[bytes], job: str) -> JobRun:
@@ -84,12 +102,7 @@ async def _retention_work() -> list[tuple[int, int]]:
     patrons; returns the ERASED events an uninterrupted run writes: per batch of BATCH rows,
     lowest id first, one per patron with its rows in the batch."""
     await publish(delivery_catalog("https://ils.library.example/hooks"))
-    await Patron.bulk_create(
-        [
-            Patron(card_lookup=secrets.token_hex(16), born_on=date(1990, 1, 1), created_at=now())
-            for _ in range(PATRONS)
-        ]
-    )
+    await _adults(PATRONS)
     patrons = [patron.id for patron in await Patron.all().order_by("id")]
     long_ago = now().date() - timedelta(days=4000)
     await HistoryEntry.bulk_create(
@@ -117,16 +130,14 @@ async def _erased() -> list[tuple[int, int]]:
 
 
 async def test_retention_killed_half_way_does_the_rest_once_when_run_again(
-    db: str, tmp_path: Path
+    db: str, start: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     uninterrupted = await _retention_work()
-    killed = await _kill_after_first_batch(
-        _start("apply-retention", db, tmp_path), "apply-retention"
-    )
+    killed = await _kill_after_first_batch(start("apply-retention"), "apply-retention")
     assert 0 < killed.done < ROWS
     assert 0 < await HistoryEntry.all().count() < ROWS  # work left for the next run
 
-    again = _start("apply-retention", db, tmp_path)
+    again = start("apply-retention")
     assert await asyncio.to_thread(again.wait) == 0
 
     assert not await HistoryEntry.exists()
@@ -173,7 +184,7 @@ async def _events() -> Counter[tuple[int, str]]:
 
 
 async def test_coming_of_age_killed_half_way_hands_each_over_once_when_run_again(
-    db: str, tmp_path: Path
+    db: str, start: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
     await publish(standard_catalog())
     for _ in range(3):  # a grown-up child among the adults of each batch after the first
@@ -182,11 +193,11 @@ async def test_coming_of_age_killed_half_way_hands_each_over_once_when_run_again
     before = await _events()
     patrons = await Patron.all().count()
 
-    killed = await _kill_after_first_batch(_start("coming-of-age", db, tmp_path), "coming-of-age")
+    killed = await _kill_after_first_batch(start("coming-of-age"), "coming-of-age")
     assert killed.total == patrons
     assert 0 < killed.done < patrons
     assert await Patron.filter(came_of_age_at=None).exists()  # work left for the next run
-    again = _start("coming-of-age", db, tmp_path)
+    again = start("coming-of-age")
     assert await asyncio.to_thread(again.wait) == 0
 
     assert not await Patron.filter(came_of_age_at=None).exists()
@@ -199,5 +210,60 @@ async def test_coming_of_age_killed_half_way_hands_each_over_once_when_run_again
         EventKind.SUSPENDED.value: 3,
     }
     runs = await JobRun.filter(job="coming-of-age").order_by("id")
+    assert [run.outcome for run in runs] == [RunOutcome.RUNNING, RunOutcome.SUCCEEDED]
+    assert runs[0].finished_at is None
+
+
+async def _paused_consents(count: int) -> list[int]:
+    """`count` patrons whose yes to reading history (kept by the library system too) was
+    paused for a material change long ago and never answered."""
+    await publish(delivery_catalog("https://ils.library.example/hooks"))
+    await _adults(count)
+    patrons = [patron.id for patron in await Patron.all().order_by("id")]
+    service = next(item for item in await all_services() if item.key == "reading_history")
+    long_ago = now() - timedelta(days=400)
+    await ConsentState.bulk_create(
+        [
+            ConsentState(
+                patron_id=patron,
+                service_id=service.id,
+                granted=True,
+                granted_by="patron",
+                last_kind=EventKind.GIVEN,
+                terms_revision=service.terms_revision,
+                revision=1,
+                suspended_at=long_ago,
+                suspension_reason="material_change",
+                updated_at=long_ago,
+            )
+            for patron in patrons
+        ],
+        batch_size=1000,
+    )
+    return patrons
+
+
+async def test_expiry_killed_half_way_ends_each_consent_once_when_run_again(
+    db: str, start: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    patrons = await _paused_consents(batches.BATCH + batches.BATCH // 2)
+    killed = await _kill_after_first_batch(start("expire-consents"), "expire-consents")
+    assert killed.total == len(patrons)
+    assert 0 < killed.done < len(patrons)
+    assert await ConsentState.filter(granted=True).exists()  # work left for the next run
+    again = start("expire-consents")
+    assert await asyncio.to_thread(again.wait) == 0
+
+    assert not await ConsentState.filter(granted=True).exists()
+    # What one uninterrupted run writes for each patron, once: the consent ended as
+    # unanswered, what the portal kept erased, the library system asked to delete its copy.
+    per_patron = await _events()
+    kinds = (EventKind.EXPIRED, EventKind.ERASED, EventKind.DELETION_REQUESTED)
+    for kind in kinds:
+        assert {per_patron[(patron, kind.value)] for patron in patrons} == {1}
+    assert sum(per_patron.values()) == len(kinds) * len(patrons)
+    asked = Counter(message.patron_id for message in await OutboxMessage.all())
+    assert asked == dict.fromkeys(patrons, 1)
+    runs = await JobRun.filter(job="expire-consents").order_by("id")
     assert [run.outcome for run in runs] == [RunOutcome.RUNNING, RunOutcome.SUCCEEDED]
     assert runs[0].finished_at is None
