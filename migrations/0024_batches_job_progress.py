@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0022_merkle_ledger_checkpoints')]
+    dependencies = [('models', '0023_shred_sealed_retained_data')]
 
     initial = False
 

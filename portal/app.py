@@ -24,7 +24,7 @@ from portal.api import deletions as api_deletions
 from portal.api import oauth
 from portal.api import preferences as api_preferences
 from portal.api import views as api_views
-from portal.api.check import ConsentCheckLane
+from portal.api.check import ConsentCheckLane, known_hosts
 from portal.api.standings import ClientStandings
 from portal.catalog import views as catalog_views
 from portal.catalog.services import published_catalog
@@ -122,8 +122,15 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 class _Portal(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         # Around Starlette's server-error layer, which answers 500 and raises on to the
-        # server: the failure is logged without its text (portal.web.failures).
-        return FailureLog(super().build_middleware_stack())
+        # server: the failure is logged without its text (portal.web.failures). In front of
+        # everything, the consent check's own lane (portal.api.check): library systems call
+        # it for every loan and catalog page, and each layer it skips is time off each call.
+        settings: Settings = self.state.settings
+        return ConsentCheckLane(
+            FailureLog(super().build_middleware_stack()),
+            hosts=known_hosts(settings),
+            https=settings.https,
+        )
 
 
 _frozen: list[bool] = []
@@ -197,7 +204,6 @@ def create_app(settings: Settings) -> Starlette:
         ],
         middleware=[
             *_host_guard(settings),  # first: no request reaches anything with another host
-            Middleware(ConsentCheckLane),
             Middleware(AccessLogMiddleware),
             Middleware(SecurityHeadersMiddleware, https=settings.https),
             Middleware(CrossOriginGuard),

@@ -27,6 +27,7 @@ MODEL_MODULES = [
     "portal.guardians.models",
     "portal.ledger.models",
     "portal.consent.models",
+    "portal.retained_keys.models",
     "portal.stores.models",
     "portal.contacts.models",
     "portal.api.models",
@@ -187,7 +188,8 @@ async def erasing() -> AsyncIterator[Erasure]:
 async def _scrub_write_ahead_log() -> None:
     """After an erasure has committed: on SQLite, copy the write-ahead log into the (securely
     deleting) database file and truncate it, so no copy of an erased row lingers in the
-    -wal file. PostgreSQL's dead tuples are removed by `compact_tables` (a scheduled job)."""
+    -wal file. On PostgreSQL an erased key's dead tuple is removed by `compact_tables` (a
+    scheduled job); the erased rows' dead tuples stay sealed under that key."""
     connection = connections.get("default")
     if connection.capabilities.dialect == "sqlite":
         await connection.execute_script("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -196,7 +198,9 @@ async def _scrub_write_ahead_log() -> None:
 async def compact_tables(tables: list[str]) -> None:
     """Rewrite tables that held erased rows. PostgreSQL keeps a deleted row's bytes in its
     page until the page is reused; VACUUM FULL writes the live rows to new files and drops
-    the old ones (it locks each table while it runs: schedule it at a quiet hour)."""
+    the old ones (it locks each table while it runs: schedule it at a quiet hour). Retained
+    data is sealed, so only the small tables whose deleted rows are readable by themselves
+    are named: the key table and the outbox (portal.erasure.services.compact)."""
     connection = connections.get("default")
     if connection.capabilities.dialect != "postgres":
         await _scrub_write_ahead_log()

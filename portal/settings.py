@@ -8,6 +8,7 @@ means. `from_environment` reads them by that declaration, and the README's setti
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -290,6 +291,23 @@ class Settings:
         parse=Path,
         shown="none",
     )
+    backup_recipients: tuple[str, ...] = _setting(
+        (),
+        "PORTAL_BACKUP_RECIPIENTS",
+        "Comma-separated age public keys (`age1…`) that `portal backup` encrypts to; each "
+        "comes from `portal backup-identity`, run on the machine that keeps the backups. "
+        "Only the public half is ever on the server. Unset: `portal backup` refuses.",
+        parse=_csv,
+        shown="none",
+    )
+    key_backup_max_age_hours: int = _setting(
+        24,
+        "PORTAL_KEY_BACKUP_MAX_AGE_HOURS",
+        "Hours after which `portal restore --keys` refuses a key backup (`portal backup "
+        "--keys`). Every hour a key backup is kept is an hour in which a withdrawal could be "
+        "undone by a restore: one day covers a nightly database backup.",
+        parse=int,
+    )
     delivery_in_process: bool = _setting(
         True,
         "PORTAL_DELIVERY_IN_PROCESS",
@@ -443,8 +461,15 @@ class Settings:
             raise ValueError("PORTAL_DELIVERY_LEASE_SECONDS must be at least 1")
         self._check_identity_source()
         self._check_public_url()
+        self._check_backups()
         if "CHANGE-ME" in self.secret_key.upper():
             raise ValueError("PORTAL_SECRET_KEY is still the example value: set a random one")
+
+    def _check_backups(self) -> None:
+        if self.key_backup_max_age_hours < 1:
+            raise ValueError("PORTAL_KEY_BACKUP_MAX_AGE_HOURS must be at least 1")
+        if any(not (r.startswith("age1") and r.isalnum()) for r in self.backup_recipients):
+            raise ValueError("PORTAL_BACKUP_RECIPIENTS: each must be an age public key, age1…")
 
     @property
     def public_host(self) -> str:
@@ -539,9 +564,12 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+DEVELOPMENT_SECRET = "dev-secret"  # noqa: S105 (the file's name, not a secret)
+
+
 def _development_secret(data_dir: Path) -> str:
     # Kept in the data folder so sessions survive a restart of the development server.
-    path = data_dir / "dev-secret"
+    path = data_dir / DEVELOPMENT_SECRET
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     if not data_dir.exists():
@@ -549,6 +577,9 @@ def _development_secret(data_dir: Path) -> str:
         data_dir.mkdir(parents=True, mode=0o700)
         data_dir.chmod(0o700)
     secret = secrets.token_urlsafe(32)
-    path.write_text(secret, encoding="utf-8")
-    path.chmod(0o600)
+    # Made 0600 from the start, not chmod-ed after: it is never readable by others at all.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(secret)
     return secret

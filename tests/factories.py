@@ -198,6 +198,7 @@ def system_secrets(path: Path, *keys: str) -> dict[str, str]:
     the secrets, for receivers that verify signatures."""
     found = {key: new_secret() for key in keys}
     path.write_text("".join(f'{key} = "{secret}"\n' for key, secret in found.items()))
+    path.chmod(0o600)  # the portal refuses a key file others can read
     return found
 
 

@@ -11,18 +11,22 @@ import argparse
 import asyncio
 import stat
 import sys
+from pathlib import Path
 
 import uvicorn
 
 from portal.app import create_app
-from portal.cli import api, catalog, jobs, patrons, receipts, staff
+from portal.cli import api, backups, catalog, jobs, patrons, receipts, staff
 from portal.db import (
     apply_migrations,
     create_data_files,
     exposed_data_files,
     make_data_files_private,
 )
-from portal.settings import Settings
+from portal.outbox.keys import DEVELOPMENT_FILE as DEVELOPMENT_SECRETS
+from portal.rights.keys import DEVELOPMENT_FILE as DEVELOPMENT_RECEIPT_KEYS
+from portal.rights.keys import keys_path
+from portal.settings import DEVELOPMENT_SECRET, Settings
 from portal.web.access_log import LOGGING_CONFIG
 
 
@@ -67,6 +71,44 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def key_files(settings: Settings) -> list[tuple[str, Path]]:
+    """Every file of keys or secrets the portal reads, with the setting that names it."""
+    named = [
+        ("PORTAL_RECEIPT_KEYS_FILE", keys_path(settings)),
+        ("PORTAL_SYSTEM_SECRETS_FILE", settings.system_secrets_file),
+    ]
+    in_data = "PORTAL_DATA_DIR"  # made there in development mode
+    for name in (DEVELOPMENT_SECRET, DEVELOPMENT_RECEIPT_KEYS, DEVELOPMENT_SECRETS):
+        named.append((in_data, settings.data_dir / name))
+    found: dict[Path, str] = {}
+    for setting, path in named:
+        if path is not None and path not in found:
+            found[path] = setting
+    return [(setting, path) for path, setting in found.items()]
+
+
+def refuse_shared_key_files(settings: Settings) -> int:
+    """A key that another local account can read is a key anyone on the host may hold: the
+    portal will not run on it (docs/PROMISES.md). Nothing is changed behind the operator's
+    back: they are told which file and how to fix it."""
+    shared = []
+    for setting, path in key_files(settings):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            shared.append((setting, path, mode))
+    for setting, path, mode in shared:
+        print(
+            f"Refusing to start: other local users can read the key file {path} ({mode:04o}, "
+            f"from {setting}): run `chmod 600 {path}`, and replace the key if it may have "
+            "been copied.",
+            file=sys.stderr,
+        )
+    return 2 if shared else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_scheduled_verbs(commands)
     jobs.add_delivery_verbs(commands)
     receipts.add_verbs(commands)
+    backups.add_verbs(commands)
     return parser
 
 
@@ -95,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_environment()
     except ValueError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.command != "migrate" and refuse_shared_key_files(settings):
         return 2
     result: int = args.run(settings, args)
     return result

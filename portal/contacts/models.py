@@ -14,8 +14,9 @@ class MessageContact(Model):
         "models.Patron", related_name=False, on_delete=fields.RESTRICT
     )
     channel = fields.CharField(max_length=10)  # "email", "sms" or "phone"
-    # E.164 for a number, the normalised address for email.
-    value = fields.CharField(max_length=254)
+    # E.164 for a number, the normalised address for email (at most 254 characters),
+    # sealed under the patron's key for the channel (portal.retained_keys).
+    value = fields.TextField()
     changed_at = fields.DatetimeField()
 
     patron_id: int

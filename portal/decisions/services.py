@@ -351,7 +351,7 @@ async def _change_contact_in(
     if not on and not first:
         return None
     before = await contact_of(patron_id, channel)
-    value = await keep_contact(patron_id, channel, raw, region=region, now=now)
+    value = await keep_contact(erasure, patron_id, channel, raw, region=region, now=now)
     if before is not None and value != before:
         # The number replaced is erased as any other: out of the requests that carried it.
         erasure.deleted(await forget_contact(patron_id, before))

@@ -12,7 +12,6 @@ from portal import batches
 from portal.batches import Progress, no_progress
 from portal.catalog.services import PublishedService, all_services, channel_choices
 from portal.consent.models import ConsentState
-from portal.contacts.services import TABLES as CONTACT_TABLES
 from portal.contacts.services import contact_of, erase_contact
 from portal.db import Erasure, compact_tables, erasing
 from portal.ledger import details
@@ -26,8 +25,9 @@ from portal.outbox.services import (
     request_deletions,
     request_retention,
 )
+from portal.retained_keys.services import KEY_TABLE
 from portal.stores.base import Cutoff, Retained
-from portal.stores.registry import STORES, TABLES
+from portal.stores.registry import STORES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def erase_service_data(
     `erasing` transaction, the one that ended the consent."""
     rows = 0
     if service.store is not None:
-        rows = erasure.deleted(await STORES[service.store].erase(patron_id))
+        rows = erasure.deleted(await STORES[service.store].erase(erasure, patron_id))
         await record(
             patron_id,
             EventKind.ERASED,
@@ -92,7 +92,7 @@ async def _erase_unused_contact(
     # address even when this portal never had it (a choice carried over from a service
     # whose number only the gateway held).
     value = await contact_of(patron_id, channel)
-    rows = erasure.deleted(await erase_contact(patron_id, channel))
+    rows = erasure.deleted(await erase_contact(erasure, patron_id, channel))
     if value is not None:
         erasure.deleted(await forget_contact(patron_id, value))
     if rows:
@@ -152,9 +152,13 @@ async def _expire_batch(
 
 
 async def compact() -> None:
-    """Scheduled: rewrite every store's tables so erased rows leave no bytes behind."""
-    # The outbox too: a contact detail erased was rewritten out of the requests that carried it.
-    await compact_tables(TABLES + CONTACT_TABLES + [OutboxMessage._meta.db_table])
+    """Scheduled: rewrite the key table, so an erased row's key leaves no bytes behind. The
+    stores' tables are not rewritten: what is left of an erased row there is sealed under a
+    key that no longer exists anywhere (portal.retained_keys), and rewriting tens of millions
+    of rows under an exclusive lock every night would stop loans and pages for its length.
+    The outbox too: a contact detail erased was rewritten out of the requests that carried
+    it, in plaintext (a connected system is sent it)."""
+    await compact_tables([KEY_TABLE, OutboxMessage._meta.db_table])
 
 
 @dataclass(frozen=True)

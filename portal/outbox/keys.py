@@ -6,6 +6,7 @@ into the data folder, so the demo runs without configuration."""
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,9 +73,10 @@ def _generate(path: Path, systems: list[str]) -> None:
     existing = _read(path) if path.exists() else {}
     existing.update({system: new_secret() for system in systems})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "".join(f'{system} = "{secret}"\n' for system, secret in sorted(existing.items())),
-        encoding="utf-8",
-    )
-    path.chmod(0o600)
+    # Made 0600 from the start, not chmod-ed after: never readable by others, even briefly.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        for system, secret in sorted(existing.items()):
+            out.write(f'{system} = "{secret}"\n')
     logger.warning("development mode: generated signing secrets for %s", ", ".join(systems))

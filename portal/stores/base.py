@@ -12,6 +12,7 @@ from typing import Any
 
 from tortoise.models import Model
 
+from portal.db import Erasure
 from portal.errors import DomainError
 
 
@@ -45,8 +46,9 @@ class Retained:
 class Store:
     key: str  # what a catalog service names as `store = "…"`
     models: tuple[type[Model], ...]
-    # Delete every row of one patron; runs inside the caller's erasing transaction.
-    erase: Callable[[int], Awaitable[int]]
+    # Delete every row of one patron and destroy the key they were sealed under; runs inside
+    # the caller's erasing transaction. Returns the rows deleted.
+    erase: Callable[[Erasure, int], Awaitable[int]]
     # Delete rows past the cutoff, at most `limit` (of its main table) lowest id first, so
     # retention works in short batches (portal.batches); returns rows deleted per patron.
     expire: Callable[[Cutoff, int], Awaitable[Counter[int]]]

@@ -47,6 +47,10 @@ def failure_line(error: BaseException, scope: Scope) -> str:
     )
 
 
+def log_failure(error: BaseException, scope: Scope) -> None:
+    logger.error("%s", failure_line(error, scope))
+
+
 class FailureLog:
     """Outermost: what Starlette's server-error layer raises on after its 500 stops here."""
 
@@ -60,4 +64,4 @@ class FailureLog:
         try:
             await self.app(scope, receive, send)
         except Exception as error:  # logged by its type and place, and not raised on
-            logger.error("%s", failure_line(error, scope))
+            log_failure(error, scope)

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from portal.api.access import Scope
+from portal.api.check import admitted, known_hosts
 from portal.api.services import check_consents
 from portal.catalog.services import forget_published_catalog, published_catalog
 from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
+from portal.settings import Settings
 from tests.api import bearer as api_bearer
 from tests.factories import (
     SECRET,
@@ -185,6 +187,8 @@ async def exchange(
     portal,  # type: ignore[no-untyped-def]
     headers: list[tuple[bytes, bytes]],
     body: bytes | None,
+    *,
+    host: bytes = b"portal.test",  # the configured public address, as library systems send it
 ) -> Exchange:
     """One request straight into the app. `body` None: the caller hangs up instead."""
     scope: dict[str, Any] = {
@@ -197,8 +201,7 @@ async def exchange(
         "raw_path": b"/api/v1/consent-check",
         "query_string": b"",
         "root_path": "",
-        # The configured public address, as a library system's requests carry it.
-        "headers": [(b"host", b"portal.test"), *headers],
+        "headers": [(b"host", host), *headers],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
@@ -231,6 +234,57 @@ async def test_the_check_is_answered_ahead_of_the_router(portal) -> None:
     answered = await exchange(portal, [(b"authorization", token)], body)
     assert answered.json() == {"service": "newsletter", "status": "never_asked"}
     assert "route" not in answered.scope  # the router, which would set it, never saw it
+
+
+@pytest.mark.parametrize(
+    "host", [b"evil.example", b"portal.test.evil.example", b"", b"portal.test@evil.example"]
+)
+async def test_the_lane_answers_no_host_the_guard_refuses(portal, host: bytes) -> None:
+    """The lane runs in front of the host guard: a check naming another host must still be
+    refused by it (400), never answered."""
+    await publish(standard_catalog())
+    patron = await make_patron()
+    token = (await bearer())["authorization"].encode()
+    body = json.dumps({"card_number": patron.card, "service": "newsletter"}).encode()
+    answered = await exchange(portal, [(b"authorization", token)], body, host=host)
+    assert answered.status == 400
+    assert b"never_asked" not in b"".join(m.get("body", b"") for m in answered.sent)
+
+
+@pytest.mark.parametrize("host", [b"PORTAL.test", b"portal.test:8443", b"portal.test:80"])
+async def test_a_host_the_guard_admits_is_answered_either_way(
+    portal, host: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lane knows the public host by heart (any case, the public port); any other form
+    the guard admits (another port) is answered the ordinary way, the same answer."""
+    await publish(standard_catalog())
+    patron = await make_patron()
+    token = (await bearer())["authorization"].encode()
+    body = json.dumps({"card_number": patron.card, "service": "newsletter"}).encode()
+    caplog.set_level(logging.INFO, logger="portal.access")
+    answered = await exchange(portal, [(b"authorization", token)], body, host=host)
+    assert answered.json() == {"service": "newsletter", "status": "never_asked"}
+    assert [line.rsplit(" ", 1)[0] for line in access_lines(caplog)] == [
+        "POST /api/v1/consent-check 200"
+    ]  # one line, whichever way it went
+
+
+def test_the_lane_knows_only_plain_host_names() -> None:
+    settings = Settings(
+        database_url="sqlite://:memory:",
+        secret_key=SECRET,
+        public_url="https://Portal.Example.org:8443",
+        allowed_hosts=("ils.internal", "*.example.org", "::1"),
+    )
+    names = known_hosts(settings)
+    assert names == {b"portal.example.org", b"ils.internal"}
+    assert known_hosts(Settings(database_url="sqlite://:memory:", secret_key=SECRET)) is None
+    for host in (b"portal.example.org", b"PORTAL.example.org:8443", b"ils.internal:80"):
+        assert admitted(host, names)
+    for host in (b"a.example.org", b"portal.example.org:", b"portal.example.org:x", b"[::1]"):
+        assert not admitted(host, names)
+    for host in (b"portal.example.org:\xd9\xa3", b"portal.example.org :1", b"ils.internal\t"):
+        assert not admitted(host, names)  # digits other than ASCII, spaces: the guard decides
 
 
 async def test_the_check_sends_the_machine_headers_and_one_log_line(

@@ -11,8 +11,8 @@ import pytest
 from starlette.routing import Route
 
 from portal.ledger.models import ConsentEvent
-from portal.stores.reading_history.models import HistoryEntry
-from portal.stores.saved_lists.models import SavedList
+from portal.stores.reading_history.services import history
+from portal.stores.saved_lists.services import saved_lists
 from tests.api import bearer
 from tests.factories import make_patron, publish, standard_catalog
 from tests.web import choose, hidden, sign_in
@@ -67,7 +67,7 @@ async def test_control_characters_are_never_stored(portal) -> None:
     await sign_in(portal.client, patron)
     await choose(portal.client, "saved_lists", "yes")
     await portal.client.post("/saved-lists", data={"name": "Sci\x00fi\x1b lists"})
-    [saved] = await SavedList.filter(patron_id=patron.id)
+    [saved] = await saved_lists(patron.id)
     assert saved.name == "Scifi lists"
 
 
@@ -97,7 +97,7 @@ async def test_hostile_json_is_refused_clearly(portal) -> None:
         headers=await bearer(),
     )
     assert surrogate.status_code == 201
-    [entry] = await HistoryEntry.filter(patron_id=patron.id)
+    [entry] = await history(patron.id)
     assert entry.title == "Half a pair"
 
 

@@ -252,12 +252,14 @@ def test_a_connected_system_needs_its_signing_secret_before_publishing(
     catalog = tmp_path / "with-ils.toml"
     catalog.write_text(delivery_catalog("https://ils.library.example/hooks"), encoding="utf-8")
     (tmp_path / "none.toml").write_text("", encoding="utf-8")
+    (tmp_path / "none.toml").chmod(0o600)  # a key file others can read is refused
     english = {"PORTAL_LOCALES": "en", "PORTAL_SYSTEM_SECRETS_FILE": str(tmp_path / "none.toml")}
     refused = portal_command("publish", str(catalog), expect=2, env=english)
     assert "Nothing was published: no signing secret for connected system(s) ils" in refused
     secret_line = portal_command("system-secret", "ils")
     assert re.match(r'ils = "whsec_[A-Za-z0-9+/=]{40,}"', secret_line)
     (tmp_path / "ils.toml").write_text(secret_line, encoding="utf-8")
+    (tmp_path / "ils.toml").chmod(0o600)
     with_secret = {**english, "PORTAL_SYSTEM_SECRETS_FILE": str(tmp_path / "ils.toml")}
     assert "reading_history: new" in portal_command("publish", str(catalog), env=with_secret)
     assert "Not delivering" in portal_command("deliver", "--once", expect=2, env=english)
@@ -321,6 +323,7 @@ async def test_a_job_that_cannot_work_is_recorded_as_failed(
     portal_command("publish", str(CATALOG))
     empty = tmp_path / "no-secrets.toml"
     empty.write_text("")
+    empty.chmod(0o600)
     portal_command("deliver", "--once", expect=2, env={"PORTAL_SYSTEM_SECRETS_FILE": str(empty)})
     run = await JobRun.get(job="deliver")
     assert run.outcome is RunOutcome.FAILED

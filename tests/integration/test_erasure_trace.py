@@ -159,7 +159,7 @@ async def one_saved_list() -> Trace:
     saved = await saved_lists.create_list(patron.id, "Summer", now=now())
     for title in ("Kept by nobody", MARKER):
         await saved_lists.add_to_list(patron.id, saved, title, now=now())
-    await saved_lists.delete_list(patron.id, saved)
+    await saved_lists.delete_list(patron.id, saved, now=now())
     return Trace(patron.id, 3, None, None)
 
 

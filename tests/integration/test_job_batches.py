@@ -51,7 +51,9 @@ async def test_retention_deletes_in_batches_and_records_each(db: str, settings: 
     long_ago = now().date() - timedelta(days=4000)
     await HistoryEntry.bulk_create(
         [
-            HistoryEntry(patron_id=patron, title=f"T{n}", borrowed_on=long_ago, recorded_at=now())
+            HistoryEntry(
+                patron_id=patron, title=f"T{n}", author="", borrowed_on=long_ago, recorded_at=now()
+            )
             for n in range(ROWS)
         ]
     )

@@ -110,6 +110,7 @@ async def _retention_work() -> list[tuple[int, int]]:
             HistoryEntry(
                 patron_id=patrons[n % PATRONS],
                 title=f"T{n}",
+                author="",
                 borrowed_on=long_ago,
                 recorded_at=now(),
             )

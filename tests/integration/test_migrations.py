@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +17,12 @@ from portal.api import services as api_clients
 from portal.api.models import ApiClient
 from portal.api.policy import Scope
 from portal.catalog.models import NoticeVersion
+from portal.contacts.services import contact_of
 from portal.db import apply_migrations, tortoise_config
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron
+from portal.stores.reading_history import services as reading_history
+from portal.stores.saved_lists import services as saved_lists
 from tests.factories import SECRET, now
 
 
@@ -210,5 +215,73 @@ async def test_child_notices_leave_earlier_versions_and_events_as_they_were(
             await connections.get("default").execute_query(
                 "UPDATE consent_event SET notice_audience = 'child'"
             )
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _files_hold(text: str, tables: list[str]) -> bool:
+    """Whether the database's files (SQLite and its -wal, or PostgreSQL's relation files of
+    `tables`) hold `text` anywhere, in any row, live or deleted."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "sqlite":
+        database = Path(connection.filename)  # type: ignore[attr-defined]
+        files = [database, *database.parent.glob(database.name + "-*")]
+        return any(text.encode() in file.read_bytes() for file in files if file.exists())
+    await connection.execute_script("CHECKPOINT")
+    for table in tables:
+        rows = await connection.execute_query_dict(
+            f"SELECT pg_read_binary_file(pg_relation_filepath('{table}')) AS data"
+        )
+        if text.encode() in bytes(rows[0]["data"]):
+            return True
+    return False
+
+
+SEALED = ["history_entry", "saved_list", "saved_list_item", "message_contact"]
+
+
+async def test_upgrading_seals_every_row_kept_before_and_leaves_no_plaintext(
+    empty_database_url: str,
+) -> None:
+    config = tortoise_config(empty_database_url)
+    await migrate(config=config, target="models.0022_merkle_ledger_checkpoints")
+    await Tortoise.close_connections()
+    await Tortoise.init(config=config)
+    try:
+        run = connections.get("default").execute_query
+        for statement in (
+            "INSERT INTO patron (card_lookup, created_at) "
+            "VALUES ('abc', '2026-01-01 00:00:00+00:00')",
+            "INSERT INTO history_entry (patron_id, title, author, borrowed_on, recorded_at) "
+            "VALUES (1, 'Quokka Upgrade Title', 'Wombat Author', '2026-01-02', "
+            "'2026-01-02 00:00:00+00:00')",
+            "INSERT INTO saved_list (patron_id, name, created_at) "
+            "VALUES (1, 'Numbat List Name', '2026-01-02 00:00:00+00:00')",
+            "INSERT INTO saved_list_item (saved_list_id, title, added_at) "
+            "VALUES (1, 'Bilby Item Title', '2026-01-02 00:00:00+00:00')",
+            "INSERT INTO message_contact (patron_id, channel, value, changed_at) "
+            "VALUES (1, 'email', 'platypus@example.org', '2026-01-02 00:00:00+00:00')",
+        ):
+            await run(statement)
+        assert await _files_hold("Quokka Upgrade Title", SEALED), "the check sees plaintext"
+    finally:
+        await Tortoise.close_connections()
+    await apply_migrations(empty_database_url)
+    await Tortoise.init(config=config)
+    try:
+        for text in (
+            "Quokka Upgrade Title",
+            "Wombat Author",
+            "Numbat List Name",
+            "Bilby Item Title",
+            "platypus@example.org",
+        ):
+            assert not await _files_hold(text, SEALED), text
+        assert await reading_history.history(1) == [
+            reading_history.Loan("Quokka Upgrade Title", "Wombat Author", date(2026, 1, 2))
+        ]
+        [saved] = await saved_lists.saved_lists(1)
+        assert (saved.name, saved.titles) == ("Numbat List Name", ("Bilby Item Title",))
+        assert await contact_of(1, "email") == "platypus@example.org"
     finally:
         await Tortoise.close_connections()

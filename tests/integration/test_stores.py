@@ -64,7 +64,7 @@ async def test_a_patron_cannot_add_to_someone_elses_list() -> None:
     with pytest.raises(StoreError):
         await saved_lists.add_to_list(intruder.id, saved, "Graffiti", now=now())
     with pytest.raises(StoreError):
-        await saved_lists.delete_list(intruder.id, saved)
+        await saved_lists.delete_list(intruder.id, saved, now=now())
 
 
 async def test_retention_deletes_only_what_is_older_than_the_notice_promises() -> None:

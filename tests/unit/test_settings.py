@@ -62,6 +62,9 @@ def test_every_setting_is_read_from_its_variable(clean_environment: pytest.Monke
         "PORTAL_SYSTEM_SECRETS_FILE": "/etc/portal/system-secrets.toml",
         "PORTAL_SYSTEM_ALLOWED_ADDRESSES": "10.2.0.0/16, relay.internal",
         "PORTAL_RECEIPT_KEYS_FILE": "/etc/portal/receipt-keys.json",
+        "PORTAL_BACKUP_RECIPIENTS": "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2el"
+        "w8zmrj2kg5sfn9aqmcac8p",
+        "PORTAL_KEY_BACKUP_MAX_AGE_HOURS": "6",
         "PORTAL_DELIVERY_IN_PROCESS": "false",
         "PORTAL_DELIVERY_POLL_SECONDS": "0.5",
         "PORTAL_DELIVERY_RETRY_SECONDS": "10",

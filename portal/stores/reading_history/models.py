@@ -15,8 +15,10 @@ class HistoryEntry(Model):
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="history", on_delete=fields.RESTRICT, db_index=True
     )
-    title = fields.CharField(max_length=500)
-    author = fields.CharField(max_length=300, default="")
+    # Sealed under the patron's key for this store (portal.retained_keys): title and
+    # author say what the patron read. The API keeps at most 500 and 300 characters.
+    title = fields.TextField()
+    author = fields.TextField()
     borrowed_on = fields.DateField()
     recorded_at = fields.DatetimeField()
     # The integration API client that handed the loan over (its id in `api_client`, from its

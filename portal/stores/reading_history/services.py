@@ -13,10 +13,14 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from portal.consent.services import require_current_consent
+from portal.db import Erasure
+from portal.retained_keys.policy import PatronKey
+from portal.retained_keys.services import destroy_key, key_for, key_of
 from portal.stores.base import Cutoff, Retained, Store
 from portal.stores.reading_history.models import HistoryEntry
 
 KEY = "reading_history"
+TABLE = HistoryEntry._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,13 @@ async def record_loans(
     without a current consent."""
     async with in_transaction():
         await require_current_consent(patron_id, KEY)
+        key = await key_for(patron_id, KEY, now=now)
         await HistoryEntry.bulk_create(
             [
                 HistoryEntry(
                     patron_id=patron_id,
-                    title=loan.title,
-                    author=loan.author,
+                    title=key.seal(TABLE, "title", loan.title),
+                    author=key.seal(TABLE, "author", loan.author),
                     borrowed_on=loan.borrowed_on,
                     recorded_at=now,
                     recorded_by_client=recorded_by_client,
@@ -49,27 +54,44 @@ async def record_loans(
     return len(loans)
 
 
+async def _opened(patron_id: int) -> list[tuple[HistoryEntry, Loan]]:
+    """The patron's entries with what they say: one key read for the page, not per row.
+    No key means nothing can be read (erased, or never kept)."""
+    key = await key_of(patron_id, KEY)
+    if key is None:
+        return []
+    return [(entry, _loan(key, entry)) for entry in await HistoryEntry.filter(patron_id=patron_id)]
+
+
+def _loan(key: PatronKey, entry: HistoryEntry) -> Loan:
+    return Loan(
+        title=key.open(TABLE, "title", entry.title),
+        author=key.open(TABLE, "author", entry.author),
+        borrowed_on=entry.borrowed_on,
+    )
+
+
 async def history(patron_id: int) -> list[Loan]:
-    return [
-        Loan(title=entry.title, author=entry.author, borrowed_on=entry.borrowed_on)
-        for entry in await HistoryEntry.filter(patron_id=patron_id)
-    ]
+    return [loan for _, loan in await _opened(patron_id)]
 
 
 async def export(patron_id: int) -> list[dict[str, Any]]:
     return [
         {
-            "title": entry.title,
-            "author": entry.author,
+            "title": loan.title,
+            "author": loan.author,
             "borrowed_on": entry.borrowed_on.isoformat(),
             "recorded_at": entry.recorded_at.isoformat(timespec="seconds"),
         }
-        for entry in await HistoryEntry.filter(patron_id=patron_id)
+        for entry, loan in await _opened(patron_id)
     ]
 
 
-async def erase(patron_id: int) -> int:
+async def erase(erasure: Erasure, patron_id: int) -> int:
+    """The rows and their key, in the caller's erasing transaction: a copy of a row kept
+    anywhere (a backup, a dead tuple) is unreadable once the key is gone."""
     deleted: int = await HistoryEntry.filter(patron_id=patron_id).delete()
+    await destroy_key(erasure, patron_id, KEY)
     return deleted
 
 

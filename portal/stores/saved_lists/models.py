@@ -15,7 +15,9 @@ class SavedList(Model):
     patron: fields.ForeignKeyRelation[Patron] = fields.ForeignKeyField(
         "models.Patron", related_name="saved_lists", on_delete=fields.RESTRICT, db_index=True
     )
-    name = fields.CharField(max_length=200)
+    # Sealed under the patron's key for this store (portal.retained_keys); a form field
+    # keeps at most 200 characters (portal.web.requests.MAX_FIELD).
+    name = fields.TextField()
     created_at = fields.DatetimeField()
 
     patron_id: int
@@ -31,7 +33,7 @@ class SavedListItem(Model):
     saved_list: fields.ForeignKeyRelation[SavedList] = fields.ForeignKeyField(
         "models.SavedList", related_name="items", on_delete=fields.CASCADE, db_index=True
     )
-    title = fields.CharField(max_length=500)
+    title = fields.TextField()  # sealed, as the list's name
     added_at = fields.DatetimeField()
 
     saved_list_id: int

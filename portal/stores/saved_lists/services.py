@@ -13,12 +13,16 @@ from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from portal.consent.services import require_current_consent
-from portal.db import erasing
+from portal.db import Erasure, erasing
 from portal.errors import StoreCode
+from portal.retained_keys.policy import PatronKey
+from portal.retained_keys.services import destroy_key, key_for, key_of, replace_key
 from portal.stores.base import Cutoff, Retained, Store, StoreError
 from portal.stores.saved_lists.models import SavedList, SavedListItem
 
 KEY = "saved_lists"
+LISTS = SavedList._meta.db_table
+ITEMS = SavedListItem._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -28,32 +32,54 @@ class ListView:
     titles: tuple[str, ...]
 
 
+async def _lists(patron_id: int) -> tuple[PatronKey | None, list[SavedList]]:
+    """The patron's lists with their items, and the one key that opens them (none: nothing
+    can be read, as nothing is kept)."""
+    key = await key_of(patron_id, KEY)
+    if key is None:
+        return None, []
+    return key, await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+
+
 async def saved_lists(patron_id: int) -> list[ListView]:
-    lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+    key, lists = await _lists(patron_id)
     return [
-        ListView(saved.id, saved.name, tuple(item.title for item in saved.items)) for saved in lists
+        ListView(
+            saved.id,
+            key.open(LISTS, "name", saved.name),
+            tuple(key.open(ITEMS, "title", item.title) for item in saved.items),
+        )
+        for saved in lists
+        if key is not None
     ]
 
 
 async def export(patron_id: int) -> list[dict[str, Any]]:
-    lists = await SavedList.filter(patron_id=patron_id).prefetch_related("items")
+    key, lists = await _lists(patron_id)
     return [
         {
-            "name": saved.name,
+            "name": key.open(LISTS, "name", saved.name),
             "created_at": saved.created_at.isoformat(timespec="seconds"),
             "items": [
-                {"title": item.title, "added_at": item.added_at.isoformat(timespec="seconds")}
+                {
+                    "title": key.open(ITEMS, "title", item.title),
+                    "added_at": item.added_at.isoformat(timespec="seconds"),
+                }
                 for item in saved.items
             ],
         }
         for saved in lists
+        if key is not None
     ]
 
 
 async def create_list(patron_id: int, name: str, *, now: datetime) -> int:
     async with in_transaction():
         await require_current_consent(patron_id, KEY)
-        saved = await SavedList.create(patron_id=patron_id, name=name, created_at=now)
+        key = await key_for(patron_id, KEY, now=now)
+        saved = await SavedList.create(
+            patron_id=patron_id, name=key.seal(LISTS, "name", name), created_at=now
+        )
     return saved.id
 
 
@@ -63,14 +89,18 @@ async def add_to_list(patron_id: int, list_id: int, title: str, *, now: datetime
         saved = await SavedList.get_or_none(id=list_id, patron_id=patron_id)
         if saved is None:
             raise StoreError(StoreCode.NOT_FOUND)
-        await SavedListItem.create(saved_list_id=saved.id, title=title, added_at=now)
+        key = await key_for(patron_id, KEY, now=now)
+        await SavedListItem.create(
+            saved_list_id=saved.id, title=key.seal(ITEMS, "title", title), added_at=now
+        )
 
 
-async def delete_list(patron_id: int, list_id: int) -> None:
+async def delete_list(patron_id: int, list_id: int, *, now: datetime) -> None:
     """Deleting one's own data never needs consent. A partial erasure (one list, not the
     service): the list and its items go and are scrubbed after the commit like any erasure,
     with no ledger event or deletion request (no consent ended; connected systems hold no
-    saved list)."""
+    saved list). The key is replaced and the lists kept sealed again under the new one, so
+    an older copy of the deleted list (a backup, a dead tuple) is unreadable too."""
     async with erasing() as erasure:
         saved = await SavedList.get_or_none(id=list_id, patron_id=patron_id)
         if saved is None:
@@ -78,12 +108,28 @@ async def delete_list(patron_id: int, list_id: int) -> None:
         items: int = await SavedListItem.filter(saved_list_id=saved.id).delete()
         await saved.delete()
         erasure.deleted(items + 1)
+        await _reseal(erasure, patron_id, now=now)
 
 
-async def erase(patron_id: int) -> int:
+async def _reseal(erasure: Erasure, patron_id: int, *, now: datetime) -> None:
+    old, kept = await _lists(patron_id)
+    new = await replace_key(erasure, patron_id, KEY, now=now)
+    if old is None:
+        return
+    for saved in kept:
+        saved.name = new.seal(LISTS, "name", old.open(LISTS, "name", saved.name))
+        await saved.save(update_fields=["name"])
+        for item in saved.items:
+            item.title = new.seal(ITEMS, "title", old.open(ITEMS, "title", item.title))
+            await item.save(update_fields=["title"])
+
+
+async def erase(erasure: Erasure, patron_id: int) -> int:
+    """The rows and their key, in the caller's erasing transaction."""
     list_ids = await SavedList.filter(patron_id=patron_id).values_list("id", flat=True)
     items: int = await SavedListItem.filter(saved_list_id__in=list_ids).delete()
     lists: int = await SavedList.filter(id__in=list_ids).delete()
+    await destroy_key(erasure, patron_id, KEY)
     return items + lists
 
 

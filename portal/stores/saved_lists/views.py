@@ -65,7 +65,7 @@ async def remove(request: Request) -> Response:
     patron = require_patron(request)
     list_id = parse_list_id(await request.form())
     try:
-        await delete_list(patron.patron_id, list_id)
+        await delete_list(patron.patron_id, list_id, now=utcnow())
     except StoreError as failure:
         return await page(request, error=failure.code)
     return redirect_to(request, "stores.saved_lists")

@@ -1,0 +1,162 @@
+"""The keys retained data is sealed under: one per patron and store, made once whatever the
+race, destroyed with the rows, and carried across a restore so that nothing erased after a
+backup comes back readable or in force (docs/PROMISES.md promise 4)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import pytest
+from tortoise.connection import connections
+from tortoise.transactions import in_transaction
+
+from portal.consent.models import ConsentState
+from portal.consent.policy import Decision
+from portal.erasure.services import apply_retention
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.retained_keys.models import RetainedDataKey
+from portal.retained_keys.services import (
+    Unreadable,
+    export_keys,
+    import_keys,
+    key_for,
+    key_of,
+    settle_after_restore,
+)
+from portal.stores.reading_history import services as reading_history
+from portal.stores.reading_history.models import HistoryEntry
+from portal.stores.saved_lists import services as saved_lists
+from tests.factories import decides, make_patron, now, publish, standard_catalog
+
+pytestmark = pytest.mark.usefixtures("db")
+
+
+def loan(title: str) -> reading_history.Loan:
+    return reading_history.Loan(title, "", date(2026, 2, 2))
+
+
+async def test_two_first_writes_for_one_patron_share_one_key() -> None:
+    """Meaningful on PostgreSQL: both transactions insert, one insert gives way to the
+    other, and both read the one key that stands."""
+    patron = await make_patron()
+    started = asyncio.Event()
+    waiting = 0
+
+    async def first_write() -> bytes:
+        nonlocal waiting
+        async with in_transaction():
+            waiting += 1
+            if waiting == 2:
+                started.set()
+            await asyncio.wait_for(started.wait(), 5)
+            key = await key_for(patron.id, "reading_history", now=now())
+            await asyncio.sleep(0.05)  # both inserts in flight before either commits
+            return key.key
+
+    if connections.get("default").capabilities.dialect == "sqlite":
+        started.set()  # SQLite runs one writing transaction at a time
+    one, two = await asyncio.gather(first_write(), first_write())
+    assert one == two
+    assert await RetainedDataKey.filter(patron_id=patron.id).count() == 1
+
+
+async def test_a_withdrawal_destroys_the_key() -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    await reading_history.record_loans(patron.id, [loan("Dune")], now=now())
+    assert await key_of(patron.id, "reading_history") is not None
+    await decides(patron.id, "reading_history", Decision.NO)
+    assert await key_of(patron.id, "reading_history") is None
+    assert await reading_history.history(patron.id) == []
+
+
+async def test_retention_deletes_rows_and_keeps_the_key() -> None:
+    """The consent is still in force: a missing key must keep meaning it ended."""
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    old = reading_history.Loan("Old", "", date(2001, 1, 1))
+    await reading_history.record_loans(patron.id, [old, loan("Recent")], now=now())
+    kept = await key_of(patron.id, "reading_history")
+    assert await apply_retention(now=now(), today=now().date()) == 1
+    assert [e.title for e in await reading_history.history(patron.id)] == ["Recent"]
+    after = await key_of(patron.id, "reading_history")
+    assert kept is not None
+    assert after is not None
+    assert after.key == kept.key
+
+
+async def test_deleting_one_list_replaces_the_key_and_keeps_the_others_readable() -> None:
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "saved_lists", Decision.YES)
+    gone = await saved_lists.create_list(patron.id, "Gone", now=now())
+    stays = await saved_lists.create_list(patron.id, "Stays", now=now())
+    await saved_lists.add_to_list(patron.id, stays, "Kindred", now=now())
+    before = await key_of(patron.id, "saved_lists")
+    await saved_lists.delete_list(patron.id, gone, now=now())
+    after = await key_of(patron.id, "saved_lists")
+    assert before is not None
+    assert after is not None
+    assert after.key != before.key
+    [left] = await saved_lists.saved_lists(patron.id)
+    assert (left.name, left.titles) == ("Stays", ("Kindred",))
+
+
+async def test_keys_are_imported_only_for_patrons_held_and_never_replace_one() -> None:
+    patron = await make_patron()
+    kept = await key_for(patron.id, "saved_lists", now=now())
+    written = await import_keys(
+        [
+            (patron.id, "saved_lists", b"\x01" * 32),  # held: untouched
+            (patron.id, "reading_history", b"\x02" * 32),
+            (patron.id + 1000, "reading_history", b"\x03" * 32),  # no such patron
+        ]
+    )
+    assert written == 1
+    assert sorted(await export_keys()) == sorted(
+        [(patron.id, "saved_lists", kept.key), (patron.id, "reading_history", b"\x02" * 32)]
+    )
+
+
+async def _restore(rows: list[dict[str, object]], keys: list[tuple[int, str, bytes]]) -> None:
+    """What a restore does here: the rows of the backup back in place, a key table the
+    backup did not carry, then the keys exported from the live database imported."""
+    await HistoryEntry.all().delete()
+    await RetainedDataKey.all().delete()
+    await HistoryEntry.bulk_create([HistoryEntry(**row) for row in rows])
+    await import_keys(keys)
+
+
+async def test_a_restore_brings_back_nothing_erased_after_the_backup() -> None:
+    await publish(standard_catalog())
+    stays, again, gone = await make_patron(), await make_patron(), await make_patron()
+    for patron in (stays, again, gone):
+        await decides(patron.id, "reading_history", Decision.YES)
+        await reading_history.record_loans(patron.id, [loan("Kept"), loan("Also")], now=now())
+    backup = await HistoryEntry.all().values()
+    # After the backup: one withdraws and says yes again (a new key), one withdraws.
+    await decides(again.id, "reading_history", Decision.NO)
+    await decides(again.id, "reading_history", Decision.YES)
+    await reading_history.record_loans(again.id, [loan("New")], now=now())
+    await decides(gone.id, "reading_history", Decision.NO)
+    live = await export_keys()
+
+    await _restore(backup, live)
+    # The restored database still holds both consents in force, as they were then.
+    await ConsentState.filter(patron_id=gone.id).update(granted=True)
+
+    outcome = await settle_after_restore(now=now())
+
+    assert outcome == Unreadable(rows=4, consents_ended=2)
+    assert {e.title for e in await reading_history.history(stays.id)} == {"Kept", "Also"}
+    for patron in (again, gone):
+        assert await HistoryEntry.filter(patron_id=patron.id).count() == 0
+        assert not await ConsentState.exists(patron_id=patron.id, granted=True)
+        kinds = await ConsentEvent.filter(patron_id=patron.id).order_by("-id").limit(2)
+        assert [event.kind for event in kinds] == [EventKind.ERASED, EventKind.EXPIRED]
+        assert kinds[0].detail == {"rows_deleted": 2, "reason": "restore"}
+    assert await ConsentState.exists(patron_id=stays.id, granted=True)
+    assert await settle_after_restore(now=now()) == Unreadable(rows=0, consents_ended=0)
