@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from gettext import GNUTranslations, NullTranslations
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.core import UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -368,6 +368,11 @@ def format_moment(value: datetime, timezone: str) -> str:
 # CLDR's minimumGroupingDigits where it is 2 (Babel does not carry it): a four-digit number
 # is written without a separator, "1095 días", and grouping starts at 10.950.
 _MINIMUM_GROUPING_DIGITS: dict[str, int] = {"es": 2}
+
+
+def format_duration(value: timedelta) -> str:
+    """A time still to wait ("3 minutes"), rounded to its largest unit, in the locale."""
+    return format_timedelta(value, locale=_babel_locale())
 
 
 def format_count(value: int) -> str:

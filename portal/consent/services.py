@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.queryset import QuerySet
+
 from portal.catalog.policy import Terms, is_material_change
 from portal.catalog.services import PublishedNotice, PublishedService, services_by_id
 from portal.consent.models import ConsentState
@@ -57,12 +59,10 @@ async def locked_granted_states(patron_id: int) -> list[ConsentState]:
     return states
 
 
-async def suspended_states() -> list[ConsentState]:
-    """Consents in force but paused, oldest first: candidates for expiry."""
-    states: list[ConsentState] = await ConsentState.filter(
-        granted=True, suspended_at__isnull=False
-    ).order_by("suspended_at")
-    return states
+def suspended_states() -> QuerySet[ConsentState]:
+    """Consents in force but paused: candidates for expiry (a job takes them a batch at a
+    time, by id)."""
+    return ConsentState.filter(granted=True, suspended_at__isnull=False)
 
 
 async def relock(state: ConsentState) -> ConsentState | None:
@@ -253,6 +253,14 @@ async def suspend_given_by(guardian_id: int, patron_id: int, now: datetime) -> i
             )
             paused += 1
     return paused
+
+
+async def with_guardian_given(patron_ids: list[int]) -> set[int]:
+    """Of these patrons, those with a consent in force that a guardian gave."""
+    given = ConsentState.filter(
+        patron_id__in=patron_ids, granted=True, granted_by=Actor.GUARDIAN.value
+    )
+    return {int(row["patron_id"]) for row in await given.values("patron_id")}
 
 
 async def suspend_guardian_given(patron_id: int, now: datetime) -> int:

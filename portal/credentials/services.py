@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.credentials.models import OneTimeCode, SlidingSession
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import as_datetime, as_optional_datetime, fetch_rows
@@ -96,9 +97,8 @@ class OneTimeCodes:
     async def revoke(self, owner_id: int) -> None:
         await self.model.filter(**{self.owner: owner_id}).delete()
 
-    async def purge_expired(self, now: datetime) -> int:
-        deleted: int = await self.model.filter(expires_at__lte=now).delete()
-        return deleted
+    async def purge_expired(self, now: datetime, progress: Progress = no_progress) -> int:
+        return await delete_in_batches(self.model.filter(expires_at__lte=now), progress)
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,6 @@ class SlidingSessions:
     async def end_all(self, owner_id: int) -> None:
         await self.model.filter(**{self.owner: owner_id}).delete()
 
-    async def purge_expired(self, now: datetime) -> int:
-        idle: int = await self.model.filter(expires_at__lte=now).delete()
-        ended: int = await self.model.filter(ends_at__lte=now).delete()
-        return idle + ended
+    async def purge_expired(self, now: datetime, progress: Progress = no_progress) -> int:
+        idle = await delete_in_batches(self.model.filter(expires_at__lte=now), progress)
+        return idle + await delete_in_batches(self.model.filter(ends_at__lte=now), progress)

@@ -20,6 +20,8 @@ from enum import StrEnum
 
 from tortoise.exceptions import IntegrityError
 
+from portal import batches
+from portal.batches import Progress, no_progress
 from portal.credentials.models import SignInCounter
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.db import fetch_rows
@@ -309,11 +311,30 @@ async def locked(
     return (await standing((limit,), now=now)).waiting
 
 
-async def purge_expired(*, now: datetime) -> int:
-    """Rows whose window has ended, but for a card held until it is cleared."""
-    rows = await fetch_rows(
-        "DELETE FROM signin_counter WHERE window_started_ms + window_ms <= ? "
-        "AND (holds_at IS NULL OR attempts < holds_at) RETURNING id",
-        _ms(now),
-    )
-    return len(rows)
+_ENDED = "window_started_ms + window_ms <= ? AND (holds_at IS NULL OR attempts < holds_at)"
+_ENDED_BATCH = f"SELECT id FROM signin_counter WHERE id > ? AND {_ENDED} ORDER BY id LIMIT ?"  # noqa: S608 - constants
+
+
+async def purge_expired(*, now: datetime, progress: Progress = no_progress) -> int:
+    """Rows whose window has ended, but for a card held until it is cleared: a batch at a
+    time by id (portal.batches), each DELETE naming its rows and the rule again (a counter
+    that took a guess meanwhile is kept)."""
+    deleted = after = 0
+    while True:
+        ids = [
+            int(row["id"]) for row in await fetch_rows(_ENDED_BATCH, after, _ms(now), batches.BATCH)
+        ]
+        if not ids:
+            return deleted
+        marks = ", ".join("?" for _ in ids)
+        done = await fetch_rows(
+            # Only ? placeholders and a constant in the text: the values are bound.
+            f"DELETE FROM signin_counter WHERE id IN ({marks}) AND {_ENDED} RETURNING id",  # noqa: S608
+            *ids,
+            _ms(now),
+        )
+        deleted += len(done)
+        await progress(len(done))
+        if len(ids) < batches.BATCH:
+            return deleted
+        after = ids[-1]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from portal import batches
+from portal.batches import Progress, no_progress
 from portal.catalog.jurisdiction import AgeBand, AgeContext
 from portal.catalog.publishing import Replaced
 from portal.catalog.services import (
@@ -373,37 +375,60 @@ async def turn_everything_off(patron_id: int, *, now: datetime, party: ActingPar
     return len(states)
 
 
+async def count_unanswered() -> int:
+    """How many paused consents `expire_unanswered` looks at (its run's total)."""
+    return await suspended_states().count()
+
+
 async def expire_unanswered(
-    *, now: datetime, material_grace_days: int, majority_grace_days: int
+    *,
+    now: datetime,
+    material_grace_days: int,
+    majority_grace_days: int,
+    progress: Progress = no_progress,
 ) -> int:
     """Suspended consents not confirmed within their grace period end, and what they covered
-    is erased: a patron who does not answer has said no."""
+    is erased: a patron who does not answer has said no. The paused consents are read a
+    batch at a time by id; each that ends does so in its own transaction."""
     grace: dict[str, int] = {
         SuspensionReason.MATERIAL_CHANGE: material_grace_days,
         SuspensionReason.CAME_OF_AGE: majority_grace_days,
     }
     expired = 0
-    for candidate in await suspended_states():
-        # An unknown reason gets the material-change grace rather than stopping the job.
-        days = grace.get(candidate.suspension_reason or "", material_grace_days)
-        suspended_at = candidate.suspended_at
-        if suspended_at is None or not grace_period_over(suspended_at, now, days):
-            continue
-        async with erasing() as erasure:
-            await lock_patron(candidate.patron_id)
-            state = await relock(candidate)
-            if state is None or not state.granted or state.suspended_at is None:
-                continue  # the patron answered meanwhile
-            service = (await services_by_id([state.service_id]))[state.service_id]
-            step = Step(state.patron_id, service, now, SYSTEM_JOB)
-            reason = (
-                DeletionReason.CAME_OF_AGE
-                if state.suspension_reason == SuspensionReason.CAME_OF_AGE
-                else DeletionReason.EXPIRED
-            )
-            await _withdraw(erasure, step, state, None, kind=EventKind.EXPIRED, reason=reason)
-            expired += 1
-    return expired
+    after = 0
+    while True:
+        batch = await suspended_states().filter(id__gt=after).order_by("id").limit(batches.BATCH)
+        for candidate in batch:
+            expired += await _expire_if_unanswered(candidate, grace, material_grace_days, now)
+        if batch:  # none left after a whole batch: nothing to record
+            await progress(len(batch))
+        if len(batch) < batches.BATCH:
+            return expired
+        after = batch[-1].id
+
+
+async def _expire_if_unanswered(
+    candidate: ConsentState, grace: dict[str, int], material_grace_days: int, now: datetime
+) -> int:
+    # An unknown reason gets the material-change grace rather than stopping the job.
+    days = grace.get(candidate.suspension_reason or "", material_grace_days)
+    suspended_at = candidate.suspended_at
+    if suspended_at is None or not grace_period_over(suspended_at, now, days):
+        return 0
+    async with erasing() as erasure:
+        await lock_patron(candidate.patron_id)
+        state = await relock(candidate)
+        if state is None or not state.granted or state.suspended_at is None:
+            return 0  # the patron answered meanwhile
+        service = (await services_by_id([state.service_id]))[state.service_id]
+        step = Step(state.patron_id, service, now, SYSTEM_JOB)
+        reason = (
+            DeletionReason.CAME_OF_AGE
+            if state.suspension_reason == SuspensionReason.CAME_OF_AGE
+            else DeletionReason.EXPIRED
+        )
+        await _withdraw(erasure, step, state, None, kind=EventKind.EXPIRED, reason=reason)
+        return 1
 
 
 async def carry_over(replaced: Replaced, now: datetime) -> int:

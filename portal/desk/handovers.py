@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.jurisdiction import AgeBand
 from portal.catalog.services import (
     PublishedNotice,
@@ -404,7 +405,7 @@ async def handover_result(secret: str, token: str) -> HandoverResult | None:
     )
 
 
-async def purge_handovers(now: datetime) -> int:
+async def purge_handovers(now: datetime, progress: Progress = no_progress) -> int:
     """Hand-overs nobody came back for, a day on."""
-    deleted: int = await Handover.filter(started_at__lte=now - timedelta(days=1)).delete()
-    return deleted
+    stale = Handover.filter(started_at__lte=now - timedelta(days=1))
+    return await delete_in_batches(stale, progress)

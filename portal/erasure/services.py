@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from portal import batches
+from portal.batches import Progress, no_progress
 from portal.catalog.services import PublishedService, all_services, channel_choices
 from portal.consent.models import ConsentState
 from portal.contacts.services import contact_of, erase_contact
@@ -106,32 +108,46 @@ async def _erase_unused_contact(
     return True
 
 
-async def apply_retention(*, now: datetime, today: date) -> int:
+async def apply_retention(*, now: datetime, today: date, progress: Progress = no_progress) -> int:
     """Scheduled: delete retained rows older than their service's retention period, as each
     notice promises, and record each patron's erasure; and ask each connected system holding
     a service's data to delete its entries older than that too (one request per system and
-    day, about every patron). Returns the rows deleted here."""
+    day, about every patron). A store's rows go a batch at a time (portal.batches), each
+    batch erased with its patrons' ERASED events in its own transaction: a patron whose rows
+    fall in two batches gets two events, their rows adding up. Returns the rows deleted here."""
     deleted = 0
     for service in await all_services():
         if service.store is None and not service.systems:
             continue
         cutoff = Cutoff.past(int(service.terms["retention_days"]), now=now, today=today)
-        async with erasing() as erasure:
+        async with erasing():
             await request_retention(service, before=cutoff.day, now=now)
-            if service.store is None:
-                continue
-            counts = await STORES[service.store].expire(cutoff)
-            for patron_id, rows in counts.items():
-                await record(
-                    patron_id,
-                    EventKind.ERASED,
-                    SYSTEM_JOB,
-                    now=now,
-                    service_id=service.id,
-                    purposes=service.terms["purposes"],
-                    detail=details.Erased(rows_deleted=rows, reason="retention"),
-                )
-                deleted += erasure.deleted(rows)
+        if service.store is None:
+            continue
+        while batch := await _expire_batch(service, service.store, cutoff, now):
+            deleted += batch
+            await progress(batch)
+    return deleted
+
+
+async def _expire_batch(
+    service: PublishedService, store: str, cutoff: Cutoff, now: datetime
+) -> int:
+    """One batch of a store's rows past the cutoff, erased with their events in one
+    transaction; 0 once none is left."""
+    async with erasing() as erasure:
+        deleted = 0
+        for patron_id, rows in (await STORES[store].expire(cutoff, batches.BATCH)).items():
+            await record(
+                patron_id,
+                EventKind.ERASED,
+                SYSTEM_JOB,
+                now=now,
+                service_id=service.id,
+                purposes=service.terms["purposes"],
+                detail=details.Erased(rows_deleted=rows, reason="retention"),
+            )
+            deleted += erasure.deleted(rows)
     return deleted
 
 

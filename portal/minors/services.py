@@ -11,8 +11,11 @@ import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from portal import batches
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.jurisdiction import AgeBand, AgeContext, age_context, born_on_or_before
 from portal.catalog.services import (
     PublishedNotice,
@@ -39,7 +42,11 @@ from portal.consent.reads import (
     overview_of,
     states_of,
 )
-from portal.consent.services import suspend_given_by, suspend_guardian_given
+from portal.consent.services import (
+    suspend_given_by,
+    suspend_guardian_given,
+    with_guardian_given,
+)
 from portal.contacts.services import contacts_of
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.decisions.services import MessageCell, Outcome, choose_messages, decide
@@ -226,9 +233,8 @@ async def redeem_link_code(
         )
 
 
-async def purge_expired_link_codes(now: datetime) -> int:
-    deleted: int = await LinkCode.filter(expires_at__lte=now).delete()
-    return deleted
+async def purge_expired_link_codes(now: datetime, progress: Progress = no_progress) -> int:
+    return await delete_in_batches(LinkCode.filter(expires_at__lte=now), progress)
 
 
 async def children(
@@ -479,31 +485,67 @@ async def guardian_choose_messages(
     )
 
 
-async def coming_of_age(*, now: datetime, timezone: str) -> ComingOfAge:
+def _not_yet_of_age(now: datetime, timezone: str, majority: int) -> QuerySet[Patron]:
+    # Nobody younger than the lowest possible age of majority needs looking at.
+    latest_birth_date = born_on_or_before(local_date(now, timezone), min(majority, 16))
+    return Patron.filter(came_of_age_at=None, born_on__lte=latest_birth_date)
+
+
+async def count_coming_of_age(*, now: datetime, timezone: str) -> int:
+    """How many patrons `coming_of_age` looks at (its run's total)."""
+    library = await library_jurisdiction()
+    return await _not_yet_of_age(now, timezone, library.age_of_majority).count()
+
+
+async def coming_of_age(
+    *, now: datetime, timezone: str, progress: Progress = no_progress
+) -> ComingOfAge:
     """Scheduled and idempotent: for each patron who has reached the age of majority, end
-    guardian links and pause the consents a guardian gave until the patron confirms them."""
+    guardian links and pause the consents a guardian gave until the patron confirms them.
+    The candidates are read a batch at a time by id, each batch handed over in one short
+    transaction (a first run over a whole consortium marks millions of adults)."""
     library = await library_jurisdiction()
     today = local_date(now, timezone)
-    # Nobody younger than the lowest possible age of majority needs looking at.
-    latest_birth_date = born_on_or_before(today, min(library.age_of_majority, 16))
-    candidates = await Patron.filter(came_of_age_at=None, born_on__lte=latest_birth_date)
-    patrons = links_ended = suspended = 0
-    for candidate in candidates:
-        age = age_context(candidate.born_on, candidate.jurisdiction, library, today)
-        if age.band is not AgeBand.ADULT:
-            continue
-        async with in_transaction():
-            patron = await lock_patron(candidate.id)
-            if patron is None or patron.came_of_age_at is not None:
-                continue  # another run got here first
-            ended_before, suspended_before = links_ended, suspended
-            for link in await GuardianLink.filter(child_id=patron.id, ended_at=None):
-                await _end_link(link, SuspensionReason.CAME_OF_AGE.value, SYSTEM_JOB, now=now)
-                links_ended += 1
-            suspended += await suspend_guardian_given(patron.id, now)
-            # Marked even when there was nothing to hand over, so no run looks at them again.
-            patron.came_of_age_at = now
-            await patron.save(update_fields=["came_of_age_at"])
-            if (links_ended, suspended) != (ended_before, suspended_before):
-                patrons += 1
-    return ComingOfAge(patrons, links_ended, suspended)
+    candidates = _not_yet_of_age(now, timezone, library.age_of_majority)
+    report = ComingOfAge(0, 0, 0)
+    after = 0
+    while True:
+        batch = await candidates.filter(id__gt=after).order_by("id").limit(batches.BATCH)
+        adults = [
+            candidate.id
+            for candidate in batch
+            if age_context(candidate.born_on, candidate.jurisdiction, library, today).band
+            is AgeBand.ADULT
+        ]
+        if adults:
+            async with in_transaction():
+                done = await _hand_over(adults, now)
+            report = ComingOfAge(
+                report.patrons + done.patrons,
+                report.links_ended + done.links_ended,
+                report.consents_suspended + done.consents_suspended,
+            )
+        if batch:  # none left after a whole batch: nothing to record
+            await progress(len(batch))
+        if len(batch) < batches.BATCH:
+            return report
+        after = batch[-1].id
+
+
+async def _hand_over(adults: list[int], now: datetime) -> ComingOfAge:
+    """Inside the batch's transaction: the patrons' row locks, taken in id order (as every
+    batch takes them, so two runs never deadlock), then the hand-over of those with
+    something to hand over, and every one of them marked."""
+    # The others: another run got there first.
+    mine = Patron.filter(id__in=adults, came_of_age_at=None).order_by("id").select_for_update()
+    locked = [patron.id for patron in await mine]
+    links = await GuardianLink.filter(child_id__in=locked, ended_at=None).order_by("id")
+    given = await with_guardian_given(locked)
+    for link in links:
+        await _end_link(link, SuspensionReason.CAME_OF_AGE.value, SYSTEM_JOB, now=now)
+    suspended = 0
+    for patron_id in sorted(given):
+        suspended += await suspend_guardian_given(patron_id, now)
+    # Marked even when there was nothing to hand over, so no run looks at them again.
+    await Patron.filter(id__in=locked).update(came_of_age_at=now)
+    return ComingOfAge(len({link.child_id for link in links} | given), len(links), suspended)

@@ -9,12 +9,17 @@ from collections.abc import Callable
 
 from portal.clock import local_date, utcnow
 from portal.credentials import throttle
-from portal.decisions.services import expire_unanswered
+from portal.decisions.services import count_unanswered, expire_unanswered
 from portal.desk.handovers import purge_handovers
 from portal.erasure.services import apply_retention as apply_store_retention
 from portal.erasure.services import compact
 from portal.ledger.checkpoints import Made, make_checkpoint
-from portal.minors.services import ComingOfAge, coming_of_age, purge_expired_link_codes
+from portal.minors.services import (
+    ComingOfAge,
+    coming_of_age,
+    count_coming_of_age,
+    purge_expired_link_codes,
+)
 from portal.officer.policy import JobName
 from portal.officer.services import Run, purge_old_runs, recorded
 from portal.outbox import services as outbox
@@ -31,19 +36,24 @@ KEEP_ALIVE_SECONDS = 300
 
 async def expire_consents(settings: Settings) -> int:
     async with recorded(JobName.EXPIRE_CONSENTS, utcnow) as run:
+        await run.counted(await count_unanswered())
         count = await expire_unanswered(
             now=utcnow(),
             material_grace_days=settings.reconsent_grace_days,
             majority_grace_days=settings.majority_grace_days,
+            progress=run.batch_done,
         )
         run.counts["consents_ended"] = count
     return count
 
 
 async def apply_retention(settings: Settings) -> int:
+    # No total: counting the rows past each store's cutoff costs a scan as long as the job.
     async with recorded(JobName.APPLY_RETENTION, utcnow) as run:
         now = utcnow()
-        rows = await apply_store_retention(now=now, today=local_date(now, settings.timezone))
+        rows = await apply_store_retention(
+            now=now, today=local_date(now, settings.timezone), progress=run.batch_done
+        )
         run.counts["rows_deleted"] = rows
     return rows
 
@@ -54,20 +64,26 @@ async def compact_erased() -> None:
 
 
 async def purge_sessions(settings: Settings) -> int:
+    # No total: it would take a count of each of seven tables for a figure nobody waits on.
     async with recorded(JobName.PURGE_SESSIONS, utcnow) as run:
         now = utcnow()
-        count = await purge_expired_sessions(now) + await purge_expired_link_codes(now)
-        count += await staff_services.purge_expired(now) + await purge_handovers(now)
-        count += await throttle.purge_expired(now=now)
-        count += await outbox.purge_confirmed(now=now)
-        count += await purge_old_runs(now)
+        progress = run.batch_done
+        count = await purge_expired_sessions(now, progress)
+        count += await purge_expired_link_codes(now, progress)
+        count += await staff_services.purge_expired(now, progress)
+        count += await purge_handovers(now, progress)
+        count += await throttle.purge_expired(now=now, progress=progress)
+        count += await outbox.purge_confirmed(now=now, progress=progress)
+        count += await purge_old_runs(now, progress)
         run.counts["rows_deleted"] = count
     return count
 
 
 async def hand_over_coming_of_age(settings: Settings) -> ComingOfAge:
     async with recorded(JobName.COMING_OF_AGE, utcnow) as run:
-        report = await coming_of_age(now=utcnow(), timezone=settings.timezone)
+        now = utcnow()
+        await run.counted(await count_coming_of_age(now=now, timezone=settings.timezone))
+        report = await coming_of_age(now=now, timezone=settings.timezone, progress=run.batch_done)
         run.counts.update(
             patrons=report.patrons,
             links_ended=report.links_ended,

@@ -26,6 +26,13 @@ class JobRun(Model):
     outcome = fields.CharEnumField(RunOutcome, max_length=10)
     counts: dict[str, Any] = fields.JSONField()
     failure = fields.CharField(max_length=200, null=True)
+    # Progress, written after each batch committed (portal.batches): rows (or patrons) looked
+    # at so far, in how many batches, when the latest ended, and how many there were to look
+    # at when the run started (None when they cannot be counted cheaply).
+    done = fields.IntField(default=0)
+    batches = fields.IntField(default=0)
+    progress_at = fields.DatetimeField(null=True)
+    total = fields.IntField(null=True)
 
     class Meta:
         table = "job_run"

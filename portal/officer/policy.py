@@ -197,6 +197,31 @@ def run_state(
     return RunState.RUNNING
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """A running job's progress as the privacy officer sees it: rows (or patrons) done, the
+    rate since it started, and the time left when the total is known (None: unknown)."""
+
+    done: int
+    total: int | None
+    per_second: float | None
+    left: timedelta | None
+
+
+def job_progress(
+    *, done: int, total: int | None, started_at: datetime, progress_at: datetime | None
+) -> RunProgress:
+    """From what the run record holds after each batch. The rate is over the whole run so
+    far (the first batch's cost of counting included): a steady figure, not the latest
+    batch's jitter."""
+    elapsed = (progress_at - started_at).total_seconds() if progress_at else 0.0
+    per_second = done / elapsed if done and elapsed > 0 else None
+    left = None
+    if total is not None and per_second:
+        left = timedelta(seconds=round(max(total - done, 0) / per_second))
+    return RunProgress(done, total, per_second, left)
+
+
 class JobHealth(StrEnum):
     OK = "ok"
     STALE = "stale"  # no successful run for STALE_AFTER (or ever)

@@ -20,6 +20,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.services import all_services
 from portal.db import fetch_rows
 from portal.erasure.services import StoreRetention, retention_report
@@ -33,8 +34,10 @@ from portal.officer.policy import (
     JobName,
     Noise,
     RunOutcome,
+    RunProgress,
     RunState,
     job_health,
+    job_progress,
     report_period,
     report_sensitivity,
     run_state,
@@ -180,6 +183,7 @@ class RunView:
     state: RunState
     counts: dict[str, Any]
     failure: str | None
+    progress: RunProgress
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,9 @@ def _run_view(run: JobRun, now: datetime) -> RunView:
         run_state(RunOutcome(run.outcome), run.started_at, run.alive_at, now),
         run.counts,
         run.failure,
+        job_progress(
+            done=run.done, total=run.total, started_at=run.started_at, progress_at=run.progress_at
+        ),
     )
 
 
@@ -248,11 +255,28 @@ async def promises(*, now: datetime, today: date) -> Promises:
 
 @dataclass
 class Run:
-    """A run under way: the job adds its counts; `alive` marks a long-running one alive."""
+    """A run under way: the job adds its counts; `alive` marks a long-running one alive;
+    `batch_done` records its progress after each batch."""
 
     id: int
+    clock: Any
     counts: dict[str, Any] = field(default_factory=dict)
     failure: str | None = None
+    done: int = 0
+    batches: int = 0
+
+    async def counted(self, total: int | None) -> None:
+        """How many the job has to look at, counted before it starts (None: not cheaply)."""
+        await JobRun.filter(id=self.id).update(total=total)
+
+    async def batch_done(self, rows: int) -> None:
+        """After each batch committed (portal.batches.Progress): one short write of its own,
+        outside the job's transactions, so the page shows it while the job runs."""
+        self.done += rows
+        self.batches += 1
+        await JobRun.filter(id=self.id).update(
+            done=self.done, batches=self.batches, progress_at=self.clock()
+        )
 
     def fail(self, reason: str) -> None:
         """The job stopped by itself without doing its work (e.g. exit code 2)."""
@@ -270,7 +294,7 @@ async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
     row = await JobRun.create(
         job=job.value, started_at=clock(), outcome=RunOutcome.RUNNING, counts={}
     )
-    run = Run(row.id)
+    run = Run(row.id, clock)
     try:
         yield run
     except BaseException as error:
@@ -290,7 +314,6 @@ async def recorded(job: JobName, clock: Any) -> AsyncIterator[Run]:
     )
 
 
-async def purge_old_runs(now: datetime) -> int:
+async def purge_old_runs(now: datetime, progress: Progress = no_progress) -> int:
     """Scheduled (`portal purge-sessions`): runs that ended more than KEEP_RUNS ago."""
-    deleted: int = await JobRun.filter(finished_at__lt=now - KEEP_RUNS).delete()
-    return deleted
+    return await delete_in_batches(JobRun.filter(finished_at__lt=now - KEEP_RUNS), progress)

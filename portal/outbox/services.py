@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
 from portal.errors import ApiCode, DomainError
 from portal.ledger.details import DeletionConfirmed, DeletionRequested
@@ -391,8 +392,8 @@ async def retry_given_up(*, now: datetime) -> int:
     return retried
 
 
-async def purge_confirmed(*, now: datetime) -> int:
-    deleted: int = await OutboxMessage.filter(
+async def purge_confirmed(*, now: datetime, progress: Progress = no_progress) -> int:
+    confirmed = OutboxMessage.filter(
         state=DeliveryState.CONFIRMED, confirmed_at__lt=now - KEEP_CONFIRMED
-    ).delete()
-    return deleted
+    )
+    return await delete_in_batches(confirmed, progress)

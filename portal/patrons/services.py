@@ -9,6 +9,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from portal.batches import Progress, no_progress
 from portal.credentials import throttle
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.credentials.services import (
@@ -275,8 +276,9 @@ async def end_session(secret: str, token: str) -> None:
     await SESSIONS.end(secret, token)
 
 
-async def purge_expired_sessions(now: datetime) -> int:
-    return await SESSIONS.purge_expired(now) + await SETUP_CODES.purge_expired(now)
+async def purge_expired_sessions(now: datetime, progress: Progress = no_progress) -> int:
+    sessions = await SESSIONS.purge_expired(now, progress)
+    return sessions + await SETUP_CODES.purge_expired(now, progress)
 
 
 async def set_locale(patron_id: int, locale: str) -> None:

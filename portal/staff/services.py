@@ -12,6 +12,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from portal.batches import Progress, delete_in_batches, no_progress
 from portal.credentials.policy import KeyPurpose, keyed_hash
 from portal.credentials.services import (
     OneTimeCodes,
@@ -266,8 +267,8 @@ async def take_signin_state(secret: str, token: str, *, now: datetime) -> dict[s
     return state.data
 
 
-async def purge_expired(now: datetime) -> int:
-    sessions = await SESSIONS.purge_expired(now)
-    codes = await SETUP_CODES.purge_expired(now)
-    states: int = await StaffSignInState.filter(expires_at__lte=now).delete()
+async def purge_expired(now: datetime, progress: Progress = no_progress) -> int:
+    sessions = await SESSIONS.purge_expired(now, progress)
+    codes = await SETUP_CODES.purge_expired(now, progress)
+    states = await delete_in_batches(StaffSignInState.filter(expires_at__lte=now), progress)
     return sessions + codes + states

@@ -49,8 +49,9 @@ class Store:
     # Delete every row of one patron and destroy the key they were sealed under; runs inside
     # the caller's erasing transaction. Returns the rows deleted.
     erase: Callable[[Erasure, int], Awaitable[int]]
-    # Delete every row past the cutoff; returns rows deleted per patron.
-    expire: Callable[[Cutoff], Awaitable[Counter[int]]]
+    # Delete rows past the cutoff, at most `limit` (of its main table) lowest id first, so
+    # retention works in short batches (portal.batches); returns rows deleted per patron.
+    expire: Callable[[Cutoff, int], Awaitable[Counter[int]]]
     # Every row of one patron as plain JSON values: their copy of what is kept (portal.rights).
     export: Callable[[int], Awaitable[list[dict[str, Any]]]]
     # Read only: the oldest item and the items past the cutoff, by the rules of `expire`.

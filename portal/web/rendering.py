@@ -44,6 +44,7 @@ def build_environment(timezone: str, *, reload: bool = False) -> Environment:
     env.filters["day"] = lambda value: i18n.format_day(value, timezone)
     env.filters["moment"] = lambda value: i18n.format_moment(value, timezone)
     env.filters["count"] = i18n.format_count
+    env.filters["duration"] = i18n.format_duration
     env.filters["bidi"] = i18n.isolate_latin
     env.globals["text_direction"] = i18n.text_direction
     return env

@@ -14,8 +14,8 @@ import pytest
 from portal.catalog.models import NoticeVersion
 from portal.consent.policy import Decision
 from portal.officer import services
-from portal.officer.models import OutsideRequest, ReportRelease
-from portal.officer.policy import JobName
+from portal.officer.models import JobRun, OutsideRequest, ReportRelease
+from portal.officer.policy import JobName, RunOutcome
 from portal.settings import Settings
 from portal.staff import audit
 from portal.staff.models import StaffAuditEvent
@@ -313,6 +313,50 @@ async def test_promises_kept_warns_about_jobs_that_never_ran(portal) -> None:
     deliver = page.split("portal deliver")[1]
     assert "Warning: this job has never run successfully." in deliver
     assert AuditAction.PROMISES_READ in await _actions()
+
+
+async def test_promises_kept_shows_a_running_jobs_progress(portal) -> None:
+    await publish(standard_catalog(locales=LOCALES), locales=LOCALES)
+    # What a job writes after its batches: 2,000 of 5,000 in 100 seconds.
+    await JobRun.create(
+        job="coming-of-age",
+        started_at=now() - timedelta(seconds=100),
+        outcome=RunOutcome.RUNNING,
+        counts={},
+        done=2000,
+        batches=2,
+        total=5000,
+        progress_at=now(),
+    )
+    await JobRun.create(
+        job="apply-retention",
+        started_at=now() - timedelta(seconds=10),
+        outcome=RunOutcome.RUNNING,
+        counts={},
+        done=1000,
+        batches=1,
+        progress_at=now(),
+    )
+    await JobRun.create(  # killed after its third batch, seven hours ago
+        job="expire-consents",
+        started_at=now() - timedelta(hours=7),
+        outcome=RunOutcome.RUNNING,
+        counts={},
+        done=3000,
+        batches=3,
+        total=4000,
+        progress_at=now() - timedelta(hours=7),
+    )
+    await _officer(portal)
+    page = visible_text((await portal.client.get("/officer/promises")).text)
+    expiry = page.split("portal expire-consents")[1].split("portal apply-retention")[0]
+    assert "did not finish" in expiry
+    assert "stopped after 3,000" in expiry
+    assert "the next run does the rest" in expiry
+    coming = page.split("portal coming-of-age")[1]
+    assert "2,000 of 5,000 done so far, 20 a second, about 2 minutes left" in coming
+    retention = page.split("portal apply-retention")[1].split("portal compact-erased")[0]
+    assert "1,000 done so far, 100 a second; how many are left is not known" in retention
 
 
 async def test_a_pending_request_is_decided_later_and_the_change_is_audited(portal) -> None:

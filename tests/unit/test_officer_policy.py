@@ -20,6 +20,7 @@ from portal.officer.policy import (
     RunState,
     card_candidates,
     job_health,
+    job_progress,
     report_period,
     report_sensitivity,
     run_state,
@@ -206,3 +207,33 @@ def test_groups_apart_or_without_a_digit_are_not_read_as_one_card() -> None:
     assert "2123400001" not in candidates  # a semicolon between them
     assert "1234" not in candidates  # shorter than any card
     assert {"2123400", "21234", "SEE21234", "00001"} <= candidates
+
+
+def test_a_running_jobs_rate_and_time_left_come_from_its_progress() -> None:
+    progress = job_progress(
+        done=3000, total=12_000, started_at=NOW, progress_at=NOW + timedelta(seconds=60)
+    )
+    assert progress.per_second == 50
+    assert progress.left == timedelta(minutes=3)
+
+
+def test_without_a_total_the_time_left_is_unknown() -> None:
+    progress = job_progress(
+        done=3000, total=None, started_at=NOW, progress_at=NOW + timedelta(seconds=60)
+    )
+    assert progress.per_second == 50
+    assert progress.left is None
+
+
+def test_before_its_first_batch_a_job_has_no_rate() -> None:
+    progress = job_progress(done=0, total=12_000, started_at=NOW, progress_at=None)
+    assert progress.per_second is None
+    assert progress.left is None
+
+
+def test_a_count_that_was_passed_leaves_no_time_rather_than_less_than_none() -> None:
+    # Rows added after the count: done overtakes the total, the page never says "-1 minute".
+    progress = job_progress(
+        done=1200, total=1000, started_at=NOW, progress_at=NOW + timedelta(seconds=12)
+    )
+    assert progress.left == timedelta(0)

@@ -95,12 +95,13 @@ async def erase(erasure: Erasure, patron_id: int) -> int:
     return deleted
 
 
-async def expire(cutoff: Cutoff) -> Counter[int]:
+async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
     # A loan's age counts from the day it was borrowed, and never from later than the day it
     # was recorded: an entry whose loan date was wrong (in the future) still expires on time.
     expired = HistoryEntry.filter(Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment))
-    counts = Counter(row["patron_id"] for row in await expired.values("patron_id"))
-    await expired.delete()
+    rows = await expired.order_by("id").limit(limit).values("id", "patron_id")
+    counts = Counter(row["patron_id"] for row in rows)
+    await expired.filter(id__in=[row["id"] for row in rows]).delete()
     return counts
 
 

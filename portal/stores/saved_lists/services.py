@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from portal.consent.services import require_current_consent
@@ -132,10 +133,17 @@ async def erase(erasure: Erasure, patron_id: int) -> int:
     return items + lists
 
 
-async def expire(cutoff: Cutoff) -> Counter[int]:
-    # A list lives while it is used: its newest change counts, not its creation.
-    lists = await SavedList.filter(created_at__lt=cutoff.moment).prefetch_related("items")
-    stale = [saved for saved in lists if all(item.added_at < cutoff.moment for item in saved.items)]
+async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
+    # A list lives while it is used: its newest change counts, not its creation. Decided in
+    # the query, so the first `limit` lists it returns are all stale ones.
+    used = SavedListItem.filter(added_at__gte=cutoff.moment).values("saved_list_id")
+    stale = (
+        await SavedList.filter(created_at__lt=cutoff.moment)
+        .exclude(id__in=Subquery(used))
+        .order_by("id")
+        .limit(limit)
+        .prefetch_related("items")
+    )
     counts: Counter[int] = Counter()
     for saved in stale:
         counts[saved.patron_id] += 1 + len(saved.items)
