@@ -14,6 +14,7 @@ from portal.catalog.models import NoticeVersion, Service
 from portal.consent import reads
 from portal.consent.models import ConsentState
 from portal.consent.policy import ConsentError, Decision, Status
+from portal.db import Erasure
 from portal.decisions import services
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import PATRON_ONLINE
@@ -235,7 +236,7 @@ async def test_failure_between_event_and_erasure_leaves_neither_half(monkeypatch
     await say(patron.id, "reading_history", Decision.YES)
     await loans(patron.id, 4)
 
-    async def crash(patron_id: int) -> int:
+    async def crash(erasure: Erasure, patron_id: int) -> int:
         raise RuntimeError("power cut between the ledger entry and the deletion")
 
     monkeypatch.setitem(STORES, "reading_history", replace(STORES["reading_history"], erase=crash))

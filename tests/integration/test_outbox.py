@@ -21,6 +21,7 @@ from portal.catalog.services import connected_systems
 from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.credentials.policy import reference_key
+from portal.db import Erasure
 from portal.decisions import services as decisions
 from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
@@ -139,7 +140,7 @@ async def test_a_withdrawal_that_fails_midway_writes_no_request(monkeypatch) -> 
     patron = await make_patron()
     await decides(patron.id, "reading_history", Decision.YES)
 
-    async def crash(patron_id: int) -> int:
+    async def crash(erasure: Erasure, patron_id: int) -> int:
         raise RuntimeError("power cut during the erasure")
 
     monkeypatch.setitem(STORES, "reading_history", replace(STORES["reading_history"], erase=crash))
