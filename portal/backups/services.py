@@ -302,6 +302,8 @@ def _backup_sqlite(
             # The copy's journal stays in memory: no second file holds its old pages.
             target.execute("PRAGMA journal_mode = MEMORY")
             target.execute("PRAGMA secure_delete = ON")
+            # VACUUM's own copy in memory too, not a file in /var/tmp outside the data folder.
+            target.execute("PRAGMA temp_store = MEMORY")
             tables = _sqlite_tables(target)
             present = tuple(table for table in header.left_out if table in tables)
             for table in present:

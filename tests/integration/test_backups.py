@@ -3,6 +3,8 @@ in a backup, private files, and refusals that write nothing. Both engines."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -453,3 +455,38 @@ def test_serve_refuses_a_development_secret_others_can_read(portal, tmp_path: Pa
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     secret.chmod(0o644)
     _serve_refuses(portal, env, secret, "PORTAL_DATA_DIR")
+
+
+async def test_a_sqlite_backup_writes_no_copy_outside_the_data_folder(
+    db: str, engine: str, tmp_path: Path, identity
+) -> None:
+    """SQLite's VACUUM builds its rewritten copy as a temporary file (in /var/tmp or /tmp)
+    unless told to keep it in memory: every file the backup opens is in its private folder."""
+    if engine != "sqlite" or shutil.which("strace") is None:
+        pytest.skip("SQLite's temporary files, watched with strace")
+    await _populate()
+    # Larger than SQLite's page cache, or its temporary database never reaches a file.
+    with contextlib.closing(sqlite3.connect(services.sqlite_path(db))) as padding:
+        padding.execute("CREATE TABLE padding (x TEXT)")
+        padding.executemany("INSERT INTO padding VALUES (?)", [("p" * 1000,)] * 8000)
+        padding.commit()
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    trace = tmp_path / "trace.txt"
+    script = (
+        "import sys; from pathlib import Path; from datetime import datetime, UTC;"
+        "from portal.backups import services;"
+        "services.backup_database(sys.argv[1], Path(sys.argv[2]), [sys.argv[3]],"
+        " work_dir=Path(sys.argv[4]), now=datetime.now(UTC))"
+    )
+    await asyncio.to_thread(
+        subprocess.run,
+        ["strace", "-f", "-e", "trace=openat", "-o", str(trace), sys.executable, "-c", script,
+         db, str(tmp_path / "b.age"), identity[1], str(work)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    written = [
+        line for line in trace.read_text().splitlines() if "O_CREAT" in line or "O_RDWR" in line
+    ]
+    assert written, "the trace must see the files the backup writes"
+    assert not [line for line in written if "etilqs" in line]  # SQLite's temporary files

@@ -211,3 +211,32 @@ async def test_a_restore_settles_saved_lists_and_contacts_as_it_does_history() -
     for model in (SavedList, SavedListItem, MessageContact):
         assert await model.all().count() == 0
     assert not await ConsentState.exists(patron_id=patron.id, granted=True)
+
+
+async def test_a_title_added_while_a_list_is_deleted_stays_readable(monkeypatch) -> None:
+    """Meaningful on PostgreSQL: deleting a list replaces the key and re-seals what is kept;
+    a title added meanwhile must wait, or it is sealed under the key being destroyed."""
+    await publish(standard_catalog())
+    patron = await make_patron()
+    await decides(patron.id, "saved_lists", Decision.YES)
+    going = await saved_lists.create_list(patron.id, "Going", now=now())
+    staying = await saved_lists.create_list(patron.id, "Staying", now=now())
+    replacing = asyncio.Event()
+    real_replace = saved_lists.replace_key
+
+    async def slow_replace(*args: object, **kwargs: object) -> object:
+        replacing.set()
+        await asyncio.sleep(0.2)  # the kept lists already read, the new key not yet made
+        return await real_replace(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(saved_lists, "replace_key", slow_replace)
+
+    async def add_meanwhile() -> None:
+        await replacing.wait()
+        await saved_lists.add_to_list(patron.id, staying, "Parable of the Sower", now=now())
+
+    if connections.get("default").capabilities.dialect == "sqlite":
+        replacing.set()  # one writing transaction at a time: nothing to interleave
+    await asyncio.gather(saved_lists.delete_list(patron.id, going, now=now()), add_meanwhile())
+    [kept] = await saved_lists.saved_lists(patron.id)
+    assert (kept.name, kept.titles) == ("Staying", ("Parable of the Sower",))

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from portal.consent.services import require_current_consent
 from portal.db import Erasure, erasing
 from portal.errors import StoreCode
+from portal.patrons.services import lock_patron
 from portal.retained_keys.policy import PatronKey
 from portal.retained_keys.services import destroy_key, key_for, key_of, replace_key
 from portal.stores.base import Cutoff, Retained, Store, StoreError
@@ -102,6 +103,8 @@ async def delete_list(patron_id: int, list_id: int, *, now: datetime) -> None:
     saved list). The key is replaced and the lists kept sealed again under the new one, so
     an older copy of the deleted list (a backup, a dead tuple) is unreadable too."""
     async with erasing() as erasure:
+        # As adding a title does: no title may be sealed under the key being replaced.
+        await lock_patron(patron_id)
         saved = await SavedList.get_or_none(id=list_id, patron_id=patron_id)
         if saved is None:
             raise StoreError(StoreCode.NOT_FOUND)
