@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from portal.backups import services
 from portal.backups.policy import BackupError, Engine, engine_of
@@ -30,6 +30,8 @@ RETAINED_KEYS = KeyTable(
     retained_keys.replace_keys,
     retained_keys.settle_after_restore,
 )
+
+T = TypeVar("T")
 
 
 def _refuse(message: str) -> int:
@@ -75,10 +77,8 @@ def _backup_keys(settings: Settings, to: Path) -> services.BackupMade:
     )
 
 
-def _in_database(
-    settings: Settings, url: str, work: Callable[[], Awaitable[list[KeyRow]]]
-) -> list[KeyRow]:
-    result: list[list[KeyRow]] = []
+def _in_database(settings: Settings, url: str, work: Callable[[], Awaitable[T]]) -> T:
+    result: list[T] = []
 
     async def run() -> int:
         result.append(await work())
@@ -117,9 +117,17 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     except BackupError as error:
         return _refuse(str(error))
     asyncio.run(apply_migrations(target))
+    ended_live: list[tuple[int, int]] = []
+    if args.keys_from:
+
+        async def ended_since() -> list[tuple[int, int]]:
+            return await retained_keys.consents_ended_since(loaded.taken_at)
+
+        ended_live = _in_database(settings, args.keys_from, ended_since)
 
     async def settle() -> int:
         settled = await _keys_then_settle(rows, now=now)
+        also_ended = await retained_keys.end_consents_ended_live(ended_live, now=now)
         counts = await services.count_rows()
         print(
             f"Restored the backup taken {loaded.taken_at:%Y-%m-%d %H:%M} UTC into the target: "
@@ -130,7 +138,8 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"Keys: {settled.keys_imported:,} brought in. Could not be decrypted (withdrawn "
             f"or erased since the backup): {settled.unreadable_rows:,} rows, erased; "
-            f"{settled.consents_ended:,} consents ended."
+            f"{settled.consents_ended:,} consents ended. Consents the live database ended "
+            f"since the backup, ended here too: {also_ended:,}."
         )
         # What passed its retention period since the backup was taken goes now, not when the
         # operator remembers to run the nightly job against the restored database.

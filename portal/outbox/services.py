@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -209,6 +210,19 @@ async def forget_contact(patron_id: int, value: str) -> int:
     """The patron's number or address was erased: it is taken out of every request to
     connected systems that carried it (kept up to 30 days after delivery; a request still
     waiting is sent without it). Returns the requests rewritten. In the erasing transaction."""
+    return await _forget_contacts(patron_id, lambda found: found.get("contact") == value)
+
+
+async def forget_contacts_on(patron_id: int, channel: str) -> int:
+    """As forget_contact, for every number or address of one channel, whatever it was: after
+    a restore, the detail itself can no longer be read (its key is gone), but the requests
+    restored with it still carry it."""
+    return await _forget_contacts(
+        patron_id, lambda found: found.get("channel") == channel and found.get("contact")
+    )
+
+
+async def _forget_contacts(patron_id: int, carries: Callable[[dict[str, Any]], object]) -> int:
     rewritten = 0
     for message in await OutboxMessage.filter(
         patron_id=patron_id, kind__in=(MessageKind.CONSENT_GIVEN, MessageKind.CONTACT_CHANGED)
@@ -216,7 +230,7 @@ async def forget_contact(patron_id: int, value: str) -> int:
         payload = json.loads(message.body)
         data = payload.get("data", {})
         found = data.get("message", {}) if message.kind is MessageKind.CONSENT_GIVEN else data
-        if not isinstance(found, dict) or found.get("contact") != value:
+        if not isinstance(found, dict) or not carries(found):
             continue
         found["contact"] = None
         message.body = body_of(payload)

@@ -11,14 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.transactions import in_transaction
+
 from portal.catalog.services import PublishedService, services_by_id
 from portal.clock import utcnow
 from portal.consent.models import ConsentState
 from portal.consent.services import Step, set_choice
 from portal.db import Erasure, erasing, fetch_rows
 from portal.ledger import details
-from portal.ledger.models import EventKind
+from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, record
+from portal.outbox.services import forget_contacts_on
 from portal.patrons.models import Patron
 from portal.retained_keys.models import KEY_TABLE, RetainedDataKey
 from portal.retained_keys.policy import (
@@ -34,7 +37,9 @@ from portal.retained_keys.policy import (
 __all__ = [
     "KEY_TABLE",
     "Unreadable",
+    "consents_ended_since",
     "destroy_key",
+    "end_consents_ended_live",
     "export_keys",
     "import_keys",
     "key_for",
@@ -163,13 +168,16 @@ class Unreadable:
 
 
 async def settle_after_restore(*, now: datetime) -> Unreadable:
-    """After a restore and `import_keys`: every sealed row whose key is missing or was
-    replaced (its consent ended after the backup, perhaps given again) is deleted, and every
-    consent the restored database holds in force over that store for that patron is ended
-    (an EXPIRED event, and an ERASED event whose reason is "restore"): a key is destroyed
-    only when its consent ended, so no withdrawn consent comes back in force; the patron is
-    asked again. Connected systems are not asked again: they were when the consent ended."""
+    """After a restore and `import_keys`: every sealed row that no key opens is deleted. Where
+    the patron has no key for that store any more, its consent ended after the backup (a key
+    is destroyed only then): every consent the restored database holds in force over that
+    store for that patron is ended too (an EXPIRED event, and an ERASED event whose reason is
+    "restore"), so no withdrawn consent comes back in force and the patron is asked again.
+    Where a newer key stands (part of the store was deleted since, or a number changed), only
+    the rows go: the consent is the patron's still. Connected systems are not asked again:
+    they were when the consent ended."""
     lost = await _unopened_rows()
+    held = await _keys_by_patron(sorted({patron for patron, _ in lost})) if lost else {}
     rows = ended = 0
     for (patron_id, store), by_table in sorted(lost.items()):
         async with erasing() as erasure:
@@ -181,9 +189,55 @@ async def settle_after_restore(*, now: datetime) -> Unreadable:
                     await fetch_rows(_DELETE.format(table, _marks(len(chunk))), *chunk)
                     deleted += len(chunk)
             erasure.deleted(deleted)
-            ended += await _end_consents(patron_id, store, deleted, now=now)
+            if store.startswith(CONTACT_STORE):
+                # The requests restored with it still carry the number or address in clear.
+                channel = store.removeprefix(CONTACT_STORE)
+                erasure.deleted(await forget_contacts_on(patron_id, channel))
+            withdrawn = (patron_id, store) not in held
+            ended += await _end_consents(patron_id, store, deleted, now=now, end=withdrawn)
         rows += deleted
     return Unreadable(rows=rows, consents_ended=ended)
+
+
+async def consents_ended_since(moment: datetime) -> list[tuple[int, int]]:
+    """In the live database: each (patron, service) whose consent is not in force now and
+    changed since `moment` (a backup's time), so that a restore of that backup ends it too."""
+    changed = set(
+        await ConsentEvent.filter(occurred_at__gte=moment, service_id__isnull=False)
+        .order_by("patron_id", "service_id")
+        .distinct()
+        .values_list("patron_id", "service_id")
+    )
+    ended: list[tuple[int, int]] = []
+    patrons = sorted({patron for patron, _ in changed})
+    for start in range(0, len(patrons), BATCH):
+        not_in_force = await ConsentState.filter(
+            patron_id__in=patrons[start : start + BATCH], granted=False
+        ).values_list("patron_id", "service_id")
+        ended.extend(pair for pair in not_in_force if pair in changed)
+    return sorted(ended)
+
+
+async def end_consents_ended_live(pairs: Iterable[tuple[int, int]], *, now: datetime) -> int:
+    """In a restored database: each consent it holds in force that the live database has
+    ended since the backup (`consents_ended_since`) is ended here too, with an EXPIRED
+    event: a withdrawal of a service that kept nothing sealed (a newsletter) has no key to
+    miss, and must not come back in force either. Returns the consents ended."""
+    ended = 0
+    for patron_id, service_id in pairs:
+        async with in_transaction():
+            state = (
+                await ConsentState.filter(patron_id=patron_id, service_id=service_id)
+                .select_for_update()
+                .first()
+            )
+            if state is None or not state.granted:
+                continue
+            service = (await services_by_id([service_id]))[service_id]
+            step = Step(patron_id=patron_id, service=service, now=now, party=SYSTEM_JOB)
+            await set_choice(step, state, EventKind.EXPIRED, None, granted=False)
+            ended += 1
+    return ended
 
 
 async def _unopened_rows() -> dict[tuple[int, str], dict[str, list[int]]]:
@@ -223,11 +277,13 @@ def _uses(service: PublishedService, store: str) -> bool:
     return service.store == store
 
 
-async def _end_consents(patron_id: int, store: str, rows: int, *, now: datetime) -> int:
+async def _end_consents(patron_id: int, store: str, rows: int, *, now: datetime, end: bool) -> int:
+    """The ERASED event of what a restore could not open, against the store's service in
+    force; and, when `end`, those consents ended first. Returns the consents ended."""
     states = await ConsentState.filter(patron_id=patron_id, granted=True).select_for_update()
     services = await services_by_id([state.service_id for state in states])
     using = [state for state in states if _uses(services[state.service_id], store)]
-    for state in using:
+    for state in using if end else []:
         service = services[state.service_id]
         step = Step(patron_id=patron_id, service=service, now=now, party=SYSTEM_JOB)
         await set_choice(step, state, EventKind.EXPIRED, None, granted=False)
@@ -242,4 +298,4 @@ async def _end_consents(patron_id: int, store: str, rows: int, *, now: datetime)
             purposes=first.terms["purposes"],
             detail=details.Erased(rows_deleted=rows, reason="restore"),
         )
-    return len(using)
+    return len(using) if end else 0

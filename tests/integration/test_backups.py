@@ -164,8 +164,11 @@ async def test_a_restore_brings_back_nothing_a_patron_withdrew_after_the_backup(
         await decides(patron.id, "reading_history", Decision.YES)
         loan = reading_history.Loan(title=title, author=AUTHOR, borrowed_on=date(2026, 3, 1))
         await reading_history.record_loans(patron.id, [loan], now=now())
+    await decides(staying.id, "newsletter", Decision.YES)
     backup = tmp_path / "before.age"
     portal("backup", "--to", str(backup))
+    # After the backup: a service that keeps nothing sealed is withdrawn (no key to miss).
+    await decides(staying.id, "newsletter", Decision.NO)
     later = reading_history.Loan(title=LATER, author=AUTHOR, borrowed_on=date(2026, 3, 2))
     await reading_history.record_loans(leaving.id, [later], now=now())
     key = await key_of(leaving.id, reading_history.KEY)
@@ -178,6 +181,7 @@ async def test_a_restore_brings_back_nothing_a_patron_withdrew_after_the_backup(
     )  # fmt: skip
     assert "Could not be decrypted (withdrawn or erased since the backup): 1 rows" in restored
     assert "1 consents ended" in restored
+    assert "Consents the live database ended since the backup, ended here too: 1." in restored
     assert WITHDRAWN not in restored  # counts only
     engine = "sqlite" if db.startswith("sqlite") else "postgres"
     readable = _readable(_payload(backup, identity[0]), engine, tmp_path)
@@ -191,7 +195,8 @@ async def test_a_restore_brings_back_nothing_a_patron_withdrew_after_the_backup(
     assert not await ConsentState.exists(patron_id=leaving.id, granted=True)
     # The patron who stayed keeps what they chose to keep, opened with today's key.
     assert [entry.title for entry in await reading_history.history(staying.id)] == [KEPT]
-    assert await ConsentState.exists(patron_id=staying.id, granted=True)
+    kept_in_force = ConsentState.filter(patron_id=staying.id, granted=True)
+    assert await kept_in_force.count() == 1  # reading history; the newsletter ended again
     assert await files_hold(KEPT.encode()) is False  # sealed on disk, as everywhere
     for title in (WITHDRAWN, LATER):
         assert not await files_hold(title.encode())

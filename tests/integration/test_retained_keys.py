@@ -16,6 +16,7 @@ from portal.consent.policy import Decision
 from portal.contacts.models import MessageContact
 from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
+from portal.outbox.models import OutboxMessage
 from portal.retained_keys.models import RetainedDataKey
 from portal.retained_keys.services import (
     Unreadable,
@@ -30,6 +31,7 @@ from portal.stores.reading_history.models import HistoryEntry
 from portal.stores.saved_lists import services as saved_lists
 from portal.stores.saved_lists.models import SavedList, SavedListItem
 from tests.factories import (
+    TEST_CONTACTS,
     catalog_text,
     decides,
     make_patron,
@@ -38,6 +40,7 @@ from tests.factories import (
     publish,
     service_table,
     standard_catalog,
+    system_table,
 )
 
 pytestmark = pytest.mark.usefixtures("db")
@@ -148,7 +151,8 @@ async def test_a_restore_brings_back_nothing_erased_after_the_backup() -> None:
         await decides(patron.id, "reading_history", Decision.YES)
         await reading_history.record_loans(patron.id, [loan("Kept"), loan("Also")], now=now())
     backup = await HistoryEntry.all().values()
-    # After the backup: one withdraws and says yes again (a new key), one withdraws.
+    # After the backup: one withdraws and says yes again (a new key), one withdraws. (The
+    # consent states are not restored here: `again` holds today's yes.)
     await decides(again.id, "reading_history", Decision.NO)
     await decides(again.id, "reading_history", Decision.YES)
     await reading_history.record_loans(again.id, [loan("New")], now=now())
@@ -161,14 +165,20 @@ async def test_a_restore_brings_back_nothing_erased_after_the_backup() -> None:
 
     outcome = await settle_after_restore(now=now())
 
-    assert outcome == Unreadable(rows=4, consents_ended=2)
+    assert outcome == Unreadable(rows=4, consents_ended=1)
     assert {e.title for e in await reading_history.history(stays.id)} == {"Kept", "Also"}
     for patron in (again, gone):
         assert await HistoryEntry.filter(patron_id=patron.id).count() == 0
-        assert not await ConsentState.exists(patron_id=patron.id, granted=True)
-        kinds = await ConsentEvent.filter(patron_id=patron.id).order_by("-id").limit(2)
-        assert [event.kind for event in kinds] == [EventKind.ERASED, EventKind.EXPIRED]
-        assert kinds[0].detail == {"rows_deleted": 2, "reason": "restore"}
+    # Gone: no key at all, so the consent ended after the backup; it is ended here too.
+    assert not await ConsentState.exists(patron_id=gone.id, granted=True)
+    kinds = await ConsentEvent.filter(patron_id=gone.id).order_by("-id").limit(2)
+    assert [event.kind for event in kinds] == [EventKind.ERASED, EventKind.EXPIRED]
+    assert kinds[0].detail == {"rows_deleted": 2, "reason": "restore"}
+    # Again: a newer key stands, the patron's yes of today; only the old rows go.
+    assert await ConsentState.exists(patron_id=again.id, granted=True)
+    last = await ConsentEvent.filter(patron_id=again.id).order_by("-id").first()
+    assert last is not None
+    assert (last.kind, last.detail) == (EventKind.ERASED, {"rows_deleted": 2, "reason": "restore"})
     assert await ConsentState.exists(patron_id=stays.id, granted=True)
     assert await settle_after_restore(now=now()) == Unreadable(rows=0, consents_ended=0)
 
@@ -176,10 +186,14 @@ async def test_a_restore_brings_back_nothing_erased_after_the_backup() -> None:
 async def test_a_restore_settles_saved_lists_and_contacts_as_it_does_history() -> None:
     """Every sealed store, not only reading history: a list and a number kept before the
     backup, withdrawn after it, are erased by the restore and their consents ended."""
+    gateway = system_table("sms_gateway", "http://127.0.0.1:9/deletions")
     await publish(
-        catalog_text(
+        gateway
+        + catalog_text(
             service_table("saved_lists", store="saved_lists"),
-            messages_table(kinds=("hold_filled",), channels=("sms",)),
+            messages_table(
+                kinds=("hold_filled",), channels=("sms",), channel_systems={"sms": ("sms_gateway",)}
+            ),
         )
     )
     patron = await make_patron()
@@ -188,19 +202,20 @@ async def test_a_restore_settles_saved_lists_and_contacts_as_it_does_history() -
     await decides(patron.id, choice, Decision.YES)  # keeps the test number
     listed = await saved_lists.create_list(patron.id, "Summer", now=now())
     await saved_lists.add_to_list(patron.id, listed, "Kindred", now=now())
-    backup = {
-        model: await model.all().values() for model in (SavedList, SavedListItem, MessageContact)
-    }
+    restored = (SavedList, SavedListItem, MessageContact, OutboxMessage)
+    backup = {model: await model.all().values() for model in restored}
+    number = TEST_CONTACTS["sms"]
+    assert any(number in row["body"] for row in backup[OutboxMessage])  # sent to the gateway
     assert all(backup.values())
     # After the backup: both withdrawn, so both keys are destroyed.
     await decides(patron.id, "saved_lists", Decision.NO)
     await decides(patron.id, choice, Decision.NO)
     live = await export_keys()
 
-    for model in (SavedListItem, SavedList, MessageContact):
+    for model in (SavedListItem, SavedList, MessageContact, OutboxMessage):
         await model.all().delete()
     await RetainedDataKey.all().delete()
-    for model in (SavedList, SavedListItem, MessageContact):
+    for model in restored:
         await model.bulk_create([model(**row) for row in backup[model]])
     await ConsentState.filter(patron_id=patron.id).update(granted=True)  # as in the backup
     await import_keys(live)
@@ -210,6 +225,8 @@ async def test_a_restore_settles_saved_lists_and_contacts_as_it_does_history() -
     assert outcome == Unreadable(rows=3, consents_ended=2)
     for model in (SavedList, SavedListItem, MessageContact):
         assert await model.all().count() == 0
+    # The requests restored with the number carry it no more.
+    assert not [row.body for row in await OutboxMessage.all() if number in row.body]
     assert not await ConsentState.exists(patron_id=patron.id, granted=True)
 
 
