@@ -123,8 +123,12 @@ migration: setup
 	$(BIN)/tortoise makemigrations
 
 test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
-	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite
-	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/functional tests/system
+	# The unit and functional tiers on both cores (each process its own databases); the tiers
+	# that start servers, clusters and Chromium one test at a time.
+	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite -n 2 tests/unit tests/functional
+	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite tests/integration tests/system tests/browser
+	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres -n 2 tests/functional
+	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/system
 
 # The loop while working: what needs no other process (no PostgreSQL, Chromium, provider or
 # receiver). tests/integration and tests/system are left to `make test`.
