@@ -218,11 +218,13 @@ async def _form(request: Request) -> dict[str, str] | None:
 
 
 def _unreadable_basic(request: Request) -> bool:
-    """An `Authorization: Basic` header whose credentials are not base64 of UTF-8 text.
+    """An `Authorization: Basic` header whose credentials are missing or not base64 of UTF-8 text.
     Authlib decodes them strictly and raises on such bytes; they authenticate no client."""
     kind, _, credentials = request.headers.get("authorization", "").partition(" ")
     if kind.lower() != "basic":
         return False
+    if not credentials.strip():
+        return True  # "Basic " and nothing after: Authlib's split fails on it
     try:
         base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
     except ValueError:  # not base64 (binascii.Error), or not UTF-8 (UnicodeDecodeError)

@@ -326,6 +326,11 @@ async def test_hostile_token_requests_are_refused_without_a_server_error(portal)
             "/oauth/token", data={**GRANT, "client_id": client_id, "client_secret": "x\x00"}
         )
         assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client"), client_id
+    for empty in ("Basic ", "Basic  ", "basic\t"):  # found by the form fuzzer: a 500 before
+        answer = await portal.client.post(
+            "/oauth/token", data={"grant_type": ""}, headers={"authorization": empty}
+        )
+        assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client"), empty
 
 
 async def test_library_systems_send_no_browser_origin_and_need_none(portal) -> None:
