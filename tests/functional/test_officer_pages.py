@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from portal.catalog.models import NoticeVersion
+from portal.clock import local_date
 from portal.consent.policy import Decision
 from portal.officer import services
 from portal.officer.models import JobRun, OutsideRequest, ReportRelease
@@ -184,7 +185,8 @@ async def test_the_register_form_sent_twice_records_one_request(portal) -> None:
     assert entry is not None
     form = {
         "entry": entry.group(1),
-        "received_on": now().date().isoformat(),
+        # The library's day, not UTC's: a request cannot be received tomorrow.
+        "received_on": local_date(now(), portal.app.state.settings.timezone).isoformat(),
         "requesting_body": "law_enforcement",
         "body_name": "County sheriff",
         "instrument": "subpoena",
@@ -211,7 +213,8 @@ async def test_a_card_number_typed_into_the_text_is_refused(portal) -> None:
     await _officer(portal)
     printed = " ".join(patron.card[i : i + 4] for i in range(0, len(patron.card), 4))
     form = {
-        "received_on": now().date().isoformat(),
+        # The library's day, not UTC's: a request cannot be received tomorrow.
+        "received_on": local_date(now(), portal.app.state.settings.timezone).isoformat(),
         "requesting_body": "law_enforcement",
         "body_name": "County sheriff",
         "instrument": "subpoena",
