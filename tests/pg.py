@@ -10,7 +10,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tests.support import free_port
@@ -37,9 +37,13 @@ def _as_cluster_owner(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """Yields a server URL without a database name: postgres://postgres@127.0.0.1:PORT"""
-    root = Path(tempfile.mkdtemp(prefix="portal-pg-"))
+def throwaway_cluster(
+    parent: Path | None = None, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Yields a server URL without a database name: postgres://postgres@127.0.0.1:PORT.
+    `parent`: the folder its files go in (the temporary folder by default); `settings`: more
+    server settings (a benchmark's memory, say)."""
+    root = Path(tempfile.mkdtemp(prefix="portal-pg-", dir=parent))
     data = root / "data"
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
@@ -55,7 +59,7 @@ def throwaway_cluster() -> Iterator[str]:
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c fsync=off "
         f"-c synchronous_commit=off -c full_page_writes=off -k {root} -c max_connections=200"
-    )
+    ) + "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     subprocess.run(
         _as_cluster_owner(
             [_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]

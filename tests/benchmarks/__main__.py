@@ -23,9 +23,15 @@
    loan handed over, a history page, My privacy's read model; the module runs unchanged on a
    checkout without sealing for the figures beside them.
 
+8. A state consortium's night (tests/benchmarks/consortium.py, PostgreSQL): the database
+   generated at a scale (50,000 patrons by default; BENCH_CONSORTIUM_PATRONS gives the
+   curve, `make bench-consortium` runs 1, 3 and 10 million), the disk it needs stated first,
+   each nightly job timed while consent checks and My privacy pages are asked for at a steady
+   pace, their latency and the longest lock wait printed per job.
+
 `python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale|preferences|sealing]`
-runs only that part; `python -m tests.benchmarks postgres tail` probes where slow checks wait
-on PostgreSQL (tests/benchmarks/tail_probe.py; not part of a whole run);
+(and `postgres consortium`) runs only that part; `python -m tests.benchmarks postgres tail`
+probes where slow checks wait on PostgreSQL (tests/benchmarks/tail_probe.py; not in a whole run);
 BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
 """
 
@@ -54,6 +60,7 @@ from portal.db import apply_migrations, tortoise_config
 from portal.decisions import services as decisions
 from portal.stores.reading_history import services as reading_history
 from tests.benchmarks.consent_check import bench_check, bench_scale
+from tests.benchmarks.consortium import bench_consortium
 from tests.benchmarks.import_patrons import bench_import
 from tests.benchmarks.message_preferences import bench_preferences
 from tests.benchmarks.sealing import bench_sealing
@@ -267,6 +274,8 @@ def bench_postgres(only: str) -> None:
         if wanted("import"):
             imports = [asyncio.run(create_database(cluster, name)) for name in ("import", "codes")]
             bench_import(imports, "postgres", Path(folder))
+    if wanted("consortium"):  # a cluster of its own, on the disk BENCH_CONSORTIUM_DIR names
+        bench_consortium(CATALOG, LOCALES)
 
 
 if __name__ == "__main__":
