@@ -18,6 +18,7 @@ help:
 	@echo "make test    set up everything (incl. PostgreSQL, Chromium) and run lint, types and tests"
 	@echo "make quick   lint, types, then the unit and functional tests on SQLite (no other processes)"
 	@echo "make bench   run the benchmarks and print figures"
+	@echo "make bench-consortium   the nightly jobs at 1, 3 and 10 million patrons (hours)"
 	@echo "make crash   kill the server, then the delivery worker, at random on PostgreSQL; check every promise"
 	@echo "make messages  regenerate locales/messages.pot and update every catalog"
 
@@ -123,11 +124,17 @@ migration: setup
 	$(BIN)/tortoise makemigrations
 
 test: setup system-packages $(AXE) $(OIDC_PROVIDER) lint types messages-check
-	# The unit and functional tiers on both cores (each process its own databases); the tiers
-	# that start servers, clusters and Chromium one test at a time.
+	# The unit and functional tiers on both cores (each process its own databases); then the
+	# tiers that start servers, clusters and Chromium, one test at a time on each engine, the
+	# two engines side by side (each prints its report when it ends).
 	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite -n 2 tests/unit tests/functional
-	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite tests/integration tests/system tests/browser
 	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres -n 2 tests/functional
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite-servers test-postgres-servers
+
+# Parts of `make test` (it runs both, side by side, after the tiers above).
+test-sqlite-servers:
+	PORTAL_TEST_AXE=$(AXE) PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db sqlite tests/integration tests/system tests/browser
+test-postgres-servers:
 	PORTAL_TEST_OIDC_PROVIDER=$(CURDIR)/$(OIDC_PROVIDER) $(BIN)/pytest --db postgres tests/integration tests/system
 
 # The loop while working: what needs no other process (no PostgreSQL, Chromium, provider or
@@ -141,6 +148,11 @@ bench: setup system-packages
 	$(BIN)/python -m tests.benchmarks sqlite
 	$(BIN)/python -m tests.benchmarks postgres
 
+# A state consortium's night at 1, 3 and 10 million patrons on PostgreSQL (hours; the disk
+# each scale needs is printed first: BENCH_CONSORTIUM_DIR puts the cluster on a larger disk).
+bench-consortium: setup system-packages
+	BENCH_CONSORTIUM_PATRONS=1000000,3000000,10000000 $(BIN)/python -m tests.benchmarks postgres consortium
+
 # The long crash tests on PostgreSQL: 1,000 operations from 8 clients, 10 SIGKILLs, figures;
 # then 400 requests to a connected system while `portal deliver` is killed 10 times mid-batch.
 crash: setup system-packages
@@ -152,4 +164,4 @@ vendor-htmx:
 	  cp package/dist/htmx.min.js $(CURDIR)/portal/static/htmx.min.js
 	@echo "Vendored htmx.org $(HTMX_VERSION); record it in portal/static/VENDORED.md"
 
-.PHONY: help setup system-packages run run-sip2 lint types messages messages-check migration test quick bench crash vendor-htmx
+.PHONY: help setup system-packages run run-sip2 lint types messages messages-check migration test test-sqlite-servers test-postgres-servers quick bench bench-consortium crash vendor-htmx
