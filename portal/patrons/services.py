@@ -303,8 +303,9 @@ async def lock_patrons(patron_ids: list[int]) -> list[int]:
     """`lock_patron` for a batch of patrons, lowest id first: two jobs' batches never wait
     on each other in a circle, and a decision takes one patron's lock only. Returns the
     patrons that exist."""
-    rows = await Patron.filter(id__in=patron_ids).order_by("id").select_for_update().values("id")
-    return [int(row["id"]) for row in rows]
+    # Whole rows: Tortoise drops FOR UPDATE from a `.values()` query, which would lock none.
+    locked = await Patron.filter(id__in=patron_ids).order_by("id").select_for_update()
+    return [patron.id for patron in locked]
 
 
 async def lock_patron(patron_id: int) -> Patron | None:
