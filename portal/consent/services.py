@@ -5,9 +5,11 @@ interleave (promises 2 and 4); jobs that only pause or delete lock the rows they
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import F
 from tortoise.queryset import QuerySet
 
 from portal.catalog.policy import Terms, is_material_change
@@ -18,9 +20,9 @@ from portal.consent.reads import status_of_store
 from portal.errors import ConsentCode
 from portal.ledger.details import CarriedOver, EventDetail, Suspended
 from portal.ledger.models import Actor, ConsentEvent, EventKind
-from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, record
+from portal.ledger.services import SYSTEM_JOB, ActingParty, NoticeShown, event, record, record_all
 from portal.ledger.vocabulary import Audience
-from portal.patrons.services import consent_changed, lock_patron
+from portal.patrons.services import consent_changed, consents_changed, lock_patron
 
 
 async def require_current_consent(patron_id: int, store: str) -> None:
@@ -97,6 +99,48 @@ async def set_choice(
     await consent_changed(step.patron_id)
     await record_step(step, kind, notice)
     return state
+
+
+async def end_all(
+    states: list[ConsentState],
+    services: Mapping[int, PublishedService],
+    kind: EventKind,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> None:
+    """`set_choice(…, None, granted=False)` for a batch of consents in force whose row locks
+    (and their patrons') the caller holds: the same columns written and the same event
+    each, recorded in the consents' order, in a statement or two rather than three each."""
+    if not states:
+        return
+    await ConsentState.filter(id__in=[state.id for state in states]).update(
+        granted=False,
+        granted_by=None,
+        last_kind=kind,
+        suspended_at=None,
+        suspension_reason=None,
+        revision=F("revision") + 1,
+        updated_at=now,
+    )
+    for state in states:
+        if not state.terms_revision:  # as set_choice: a state without one takes the service's
+            terms_revision = services[state.service_id].terms_revision
+            await ConsentState.filter(id=state.id).update(terms_revision=terms_revision)
+    await consents_changed(sorted({state.patron_id for state in states}))
+    await record_all(
+        [
+            event(
+                state.patron_id,
+                kind,
+                party,
+                now=now,
+                service_id=state.service_id,
+                purposes=services[state.service_id].terms["purposes"],
+            )
+            for state in states
+        ]
+    )
 
 
 async def carry_state(

@@ -6,6 +6,7 @@ and 5); portal.erasure does the erasing. The age rules for minors apply to every
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +41,7 @@ from portal.consent.reads import ServiceOverview, SystemDeletion, overview_of
 from portal.consent.services import (
     Step,
     carry_state,
+    end_all,
     locked_granted_states,
     locked_state,
     relock,
@@ -49,7 +51,7 @@ from portal.consent.services import (
 from portal.contacts.policy import ContactError
 from portal.contacts.services import contact_of, keep_contact
 from portal.db import Erasure, erasing
-from portal.erasure.services import ErasureOutcome, erase_service_data
+from portal.erasure.services import ErasureOutcome, erase_service_data, erase_services_data
 from portal.errors import ConsentCode, DomainError, MessagesCode, MinorsCode
 from portal.guardians.services import has_verified_link
 from portal.ledger.models import Actor, EventKind
@@ -57,7 +59,7 @@ from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.locale_codes import fallbacks
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import forget_contact, notify_consent_given, notify_contact_changed
-from portal.patrons.services import lock_patron
+from portal.patrons.services import lock_patron, lock_patrons
 
 
 @dataclass(frozen=True)
@@ -389,17 +391,26 @@ async def expire_unanswered(
 ) -> int:
     """Suspended consents not confirmed within their grace period end, and what they covered
     is erased: a patron who does not answer has said no. The paused consents are read a
-    batch at a time by id; each that ends does so in its own transaction."""
+    batch at a time by id, and those whose grace is over end together in one erasing
+    transaction per batch (each with its events and requests as a withdrawal writes them):
+    a run killed half-way has ended whole batches, and the next finds the rest."""
     grace: dict[str, int] = {
         SuspensionReason.MATERIAL_CHANGE: material_grace_days,
         SuspensionReason.CAME_OF_AGE: majority_grace_days,
     }
+
+    def due(state: ConsentState) -> bool:
+        # An unknown reason gets the material-change grace rather than stopping the job.
+        days = grace.get(state.suspension_reason or "", material_grace_days)
+        return state.suspended_at is not None and grace_period_over(state.suspended_at, now, days)
+
     expired = 0
     after = 0
     while True:
         batch = await suspended_states().filter(id__gt=after).order_by("id").limit(batches.BATCH)
-        for candidate in batch:
-            expired += await _expire_if_unanswered(candidate, grace, material_grace_days, now)
+        candidates = [state for state in batch if due(state)]
+        if candidates:
+            expired += await _expire_batch(candidates, due, now)
         if batch:  # none left after a whole batch: nothing to record
             await progress(len(batch))
         if len(batch) < batches.BATCH:
@@ -407,28 +418,34 @@ async def expire_unanswered(
         after = batch[-1].id
 
 
-async def _expire_if_unanswered(
-    candidate: ConsentState, grace: dict[str, int], material_grace_days: int, now: datetime
+async def _expire_batch(
+    candidates: list[ConsentState], due: Callable[[ConsentState], bool], now: datetime
 ) -> int:
-    # An unknown reason gets the material-change grace rather than stopping the job.
-    days = grace.get(candidate.suspension_reason or "", material_grace_days)
-    suspended_at = candidate.suspended_at
-    if suspended_at is None or not grace_period_over(suspended_at, now, days):
-        return 0
+    """End the candidates still unanswered, read again under their patrons' locks and their
+    own: a patron who said yes (or no) in the last second keeps their answer."""
     async with erasing() as erasure:
-        await lock_patron(candidate.patron_id)
-        state = await relock(candidate)
-        if state is None or not state.granted or state.suspended_at is None:
-            return 0  # the patron answered meanwhile
-        service = (await services_by_id([state.service_id]))[state.service_id]
-        step = Step(state.patron_id, service, now, SYSTEM_JOB)
-        reason = (
-            DeletionReason.CAME_OF_AGE
-            if state.suspension_reason == SuspensionReason.CAME_OF_AGE
-            else DeletionReason.EXPIRED
+        await lock_patrons(sorted({candidate.patron_id for candidate in candidates}))
+        fresh = await (
+            ConsentState.filter(id__in=[candidate.id for candidate in candidates])
+            .order_by("id")
+            .select_for_update()
         )
-        await _withdraw(erasure, step, state, None, kind=EventKind.EXPIRED, reason=reason)
-        return 1
+        ending = [state for state in fresh if state.granted and due(state)]
+        services = await services_by_id(sorted({state.service_id for state in ending}))
+        await end_all(ending, services, EventKind.EXPIRED, now=now, party=SYSTEM_JOB)
+        groups: dict[tuple[int, DeletionReason], list[int]] = {}
+        for state in ending:
+            reason = (
+                DeletionReason.CAME_OF_AGE
+                if state.suspension_reason == SuspensionReason.CAME_OF_AGE
+                else DeletionReason.EXPIRED
+            )
+            groups.setdefault((state.service_id, reason), []).append(state.patron_id)
+        for (service_id, reason), patrons in groups.items():
+            await erase_services_data(
+                erasure, patrons, services[service_id], reason, now=now, party=SYSTEM_JOB
+            )
+    return len(ending)
 
 
 async def carry_over(replaced: Replaced, now: datetime) -> int:

@@ -5,6 +5,7 @@ transaction is `portal.db.erasing`, which scrubs the erased rows once it committ
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -16,13 +17,14 @@ from portal.contacts.services import contact_of, erase_contact
 from portal.db import Erasure, compact_tables, erasing
 from portal.ledger import details
 from portal.ledger.models import EventKind
-from portal.ledger.services import SYSTEM_JOB, ActingParty, record
+from portal.ledger.services import SYSTEM_JOB, ActingParty, event, record, record_all
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import (
     DeletionAsked,
     forget_contact,
     request_deletions,
+    request_deletions_of,
     request_retention,
 )
 from portal.retained_keys.services import KEY_TABLE
@@ -71,6 +73,50 @@ async def erase_service_data(
         patron_id, service, reason, now=now, party=party, contact_erased=contact_erased
     )
     return ErasureOutcome(rows, asked)
+
+
+async def erase_services_data(
+    erasure: Erasure,
+    patron_ids: list[int],
+    service: PublishedService,
+    reason: DeletionReason,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> int:
+    """`erase_service_data` for a batch of patrons whose consent to the service ended in the
+    caller's erasing transaction (a job's batch): the same rows erased, keys destroyed,
+    events (an ERASED each, then their deletion requests) and requests, with a statement
+    per table rather than per patron. A message choice's contact is the patron's own
+    question (is it the last choice on its channel?), answered one patron at a time.
+    Returns the rows erased."""
+    channel = service.choice.channel if service.choice is not None else None
+    if channel is not None:
+        done = [
+            await erase_service_data(erasure, patron, service, reason, now=now, party=party)
+            for patron in patron_ids
+        ]
+        return sum(outcome.rows for outcome in done)
+    rows = Counter[int]()
+    if service.store is not None:
+        rows = await STORES[service.store].erase_many(erasure, patron_ids)
+        erasure.deleted(rows.total())
+        await record_all(
+            [
+                event(
+                    patron,
+                    EventKind.ERASED,
+                    party,
+                    now=now,
+                    service_id=service.id,
+                    purposes=service.terms["purposes"],
+                    detail=details.Erased(rows_deleted=rows[patron]),
+                )
+                for patron in patron_ids
+            ]
+        )
+    await request_deletions_of(patron_ids, service, reason, now=now, party=party)
+    return rows.total()
 
 
 async def _erase_unused_contact(

@@ -90,7 +90,40 @@ async def record(
     detail: EventDetail | None = None,
 ) -> None:
     """Call inside the transaction of the change the event records (docs/PROMISES.md promise 5)."""
-    await ConsentEvent.create(
+    await event(
+        patron_id,
+        kind,
+        party,
+        now=now,
+        service_id=service_id,
+        purposes=purposes,
+        notice=notice,
+        notice_version_id=notice_version_id,
+        detail=detail,
+    ).save(force_create=True)
+
+
+async def record_all(events: list[ConsentEvent]) -> None:
+    """Events made by `event`, written in one statement in their order: a job ending a batch
+    of consents records them all in the batch's transaction (promise 5)."""
+    if events:
+        await ConsentEvent.bulk_create(events)
+
+
+def event(
+    patron_id: int,
+    kind: EventKind,
+    party: ActingParty,
+    *,
+    now: datetime,
+    service_id: int | None = None,
+    purposes: list[str] | tuple[str, ...] = (),
+    notice: NoticeShown | None = None,
+    notice_version_id: int | None = None,
+    detail: EventDetail | None = None,
+) -> ConsentEvent:
+    """An event as `record` writes it, not yet written (`record_all`)."""
+    return ConsentEvent(
         patron_id=patron_id,
         service_id=service_id,
         kind=kind,

@@ -20,8 +20,8 @@ from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
 from portal.errors import ApiCode, DomainError
 from portal.ledger.details import DeletionConfirmed, DeletionRequested
-from portal.ledger.models import EventKind
-from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, record
+from portal.ledger.models import ConsentEvent, EventKind
+from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, event, record, record_all
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import (
     RETRY_FOR,
@@ -146,6 +146,72 @@ async def request_deletions(
             ),
         )
     return [DeletionAsked(system, names.get(system, system)) for system in service.systems]
+
+
+async def request_deletions_of(
+    patron_ids: list[int],
+    service: PublishedService,
+    reason: DeletionReason,
+    *,
+    now: datetime,
+    party: ActingParty,
+) -> None:
+    """`request_deletions` for a batch of patrons (a job's batch; a service that is not a
+    message choice): the same requests and events, in each patron's order, written in one
+    statement each rather than two per patron and system."""
+    if service.choice is not None and service.choice.channel is not None:
+        # Whether the contact goes too is each patron's own answer (`request_deletions`).
+        raise ValueError("a message choice's requests are made one patron at a time")
+    if not service.systems or not patron_ids:
+        return
+    message = message_of(service.choice) if service.choice is not None else None
+    names = {key: system.name for key, system in (await connected_systems()).items()}
+    rows = await Patron.filter(id__in=patron_ids).values("id", "reference", "card_lookup")
+    references = {int(row["id"]): row["reference"] or row["card_lookup"] for row in rows}
+    messages: list[OutboxMessage] = []
+    events: list[ConsentEvent] = []
+    for patron_id in patron_ids:
+        payload = deletion_payload(
+            service=service.key,
+            patron=references[patron_id],
+            reason=reason,
+            requested_at=now,
+            message=message,
+        )
+        for system in service.systems:
+            # Built field for field as `_enqueue` builds one.
+            request = OutboxMessage(
+                message_id=new_message_id(),
+                system=system,
+                kind=MessageKind.DELETION_REQUESTED,
+                patron_id=patron_id,
+                service_id=service.id,
+                body=body_of(payload),
+                once_key=None,
+                created_at=now,
+                give_up_at=now + RETRY_FOR,
+                state=DeliveryState.PENDING,
+                due_ms=to_ms(now),
+            )
+            messages.append(request)
+            events.append(
+                event(
+                    patron_id,
+                    EventKind.DELETION_REQUESTED,
+                    party,
+                    now=now,
+                    service_id=service.id,
+                    purposes=service.terms["purposes"],
+                    detail=DeletionRequested(
+                        system=system,
+                        system_name=names.get(system, system),
+                        request=request.message_id,
+                        reason=reason.value,
+                    ),
+                )
+            )
+    await OutboxMessage.bulk_create(messages)
+    await record_all(events)
 
 
 async def notify_consent_given(

@@ -294,6 +294,20 @@ async def consent_changed(patron_id: int) -> None:
     await Patron.filter(id=patron_id).update(consent_version=F("consent_version") + 1)
 
 
+async def consents_changed(patron_ids: list[int]) -> None:
+    """`consent_changed` for a batch of patrons, in one statement (a job's batch)."""
+    await Patron.filter(id__in=patron_ids).update(consent_version=F("consent_version") + 1)
+
+
+async def lock_patrons(patron_ids: list[int]) -> list[int]:
+    """`lock_patron` for a batch of patrons, lowest id first: two jobs' batches never wait
+    on each other in a circle, and a decision takes one patron's lock only. Returns the
+    patrons that exist."""
+    # Whole rows: Tortoise drops FOR UPDATE from a `.values()` query, which would lock none.
+    locked = await Patron.filter(id__in=patron_ids).order_by("id").select_for_update()
+    return [patron.id for patron in locked]
+
+
 async def lock_patron(patron_id: int) -> Patron | None:
     """Take the patron's row lock: every change to what a patron consented to or what is
     kept for them takes it first, so they never interleave. Call inside a transaction."""

@@ -39,6 +39,7 @@ __all__ = [
     "Unreadable",
     "consents_ended_since",
     "destroy_key",
+    "destroy_keys",
     "end_consents_ended_live",
     "export_keys",
     "import_keys",
@@ -105,6 +106,12 @@ async def destroy_key(erasure: Erasure, patron_id: int, store: str) -> int:
     """Every copy of what the key sealed becomes unreadable: inside the erasing transaction
     that deletes the rows, counted there so that SQLite's write-ahead log is scrubbed of it."""
     deleted: int = await RetainedDataKey.filter(patron_id=patron_id, store=store).delete()
+    return erasure.deleted(deleted)
+
+
+async def destroy_keys(erasure: Erasure, patron_ids: list[int], store: str) -> int:
+    """`destroy_key` for a batch of patrons, in one statement (a job ending their consents)."""
+    deleted: int = await RetainedDataKey.filter(patron_id__in=patron_ids, store=store).delete()
     return erasure.deleted(deleted)
 
 

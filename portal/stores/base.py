@@ -49,6 +49,9 @@ class Store:
     # Delete every row of one patron and destroy the key they were sealed under; runs inside
     # the caller's erasing transaction. Returns the rows deleted.
     erase: Callable[[Erasure, int], Awaitable[int]]
+    # The same for a batch of patrons at once (a job ending their consents): a statement per
+    # table and one for their keys, not per patron. Returns rows deleted per patron.
+    erase_many: Callable[[Erasure, list[int]], Awaitable[Counter[int]]]
     # Delete rows past the cutoff, at most `limit` (of its main table) lowest id first, so
     # retention works in short batches (portal.batches); returns rows deleted per patron.
     expire: Callable[[Cutoff, int], Awaitable[Counter[int]]]

@@ -13,14 +13,15 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from portal.consent.services import require_current_consent
-from portal.db import Erasure
+from portal.db import Erasure, fetch_rows
 from portal.retained_keys.policy import PatronKey
-from portal.retained_keys.services import destroy_key, key_for, key_of
+from portal.retained_keys.services import destroy_key, destroy_keys, key_for, key_of
 from portal.stores.base import Cutoff, Retained, Store
 from portal.stores.reading_history.models import HistoryEntry
 
 KEY = "reading_history"
 TABLE = HistoryEntry._meta.db_table
+_ERASE_MANY = f"DELETE FROM {TABLE} WHERE patron_id IN ({{}}) RETURNING patron_id"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ async def erase(erasure: Erasure, patron_id: int) -> int:
     return deleted
 
 
+async def erase_many(erasure: Erasure, patron_ids: list[int]) -> Counter[int]:
+    """`erase` for a batch of patrons: one DELETE, whose RETURNING counts each one's rows."""
+    if not patron_ids:
+        return Counter()
+    rows = await fetch_rows(_ERASE_MANY.format(", ".join("?" * len(patron_ids))), *patron_ids)
+    await destroy_keys(erasure, patron_ids, KEY)
+    return Counter(int(row["patron_id"]) for row in rows)
+
+
 async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
     # A loan's age counts from the day it was borrowed, and never from later than the day it
     # was recorded: an entry whose loan date was wrong (in the future) still expires on time.
@@ -127,6 +137,7 @@ STORE = Store(
     key=KEY,
     models=(HistoryEntry,),
     erase=erase,
+    erase_many=erase_many,
     expire=expire,
     export=export,
     retained=retained,

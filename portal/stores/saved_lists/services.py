@@ -17,7 +17,13 @@ from portal.db import Erasure, erasing
 from portal.errors import StoreCode
 from portal.patrons.services import lock_patron
 from portal.retained_keys.policy import PatronKey
-from portal.retained_keys.services import destroy_key, key_for, key_of, replace_key
+from portal.retained_keys.services import (
+    destroy_key,
+    destroy_keys,
+    key_for,
+    key_of,
+    replace_key,
+)
 from portal.stores.base import Cutoff, Retained, Store, StoreError
 from portal.stores.saved_lists.models import SavedList, SavedListItem
 
@@ -136,6 +142,19 @@ async def erase(erasure: Erasure, patron_id: int) -> int:
     return items + lists
 
 
+async def erase_many(erasure: Erasure, patron_ids: list[int]) -> Counter[int]:
+    """`erase` for a batch of patrons: a statement per table and one for their keys."""
+    lists = await SavedList.filter(patron_id__in=patron_ids).values("id", "patron_id")
+    owner = {int(row["id"]): int(row["patron_id"]) for row in lists}
+    counts = Counter(owner.values())
+    items = await SavedListItem.filter(saved_list_id__in=list(owner)).values("saved_list_id")
+    counts.update(owner[int(row["saved_list_id"])] for row in items)
+    await SavedListItem.filter(saved_list_id__in=list(owner)).delete()
+    await SavedList.filter(id__in=list(owner)).delete()
+    await destroy_keys(erasure, patron_ids, KEY)
+    return counts
+
+
 async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
     # A list lives while it is used: its newest change counts, not its creation. Decided in
     # the query, so the first `limit` lists it returns are all stale ones.
@@ -169,6 +188,7 @@ STORE = Store(
     key=KEY,
     models=(SavedList, SavedListItem),
     erase=erase,
+    erase_many=erase_many,
     expire=expire,
     export=export,
     retained=retained,
