@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from portal.db import insert_rows
 from portal.ledger.details import EventDetail, NoDetail, checked, read_detail
 from portal.ledger.models import Actor, Channel, ConsentEvent, EventKind, Method
 
@@ -90,24 +92,25 @@ async def record(
     detail: EventDetail | None = None,
 ) -> None:
     """Call inside the transaction of the change the event records (docs/PROMISES.md promise 5)."""
-    await event(
-        patron_id,
-        kind,
-        party,
-        now=now,
-        service_id=service_id,
-        purposes=purposes,
-        notice=notice,
-        notice_version_id=notice_version_id,
-        detail=detail,
-    ).save(force_create=True)
+    await ConsentEvent.create(
+        **event(
+            patron_id,
+            kind,
+            party,
+            now=now,
+            service_id=service_id,
+            purposes=purposes,
+            notice=notice,
+            notice_version_id=notice_version_id,
+            detail=detail,
+        )
+    )
 
 
-async def record_all(events: list[ConsentEvent]) -> None:
+async def record_all(events: list[dict[str, Any]]) -> None:
     """Events made by `event`, written in one statement in their order: a job ending a batch
     of consents records them all in the batch's transaction (promise 5)."""
-    if events:
-        await ConsentEvent.bulk_create(events)
+    await insert_rows(ConsentEvent, events)
 
 
 def event(
@@ -121,9 +124,9 @@ def event(
     notice: NoticeShown | None = None,
     notice_version_id: int | None = None,
     detail: EventDetail | None = None,
-) -> ConsentEvent:
-    """An event as `record` writes it, not yet written (`record_all`)."""
-    return ConsentEvent(
+) -> dict[str, Any]:
+    """An event's columns as `record` writes them, not yet written (`record_all`)."""
+    return dict(
         patron_id=patron_id,
         service_id=service_id,
         kind=kind,

@@ -18,9 +18,10 @@ from tortoise.transactions import in_transaction
 
 from portal.batches import Progress, delete_in_batches, no_progress
 from portal.catalog.services import PublishedService, connected_systems, services_by_id
+from portal.db import insert_rows
 from portal.errors import ApiCode, DomainError
 from portal.ledger.details import DeletionConfirmed, DeletionRequested
-from portal.ledger.models import ConsentEvent, EventKind
+from portal.ledger.models import EventKind
 from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, event, record, record_all
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import (
@@ -168,8 +169,8 @@ async def request_deletions_of(
     names = {key: system.name for key, system in (await connected_systems()).items()}
     rows = await Patron.filter(id__in=patron_ids).values("id", "reference", "card_lookup")
     references = {int(row["id"]): row["reference"] or row["card_lookup"] for row in rows}
-    messages: list[OutboxMessage] = []
-    events: list[ConsentEvent] = []
+    messages: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for patron_id in patron_ids:
         payload = deletion_payload(
             service=service.key,
@@ -179,21 +180,23 @@ async def request_deletions_of(
             message=message,
         )
         for system in service.systems:
-            # Built field for field as `_enqueue` builds one.
-            request = OutboxMessage(
-                message_id=new_message_id(),
-                system=system,
-                kind=MessageKind.DELETION_REQUESTED,
-                patron_id=patron_id,
-                service_id=service.id,
-                body=body_of(payload),
-                once_key=None,
-                created_at=now,
-                give_up_at=now + RETRY_FOR,
-                state=DeliveryState.PENDING,
-                due_ms=to_ms(now),
+            # Column for column as `_enqueue` writes one.
+            message_id = new_message_id()
+            messages.append(
+                dict(
+                    message_id=message_id,
+                    system=system,
+                    kind=MessageKind.DELETION_REQUESTED,
+                    patron_id=patron_id,
+                    service_id=service.id,
+                    body=body_of(payload),
+                    once_key=None,
+                    created_at=now,
+                    give_up_at=now + RETRY_FOR,
+                    state=DeliveryState.PENDING,
+                    due_ms=to_ms(now),
+                )
             )
-            messages.append(request)
             events.append(
                 event(
                     patron_id,
@@ -205,12 +208,12 @@ async def request_deletions_of(
                     detail=DeletionRequested(
                         system=system,
                         system_name=names.get(system, system),
-                        request=request.message_id,
+                        request=message_id,
                         reason=reason.value,
                     ),
                 )
             )
-    await OutboxMessage.bulk_create(messages)
+    await insert_rows(OutboxMessage, messages)
     await record_all(events)
 
 
