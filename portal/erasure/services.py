@@ -28,7 +28,7 @@ from portal.outbox.services import (
     request_retention,
 )
 from portal.retained_keys.services import KEY_TABLE
-from portal.stores.base import Cutoff, Retained
+from portal.stores.base import Cutoff, Expired, Retained
 from portal.stores.registry import STORES
 
 
@@ -170,31 +170,41 @@ async def apply_retention(*, now: datetime, today: date, progress: Progress = no
             await request_retention(service, before=cutoff.day, now=now)
         if service.store is None:
             continue
-        while batch := await _expire_batch(service, service.store, cutoff, now):
-            deleted += batch
-            await progress(batch)
+        after = 0
+        while True:
+            batch = await _expire_batch(service, service.store, cutoff, now, after)
+            deleted += sum(batch.counts.values())
+            if batch.taken:
+                await progress(sum(batch.counts.values()))
+            if batch.taken < batches.BATCH:
+                break
+            after = batch.last
     return deleted
 
 
 async def _expire_batch(
-    service: PublishedService, store: str, cutoff: Cutoff, now: datetime
-) -> int:
-    """One batch of a store's rows past the cutoff, erased with their events in one
-    transaction; 0 once none is left."""
+    service: PublishedService, store: str, cutoff: Cutoff, now: datetime, after: int
+) -> Expired:
+    """One batch of a store's rows past the cutoff (above id `after`), erased with their
+    events in one transaction."""
     async with erasing() as erasure:
-        deleted = 0
-        for patron_id, rows in (await STORES[store].expire(cutoff, batches.BATCH)).items():
-            await record(
-                patron_id,
-                EventKind.ERASED,
-                SYSTEM_JOB,
-                now=now,
-                service_id=service.id,
-                purposes=service.terms["purposes"],
-                detail=details.Erased(rows_deleted=rows, reason="retention"),
-            )
-            deleted += erasure.deleted(rows)
-    return deleted
+        batch = await STORES[store].expire(cutoff, batches.BATCH, after)
+        await record_all(
+            [
+                event(
+                    patron_id,
+                    EventKind.ERASED,
+                    SYSTEM_JOB,
+                    now=now,
+                    service_id=service.id,
+                    purposes=service.terms["purposes"],
+                    detail=details.Erased(rows_deleted=rows, reason="retention"),
+                )
+                for patron_id, rows in batch.counts.items()
+            ]
+        )
+        erasure.deleted(sum(batch.counts.values()))
+    return batch
 
 
 async def compact() -> None:

@@ -43,6 +43,17 @@ class Retained:
 
 
 @dataclass(frozen=True)
+class Expired:
+    """One batch of a store's `expire`: rows deleted per patron, how many rows of its main
+    table it took, and the highest id among them, after which the next batch looks (so a
+    run reads each row once, however many batches it takes)."""
+
+    counts: Counter[int]
+    taken: int
+    last: int
+
+
+@dataclass(frozen=True)
 class Store:
     key: str  # what a catalog service names as `store = "…"`
     models: tuple[type[Model], ...]
@@ -52,9 +63,10 @@ class Store:
     # The same for a batch of patrons at once (a job ending their consents): a statement per
     # table and one for their keys, not per patron. Returns rows deleted per patron.
     erase_many: Callable[[Erasure, list[int]], Awaitable[Counter[int]]]
-    # Delete rows past the cutoff, at most `limit` (of its main table) lowest id first, so
-    # retention works in short batches (portal.batches); returns rows deleted per patron.
-    expire: Callable[[Cutoff, int], Awaitable[Counter[int]]]
+    # Delete rows past the cutoff, at most `limit` (of its main table) lowest id first and
+    # above `after`, so retention works in short batches (portal.batches), each beginning
+    # where the last ended.
+    expire: Callable[[Cutoff, int, int], Awaitable[Expired]]
     # Every row of one patron as plain JSON values: their copy of what is kept (portal.rights).
     export: Callable[[int], Awaitable[list[dict[str, Any]]]]
     # Read only: the oldest item and the items past the cutoff, by the rules of `expire`.

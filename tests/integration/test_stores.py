@@ -9,7 +9,7 @@ import pytest
 from portal.consent.policy import ConsentError, Decision
 from portal.erasure.services import apply_retention
 from portal.ledger.models import ConsentEvent, EventKind
-from portal.stores.base import StoreError
+from portal.stores.base import Cutoff, StoreError
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
 from portal.stores.saved_lists import services as saved_lists
@@ -104,3 +104,36 @@ async def test_retention_keeps_saved_lists_still_in_use() -> None:
     await saved_lists.add_to_list(patron.id, in_use, "New title", now=now())
     assert await apply_retention(now=now(), today=now().date()) == 2
     assert [saved.name for saved in await saved_lists.saved_lists(patron.id)] == ["In use"]
+
+
+async def test_a_retention_batch_begins_after_the_last_one_ended() -> None:
+    # Each batch reads on from where the last stopped, never from the first row again: with
+    # millions of rows kept, starting over each time reads the table once a batch.
+    await publish(standard_catalog())  # reading history: retention_days = 365
+    patron = await make_patron()
+    await decides(patron.id, "reading_history", Decision.YES)
+    today = date(2026, 7, 1)
+    old = [reading_history.Loan(f"Old {n}", "", date(2025, 1, 1)) for n in range(4)]
+    await reading_history.record_loans(patron.id, old, now=now())
+    ids = list(
+        await HistoryEntry.filter(patron_id=patron.id).order_by("id").values_list("id", flat=True)
+    )
+    cutoff = Cutoff.past(365, now=now(), today=today)
+    batch = await reading_history.expire(cutoff, 2, ids[1])
+    assert (batch.taken, batch.last, dict(batch.counts)) == (2, ids[3], {patron.id: 2})
+    left = (
+        await HistoryEntry.filter(patron_id=patron.id).order_by("id").values_list("id", flat=True)
+    )
+    assert list(left) == ids[:2]
+
+
+async def test_saved_lists_expire_after_the_last_batch_too() -> None:
+    await publish(standard_catalog())  # saved lists: retention_days = 365
+    patron = await make_patron()
+    await decides(patron.id, "saved_lists", Decision.YES)
+    long_ago = now() - timedelta(days=400)
+    made = [await saved_lists.create_list(patron.id, f"List {n}", now=long_ago) for n in range(3)]
+    cutoff = Cutoff.past(365, now=now(), today=now().date())
+    batch = await saved_lists.expire(cutoff, 5, made[0])
+    assert (batch.taken, batch.last) == (2, made[2])
+    assert [saved.name for saved in await saved_lists.saved_lists(patron.id)] == ["List 0"]

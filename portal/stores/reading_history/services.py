@@ -16,7 +16,7 @@ from portal.consent.services import require_current_consent
 from portal.db import Erasure, fetch_rows
 from portal.retained_keys.policy import PatronKey
 from portal.retained_keys.services import destroy_key, destroy_keys, key_for, key_of
-from portal.stores.base import Cutoff, Retained, Store
+from portal.stores.base import Cutoff, Expired, Retained, Store
 from portal.stores.reading_history.models import HistoryEntry
 
 KEY = "reading_history"
@@ -105,14 +105,14 @@ async def erase_many(erasure: Erasure, patron_ids: list[int]) -> Counter[int]:
     return Counter(int(row["patron_id"]) for row in rows)
 
 
-async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
+async def expire(cutoff: Cutoff, limit: int, after: int) -> Expired:
     # A loan's age counts from the day it was borrowed, and never from later than the day it
     # was recorded: an entry whose loan date was wrong (in the future) still expires on time.
     expired = HistoryEntry.filter(Q(borrowed_on__lt=cutoff.day) | Q(recorded_at__lt=cutoff.moment))
-    rows = await expired.order_by("id").limit(limit).values("id", "patron_id")
+    rows = await expired.filter(id__gt=after).order_by("id").limit(limit).values("id", "patron_id")
     counts = Counter(row["patron_id"] for row in rows)
     await expired.filter(id__in=[row["id"] for row in rows]).delete()
-    return counts
+    return Expired(counts, len(rows), max((row["id"] for row in rows), default=after))
 
 
 async def retained(cutoff: Cutoff) -> Retained:

@@ -24,7 +24,7 @@ from portal.retained_keys.services import (
     key_of,
     replace_key,
 )
-from portal.stores.base import Cutoff, Retained, Store, StoreError
+from portal.stores.base import Cutoff, Expired, Retained, Store, StoreError
 from portal.stores.saved_lists.models import SavedList, SavedListItem
 
 KEY = "saved_lists"
@@ -155,12 +155,12 @@ async def erase_many(erasure: Erasure, patron_ids: list[int]) -> Counter[int]:
     return counts
 
 
-async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
+async def expire(cutoff: Cutoff, limit: int, after: int) -> Expired:
     # A list lives while it is used: its newest change counts, not its creation. Decided in
     # the query, so the first `limit` lists it returns are all stale ones.
     used = SavedListItem.filter(added_at__gte=cutoff.moment).values("saved_list_id")
     stale = (
-        await SavedList.filter(created_at__lt=cutoff.moment)
+        await SavedList.filter(created_at__lt=cutoff.moment, id__gt=after)
         .exclude(id__in=Subquery(used))
         .order_by("id")
         .limit(limit)
@@ -169,9 +169,10 @@ async def expire(cutoff: Cutoff, limit: int) -> Counter[int]:
     counts: Counter[int] = Counter()
     for saved in stale:
         counts[saved.patron_id] += 1 + len(saved.items)
-        await SavedListItem.filter(saved_list_id=saved.id).delete()
-        await saved.delete()
-    return counts
+    ids = [saved.id for saved in stale]
+    await SavedListItem.filter(saved_list_id__in=ids).delete()
+    await SavedList.filter(id__in=ids).delete()
+    return Expired(counts, len(ids), max(ids, default=after))
 
 
 async def retained(cutoff: Cutoff) -> Retained:
