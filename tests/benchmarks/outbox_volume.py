@@ -116,7 +116,8 @@ async def _table_size() -> str:
     free = (await db.execute_query_dict("PRAGMA freelist_count"))[0]["freelist_count"]
     size = (await db.execute_query_dict("PRAGMA page_size"))[0]["page_size"]
     outbox_pages = await fetch_rows(
-        "SELECT count(*) AS pages FROM dbstat WHERE name LIKE '%outbox_message%'"
+        "SELECT count(*) AS pages FROM dbstat WHERE name IN "
+        "(SELECT name FROM sqlite_master WHERE tbl_name = 'outbox_message')"
     )
     return (
         f"file {pages:,} pages ({pages * size / 2**20:.1f} MB), {free:,} free; "
