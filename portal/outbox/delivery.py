@@ -148,8 +148,6 @@ async def record_answers(
             key = (result, answer.status, answer.claimed.claim)
             settled.setdefault(key, []).append(answer)
     async with in_transaction():
-        for answer in failed:
-            states[answer.claimed.id] = await _record_failure(answer, now, first_retry_seconds)
         confirmed: list[Claimed] = []
         for (result, status, claim), alike in settled.items():
             state = (
@@ -188,6 +186,9 @@ async def record_answers(
                 last_status__isnull=True,
                 due_ms__gt=to_ms(now),
             ).update(due_ms=to_ms(now))
+        # After that: a request that failed in this very batch waits its backoff.
+        for answer in failed:
+            states[answer.claimed.id] = await _record_failure(answer, now, first_retry_seconds)
     return [states[answer.claimed.id] for answer in answers]
 
 
