@@ -21,7 +21,7 @@ from portal.catalog.services import PublishedService, connected_systems, service
 from portal.errors import ApiCode, DomainError
 from portal.ledger.details import DeletionConfirmed, DeletionRequested
 from portal.ledger.models import EventKind
-from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, record
+from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, Event, record, record_all
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import (
     RETRY_FOR,
@@ -294,21 +294,16 @@ async def record_confirmations(
         return
     services = await services_by_id(sorted({service_id for *_, service_id in confirmed}))
     names = {key: system.name for key, system in (await connected_systems()).items()}
+    events = []
     for message_id, system, patron_id, service_id in confirmed:
         detail = DeletionConfirmed(
             system=system, system_name=names.get(system, system), request=message_id, via=via
         )
         if client_id is not None:
             detail["client"] = client_id  # the API client that acknowledged it
-        await record(
-            patron_id,
-            EventKind.DELETION_CONFIRMED,
-            CONNECTED_SYSTEM,
-            now=now,
-            service_id=service_id,
-            purposes=services[service_id].terms["purposes"],
-            detail=detail,
-        )
+        purposes = list(services[service_id].terms["purposes"])
+        events.append(Event(patron_id, EventKind.DELETION_CONFIRMED, service_id, purposes, detail))
+    await record_all(events, CONNECTED_SYSTEM, now=now)
 
 
 # --- what systems and the privacy officer read --------------------------------------------

@@ -154,14 +154,15 @@ async def _round(
         PORTAL_DELIVERY_POLL_SECONDS="1",
     )
     started = time.monotonic()
-    with contextlib.ExitStack() as workers:
-        for _ in range(WORKERS):
-            workers.enter_context(running(env, "deliver"))
+    with contextlib.ExitStack() as stack:
+        workers = [stack.enter_context(running(env, "deliver")) for _ in range(WORKERS)]
         deadline = started + DRAIN_SECONDS
         # Another process's work, seen in the database: nothing here to wait on but time.
         while (left := await _undelivered()) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         drained = time.monotonic() - started
+        # CPU the workers spent (start-up included): a figure a busy machine does not move.
+        worker_cpu = sum(_cpu_seconds(worker.pid) for worker in workers)
     answered = receiver.entries("answered")[seen_before:]
     applied = Counter(entry["id"] for entry in answered if entry["applied"])
     attempts = Counter(entry["id"] for entry in answered)
@@ -183,11 +184,18 @@ async def _round(
         f"deliver workers: {rate:,.0f} delivered/s at the receiver (target >= 500/s), drained "
         f"in {drained:.1f} s from the workers' start ({left:,} left undelivered); every request "
         f"arrived exactly once by webhook id: {'yes' if once else 'NO'} ({len(applied):,} "
-        f"applied, {sent_again} sent again, {unverified} unverified); {purged:,} purged"
+        f"applied, {sent_again} sent again, {unverified} unverified); {purged:,} purged; "
+        f"workers' CPU {worker_cpu * 1000 / REQUESTS:.2f} ms per request, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(f"[{label}]   outbox size before delivery: {before}")
     print(f"[{label}]   after delivery:              {after_delivery}")
     print(f"[{label}]   after the purge:             {after_purge}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _existing_patrons() -> list[int]:
