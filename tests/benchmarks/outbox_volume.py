@@ -22,6 +22,7 @@ from pathlib import Path
 from tortoise import Tortoise
 from tortoise.connection import connections
 
+from portal import batches
 from portal.db import fetch_rows, tortoise_config
 from portal.outbox import services as outbox
 from portal.outbox.policy import (
@@ -172,7 +173,9 @@ async def _round(
     first = min((entry["started"] for entry in answered), default=0.0)
     last = max((entry["ended"] for entry in answered), default=0.0)
     after_delivery = await _table_size()
+    purging = time.monotonic()
     purged = await outbox.purge_confirmed(now=now() + outbox.KEEP_CONFIRMED + timedelta(days=1))
+    purge_seconds = time.monotonic() - purging
     if connections.get("default").capabilities.dialect == "postgres":
         # What autovacuum does after a delete this size (no exclusive lock): the dead
         # tuples' space is marked free for the next round's rows.
@@ -184,7 +187,8 @@ async def _round(
         f"deliver workers: {rate:,.0f} delivered/s at the receiver (target >= 500/s), drained "
         f"in {drained:.1f} s from the workers' start ({left:,} left undelivered); every request "
         f"arrived exactly once by webhook id: {'yes' if once else 'NO'} ({len(applied):,} "
-        f"applied, {sent_again} sent again, {unverified} unverified); {purged:,} purged; "
+        f"applied, {sent_again} sent again, {unverified} unverified); {purged:,} purged in "
+        f"{purge_seconds:.1f} s ({-(-purged // batches.BATCH)} transactions); "
         f"workers' CPU {worker_cpu * 1000 / REQUESTS:.2f} ms per request, load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
