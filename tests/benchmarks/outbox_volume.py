@@ -188,7 +188,7 @@ async def _round(
         f"in {drained:.1f} s from the workers' start ({left:,} left undelivered); every request "
         f"arrived exactly once by webhook id: {'yes' if once else 'NO'} ({len(applied):,} "
         f"applied, {sent_again} sent again, {unverified} unverified); {purged:,} purged in "
-        f"{purge_seconds:.1f} s ({-(-purged // batches.BATCH)} transactions); "
+        f"{purge_seconds:.1f} s ({-(-purged // batches.BATCH)} transaction(s)); "
         f"workers' CPU {worker_cpu * 1000 / REQUESTS:.2f} ms per request, load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
