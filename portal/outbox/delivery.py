@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 from portal.db import fetch_rows
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState, MessageKind, Result, next_attempt, result_of
-from portal.outbox.services import record_confirmation, to_ms
+from portal.outbox.services import record_confirmations, to_ms
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,16 @@ async def claim_due(*, now: datetime, limit: int, lease_seconds: float) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What a system answered to one claimed request: `status`, or None and an `error` when
+    there was no answer."""
+
+    claimed: Claimed
+    status: int | None
+    error: str | None
+
+
 async def record_answer(
     claimed: Claimed,
     status: int | None,
@@ -101,44 +111,109 @@ async def record_answer(
     """What the system answered (`status`, or None and an `error` when there was no answer).
     Returns the request's new state; None when this worker no longer held it (its lease
     ended and another worker took it over, or the system acknowledged it meanwhile)."""
-    result = result_of(status, claimed.kind)
-    held = OutboxMessage.filter(id=claimed.id, claim=claimed.claim, state=DeliveryState.PENDING)
-    attempt = {
-        "attempts": claimed.attempts + 1,
-        "last_attempt_at": now,
-        "last_status": status,
-        "last_error": None if result is not Result.FAILED else (error or f"HTTP {status}")[:100],
-        "claim": None,
-        "lease_until_ms": 0,
-    }
+    [state] = await record_answers(
+        [Answer(claimed, status, error)], now=now, first_retry_seconds=first_retry_seconds
+    )
+    return state
+
+
+def _db_value(field: str, value: object) -> object:
+    """A value as the ORM writes it to the column, for the raw statements below."""
+    return OutboxMessage._meta.fields_map[field].to_db_value(value, OutboxMessage)
+
+
+# Requests answered alike (confirmed, or accepted, with one status), in one statement that
+# names only those this worker still holds; RETURNING tells which they were.
+_SETTLE = (
+    "UPDATE outbox_message SET state = ?, {moment} = ?, {via}attempts = attempts + 1, "
+    "last_attempt_at = ?, last_status = ?, last_error = NULL, claim = NULL, lease_until_ms = 0 "
+    "WHERE claim = ? AND state = 'pending' AND id IN ({ids}) RETURNING id"
+)
+
+
+async def record_answers(
+    answers: list[Answer], *, now: datetime, first_retry_seconds: float
+) -> list[DeliveryState | None]:
+    """A worker's batch of answers in one transaction (as record_answer, for each): one
+    statement for the requests answered alike, one ledger event per confirmed deletion.
+    Returns each request's new state, in the order of `answers`."""
+    states: dict[int, DeliveryState | None] = {}
+    settled: dict[tuple[Result, int, str], list[Answer]] = {}
+    failed: list[Answer] = []
+    for answer in answers:
+        result = result_of(answer.status, answer.claimed.kind)
+        if result is Result.FAILED or answer.status is None:  # (no status is a failure)
+            failed.append(answer)
+        else:
+            key = (result, answer.status, answer.claimed.claim)
+            settled.setdefault(key, []).append(answer)
     async with in_transaction():
-        if result is Result.FAILED:
-            retry_at = next_attempt(
-                claimed.attempts + 1,
-                now=now,
-                give_up_at=claimed.give_up_at,
-                first_seconds=first_retry_seconds,
+        confirmed: list[Claimed] = []
+        for (result, status, claim), alike in settled.items():
+            state = (
+                DeliveryState.CONFIRMED if result is Result.CONFIRMED else DeliveryState.ACCEPTED
             )
-            state = DeliveryState.PENDING if retry_at else DeliveryState.GAVE_UP
-            changed = await held.update(
-                state=state, due_ms=to_ms(retry_at) if retry_at else 0, **attempt
+            sql = _SETTLE.format(
+                moment="confirmed_at" if state is DeliveryState.CONFIRMED else "accepted_at",
+                via="confirmed_via = 'response', " if state is DeliveryState.CONFIRMED else "",
+                ids=", ".join("?" * len(alike)),
             )
-            return state if changed else None
-        if result is Result.ACCEPTED:
-            changed = await held.update(state=DeliveryState.ACCEPTED, accepted_at=now, **attempt)
-            return DeliveryState.ACCEPTED if changed else None
-        changed = await held.update(
-            state=DeliveryState.CONFIRMED, confirmed_at=now, confirmed_via="response", **attempt
+            moment = _db_value("last_attempt_at", now)
+            rows = await fetch_rows(
+                sql, state.value, moment, moment, status, claim,
+                *(answer.claimed.id for answer in alike),
+            )  # fmt: skip
+            changed = {int(row["id"]) for row in rows}
+            for answer in alike:
+                states[answer.claimed.id] = state if answer.claimed.id in changed else None
+                if state is DeliveryState.CONFIRMED and answer.claimed.id in changed:
+                    confirmed.append(answer.claimed)
+        await record_confirmations(
+            [
+                (claimed.message_id, claimed.system, claimed.patron_id, claimed.service_id)
+                for claimed in confirmed
+                if claimed.kind is MessageKind.DELETION_REQUESTED and claimed.patron_id is not None
+            ],
+            now=now,
+            via="response",
         )
-        if not changed:
-            return None
-        if claimed.kind is MessageKind.DELETION_REQUESTED and claimed.patron_id is not None:
-            await record_confirmation(claimed.id, now=now, via="response")
-        # The system answers again: what waited only because it could not be reached is due.
-        await OutboxMessage.filter(
-            system=claimed.system,
-            state=DeliveryState.PENDING,
-            last_status__isnull=True,
-            due_ms__gt=to_ms(now),
-        ).update(due_ms=to_ms(now))
-        return DeliveryState.CONFIRMED
+        # A system that answers again: what waited only because it could not be reached is
+        # due now.
+        for system in sorted({claimed.system for claimed in confirmed}):
+            await OutboxMessage.filter(
+                system=system,
+                state=DeliveryState.PENDING,
+                last_status__isnull=True,
+                due_ms__gt=to_ms(now),
+            ).update(due_ms=to_ms(now))
+        # After that: a request that failed in this very batch waits its backoff.
+        for answer in failed:
+            states[answer.claimed.id] = await _record_failure(answer, now, first_retry_seconds)
+    return [states[answer.claimed.id] for answer in answers]
+
+
+async def _record_failure(
+    answer: Answer, now: datetime, first_retry_seconds: float
+) -> DeliveryState | None:
+    """Due again after a backoff of its own (with jitter), or given up after three days."""
+    claimed = answer.claimed
+    retry_at = next_attempt(
+        claimed.attempts + 1,
+        now=now,
+        give_up_at=claimed.give_up_at,
+        first_seconds=first_retry_seconds,
+    )
+    state = DeliveryState.PENDING if retry_at else DeliveryState.GAVE_UP
+    changed = await OutboxMessage.filter(
+        id=claimed.id, claim=claimed.claim, state=DeliveryState.PENDING
+    ).update(
+        state=state,
+        due_ms=to_ms(retry_at) if retry_at else 0,
+        attempts=claimed.attempts + 1,
+        last_attempt_at=now,
+        last_status=answer.status,
+        last_error=(answer.error or f"HTTP {answer.status}")[:100],
+        claim=None,
+        lease_until_ms=0,
+    )
+    return state if changed else None

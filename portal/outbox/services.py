@@ -342,25 +342,46 @@ async def record_confirmation(
     message = await OutboxMessage.get(id=message_pk)
     if message.patron_id is None:
         return  # a retention request about every patron is nobody's record
-    service = (await services_by_id([message.service_id]))[message.service_id]
-    names = {key: system.name for key, system in (await connected_systems()).items()}
-    detail = DeletionConfirmed(
-        system=message.system,
-        system_name=names.get(message.system, message.system),
-        request=message.message_id,
-        via=via,
-    )
-    if client_id is not None:
-        detail["client"] = client_id  # the API client that acknowledged it
-    await record(
-        message.patron_id,
-        EventKind.DELETION_CONFIRMED,
-        CONNECTED_SYSTEM,
+    await record_confirmations(
+        [(message.message_id, message.system, message.patron_id, message.service_id)],
         now=now,
-        service_id=message.service_id,
-        purposes=service.terms["purposes"],
-        detail=detail,
+        via=via,
+        client_id=client_id,
     )
+
+
+async def record_confirmations(
+    confirmed: list[tuple[str, str, int, int]],
+    *,
+    now: datetime,
+    via: str,
+    client_id: int | None = None,
+) -> None:
+    """Each confirmed deletion (its webhook-id, system, patron and service) in the patron's
+    record; the catalog read once for a worker's whole batch of answers."""
+    if not confirmed:
+        return
+    services = await services_by_id(sorted({service_id for *_, service_id in confirmed}))
+    names = {key: system.name for key, system in (await connected_systems()).items()}
+    events = []
+    for message_id, system, patron_id, service_id in confirmed:
+        detail = DeletionConfirmed(
+            system=system, system_name=names.get(system, system), request=message_id, via=via
+        )
+        if client_id is not None:
+            detail["client"] = client_id  # the API client that acknowledged it
+        events.append(
+            event(
+                patron_id,
+                EventKind.DELETION_CONFIRMED,
+                CONNECTED_SYSTEM,
+                now=now,
+                service_id=service_id,
+                purposes=services[service_id].terms["purposes"],
+                detail=detail,
+            )
+        )
+    await record_all(events)
 
 
 # --- what systems and the privacy officer read --------------------------------------------

@@ -28,11 +28,15 @@
    curve, `make bench-consortium` runs 1, 3 and 10 million), the disk it needs stated first,
    each nightly job timed while consent checks and My privacy pages are asked for at a steady
    pace, their latency and the longest lock wait printed per job.
+9. The outbox at volume (tests/benchmarks/outbox_volume.py): 100,000 deletion requests sent
+   to a receiver on loopback by two `portal deliver` workers, the rate, each arrived once,
+   and the table's size after delivery and after the purge, round after round.
 
-`python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale|preferences|sealing]`
-(and `postgres consortium`) runs only that part; `python -m tests.benchmarks postgres tail`
-probes where slow checks wait on PostgreSQL (tests/benchmarks/tail_probe.py; not in a whole run);
-BENCH_IMPORT_ROWS=10000 and BENCH_SCALE_PATRONS=10000 make them quick.
+`python -m tests.benchmarks sqlite|postgres PART` (render, import, check, signin, scale,
+preferences, sealing or outbox; and `postgres consortium`) runs only that part;
+`python -m tests.benchmarks postgres tail` probes where slow checks wait on PostgreSQL
+(tests/benchmarks/tail_probe.py; not part of a whole run); BENCH_IMPORT_ROWS=10000,
+BENCH_SCALE_PATRONS=10000 and BENCH_OUTBOX_REQUESTS=2000 make them quick.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from tests.benchmarks.consent_check import bench_check, bench_scale
 from tests.benchmarks.consortium import bench_consortium
 from tests.benchmarks.import_patrons import bench_import
 from tests.benchmarks.message_preferences import bench_preferences
+from tests.benchmarks.outbox_volume import bench_outbox
 from tests.benchmarks.sealing import bench_sealing
 from tests.benchmarks.sip2_signin import bench_signin
 from tests.benchmarks.tail_probe import bench_tail
@@ -245,6 +250,9 @@ def bench_sqlite(only: str) -> None:
         if wanted("sealing"):
             asyncio.run(apply_migrations(f"sqlite://{folder}/sealing.sqlite3"))
             asyncio.run(bench_sealing(f"sqlite://{folder}/sealing.sqlite3", "sqlite"))
+        if wanted("outbox"):
+            asyncio.run(apply_migrations(f"sqlite://{folder}/outbox.sqlite3"))
+            bench_outbox(f"sqlite://{folder}/outbox.sqlite3", "sqlite")
         if wanted("import"):
             bench_import(urls[2:4], "sqlite", Path(folder))
 
@@ -271,6 +279,8 @@ def bench_postgres(only: str) -> None:
             asyncio.run(bench_sealing(asyncio.run(create_database(cluster, "sealing")), "postgres"))
         if wanted("scale"):
             bench_scale(asyncio.run(create_database(cluster, "scale")), CATALOG, LOCALES)
+        if wanted("outbox"):
+            bench_outbox(asyncio.run(create_database(cluster, "outbox")), "postgres")
         if wanted("import"):
             imports = [asyncio.run(create_database(cluster, name)) for name in ("import", "codes")]
             bench_import(imports, "postgres", Path(folder))

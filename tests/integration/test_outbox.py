@@ -5,6 +5,7 @@ listed. (Real receivers and real processes: tests/system/test_delivery.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from portal.catalog.policy import CatalogError
-from portal.catalog.services import connected_systems
+from portal.catalog.services import connected_systems, current_service
 from portal.consent import reads
 from portal.consent.policy import Decision
 from portal.credentials.policy import reference_key
@@ -31,7 +32,7 @@ from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState, MessageKind
-from portal.outbox.worker import DeliveryWorker, in_process
+from portal.outbox.worker import CONCURRENT, DeliveryWorker, in_process
 from portal.patrons.models import Patron
 from portal.settings import Settings
 from portal.stores.reading_history import services as reading_history
@@ -410,3 +411,176 @@ async def test_delivery_refuses_a_name_that_resolves_to_an_internal_address_now(
     assert request.attempts == 1
     assert request.state is DeliveryState.PENDING  # tried again later, when it may be fixed
     assert request.last_error == "endpoint not allowed (PORTAL_SYSTEM_ALLOWED_ADDRESSES)"
+
+
+class CountingReceiver:
+    """A connected system answering 200 after `delay` seconds, over HTTP/1.1 kept-alive
+    connections, counting the connections opened, the requests in flight at once and the
+    requests each webhook-id arrived in."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.connections = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.received: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/hooks"
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            for handler in self.handlers:
+                handler.cancel()
+            await asyncio.gather(*self.handlers, return_exceptions=True)
+            await self.server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.handlers.add(handler)
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                headers = dict(
+                    line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if ": " in line
+                )
+                headers = {key.lower(): value for key, value in headers.items()}
+                await reader.readexactly(int(headers.get("content-length", "0")))
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                self.received.append(headers["webhook-id"])
+                await asyncio.sleep(self.delay)
+                self.in_flight -= 1
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+
+async def retention_requests(days: int) -> None:
+    """A retention request to the library system for each of `days` days: about every
+    patron, none waits behind another (and no patron need be made for each)."""
+    service = await current_service("reading_history")
+    assert service is not None
+    for day in range(days):
+        await outbox.request_retention(
+            service, before=now().date() - timedelta(days=day), now=now()
+        )
+
+
+async def test_a_worker_sends_a_whole_batch_some_at_a_time(tmp_path: Path) -> None:
+    receiver = CountingReceiver()
+    await publish(delivery_catalog(await receiver.start()))
+    await retention_requests(60)
+    settings = replace(
+        fast_delivery(Settings(secret_key=SECRET, data_dir=tmp_path), tmp_path),
+        delivery_lease_seconds=60,
+    )
+    worker = DeliveryWorker(settings)
+    try:
+        assert await worker.deliver_due() == 60  # claimed in one statement, all sent
+    finally:
+        await worker.close()
+        await receiver.stop()
+    assert sorted(receiver.received) == sorted(
+        await OutboxMessage.all().values_list("message_id", flat=True)
+    )
+    assert 1 < receiver.most_in_flight <= CONCURRENT
+    assert await OutboxMessage.filter(state=DeliveryState.CONFIRMED).count() == 60
+
+
+async def test_a_worker_sends_over_connections_kept_alive(tmp_path: Path) -> None:
+    receiver = CountingReceiver(delay=0)
+    await publish(delivery_catalog(await receiver.start()))
+    await retention_requests(3 * CONCURRENT)
+    settings = fast_delivery(Settings(secret_key=SECRET, data_dir=tmp_path), tmp_path)
+    worker = DeliveryWorker(settings)
+    try:
+        assert await worker.deliver_all_due() == 3 * CONCURRENT
+    finally:
+        await worker.close()
+        await receiver.stop()
+    # Each connection carried several requests: opening one per request would cost a
+    # handshake each, and at a consortium's volume leave thousands in TIME_WAIT.
+    assert len(receiver.received) == 3 * CONCURRENT
+    assert receiver.connections <= CONCURRENT
+
+
+async def test_a_batch_of_answers_is_recorded_as_each_would_be_alone() -> None:
+    await publish(catalog())
+    patrons = [await make_patron() for _ in range(4)]
+    for patron in patrons:
+        await decides(patron.id, "reading_history", Decision.YES)
+    await deliver(204)  # the consents, confirmed: the deletions are due next
+    for patron in patrons:
+        await decides(patron.id, "reading_history", Decision.NO)
+    moment = now()
+    claimed = await delivery.claim_due(now=moment, limit=10, lease_seconds=LEASE)
+    assert len(claimed) == 4
+    # The last one's lease ended and another worker took it over meanwhile.
+    later = moment + timedelta(seconds=LEASE + 1)
+    [taken] = await delivery.claim_due(now=later, limit=1, lease_seconds=LEASE)
+    assert taken.id == claimed[0].id
+    answers = [
+        delivery.Answer(claimed[0], 200, None),
+        delivery.Answer(claimed[1], 200, None),
+        delivery.Answer(claimed[2], 202, None),
+        delivery.Answer(claimed[3], None, "ConnectError"),
+    ]
+    states = await delivery.record_answers(answers, now=later, first_retry_seconds=30)
+    assert states == [
+        None,
+        DeliveryState.CONFIRMED,
+        DeliveryState.ACCEPTED,
+        DeliveryState.PENDING,
+    ]
+    rows = {m.id: m for m in await OutboxMessage.filter(id__in=[c.id for c in claimed])}
+    assert rows[claimed[0].id].state is DeliveryState.PENDING  # the new holder's, untouched
+    assert rows[claimed[0].id].claim == taken.claim
+    confirmed = rows[claimed[1].id]
+    assert (confirmed.attempts, confirmed.last_status, confirmed.claim) == (1, 200, None)
+    assert confirmed.confirmed_at == later
+    assert confirmed.confirmed_via == "response"
+    accepted = rows[claimed[2].id]
+    assert (accepted.accepted_at, accepted.confirmed_at) == (later, None)
+    failed = rows[claimed[3].id]
+    assert (failed.attempts, failed.last_error, failed.claim) == (1, "ConnectError", None)
+    assert failed.due_ms > delivery.to_ms(later)
+    # One ledger confirmation: the deletion confirmed by its answer, in its patron's record.
+    events = await ConsentEvent.filter(kind=EventKind.DELETION_CONFIRMED)
+    assert [(e.patron_id, e.detail["request"]) for e in events] == [
+        (claimed[1].patron_id, claimed[1].message_id)
+    ]
+
+
+async def test_two_workers_in_parallel_send_each_request_once(engine: str, tmp_path: Path) -> None:
+    if engine != "postgres":
+        pytest.skip("workers in parallel hold rows on PostgreSQL (FOR UPDATE SKIP LOCKED)")
+    receiver = CountingReceiver(delay=0.005)
+    await publish(delivery_catalog(await receiver.start()))
+    await retention_requests(250)
+    settings = replace(
+        fast_delivery(Settings(secret_key=SECRET, data_dir=tmp_path), tmp_path),
+        delivery_lease_seconds=60,
+    )
+    workers = [DeliveryWorker(settings), DeliveryWorker(settings)]
+    try:
+        sent = await asyncio.gather(*(worker.deliver_all_due() for worker in workers))
+    finally:
+        for worker in workers:
+            await worker.close()
+        await receiver.stop()
+    assert sum(sent) == 250
+    assert all(sent)  # both took part
+    assert len(receiver.received) == len(set(receiver.received)) == 250
+    assert await OutboxMessage.filter(state=DeliveryState.CONFIRMED).count() == 250
