@@ -21,6 +21,7 @@ from portal.decisions import services as decisions
 from portal.errors import MessagesCode
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.outbox.models import OutboxMessage
+from portal.outbox.services import bodies_to_send
 from tests.factories import (
     catalog_text,
     decides,
@@ -235,8 +236,10 @@ def with_gateway() -> str:
 
 
 async def sent(patron_id: int) -> list[dict[str, object]]:
+    """The requests as the systems are sent them (a number is kept sealed in the outbox)."""
     rows = await OutboxMessage.filter(patron_id=patron_id).order_by("id")
-    return [json.loads(row.body) for row in rows]
+    bodies = await bodies_to_send(rows)
+    return [json.loads(bodies[row.id]) for row in rows]
 
 
 async def test_the_first_choice_on_a_channel_asks_for_its_number_and_nothing_changes_without():
