@@ -31,9 +31,12 @@ from portal.retained_keys.policy import (
 )
 
 BATCH = 1000
-SQLITE_INDEXES = [
+# Neither engine keeps the index of a column added and then made NOT NULL.
+WRAPPED_BY_INDEX = (
     'CREATE INDEX IF NOT EXISTS "idx_retained_da_wrapped_5152e3" '
-    'ON "retained_data_key" ("wrapped_by_id")',
+    'ON "retained_data_key" ("wrapped_by_id")'
+)
+SQLITE_INDEXES = [
     'CREATE UNIQUE INDEX IF NOT EXISTS "uid_retained_da_patron__863e02" '
     'ON "retained_data_key" ("patron_id", "store")',
 ]
@@ -81,13 +84,16 @@ async def wrap_every_key(apps, editor):
             bucket = patron_id % BUCKETS
             if bucket not in wrappings:
                 made = new_key()
-                [(made_id,)] = await run(
+                await run(
                     "INSERT INTO retained_key_wrap (bucket, generation, key, created_at, rotate) "
-                    "VALUES (?, 0, ?, ?, ?) RETURNING id",
+                    "VALUES (?, 0, ?, ?, ?)",
                     bucket,
                     made,
                     moment,
                     False,
+                )
+                [(made_id,)] = await run(
+                    "SELECT id FROM retained_key_wrap WHERE bucket = ? AND generation = 0", bucket
                 )
                 wrappings[bucket] = (made_id, made)
             wrap_id, wrapping = wrappings[bucket]
@@ -147,6 +153,7 @@ async def seal_outbox_contacts(apps, editor):
 
 
 async def restore_indexes(apps, editor):
+    await editor.client.execute_script(WRAPPED_BY_INDEX)
     if editor.client.capabilities.dialect == "sqlite":
         for statement in SQLITE_INDEXES:
             await editor.client.execute_script(statement)
