@@ -281,7 +281,8 @@ async def settle_after_restore(
                     deleted += len(chunk)
             erasure.deleted(deleted)
             if store.startswith(CONTACT_STORE):
-                # The requests restored with it still carry the number or address in clear.
+                # The requests restored with it may carry the number (sealed, or in clear
+                # from before migration 0025): taken out, as erasing it does.
                 channel = store.removeprefix(CONTACT_STORE)
                 erasure.deleted(await forget_contacts(patron_id, channel))
             withdrawn = (patron_id, store) not in held
