@@ -8,7 +8,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0024_batches_job_progress')]
+    dependencies = [('models', '0025_wrap_retained_keys')]
 
     initial = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import re
@@ -189,40 +190,74 @@ async def erasing() -> AsyncIterator[Erasure]:
 async def _scrub_write_ahead_log() -> None:
     """After an erasure has committed: on SQLite, copy the write-ahead log into the (securely
     deleting) database file and truncate it, so no copy of an erased row lingers in the
-    -wal file. On PostgreSQL an erased key's dead tuple is removed by `compact_tables` (a
-    scheduled job); the erased rows' dead tuples stay sealed under that key."""
+    -wal file. On PostgreSQL an erased key's dead tuple is left unreadable by compaction (a
+    scheduled job, portal.erasure.services.compact), which rotates its wrapping key; the erased
+    rows' dead tuples stay sealed under that key."""
     connection = connections.get("default")
     if connection.capabilities.dialect == "sqlite":
         await connection.execute_script("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-async def compact_tables(tables: list[str]) -> None:
-    """Rewrite tables that held erased rows. PostgreSQL keeps a deleted row's bytes in its
-    page until the page is reused; VACUUM FULL writes the live rows to new files and drops
-    the old ones (it locks each table while it runs: schedule it at a quiet hour). Retained
-    data is sealed, so only the small tables whose deleted rows are readable by themselves
-    are named: the key table and the outbox (portal.erasure.services.compact)."""
+class LockBusy(Exception):
+    """A lock was not granted within a `briefly_locking` transaction's timeout."""
+
+
+@asynccontextmanager
+async def briefly_locking(timeout_ms: int) -> AsyncIterator[None]:
+    """A transaction that gives up (LockBusy, rolled back) rather than wait more than
+    `timeout_ms` for a lock: a scheduled job's step that pages and the API would otherwise
+    queue behind while it waits (PostgreSQL queues later lockers behind a waiting one). On
+    SQLite the transaction takes the write lock when it begins, as every writer does."""
+    try:
+        async with in_transaction() as connection:
+            if connection.capabilities.dialect == "postgres":
+                await connection.execute_script(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
+            yield
+    except Exception as error:
+        if not _lock_not_granted(error):
+            raise
+        raise LockBusy(str(error)) from error
+
+
+def _lock_not_granted(error: BaseException) -> bool:
+    """PostgreSQL's lock_not_available (55P03), as asyncpg raises it: Tortoise passes it on."""
+    return getattr(error, "sqlstate", None) == "55P03"
+
+
+async def rewrite_small_table(table: str, *, timeout_ms: int, tries: int, pause: float) -> None:
+    """Rewrite a small table that held erased rows (the wrapping keys: a few MB), so no
+    deleted row's bytes are left in its pages: PostgreSQL keeps them until the page is
+    reused, and VACUUM FULL writes the live rows to new files and drops the old ones. It
+    locks the table while it waits and while it copies: each try waits `timeout_ms` at most
+    (a backup's long transaction, say), then `pause` seconds before the next; LockBusy when
+    no try got it. On SQLite deleted rows are zeroed as they go (secure_delete): only the
+    write-ahead log is scrubbed."""
     connection = connections.get("default")
     if connection.capabilities.dialect != "postgres":
         await _scrub_write_ahead_log()
         return
     not_owned = await fetch_rows(
-        "SELECT tablename FROM pg_tables WHERE tablename = ANY(?) AND tableowner <> current_user",
-        tables,
+        "SELECT tablename FROM pg_tables WHERE tablename = ? AND tableowner <> current_user",
+        table,
     )
     if not_owned:
-        # PostgreSQL would only warn and skip them: the job must not report success.
-        names = ", ".join(row["tablename"] for row in not_owned)
-        raise PermissionError(f"the portal's database role must own {names} to rewrite them")
+        # PostgreSQL would only warn and skip it: the job must not report success.
+        raise PermissionError(f"the portal's database role must own {table} to rewrite it")
     async with connection.acquire_connection() as raw:
-        # Give up on a table rather than queue every page and API call behind a long
-        # transaction (a backup, say) for more than a few seconds.
-        await raw.execute("SET lock_timeout = '5s'")
+        await raw.execute(f"SET lock_timeout = {int(timeout_ms)}")
         try:
-            for table in tables:
-                await raw.execute(f'VACUUM FULL "{table}"')
+            for attempt in range(tries):
+                try:
+                    await raw.execute(f'VACUUM FULL "{table}"')
+                    return
+                except Exception as error:
+                    if not _lock_not_granted(error):
+                        raise
+                    if attempt + 1 < tries:
+                        await asyncio.sleep(pause)
         finally:
             await raw.execute("RESET lock_timeout")
+    raise LockBusy(f"{table} stayed locked by others: not rewritten, the next run tries again")
 
 
 async def fetch_rows(sql: str, *values: Any) -> list[dict[str, Any]]:

@@ -7,9 +7,10 @@ from pathlib import Path
 from tortoise.connection import connections
 
 
-async def files_hold(data: bytes, *, tables: list[str] | None = None) -> bool:
+async def files_hold(data: bytes, *, tables: list[str] | None = None, wal: bool = True) -> bool:
     """SQLite: the database, -wal and -shm files. PostgreSQL: the relation files of `tables`,
-    or of every table, index and TOAST table of the database and its write-ahead log."""
+    or of every table, index and TOAST table of the database and (unless not `wal`) its
+    write-ahead log."""
     connection = connections.get("default")
     if connection.capabilities.dialect == "sqlite":
         database = Path(connection.filename)  # type: ignore[attr-defined]
@@ -28,6 +29,7 @@ async def files_hold(data: bytes, *, tables: list[str] | None = None) -> bool:
             for row in await connection.execute_query_dict(
                 "SELECT name FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'"
             )
+            if wal
         ]
     else:
         paths = [

@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 # The tables whose rows no database backup carries: the per-patron keys that retained data is
-# sealed under. Erasure destroys a patron's key, so a backup taken before a withdrawal holds
-# only sealed rows nobody can open once restored with today's keys. A name that does not
-# exist (yet) is skipped.
-LEFT_OUT_OF_BACKUPS: tuple[str, ...] = ("retained_data_key",)
+# sealed under, and the wrapping keys they are wrapped under. Erasure destroys a patron's
+# key, so a backup taken before a withdrawal holds only sealed rows nobody can open once
+# restored with today's keys (a key backup carries them unwrapped: the restore wraps them
+# again). A name that does not exist (yet) is skipped. The key table comes first: its rows
+# refer to the wrapping keys'.
+LEFT_OUT_OF_BACKUPS: tuple[str, ...] = ("retained_data_key", "retained_key_wrap")
 
 # Inside the age encryption, a backup is this line, one line of JSON (the header) and then
 # the payload: a SQLite database file, a pg_dump archive (custom format) or the key rows.

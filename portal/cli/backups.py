@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from portal.cli.database import with_db
 from portal.clock import local_date, utcnow
 from portal.db import apply_migrations
 from portal.erasure.services import apply_retention
+from portal.outbox import services as outbox
 from portal.retained_keys import services as retained_keys
 from portal.settings import Settings
 
@@ -28,7 +30,9 @@ RETAINED_KEYS = KeyTable(
     retained_keys.KEY_TABLE,
     retained_keys.export_keys,
     retained_keys.replace_keys,
-    retained_keys.settle_after_restore,
+    functools.partial(
+        retained_keys.settle_after_restore, forget_contacts=outbox.forget_contacts_on
+    ),
 )
 
 T = TypeVar("T")

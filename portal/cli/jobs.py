@@ -185,7 +185,7 @@ def add_scheduled_verbs(commands: argparse._SubParsersAction[argparse.ArgumentPa
     ).set_defaults(run=cmd_apply_retention)
     commands.add_parser(
         "compact-erased",
-        help="scheduled daily: rewrite the key table of retained data and the outbox",
+        help="scheduled daily: rotate the wrapping keys of erased keys, online and in batches",
     ).set_defaults(run=cmd_compact_erased)
     commands.add_parser(
         "purge-sessions",

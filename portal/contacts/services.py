@@ -14,7 +14,14 @@ from portal.contacts.models import MessageContact
 from portal.contacts.policy import normalised
 from portal.db import Erasure, fetch_rows
 from portal.retained_keys.policy import CONTACT_STORE, PatronKey, SealError, contact_store
-from portal.retained_keys.services import destroy_key, key_for, key_of, keys_of, replace_key
+from portal.retained_keys.services import (
+    destroy_key,
+    key_for,
+    key_of,
+    keys_of,
+    replace_key,
+    unwrapped,
+)
 
 TABLE = MessageContact._meta.db_table
 TABLES = [TABLE]
@@ -40,10 +47,12 @@ async def contact_of(patron_id: int, channel: str) -> str | None:
 
 
 # With each detail's key, in the one query (the API's hot path): the key of store
-# "contact:<channel>" (portal.retained_keys).
+# "contact:<channel>" and the wrapping key it is wrapped under (portal.retained_keys).
 _CONTACTS_QUERY = (
-    "SELECT c.patron_id, c.channel, c.value, k.key FROM message_contact c "
+    "SELECT c.patron_id, c.channel, c.value, k.store, k.key, w.key AS wrapping "
+    "FROM message_contact c "
     "JOIN retained_data_key k ON k.patron_id = c.patron_id AND k.store = 'contact:' || c.channel "
+    "JOIN retained_key_wrap w ON w.id = k.wrapped_by_id "
     "WHERE c.patron_id IN ({})"
 )
 
@@ -62,7 +71,7 @@ async def contacts_of(patron_ids: list[int]) -> dict[int, dict[str, str]]:
         return {}
     found: dict[int, dict[str, str]] = {}
     for row in await fetch_rows(_contacts_query(len(patron_ids)), *patron_ids):
-        key = PatronKey(row["patron_id"], bytes(row["key"]))
+        key = PatronKey(row["patron_id"], unwrapped(row))
         found.setdefault(row["patron_id"], {})[row["channel"]] = _open(key, row["value"])
     return found
 

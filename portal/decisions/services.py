@@ -58,7 +58,7 @@ from portal.ledger.models import Actor, EventKind
 from portal.ledger.services import PATRON_ONLINE, SYSTEM_JOB, ActingParty
 from portal.locale_codes import fallbacks
 from portal.outbox.policy import DeletionReason
-from portal.outbox.services import forget_contact, notify_consent_given, notify_contact_changed
+from portal.outbox.services import forget_contacts_on, notify_consent_given, notify_contact_changed
 from portal.patrons.services import lock_patron, lock_patrons
 
 
@@ -356,7 +356,7 @@ async def _change_contact_in(
     value = await keep_contact(erasure, patron_id, channel, raw, region=region, now=now)
     if before is not None and value != before:
         # The number replaced is erased as any other: out of the requests that carried it.
-        erasure.deleted(await forget_contact(patron_id, before))
+        erasure.deleted(await forget_contacts_on(patron_id, channel))
         systems: dict[str, int] = {}
         for state in on:
             for system in choices[state.service_id].systems:

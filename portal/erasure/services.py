@@ -13,21 +13,20 @@ from portal import batches
 from portal.batches import Progress, no_progress
 from portal.catalog.services import PublishedService, all_services, channel_choices
 from portal.consent.models import ConsentState
-from portal.contacts.services import contact_of, erase_contact
-from portal.db import Erasure, compact_tables, erasing
+from portal.contacts.services import erase_contact
+from portal.db import Erasure, erasing
 from portal.ledger import details
 from portal.ledger.models import EventKind
 from portal.ledger.services import SYSTEM_JOB, ActingParty, event, record, record_all
-from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeletionReason
 from portal.outbox.services import (
     DeletionAsked,
-    forget_contact,
+    forget_contacts_on,
     request_deletions,
     request_deletions_of,
     request_retention,
 )
-from portal.retained_keys.services import KEY_TABLE
+from portal.retained_keys.rotation import Rotated, rotate_marked
 from portal.stores.base import Cutoff, Expired, Retained
 from portal.stores.registry import STORES
 
@@ -137,10 +136,8 @@ async def _erase_unused_contact(
     # No message goes this way any more: the systems are told to delete the number or
     # address even when this portal never had it (a choice carried over from a service
     # whose number only the gateway held).
-    value = await contact_of(patron_id, channel)
     rows = erasure.deleted(await erase_contact(erasure, patron_id, channel))
-    if value is not None:
-        erasure.deleted(await forget_contact(patron_id, value))
+    erasure.deleted(await forget_contacts_on(patron_id, channel))
     if rows:
         await record(
             patron_id,
@@ -207,14 +204,13 @@ async def _expire_batch(
     return batch
 
 
-async def compact() -> None:
-    """Scheduled: rewrite the key table, so an erased row's key leaves no bytes behind. The
-    stores' tables are not rewritten: what is left of an erased row there is sealed under a
-    key that no longer exists anywhere (portal.retained_keys), and rewriting tens of millions
-    of rows under an exclusive lock every night would stop loans and pages for its length.
-    The outbox too: a contact detail erased was rewritten out of the requests that carried
-    it, in plaintext (a connected system is sent it)."""
-    await compact_tables([KEY_TABLE, OutboxMessage._meta.db_table])
+async def compact(*, now: datetime, progress: Progress = no_progress) -> Rotated:
+    """Scheduled: every wrapping key under which a key was destroyed is rotated, online and in
+    batches (portal.retained_keys.rotation), so an erased key's wrapped bytes left in a dead
+    tuple open under no key that exists. No large table is rewritten under a lock: what is
+    left of an erased row in a store's table is sealed under that key, and what is left of
+    a number or address in the outbox is sealed under the patron's key for its channel."""
+    return await rotate_marked(now=now, progress=progress)
 
 
 @dataclass(frozen=True)

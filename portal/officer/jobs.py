@@ -26,6 +26,7 @@ from portal.outbox import services as outbox
 from portal.outbox.keys import SecretsError
 from portal.outbox.worker import DeliveryWorker, check_published_secrets
 from portal.patrons.services import purge_expired_sessions
+from portal.retained_keys.rotation import keys_to_rewrap
 from portal.rights.keys import ReceiptKeysError, load_keys
 from portal.rights.proofs import checker, signer
 from portal.settings import Settings
@@ -59,8 +60,14 @@ async def apply_retention(settings: Settings) -> int:
 
 
 async def compact_erased() -> None:
-    async with recorded(JobName.COMPACT_ERASED, utcnow):
-        await compact()
+    async with recorded(JobName.COMPACT_ERASED, utcnow) as run:
+        await run.counted(await keys_to_rewrap())
+        rotated = await compact(now=utcnow(), progress=run.batch_done)
+        run.counts.update(
+            wrapping_keys_rotated=rotated.wrapping_keys,
+            keys_rewrapped=rotated.keys,
+            wrapping_keys_left=rotated.left,
+        )
 
 
 async def purge_sessions(settings: Settings) -> int:

@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 from portal.db import fetch_rows
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import DeliveryState, MessageKind, Result, next_attempt, result_of
-from portal.outbox.services import record_confirmations, to_ms
+from portal.outbox.services import bodies_to_send, record_confirmations, to_ms
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ async def claim_due(*, now: datetime, limit: int, lease_seconds: float) -> list[
     if not rows:
         return []
     messages = await OutboxMessage.filter(id__in=[row["id"] for row in rows], claim=claim)
+    bodies = await bodies_to_send(messages)
     return [
         Claimed(
             id=message.id,
@@ -80,7 +81,7 @@ async def claim_due(*, now: datetime, limit: int, lease_seconds: float) -> list[
             kind=message.kind,
             patron_id=message.patron_id,
             service_id=message.service_id,
-            body=message.body.encode(),
+            body=bodies[message.id].encode(),
             attempts=message.attempts,
             give_up_at=message.give_up_at,
             claim=claim,

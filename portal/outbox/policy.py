@@ -208,6 +208,23 @@ def message_of(choice: MessageChoice) -> dict[str, Any]:
     }
 
 
+# Where a request's number or address is sealed (portal.retained_keys.policy.context): in
+# the stored body only; a receiver is sent it opened, as it was written.
+CONTACT_TABLE, CONTACT_COLUMN = "outbox_message", "contact"
+
+
+def contact_holder(kind: MessageKind, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The part of a request that carries a number or address ("contact" and "channel"):
+    a consent to a message choice, or a changed contact; None for any other."""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return None
+    if kind is MessageKind.CONTACT_CHANGED:
+        return data
+    message = data.get("message") if kind is MessageKind.CONSENT_GIVEN else None
+    return message if isinstance(message, dict) and "contact" in message else None
+
+
 def body_of(payload: dict[str, Any]) -> str:
     """Serialised once, when the request is written: every retry sends the same bytes."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,6 +24,8 @@ from portal.ledger.models import EventKind
 from portal.ledger.services import CONNECTED_SYSTEM, ActingParty, event, record, record_all
 from portal.outbox.models import OutboxMessage
 from portal.outbox.policy import (
+    CONTACT_COLUMN,
+    CONTACT_TABLE,
     RETRY_FOR,
     UNCONFIRMED_AFTER,
     DeletionReason,
@@ -32,6 +33,7 @@ from portal.outbox.policy import (
     MessageKind,
     body_of,
     consent_payload,
+    contact_holder,
     contact_payload,
     deletion_payload,
     is_message_id,
@@ -39,6 +41,8 @@ from portal.outbox.policy import (
     new_message_id,
 )
 from portal.patrons.models import Patron
+from portal.retained_keys.policy import CONTACT_STORE, SealError, contact_store, is_sealed
+from portal.retained_keys.services import key_for, keys_of
 
 # Confirmed requests are kept this long for systems catching up (GET /api/v1/deletions);
 # the patron's record keeps the requests and confirmations for good (the ledger).
@@ -234,7 +238,10 @@ async def notify_consent_given(
     if service.choice is not None:
         message = message_of(service.choice)
         if service.choice.channel is not None:
-            message["contact"] = contact
+            channel = service.choice.channel
+            message["contact"] = (
+                None if contact is None else await _seal(patron_id, channel, contact, now)
+            )
         if carried_from is not None:
             message["carried_from"] = carried_from
     payload = consent_payload(
@@ -261,7 +268,10 @@ async def notify_contact_changed(
     """Tell each system holding the patron's contact detail for a channel (key, and a
     message choice it holds it for) that it changed. In the transaction that changed it."""
     payload = contact_payload(
-        patron=await _patron_reference(patron_id), channel=channel, contact=contact, changed_at=now
+        patron=await _patron_reference(patron_id),
+        channel=channel,
+        contact=await _seal(patron_id, channel, contact, now),
+        changed_at=now,
     )
     for system, service_id in systems:
         await _enqueue(
@@ -275,31 +285,62 @@ async def notify_contact_changed(
     return len(systems)
 
 
-async def forget_contact(patron_id: int, value: str) -> int:
-    """The patron's number or address was erased: it is taken out of every request to
-    connected systems that carried it (kept up to 30 days after delivery; a request still
-    waiting is sent without it). Returns the requests rewritten. In the erasing transaction."""
-    return await _forget_contacts(patron_id, lambda found: found.get("contact") == value)
+async def _seal(patron_id: int, channel: str, contact: str, now: datetime) -> str:
+    """The number or address as the stored request keeps it: sealed under the patron's key
+    for the channel (portal.retained_keys), which erasing or replacing it destroys, so no
+    copy of the request (a dead tuple, a backup) shows it afterwards. Opened when sent."""
+    key = await key_for(patron_id, contact_store(channel), now=now)
+    return key.seal(CONTACT_TABLE, CONTACT_COLUMN, contact)
+
+
+async def bodies_to_send(messages: list[OutboxMessage]) -> dict[int, str]:
+    """Each request's body as a system is sent it: its number or address opened, so the
+    bytes are those written before contacts were sealed, the same on every retry while the
+    key lives. One whose key was destroyed (the number erased or replaced) goes with the
+    contact null, as an erased number is taken out of a request."""
+    holders = {
+        message.id: (payload, holder)
+        for message in messages
+        if message.patron_id is not None
+        and (holder := contact_holder(message.kind, payload := json.loads(message.body)))
+        is not None
+        and isinstance(holder.get("contact"), str)
+        and is_sealed(holder["contact"])
+    }
+    bodies = {message.id: message.body for message in messages}
+    if not holders:
+        return bodies
+    patrons = sorted({m.patron_id for m in messages if m.id in holders and m.patron_id})
+    keys = await keys_of(patrons, CONTACT_STORE)
+    for message in messages:
+        if message.id not in holders or message.patron_id is None:
+            continue
+        payload, holder = holders[message.id]
+        key = keys.get((message.patron_id, contact_store(str(holder.get("channel")))))
+        try:
+            if key is None:
+                raise SealError
+            holder["contact"] = key.open(CONTACT_TABLE, CONTACT_COLUMN, holder["contact"])
+        except SealError:
+            holder["contact"] = None
+        bodies[message.id] = body_of(payload)
+    return bodies
 
 
 async def forget_contacts_on(patron_id: int, channel: str) -> int:
-    """As forget_contact, for every number or address of one channel, whatever it was: after
-    a restore, the detail itself can no longer be read (its key is gone), but the requests
-    restored with it still carry it."""
-    return await _forget_contacts(
-        patron_id, lambda found: found.get("channel") == channel and found.get("contact")
-    )
-
-
-async def _forget_contacts(patron_id: int, carries: Callable[[dict[str, Any]], object]) -> int:
+    """The patron's number or address for a channel was erased or replaced: it is taken out
+    of every request to connected systems that carried it (kept up to 30 days after
+    delivery; a request still waiting is sent without it), whatever it was. It was sealed
+    there under the key just destroyed; the request is left saying plainly that it has
+    none. After a restore, the requests restored with it may carry one too. Returns the
+    requests rewritten. In the erasing transaction."""
     rewritten = 0
     for message in await OutboxMessage.filter(
         patron_id=patron_id, kind__in=(MessageKind.CONSENT_GIVEN, MessageKind.CONTACT_CHANGED)
     ).select_for_update():
         payload = json.loads(message.body)
-        data = payload.get("data", {})
-        found = data.get("message", {}) if message.kind is MessageKind.CONSENT_GIVEN else data
-        if not isinstance(found, dict) or not carries(found):
+        found = contact_holder(message.kind, payload)
+        if found is None or found.get("channel") != channel or not found.get("contact"):
             continue
         found["contact"] = None
         message.body = body_of(payload)

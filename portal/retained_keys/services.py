@@ -7,10 +7,12 @@ always means "this consent ended" (docs/PROMISES.md promise 4)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from tortoise.connection import connections
 from tortoise.transactions import in_transaction
 
 from portal.catalog.services import PublishedService, services_by_id
@@ -21,21 +23,24 @@ from portal.db import Erasure, erasing, fetch_rows
 from portal.ledger import details
 from portal.ledger.models import ConsentEvent, EventKind
 from portal.ledger.services import SYSTEM_JOB, record
-from portal.outbox.services import forget_contacts_on
 from portal.patrons.models import Patron
-from portal.retained_keys.models import KEY_TABLE, RetainedDataKey
+from portal.retained_keys.models import KEY_TABLE, WRAP_TABLE, RetainedDataKey, RetainedKeyWrap
 from portal.retained_keys.policy import (
     CONTACT_STORE,
     SEALED_TABLES,
     PatronKey,
     SealError,
+    bucket_of,
     context,
     new_key,
     open_sealed,
+    unwrap_key,
+    wrap_key,
 )
 
 __all__ = [
     "KEY_TABLE",
+    "WRAP_TABLE",
     "Unreadable",
     "consents_ended_since",
     "destroy_key",
@@ -52,13 +57,53 @@ __all__ = [
 
 # Rows read at once when a restored database is searched for what no longer opens.
 BATCH = 5000
-_KEYS = "SELECT patron_id, store, key FROM retained_data_key WHERE patron_id IN ({})"
-_KEYS_OF_STORES = _KEYS + " AND store LIKE ?"
+# Each key with the wrapping key it is wrapped under: one join, one AES-GCM open per key.
+KEYS_JOIN = (
+    "SELECT k.patron_id, k.store, k.key, w.key AS wrapping FROM retained_data_key k "
+    "JOIN retained_key_wrap w ON w.id = k.wrapped_by_id "
+)
+_KEYS = KEYS_JOIN + "WHERE k.patron_id IN ({})"
+_KEYS_OF_STORES = _KEYS + " AND k.store LIKE ?"
+_KEY = KEYS_JOIN + "WHERE k.patron_id = ? AND k.store = ?"
+# The newest wrapping key of a bucket, which new keys are wrapped under. On PostgreSQL it is
+# locked against deletion (FOR KEY SHARE) until the writer commits: compaction deletes an
+# old wrapping key only once no key is wrapped under it, and a writer that read it before
+# compaction made the next one must not wrap a key under it that the deletion then misses
+# (the foreign key would refuse the writer's insert). SQLite's writers are serialised.
+_NEWEST_WRAP = (
+    "SELECT id, key FROM retained_key_wrap WHERE bucket = ? ORDER BY generation DESC LIMIT 1"
+)
 _DELETE = "DELETE FROM {} WHERE id IN ({})"  # a table of policy.SEALED_TABLES
 
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
+
+
+def unwrapped(row: dict[str, Any]) -> bytes:
+    """A row of KEYS_JOIN's: the patron's key, unwrapped."""
+    return unwrap_key(bytes(row["wrapping"]), bytes(row["key"]), row["patron_id"], row["store"])
+
+
+def _postgres() -> bool:
+    dialect: str = connections.get("default").capabilities.dialect
+    return dialect == "postgres"
+
+
+async def wrapping_key(bucket: int, *, now: datetime) -> tuple[int, bytes]:
+    """The bucket's newest wrapping key (id, key), made on the bucket's first need: race-free,
+    as two first writers both insert generation 0 and one insert is ignored (UNIQUE (bucket,
+    generation)). In the writer's transaction, which it stays locked in (_NEWEST_WRAP)."""
+    newest = _NEWEST_WRAP + (" FOR KEY SHARE" if _postgres() else "")
+    for _ in range(3):
+        rows = await fetch_rows(newest, bucket)
+        if rows:
+            return rows[0]["id"], bytes(rows[0]["key"])
+        await RetainedKeyWrap.bulk_create(
+            [RetainedKeyWrap(bucket=bucket, generation=0, key=new_key(), created_at=now)],
+            ignore_conflicts=True,
+        )
+    raise RuntimeError(f"no wrapping key for bucket {bucket}")
 
 
 async def key_for(patron_id: int, store: str, *, now: datetime) -> PatronKey:
@@ -68,8 +113,17 @@ async def key_for(patron_id: int, store: str, *, now: datetime) -> PatronKey:
     found = await key_of(patron_id, store)
     if found is not None:
         return found
+    wrap_id, wrapping = await wrapping_key(bucket_of(patron_id), now=now)
     await RetainedDataKey.bulk_create(
-        [RetainedDataKey(patron_id=patron_id, store=store, key=new_key(), created_at=now)],
+        [
+            RetainedDataKey(
+                patron_id=patron_id,
+                store=store,
+                key=wrap_key(wrapping, new_key(), patron_id, store),
+                wrapped_by_id=wrap_id,
+                created_at=now,
+            )
+        ],
         ignore_conflicts=True,
     )
     made = await key_of(patron_id, store)
@@ -80,10 +134,8 @@ async def key_for(patron_id: int, store: str, *, now: datetime) -> PatronKey:
 
 async def key_of(patron_id: int, store: str) -> PatronKey | None:
     """The key to open what is kept, or None: nothing was ever kept, or it was erased."""
-    rows = await fetch_rows(
-        "SELECT key FROM retained_data_key WHERE patron_id = ? AND store = ?", patron_id, store
-    )
-    return PatronKey(patron_id, bytes(rows[0]["key"])) if rows else None
+    rows = await fetch_rows(_KEY, patron_id, store)
+    return PatronKey(patron_id, unwrapped(rows[0])) if rows else None
 
 
 async def keys_of(patron_ids: list[int], store_prefix: str) -> dict[tuple[int, str], PatronKey]:
@@ -97,22 +149,61 @@ async def keys_of(patron_ids: list[int], store_prefix: str) -> dict[tuple[int, s
         store_prefix + "%",
     )
     return {
-        (row["patron_id"], row["store"]): PatronKey(row["patron_id"], bytes(row["key"]))
+        (row["patron_id"], row["store"]): PatronKey(row["patron_id"], unwrapped(row))
         for row in rows
     }
 
 
 async def destroy_key(erasure: Erasure, patron_id: int, store: str) -> int:
     """Every copy of what the key sealed becomes unreadable: inside the erasing transaction
-    that deletes the rows, counted there so that SQLite's write-ahead log is scrubbed of it."""
-    deleted: int = await RetainedDataKey.filter(patron_id=patron_id, store=store).delete()
-    return erasure.deleted(deleted)
+    that deletes the rows, counted there so that SQLite's write-ahead log is scrubbed of it.
+    Its wrapping key is marked for compaction, which rotates it: the key's wrapped bytes
+    left in a dead tuple then open under no key that exists. Marked before the key row is
+    deleted, so that this transaction never holds the key row while waiting for the
+    wrapping key that compaction may be deleting (which waits for the key row)."""
+    under = await RetainedDataKey.filter(patron_id=patron_id, store=store).values_list(
+        "wrapped_by_id", flat=True
+    )
+    await _mark(list(under))
+    rows = await fetch_rows(
+        "DELETE FROM retained_data_key WHERE patron_id = ? AND store = ? RETURNING wrapped_by_id",
+        patron_id,
+        store,
+    )
+    # Re-wrapped by compaction between the two statements: its new wrapping key is marked.
+    await _mark([row["wrapped_by_id"] for row in rows if row["wrapped_by_id"] not in under])
+    return erasure.deleted(len(rows))
+
+
+async def _mark(wrap_ids: list[Any]) -> None:
+    ids = sorted(set(wrap_ids))
+    if not ids:
+        return
+    if len(ids) > 1:
+        # A batch's row locks lowest id first, as every batch takes them: two never deadlock.
+        # Whole rows: Tortoise leaves FOR UPDATE out of a values() query.
+        await RetainedKeyWrap.filter(id__in=ids, rotate=False).order_by("id").select_for_update()
+    # A row lock on a tiny table; already marked: nothing written.
+    await RetainedKeyWrap.filter(id__in=ids, rotate=False).update(rotate=True)
 
 
 async def destroy_keys(erasure: Erasure, patron_ids: list[int], store: str) -> int:
-    """`destroy_key` for a batch of patrons, in one statement (a job ending their consents)."""
-    deleted: int = await RetainedDataKey.filter(patron_id__in=patron_ids, store=store).delete()
-    return erasure.deleted(deleted)
+    """`destroy_key` for a batch of patrons, in a statement or two (a job ending their
+    consents), their wrapping keys marked as `destroy_key` marks one."""
+    if not patron_ids:
+        return 0
+    under = await RetainedDataKey.filter(patron_id__in=patron_ids, store=store).values_list(
+        "wrapped_by_id", flat=True
+    )
+    await _mark(list(under))
+    rows = await fetch_rows(
+        f"DELETE FROM retained_data_key WHERE patron_id IN ({_marks(len(patron_ids))}) "  # noqa: S608 - only marks
+        "AND store = ? RETURNING wrapped_by_id",
+        *patron_ids,
+        store,
+    )
+    await _mark([row["wrapped_by_id"] for row in rows if row["wrapped_by_id"] not in under])
+    return erasure.deleted(len(rows))
 
 
 async def replace_key(erasure: Erasure, patron_id: int, store: str, *, now: datetime) -> PatronKey:
@@ -124,9 +215,10 @@ async def replace_key(erasure: Erasure, patron_id: int, store: str, *, now: date
 
 
 async def export_keys() -> list[tuple[int, str, bytes]]:
-    """Every key, for the restore of a backup that does not carry the key table."""
-    rows = await fetch_rows("SELECT patron_id, store, key FROM retained_data_key ORDER BY id")
-    return [(row["patron_id"], row["store"], bytes(row["key"])) for row in rows]
+    """Every key, unwrapped, for the restore of a backup that does not carry the key table
+    (nor the wrapping keys): the restore wraps them again under the new database's own."""
+    rows = await fetch_rows(KEYS_JOIN + "ORDER BY k.id")
+    return [(row["patron_id"], row["store"], unwrapped(row)) for row in rows]
 
 
 async def import_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
@@ -145,13 +237,28 @@ async def import_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
         patrons = sorted({patron for patron, _, _ in batch})
         held = {row["id"] for row in await Patron.filter(id__in=patrons).values("id")}
         kept = set((await _keys_by_patron(patrons)).keys())
-        new = [
-            RetainedDataKey(patron_id=patron, store=store, key=key, created_at=moment)
-            for patron, store, key in batch
-            if patron in held and (patron, store) not in kept
-        ]
-        # Ignoring a conflict: a key made meanwhile by a write stays (it seals that write).
-        await RetainedDataKey.bulk_create(new, ignore_conflicts=True)
+        async with in_transaction():  # the wrapping keys stay locked until the keys are in
+            wrappings: dict[int, tuple[int, bytes]] = {}
+            new = []
+            for patron, store, key in batch:
+                if patron not in held or (patron, store) in kept:
+                    continue
+                bucket = bucket_of(patron)
+                if bucket not in wrappings:
+                    wrappings[bucket] = await wrapping_key(bucket, now=moment)
+                wrap_id, wrapping = wrappings[bucket]
+                wrapped = wrap_key(wrapping, key, patron, store)
+                new.append(
+                    RetainedDataKey(
+                        patron_id=patron,
+                        store=store,
+                        key=wrapped,
+                        wrapped_by_id=wrap_id,
+                        created_at=moment,
+                    )
+                )
+            # Ignoring a conflict: a key made meanwhile by a write stays (it seals that write).
+            await RetainedDataKey.bulk_create(new, ignore_conflicts=True)
         written += len(new)
         batch = []
     return written
@@ -160,8 +267,9 @@ async def import_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
 async def replace_keys(keys: Iterable[tuple[int, str, bytes]]) -> int:
     """A restored database's keys become today's (`import_keys`): whatever key table it came
     with is emptied first (a copy made outside `portal backup` may carry one), so that no key
-    destroyed since the copy was made opens its rows again."""
+    destroyed since the copy was made opens its rows again; and so are its wrapping keys."""
     await RetainedDataKey.all().delete()
+    await RetainedKeyWrap.all().delete()
     return await import_keys(keys)
 
 
@@ -174,7 +282,9 @@ class Unreadable:
     consents_ended: int
 
 
-async def settle_after_restore(*, now: datetime) -> Unreadable:
+async def settle_after_restore(
+    *, now: datetime, forget_contacts: Callable[[int, str], Awaitable[int]]
+) -> Unreadable:
     """After a restore and `import_keys`: every sealed row that no key opens is deleted. Where
     the patron has no key for that store any more, its consent ended after the backup (a key
     is destroyed only then): every consent the restored database holds in force over that
@@ -182,7 +292,8 @@ async def settle_after_restore(*, now: datetime) -> Unreadable:
     "restore"), so no withdrawn consent comes back in force and the patron is asked again.
     Where a newer key stands (part of the store was deleted since, or a number changed), only
     the rows go: the consent is the patron's still. Connected systems are not asked again:
-    they were when the consent ended."""
+    they were when the consent ended. `forget_contacts`: portal.outbox's, which takes a
+    channel's number or address out of the patron's requests restored with it."""
     lost = await _unopened_rows()
     held = await _keys_by_patron(sorted({patron for patron, _ in lost})) if lost else {}
     rows = ended = 0
@@ -197,9 +308,10 @@ async def settle_after_restore(*, now: datetime) -> Unreadable:
                     deleted += len(chunk)
             erasure.deleted(deleted)
             if store.startswith(CONTACT_STORE):
-                # The requests restored with it still carry the number or address in clear.
+                # The requests restored with it may carry the number (sealed, or in clear
+                # from before migration 0025): taken out, as erasing it does.
                 channel = store.removeprefix(CONTACT_STORE)
-                erasure.deleted(await forget_contacts_on(patron_id, channel))
+                erasure.deleted(await forget_contacts(patron_id, channel))
             withdrawn = (patron_id, store) not in held
             ended += await _end_consents(patron_id, store, deleted, now=now, end=withdrawn)
         rows += deleted
@@ -274,7 +386,7 @@ def _opens(key: bytes, table: str, column: str, row: dict[str, object]) -> bool:
 
 async def _keys_by_patron(patron_ids: list[int]) -> dict[tuple[int, str], bytes]:
     rows = await fetch_rows(_KEYS.format(_marks(len(patron_ids))), *patron_ids)
-    return {(row["patron_id"], row["store"]): bytes(row["key"]) for row in rows}
+    return {(row["patron_id"], row["store"]): unwrapped(row) for row in rows}
 
 
 def _uses(service: PublishedService, store: str) -> bool:

@@ -25,10 +25,10 @@ from portal.backups.policy import LEFT_OUT_OF_BACKUPS, MAGIC, BackupError, Engin
 from portal.catalog.services import forget_published_catalog
 from portal.consent.models import ConsentState
 from portal.consent.policy import Decision
-from portal.db import tortoise_config
+from portal.db import fetch_rows, tortoise_config
 from portal.ledger.models import ConsentEvent
 from portal.patrons.models import Patron
-from portal.retained_keys.services import KEY_TABLE, export_keys, key_of
+from portal.retained_keys.services import KEY_TABLE, WRAP_TABLE, export_keys, key_of
 from portal.stores.reading_history import services as reading_history
 from portal.stores.reading_history.models import HistoryEntry
 from tests import age_reader
@@ -207,6 +207,12 @@ def test_the_key_table_is_left_out_of_every_backup() -> None:
     assert KEY_TABLE in LEFT_OUT_OF_BACKUPS
 
 
+def test_the_wrapping_keys_are_left_out_of_every_backup_after_the_keys() -> None:
+    """A backup holds the keys neither wrapped nor their wrapping keys; the key table's rows
+    refer to the wrapping keys', so its rows are taken out first."""
+    assert LEFT_OUT_OF_BACKUPS.index(KEY_TABLE) < LEFT_OUT_OF_BACKUPS.index(WRAP_TABLE)
+
+
 async def test_a_left_out_tables_rows_are_not_in_the_backup(
     db: str, engine: str, tmp_path: Path, identity
 ) -> None:
@@ -218,9 +224,12 @@ async def test_a_left_out_tables_rows_are_not_in_the_backup(
     made = services.backup_database(
         db, left, [identity[1]], work_dir=work, now=now(), left_out=LEFT_OUT_OF_BACKUPS
     )
-    assert made.left_out == (KEY_TABLE,)
-    keys = [key for _, _, key in await export_keys()]
+    assert made.left_out == (KEY_TABLE, WRAP_TABLE)
+    # As written: each key wrapped, and the wrapping keys (export_keys unwraps them).
+    keys = [bytes(row["key"]) for row in await fetch_rows("SELECT key FROM retained_data_key")]
+    keys += [bytes(row["key"]) for row in await fetch_rows("SELECT key FROM retained_key_wrap")]
     assert keys
+    assert not {key for _, _, key in await export_keys()} & set(keys)
     # pg_restore renders a bytea as hex; SQLite's file holds the bytes themselves.
     needles = [key if engine == "sqlite" else key.hex().encode() for key in keys]
     # The search finds each key where the table is kept: it would find it if it were there.

@@ -20,7 +20,11 @@ from portal.contacts.services import contact_of
 from portal.decisions import services as decisions
 from portal.errors import MessagesCode
 from portal.ledger.models import ConsentEvent, EventKind
+from portal.outbox.delivery import claim_due
 from portal.outbox.models import OutboxMessage
+from portal.outbox.policy import body_of
+from portal.outbox.services import bodies_to_send
+from portal.retained_keys.models import RetainedDataKey
 from tests.factories import (
     catalog_text,
     decides,
@@ -235,8 +239,10 @@ def with_gateway() -> str:
 
 
 async def sent(patron_id: int) -> list[dict[str, object]]:
+    """The requests as the systems are sent them (a number is kept sealed in the outbox)."""
     rows = await OutboxMessage.filter(patron_id=patron_id).order_by("id")
-    return [json.loads(row.body) for row in rows]
+    bodies = await bodies_to_send(rows)
+    return [json.loads(bodies[row.id]) for row in rows]
 
 
 async def test_the_first_choice_on_a_channel_asks_for_its_number_and_nothing_changes_without():
@@ -390,3 +396,28 @@ async def test_a_kind_whose_messages_may_carry_more_asks_again() -> None:
     assert await statuses(patron.id, ["messages__hold_filled__sms"]) == {
         "messages__hold_filled__sms": Status.NEEDS_RENEWAL
     }
+
+
+async def test_the_gateway_is_sent_the_number_as_written_while_the_outbox_keeps_it_sealed():
+    """The stored request holds the number sealed under the patron's key for the channel;
+    the gateway gets the very bytes it got before numbers were sealed, the same on every
+    retry, and the number null once its key is gone."""
+    await publish(with_gateway())
+    patron = await make_patron()
+    await decides_with(patron.id, "messages__hold_filled__sms", Decision.YES, "+12015550123")
+    [stored] = await OutboxMessage.filter(patron_id=patron.id)
+    assert "+12015550123" not in stored.body
+
+    async def sent_now() -> bytes:
+        [claimed] = await claim_due(now=now(), limit=10, lease_seconds=60)
+        await OutboxMessage.filter(id=claimed.id).update(claim=None, lease_until_ms=0)
+        return claimed.body
+
+    first = await sent_now()
+    as_written = json.loads(stored.body)
+    as_written["data"]["message"]["contact"] = "+12015550123"
+    assert first == body_of(as_written).encode()
+    assert await sent_now() == first
+    await RetainedDataKey.filter(patron_id=patron.id, store="contact:sms").delete()
+    as_written["data"]["message"]["contact"] = None
+    assert await sent_now() == body_of(as_written).encode()

@@ -18,9 +18,13 @@ from portal.api.models import ApiClient
 from portal.api.policy import Scope
 from portal.catalog.models import NoticeVersion
 from portal.contacts.services import contact_of
-from portal.db import apply_migrations, tortoise_config
+from portal.db import apply_migrations, fetch_rows, tortoise_config
 from portal.ledger.models import ConsentEvent
+from portal.outbox.models import OutboxMessage
+from portal.outbox.policy import body_of, consent_payload
+from portal.outbox.services import bodies_to_send
 from portal.patrons.models import Patron
+from portal.retained_keys import policy
 from portal.stores.reading_history import services as reading_history
 from portal.stores.saved_lists import services as saved_lists
 from tests.factories import SECRET, now
@@ -283,5 +287,96 @@ async def test_upgrading_seals_every_row_kept_before_and_leaves_no_plaintext(
         [saved] = await saved_lists.saved_lists(1)
         assert (saved.name, saved.titles) == ("Numbat List Name", ("Bilby Item Title",))
         assert await contact_of(1, "email") == "platypus@example.org"
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _bytes_on_disk(data: bytes, tables: list[str]) -> bool:
+    """As _files_hold, for bytes."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "sqlite":
+        database = Path(connection.filename)  # type: ignore[attr-defined]
+        files = [database, *database.parent.glob(database.name + "-*")]
+        return any(data in file.read_bytes() for file in files if file.exists())
+    await connection.execute_script("CHECKPOINT")
+    for table in tables:
+        rows = await connection.execute_query_dict(
+            f"SELECT pg_read_binary_file(pg_relation_filepath('{table}')) AS data"
+        )
+        if data in bytes(rows[0]["data"]):
+            return True
+    return False
+
+
+async def test_upgrading_wraps_every_key_and_seals_the_numbers_waiting_in_the_outbox(
+    empty_database_url: str,
+) -> None:
+    """Keys kept before are wrapped under their bucket's wrapping key, and a number waiting
+    in the outbox is sealed under the patron's key for its channel: afterwards no file holds
+    a raw key nor the number, what was kept still opens, and the gateway is sent exactly the
+    bytes it would have been sent before."""
+    config = tortoise_config(empty_database_url)
+    await migrate(config=config, target="models.0024_batches_job_progress")
+    await Tortoise.close_connections()
+    raw = {"reading_history": policy.new_key(), "contact:sms": policy.new_key()}
+    number = "+12015550142"
+    body = body_of(
+        consent_payload(
+            service="messages__hold_filled__sms",
+            patron="ref-1",
+            given_at=now(),
+            message={"group": "messages", "channel": "sms", "contact": number},
+        )
+    )
+    await Tortoise.init(config=config)
+    try:
+        postgres = connections.get("default").capabilities.dialect == "postgres"
+        moment = now() if postgres else "2026-01-02 00:00:00+00:00"
+        await fetch_rows("INSERT INTO patron (card_lookup, created_at) VALUES ('abc', ?)", moment)
+        await fetch_rows(
+            "INSERT INTO service (key, revision, terms_revision, terms, position, published_at) "
+            "VALUES ('sms', 1, 1, '{}', 1, ?)",
+            moment,
+        )
+        for store, key in raw.items():
+            await fetch_rows(
+                "INSERT INTO retained_data_key (patron_id, store, key, created_at) "
+                "VALUES (1, ?, ?, ?)",
+                store,
+                key,
+                moment,
+            )
+        where = policy.context("history_entry", "title", 1)
+        await fetch_rows(
+            "INSERT INTO history_entry (patron_id, title, author, borrowed_on, recorded_at) "
+            "VALUES (1, ?, ?, '2026-01-02', ?)",
+            policy.seal(raw["reading_history"], "Echidna Title", context=where),
+            policy.seal(
+                raw["reading_history"], "", context=policy.context("history_entry", "author", 1)
+            ),
+            moment,
+        )
+        await fetch_rows(
+            "INSERT INTO outbox_message (message_id, system, kind, patron_id, service_id, body, "
+            "created_at, give_up_at, state, attempts, due_ms, lease_until_ms) "
+            "VALUES ('msg_1', 'sms_gateway', 'consent.given', 1, 1, ?, ?, ?, 'pending', 0, 0, 0)",
+            body,
+            moment,
+            moment,
+        )
+        assert await _bytes_on_disk(raw["reading_history"], ["retained_data_key"])
+        assert await _bytes_on_disk(number.encode(), ["outbox_message"])
+    finally:
+        await Tortoise.close_connections()
+    await apply_migrations(empty_database_url)
+    await Tortoise.init(config=config)
+    try:
+        for key in raw.values():
+            assert not await _bytes_on_disk(key, ["retained_data_key"])
+        assert not await _bytes_on_disk(number.encode(), ["outbox_message"])
+        assert await reading_history.history(1) == [
+            reading_history.Loan("Echidna Title", "", date(2026, 1, 2))
+        ]
+        assert await bodies_to_send(await OutboxMessage.all()) == {1: body}
     finally:
         await Tortoise.close_connections()
