@@ -116,11 +116,17 @@ def _named(problems: tuple[checkpoints.Problem, ...]) -> set[tuple[str, int | No
 
 
 async def _found() -> set[tuple[str, int | None, int | None]]:
+    """What verify-ledger names; the checkpoint job refuses to sign over the change. It checks
+    less than verify-ledger (the latest checkpoint's root from the stored blocks, the count of
+    its events, a sample of events: every event in a ledger this small), so what it names is
+    some of what verify-ledger names, never something else."""
     verdict = await checkpoints.verify(checker(KEYS.public))
     refused = await _checkpoint()
-    # The checkpoint job refuses to sign over the change, naming the same problems.
     assert refused.checkpoint is None
-    assert refused.problems == verdict.problems
+    assert refused.problems
+    assert {problem.what for problem in refused.problems} <= {
+        problem.what for problem in verdict.problems
+    }
     return _named(verdict.problems)
 
 
