@@ -49,7 +49,16 @@ CHECKPOINT_LOG = "consent-ledger"
 
 
 def _moment(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a third of its cost: a first
+    # checkpoint formats a hundred million of them.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# One encoder for every leaf: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_PLAIN = (str, int, type(None), list, dict)
 
 
 def leaf_data(event: Mapping[str, Any]) -> bytes:
@@ -57,14 +66,14 @@ def leaf_data(event: Mapping[str, Any]) -> bytes:
     document: dict[str, Any] = {"v": LEAF_VERSION}
     for name in LEAF_FIELDS:
         value = event[name]
-        if isinstance(value, datetime):
+        if type(value) in _PLAIN:
+            pass
+        elif isinstance(value, datetime):
             value = _moment(value)
         elif hasattr(value, "value"):  # an enum member
             value = value.value
         document[name] = value
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(document).encode("utf-8")
 
 
 def leaf_hash(data: bytes) -> bytes:

@@ -25,7 +25,7 @@ _JSON = ("purposes", "detail")
 def leaf_of(row: dict[str, Any]) -> bytes:
     """The leaf data of an event read by raw SQL: the same bytes as from the ORM's values (its
     JSON columns decoded, its time in UTC: SQLite hands back text)."""
-    event = dict(row)
+    event = row  # a dict of its own, made for this read
     for name in _JSON:
         if isinstance(event[name], str):
             event[name] = json.loads(event[name])

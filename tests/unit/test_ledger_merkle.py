@@ -382,3 +382,13 @@ def test_a_frontier_takes_blocks_and_leaves_in_any_aligned_mix() -> None:
     assert (frontier.size, frontier.head()) == (3 * B + 5, rfc9162.mth(leaves))
     with pytest.raises(ValueError, match="aligned"):
         frontier.add(leaves[0], B)  # 3 * B + 5 is not a multiple of a block
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.timezones()))
+def test_a_leafs_time_is_utc_to_the_microsecond_whatever_its_zone(moment: datetime) -> None:
+    if moment.astimezone(UTC).year < 1000:  # strftime's %Y pads no year before 1000
+        return
+    event = dict.fromkeys(merkle.LEAF_FIELDS) | {"occurred_at": moment}
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert f'"occurred_at":"{expected}"' in merkle.leaf_data(event).decode()
