@@ -29,6 +29,11 @@
    each nightly job timed while consent checks and My privacy pages are asked for at a steady
    pace, their latency and the longest lock wait printed per job.
 
+9. The ledger's checkpoint and verify-ledger (tests/benchmarks/checkpoints.py, PostgreSQL,
+   run on its own: `python -m tests.benchmarks.checkpoints`): a first checkpoint over
+   1,000,000 events, a nightly one after 10,000 more, verify-ledger over all; events hashed
+   per second, time and peak memory of each.
+
 `python -m tests.benchmarks sqlite|postgres [render|import|check|signin|scale|preferences|sealing]`
 (and `postgres consortium`) runs only that part; `python -m tests.benchmarks postgres tail`
 probes where slow checks wait on PostgreSQL (tests/benchmarks/tail_probe.py; not in a whole run);
