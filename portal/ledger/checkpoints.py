@@ -190,9 +190,12 @@ async def verify(check: Verify) -> Verdict:
 
 # --- what a checkpoint checks, and how the tree grows --------------------------------------
 
-# Events re-hashed against their stored leaves at each checkpoint, drawn at random: every
-# event while the ledger is smaller. An edit of k of n events escapes one night's draw with
-# probability about (1 - k/n)^SAMPLE; verify-ledger compares every event.
+# Events re-hashed at each checkpoint: whole blocks drawn at random, SAMPLE // BLOCK of them
+# (2,048 events), and the leaves after the last whole block; every event while the ledger is
+# no larger than SAMPLE. Each event is compared with its stored leaf, and each block's events
+# with the block's stored hash, which the latest root vouches for: an event edited together
+# with its leaf is found too. An edit of k of n old events escapes one night's draw with
+# probability about (1 - k/n)^2048; verify-ledger compares every event.
 SAMPLE = 2000
 
 
@@ -258,60 +261,46 @@ async def _held(
                 checkpoint=size,
             )
         )
-    problems += await _sampled(size)
+    problems += await _sampled(size, blocks, tail)
     return problems, blocks, [value for _, _, value in tail]
 
 
-async def _sampled(size: int) -> list[Problem]:
-    """Events drawn at random (by a source the database's users cannot predict) re-hashed
-    against the leaves their checkpoints took."""
+async def _sampled(size: int, blocks: list[bytes], tail: list[reads.Leaf]) -> list[Problem]:
+    """Whole blocks drawn at random (by a source the database's users cannot predict) and the
+    tail: their events re-hashed against the stored leaves and the blocks' hashes."""
+    whole = size // merkle.BLOCK
     if size <= SAMPLE:
-        positions = list(range(size))
+        chosen = list(range(whole))
     else:
-        positions = sorted(secrets.SystemRandom().sample(range(size), SAMPLE))
+        chosen = sorted(secrets.SystemRandom().sample(range(whole), SAMPLE // merkle.BLOCK))
     sizes = [row.tree_size for row in await checkpoints()]
-    leaves = await reads.leaves_at(positions)
-    events = await reads.events_by_id([event_id for _, event_id, _ in leaves])
     problems: list[Problem] = []
-    if len(leaves) != len(positions):
-        problems.append(
-            Problem("leaves", f"the leaf table lacks {len(positions) - len(leaves)} leaves")
-        )
-    for position, event_id, value in sorted(leaves):
-        if event_id not in events:
-            problems.append(removed(event_id, position, covering(sizes, position)))
-        elif events[event_id] != value:
-            problems.append(changed(event_id, position, covering(sizes, position)))
+    for index in [*chosen, None]:
+        if index is None:
+            leaves = tail
+        else:
+            start = index * merkle.BLOCK
+            leaves = await reads.leaves_between(start, start + merkle.BLOCK)
+        events = await reads.events_by_id([event_id for _, event_id, _ in leaves])
+        for position, event_id, value in leaves:
+            if event_id not in events:
+                problems.append(removed(event_id, position, covering(sizes, position)))
+            elif events[event_id] != value:
+                problems.append(changed(event_id, position, covering(sizes, position)))
+        if index is not None and (
+            len(leaves) != merkle.BLOCK
+            or index >= len(blocks)
+            or merkle.root([events.get(event_id, b"") for _, event_id, _ in leaves])
+            != blocks[index]
+        ):
+            problems.append(
+                Problem(
+                    "leaves",
+                    f"block {index} of the leaf table (leaves {index * merkle.BLOCK} onwards) "
+                    "does not match its events",
+                )
+            )
     return problems
-
-
-class _Growth:
-    """The tree as new leaves join it, kept as the whole blocks' hashes, the leaves of the
-    block the previous checkpoint ended in and those of the last, partial block: what the
-    new head and the consistency proof from the previous size are made of."""
-
-    def __init__(self, size: int, blocks: list[bytes], tail: list[bytes]) -> None:
-        self.size = size
-        self.blocks = blocks
-        self.block = list(tail)
-        self._first = size - size % merkle.BLOCK
-        self._kept = {self._first + offset: value for offset, value in enumerate(tail)}
-
-    def add(self, value: bytes) -> None:
-        if self.size < self._first + merkle.BLOCK:
-            self._kept[self.size] = value
-        self.size += 1
-        self.block.append(value)
-        if len(self.block) == merkle.BLOCK:
-            self.blocks.append(merkle.root(self.block))
-            self.block = []
-
-    def head(self) -> bytes:
-        return merkle.blocked_root(self.size, self.blocks, self.block)
-
-    def leaves(self) -> dict[int, bytes]:
-        last = self.size - len(self.block)
-        return {**self._kept, **{last + offset: v for offset, v in enumerate(self.block)}}
 
 
 async def make_checkpoint(sign: Sign, check: Verify, *, now: datetime) -> Made:
@@ -326,7 +315,7 @@ async def make_checkpoint(sign: Sign, check: Verify, *, now: datetime) -> Made:
     if problems:
         return Made(None, tuple(problems))
     size = previous.tree_size if previous else 0
-    grown = _Growth(size, blocks, tail)
+    grown = merkle.Growing(size, blocks, tail)
     try:
         async with in_transaction():
             last = previous.last_event_id if previous else None

@@ -235,6 +235,35 @@ def blocked_consistency_proof(
     return _subproof(_blocked(blocks, leaves), first, 0, second, True)
 
 
+class Growing:
+    """The tree as new leaves join it, kept as the whole blocks' hashes, the leaves of the
+    block the previous checkpoint ended in and those of the last, partial block: what the
+    new head and the consistency proof from the previous size are made of."""
+
+    def __init__(self, size: int, blocks: list[bytes], tail: list[bytes]) -> None:
+        self.size = size
+        self.blocks = blocks
+        self.block = list(tail)
+        self._first = size - size % BLOCK
+        self._kept = {self._first + offset: value for offset, value in enumerate(tail)}
+
+    def add(self, value: bytes) -> None:
+        if self.size < self._first + BLOCK:
+            self._kept[self.size] = value
+        self.size += 1
+        self.block.append(value)
+        if len(self.block) == BLOCK:
+            self.blocks.append(root(self.block))
+            self.block = []
+
+    def head(self) -> bytes:
+        return blocked_root(self.size, self.blocks, self.block)
+
+    def leaves(self) -> dict[int, bytes]:
+        last = self.size - len(self.block)
+        return {**self._kept, **{last + offset: v for offset, v in enumerate(self.block)}}
+
+
 def _subproof(mth: Range, m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
     n = hi - lo
     if m == n:

@@ -102,19 +102,16 @@ async def leaf_batches(start: int = 0) -> AsyncIterator[list[Leaf]]:
         start = int(rows[-1]["position"]) + 1
 
 
-async def leaves_at(positions: Sequence[int]) -> list[Leaf]:
-    found: list[Leaf] = []
-    for start in range(0, len(positions), CHUNK):
-        chunk = positions[start : start + CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        found += _leaves(
-            await fetch_rows(
-                "SELECT position, event_id, leaf_hash FROM ledger_leaf "
-                f"WHERE position IN ({marks})",
-                *chunk,
-            )
+async def leaves_between(start: int, end: int) -> list[Leaf]:
+    """The stored leaves at positions start to end - 1."""
+    return _leaves(
+        await fetch_rows(
+            "SELECT position, event_id, leaf_hash FROM ledger_leaf "
+            "WHERE position >= ? AND position < ? ORDER BY position",
+            start,
+            end,
         )
-    return found
+    )
 
 
 async def block_batches() -> AsyncIterator[list[tuple[int, bytes]]]:

@@ -347,6 +347,22 @@ async def test_an_edit_the_sample_missed_is_named_by_verify_ledger(large: int) -
     assert ("changed", ids[300], 2 * merkle.BLOCK + 40) in _named(verdict.problems)
 
 
+async def test_an_event_edited_with_its_stored_leaf_stops_the_checkpoint(large: int) -> None:
+    """An attacker who rewrites an event and its leaf alike leaves the pair agreeing: the
+    block's stored hash, which the signed root vouches for, no longer matches its events."""
+    ids = await _ids()
+    await as_superuser(f"UPDATE consent_event SET kind = 'refused' WHERE id = {ids[100]}")
+    event = await ConsentEvent.filter(id=ids[100]).values(*merkle.LEAF_FIELDS)
+    await LedgerLeaf.filter(event_id=ids[100]).update(
+        leaf_hash=merkle.leaf_hash(merkle.leaf_data(event[0])).hex()
+    )
+    refused = await _checkpoint()
+    assert refused.checkpoint is None
+    assert "leaves" in {problem.what for problem in refused.problems}
+    verdict = await checkpoints.verify(checker(KEYS.public))
+    assert ("leaves", None, large) in _named(verdict.problems)
+
+
 async def test_the_sample_finds_an_edited_old_event(
     large: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -392,3 +392,19 @@ def test_a_leafs_time_is_utc_to_the_microsecond_whatever_its_zone(moment: dateti
     event = dict.fromkeys(merkle.LEAF_FIELDS) | {"occurred_at": moment}
     expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert f'"occurred_at":"{expected}"' in merkle.leaf_data(event).decode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 4 * merkle.BLOCK + 9), st.integers(1, 3 * merkle.BLOCK), st.data())
+def test_a_tree_grown_from_its_blocks_is_the_tree_of_every_leaf(
+    first: int, added: int, draw: st.DataObject
+) -> None:
+    leaves = _numbered(first + added)
+    start = first - first % B
+    grown = merkle.Growing(first, merkle.block_hashes(leaves[:first]), leaves[start:first])
+    for value in leaves[first:]:
+        grown.add(value)
+    assert grown.head() == rfc9162.mth(leaves)
+    if first:
+        proof = merkle.blocked_consistency_proof(first, grown.size, grown.blocks, grown.leaves())
+        assert proof == rfc9162.proof(first, leaves)
