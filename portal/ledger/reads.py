@@ -85,13 +85,14 @@ def _leaves(rows: list[dict[str, Any]]) -> list[Leaf]:
     ]
 
 
-async def leaf_batches(start: int = 0) -> AsyncIterator[list[Leaf]]:
-    """The stored leaves from position `start` on, in position order."""
+async def leaf_batches(start: int = 0, end: int | None = None) -> AsyncIterator[list[Leaf]]:
+    """The stored leaves from position `start` on (before `end`, if given), in order."""
     while True:
         rows = await fetch_rows(
             "SELECT position, event_id, leaf_hash FROM ledger_leaf WHERE position >= ? "
-            "ORDER BY position LIMIT ?",
-            start,
+            + ("" if end is None else "AND position < ? ")
+            + "ORDER BY position LIMIT ?",
+            *([start] if end is None else [start, end]),
             BATCH,
         )
         if not rows:

@@ -337,6 +337,15 @@ async def test_a_changed_stored_leaf_stops_the_checkpoint(large: int) -> None:
 
 
 @pytest.mark.usefixtures("unsampled")
+async def test_a_leaf_past_the_latest_checkpoint_stops_the_next(large: int) -> None:
+    await _many(3)
+    await LedgerLeaf.create(position=large, event_id=10**6, leaf_hash="22" * 32)
+    refused = await _checkpoint()
+    assert refused.checkpoint is None
+    assert "leaves" in {problem.what for problem in refused.problems}
+
+
+@pytest.mark.usefixtures("unsampled")
 async def test_an_edit_the_sample_missed_is_named_by_verify_ledger(large: int) -> None:
     """The price of a nightly run that does not grow with the ledger: an edited old event is
     found at checkpoint time only if the night's random sample draws it (every event, while
