@@ -1,7 +1,8 @@
 """Checkpoints of the consent ledger (RFC 9162's signed tree heads, portal.ledger.merkle): the
 tree is computed here, at checkpoint time, from the events in id order; writing an event stays
-one insert. A checkpoint is signed by whoever calls (the receipt key: portal.rights), and is
-made only when the ledger still holds every event earlier checkpoints took, unchanged."""
+one insert. A checkpoint is signed by whoever calls (the receipt key: portal.rights); a
+night's run reads and hashes only the events since the latest checkpoint, and signs only when
+the ledger still holds what that checkpoint signed (`_held`). `verify` checks every event."""
 
 from __future__ import annotations
 
@@ -208,8 +209,9 @@ async def _held(
     """Whether the ledger still holds what the latest checkpoint signed, read in time that
     does not grow with the ledger (but for the index-only count of events): the stored whole
     blocks and the leaves after them give its signed root; the events up to its last one are
-    as many as its tree; a random sample of events still hash to their stored leaves. The
-    problems, and the blocks' hashes and the tail's leaves the tree grows from."""
+    as many as its tree; the events of random whole blocks and of the tail still hash to
+    their stored leaves and blocks (`_sampled`). The problems, and the blocks' hashes and the
+    tail's leaves the tree grows from."""
     size = previous.tree_size if previous else 0
     start = size - size % merkle.BLOCK
     blocks: list[bytes] = []

@@ -1,7 +1,7 @@
 """What `portal verify-ledger` and each checkpoint look for, pure: the events as they are now
 against the leaves the checkpoints took, and each checkpoint against the events, its
 signature and the one before it (RFC 9162 §2.1.4). Each problem names its event or
-checkpoint (by its tree size)."""
+checkpoint (by its tree size); the first LIMIT are named, the rest counted."""
 
 from __future__ import annotations
 
