@@ -73,8 +73,10 @@ def cmd_verify_ledger(settings: Settings, args: argparse.Namespace) -> int:
         verdict = await checkpoints.verify(checker(keys.public))
         for problem in verdict.problems:
             print(f"PROBLEM: {problem.message}")
+        if verdict.more:
+            print(f"… and {verdict.more} more problem(s), not listed.")
         if verdict.problems:
-            count = len(verdict.problems)
+            count = len(verdict.problems) + verdict.more
             print(f"{count} problem(s): the ledger was changed after it was signed.")
             return 1
         print(

@@ -1,7 +1,7 @@
 """What `portal verify-ledger` and each checkpoint look for, pure: the events as they are now
 against the leaves the checkpoints took, and each checkpoint against the events, its
 signature and the one before it (RFC 9162 §2.1.4). Each problem names its event or
-checkpoint (by its tree size)."""
+checkpoint (by its tree size); the first LIMIT are named, the rest counted."""
 
 from __future__ import annotations
 
@@ -39,65 +39,98 @@ class Problem:
     checkpoint: int | None = None
 
 
-Event = tuple[int, bytes, bytes]  # (id, leaf data, leaf hash), in id order
-Leaf = tuple[int, int, bytes]  # (position, event id, leaf hash) as a checkpoint took it
+# At most this many problems are named; the rest are counted (a rewritten ledger of a
+# hundred million events would otherwise name a hundred million).
+LIMIT = 1000
 
 
-def _covering(sizes: list[int], position: int) -> int | None:
+class Findings:
+    """The problems found so far: the first LIMIT named, the rest counted."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = LIMIT if limit is None else limit
+        self.named: list[Problem] = []
+        self.more = 0
+
+    def add(self, problem: Problem) -> None:
+        if len(self.named) < self.limit:
+            self.named.append(problem)
+        else:
+            self.more += 1
+
+
+def covering(sizes: list[int], position: int) -> int | None:
     """The first checkpoint (by its size, `sizes` ascending) whose tree holds the leaf at
     `position`."""
     found = bisect_right(sizes, position)
     return sizes[found] if found < len(sizes) else None
 
 
-def compare(
-    events: list[Event],
-    stored: list[Leaf],
-    rows: list[Checkpoint],
-    verify: Verify,
-) -> list[Problem]:
-    """Every event the checkpoints took against the leaf they took, and every checkpoint
-    against the events, its signature and the one before it."""
-    problems: list[Problem] = []
-    sizes = [row.tree_size for row in rows]
-    if [position for position, _, _ in stored] != list(range(len(stored))) or (
-        rows and len(stored) != rows[-1].tree_size
-    ):
-        problems.append(
-            Problem(
-                "leaves",
-                f"the checkpoints' leaf table holds {len(stored)} leaves, not the "
-                f"{rows[-1].tree_size if rows else 0} of the latest checkpoint",
-            )
-        )
-    current = {event_id: value for event_id, _, value in events}
-    taken: set[int] = set()
-    for position, event_id, value in stored:
-        taken.add(event_id)
-        where = _covering(sizes, position)
-        if event_id not in current:
-            problems.append(
-                Problem(
-                    "removed",
-                    f"event {event_id} (leaf {position}, checkpoint {where}) was removed",
-                    event_id,
-                    where,
-                )
-            )
-        elif current[event_id] != value:
-            problems.append(
-                Problem(
-                    "changed",
-                    f"event {event_id} (leaf {position}, checkpoint {where}) was changed",
-                    event_id,
-                    where,
-                )
-            )
-    last_taken = max((row.last_event_id for row in rows), default=0)
-    for event_id, _, _ in events:
-        if event_id <= last_taken and event_id not in taken:
-            where = next((row.tree_size for row in rows if event_id <= row.last_event_id), None)
-            problems.append(
+def changed(event_id: int, position: int, where: int | None) -> Problem:
+    return Problem(
+        "changed",
+        f"event {event_id} (leaf {position}, checkpoint {where}) was changed",
+        event_id,
+        where,
+    )
+
+
+def removed(event_id: int, position: int, where: int | None) -> Problem:
+    return Problem(
+        "removed",
+        f"event {event_id} (leaf {position}, checkpoint {where}) was removed",
+        event_id,
+        where,
+    )
+
+
+class Audit:
+    """`portal verify-ledger`'s walk, pure: the events (in id order) and the stored leaves (in
+    position order) are handed in side by side as they are read in batches. It keeps O(log n)
+    hashes a tree, the checkpoints and one block's leaves, whatever the ledger's size: each
+    event is compared with the leaf a checkpoint took of it, and the tree heads at every
+    checkpoint are computed from the events and from the leaves as they pass."""
+
+    def __init__(self, rows: list[Checkpoint], findings: Findings) -> None:
+        self.rows = rows
+        self.found = findings
+        self.sizes = [row.tree_size for row in rows]
+        self.last_taken = max((row.last_event_id for row in rows), default=0)
+        self.by_id = sorted(rows, key=lambda row: row.last_event_id)
+        self.events = merkle.Frontier()
+        self.leaves = merkle.Frontier()
+        self.now_sizes: dict[int, int] = {}  # tree size -> events now up to its last event
+        self.by_events: dict[int, bytes] = {}
+        self.by_leaves: dict[int, bytes] = {}
+        self.block: list[bytes] = []
+        self.out_of_place = 0
+        self._next_position = 0
+        self._last_leaf_event = 0
+        self._threshold = 0  # into by_id: the first checkpoint whose events are still passing
+        self._wanted = 0  # into rows: the first checkpoint whose leaves are still passing
+
+    def _pass_checkpoints(self, event_id: int | None) -> None:
+        """Record the events' head at every checkpoint whose last event comes before
+        `event_id` (None: at every checkpoint left)."""
+        while self._threshold < len(self.by_id) and (
+            event_id is None or event_id > self.by_id[self._threshold].last_event_id
+        ):
+            row = self.by_id[self._threshold]
+            self.now_sizes[row.tree_size] = self.events.size
+            self.by_events[row.tree_size] = self.events.head()
+            self._threshold += 1
+
+    def event(self, event_id: int, value: bytes, leaf: tuple[int, bytes] | None) -> None:
+        """One event as it is now, with the leaf (position, hash) stored for it, if any."""
+        self._pass_checkpoints(event_id)
+        self.events.add(value)
+        if leaf is not None:
+            position, stored = leaf
+            if stored != value:
+                self.found.add(changed(event_id, position, covering(self.sizes, position)))
+        elif event_id <= self.last_taken:
+            where = self.by_id[self._threshold].tree_size
+            self.found.add(
                 Problem(
                     "inserted",
                     f"event {event_id} was inserted among the events of checkpoint {where}",
@@ -105,41 +138,70 @@ def compare(
                     where,
                 )
             )
-    problems.extend(_check_heads(events, stored, rows, verify))
-    return problems
 
+    def leaf(self, position: int, event_id: int, value: bytes) -> bytes | None:
+        """One stored leaf, in position order; the hash of the block it completes, if any."""
+        if position != self._next_position or event_id <= self._last_leaf_event:
+            self.out_of_place += 1
+        self._next_position = position + 1
+        self._last_leaf_event = max(self._last_leaf_event, event_id)
+        self.leaves.add(value)
+        while self._wanted < len(self.rows) and self.sizes[self._wanted] <= self.leaves.size:
+            if self.sizes[self._wanted] == self.leaves.size:
+                self.by_leaves[self.leaves.size] = self.leaves.head()
+            self._wanted += 1
+        self.block.append(value)
+        if len(self.block) < merkle.BLOCK:
+            return None
+        made = merkle.root(self.block)
+        self.block = []
+        return made
 
-def check_blocks(stored: list[Leaf], blocks: list[bytes]) -> list[Problem]:
-    """The whole blocks' hashes, which receipts' proofs are made from, against the leaves."""
-    expected = merkle.block_hashes([value for _, _, value in stored])
-    if blocks == expected:
-        return []
-    return [
-        Problem(
-            "leaves",
-            f"block {index} of the leaf table (leaves {index * merkle.BLOCK} onwards) does not "
-            "match its leaves: inclusion proofs made from it would not verify",
+    def missing(self, position: int, event_id: int) -> None:
+        """The stored leaf's event is no longer in the ledger."""
+        self.found.add(removed(event_id, position, covering(self.sizes, position)))
+
+    def block_differs(self, index: int) -> None:
+        self.found.add(
+            Problem(
+                "leaves",
+                f"block {index} of the leaf table (leaves {index * merkle.BLOCK} onwards) does "
+                "not match its leaves: inclusion proofs made from it would not verify",
+            )
         )
-        for index in range(max(len(blocks), len(expected)))
-        if index >= len(blocks) or index >= len(expected) or blocks[index] != expected[index]
-    ]
+
+    def finish(self, verify: Verify) -> None:
+        self._pass_checkpoints(None)
+        expected = self.sizes[-1] if self.sizes else 0
+        if self.out_of_place or self.leaves.size != expected:
+            self.found.add(
+                Problem(
+                    "leaves",
+                    f"the checkpoints' leaf table holds {self.leaves.size} leaves"
+                    + (f" ({self.out_of_place} out of place)" if self.out_of_place else "")
+                    + f", not the {expected} of the latest checkpoint",
+                )
+            )
+        for problem in check_heads(
+            self.rows, self.now_sizes, self.by_events, self.by_leaves, verify
+        ):
+            self.found.add(problem)
 
 
-def _check_heads(
-    events: list[Event],
-    stored: list[Leaf],
+def check_heads(
     rows: list[Checkpoint],
+    now_sizes: dict[int, int],
+    by_events: dict[int, bytes],
+    by_leaves: dict[int, bytes],
     verify: Verify,
 ) -> list[Problem]:
+    """Every checkpoint against the events now up to its last one (`now_sizes`, their head
+    `by_events`), the leaves it took (`by_leaves`), its signature and the one before it."""
     problems: list[Problem] = []
-    ids = [event_id for event_id, _, _ in events]  # in id order
-    now_sizes = {row.tree_size: bisect_right(ids, row.last_event_id) for row in rows}
-    by_events = merkle.roots_at((value for _, _, value in events), now_sizes.values())
-    by_leaves = merkle.roots_at((value for _, _, value in stored), [row.tree_size for row in rows])
     previous: tuple[int, bytes] | None = None
     for row in rows:
         size = row.tree_size
-        signed = _signed_root(row, verify)
+        signed = signed_root(row, verify)
         if signed is None:
             problems.append(
                 Problem(
@@ -150,12 +212,12 @@ def _check_heads(
                 )
             )
             signed = merkle.from_hex(row.root_hash) or b""
-        if now_sizes[size] != size:
+        if now_sizes.get(size) != size:
             problems.append(
                 Problem(
                     "size",
-                    f"checkpoint {size}: the ledger now holds {now_sizes[size]} events up to "
-                    f"event {row.last_event_id}, not {size}",
+                    f"checkpoint {size}: the ledger now holds {now_sizes.get(size)} events up "
+                    f"to event {row.last_event_id}, not {size}",
                     checkpoint=size,
                 )
             )
@@ -193,7 +255,7 @@ def _check_heads(
     return problems
 
 
-def _signed_root(row: Checkpoint, verify: Verify) -> bytes | None:
+def signed_root(row: Checkpoint, verify: Verify) -> bytes | None:
     """The root the checkpoint's signature vouches for, when it matches its row."""
     claims = verify(row.signature)
     if (

@@ -49,7 +49,16 @@ CHECKPOINT_LOG = "consent-ledger"
 
 
 def _moment(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a third of its cost: a first
+    # checkpoint formats a hundred million of them.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# One encoder for every leaf: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_PLAIN = (str, int, type(None), list, dict)
 
 
 def leaf_data(event: Mapping[str, Any]) -> bytes:
@@ -57,14 +66,14 @@ def leaf_data(event: Mapping[str, Any]) -> bytes:
     document: dict[str, Any] = {"v": LEAF_VERSION}
     for name in LEAF_FIELDS:
         value = event[name]
-        if isinstance(value, datetime):
+        if type(value) in _PLAIN:
+            pass
+        elif isinstance(value, datetime):
             value = _moment(value)
         elif hasattr(value, "value"):  # an enum member
             value = value.value
         document[name] = value
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(document).encode("utf-8")
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -98,26 +107,46 @@ def root(leaves: Sequence[bytes], size: int | None = None) -> bytes:
     return _mth(leaves, 0, size)
 
 
+class Frontier:
+    """The perfect subtrees of a prefix of the leaves, largest first: O(log n) hashes from
+    which MTH of the prefix folds from the right, as the left-balanced tree of §2.1.1 is
+    built. Leaves pass one at a time, or a whole aligned subtree (a block) at once."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []  # (leaves covered, hash), widths decreasing
+
+    def add(self, value: bytes, width: int = 1) -> None:
+        """Append a leaf hash, or MTH of `width` leaves (a power of two, the prefix a
+        multiple of it)."""
+        if width < 1 or width & (width - 1) or self.size % width:
+            raise ValueError("a subtree that is not aligned")
+        self.size += width
+        while self._stack and self._stack[-1][0] == width:
+            left = self._stack.pop()
+            width, value = width * 2, node_hash(left[1], value)
+        self._stack.append((width, value))
+
+    def head(self) -> bytes:
+        if not self._stack:
+            return EMPTY_ROOT
+        folded = self._stack[-1][1]
+        for _, left_hash in reversed(self._stack[:-1]):
+            folded = node_hash(left_hash, folded)
+        return folded
+
+
 def roots_at(leaves: Iterable[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
-    """The tree head at each of `sizes`, in one pass over the leaves: the perfect subtrees of
-    the prefix so far are kept (largest first), and MTH of the prefix folds them from the
-    right, as the left-balanced tree of §2.1.1 is built."""
+    """The tree head at each of `sizes`, in one pass over the leaves (a Frontier)."""
     wanted = set(sizes)
     heads: dict[int, bytes] = {}
     if 0 in wanted:
         heads[0] = EMPTY_ROOT
-    stack: list[tuple[int, bytes]] = []  # (leaves covered, hash), strictly decreasing sizes
-    for count, leaf in enumerate(leaves, start=1):
-        width, value = 1, leaf
-        while stack and stack[-1][0] == width:
-            left = stack.pop()
-            width, value = width * 2, node_hash(left[1], value)
-        stack.append((width, value))
-        if count in wanted:
-            folded = stack[-1][1]
-            for _, left_hash in reversed(stack[:-1]):
-                folded = node_hash(left_hash, folded)
-            heads[count] = folded
+    frontier = Frontier()
+    for leaf in leaves:
+        frontier.add(leaf)
+        if frontier.size in wanted:
+            heads[frontier.size] = frontier.head()
     return heads
 
 
@@ -154,13 +183,9 @@ def block_hashes(leaves: Sequence[bytes]) -> list[bytes]:
     return [_mth(leaves, lo, lo + BLOCK) for lo in range(0, len(leaves) - BLOCK + 1, BLOCK)]
 
 
-def blocked_inclusion_proof(
-    index: int, size: int, blocks: Sequence[bytes], leaves: Mapping[int, bytes]
-) -> list[bytes]:
-    """PATH(index, D[0:size]) from the whole blocks' hashes and the leaves (by position) of
-    the block holding `index` and of the last, partial block."""
-    if not 0 <= index < size or len(blocks) < size // BLOCK:
-        raise ValueError("index, size or blocks out of range")
+def _blocked(blocks: Sequence[bytes], leaves: Mapping[int, bytes]) -> Range:
+    """MTH(D[lo:hi]) from whole blocks where the range is aligned whole blocks, and from the
+    leaves (by position) where it lies inside one block."""
 
     def mth(lo: int, hi: int) -> bytes:
         if hi - lo == BLOCK and lo % BLOCK == 0:
@@ -170,17 +195,83 @@ def blocked_inclusion_proof(
             return node_hash(mth(lo, lo + k), mth(lo + k, hi))
         return _mth([leaves[position] for position in range(lo, hi)], 0, hi - lo)
 
-    return _path(mth, index, 0, size)
+    return mth
 
 
-def _subproof(leaves: Sequence[bytes], m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
+def blocked_inclusion_proof(
+    index: int, size: int, blocks: Sequence[bytes], leaves: Mapping[int, bytes]
+) -> list[bytes]:
+    """PATH(index, D[0:size]) from the whole blocks' hashes and the leaves (by position) of
+    the block holding `index` and of the last, partial block."""
+    if not 0 <= index < size or len(blocks) < size // BLOCK:
+        raise ValueError("index, size or blocks out of range")
+    return _path(_blocked(blocks, leaves), index, 0, size)
+
+
+def blocked_root(size: int, blocks: Sequence[bytes], tail: Sequence[bytes]) -> bytes:
+    """MTH(D[0:size]) from the whole blocks' hashes and the leaves after the last whole
+    block (size % BLOCK of them, in order): what a checkpoint keeps, without every leaf."""
+    whole = size // BLOCK
+    if len(blocks) < whole or len(tail) != size % BLOCK:
+        raise ValueError("blocks or tail out of range")
+    frontier = Frontier()
+    for value in blocks[:whole]:
+        frontier.add(value, BLOCK)
+    for value in tail:
+        frontier.add(value)
+    return frontier.head()
+
+
+def blocked_consistency_proof(
+    first: int, second: int, blocks: Sequence[bytes], leaves: Mapping[int, bytes]
+) -> list[bytes]:
+    """PROOF(first, D[0:second]) from the whole blocks' hashes and the leaves (by position)
+    of the block holding leaf `first` and of the last, partial block: every other range the
+    proof asks for is made of whole aligned blocks (see BLOCK)."""
+    if not 0 < first <= second or len(blocks) < second // BLOCK:
+        raise ValueError("sizes or blocks out of range")
+    if first == second:
+        return []
+    return _subproof(_blocked(blocks, leaves), first, 0, second, True)
+
+
+class Growing:
+    """The tree as new leaves join it, kept as the whole blocks' hashes, the leaves of the
+    block the previous checkpoint ended in and those of the last, partial block: what the
+    new head and the consistency proof from the previous size are made of."""
+
+    def __init__(self, size: int, blocks: list[bytes], tail: list[bytes]) -> None:
+        self.size = size
+        self.blocks = blocks
+        self.block = list(tail)
+        self._first = size - size % BLOCK
+        self._kept = {self._first + offset: value for offset, value in enumerate(tail)}
+
+    def add(self, value: bytes) -> None:
+        if self.size < self._first + BLOCK:
+            self._kept[self.size] = value
+        self.size += 1
+        self.block.append(value)
+        if len(self.block) == BLOCK:
+            self.blocks.append(root(self.block))
+            self.block = []
+
+    def head(self) -> bytes:
+        return blocked_root(self.size, self.blocks, self.block)
+
+    def leaves(self) -> dict[int, bytes]:
+        last = self.size - len(self.block)
+        return {**self._kept, **{last + offset: v for offset, v in enumerate(self.block)}}
+
+
+def _subproof(mth: Range, m: int, lo: int, hi: int, whole: bool) -> list[bytes]:
     n = hi - lo
     if m == n:
-        return [] if whole else [_mth(leaves, lo, hi)]
+        return [] if whole else [mth(lo, hi)]
     k = _split(n)
     if m <= k:
-        return [*_subproof(leaves, m, lo, lo + k, whole), _mth(leaves, lo + k, hi)]
-    return [*_subproof(leaves, m - k, lo + k, hi, False), _mth(leaves, lo, lo + k)]
+        return [*_subproof(mth, m, lo, lo + k, whole), mth(lo + k, hi)]
+    return [*_subproof(mth, m - k, lo + k, hi, False), mth(lo, lo + k)]
 
 
 def consistency_proof(leaves: Sequence[bytes], first: int, second: int) -> list[bytes]:
@@ -189,7 +280,7 @@ def consistency_proof(leaves: Sequence[bytes], first: int, second: int) -> list[
         raise ValueError("sizes out of range")
     if first == second:
         return []
-    return _subproof(leaves, first, 0, second, True)
+    return _subproof(lambda lo, hi: _mth(leaves, lo, hi), first, 0, second, True)
 
 
 def _hashes(values: Sequence[bytes]) -> bool:

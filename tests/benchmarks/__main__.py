@@ -32,6 +32,12 @@
    to a receiver on loopback by two `portal deliver` workers, the rate, each arrived once,
    and the table's size after delivery and after the purge, round after round.
 
+10. The ledger's checkpoint and verify-ledger (tests/benchmarks/checkpoints.py, PostgreSQL,
+    run on its own: `python -m tests.benchmarks.checkpoints`): a first checkpoint over
+    1,000,000 events, a nightly one after 10,000 more, verify-ledger over all; events hashed
+    per second, time and peak memory of each. `python -m tests.benchmarks.nightly_jobs`
+    measures expire-consents and the checkpoint alone, at 100,000 and 1,000,000.
+
 `python -m tests.benchmarks sqlite|postgres PART` (render, import, check, signin, scale,
 preferences, sealing or outbox; and `postgres consortium`) runs only that part;
 `python -m tests.benchmarks postgres tail` probes where slow checks wait on PostgreSQL

@@ -309,3 +309,102 @@ def test_a_proof_from_blocks_is_the_proof_from_every_leaf(size: int, draw: st.Da
     }
     proof = merkle.blocked_inclusion_proof(index, size, blocks, needed)
     assert proof == rfc9162.path(index, leaves)
+
+
+def _numbered(size: int) -> list[bytes]:
+    return [merkle.leaf_hash(n.to_bytes(4, "big")) for n in range(size)]
+
+
+def _kept(leaves: list[bytes], first: int, second: int) -> dict[int, bytes]:
+    """What a checkpoint holds of the leaves: those of the block holding leaf `first` and of
+    the last, partial block of `second`; every other leaf only through its block's hash."""
+    start, tail = first - first % merkle.BLOCK, second - second % merkle.BLOCK
+    wanted = [*range(start, min(start + merkle.BLOCK, second)), *range(tail, second)]
+    return {position: leaves[position] for position in wanted}
+
+
+B = merkle.BLOCK
+EDGES = [0, 1, B - 1, B, B + 1, 2 * B - 1, 2 * B, 2 * B + 1, 3 * B + 7, 4 * B, 5 * B + 200]
+
+
+@pytest.mark.parametrize("size", EDGES)
+def test_a_root_from_blocks_is_the_root_from_every_leaf(size: int) -> None:
+    leaves = _numbered(size)
+    blocks = merkle.block_hashes(leaves)
+    tail = leaves[size - size % B :]
+    assert merkle.blocked_root(size, blocks, tail) == merkle.root(leaves) == rfc9162.mth(leaves)
+
+
+def _previous_sizes(size: int) -> set[int]:
+    near = {0, 1, size - 1, size, B - 1, B, B + 1, 2 * B - 1, 2 * B, 2 * B + 1}
+    return {first for first in near if 0 < first <= size}
+
+
+@pytest.mark.parametrize("second", [size for size in EDGES if size > 0])
+def test_a_consistency_proof_from_blocks_is_the_proof_from_every_leaf(second: int) -> None:
+    leaves = _numbered(second)
+    blocks = merkle.block_hashes(leaves)
+    with pytest.raises(ValueError, match="sizes"):  # from the empty tree: no proof at all
+        merkle.blocked_consistency_proof(0, second, blocks, _kept(leaves, 0, second))
+    for first in _previous_sizes(second):
+        proof = merkle.blocked_consistency_proof(
+            first, second, blocks, _kept(leaves, first, second)
+        )
+        assert proof == merkle.consistency_proof(leaves, first, second)
+        if first < second:
+            assert proof == rfc9162.proof(first, leaves)
+        assert rfc9162.consistent(
+            first, second, rfc9162.mth(leaves[:first]), rfc9162.mth(leaves), proof
+        )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 9 * merkle.BLOCK + 7), st.data())
+def test_any_consistency_proof_from_blocks_is_the_proof_from_every_leaf(
+    second: int, draw: st.DataObject
+) -> None:
+    leaves = _numbered(second)
+    first = draw.draw(st.integers(1, second))
+    blocks = merkle.block_hashes(leaves)
+    proof = merkle.blocked_consistency_proof(first, second, blocks, _kept(leaves, first, second))
+    assert proof == merkle.consistency_proof(leaves, first, second)
+    tail = leaves[second - second % B :]
+    assert merkle.blocked_root(second, blocks, tail) == rfc9162.mth(leaves)
+
+
+def test_a_frontier_takes_blocks_and_leaves_in_any_aligned_mix() -> None:
+    leaves = _numbered(3 * B + 5)
+    frontier = merkle.Frontier()
+    for value in merkle.block_hashes(leaves[: 2 * B]):
+        frontier.add(value, B)
+    for value in leaves[2 * B :]:
+        frontier.add(value)
+    assert (frontier.size, frontier.head()) == (3 * B + 5, rfc9162.mth(leaves))
+    with pytest.raises(ValueError, match="aligned"):
+        frontier.add(leaves[0], B)  # 3 * B + 5 is not a multiple of a block
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.timezones()))
+def test_a_leafs_time_is_utc_to_the_microsecond_whatever_its_zone(moment: datetime) -> None:
+    if moment.astimezone(UTC).year < 1000:  # strftime's %Y pads no year before 1000
+        return
+    event = dict.fromkeys(merkle.LEAF_FIELDS) | {"occurred_at": moment}
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert f'"occurred_at":"{expected}"' in merkle.leaf_data(event).decode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 4 * merkle.BLOCK + 9), st.integers(1, 3 * merkle.BLOCK), st.data())
+def test_a_tree_grown_from_its_blocks_is_the_tree_of_every_leaf(
+    first: int, added: int, draw: st.DataObject
+) -> None:
+    leaves = _numbered(first + added)
+    start = first - first % B
+    grown = merkle.Growing(first, merkle.block_hashes(leaves[:first]), leaves[start:first])
+    for value in leaves[first:]:
+        grown.add(value)
+    assert grown.head() == rfc9162.mth(leaves)
+    if first:
+        proof = merkle.blocked_consistency_proof(first, grown.size, grown.blocks, grown.leaves())
+        assert proof == rfc9162.proof(first, leaves)
