@@ -189,7 +189,7 @@ async def _generate(
         await db.execute(
             "INSERT INTO patron (card_lookup, created_at, consent_version, shares_with_guardians,"
             " born_on) SELECT 'gen-' || n, now() - make_interval(days => n % 2000), 0, false, "
-            "CASE WHEN n % 20 = 0 THEN current_date - ((n * 7919) % 6575)::int END "
+            "CASE WHEN n % 20 = 0 THEN current_date - ((n::bigint * 7919) % 6575)::int END "
             f"FROM generate_series(1, {patrons}) n"
         )
         first = await db.fetchval("SELECT min(id) FROM patron")
