@@ -413,6 +413,8 @@ def _night(database_url: str, generated: Generated) -> None:
                     )
                     load.report(label)
                 print(f"{label} every nightly job: {total / 60:,.1f} min", flush=True)
+        # With the checkpoints' leaves and blocks, the night's events and requests.
+        asyncio.run(_sizes(database_url, f"{label} after the night:", generated.patrons))
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
