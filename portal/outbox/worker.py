@@ -34,8 +34,10 @@ logger = logging.getLogger("portal.outbox")
 
 # Claimed at once (one statement), sent CONCURRENT at a time over kept-alive connections,
 # their answers recorded together (one transaction): at a consortium's volume the round trips
-# to the database per request, not the requests themselves, were the cost. A batch is sent
-# well within its lease: BATCH / CONCURRENT rounds of at most the worker's timeout each.
+# to the database per request, not the requests themselves, were the cost. A batch is
+# recorded within its lease: a request is sent only while two timeouts of the lease are
+# left, and each send (look-up, request, answer) ends within one timeout, whatever the
+# receiver does; what is left when the lease runs short waits for the next claim.
 BATCH = 100
 CONCURRENT = 20
 # An answer's body is read to the end when it is this small, so the connection is used
@@ -134,9 +136,15 @@ class DeliveryWorker:
         self, message: Claimed, system: PublishedSystem | None, key: bytes | None
     ) -> Answer | None:
         """One request sent; None when it was not (its lease nearly over)."""
-        if time.time() * 1000 + self.timeout * 1000 > message.lease_until_ms:
+        if time.time() * 1000 + 2 * self.timeout * 1000 > message.lease_until_ms:
             return None  # the lease is nearly over: another worker may take it, and will
-        status, error = await self._send(message, system, key)
+        try:
+            # httpx's timeout bounds each phase (connect, write, each read), not the whole:
+            # a receiver trickling its answer would otherwise hold the batch past its lease.
+            async with asyncio.timeout(self.timeout):
+                status, error = await self._send(message, system, key)
+        except TimeoutError:
+            status, error = None, "no answer in time"
         return Answer(message, status, error)
 
     async def _send(

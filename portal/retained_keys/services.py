@@ -181,8 +181,15 @@ async def _mark(wrap_ids: list[Any]) -> None:
         return
     if len(ids) > 1:
         # A batch's row locks lowest id first, as every batch takes them: two never deadlock.
-        # Whole rows: Tortoise leaves FOR UPDATE out of a values() query.
-        await RetainedKeyWrap.filter(id__in=ids, rotate=False).order_by("id").select_for_update()
+        # NO KEY UPDATE, the lock the UPDATE below takes anyway: a FOR UPDATE would conflict
+        # with the KEY SHARE a writer (or compaction re-wrapping a key under this wrapping
+        # key) holds, and deadlock with compaction. Whole rows: Tortoise leaves the lock out
+        # of a values() query.
+        await (
+            RetainedKeyWrap.filter(id__in=ids, rotate=False)
+            .order_by("id")
+            .select_for_update(no_key=True)
+        )
     # A row lock on a tiny table; already marked: nothing written.
     await RetainedKeyWrap.filter(id__in=ids, rotate=False).update(rotate=True)
 

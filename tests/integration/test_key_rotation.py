@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from portal import batches
 from portal.consent.policy import Decision
+from portal.db import erasing
 from portal.erasure.services import compact
 from portal.retained_keys import policy, rotation
 from portal.retained_keys import services as retained_keys
@@ -203,3 +204,37 @@ async def test_compaction_makes_no_history_read_wait_a_second_behind_a_backup(
     assert max(waits) < 1.0, f"a history page waited {max(waits):.2f} s"
     assert not await RetainedKeyWrap.exists(rotate=True)
     assert await connections.get("default").execute_query_dict("SELECT 1")
+
+
+async def test_a_batch_marking_wrapping_keys_never_waits_for_a_writer_holding_one(
+    engine: str,
+) -> None:
+    """A job's batch (expire-consents) destroys many keys and marks their wrapping keys. A
+    writer (a loan intake, or compaction re-wrapping a key) holds a wrapping key KEY SHARE
+    until it commits. Marking must not wait for it: a FOR UPDATE did, and with compaction
+    holding one and waiting for a key row the batch held, the two deadlocked."""
+    if engine != "postgres":
+        pytest.skip("SQLite runs one writing transaction at a time: nothing to interleave")
+    first, second = await borrowers(2)
+    assert policy.bucket_of(first) != policy.bucket_of(second)
+    holding, go_on = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with in_transaction():
+            await retained_keys.wrapping_key(policy.bucket_of(first), now=now())
+            holding.set()
+            await go_on.wait()
+
+    held = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        async with erasing() as erasure:
+            await connections.get("default").execute_script("SET LOCAL lock_timeout = '1s'")
+            destroyed = await retained_keys.destroy_keys(
+                erasure, [first, second], reading_history.KEY
+            )
+    finally:
+        go_on.set()
+        await held
+    assert destroyed == 2
+    assert await RetainedKeyWrap.filter(rotate=True).count() == 2

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import socket
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -584,3 +585,54 @@ async def test_two_workers_in_parallel_send_each_request_once(engine: str, tmp_p
     assert all(sent)  # both took part
     assert len(receiver.received) == len(set(receiver.received)) == 250
     assert await OutboxMessage.filter(state=DeliveryState.CONFIRMED).count() == 250
+
+
+class TricklingReceiver(CountingReceiver):
+    """A connected system that answers one header line at a time, each well within a read
+    timeout, for `seconds` in all: httpx's timeouts bound each read, not the answer."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self.handlers.add(handler)
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(int(self.seconds / 0.05)):
+                writer.write(b"x-wait: 1\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            writer.write(b"content-length: 0\r\n\r\n")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_receiver_answering_slowly_cannot_hold_a_batch_past_its_lease(
+    tmp_path: Path,
+) -> None:
+    receiver = TricklingReceiver(seconds=4)
+    await publish(delivery_catalog(await receiver.start()))
+    await retention_requests(1)
+    settings = replace(
+        fast_delivery(Settings(secret_key=SECRET, data_dir=tmp_path), tmp_path),
+        delivery_lease_seconds=1.5,
+    )
+    worker = DeliveryWorker(settings)
+    started = time.monotonic()
+    try:
+        assert await worker.deliver_due() == 1
+    finally:
+        await worker.close()
+        await receiver.stop()
+    # Answered (as not in time) and recorded while the lease still held it.
+    assert time.monotonic() - started < settings.delivery_lease_seconds
+    request = await OutboxMessage.get()
+    assert request.last_error == "no answer in time"
+    assert request.state is DeliveryState.PENDING
