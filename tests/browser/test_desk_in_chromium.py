@@ -87,7 +87,10 @@ class Visit:
     def set_pin(self, pin: str) -> None:
         self.page.fill("#pin", pin)
         self.page.fill("#pin_again", pin)
-        self.page.click("form[action='/handover/pin'] button")
+        # The next page is read at once (a locator's count does not wait): wait until the
+        # answer has loaded, not only until it started to (a busy machine showed the gap).
+        with self.page.expect_navigation(wait_until="load"):
+            self.page.click("form[action='/handover/pin'] button")
 
     def answer_every_notice(self, first: str) -> int:
         """`first` to the first notice, no to every other; the messaging service's grid is
